@@ -336,7 +336,9 @@ mod tests {
     #[test]
     fn rejects_what_the_spec_refuses() {
         assert_eq!(Amount::parse("55.001"), Err(AmountError::TooPrecise));
-        for bad in ["5e1", "NaN", "inf", "+5", " 5", "5 ", ".5", "5.", "1,000", "--1", "0x10"] {
+        for bad in [
+            "5e1", "NaN", "inf", "+5", " 5", "5 ", ".5", "5.", "1,000", "--1", "0x10",
+        ] {
             assert_eq!(Amount::parse(bad), Err(AmountError::Invalid), "{bad}");
         }
         assert_eq!(Amount::parse(""), Err(AmountError::Empty));
@@ -354,15 +356,24 @@ mod tests {
     fn json_numbers_are_refused() {
         assert!(serde_json::from_str::<Amount>("55").is_err());
         assert!(serde_json::from_str::<Amount>("55.0").is_err());
-        assert_eq!(serde_json::from_str::<Amount>("\"55.5\"").unwrap().fen(), 5550);
-        assert_eq!(serde_json::to_string(&Amount::from_fen(5)).unwrap(), "\"0.05\"");
+        assert_eq!(
+            serde_json::from_str::<Amount>("\"55.5\"").unwrap().fen(),
+            5550
+        );
+        assert_eq!(
+            serde_json::to_string(&Amount::from_fen(5)).unwrap(),
+            "\"0.05\""
+        );
     }
 
     #[test]
     fn formats_two_decimals() {
         assert_eq!(Amount::from_fen(5500).to_string(), "55.00");
         assert_eq!(Amount::from_fen(-5).to_string(), "-0.05");
-        assert_eq!(Amount::from_fen(i64::MIN).to_string(), "-92233720368547758.08");
+        assert_eq!(
+            Amount::from_fen(i64::MIN).to_string(),
+            "-92233720368547758.08"
+        );
     }
 
     #[test]
@@ -383,8 +394,14 @@ mod tests {
 
     #[test]
     fn checked_arithmetic_never_wraps() {
-        assert_eq!(Amount::from_fen(i64::MAX).checked_add(Amount::from_fen(1)), None);
-        assert_eq!(Amount::checked_sum([Amount::from_fen(i64::MAX), Amount::from_fen(1)]), None);
+        assert_eq!(
+            Amount::from_fen(i64::MAX).checked_add(Amount::from_fen(1)),
+            None
+        );
+        assert_eq!(
+            Amount::checked_sum([Amount::from_fen(i64::MAX), Amount::from_fen(1)]),
+            None
+        );
         assert_eq!(Amount::from_fen(i64::MIN).checked_neg(), None);
     }
 
@@ -420,7 +437,10 @@ mod tests {
         // 3 fen over weights 1, 2, 3 (W = 6): exact 0.5, 1, 1.5 → floors 0, 1, 1; the weight-1
         // and weight-3 shares tie on remainder and the larger weight takes the extra fen.
         let parts = allocate(Amount::from_fen(3), &[("a", 1), ("b", 2), ("c", 3)], b"s").unwrap();
-        assert_eq!(parts, vec![Amount::ZERO, Amount::from_fen(1), Amount::from_fen(2)]);
+        assert_eq!(
+            parts,
+            vec![Amount::ZERO, Amount::from_fen(1), Amount::from_fen(2)]
+        );
     }
 
     #[test]

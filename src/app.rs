@@ -1,0 +1,154 @@
+//! Starting the application the same way everywhere (command line, server, tests): settings in,
+//! an [`App`] out, holding the store, the policies, the keys and the clock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+
+use crate::clock::Clock;
+use crate::domain::{Command, Receipt, Rejection, StoreError};
+use crate::policy::PolicySet;
+use crate::store::sqlite::{Services, SqliteStore};
+use crate::store::{Envelope, Outcome, Store, VoucherRow};
+use crate::voucher::{KeyFile, VoucherCode, VoucherCodeError};
+
+/// Where things are. Secrets never appear here: they live in the key file.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `sqlite://path` (created on first use) or `postgres://…`.
+    pub database: String,
+    pub policies_dir: PathBuf,
+    /// Defaults to `<database file>.keys.toml` beside an SQLite database.
+    pub key_file: Option<PathBuf>,
+    pub today: Option<NaiveDate>,
+}
+
+impl Settings {
+    pub fn key_file_path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(p) = &self.key_file {
+            return Ok(p.clone());
+        }
+        match sqlite_path(&self.database) {
+            Some(db) => Ok(PathBuf::from(format!("{}.keys.toml", db.display()))),
+            None => anyhow::bail!("set HONGXIN_KEY_FILE (or --key-file): the key file cannot sit beside {}", redact_url(&self.database)),
+        }
+    }
+
+    pub fn clock(&self) -> Clock {
+        match self.today {
+            Some(d) => Clock::Fixed(d),
+            None => Clock::System,
+        }
+    }
+}
+
+/// The file path of an `sqlite:` URL.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// A database URL safe to print: any password replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub policies: Arc<PolicySet>,
+    pub keys: Arc<KeyFile>,
+    pub clock: Clock,
+}
+
+impl App {
+    pub async fn open(settings: &Settings) -> anyhow::Result<App> {
+        Self::open_with_clock(settings, settings.clock()).await
+    }
+
+    pub async fn open_with_clock(settings: &Settings, clock: Clock) -> anyhow::Result<App> {
+        let policies = PolicySet::load_dir(&settings.policies_dir)
+            .with_context(|| format!("loading policies from {}", settings.policies_dir.display()))?;
+        let key_path = settings.key_file_path()?;
+        let (keys, created) = KeyFile::load_or_create(&key_path)
+            .with_context(|| format!("opening key file {}", key_path.display()))?;
+        if created {
+            tracing::info!(path = %key_path.display(), "generated a new key file; back it up with the database");
+        }
+        let policies = Arc::new(policies);
+        let keys = Arc::new(keys);
+        let services = Services {
+            policies: policies.clone(),
+            keys: Arc::new(keys.vouchers.clone()),
+            clock: clock.clone(),
+        };
+        let store: Arc<dyn Store> = if settings.database.starts_with("sqlite:") {
+            if let Some(parent) = sqlite_path(&settings.database).and_then(|p| p.parent().map(Path::to_path_buf)) {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+                }
+            }
+            Arc::new(SqliteStore::open(&settings.database, services).await?)
+        } else {
+            anyhow::bail!(
+                "unsupported database URL {}: this build stores in sqlite://PATH",
+                redact_url(&settings.database)
+            );
+        };
+        Ok(App { store, policies, keys, clock })
+    }
+
+    /// Runs a command as the operator (no token, no idempotency key).
+    pub async fn run(&self, command: Command) -> Result<Result<Receipt, Rejection>, StoreError> {
+        Ok(self.store.execute(Envelope::operator(command)).await?.result)
+    }
+
+    pub async fn execute(&self, envelope: Envelope) -> Result<Outcome, StoreError> {
+        self.store.execute(envelope).await
+    }
+
+    /// What a cashier's lookup may learn of a code: a usable voucher, or nothing. Unknown,
+    /// forged, spent, void and expired codes are all `Ok(None)`; only a typo is told apart.
+    pub async fn voucher_lookup(&self, code: &str) -> Result<Result<Option<VoucherRow>, VoucherCodeError>, StoreError> {
+        let code = match VoucherCode::verify(&self.keys.vouchers, code) {
+            Ok(c) => c,
+            Err(VoucherCodeError::Typo) => return Ok(Err(VoucherCodeError::Typo)),
+            Err(_) => return Ok(Ok(None)),
+        };
+        let today = self.clock.today();
+        Ok(Ok(self.store.voucher(code.serial()).await?.filter(|v| {
+            v.status == crate::domain::VoucherStatus::Active && v.expires_on >= today && v.balance.is_positive()
+        })))
+    }
+
+    /// The printed code of a stored voucher, while its key is not retired.
+    pub fn voucher_code(&self, v: &VoucherRow) -> Option<String> {
+        VoucherCode::reissue(&self.keys.vouchers, v.key_id, v.serial).map(|c| c.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(sqlite_path("sqlite://hongxin.db"), Some(PathBuf::from("hongxin.db")));
+        assert_eq!(sqlite_path("sqlite:///tmp/a.db?mode=rwc"), Some(PathBuf::from("/tmp/a.db")));
+        assert_eq!(sqlite_path("postgres://u:p@h/db"), None);
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

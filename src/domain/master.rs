@@ -1,0 +1,296 @@
+//! Master data: cooperatives, shops, companies, compounds, households, the catalogue, tokens,
+//! and CSV imports of households and catalogue items (all rows or none).
+
+use rust_decimal::Decimal;
+
+use super::*;
+
+/// Codes are what clients key master data by: short, printable, no spaces.
+pub(crate) fn check_code(field: &str, code: &str) -> Result<(), Rejection> {
+    let ok = !code.is_empty()
+        && code.len() <= 32
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::invalid(
+            field,
+            "must be 1–32 letters, digits, '-' or '_'",
+        ))
+    }
+}
+
+pub(crate) fn check_text(field: &str, text: &str, max_chars: usize) -> Result<(), Rejection> {
+    let n = text.chars().count();
+    if text.trim().is_empty() {
+        Err(Rejection::invalid(field, "must not be empty"))
+    } else if n > max_chars {
+        Err(Rejection::invalid(field, format!("must be at most {max_chars} characters")))
+    } else if text.chars().any(char::is_control) {
+        Err(Rejection::invalid(field, "must not contain control characters"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Floor area in dm² (0.01 m²), so it is stored as an integer.
+pub(crate) fn area_dm2(field: &str, area: Decimal) -> Result<i64, Rejection> {
+    let bad = || Rejection::invalid(field, "must be an area in m² between 0 and 100000 with at most two decimals");
+    if area.is_sign_negative() || area > Decimal::from(100_000) || area.normalize().scale() > 2 {
+        return Err(bad());
+    }
+    let dm2 = area * Decimal::ONE_HUNDRED;
+    i64::try_from(dm2.trunc()).map_err(|_| bad())
+}
+
+pub(crate) async fn create_cooperative<T: Tx>(tx: &mut T, c: &NewCooperative) -> OpResult<Created> {
+    check_code("code", &c.code)?;
+    check_text("name", &c.name, 100)?;
+    if tx.cooperative(&c.code).await?.is_some() {
+        return Err(Rejection::exists("code", "cooperative", &c.code).into());
+    }
+    let id = tx.insert_cooperative(c).await?;
+    Ok(Created { id, code: c.code.clone() })
+}
+
+pub(crate) async fn create_shop<T: Tx>(tx: &mut T, s: &NewShop) -> OpResult<Created> {
+    check_code("code", &s.code)?;
+    check_text("name", &s.name, 100)?;
+    let coop = tx
+        .cooperative(&s.cooperative)
+        .await?
+        .ok_or_else(|| Rejection::not_found("cooperative", "cooperative", &s.cooperative))?;
+    if tx.shop(&s.code).await?.is_some() {
+        return Err(Rejection::exists("code", "shop", &s.code).into());
+    }
+    let id = tx.insert_shop(s, coop.id).await?;
+    Ok(Created { id, code: s.code.clone() })
+}
+
+pub(crate) async fn create_company<T: Tx>(tx: &mut T, c: &NewCompany) -> OpResult<Created> {
+    check_code("code", &c.code)?;
+    check_text("name", &c.name, 100)?;
+    if tx.company(&c.code).await?.is_some() {
+        return Err(Rejection::exists("code", "company", &c.code).into());
+    }
+    let id = tx.insert_company(c).await?;
+    Ok(Created { id, code: c.code.clone() })
+}
+
+pub(crate) async fn create_compound<T: Tx>(tx: &mut T, c: &NewCompound) -> OpResult<Created> {
+    check_code("code", &c.code)?;
+    check_text("name", &c.name, 100)?;
+    let company = tx
+        .company(&c.company)
+        .await?
+        .ok_or_else(|| Rejection::not_found("company", "company", &c.company))?;
+    if tx.compound(&c.code).await?.is_some() {
+        return Err(Rejection::exists("code", "compound", &c.code).into());
+    }
+    let id = tx.insert_compound(c, company).await?;
+    Ok(Created { id, code: c.code.clone() })
+}
+
+pub(crate) async fn create_household<T: Tx>(tx: &mut T, h: &NewHousehold) -> OpResult<Created> {
+    check_code("code", &h.code)?;
+    let area = area_dm2("area_m2", h.area_m2)?;
+    if let Some(name) = &h.name {
+        check_text("name", name, 50)?;
+    }
+    let (compound, _) = tx
+        .compound(&h.compound)
+        .await?
+        .ok_or_else(|| Rejection::not_found("compound", "compound", &h.compound))?;
+    if tx.household(&h.code).await?.is_some() {
+        return Err(Rejection::exists("code", "household", &h.code).into());
+    }
+    let id = tx.insert_household(h, compound, area).await?;
+    Ok(Created { id, code: h.code.clone() })
+}
+
+fn check_catalog_item(item: &CatalogItemInput) -> Result<(), Rejection> {
+    check_code("sku", &item.sku)?;
+    check_text("name", &item.name, 100)?;
+    check_text("unit", &item.unit, 10)?;
+    if item.price.is_negative() {
+        return Err(Rejection::bad_amount("price", "must not be negative"));
+    }
+    if item.cost.is_negative() {
+        return Err(Rejection::bad_amount("cost", "must not be negative"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn upsert_catalog_item<T: Tx>(
+    tx: &mut T,
+    cooperative: &str,
+    item: &CatalogItemInput,
+) -> OpResult<Created> {
+    check_catalog_item(item)?;
+    let coop = tx
+        .cooperative(cooperative)
+        .await?
+        .ok_or_else(|| Rejection::not_found("cooperative", "cooperative", cooperative))?;
+    tx.upsert_catalog_item(coop.id, item).await?;
+    let stored = tx.catalog_item(coop.id, &item.sku).await?;
+    let id = stored.map(|s| s.id).unwrap_or_default();
+    Ok(Created { id, code: item.sku.clone() })
+}
+
+/// Validates every row first and reports every bad one with its line; writes only when all
+/// rows are good, so an import is never half done.
+pub(crate) async fn import_households<T: Tx>(
+    tx: &mut T,
+    rows: &[Lined<NewHousehold>],
+) -> OpResult<Imported> {
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut resolved = Vec::with_capacity(rows.len());
+    let mut compounds = std::collections::HashMap::new();
+    for Lined { line, row } in rows {
+        match check_household_row(tx, row, &mut seen, &mut compounds).await? {
+            Ok(r) => resolved.push(r),
+            Err(e) => errors.push(LineError { line: *line, reason: e.to_string() }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Rejection::ImportFailed { errors }.into());
+    }
+    for (Lined { row, .. }, (compound, area)) in rows.iter().zip(resolved) {
+        tx.insert_household(row, compound, area).await?;
+    }
+    Ok(Imported { created: rows.len() as u64, updated: 0 })
+}
+
+/// One row of a household import: `Ok(Err(..))` is a bad row, `Err(..)` a store failure.
+async fn check_household_row<T: Tx>(
+    tx: &mut T,
+    row: &NewHousehold,
+    seen: &mut std::collections::HashSet<String>,
+    compounds: &mut std::collections::HashMap<String, i64>,
+) -> OpResult<Result<(i64, i64), Rejection>> {
+    let checked = check_code("code", &row.code)
+        .and_then(|()| area_dm2("area_m2", row.area_m2))
+        .and_then(|area| match &row.name {
+            Some(name) => check_text("name", name, 50).map(|()| area),
+            None => Ok(area),
+        });
+    let area = match checked {
+        Ok(area) => area,
+        Err(e) => return Ok(Err(e)),
+    };
+    if !seen.insert(row.code.clone()) {
+        return Ok(Err(Rejection::invalid(
+            "code",
+            format!("{} appears twice in the file", row.code),
+        )));
+    }
+    let compound = match compounds.get(&row.compound) {
+        Some(c) => *c,
+        None => match tx.compound(&row.compound).await? {
+            Some((c, _)) => {
+                compounds.insert(row.compound.clone(), c);
+                c
+            }
+            None => return Ok(Err(Rejection::not_found("compound", "compound", &row.compound))),
+        },
+    };
+    if tx.household(&row.code).await?.is_some() {
+        return Ok(Err(Rejection::exists("code", "household", &row.code)));
+    }
+    Ok(Ok((compound, area)))
+}
+
+pub(crate) async fn import_catalog<T: Tx>(
+    tx: &mut T,
+    cooperative: &str,
+    rows: &[Lined<CatalogItemInput>],
+) -> OpResult<Imported> {
+    let coop = tx
+        .cooperative(cooperative)
+        .await?
+        .ok_or_else(|| Rejection::not_found("cooperative", "cooperative", cooperative))?;
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for Lined { line, row } in rows {
+        let result = check_catalog_item(row).and_then(|()| {
+            if seen.insert(row.sku.clone()) {
+                Ok(())
+            } else {
+                Err(Rejection::invalid("sku", format!("{} appears twice in the file", row.sku)))
+            }
+        });
+        if let Err(e) = result {
+            errors.push(LineError { line: *line, reason: e.to_string() });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Rejection::ImportFailed { errors }.into());
+    }
+    let (mut created, mut updated) = (0, 0);
+    for Lined { row, .. } in rows {
+        if tx.upsert_catalog_item(coop.id, row).await? {
+            created += 1;
+        } else {
+            updated += 1;
+        }
+    }
+    Ok(Imported { created, updated })
+}
+
+pub(crate) async fn create_token<T: Tx>(tx: &mut T, t: &NewToken) -> OpResult<Created> {
+    if t.hash.len() != 64 || !t.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Rejection::invalid("hash", "must be a SHA-256 in hex").into());
+    }
+    let needs = match t.role {
+        Role::Admin => None,
+        Role::Cashier => Some("shop"),
+        Role::CoopAccountant => Some("cooperative"),
+        Role::Company => Some("company"),
+        Role::Resident => Some("household"),
+    };
+    let mut scope = TokenScopeIds::default();
+    match (needs, t.scope.as_deref()) {
+        (None, None) => {}
+        (None, Some(_)) => {
+            return Err(Rejection::invalid("scope", "an admin token is not bound to anything").into())
+        }
+        (Some(what), None) => {
+            return Err(Rejection::invalid(what, format!("a {} token needs a {what}", t.role.as_str())).into())
+        }
+        (Some(what), Some(code)) => {
+            let missing = || Rejection::not_found(what, what, code);
+            match t.role {
+                Role::Cashier => {
+                    let shop = tx.shop(code).await?.ok_or_else(missing)?;
+                    scope.shop = Some(shop.id);
+                    scope.cooperative = Some(shop.coop.id);
+                }
+                Role::CoopAccountant => {
+                    scope.cooperative = Some(tx.cooperative(code).await?.ok_or_else(missing)?.id)
+                }
+                Role::Company => scope.company = Some(tx.company(code).await?.ok_or_else(missing)?),
+                Role::Resident => {
+                    let h = tx.household(code).await?.ok_or_else(missing)?;
+                    scope.household = Some(h.id);
+                    scope.company = Some(h.company_id);
+                }
+                Role::Admin => {}
+            }
+        }
+    }
+    if let Some(label) = &t.label {
+        check_text("label", label, 100)?;
+    }
+    let id = tx.insert_token(t, &scope).await?;
+    Ok(Created { id, code: t.role.as_str().to_string() })
+}
+
+pub(crate) async fn revoke_token<T: Tx>(tx: &mut T, id: i64) -> OpResult<Created> {
+    if !tx.revoke_token(id).await? {
+        return Err(Rejection::not_found("id", "live token", id.to_string()).into());
+    }
+    Ok(Created { id, code: "revoked".into() })
+}

@@ -1,0 +1,315 @@
+//! The application's operations: master data, top-ups under spend-50-get-55, sales and their
+//! refunds, refunds of unused credit, vouchers, expenses and stock receipts.
+//!
+//! Each operation is an async function over [`Tx`], the transaction a store opens for it, so the
+//! rules live here once and every backend runs them the same way. An operation either returns
+//! a [`Receipt`] or a [`Rejection`] that names the cause and field; a rejected operation leaves
+//! nothing behind (the store rolls its savepoint back).
+
+mod credit;
+mod master;
+mod sale;
+mod topup;
+mod types;
+mod vouchers;
+
+pub use types::*;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{AccountId, AccountSpec, EntryDraft, EntryHeader, EntryKind};
+use crate::money::Amount;
+use crate::policy::PolicySet;
+use crate::voucher::KeyRing;
+
+/// A business refusal: stable `code`, the field at fault when there is one, and a message.
+/// Serializable because rejections are remembered with their idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Rejection {
+    #[error("{field}: {reason}")]
+    InvalidAmount { field: String, reason: String },
+    #[error("{field}: {reason}")]
+    InvalidInput { field: String, reason: String },
+    #[error("{field}: top-ups are whole units of {unit}")]
+    NotWholeUnits { field: String, unit: Amount },
+    #[error("{field}: {cap} cap of {limit} would be exceeded ({available} left)")]
+    CapExceeded {
+        field: String,
+        cap: String,
+        limit: Amount,
+        available: Amount,
+    },
+    #[error("{field}: insufficient funds ({available} available)")]
+    InsufficientFunds { field: String, available: Amount },
+    #[error("{field}: no {what} {key}")]
+    NotFound {
+        field: String,
+        what: String,
+        key: String,
+    },
+    #[error("{field}: {what} {key} already exists")]
+    AlreadyExists {
+        field: String,
+        what: String,
+        key: String,
+    },
+    #[error("household {household} is not eligible for {policy}")]
+    NotEligible { household: String, policy: String },
+    #[error("{field}: {method} is not accepted here")]
+    MethodNotAccepted { field: String, method: String },
+    #[error("{field}: the tenders add up to {tendered}, the sale is {total}")]
+    TenderMismatch {
+        field: String,
+        total: Amount,
+        tendered: Amount,
+    },
+    /// Unknown, forged, spent, void and expired codes all get this one answer.
+    #[error("{field}: voucher not valid")]
+    VoucherInvalid { field: String },
+    #[error("{field}: the check character does not match; the code was probably mistyped")]
+    VoucherTypo { field: String },
+    #[error("{reason}")]
+    NotRefundable { reason: String },
+    #[error("no {kind} policy is in effect on {date}")]
+    NoPolicy { kind: String, date: NaiveDate },
+    #[error("the month {month} is closed")]
+    PeriodClosed { month: String },
+    #[error("the import has {} bad rows; nothing was imported", errors.len())]
+    ImportFailed { errors: Vec<LineError> },
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("forbidden")]
+    Forbidden,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineError {
+    pub line: u64,
+    pub reason: String,
+}
+
+impl Rejection {
+    /// The stable machine-readable code of SPEC §9.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::InvalidAmount { .. } => "invalid_amount",
+            Rejection::InvalidInput { .. } => "invalid_input",
+            Rejection::NotWholeUnits { .. } => "not_whole_units",
+            Rejection::CapExceeded { .. } => "cap_exceeded",
+            Rejection::InsufficientFunds { .. } => "insufficient_funds",
+            Rejection::NotFound { .. } => "not_found",
+            Rejection::AlreadyExists { .. } => "already_exists",
+            Rejection::NotEligible { .. } => "not_eligible",
+            Rejection::MethodNotAccepted { .. } => "method_not_accepted",
+            Rejection::TenderMismatch { .. } => "tender_mismatch",
+            Rejection::VoucherInvalid { .. } => "voucher_invalid",
+            Rejection::VoucherTypo { .. } => "voucher_typo",
+            Rejection::NotRefundable { .. } => "not_refundable",
+            Rejection::NoPolicy { .. } => "no_policy",
+            Rejection::PeriodClosed { .. } => "period_closed",
+            Rejection::ImportFailed { .. } => "import_failed",
+            Rejection::IdempotencyKeyReused => "idempotency_key_reused",
+            Rejection::Forbidden => "forbidden",
+        }
+    }
+
+    /// The request field at fault, if one is.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Rejection::InvalidAmount { field, .. }
+            | Rejection::InvalidInput { field, .. }
+            | Rejection::NotWholeUnits { field, .. }
+            | Rejection::CapExceeded { field, .. }
+            | Rejection::InsufficientFunds { field, .. }
+            | Rejection::NotFound { field, .. }
+            | Rejection::AlreadyExists { field, .. }
+            | Rejection::MethodNotAccepted { field, .. }
+            | Rejection::TenderMismatch { field, .. }
+            | Rejection::VoucherInvalid { field }
+            | Rejection::VoucherTypo { field } => Some(field),
+            Rejection::NotEligible { .. } => Some("household"),
+            _ => None,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Rejection {
+        Rejection::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn bad_amount(field: impl Into<String>, reason: impl Into<String>) -> Rejection {
+        Rejection::InvalidAmount {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn not_found(field: &str, what: &str, key: impl Into<String>) -> Rejection {
+        Rejection::NotFound {
+            field: field.into(),
+            what: what.into(),
+            key: key.into(),
+        }
+    }
+
+    pub fn exists(field: &str, what: &str, key: impl Into<String>) -> Rejection {
+        Rejection::AlreadyExists {
+            field: field.into(),
+            what: what.into(),
+            key: key.into(),
+        }
+    }
+}
+
+/// A failure of the store itself (I/O, a broken database): not remembered, safe to retry.
+#[derive(Debug, thiserror::Error)]
+#[error("store failure: {0}")]
+pub struct StoreError(pub String);
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for OpError {
+    fn from(e: sqlx::Error) -> Self {
+        OpError::Store(e.into())
+    }
+}
+
+pub type OpResult<T> = Result<T, OpError>;
+
+/// What an operation needs besides the database: the policies, the voucher keys, and the
+/// business date and time it runs at.
+pub struct Ctx<'a> {
+    pub policies: &'a PolicySet,
+    pub keys: &'a KeyRing,
+    /// The business date (Asia/Shanghai), already clamped so it never runs backwards.
+    pub today: NaiveDate,
+    pub now: DateTime<Utc>,
+    pub actor: Option<i64>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+impl Ctx<'_> {
+    pub fn header(&self, kind: EntryKind) -> EntryHeader {
+        EntryHeader {
+            kind,
+            business_date: self.today,
+            created_at: self.now,
+            actor: self.actor,
+            policy: None,
+            idempotency_key: self.idempotency_key.map(str::to_owned),
+            memo: None,
+            reverses: None,
+        }
+    }
+
+    /// `YYYY-MM` of the business date.
+    pub fn month(&self) -> String {
+        month_of(self.today)
+    }
+}
+
+pub fn month_of(d: NaiveDate) -> String {
+    format!("{:04}-{:02}", d.year(), d.month())
+}
+
+/// An entry as posted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posted {
+    pub id: i64,
+    pub hash: String,
+    pub business_date: NaiveDate,
+}
+
+/// The transaction an operation runs in. Stores implement it; each method is one step of the
+/// application, not generic CRUD.
+#[allow(async_fn_in_trait)]
+pub trait Tx: Send {
+    async fn cooperative(&mut self, code: &str) -> OpResult<Option<CoopRef>>;
+    async fn shop(&mut self, code: &str) -> OpResult<Option<ShopRef>>;
+    async fn company(&mut self, code: &str) -> OpResult<Option<i64>>;
+    async fn compound(&mut self, code: &str) -> OpResult<Option<(i64, i64)>>;
+    async fn household(&mut self, code: &str) -> OpResult<Option<HouseholdRef>>;
+    async fn catalog_item(&mut self, coop: i64, sku: &str) -> OpResult<Option<CatalogItem>>;
+
+    async fn insert_cooperative(&mut self, c: &NewCooperative) -> OpResult<i64>;
+    async fn insert_shop(&mut self, s: &NewShop, coop: i64) -> OpResult<i64>;
+    async fn insert_company(&mut self, c: &NewCompany) -> OpResult<i64>;
+    async fn insert_compound(&mut self, c: &NewCompound, company: i64) -> OpResult<i64>;
+    async fn insert_household(&mut self, h: &NewHousehold, compound: i64, area_dm2: i64) -> OpResult<i64>;
+    /// Inserts or updates by (cooperative, sku); true when it was new.
+    async fn upsert_catalog_item(&mut self, coop: i64, item: &CatalogItemInput) -> OpResult<bool>;
+    async fn insert_token(&mut self, t: &NewToken, scope: &TokenScopeIds) -> OpResult<i64>;
+    /// Marks a token revoked; false when there is no such live token.
+    async fn revoke_token(&mut self, id: i64) -> OpResult<bool>;
+
+    /// Balance of an account on its normal side; zero if it was never used.
+    async fn balance(&mut self, account: &AccountSpec) -> OpResult<Amount>;
+    /// Posts a balanced entry: resolves accounts, moves balances, refuses to take a bounded
+    /// account below zero (as `insufficient_funds` on `field`), extends the hash chain.
+    async fn post(&mut self, entry: EntryDraft, field: &str) -> OpResult<Posted>;
+    /// Postings of one entry with their accounts, for reversals.
+    async fn entry_postings(&mut self, entry: i64) -> OpResult<Option<(EntryKind, Vec<(AccountSpec, i64)>)>>;
+    async fn is_reversed(&mut self, entry: i64) -> OpResult<bool>;
+
+    async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount>;
+    async fn insert_topup(&mut self, t: &TopupRecord) -> OpResult<()>;
+
+    async fn voucher_exists(&mut self, serial: u64) -> OpResult<bool>;
+    async fn insert_voucher(&mut self, v: &NewVoucher) -> OpResult<i64>;
+    async fn voucher(&mut self, serial: u64) -> OpResult<Option<VoucherRecord>>;
+    async fn voucher_by_id(&mut self, id: i64) -> OpResult<Option<VoucherRecord>>;
+    async fn set_voucher_status(&mut self, id: i64, status: VoucherStatus) -> OpResult<()>;
+    async fn vouchers_expiring_before(&mut self, date: NaiveDate, limit: u32) -> OpResult<Vec<VoucherRecord>>;
+
+    async fn insert_sale(&mut self, s: &SaleRecord) -> OpResult<i64>;
+    async fn sale(&mut self, id: i64) -> OpResult<Option<SaleRecord>>;
+    async fn record_sale_refund(&mut self, sale: i64, refund: &SaleRefundRecord) -> OpResult<()>;
+}
+
+/// Runs one command. The caller (a store's write path) owns the transaction and savepoint.
+pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResult<Receipt> {
+    Ok(match command {
+        Command::CreateCooperative(c) => Receipt::Created(master::create_cooperative(tx, c).await?),
+        Command::CreateShop(s) => Receipt::Created(master::create_shop(tx, s).await?),
+        Command::CreateCompany(c) => Receipt::Created(master::create_company(tx, c).await?),
+        Command::CreateCompound(c) => Receipt::Created(master::create_compound(tx, c).await?),
+        Command::CreateHousehold(h) => Receipt::Created(master::create_household(tx, h).await?),
+        Command::UpsertCatalogItem { cooperative, item } => {
+            Receipt::Created(master::upsert_catalog_item(tx, cooperative, item).await?)
+        }
+        Command::ImportHouseholds { rows } => Receipt::Imported(master::import_households(tx, rows).await?),
+        Command::ImportCatalog { cooperative, rows } => {
+            Receipt::Imported(master::import_catalog(tx, cooperative, rows).await?)
+        }
+        Command::CreateToken(t) => Receipt::Created(master::create_token(tx, t).await?),
+        Command::RevokeToken { id } => Receipt::Created(master::revoke_token(tx, *id).await?),
+        Command::TopUp(t) => Receipt::TopUp(topup::top_up(tx, ctx, t).await?),
+        Command::Sale(s) => Receipt::Sale(sale::sell(tx, ctx, s).await?),
+        Command::RefundSale(r) => Receipt::SaleRefund(sale::refund(tx, ctx, r).await?),
+        Command::RefundCredit(r) => Receipt::CreditRefund(credit::refund_credit(tx, ctx, r).await?),
+        Command::VoidVoucher(v) => Receipt::CreditRefund(vouchers::void(tx, ctx, v).await?),
+        Command::ExpireVouchers => Receipt::Expired(vouchers::expire(tx, ctx).await?),
+        Command::Expense(e) => Receipt::Posted(credit::expense(tx, ctx, e).await?),
+        Command::StockReceipt(s) => Receipt::Posted(credit::stock_receipt(tx, ctx, s).await?),
+        Command::Reverse(r) => Receipt::Posted(credit::reverse(tx, ctx, r).await?),
+    })
+}
+
+/// The id a store gives a newly resolved account; kept here so receipts can name accounts.
+pub type AccountIdOf = AccountId;

@@ -1,0 +1,603 @@
+//! Requests, receipts and the records stores keep for them.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::money::Amount;
+
+/// Every write the application knows, as one serializable value so a store's write path can
+/// queue, batch and remember it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    CreateCooperative(NewCooperative),
+    CreateShop(NewShop),
+    CreateCompany(NewCompany),
+    CreateCompound(NewCompound),
+    CreateHousehold(NewHousehold),
+    UpsertCatalogItem {
+        cooperative: String,
+        item: CatalogItemInput,
+    },
+    ImportHouseholds {
+        rows: Vec<Lined<NewHousehold>>,
+    },
+    ImportCatalog {
+        cooperative: String,
+        rows: Vec<Lined<CatalogItemInput>>,
+    },
+    CreateToken(NewToken),
+    RevokeToken {
+        id: i64,
+    },
+    TopUp(TopUp),
+    Sale(Sale),
+    RefundSale(RefundSale),
+    RefundCredit(RefundCredit),
+    VoidVoucher(VoidVoucher),
+    /// Expires every active voucher whose validity ended before the business date.
+    ExpireVouchers,
+    Expense(Expense),
+    StockReceipt(StockReceipt),
+    Reverse(Reverse),
+}
+
+impl Command {
+    /// Whether the command may post ledger entries (and so needs a business date).
+    pub fn moves_money(&self) -> bool {
+        matches!(
+            self,
+            Command::TopUp(_)
+                | Command::Sale(_)
+                | Command::RefundSale(_)
+                | Command::RefundCredit(_)
+                | Command::VoidVoucher(_)
+                | Command::ExpireVouchers
+                | Command::Expense(_)
+                | Command::StockReceipt(_)
+                | Command::Reverse(_)
+        )
+    }
+}
+
+/// A row of an import, with the line of the file it came from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Lined<T> {
+    pub line: u64,
+    pub row: T,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewCooperative {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewShop {
+    pub code: String,
+    pub name: String,
+    pub cooperative: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewCompany {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewCompound {
+    pub code: String,
+    pub name: String,
+    pub company: String,
+    /// One of the programme's formerly unmanaged compounds (无物业小区).
+    pub eligible: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NewHousehold {
+    pub code: String,
+    pub compound: String,
+    /// Floor area in m², at most two decimals.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub area_m2: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogItemInput {
+    pub sku: String,
+    pub name: String,
+    /// Selling unit, e.g. 斤, kg, 个, 袋.
+    pub unit: String,
+    pub price: Amount,
+    pub cost: Amount,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Cashier,
+    CoopAccountant,
+    Company,
+    Resident,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Cashier => "cashier",
+            Role::CoopAccountant => "coop_accountant",
+            Role::Company => "company",
+            Role::Resident => "resident",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "admin" => Role::Admin,
+            "cashier" => Role::Cashier,
+            "coop_accountant" => Role::CoopAccountant,
+            "company" => Role::Company,
+            "resident" => Role::Resident,
+            _ => return None,
+        })
+    }
+}
+
+/// A new bearer token; only the SHA-256 of the secret reaches the store.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NewToken {
+    pub hash: String,
+    pub role: Role,
+    /// The code of what the role is bound to: a shop, cooperative, company or household.
+    pub scope: Option<String>,
+    pub label: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenScopeIds {
+    pub cooperative: Option<i64>,
+    pub shop: Option<i64>,
+    pub company: Option<i64>,
+    pub household: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PayMethod {
+    Cash,
+    Wechat,
+    Alipay,
+    Bank,
+}
+
+impl PayMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayMethod::Cash => "cash",
+            PayMethod::Wechat => "wechat",
+            PayMethod::Alipay => "alipay",
+            PayMethod::Bank => "bank",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    #[default]
+    Wallet,
+    Voucher,
+}
+
+/// 居民购物50元换55元: a resident pays `paid` and is credited paid + bonus.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopUp {
+    pub shop: String,
+    pub household: String,
+    pub paid: Amount,
+    pub method: PayMethod,
+    #[serde(default)]
+    pub deliver: Delivery,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SaleLine {
+    pub sku: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub qty: Decimal,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TenderType {
+    Wallet,
+    Voucher,
+    Cash,
+    Wechat,
+    Alipay,
+}
+
+impl TenderType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenderType::Wallet => "wallet",
+            TenderType::Voucher => "voucher",
+            TenderType::Cash => "cash",
+            TenderType::Wechat => "wechat",
+            TenderType::Alipay => "alipay",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TenderType> {
+        Some(match s {
+            "wallet" => TenderType::Wallet,
+            "voucher" => TenderType::Voucher,
+            "cash" => TenderType::Cash,
+            "wechat" => TenderType::Wechat,
+            "alipay" => TenderType::Alipay,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tender {
+    #[serde(rename = "type")]
+    pub kind: TenderType,
+    pub amount: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// A sale at a till: by catalogue lines or by amount, paid by one or more tenders.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Sale {
+    pub shop: String,
+    #[serde(default)]
+    pub household: Option<String>,
+    #[serde(default)]
+    pub lines: Vec<SaleLine>,
+    #[serde(default)]
+    pub amount: Option<Amount>,
+    pub tenders: Vec<Tender>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefundSale {
+    pub sale: i64,
+    /// Only a cashier of this shop may refund; `None` for the cooperative's accountant.
+    pub shop: Option<String>,
+    /// `None`: everything not yet refunded.
+    pub amount: Option<Amount>,
+}
+
+/// Cash-out of a household's unused credit: the paid part is returned, the bonus forfeited.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefundCredit {
+    pub household: String,
+    pub cooperative: String,
+    pub method: PayMethod,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VoidVoucher {
+    pub code: String,
+    pub cooperative: String,
+    /// How the remaining paid part is handed back.
+    pub method: PayMethod,
+    #[serde(default)]
+    pub memo: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Expense {
+    pub cooperative: String,
+    pub category: String,
+    pub amount: Amount,
+    /// The day the expense was incurred, as the accountant states it.
+    pub date: NaiveDate,
+    #[serde(default)]
+    pub memo: Option<String>,
+    #[serde(default = "cash")]
+    pub method: PayMethod,
+}
+
+fn cash() -> PayMethod {
+    PayMethod::Cash
+}
+
+/// Goods bought into the cooperative's stock.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StockReceipt {
+    pub cooperative: String,
+    pub amount: Amount,
+    #[serde(default)]
+    pub supplier: Option<String>,
+    #[serde(default)]
+    pub memo: Option<String>,
+    #[serde(default = "cash")]
+    pub method: PayMethod,
+}
+
+/// Reverses an expense or a stock receipt posted in error.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Reverse {
+    pub entry: i64,
+    pub memo: String,
+}
+
+// ---- what the store reads back ----
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoopRef {
+    pub id: i64,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShopRef {
+    pub id: i64,
+    pub code: String,
+    pub coop: CoopRef,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HouseholdRef {
+    pub id: i64,
+    pub code: String,
+    pub compound_id: i64,
+    pub compound_code: String,
+    pub compound_eligible: bool,
+    pub company_id: i64,
+    pub area_dm2: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogItem {
+    pub id: i64,
+    pub sku: String,
+    pub name: String,
+    pub unit: String,
+    pub price: Amount,
+    pub cost: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopupRecord {
+    pub entry: i64,
+    pub coop: i64,
+    pub shop: i64,
+    pub household: i64,
+    pub method: PayMethod,
+    pub paid: Amount,
+    pub bonus: Amount,
+    pub voucher: Option<i64>,
+    pub business_date: NaiveDate,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VoucherStatus {
+    Active,
+    Void,
+    Expired,
+}
+
+impl VoucherStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoucherStatus::Active => "active",
+            VoucherStatus::Void => "void",
+            VoucherStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<VoucherStatus> {
+        Some(match s {
+            "active" => VoucherStatus::Active,
+            "void" => VoucherStatus::Void,
+            "expired" => VoucherStatus::Expired,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewVoucher {
+    pub serial: u64,
+    pub key_id: u8,
+    pub coop: i64,
+    pub household: Option<i64>,
+    pub issued_on: NaiveDate,
+    pub expires_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherRecord {
+    pub id: i64,
+    pub serial: u64,
+    pub coop: i64,
+    pub household: Option<i64>,
+    pub issued_on: NaiveDate,
+    pub expires_on: NaiveDate,
+    pub status: VoucherStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleRecord {
+    pub id: i64,
+    pub entry: i64,
+    pub coop: i64,
+    pub coop_code: String,
+    pub shop: i64,
+    pub household: Option<i64>,
+    pub total: Amount,
+    pub cost: Amount,
+    pub refunded: Amount,
+    pub refunded_cost: Amount,
+    pub business_date: NaiveDate,
+    pub lines: Vec<SaleLineRecord>,
+    pub tenders: Vec<TenderRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleLineRecord {
+    pub sku: String,
+    pub qty: String,
+    pub price: Amount,
+    pub amount: Amount,
+    pub cost: Amount,
+}
+
+/// One tender of a sale and what it drew from paid and bonus credit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenderRecord {
+    pub kind: TenderType,
+    pub household: Option<i64>,
+    pub voucher: Option<i64>,
+    pub amount: Amount,
+    pub paid_part: Amount,
+    pub bonus_part: Amount,
+    pub refunded: Amount,
+    pub refunded_paid: Amount,
+    pub refunded_bonus: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleRefundRecord {
+    pub entry: i64,
+    pub amount: Amount,
+    pub cost: Amount,
+    /// Per tender, in the sale's order: (refunded, of which paid, of which bonus).
+    pub tenders: Vec<(Amount, Amount, Amount)>,
+}
+
+// ---- receipts ----
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Receipt {
+    Created(Created),
+    Imported(Imported),
+    TopUp(TopUpReceipt),
+    Sale(SaleReceipt),
+    SaleRefund(SaleRefundReceipt),
+    CreditRefund(CreditRefundReceipt),
+    Expired(ExpiredReceipt),
+    Posted(PostedReceipt),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Created {
+    pub id: i64,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Imported {
+    pub created: u64,
+    pub updated: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WalletBalance {
+    pub paid: Amount,
+    pub bonus: Amount,
+    pub total: Amount,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IssuedVoucher {
+    pub code: String,
+    pub balance: Amount,
+    pub expires_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopUpReceipt {
+    pub entry: i64,
+    pub household: String,
+    pub paid: Amount,
+    pub bonus: Amount,
+    pub credited: Amount,
+    pub method: PayMethod,
+    /// The household's wallet after the top-up (unchanged when delivered as a voucher).
+    pub wallet: WalletBalance,
+    pub voucher: Option<IssuedVoucher>,
+    /// `id@version` of the policy applied.
+    pub policy: String,
+    pub business_date: NaiveDate,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TenderReceipt {
+    #[serde(rename = "type")]
+    pub kind: TenderType,
+    pub amount: Amount,
+    /// Of a wallet or voucher tender, the part drawn from paid credit and from bonus.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paid: Option<Amount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bonus: Option<Amount>,
+    /// A voucher's balance after the sale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voucher_balance: Option<Amount>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SaleReceipt {
+    pub sale: i64,
+    pub entry: i64,
+    pub total: Amount,
+    pub cost: Amount,
+    pub tenders: Vec<TenderReceipt>,
+    /// The household's wallet after the sale, when one was named.
+    pub wallet: Option<WalletBalance>,
+    pub business_date: NaiveDate,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SaleRefundReceipt {
+    pub sale: i64,
+    pub entry: i64,
+    pub amount: Amount,
+    pub tenders: Vec<TenderReceipt>,
+    /// What is still refundable on the sale.
+    pub remaining: Amount,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CreditRefundReceipt {
+    pub entry: i64,
+    /// The paid part handed back.
+    pub refunded: Amount,
+    /// The unused bonus given up.
+    pub forfeited: Amount,
+    pub method: PayMethod,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExpiredReceipt {
+    pub vouchers: u64,
+    pub paid: Amount,
+    pub bonus: Amount,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PostedReceipt {
+    pub entry: i64,
+    pub amount: Amount,
+}

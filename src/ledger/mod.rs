@@ -1,0 +1,664 @@
+//! The double-entry journal: account identities and types, entries of balanced postings, the
+//! SHA-256 hash chain over canonical entry bytes, and the verifier that recomputes the chain and
+//! every balance from postings. No SQL and no HTTP here: stores persist what this module builds.
+//!
+//! Sign convention: a posting's amount is in fen, **positive for a debit, negative for a
+//! credit**, so an entry balances when its postings sum to zero. An account's stored balance is
+//! on its normal side (debit for assets and expenses, credit for the rest), so a wallet holding
+//! 110.00 has balance 11000.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::money::Amount;
+
+pub const GENESIS_HASH: [u8; 32] = [0; 32];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountType {
+    Asset,
+    Liability,
+    Equity,
+    Revenue,
+    Expense,
+}
+
+impl AccountType {
+    /// +1 where debits increase the balance, -1 where credits do.
+    pub fn normal_sign(self) -> i64 {
+        match self {
+            AccountType::Asset | AccountType::Expense => 1,
+            AccountType::Liability | AccountType::Equity | AccountType::Revenue => -1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountType::Asset => "asset",
+            AccountType::Liability => "liability",
+            AccountType::Equity => "equity",
+            AccountType::Revenue => "revenue",
+            AccountType::Expense => "expense",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AccountType> {
+        Some(match s {
+            "asset" => AccountType::Asset,
+            "liability" => AccountType::Liability,
+            "equity" => AccountType::Equity,
+            "revenue" => AccountType::Revenue,
+            "expense" => AccountType::Expense,
+            _ => return None,
+        })
+    }
+}
+
+/// Who an account belongs to, by database id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    Cooperative(i64),
+    Company(i64),
+    Household(i64),
+    Voucher(i64),
+}
+
+impl Owner {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Owner::Cooperative(_) => "cooperative",
+            Owner::Company(_) => "company",
+            Owner::Household(_) => "household",
+            Owner::Voucher(_) => "voucher",
+        }
+    }
+
+    pub fn id(self) -> i64 {
+        match self {
+            Owner::Cooperative(id) | Owner::Company(id) | Owner::Household(id) | Owner::Voucher(id) => {
+                id
+            }
+        }
+    }
+
+    pub fn from_parts(kind: &str, id: i64) -> Option<Owner> {
+        Some(match kind {
+            "cooperative" => Owner::Cooperative(id),
+            "company" => Owner::Company(id),
+            "household" => Owner::Household(id),
+            "voucher" => Owner::Voucher(id),
+            _ => return None,
+        })
+    }
+}
+
+/// An account as the domain names it; stores resolve it to an [`AccountId`], creating it on
+/// first use.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AccountSpec {
+    pub owner: Owner,
+    pub name: String,
+    pub kind: AccountType,
+    /// Balance may never go below zero (wallets and vouchers). Hot accounts are unbounded so
+    /// they never need a lock.
+    pub bounded: bool,
+}
+
+/// The chart of accounts of SPEC §4.
+pub mod chart {
+    use super::{AccountSpec, AccountType, Owner};
+
+    fn spec(owner: Owner, name: String, kind: AccountType, bounded: bool) -> AccountSpec {
+        AccountSpec {
+            owner,
+            name,
+            kind,
+            bounded,
+        }
+    }
+
+    /// Cash, WeChat, Alipay or bank money held by the cooperative.
+    pub fn coop_cash(coop: i64, method: &str) -> AccountSpec {
+        spec(
+            Owner::Cooperative(coop),
+            format!("cash:{method}"),
+            AccountType::Asset,
+            false,
+        )
+    }
+    pub fn coop_sales(coop: i64) -> AccountSpec {
+        spec(Owner::Cooperative(coop), "sales".into(), AccountType::Revenue, false)
+    }
+    pub fn coop_cogs(coop: i64) -> AccountSpec {
+        spec(Owner::Cooperative(coop), "cogs".into(), AccountType::Expense, false)
+    }
+    pub fn coop_inventory(coop: i64) -> AccountSpec {
+        spec(Owner::Cooperative(coop), "inventory".into(), AccountType::Asset, false)
+    }
+    /// The bonus given away under spend-50-get-55 (促销费用).
+    pub fn coop_promotion(coop: i64) -> AccountSpec {
+        spec(Owner::Cooperative(coop), "promotion".into(), AccountType::Expense, false)
+    }
+    pub fn coop_expense(coop: i64, category: &str) -> AccountSpec {
+        spec(
+            Owner::Cooperative(coop),
+            format!("expense:{category}"),
+            AccountType::Expense,
+            false,
+        )
+    }
+    /// The paid part of vouchers that expired unused.
+    pub fn coop_breakage(coop: i64) -> AccountSpec {
+        spec(Owner::Cooperative(coop), "breakage".into(), AccountType::Revenue, false)
+    }
+    pub fn household_wallet_paid(household: i64, coop_code: &str) -> AccountSpec {
+        spec(
+            Owner::Household(household),
+            format!("wallet:{coop_code}:paid"),
+            AccountType::Liability,
+            true,
+        )
+    }
+    pub fn household_wallet_bonus(household: i64, coop_code: &str) -> AccountSpec {
+        spec(
+            Owner::Household(household),
+            format!("wallet:{coop_code}:bonus"),
+            AccountType::Liability,
+            true,
+        )
+    }
+    pub fn voucher_paid(voucher: i64) -> AccountSpec {
+        spec(Owner::Voucher(voucher), "paid".into(), AccountType::Liability, true)
+    }
+    pub fn voucher_bonus(voucher: i64) -> AccountSpec {
+        spec(Owner::Voucher(voucher), "bonus".into(), AccountType::Liability, true)
+    }
+    /// Receivable of the household's company: positive = owes, negative = prepaid.
+    pub fn household_fees(household: i64) -> AccountSpec {
+        spec(Owner::Household(household), "fees".into(), AccountType::Asset, false)
+    }
+    pub fn company_fee_revenue(company: i64) -> AccountSpec {
+        spec(Owner::Company(company), "fee_revenue".into(), AccountType::Revenue, false)
+    }
+    pub fn company_cash(company: i64, method: &str) -> AccountSpec {
+        spec(
+            Owner::Company(company),
+            format!("cash:{method}"),
+            AccountType::Asset,
+            false,
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AccountId(pub i64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    TopUp,
+    Sale,
+    SaleRefund,
+    CreditRefund,
+    VoucherVoid,
+    VoucherExpiry,
+    Expense,
+    StockReceipt,
+    Reversal,
+    FeeBill,
+    FeePayment,
+    ProfitAllocation,
+    Settlement,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::TopUp => "top_up",
+            EntryKind::Sale => "sale",
+            EntryKind::SaleRefund => "sale_refund",
+            EntryKind::CreditRefund => "credit_refund",
+            EntryKind::VoucherVoid => "voucher_void",
+            EntryKind::VoucherExpiry => "voucher_expiry",
+            EntryKind::Expense => "expense",
+            EntryKind::StockReceipt => "stock_receipt",
+            EntryKind::Reversal => "reversal",
+            EntryKind::FeeBill => "fee_bill",
+            EntryKind::FeePayment => "fee_payment",
+            EntryKind::ProfitAllocation => "profit_allocation",
+            EntryKind::Settlement => "settlement",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EntryKind> {
+        ALL_KINDS.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+const ALL_KINDS: [EntryKind; 13] = [
+    EntryKind::TopUp,
+    EntryKind::Sale,
+    EntryKind::SaleRefund,
+    EntryKind::CreditRefund,
+    EntryKind::VoucherVoid,
+    EntryKind::VoucherExpiry,
+    EntryKind::Expense,
+    EntryKind::StockReceipt,
+    EntryKind::Reversal,
+    EntryKind::FeeBill,
+    EntryKind::FeePayment,
+    EntryKind::ProfitAllocation,
+    EntryKind::Settlement,
+];
+
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an entry says about itself besides its postings; every field is hashed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryHeader {
+    pub kind: EntryKind,
+    pub business_date: NaiveDate,
+    pub created_at: DateTime<Utc>,
+    /// Token id of whoever posted it; `None` for the operator's command line.
+    pub actor: Option<i64>,
+    /// `id@version` and the policy file's content hash, when a policy applied.
+    pub policy: Option<(String, String)>,
+    pub idempotency_key: Option<String>,
+    pub memo: Option<String>,
+    /// The entry this one reverses or refunds.
+    pub reverses: Option<i64>,
+}
+
+/// A draft entry with accounts named by spec; [`EntryDraft::balanced`] checks it.
+#[derive(Clone, Debug)]
+pub struct EntryDraft {
+    pub header: EntryHeader,
+    pub postings: Vec<(AccountSpec, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("an entry needs at least two non-zero postings")]
+    TooFewPostings,
+    #[error("debits {debits} and credits {credits} differ")]
+    Unbalanced { debits: i128, credits: i128 },
+}
+
+impl EntryDraft {
+    pub fn new(header: EntryHeader) -> EntryDraft {
+        EntryDraft {
+            header,
+            postings: Vec::new(),
+        }
+    }
+
+    pub fn debit(&mut self, account: AccountSpec, amount: Amount) -> &mut Self {
+        if !amount.is_zero() {
+            self.postings.push((account, amount.fen()));
+        }
+        self
+    }
+
+    pub fn credit(&mut self, account: AccountSpec, amount: Amount) -> &mut Self {
+        if !amount.is_zero() {
+            // Amount::fen() of a valid domain amount is never i64::MIN.
+            self.postings.push((account, -amount.fen()));
+        }
+        self
+    }
+
+    /// Checks that the draft is an entry: two or more non-zero postings, debits = credits.
+    pub fn balanced(self) -> Result<EntryDraft, EntryError> {
+        check_postings(self.postings.iter().map(|(_, a)| *a))?;
+        Ok(self)
+    }
+}
+
+/// Debits equal credits over at least two non-zero postings.
+pub fn check_postings(amounts: impl Iterator<Item = i64>) -> Result<(), EntryError> {
+    let (mut debits, mut credits, mut count) = (0i128, 0i128, 0usize);
+    for a in amounts {
+        if a == 0 {
+            return Err(EntryError::TooFewPostings);
+        }
+        count += 1;
+        if a > 0 {
+            debits += i128::from(a);
+        } else {
+            credits -= i128::from(a);
+        }
+    }
+    if count < 2 {
+        return Err(EntryError::TooFewPostings);
+    }
+    if debits != credits {
+        return Err(EntryError::Unbalanced { debits, credits });
+    }
+    Ok(())
+}
+
+/// SHA-256 over the previous hash and the canonical bytes of an entry: its sequence number,
+/// every header field length-prefixed, and its postings in order.
+pub fn entry_hash(
+    prev: &[u8; 32],
+    seq: i64,
+    header: &EntryHeader,
+    postings: &[(AccountId, i64)],
+) -> [u8; 32] {
+    fn field(h: &mut Sha256, bytes: Option<&[u8]>) {
+        match bytes {
+            None => h.update([0u8]),
+            Some(b) => {
+                h.update([1u8]);
+                h.update((b.len() as u64).to_be_bytes());
+                h.update(b);
+            }
+        }
+    }
+    let mut h = Sha256::new();
+    h.update(b"hongxin/entry/v1\0");
+    h.update(prev);
+    h.update(seq.to_be_bytes());
+    field(&mut h, Some(header.kind.as_str().as_bytes()));
+    field(&mut h, Some(header.business_date.to_string().as_bytes()));
+    field(&mut h, Some(canonical_time(&header.created_at).as_bytes()));
+    field(&mut h, header.actor.map(|a| a.to_be_bytes()).as_ref().map(|b| &b[..]));
+    field(&mut h, header.policy.as_ref().map(|(r, _)| r.as_bytes()));
+    field(&mut h, header.policy.as_ref().map(|(_, hash)| hash.as_bytes()));
+    field(&mut h, header.idempotency_key.as_deref().map(str::as_bytes));
+    field(&mut h, header.memo.as_deref().map(str::as_bytes));
+    field(&mut h, header.reverses.map(|r| r.to_be_bytes()).as_ref().map(|b| &b[..]));
+    h.update((postings.len() as u64).to_be_bytes());
+    for (account, amount) in postings {
+        h.update(account.0.to_be_bytes());
+        h.update(amount.to_be_bytes());
+    }
+    h.finalize().into()
+}
+
+/// The one text form of a timestamp, used in storage and in the hash: RFC 3339, microseconds,
+/// UTC.
+pub fn canonical_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// An account as the verifier needs it.
+#[derive(Clone, Debug)]
+pub struct AccountRecord {
+    pub id: AccountId,
+    pub kind: AccountType,
+    pub bounded: bool,
+    /// The balance the store keeps, to compare with the recomputed one.
+    pub stored_balance: i64,
+}
+
+/// An entry as read back from a store, for verification.
+#[derive(Clone, Debug)]
+pub struct StoredEntry {
+    pub seq: i64,
+    pub header: EntryHeader,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+    pub postings: Vec<(AccountId, i64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub postings: u64,
+    pub accounts: u64,
+    pub head_seq: i64,
+    pub head_hash: String,
+    /// The first problem found, naming the entry or account; `None` when all is well.
+    pub first_problem: Option<String>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.first_problem.is_none()
+    }
+}
+
+/// Recomputes the chain and every balance from postings, entry by entry, in sequence order.
+pub struct Verifier {
+    accounts: HashMap<AccountId, (AccountRecord, i64)>,
+    prev: [u8; 32],
+    prev_seq: i64,
+    prev_date: Option<NaiveDate>,
+    entries: u64,
+    postings: u64,
+    problem: Option<String>,
+}
+
+impl Verifier {
+    pub fn new(accounts: Vec<AccountRecord>) -> Verifier {
+        Verifier {
+            accounts: accounts.into_iter().map(|a| (a.id, (a, 0))).collect(),
+            prev: GENESIS_HASH,
+            prev_seq: 0,
+            prev_date: None,
+            entries: 0,
+            postings: 0,
+            problem: None,
+        }
+    }
+
+    fn fail(&mut self, problem: String) {
+        if self.problem.is_none() {
+            self.problem = Some(problem);
+        }
+    }
+
+    /// Feeds the next entry; returns false once a problem has been found (callers may stop).
+    pub fn feed(&mut self, entry: &StoredEntry) -> bool {
+        if self.problem.is_some() {
+            return false;
+        }
+        let seq = entry.seq;
+        self.entries += 1;
+        self.postings += entry.postings.len() as u64;
+        if seq <= self.prev_seq {
+            self.fail(format!("entry {seq}: sequence does not increase"));
+        } else if entry.prev_hash != self.prev {
+            self.fail(format!("entry {seq}: previous hash does not match the chain"));
+        } else if entry_hash(&self.prev, seq, &entry.header, &entry.postings) != entry.hash {
+            self.fail(format!(
+                "entry {seq}: hash does not match its contents (altered after posting)"
+            ));
+        } else if let Err(e) = check_postings(entry.postings.iter().map(|(_, a)| *a)) {
+            self.fail(format!("entry {seq}: {e}"));
+        } else if self.prev_date.is_some_and(|d| entry.header.business_date < d) {
+            self.fail(format!("entry {seq}: business date runs backwards"));
+        }
+        for (account, amount) in &entry.postings {
+            match self.accounts.get_mut(account) {
+                None => {
+                    self.fail(format!("entry {seq}: unknown account {}", account.0));
+                }
+                Some((record, balance)) => {
+                    *balance += amount * record.kind.normal_sign();
+                    if record.bounded && *balance < 0 {
+                        let id = record.id.0;
+                        self.fail(format!("entry {seq}: account {id} goes below zero"));
+                    }
+                }
+            }
+        }
+        self.prev = entry.hash;
+        self.prev_seq = seq;
+        self.prev_date = Some(entry.header.business_date);
+        self.problem.is_none()
+    }
+
+    pub fn finish(mut self) -> VerifyReport {
+        if self.problem.is_none() {
+            let mut mismatched: Vec<(i64, i64, i64)> = self
+                .accounts
+                .values()
+                .filter(|(r, b)| r.stored_balance != *b)
+                .map(|(r, b)| (r.id.0, r.stored_balance, *b))
+                .collect();
+            mismatched.sort();
+            if let Some((id, stored, computed)) = mismatched.first() {
+                self.problem = Some(format!(
+                    "account {id}: stored balance {} but postings sum to {}",
+                    Amount::from_fen(*stored),
+                    Amount::from_fen(*computed)
+                ));
+            }
+        }
+        VerifyReport {
+            entries: self.entries,
+            postings: self.postings,
+            accounts: self.accounts.len() as u64,
+            head_seq: self.prev_seq,
+            head_hash: hex::encode(self.prev),
+            first_problem: self.problem,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> EntryHeader {
+        EntryHeader {
+            kind: EntryKind::TopUp,
+            business_date: NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
+            created_at: DateTime::from_timestamp(1_790_000_000, 123_000).unwrap(),
+            actor: Some(7),
+            policy: Some(("spend-50-get-55@1".into(), "ab".into())),
+            idempotency_key: Some("k1".into()),
+            memo: None,
+            reverses: None,
+        }
+    }
+
+    fn chain(postings: &[Vec<(AccountId, i64)>]) -> Vec<StoredEntry> {
+        let mut prev = GENESIS_HASH;
+        postings
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let seq = i as i64 + 1;
+                let hash = entry_hash(&prev, seq, &header(), p);
+                let e = StoredEntry {
+                    seq,
+                    header: header(),
+                    prev_hash: prev,
+                    hash,
+                    postings: p.clone(),
+                };
+                prev = hash;
+                e
+            })
+            .collect()
+    }
+
+    fn accounts(balances: [i64; 3]) -> Vec<AccountRecord> {
+        [AccountType::Asset, AccountType::Liability, AccountType::Expense]
+            .iter()
+            .zip(balances)
+            .enumerate()
+            .map(|(i, (kind, b))| AccountRecord {
+                id: AccountId(i as i64 + 1),
+                kind: *kind,
+                bounded: *kind == AccountType::Liability,
+                stored_balance: b,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drafts_must_balance() {
+        let coop = chart::coop_cash(1, "cash");
+        let wallet = chart::household_wallet_paid(1, "C1");
+        let mut d = EntryDraft::new(header());
+        d.debit(coop.clone(), Amount::from_fen(100));
+        assert_eq!(d.clone().balanced().unwrap_err(), EntryError::TooFewPostings);
+        d.credit(wallet.clone(), Amount::from_fen(99));
+        assert!(matches!(d.clone().balanced(), Err(EntryError::Unbalanced { .. })));
+        let mut ok = EntryDraft::new(header());
+        ok.debit(coop, Amount::from_fen(100))
+            .credit(wallet, Amount::from_fen(100))
+            .credit(chart::coop_sales(1), Amount::ZERO);
+        assert_eq!(ok.balanced().unwrap().postings.len(), 2);
+    }
+
+    #[test]
+    fn verifier_accepts_a_good_chain_and_names_the_first_bad_entry() {
+        let p = vec![
+            vec![(AccountId(1), 11000), (AccountId(2), -11000)],
+            vec![(AccountId(2), 3780), (AccountId(3), 500), (AccountId(1), -4280)],
+        ];
+        let entries = chain(&p);
+        let mut v = Verifier::new(accounts([6720, 7220, 500]));
+        for e in &entries {
+            assert!(v.feed(e));
+        }
+        let report = v.finish();
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(report.head_hash, hex::encode(entries[1].hash));
+
+        let mut altered = entries.clone();
+        altered[1].postings[1].1 = 501;
+        let mut v = Verifier::new(accounts([6720, 7220, 500]));
+        for e in &altered {
+            v.feed(e);
+        }
+        let problem = v.finish().first_problem.unwrap();
+        assert!(problem.starts_with("entry 2: hash"), "{problem}");
+
+        // A stored balance edited behind the journal's back is named too.
+        let mut v = Verifier::new(accounts([6720, 7221, 500]));
+        for e in &entries {
+            v.feed(e);
+        }
+        assert_eq!(
+            v.finish().first_problem.unwrap(),
+            "account 2: stored balance 72.21 but postings sum to 72.20"
+        );
+    }
+
+    #[test]
+    fn verifier_catches_an_overdrawn_wallet() {
+        let p = vec![vec![(AccountId(2), 100), (AccountId(1), -100)]];
+        let mut v = Verifier::new(accounts([-100, -100, 0]));
+        v.feed(&chain(&p)[0]);
+        assert_eq!(
+            v.finish().first_problem.unwrap(),
+            "entry 1: account 2 goes below zero"
+        );
+    }
+
+    #[test]
+    fn every_header_field_is_hashed() {
+        let base = header();
+        let p = vec![(AccountId(1), 1), (AccountId(2), -1)];
+        let h0 = entry_hash(&GENESIS_HASH, 1, &base, &p);
+        let variants: Vec<EntryHeader> = vec![
+            EntryHeader { kind: EntryKind::Sale, ..base.clone() },
+            EntryHeader { business_date: base.business_date.succ_opt().unwrap(), ..base.clone() },
+            EntryHeader { actor: None, ..base.clone() },
+            EntryHeader { policy: None, ..base.clone() },
+            EntryHeader { idempotency_key: Some("k2".into()), ..base.clone() },
+            EntryHeader { memo: Some(String::new()), ..base.clone() },
+            EntryHeader { reverses: Some(1), ..base.clone() },
+        ];
+        for v in variants {
+            assert_ne!(entry_hash(&GENESIS_HASH, 1, &v, &p), h0, "{v:?}");
+        }
+        assert_ne!(entry_hash(&GENESIS_HASH, 2, &base, &p), h0);
+        assert_ne!(entry_hash(&[1; 32], 1, &base, &p), h0);
+    }
+}

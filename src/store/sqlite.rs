@@ -1,0 +1,1290 @@
+//! The embedded SQLite store: WAL, `synchronous=FULL` (an acknowledged entry survives power
+//! loss), foreign keys, STRICT tables, integer fen.
+//!
+//! One writer task owns the only write connection. It drains the queue into a batch, runs the
+//! batch under `BEGIN IMMEDIATE` with a savepoint per command, commits once and only then
+//! answers every caller: group commit, and no lock contention because there is one writer.
+//! Reads use a separate pool of read-only connections.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, QueryBuilder, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::*;
+use crate::clock::Clock;
+use crate::domain::{
+    self, CatalogItem, CatalogItemInput, CoopRef, Ctx, HouseholdRef, NewCompany, NewCompound,
+    NewCooperative, NewHousehold, NewShop, NewToken, NewVoucher, OpError, OpResult, Posted,
+    SaleLineRecord, SaleRecord, SaleRefundRecord, ShopRef, TenderRecord, TenderType,
+    TokenScopeIds, TopupRecord, Tx, VoucherRecord,
+};
+use crate::ledger::{
+    canonical_time, entry_hash, AccountId, AccountRecord, AccountSpec, AccountType, EntryDraft,
+    EntryHeader, EntryKind, Owner, StoredEntry, Verifier, GENESIS_HASH,
+};
+use crate::policy::PolicySet;
+use crate::voucher::KeyRing;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Entries read per query while verifying, so memory stays bounded on a large journal.
+const VERIFY_CHUNK: i64 = 5_000;
+
+/// What the write path needs besides the database.
+#[derive(Clone)]
+pub struct Services {
+    pub policies: Arc<PolicySet>,
+    pub keys: Arc<KeyRing>,
+    pub clock: Clock,
+}
+
+struct Job {
+    envelope: Envelope,
+    reply: oneshot::Sender<Result<Outcome, StoreError>>,
+}
+
+pub struct SqliteStore {
+    queue: mpsc::Sender<Job>,
+    read: SqlitePool,
+}
+
+fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .pragma("temp_store", "memory")
+        .disable_statement_logging())
+}
+
+fn date(s: &str) -> Result<NaiveDate, StoreError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| StoreError(format!("bad date {s:?}: {e}")))
+}
+
+fn hash32(s: &str) -> Result<[u8; 32], StoreError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).map_err(|e| StoreError(format!("bad hash {s:?}: {e}")))?;
+    Ok(out)
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating on first use) the database at `url`, checks that no
+    /// applied policy was edited, and starts the writer.
+    pub async fn open(url: &str, services: Services) -> Result<SqliteStore, StoreError> {
+        let options = connect_options(url)?;
+        let mut conn = options.connect().await?;
+        MIGRATOR
+            .run(&mut conn)
+            .await
+            .map_err(|e| StoreError(format!("migrating {url}: {e}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(options.read_only(true))
+            .await?;
+        let store = SqliteStore {
+            queue: mpsc::channel(1).0,
+            read,
+        };
+        let applied = store.applied_policies().await?;
+        services
+            .policies
+            .check_applied(&applied)
+            .map_err(|e| StoreError(e.to_string()))?;
+        let head = store.head().await?;
+        let state = WriterState {
+            head_seq: head.seq,
+            head_hash: hash32(&head.hash)?,
+            last_date: head.business_date,
+            accounts: HashMap::new(),
+            pending_accounts: Vec::new(),
+        };
+        let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        let writer = Writer {
+            conn,
+            rx,
+            state,
+            services,
+        };
+        tokio::spawn(writer.run());
+        Ok(SqliteStore { queue, ..store })
+    }
+
+    /// The read pool, for reports and tests that need plain SQL over the store.
+    pub fn read_pool(&self) -> &SqlitePool {
+        &self.read
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn execute(&self, envelope: Envelope) -> Result<Outcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { envelope, reply })
+            .await
+            .map_err(|_| StoreError("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError("the writer stopped before answering".into()))?
+    }
+
+    async fn head(&self) -> Result<Head, StoreError> {
+        let row = sqlx::query("SELECT id, hash, business_date FROM entries ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(match row {
+            None => Head {
+                seq: 0,
+                hash: hex::encode(GENESIS_HASH),
+                business_date: None,
+            },
+            Some(r) => Head {
+                seq: r.try_get(0)?,
+                hash: r.try_get(1)?,
+                business_date: Some(date(r.try_get(2)?)?),
+            },
+        })
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        // One read transaction, so the journal and the balances are one snapshot.
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        let accounts = sqlx::query("SELECT id, type, bounded, balance FROM accounts")
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let kind: String = r.try_get(1)?;
+                Ok(AccountRecord {
+                    id: AccountId(r.try_get(0)?),
+                    kind: AccountType::parse(&kind)
+                        .ok_or_else(|| StoreError(format!("bad account type {kind}")))?,
+                    bounded: r.try_get::<i64, _>(2)? != 0,
+                    stored_balance: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut verifier = Verifier::new(accounts);
+        let mut after = 0i64;
+        'chunks: loop {
+            let rows = sqlx::query(
+                "SELECT e.id, e.kind, e.business_date, e.created_at, e.actor_token_id, e.policy,
+                        e.policy_hash, e.idempotency_key, e.memo, e.reverses, e.prev_hash, e.hash,
+                        p.account_id, p.amount
+                 FROM entries e LEFT JOIN postings p ON p.entry_id = e.id
+                 WHERE e.id > ? AND e.id <= ?
+                 ORDER BY e.id, p.idx",
+            )
+            .bind(after)
+            .bind(after + VERIFY_CHUNK)
+            .fetch_all(&mut *conn)
+            .await?;
+            if rows.is_empty() {
+                let more: Option<i64> = sqlx::query_scalar("SELECT MIN(id) FROM entries WHERE id > ?")
+                    .bind(after)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                match more {
+                    // A gap in the sequence larger than a chunk: continue from there, the
+                    // verifier names the gap as a chain break.
+                    Some(next) => {
+                        after = next - 1;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            let mut current: Option<StoredEntry> = None;
+            for r in rows {
+                let seq: i64 = r.try_get(0)?;
+                if current.as_ref().is_some_and(|e| e.seq != seq) {
+                    if let Some(e) = current.take() {
+                        if !verifier.feed(&e) {
+                            break 'chunks;
+                        }
+                    }
+                }
+                if current.is_none() {
+                    current = Some(stored_entry(&r)?);
+                }
+                if let (Some(e), Some(account)) = (current.as_mut(), r.try_get::<Option<i64>, _>(12)?) {
+                    e.postings.push((AccountId(account), r.try_get(13)?));
+                }
+            }
+            if let Some(e) = current.take() {
+                if !verifier.feed(&e) {
+                    break;
+                }
+            }
+            after += VERIFY_CHUNK;
+        }
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        Ok(verifier.finish())
+    }
+
+    async fn household(&self, code: &str) -> Result<Option<HouseholdView>, StoreError> {
+        let Some(r) = sqlx::query(
+            "SELECT h.id, h.code, c.code, k.code, c.eligible, h.area_dm2, h.name, h.link_version
+             FROM households h JOIN compounds c ON c.id = h.compound_id
+             JOIN companies k ON k.id = c.company_id WHERE h.code = ?",
+        )
+        .bind(code)
+        .fetch_optional(&self.read)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = r.try_get(0)?;
+        let mut wallets: BTreeMap<String, (Amount, Amount)> = BTreeMap::new();
+        let mut fees = Amount::ZERO;
+        for a in sqlx::query("SELECT name, balance FROM accounts WHERE owner_kind = 'household' AND owner_id = ?")
+            .bind(id)
+            .fetch_all(&self.read)
+            .await?
+        {
+            let name: String = a.try_get(0)?;
+            let balance = Amount::from_fen(a.try_get(1)?);
+            if name == "fees" {
+                fees = balance;
+            } else if let Some(rest) = name.strip_prefix("wallet:") {
+                if let Some((coop, part)) = rest.rsplit_once(':') {
+                    let w = wallets.entry(coop.to_string()).or_default();
+                    if part == "paid" {
+                        w.0 = balance;
+                    } else {
+                        w.1 = balance;
+                    }
+                }
+            }
+        }
+        let vouchers = voucher_rows(&self.read, "v.household_id = ?", id).await?;
+        Ok(Some(HouseholdView {
+            id,
+            code: r.try_get(1)?,
+            compound: r.try_get(2)?,
+            company: r.try_get(3)?,
+            eligible: r.try_get::<i64, _>(4)? != 0,
+            area_dm2: r.try_get(5)?,
+            name: r.try_get(6)?,
+            link_version: r.try_get(7)?,
+            wallets: wallets
+                .into_iter()
+                .map(|(cooperative, (paid, bonus))| WalletView {
+                    cooperative,
+                    paid,
+                    bonus,
+                    total: Amount::from_fen(paid.fen() + bonus.fen()),
+                })
+                .collect(),
+            vouchers,
+            fees_balance: fees,
+        }))
+    }
+
+    async fn history(
+        &self,
+        household: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Option<HistoryPage>, StoreError> {
+        let Some(id): Option<i64> = sqlx::query_scalar("SELECT id FROM households WHERE code = ?")
+            .bind(household)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let limit = i64::from(limit.clamp(1, 100));
+        let rows = sqlx::query(
+            "WITH mine AS (
+                SELECT id, name, type FROM accounts WHERE owner_kind = 'household' AND owner_id = ?1
+                UNION ALL
+                SELECT a.id, 'voucher ' || v.id || ':' || a.name, a.type FROM accounts a
+                JOIN vouchers v ON a.owner_kind = 'voucher' AND a.owner_id = v.id
+                WHERE v.household_id = ?1
+             ),
+             page AS (
+                SELECT DISTINCT p.entry_id FROM postings p JOIN mine m ON m.id = p.account_id
+                WHERE p.entry_id < ?2 ORDER BY p.entry_id DESC LIMIT ?3
+             )
+             SELECT e.id, e.kind, e.business_date, e.memo, m.name, m.type, p.amount
+             FROM page JOIN entries e ON e.id = page.entry_id
+             JOIN postings p ON p.entry_id = e.id JOIN mine m ON m.id = p.account_id
+             ORDER BY e.id DESC, p.idx",
+        )
+        .bind(id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        let mut items: Vec<HistoryItem> = Vec::new();
+        for r in rows {
+            let entry: i64 = r.try_get(0)?;
+            if items.last().is_none_or(|i| i.entry != entry) {
+                items.push(HistoryItem {
+                    entry,
+                    kind: r.try_get(1)?,
+                    business_date: date(r.try_get(2)?)?,
+                    memo: r.try_get(3)?,
+                    changes: Vec::new(),
+                });
+            }
+            let kind: String = r.try_get(5)?;
+            let sign = AccountType::parse(&kind).map_or(1, AccountType::normal_sign);
+            let amount: i64 = r.try_get(6)?;
+            if let Some(item) = items.last_mut() {
+                item.changes.push((r.try_get(4)?, Amount::from_fen(amount * sign)));
+            }
+        }
+        let next_before = if items.len() as i64 == limit {
+            items.last().map(|i| i.entry)
+        } else {
+            None
+        };
+        Ok(Some(HistoryPage { items, next_before }))
+    }
+
+    async fn voucher(&self, serial: u64) -> Result<Option<VoucherRow>, StoreError> {
+        Ok(voucher_rows(&self.read, "v.serial = ?", serial as i64).await?.pop())
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(r) = sqlx::query(
+            "SELECT id, role, cooperative_id, shop_id, company_id, household_id, label, revoked_at
+             FROM tokens WHERE hash = ?",
+        )
+        .bind(hash)
+        .fetch_optional(&self.read)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let role: String = r.try_get(1)?;
+        Ok(Some(TokenRecord {
+            id: r.try_get(0)?,
+            role: Role::parse(&role).ok_or_else(|| StoreError(format!("bad role {role}")))?,
+            cooperative: r.try_get(2)?,
+            shop: r.try_get(3)?,
+            company: r.try_get(4)?,
+            household: r.try_get(5)?,
+            label: r.try_get(6)?,
+            revoked: r.try_get::<Option<String>, _>(7)?.is_some(),
+        }))
+    }
+
+    async fn balances(&self) -> Result<BTreeMap<String, Amount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.owner_kind || ':' || COALESCE(c.code, k.code, h.code, CAST(v.serial AS TEXT)) || ':' || a.name,
+                    a.balance
+             FROM accounts a
+             LEFT JOIN cooperatives c ON a.owner_kind = 'cooperative' AND c.id = a.owner_id
+             LEFT JOIN companies k ON a.owner_kind = 'company' AND k.id = a.owner_id
+             LEFT JOIN households h ON a.owner_kind = 'household' AND h.id = a.owner_id
+             LEFT JOIN vouchers v ON a.owner_kind = 'voucher' AND v.id = a.owner_id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
+            .collect()
+    }
+
+    async fn applied_policies(&self) -> Result<Vec<PolicyRef>, StoreError> {
+        sqlx::query("SELECT policy_id, version, hash FROM policy_applications ORDER BY policy_id, version")
+            .fetch_all(&self.read)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(PolicyRef {
+                    id: r.try_get(0)?,
+                    version: u32::try_from(r.try_get::<i64, _>(1)?)
+                        .map_err(|e| StoreError(e.to_string()))?,
+                    hash: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn stored_entry(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEntry, StoreError> {
+    let kind: String = r.try_get(1)?;
+    let created: String = r.try_get(3)?;
+    let policy: Option<String> = r.try_get(5)?;
+    let policy_hash: Option<String> = r.try_get(6)?;
+    Ok(StoredEntry {
+        seq: r.try_get(0)?,
+        header: EntryHeader {
+            kind: EntryKind::parse(&kind).ok_or_else(|| StoreError(format!("bad entry kind {kind}")))?,
+            business_date: date(r.try_get(2)?)?,
+            created_at: chrono::DateTime::parse_from_rfc3339(&created)
+                .map_err(|e| StoreError(format!("bad timestamp {created:?}: {e}")))?
+                .to_utc(),
+            actor: r.try_get(4)?,
+            policy: policy.map(|p| (p, policy_hash.unwrap_or_default())),
+            idempotency_key: r.try_get(7)?,
+            memo: r.try_get(8)?,
+            reverses: r.try_get(9)?,
+        },
+        prev_hash: hash32(r.try_get(10)?)?,
+        hash: hash32(r.try_get(11)?)?,
+        postings: Vec::new(),
+    })
+}
+
+async fn voucher_rows(pool: &SqlitePool, filter: &str, value: i64) -> Result<Vec<VoucherRow>, StoreError> {
+    let sql = format!(
+        "SELECT v.id, v.serial, v.key_id, c.code, h.code, v.status, v.issued_on, v.expires_on,
+                COALESCE((SELECT balance FROM accounts WHERE owner_kind = 'voucher' AND owner_id = v.id AND name = 'paid'), 0),
+                COALESCE((SELECT balance FROM accounts WHERE owner_kind = 'voucher' AND owner_id = v.id AND name = 'bonus'), 0)
+         FROM vouchers v JOIN cooperatives c ON c.id = v.cooperative_id
+         LEFT JOIN households h ON h.id = v.household_id
+         WHERE {filter} ORDER BY v.id"
+    );
+    sqlx::query(&sql)
+        .bind(value)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let status: String = r.try_get(5)?;
+            let paid: i64 = r.try_get(8)?;
+            let bonus: i64 = r.try_get(9)?;
+            Ok(VoucherRow {
+                id: r.try_get(0)?,
+                serial: r.try_get::<i64, _>(1)? as u64,
+                key_id: u8::try_from(r.try_get::<i64, _>(2)?).map_err(|e| StoreError(e.to_string()))?,
+                cooperative: r.try_get(3)?,
+                household: r.try_get(4)?,
+                status: VoucherStatus::parse(&status).ok_or_else(|| StoreError(format!("bad status {status}")))?,
+                paid: Amount::from_fen(paid),
+                bonus: Amount::from_fen(bonus),
+                balance: Amount::from_fen(paid + bonus),
+                issued_on: date(r.try_get(6)?)?,
+                expires_on: date(r.try_get(7)?)?,
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer
+
+#[derive(Clone, Copy)]
+struct AccountMeta {
+    id: AccountId,
+    sign: i64,
+    bounded: bool,
+}
+
+type AccountKey = (&'static str, i64, String);
+
+fn key_of(spec: &AccountSpec) -> AccountKey {
+    (spec.owner.kind(), spec.owner.id(), spec.name.clone())
+}
+
+struct WriterState {
+    head_seq: i64,
+    head_hash: [u8; 32],
+    last_date: Option<NaiveDate>,
+    /// Account ids resolved so far; an account created inside a command that is rolled back
+    /// is forgotten again (see `pending_accounts`).
+    accounts: HashMap<AccountKey, AccountMeta>,
+    pending_accounts: Vec<AccountKey>,
+}
+
+struct Writer {
+    conn: SqliteConnection,
+    rx: mpsc::Receiver<Job>,
+    state: WriterState,
+    services: Services,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        while let Some(first) = self.rx.recv().await {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            match self.run_batch(&jobs).await {
+                Ok(outcomes) => {
+                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                        let _ = job.reply.send(outcome);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, batch = jobs.len(), "write batch failed; nothing in it was committed");
+                    let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+                    if let Err(e) = self.reload().await {
+                        tracing::error!(error = %e, "could not reload the chain head");
+                    }
+                    for job in jobs {
+                        let _ = job.reply.send(Err(StoreError(e.0.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reload(&mut self) -> Result<(), StoreError> {
+        let row = sqlx::query("SELECT id, hash, business_date FROM entries ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut self.conn)
+            .await?;
+        self.state.accounts.clear();
+        self.state.pending_accounts.clear();
+        match row {
+            None => {
+                self.state.head_seq = 0;
+                self.state.head_hash = GENESIS_HASH;
+                self.state.last_date = None;
+            }
+            Some(r) => {
+                self.state.head_seq = r.try_get(0)?;
+                self.state.head_hash = hash32(r.try_get(1)?)?;
+                self.state.last_date = Some(date(r.try_get(2)?)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// `Err` means the whole batch failed and nothing in it was committed.
+    async fn run_batch(&mut self, jobs: &[Job]) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut self.conn).await?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            outcomes.push(self.run_one(&job.envelope).await?);
+        }
+        sqlx::query("COMMIT").execute(&mut self.conn).await?;
+        self.state.pending_accounts.clear();
+        Ok(outcomes)
+    }
+
+    /// The outer `Err` aborts the batch; the inner one fails this command alone.
+    async fn run_one(&mut self, envelope: &Envelope) -> Result<Result<Outcome, StoreError>, StoreError> {
+        let now = self.services.clock.now();
+        let clock_today = self.services.clock.today();
+        // Business dates never run backwards against the journal.
+        let today = self.state.last_date.map_or(clock_today, |d| d.max(clock_today));
+        if let Some(idem) = &envelope.idempotency {
+            let seen = sqlx::query("SELECT fingerprint, outcome FROM idempotency WHERE scope = ? AND key = ?")
+                .bind(&idem.scope)
+                .bind(&idem.key)
+                .fetch_optional(&mut self.conn)
+                .await?;
+            if let Some(r) = seen {
+                let fingerprint: String = r.try_get(0)?;
+                if fingerprint != idem.fingerprint {
+                    return Ok(Ok(Outcome {
+                        result: Err(Rejection::IdempotencyKeyReused),
+                        replayed: false,
+                    }));
+                }
+                let outcome: String = r.try_get(1)?;
+                let result = serde_json::from_str(&outcome)
+                    .map_err(|e| StoreError(format!("stored outcome unreadable: {e}")))?;
+                return Ok(Ok(Outcome { result, replayed: true }));
+            }
+        }
+        sqlx::query("SAVEPOINT command").execute(&mut self.conn).await?;
+        let saved = (self.state.head_seq, self.state.head_hash, self.state.last_date);
+        let mark = self.state.pending_accounts.len();
+        let services = self.services.clone();
+        let ctx = Ctx {
+            policies: &services.policies,
+            keys: &services.keys,
+            today,
+            now,
+            actor: envelope.actor,
+            idempotency_key: envelope.idempotency.as_ref().map(|i| i.key.as_str()),
+        };
+        let result = {
+            let mut tx = SqliteTx {
+                conn: &mut self.conn,
+                state: &mut self.state,
+                now: canonical_time(&now),
+            };
+            domain::run(&mut tx, &ctx, &envelope.command).await
+        };
+        let result = match result {
+            Ok(receipt) => {
+                sqlx::query("RELEASE command").execute(&mut self.conn).await?;
+                Ok(receipt)
+            }
+            Err(e) => {
+                sqlx::query("ROLLBACK TO command").execute(&mut self.conn).await?;
+                sqlx::query("RELEASE command").execute(&mut self.conn).await?;
+                (self.state.head_seq, self.state.head_hash, self.state.last_date) = saved;
+                for key in self.state.pending_accounts.drain(mark..) {
+                    self.state.accounts.remove(&key);
+                }
+                match e {
+                    OpError::Rejected(r) => Err(r),
+                    OpError::Store(e) => return Ok(Err(e)),
+                }
+            }
+        };
+        if let Some(idem) = &envelope.idempotency {
+            let outcome = serde_json::to_string(&result).map_err(|e| StoreError(e.to_string()))?;
+            sqlx::query("INSERT INTO idempotency (scope, key, fingerprint, outcome, created_at) VALUES (?, ?, ?, ?, ?)")
+                .bind(&idem.scope)
+                .bind(&idem.key)
+                .bind(&idem.fingerprint)
+                .bind(outcome)
+                .bind(canonical_time(&Utc::now()))
+                .execute(&mut self.conn)
+                .await?;
+        }
+        Ok(Ok(Outcome { result, replayed: false }))
+    }
+}
+
+struct SqliteTx<'a> {
+    conn: &'a mut SqliteConnection,
+    state: &'a mut WriterState,
+    now: String,
+}
+
+impl SqliteTx<'_> {
+    async fn resolve(&mut self, spec: &AccountSpec, create: bool) -> OpResult<Option<AccountMeta>> {
+        let key = key_of(spec);
+        if let Some(meta) = self.state.accounts.get(&key) {
+            return Ok(Some(*meta));
+        }
+        let found = sqlx::query("SELECT id, type, bounded FROM accounts WHERE owner_kind = ? AND owner_id = ? AND name = ?")
+            .bind(key.0)
+            .bind(key.1)
+            .bind(&key.2)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        let meta = match found {
+            Some(r) => {
+                let kind: String = r.try_get(1)?;
+                let kind = AccountType::parse(&kind).ok_or_else(|| StoreError(format!("bad type {kind}")))?;
+                if kind != spec.kind || (r.try_get::<i64, _>(2)? != 0) != spec.bounded {
+                    return Err(StoreError(format!("account {}:{}:{} has another type", key.0, key.1, key.2)).into());
+                }
+                AccountMeta {
+                    id: AccountId(r.try_get(0)?),
+                    sign: kind.normal_sign(),
+                    bounded: spec.bounded,
+                }
+            }
+            None if create => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO accounts (owner_kind, owner_id, name, type, bounded) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(key.0)
+                .bind(key.1)
+                .bind(&key.2)
+                .bind(spec.kind.as_str())
+                .bind(i64::from(spec.bounded))
+                .fetch_one(&mut *self.conn)
+                .await?;
+                self.state.pending_accounts.push(key.clone());
+                AccountMeta {
+                    id: AccountId(id),
+                    sign: spec.kind.normal_sign(),
+                    bounded: spec.bounded,
+                }
+            }
+            None => return Ok(None),
+        };
+        self.state.accounts.insert(key, meta);
+        Ok(Some(meta))
+    }
+
+    async fn household_where(&mut self, filter: &str, value: i64, code: &str) -> OpResult<Option<HouseholdRef>> {
+        let sql = format!(
+            "SELECT h.id, h.code, c.id, c.code, c.eligible, c.company_id, h.area_dm2
+             FROM households h JOIN compounds c ON c.id = h.compound_id WHERE {filter}"
+        );
+        let mut q = sqlx::query(&sql);
+        q = if filter.contains("h.code") { q.bind(code) } else { q.bind(value) };
+        let row = q.fetch_optional(&mut *self.conn).await?;
+        Ok(match row {
+            None => None,
+            Some(r) => Some(HouseholdRef {
+                id: r.try_get(0)?,
+                code: r.try_get(1)?,
+                compound_id: r.try_get(2)?,
+                compound_code: r.try_get(3)?,
+                compound_eligible: r.try_get::<i64, _>(4)? != 0,
+                company_id: r.try_get(5)?,
+                area_dm2: r.try_get(6)?,
+            }),
+        })
+    }
+
+    async fn voucher_where(&mut self, column: &str, value: i64) -> OpResult<Option<VoucherRecord>> {
+        let sql = format!(
+            "SELECT id, serial, cooperative_id, household_id, issued_on, expires_on, status FROM vouchers WHERE {column} = ?"
+        );
+        let row = sqlx::query(&sql).bind(value).fetch_optional(&mut *self.conn).await?;
+        row.map(|r| voucher_record(&r)).transpose()
+    }
+}
+
+fn voucher_record(r: &sqlx::sqlite::SqliteRow) -> OpResult<VoucherRecord> {
+    let status: String = r.try_get(6)?;
+    Ok(VoucherRecord {
+        id: r.try_get(0)?,
+        serial: r.try_get::<i64, _>(1)? as u64,
+        coop: r.try_get(2)?,
+        household: r.try_get(3)?,
+        issued_on: date(r.try_get(4)?)?,
+        expires_on: date(r.try_get(5)?)?,
+        status: VoucherStatus::parse(&status).ok_or_else(|| StoreError(format!("bad status {status}")))?,
+    })
+}
+
+fn amount(r: &sqlx::sqlite::SqliteRow, i: usize) -> OpResult<Amount> {
+    Ok(Amount::from_fen(r.try_get(i)?))
+}
+
+impl Tx for SqliteTx<'_> {
+    async fn cooperative(&mut self, code: &str) -> OpResult<Option<CoopRef>> {
+        let row = sqlx::query("SELECT id, code FROM cooperatives WHERE code = ?")
+            .bind(code)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(CoopRef { id: r.try_get(0)?, code: r.try_get(1)? }),
+            None => None,
+        })
+    }
+
+    async fn shop(&mut self, code: &str) -> OpResult<Option<ShopRef>> {
+        let row = sqlx::query(
+            "SELECT s.id, s.code, c.id, c.code FROM shops s JOIN cooperatives c ON c.id = s.cooperative_id WHERE s.code = ?",
+        )
+        .bind(code)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(ShopRef {
+                id: r.try_get(0)?,
+                code: r.try_get(1)?,
+                coop: CoopRef { id: r.try_get(2)?, code: r.try_get(3)? },
+            }),
+            None => None,
+        })
+    }
+
+    async fn company(&mut self, code: &str) -> OpResult<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT id FROM companies WHERE code = ?")
+            .bind(code)
+            .fetch_optional(&mut *self.conn)
+            .await?)
+    }
+
+    async fn compound(&mut self, code: &str) -> OpResult<Option<(i64, i64)>> {
+        let row = sqlx::query("SELECT id, company_id FROM compounds WHERE code = ?")
+            .bind(code)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    async fn household(&mut self, code: &str) -> OpResult<Option<HouseholdRef>> {
+        self.household_where("h.code = ?", 0, code).await
+    }
+
+    async fn catalog_item(&mut self, coop: i64, sku: &str) -> OpResult<Option<CatalogItem>> {
+        let row = sqlx::query("SELECT id, sku, name, unit, price, cost FROM catalog_items WHERE cooperative_id = ? AND sku = ?")
+            .bind(coop)
+            .bind(sku)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(CatalogItem {
+                id: r.try_get(0)?,
+                sku: r.try_get(1)?,
+                name: r.try_get(2)?,
+                unit: r.try_get(3)?,
+                price: amount(&r, 4)?,
+                cost: amount(&r, 5)?,
+            }),
+            None => None,
+        })
+    }
+
+    async fn insert_cooperative(&mut self, c: &NewCooperative) -> OpResult<i64> {
+        Ok(sqlx::query_scalar("INSERT INTO cooperatives (code, name, created_at) VALUES (?, ?, ?) RETURNING id")
+            .bind(&c.code)
+            .bind(&c.name)
+            .bind(&self.now)
+            .fetch_one(&mut *self.conn)
+            .await?)
+    }
+
+    async fn insert_shop(&mut self, s: &NewShop, coop: i64) -> OpResult<i64> {
+        Ok(sqlx::query_scalar("INSERT INTO shops (code, name, cooperative_id, created_at) VALUES (?, ?, ?, ?) RETURNING id")
+            .bind(&s.code)
+            .bind(&s.name)
+            .bind(coop)
+            .bind(&self.now)
+            .fetch_one(&mut *self.conn)
+            .await?)
+    }
+
+    async fn insert_company(&mut self, c: &NewCompany) -> OpResult<i64> {
+        Ok(sqlx::query_scalar("INSERT INTO companies (code, name, created_at) VALUES (?, ?, ?) RETURNING id")
+            .bind(&c.code)
+            .bind(&c.name)
+            .bind(&self.now)
+            .fetch_one(&mut *self.conn)
+            .await?)
+    }
+
+    async fn insert_compound(&mut self, c: &NewCompound, company: i64) -> OpResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO compounds (code, name, company_id, eligible, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&c.code)
+        .bind(&c.name)
+        .bind(company)
+        .bind(i64::from(c.eligible))
+        .bind(&self.now)
+        .fetch_one(&mut *self.conn)
+        .await?)
+    }
+
+    async fn insert_household(&mut self, h: &NewHousehold, compound: i64, area_dm2: i64) -> OpResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO households (code, compound_id, area_dm2, name, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&h.code)
+        .bind(compound)
+        .bind(area_dm2)
+        .bind(&h.name)
+        .bind(&self.now)
+        .fetch_one(&mut *self.conn)
+        .await?)
+    }
+
+    async fn upsert_catalog_item(&mut self, coop: i64, item: &CatalogItemInput) -> OpResult<bool> {
+        let existed = self.catalog_item(coop, &item.sku).await?.is_some();
+        sqlx::query(
+            "INSERT INTO catalog_items (cooperative_id, sku, name, unit, price, cost, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (cooperative_id, sku) DO UPDATE SET
+               name = excluded.name, unit = excluded.unit, price = excluded.price,
+               cost = excluded.cost, updated_at = excluded.updated_at",
+        )
+        .bind(coop)
+        .bind(&item.sku)
+        .bind(&item.name)
+        .bind(&item.unit)
+        .bind(item.price.fen())
+        .bind(item.cost.fen())
+        .bind(&self.now)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(!existed)
+    }
+
+    async fn insert_token(&mut self, t: &NewToken, scope: &TokenScopeIds) -> OpResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO tokens (hash, role, cooperative_id, shop_id, company_id, household_id, label, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&t.hash)
+        .bind(t.role.as_str())
+        .bind(scope.cooperative)
+        .bind(scope.shop)
+        .bind(scope.company)
+        .bind(scope.household)
+        .bind(&t.label)
+        .bind(&self.now)
+        .fetch_one(&mut *self.conn)
+        .await?)
+    }
+
+    async fn revoke_token(&mut self, id: i64) -> OpResult<bool> {
+        let done = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(&self.now)
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn balance(&mut self, account: &AccountSpec) -> OpResult<Amount> {
+        let Some(meta) = self.resolve(account, false).await? else {
+            return Ok(Amount::ZERO);
+        };
+        let fen: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = ?")
+            .bind(meta.id.0)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(Amount::from_fen(fen))
+    }
+
+    async fn post(&mut self, entry: EntryDraft, field: &str) -> OpResult<Posted> {
+        let EntryDraft { header, postings } = entry;
+        let mut resolved = Vec::with_capacity(postings.len());
+        for (spec, fen) in &postings {
+            let meta = self
+                .resolve(spec, true)
+                .await?
+                .ok_or_else(|| StoreError("account not created".into()))?;
+            resolved.push((meta, *fen));
+        }
+        for (meta, fen) in &resolved {
+            let delta = fen * meta.sign;
+            if meta.bounded && delta < 0 {
+                let balance: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = ?")
+                    .bind(meta.id.0)
+                    .fetch_one(&mut *self.conn)
+                    .await?;
+                if balance + delta < 0 {
+                    return Err(Rejection::InsufficientFunds {
+                        field: field.into(),
+                        available: Amount::from_fen(balance),
+                    }
+                    .into());
+                }
+            }
+            sqlx::query("UPDATE accounts SET balance = balance + ? WHERE id = ?")
+                .bind(delta)
+                .bind(meta.id.0)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        let seq = self.state.head_seq + 1;
+        let ids: Vec<(AccountId, i64)> = resolved.iter().map(|(m, fen)| (m.id, *fen)).collect();
+        let hash = entry_hash(&self.state.head_hash, seq, &header, &ids);
+        let (policy, policy_hash) = match &header.policy {
+            Some((p, h)) => (Some(p.as_str()), Some(h.as_str())),
+            None => (None, None),
+        };
+        sqlx::query(
+            "INSERT INTO entries (id, kind, business_date, created_at, actor_token_id, policy, policy_hash,
+                                  idempotency_key, memo, reverses, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(header.kind.as_str())
+        .bind(header.business_date.to_string())
+        .bind(canonical_time(&header.created_at))
+        .bind(header.actor)
+        .bind(policy)
+        .bind(policy_hash)
+        .bind(&header.idempotency_key)
+        .bind(&header.memo)
+        .bind(header.reverses)
+        .bind(hex::encode(self.state.head_hash))
+        .bind(hex::encode(hash))
+        .execute(&mut *self.conn)
+        .await?;
+        let mut insert = QueryBuilder::new("INSERT INTO postings (entry_id, idx, account_id, amount) ");
+        insert.push_values(ids.iter().enumerate(), |mut b, (i, (account, fen))| {
+            b.push_bind(seq).push_bind(i as i64).push_bind(account.0).push_bind(*fen);
+        });
+        insert.build().execute(&mut *self.conn).await?;
+        if let (Some(name), Some(hash)) = (policy, policy_hash) {
+            if let Some((id, version)) = name.rsplit_once('@') {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO policy_applications (policy_id, version, hash, first_applied_at) VALUES (?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(version.parse::<i64>().map_err(|e| StoreError(e.to_string()))?)
+                .bind(hash)
+                .bind(&self.now)
+                .execute(&mut *self.conn)
+                .await?;
+            }
+        }
+        self.state.head_seq = seq;
+        self.state.head_hash = hash;
+        self.state.last_date = Some(header.business_date);
+        Ok(Posted { id: seq, hash: hex::encode(hash), business_date: header.business_date })
+    }
+
+    async fn entry_postings(&mut self, entry: i64) -> OpResult<Option<(EntryKind, Vec<(AccountSpec, i64)>)>> {
+        let Some(kind): Option<String> = sqlx::query_scalar("SELECT kind FROM entries WHERE id = ?")
+            .bind(entry)
+            .fetch_optional(&mut *self.conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let kind = EntryKind::parse(&kind).ok_or_else(|| StoreError(format!("bad kind {kind}")))?;
+        let rows = sqlx::query(
+            "SELECT a.owner_kind, a.owner_id, a.name, a.type, a.bounded, p.amount
+             FROM postings p JOIN accounts a ON a.id = p.account_id WHERE p.entry_id = ? ORDER BY p.idx",
+        )
+        .bind(entry)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        let mut postings = Vec::with_capacity(rows.len());
+        for r in rows {
+            let owner_kind: String = r.try_get(0)?;
+            let kind: String = r.try_get(3)?;
+            postings.push((
+                AccountSpec {
+                    owner: Owner::from_parts(&owner_kind, r.try_get(1)?)
+                        .ok_or_else(|| StoreError(format!("bad owner {owner_kind}")))?,
+                    name: r.try_get(2)?,
+                    kind: AccountType::parse(&kind).ok_or_else(|| StoreError(format!("bad type {kind}")))?,
+                    bounded: r.try_get::<i64, _>(4)? != 0,
+                },
+                r.try_get(5)?,
+            ));
+        }
+        Ok(Some((kind, postings)))
+    }
+
+    async fn is_reversed(&mut self, entry: i64) -> OpResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM entries WHERE reverses = ? AND kind = 'reversal'")
+            .bind(entry)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount> {
+        let fen: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(bonus), 0) FROM topups WHERE household_id = ? AND month = ?")
+            .bind(household)
+            .bind(month)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(Amount::from_fen(fen))
+    }
+
+    async fn insert_topup(&mut self, t: &TopupRecord) -> OpResult<()> {
+        sqlx::query(
+            "INSERT INTO topups (entry_id, cooperative_id, shop_id, household_id, method, paid, bonus, voucher_id, business_date, month)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.entry)
+        .bind(t.coop)
+        .bind(t.shop)
+        .bind(t.household)
+        .bind(t.method.as_str())
+        .bind(t.paid.fen())
+        .bind(t.bonus.fen())
+        .bind(t.voucher)
+        .bind(t.business_date.to_string())
+        .bind(domain::month_of(t.business_date))
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn voucher_exists(&mut self, serial: u64) -> OpResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vouchers WHERE serial = ?")
+            .bind(serial as i64)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn insert_voucher(&mut self, v: &NewVoucher) -> OpResult<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO vouchers (serial, key_id, cooperative_id, household_id, issued_on, expires_on, status)
+             VALUES (?, ?, ?, ?, ?, ?, 'active') RETURNING id",
+        )
+        .bind(v.serial as i64)
+        .bind(i64::from(v.key_id))
+        .bind(v.coop)
+        .bind(v.household)
+        .bind(v.issued_on.to_string())
+        .bind(v.expires_on.to_string())
+        .fetch_one(&mut *self.conn)
+        .await?)
+    }
+
+    async fn voucher(&mut self, serial: u64) -> OpResult<Option<VoucherRecord>> {
+        self.voucher_where("serial", serial as i64).await
+    }
+
+    async fn voucher_by_id(&mut self, id: i64) -> OpResult<Option<VoucherRecord>> {
+        self.voucher_where("id", id).await
+    }
+
+    async fn set_voucher_status(&mut self, id: i64, status: VoucherStatus) -> OpResult<()> {
+        sqlx::query("UPDATE vouchers SET status = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn vouchers_expiring_before(&mut self, date: NaiveDate, limit: u32) -> OpResult<Vec<VoucherRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, serial, cooperative_id, household_id, issued_on, expires_on, status FROM vouchers
+             WHERE status = 'active' AND expires_on < ? ORDER BY expires_on, id LIMIT ?",
+        )
+        .bind(date.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter().map(voucher_record).collect()
+    }
+
+    async fn insert_sale(&mut self, s: &SaleRecord) -> OpResult<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO sales (entry_id, cooperative_id, shop_id, household_id, total, cost, business_date)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(s.entry)
+        .bind(s.coop)
+        .bind(s.shop)
+        .bind(s.household)
+        .bind(s.total.fen())
+        .bind(s.cost.fen())
+        .bind(s.business_date.to_string())
+        .fetch_one(&mut *self.conn)
+        .await?;
+        if !s.lines.is_empty() {
+            let mut q = QueryBuilder::new("INSERT INTO sale_lines (sale_id, idx, sku, qty, price, amount, cost) ");
+            q.push_values(s.lines.iter().enumerate(), |mut b, (i, l)| {
+                b.push_bind(id)
+                    .push_bind(i as i64)
+                    .push_bind(&l.sku)
+                    .push_bind(&l.qty)
+                    .push_bind(l.price.fen())
+                    .push_bind(l.amount.fen())
+                    .push_bind(l.cost.fen());
+            });
+            q.build().execute(&mut *self.conn).await?;
+        }
+        let mut q = QueryBuilder::new(
+            "INSERT INTO sale_tenders (sale_id, idx, type, household_id, voucher_id, amount, paid_part, bonus_part) ",
+        );
+        q.push_values(s.tenders.iter().enumerate(), |mut b, (i, t)| {
+            b.push_bind(id)
+                .push_bind(i as i64)
+                .push_bind(t.kind.as_str())
+                .push_bind(t.household)
+                .push_bind(t.voucher)
+                .push_bind(t.amount.fen())
+                .push_bind(t.paid_part.fen())
+                .push_bind(t.bonus_part.fen());
+        });
+        q.build().execute(&mut *self.conn).await?;
+        Ok(id)
+    }
+
+    async fn sale(&mut self, id: i64) -> OpResult<Option<SaleRecord>> {
+        let Some(r) = sqlx::query(
+            "SELECT s.id, s.entry_id, s.cooperative_id, c.code, s.shop_id, s.household_id, s.total, s.cost,
+                    s.refunded, s.refunded_cost, s.business_date
+             FROM sales s JOIN cooperatives c ON c.id = s.cooperative_id WHERE s.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let lines = sqlx::query("SELECT sku, qty, price, amount, cost FROM sale_lines WHERE sale_id = ? ORDER BY idx")
+            .bind(id)
+            .fetch_all(&mut *self.conn)
+            .await?
+            .iter()
+            .map(|l| {
+                Ok(SaleLineRecord {
+                    sku: l.try_get(0)?,
+                    qty: l.try_get(1)?,
+                    price: amount(l, 2)?,
+                    amount: amount(l, 3)?,
+                    cost: amount(l, 4)?,
+                })
+            })
+            .collect::<OpResult<Vec<_>>>()?;
+        let tenders = sqlx::query(
+            "SELECT type, household_id, voucher_id, amount, paid_part, bonus_part, refunded, refunded_paid, refunded_bonus
+             FROM sale_tenders WHERE sale_id = ? ORDER BY idx",
+        )
+        .bind(id)
+        .fetch_all(&mut *self.conn)
+        .await?
+        .iter()
+        .map(|t| {
+            let kind: String = t.try_get(0)?;
+            Ok(TenderRecord {
+                kind: TenderType::parse(&kind).ok_or_else(|| StoreError(format!("bad tender {kind}")))?,
+                household: t.try_get(1)?,
+                voucher: t.try_get(2)?,
+                amount: amount(t, 3)?,
+                paid_part: amount(t, 4)?,
+                bonus_part: amount(t, 5)?,
+                refunded: amount(t, 6)?,
+                refunded_paid: amount(t, 7)?,
+                refunded_bonus: amount(t, 8)?,
+            })
+        })
+        .collect::<OpResult<Vec<_>>>()?;
+        Ok(Some(SaleRecord {
+            id: r.try_get(0)?,
+            entry: r.try_get(1)?,
+            coop: r.try_get(2)?,
+            coop_code: r.try_get(3)?,
+            shop: r.try_get(4)?,
+            household: r.try_get(5)?,
+            total: amount(&r, 6)?,
+            cost: amount(&r, 7)?,
+            refunded: amount(&r, 8)?,
+            refunded_cost: amount(&r, 9)?,
+            business_date: date(r.try_get(10)?)?,
+            lines,
+            tenders,
+        }))
+    }
+
+    async fn record_sale_refund(&mut self, sale: i64, refund: &SaleRefundRecord) -> OpResult<()> {
+        sqlx::query("UPDATE sales SET refunded = refunded + ?, refunded_cost = refunded_cost + ? WHERE id = ?")
+            .bind(refund.amount.fen())
+            .bind(refund.cost.fen())
+            .bind(sale)
+            .execute(&mut *self.conn)
+            .await?;
+        for (i, (total, paid, bonus)) in refund.tenders.iter().enumerate() {
+            if total.is_zero() {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE sale_tenders SET refunded = refunded + ?, refunded_paid = refunded_paid + ?,
+                        refunded_bonus = refunded_bonus + ? WHERE sale_id = ? AND idx = ?",
+            )
+            .bind(total.fen())
+            .bind(paid.fen())
+            .bind(bonus.fen())
+            .bind(sale)
+            .bind(i as i64)
+            .execute(&mut *self.conn)
+            .await?;
+        }
+        sqlx::query("INSERT INTO sale_refunds (entry_id, sale_id, amount, cost) VALUES (?, ?, ?, ?)")
+            .bind(refund.entry)
+            .bind(sale)
+            .bind(refund.amount.fen())
+            .bind(refund.cost.fen())
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+}
