@@ -14,8 +14,9 @@ use crate::store::sqlite::{Services, SqliteStore};
 use crate::store::{Envelope, Outcome, Store, VoucherRow};
 use crate::voucher::{KeyFile, VoucherCode, VoucherCodeError};
 
-/// Where things are. Secrets never appear here: they live in the key file.
-#[derive(Clone, Debug)]
+/// Where things are. Secrets never appear here: they live in the key file (and a database
+/// password, if any, is redacted from `Debug`).
+#[derive(Clone)]
 pub struct Settings {
     /// `sqlite://path` (created on first use) or `postgres://…`.
     pub database: String,
@@ -25,6 +26,17 @@ pub struct Settings {
     pub today: Option<NaiveDate>,
 }
 
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database", &redact_url(&self.database))
+            .field("policies_dir", &self.policies_dir)
+            .field("key_file", &self.key_file)
+            .field("today", &self.today)
+            .finish()
+    }
+}
+
 impl Settings {
     pub fn key_file_path(&self) -> anyhow::Result<PathBuf> {
         if let Some(p) = &self.key_file {
@@ -32,7 +44,10 @@ impl Settings {
         }
         match sqlite_path(&self.database) {
             Some(db) => Ok(PathBuf::from(format!("{}.keys.toml", db.display()))),
-            None => anyhow::bail!("set HONGXIN_KEY_FILE (or --key-file): the key file cannot sit beside {}", redact_url(&self.database)),
+            None => anyhow::bail!(
+                "set HONGXIN_KEY_FILE (or --key-file): the key file cannot sit beside {}",
+                redact_url(&self.database)
+            ),
         }
     }
 
@@ -46,13 +61,36 @@ impl Settings {
 
 /// The file path of an `sqlite:` URL.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
-/// A database URL safe to print: any password replaced.
+/// A database URL safe to print: any password replaced, in the authority or the query.
 pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = redact_authority(base);
+    match query {
+        None => base,
+        Some(q) => {
+            let params: Vec<String> = q
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+    }
+}
+
+fn redact_authority(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
@@ -63,6 +101,22 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// True when an SQLite database has no journal entries yet (or cannot be read as one).
+async fn sqlite_is_empty(url: &str) -> bool {
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    let Ok(options) = sqlx::sqlite::SqliteConnectOptions::from_str(url) else {
+        return true;
+    };
+    let Ok(mut conn) = options.read_only(true).connect().await else {
+        return true;
+    };
+    let entries: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM entries")
+        .fetch_one(&mut conn)
+        .await;
+    !matches!(entries, Ok(n) if n > 0)
 }
 
 #[derive(Clone)]
@@ -79,9 +133,24 @@ impl App {
     }
 
     pub async fn open_with_clock(settings: &Settings, clock: Clock) -> anyhow::Result<App> {
-        let policies = PolicySet::load_dir(&settings.policies_dir)
-            .with_context(|| format!("loading policies from {}", settings.policies_dir.display()))?;
+        let policies = PolicySet::load_dir(&settings.policies_dir).with_context(|| {
+            format!("loading policies from {}", settings.policies_dir.display())
+        })?;
         let key_path = settings.key_file_path()?;
+        let database_exists = match sqlite_path(&settings.database) {
+            Some(db) => db.exists(),
+            // A server database always exists; only its journal can tell (below).
+            None => true,
+        };
+        if !key_path.exists() && database_exists && !sqlite_is_empty(&settings.database).await {
+            anyhow::bail!(
+                "the key file {} is missing but the database {} already holds data: vouchers issued \
+                 under the lost keys would no longer verify. Restore the key file from the backup \
+                 (or point --key-file at it) instead of generating new keys.",
+                key_path.display(),
+                redact_url(&settings.database)
+            );
+        }
         let (keys, created) = KeyFile::load_or_create(&key_path)
             .with_context(|| format!("opening key file {}", key_path.display()))?;
         if created {
@@ -95,9 +164,12 @@ impl App {
             clock: clock.clone(),
         };
         let store: Arc<dyn Store> = if settings.database.starts_with("sqlite:") {
-            if let Some(parent) = sqlite_path(&settings.database).and_then(|p| p.parent().map(Path::to_path_buf)) {
+            if let Some(parent) =
+                sqlite_path(&settings.database).and_then(|p| p.parent().map(Path::to_path_buf))
+            {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+                    std::fs::create_dir_all(&parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
                 }
             }
             Arc::new(SqliteStore::open(&settings.database, services).await?)
@@ -107,12 +179,21 @@ impl App {
                 redact_url(&settings.database)
             );
         };
-        Ok(App { store, policies, keys, clock })
+        Ok(App {
+            store,
+            policies,
+            keys,
+            clock,
+        })
     }
 
     /// Runs a command as the operator (no token, no idempotency key).
     pub async fn run(&self, command: Command) -> Result<Result<Receipt, Rejection>, StoreError> {
-        Ok(self.store.execute(Envelope::operator(command)).await?.result)
+        Ok(self
+            .store
+            .execute(Envelope::operator(command))
+            .await?
+            .result)
     }
 
     pub async fn execute(&self, envelope: Envelope) -> Result<Outcome, StoreError> {
@@ -121,7 +202,10 @@ impl App {
 
     /// What a cashier's lookup may learn of a code: a usable voucher, or nothing. Unknown,
     /// forged, spent, void and expired codes are all `Ok(None)`; only a typo is told apart.
-    pub async fn voucher_lookup(&self, code: &str) -> Result<Result<Option<VoucherRow>, VoucherCodeError>, StoreError> {
+    pub async fn voucher_lookup(
+        &self,
+        code: &str,
+    ) -> Result<Result<Option<VoucherRow>, VoucherCodeError>, StoreError> {
         let code = match VoucherCode::verify(&self.keys.vouchers, code) {
             Ok(c) => c,
             Err(VoucherCodeError::Typo) => return Ok(Err(VoucherCodeError::Typo)),
@@ -129,7 +213,9 @@ impl App {
         };
         let today = self.clock.today();
         Ok(Ok(self.store.voucher(code.serial()).await?.filter(|v| {
-            v.status == crate::domain::VoucherStatus::Active && v.expires_on >= today && v.balance.is_positive()
+            v.status == crate::domain::VoucherStatus::Active
+                && v.expires_on >= today
+                && v.balance.is_positive()
         })))
     }
 
@@ -145,10 +231,30 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(sqlite_path("sqlite://hongxin.db"), Some(PathBuf::from("hongxin.db")));
-        assert_eq!(sqlite_path("sqlite:///tmp/a.db?mode=rwc"), Some(PathBuf::from("/tmp/a.db")));
+        assert_eq!(
+            sqlite_path("sqlite://hongxin.db"),
+            Some(PathBuf::from("hongxin.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/a.db?mode=rwc"),
+            Some(PathBuf::from("/tmp/a.db"))
+        );
         assert_eq!(sqlite_path("postgres://u:p@h/db"), None);
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=secret"),
+            "postgres://h/db?user=u&password=***"
+        );
+        let s = Settings {
+            database: "postgres://u:secret@h/db".into(),
+            policies_dir: "policies".into(),
+            key_file: None,
+            today: None,
+        };
+        assert!(!format!("{s:?}").contains("secret"));
     }
 }

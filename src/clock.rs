@@ -48,13 +48,15 @@ impl Clock {
 }
 
 pub fn shanghai_today(now: DateTime<Utc>) -> NaiveDate {
-    let offset = FixedOffset::east_opt(SHANGHAI_OFFSET_SECS).unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
+    let offset = FixedOffset::east_opt(SHANGHAI_OFFSET_SECS)
+        .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
     now.with_timezone(&offset).date_naive()
 }
 
 /// Parses `YYYY-MM-DD` for `HONGXIN_TODAY` and `--today`.
 pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("{s:?} is not a date YYYY-MM-DD: {e}"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("{s:?} is not a date YYYY-MM-DD: {e}"))
 }
 
 #[cfg(test)]
@@ -63,10 +65,20 @@ mod tests {
 
     #[test]
     fn shanghai_date_turns_at_16_utc() {
-        let before = DateTime::parse_from_rfc3339("2026-11-26T15:59:59Z").unwrap().to_utc();
-        let after = DateTime::parse_from_rfc3339("2026-11-26T16:00:00Z").unwrap().to_utc();
-        assert_eq!(shanghai_today(before), NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
-        assert_eq!(shanghai_today(after), NaiveDate::from_ymd_opt(2026, 11, 27).unwrap());
+        let before = DateTime::parse_from_rfc3339("2026-11-26T15:59:59Z")
+            .unwrap()
+            .to_utc();
+        let after = DateTime::parse_from_rfc3339("2026-11-26T16:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            shanghai_today(before),
+            NaiveDate::from_ymd_opt(2026, 11, 26).unwrap()
+        );
+        assert_eq!(
+            shanghai_today(after),
+            NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()
+        );
     }
 
     #[test]
@@ -74,6 +86,6 @@ mod tests {
         let c = Clock::manual(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
         c.set(NaiveDate::from_ymd_opt(2026, 2, 1).unwrap());
         assert_eq!(c.today(), NaiveDate::from_ymd_opt(2026, 2, 1).unwrap());
-        assert_eq!(parse_date("2026-13-01").is_err(), true);
+        assert!(parse_date("2026-13-01").is_err());
     }
 }

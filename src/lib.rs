@@ -3,8 +3,11 @@
 //! 合作社盈利用物业 (the cooperative's profit pays toward residents' property fees).
 
 pub mod app;
+pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod domain;
+pub mod http;
 pub mod ledger;
 pub mod money;
 pub mod policy;

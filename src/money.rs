@@ -169,6 +169,20 @@ impl<'de> Deserialize<'de> for Amount {
     }
 }
 
+impl utoipa::PartialSchema for Amount {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(r"^-?[0-9]+(\.[0-9]{1,2})?$"))
+            .description(Some(
+                "An amount of CNY in yuan, as a string with at most two decimals: \"55.00\", \"55\" or \"55.5\". JSON numbers are refused.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Amount {}
+
 /// How a rate computation is rounded to fen, once, at the end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -66,6 +66,8 @@ CREATE TABLE tokens (
     household_id    INTEGER REFERENCES households(id),
     label           TEXT,
     created_at      TEXT NOT NULL,
+    -- Residents' sessions expire; operators' tokens live until revoked.
+    expires_at      TEXT,
     revoked_at      TEXT
 ) STRICT;
 

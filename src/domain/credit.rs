@@ -34,9 +34,15 @@ pub(crate) async fn refund_credit<T: Tx>(
     }
     let mut entry = EntryDraft::new(ctx.header(EntryKind::CreditRefund));
     entry
-        .debit(chart::household_wallet_paid(household.id, &coop.code), wallet.paid)
+        .debit(
+            chart::household_wallet_paid(household.id, &coop.code),
+            wallet.paid,
+        )
         .credit(chart::coop_cash(coop.id, req.method.as_str()), wallet.paid)
-        .debit(chart::household_wallet_bonus(household.id, &coop.code), wallet.bonus)
+        .debit(
+            chart::household_wallet_bonus(household.id, &coop.code),
+            wallet.bonus,
+        )
         .credit(chart::coop_promotion(coop.id), wallet.bonus);
     let entry = entry.balanced().map_err(|e| StoreError(e.to_string()))?;
     let posted = tx.post(entry, "household").await?;
@@ -47,6 +53,9 @@ pub(crate) async fn refund_credit<T: Tx>(
         method: req.method,
     })
 }
+
+/// Expense categories that write goods off inventory (损耗) rather than pay out cash.
+pub const WRITE_OFF_CATEGORIES: [&str; 2] = ["spoilage", "shrinkage"];
 
 /// Expense categories become account names, so they are short lowercase words.
 fn check_category(category: &str) -> Result<(), Rejection> {
@@ -72,7 +81,11 @@ fn check_memo(memo: &Option<String>) -> Result<(), Rejection> {
     }
 }
 
-pub(crate) async fn expense<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Expense) -> OpResult<PostedReceipt> {
+pub(crate) async fn expense<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    req: &Expense,
+) -> OpResult<PostedReceipt> {
     check_category(&req.category)?;
     check_memo(&req.memo)?;
     if !req.amount.is_positive() {
@@ -87,13 +100,22 @@ pub(crate) async fn expense<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Expense) -> 
         Some(m) => format!("{} incurred {}: {m}", req.category, req.date),
         None => format!("{} incurred {}", req.category, req.date),
     });
+    // Spoiled or lost goods are written off stock, not paid for again in cash.
+    let from = if WRITE_OFF_CATEGORIES.contains(&req.category.as_str()) {
+        chart::coop_inventory(coop.id)
+    } else {
+        chart::coop_cash(coop.id, req.method.as_str())
+    };
     let mut entry = EntryDraft::new(header);
     entry
         .debit(chart::coop_expense(coop.id, &req.category), req.amount)
-        .credit(chart::coop_cash(coop.id, req.method.as_str()), req.amount);
+        .credit(from, req.amount);
     let entry = entry.balanced().map_err(|e| StoreError(e.to_string()))?;
     let posted = tx.post(entry, "amount").await?;
-    Ok(PostedReceipt { entry: posted.id, amount: req.amount })
+    Ok(PostedReceipt {
+        entry: posted.id,
+        amount: req.amount,
+    })
 }
 
 pub(crate) async fn stock_receipt<T: Tx>(
@@ -121,12 +143,19 @@ pub(crate) async fn stock_receipt<T: Tx>(
         .credit(chart::coop_cash(coop.id, req.method.as_str()), req.amount);
     let entry = entry.balanced().map_err(|e| StoreError(e.to_string()))?;
     let posted = tx.post(entry, "amount").await?;
-    Ok(PostedReceipt { entry: posted.id, amount: req.amount })
+    Ok(PostedReceipt {
+        entry: posted.id,
+        amount: req.amount,
+    })
 }
 
 /// A mistaken expense or stock receipt is never edited: a reversal entry with every posting
 /// negated references it. Other kinds have their own refund flows.
-pub(crate) async fn reverse<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Reverse) -> OpResult<PostedReceipt> {
+pub(crate) async fn reverse<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    req: &Reverse,
+) -> OpResult<PostedReceipt> {
     check_text("memo", &req.memo, 200)?;
     let (kind, postings) = tx
         .entry_postings(req.entry)
@@ -140,7 +169,10 @@ pub(crate) async fn reverse<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Reverse) -> 
         .into());
     }
     if tx.is_reversed(req.entry).await? {
-        return Err(Rejection::NotRefundable { reason: format!("entry {} is already reversed", req.entry) }.into());
+        return Err(Rejection::NotRefundable {
+            reason: format!("entry {} is already reversed", req.entry),
+        }
+        .into());
     }
     let mut header = ctx.header(EntryKind::Reversal);
     header.reverses = Some(req.entry);
@@ -149,11 +181,16 @@ pub(crate) async fn reverse<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Reverse) -> 
     let mut entry = EntryDraft::new(header);
     for (account, fen) in postings {
         if fen > 0 {
-            amount = amount.checked_add(Amount::from_fen(fen)).ok_or_else(overflow)?;
+            amount = amount
+                .checked_add(Amount::from_fen(fen))
+                .ok_or_else(overflow)?;
         }
         entry.postings.push((account, -fen));
     }
     let entry = entry.balanced().map_err(|e| StoreError(e.to_string()))?;
     let posted = tx.post(entry, "entry").await?;
-    Ok(PostedReceipt { entry: posted.id, amount })
+    Ok(PostedReceipt {
+        entry: posted.id,
+        amount,
+    })
 }

@@ -27,9 +27,15 @@ pub(crate) fn check_text(field: &str, text: &str, max_chars: usize) -> Result<()
     if text.trim().is_empty() {
         Err(Rejection::invalid(field, "must not be empty"))
     } else if n > max_chars {
-        Err(Rejection::invalid(field, format!("must be at most {max_chars} characters")))
+        Err(Rejection::invalid(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ))
     } else if text.chars().any(char::is_control) {
-        Err(Rejection::invalid(field, "must not contain control characters"))
+        Err(Rejection::invalid(
+            field,
+            "must not contain control characters",
+        ))
     } else {
         Ok(())
     }
@@ -37,7 +43,12 @@ pub(crate) fn check_text(field: &str, text: &str, max_chars: usize) -> Result<()
 
 /// Floor area in dm² (0.01 m²), so it is stored as an integer.
 pub(crate) fn area_dm2(field: &str, area: Decimal) -> Result<i64, Rejection> {
-    let bad = || Rejection::invalid(field, "must be an area in m² between 0 and 100000 with at most two decimals");
+    let bad = || {
+        Rejection::invalid(
+            field,
+            "must be an area in m² between 0 and 100000 with at most two decimals",
+        )
+    };
     if area.is_sign_negative() || area > Decimal::from(100_000) || area.normalize().scale() > 2 {
         return Err(bad());
     }
@@ -52,7 +63,10 @@ pub(crate) async fn create_cooperative<T: Tx>(tx: &mut T, c: &NewCooperative) ->
         return Err(Rejection::exists("code", "cooperative", &c.code).into());
     }
     let id = tx.insert_cooperative(c).await?;
-    Ok(Created { id, code: c.code.clone() })
+    Ok(Created {
+        id,
+        code: c.code.clone(),
+    })
 }
 
 pub(crate) async fn create_shop<T: Tx>(tx: &mut T, s: &NewShop) -> OpResult<Created> {
@@ -66,7 +80,10 @@ pub(crate) async fn create_shop<T: Tx>(tx: &mut T, s: &NewShop) -> OpResult<Crea
         return Err(Rejection::exists("code", "shop", &s.code).into());
     }
     let id = tx.insert_shop(s, coop.id).await?;
-    Ok(Created { id, code: s.code.clone() })
+    Ok(Created {
+        id,
+        code: s.code.clone(),
+    })
 }
 
 pub(crate) async fn create_company<T: Tx>(tx: &mut T, c: &NewCompany) -> OpResult<Created> {
@@ -76,7 +93,10 @@ pub(crate) async fn create_company<T: Tx>(tx: &mut T, c: &NewCompany) -> OpResul
         return Err(Rejection::exists("code", "company", &c.code).into());
     }
     let id = tx.insert_company(c).await?;
-    Ok(Created { id, code: c.code.clone() })
+    Ok(Created {
+        id,
+        code: c.code.clone(),
+    })
 }
 
 pub(crate) async fn create_compound<T: Tx>(tx: &mut T, c: &NewCompound) -> OpResult<Created> {
@@ -90,7 +110,10 @@ pub(crate) async fn create_compound<T: Tx>(tx: &mut T, c: &NewCompound) -> OpRes
         return Err(Rejection::exists("code", "compound", &c.code).into());
     }
     let id = tx.insert_compound(c, company).await?;
-    Ok(Created { id, code: c.code.clone() })
+    Ok(Created {
+        id,
+        code: c.code.clone(),
+    })
 }
 
 pub(crate) async fn create_household<T: Tx>(tx: &mut T, h: &NewHousehold) -> OpResult<Created> {
@@ -107,7 +130,10 @@ pub(crate) async fn create_household<T: Tx>(tx: &mut T, h: &NewHousehold) -> OpR
         return Err(Rejection::exists("code", "household", &h.code).into());
     }
     let id = tx.insert_household(h, compound, area).await?;
-    Ok(Created { id, code: h.code.clone() })
+    Ok(Created {
+        id,
+        code: h.code.clone(),
+    })
 }
 
 fn check_catalog_item(item: &CatalogItemInput) -> Result<(), Rejection> {
@@ -136,7 +162,10 @@ pub(crate) async fn upsert_catalog_item<T: Tx>(
     tx.upsert_catalog_item(coop.id, item).await?;
     let stored = tx.catalog_item(coop.id, &item.sku).await?;
     let id = stored.map(|s| s.id).unwrap_or_default();
-    Ok(Created { id, code: item.sku.clone() })
+    Ok(Created {
+        id,
+        code: item.sku.clone(),
+    })
 }
 
 /// Validates every row first and reports every bad one with its line; writes only when all
@@ -152,7 +181,10 @@ pub(crate) async fn import_households<T: Tx>(
     for Lined { line, row } in rows {
         match check_household_row(tx, row, &mut seen, &mut compounds).await? {
             Ok(r) => resolved.push(r),
-            Err(e) => errors.push(LineError { line: *line, reason: e.to_string() }),
+            Err(e) => errors.push(LineError {
+                line: *line,
+                reason: e.to_string(),
+            }),
         }
     }
     if !errors.is_empty() {
@@ -161,7 +193,10 @@ pub(crate) async fn import_households<T: Tx>(
     for (Lined { row, .. }, (compound, area)) in rows.iter().zip(resolved) {
         tx.insert_household(row, compound, area).await?;
     }
-    Ok(Imported { created: rows.len() as u64, updated: 0 })
+    Ok(Imported {
+        created: rows.len() as u64,
+        updated: 0,
+    })
 }
 
 /// One row of a household import: `Ok(Err(..))` is a bad row, `Err(..)` a store failure.
@@ -194,7 +229,13 @@ async fn check_household_row<T: Tx>(
                 compounds.insert(row.compound.clone(), c);
                 c
             }
-            None => return Ok(Err(Rejection::not_found("compound", "compound", &row.compound))),
+            None => {
+                return Ok(Err(Rejection::not_found(
+                    "compound",
+                    "compound",
+                    &row.compound,
+                )))
+            }
         },
     };
     if tx.household(&row.code).await?.is_some() {
@@ -219,11 +260,17 @@ pub(crate) async fn import_catalog<T: Tx>(
             if seen.insert(row.sku.clone()) {
                 Ok(())
             } else {
-                Err(Rejection::invalid("sku", format!("{} appears twice in the file", row.sku)))
+                Err(Rejection::invalid(
+                    "sku",
+                    format!("{} appears twice in the file", row.sku),
+                ))
             }
         });
         if let Err(e) = result {
-            errors.push(LineError { line: *line, reason: e.to_string() });
+            errors.push(LineError {
+                line: *line,
+                reason: e.to_string(),
+            });
         }
     }
     if !errors.is_empty() {
@@ -255,10 +302,16 @@ pub(crate) async fn create_token<T: Tx>(tx: &mut T, t: &NewToken) -> OpResult<Cr
     match (needs, t.scope.as_deref()) {
         (None, None) => {}
         (None, Some(_)) => {
-            return Err(Rejection::invalid("scope", "an admin token is not bound to anything").into())
+            return Err(
+                Rejection::invalid("scope", "an admin token is not bound to anything").into(),
+            )
         }
         (Some(what), None) => {
-            return Err(Rejection::invalid(what, format!("a {} token needs a {what}", t.role.as_str())).into())
+            return Err(Rejection::invalid(
+                what,
+                format!("a {} token needs a {what}", t.role.as_str()),
+            )
+            .into())
         }
         (Some(what), Some(code)) => {
             let missing = || Rejection::not_found(what, what, code);
@@ -285,12 +338,51 @@ pub(crate) async fn create_token<T: Tx>(tx: &mut T, t: &NewToken) -> OpResult<Cr
         check_text("label", label, 100)?;
     }
     let id = tx.insert_token(t, &scope).await?;
-    Ok(Created { id, code: t.role.as_str().to_string() })
+    Ok(Created {
+        id,
+        code: t.role.as_str().to_string(),
+    })
 }
 
 pub(crate) async fn revoke_token<T: Tx>(tx: &mut T, id: i64) -> OpResult<Created> {
     if !tx.revoke_token(id).await? {
         return Err(Rejection::not_found("id", "live token", id.to_string()).into());
     }
-    Ok(Created { id, code: "revoked".into() })
+    Ok(Created {
+        id,
+        code: "revoked".into(),
+    })
+}
+
+pub(crate) async fn set_pin<T: Tx>(
+    tx: &mut T,
+    household: &str,
+    pin_hash: Option<&str>,
+) -> OpResult<Created> {
+    let h = tx
+        .household(household)
+        .await?
+        .ok_or_else(|| Rejection::not_found("household", "household", household))?;
+    if let Some(hash) = pin_hash {
+        if !hash.starts_with("$argon2") {
+            return Err(Rejection::invalid("pin", "must be stored as an argon2 hash").into());
+        }
+    }
+    tx.set_pin(h.id, pin_hash).await?;
+    Ok(Created {
+        id: h.id,
+        code: h.code,
+    })
+}
+
+pub(crate) async fn rotate_link<T: Tx>(tx: &mut T, household: &str) -> OpResult<Created> {
+    let h = tx
+        .household(household)
+        .await?
+        .ok_or_else(|| Rejection::not_found("household", "household", household))?;
+    let version = tx.rotate_link(h.id).await?;
+    Ok(Created {
+        id: version,
+        code: h.code,
+    })
 }

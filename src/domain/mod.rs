@@ -84,7 +84,7 @@ pub enum Rejection {
     Forbidden,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LineError {
     pub line: u64,
     pub reason: String,
@@ -251,12 +251,22 @@ pub trait Tx: Send {
     async fn insert_shop(&mut self, s: &NewShop, coop: i64) -> OpResult<i64>;
     async fn insert_company(&mut self, c: &NewCompany) -> OpResult<i64>;
     async fn insert_compound(&mut self, c: &NewCompound, company: i64) -> OpResult<i64>;
-    async fn insert_household(&mut self, h: &NewHousehold, compound: i64, area_dm2: i64) -> OpResult<i64>;
+    async fn insert_household(
+        &mut self,
+        h: &NewHousehold,
+        compound: i64,
+        area_dm2: i64,
+    ) -> OpResult<i64>;
     /// Inserts or updates by (cooperative, sku); true when it was new.
     async fn upsert_catalog_item(&mut self, coop: i64, item: &CatalogItemInput) -> OpResult<bool>;
     async fn insert_token(&mut self, t: &NewToken, scope: &TokenScopeIds) -> OpResult<i64>;
     /// Marks a token revoked; false when there is no such live token.
     async fn revoke_token(&mut self, id: i64) -> OpResult<bool>;
+    async fn set_pin(&mut self, household: i64, pin_hash: Option<&str>) -> OpResult<()>;
+    /// Increments the household's link version and returns the new one.
+    async fn rotate_link(&mut self, household: i64) -> OpResult<i64>;
+    /// Deletes idempotency records created before `before`; returns how many.
+    async fn prune_idempotency(&mut self, before: DateTime<Utc>) -> OpResult<u64>;
 
     /// Balance of an account on its normal side; zero if it was never used.
     async fn balance(&mut self, account: &AccountSpec) -> OpResult<Amount>;
@@ -264,7 +274,10 @@ pub trait Tx: Send {
     /// account below zero (as `insufficient_funds` on `field`), extends the hash chain.
     async fn post(&mut self, entry: EntryDraft, field: &str) -> OpResult<Posted>;
     /// Postings of one entry with their accounts, for reversals.
-    async fn entry_postings(&mut self, entry: i64) -> OpResult<Option<(EntryKind, Vec<(AccountSpec, i64)>)>>;
+    async fn entry_postings(
+        &mut self,
+        entry: i64,
+    ) -> OpResult<Option<(EntryKind, Vec<(AccountSpec, i64)>)>>;
     async fn is_reversed(&mut self, entry: i64) -> OpResult<bool>;
 
     async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount>;
@@ -275,7 +288,11 @@ pub trait Tx: Send {
     async fn voucher(&mut self, serial: u64) -> OpResult<Option<VoucherRecord>>;
     async fn voucher_by_id(&mut self, id: i64) -> OpResult<Option<VoucherRecord>>;
     async fn set_voucher_status(&mut self, id: i64, status: VoucherStatus) -> OpResult<()>;
-    async fn vouchers_expiring_before(&mut self, date: NaiveDate, limit: u32) -> OpResult<Vec<VoucherRecord>>;
+    async fn vouchers_expiring_before(
+        &mut self,
+        date: NaiveDate,
+        limit: u32,
+    ) -> OpResult<Vec<VoucherRecord>>;
 
     async fn insert_sale(&mut self, s: &SaleRecord) -> OpResult<i64>;
     async fn sale(&mut self, id: i64) -> OpResult<Option<SaleRecord>>;
@@ -293,12 +310,25 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
         Command::UpsertCatalogItem { cooperative, item } => {
             Receipt::Created(master::upsert_catalog_item(tx, cooperative, item).await?)
         }
-        Command::ImportHouseholds { rows } => Receipt::Imported(master::import_households(tx, rows).await?),
+        Command::ImportHouseholds { rows } => {
+            Receipt::Imported(master::import_households(tx, rows).await?)
+        }
         Command::ImportCatalog { cooperative, rows } => {
             Receipt::Imported(master::import_catalog(tx, cooperative, rows).await?)
         }
         Command::CreateToken(t) => Receipt::Created(master::create_token(tx, t).await?),
         Command::RevokeToken { id } => Receipt::Created(master::revoke_token(tx, *id).await?),
+        Command::SetHouseholdPin {
+            household,
+            pin_hash,
+        } => Receipt::Created(master::set_pin(tx, household, pin_hash.as_deref()).await?),
+        Command::RotateHouseholdLink { household } => {
+            Receipt::Created(master::rotate_link(tx, household).await?)
+        }
+        Command::PruneIdempotency { before } => Receipt::Imported(Imported {
+            created: 0,
+            updated: tx.prune_idempotency(*before).await?,
+        }),
         Command::TopUp(t) => Receipt::TopUp(topup::top_up(tx, ctx, t).await?),
         Command::Sale(s) => Receipt::Sale(sale::sell(tx, ctx, s).await?),
         Command::RefundSale(r) => Receipt::SaleRefund(sale::refund(tx, ctx, r).await?),

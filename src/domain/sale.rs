@@ -33,8 +33,12 @@ pub(crate) fn split_paid_bonus(
 pub(crate) fn verify_voucher(ctx: &Ctx<'_>, field: &str, code: &str) -> Result<u64, Rejection> {
     match VoucherCode::verify(ctx.keys, code) {
         Ok(c) => Ok(c.serial()),
-        Err(VoucherCodeError::Typo) => Err(Rejection::VoucherTypo { field: field.into() }),
-        Err(_) => Err(Rejection::VoucherInvalid { field: field.into() }),
+        Err(VoucherCodeError::Typo) => Err(Rejection::VoucherTypo {
+            field: field.into(),
+        }),
+        Err(_) => Err(Rejection::VoucherInvalid {
+            field: field.into(),
+        }),
     }
 }
 
@@ -48,10 +52,15 @@ pub(crate) async fn usable_voucher<T: Tx>(
 ) -> OpResult<VoucherRecord> {
     let serial = verify_voucher(ctx, field, code)?;
     match tx.voucher(serial).await? {
-        Some(v) if v.coop == coop && v.status == VoucherStatus::Active && v.expires_on >= ctx.today => {
+        Some(v)
+            if v.coop == coop && v.status == VoucherStatus::Active && v.expires_on >= ctx.today =>
+        {
             Ok(v)
         }
-        _ => Err(Rejection::VoucherInvalid { field: field.into() }.into()),
+        _ => Err(Rejection::VoucherInvalid {
+            field: field.into(),
+        }
+        .into()),
     }
 }
 
@@ -63,23 +72,38 @@ struct Priced {
 
 async fn price<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, coop: i64, req: &Sale) -> OpResult<Priced> {
     match (req.lines.is_empty(), req.amount) {
-        (false, Some(_)) => Err(Rejection::invalid("amount", "give lines or an amount, not both").into()),
+        (false, Some(_)) => {
+            Err(Rejection::invalid("amount", "give lines or an amount, not both").into())
+        }
         (true, None) => Err(Rejection::invalid("lines", "a sale needs lines or an amount").into()),
         (true, Some(amount)) => {
             if !amount.is_positive() {
                 return Err(Rejection::bad_amount("amount", "must be more than zero").into());
             }
-            let policy = ctx.policies.profit(ctx.today).ok_or_else(|| Rejection::NoPolicy {
-                kind: "profit".into(),
-                date: ctx.today,
-            })?;
-            let cost = mul_rate(amount, policy.rules.default_cost_ratio, policy.rules.rounding)
-                .map_err(|_| overflow())?;
-            Ok(Priced { total: amount, cost, lines: Vec::new() })
+            let policy = ctx
+                .policies
+                .profit(ctx.today)
+                .ok_or_else(|| Rejection::NoPolicy {
+                    kind: "profit".into(),
+                    date: ctx.today,
+                })?;
+            let cost = mul_rate(
+                amount,
+                policy.rules.default_cost_ratio,
+                policy.rules.rounding,
+            )
+            .map_err(|_| overflow())?;
+            Ok(Priced {
+                total: amount,
+                cost,
+                lines: Vec::new(),
+            })
         }
         (false, None) => {
             if req.lines.len() > MAX_LINES {
-                return Err(Rejection::invalid("lines", format!("at most {MAX_LINES} lines")).into());
+                return Err(
+                    Rejection::invalid("lines", format!("at most {MAX_LINES} lines")).into(),
+                );
             }
             let (mut total, mut cost) = (Amount::ZERO, Amount::ZERO);
             let mut lines = Vec::with_capacity(req.lines.len());
@@ -92,13 +116,13 @@ async fn price<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, coop: i64, req: &Sale) -> OpRes
                     )
                     .into());
                 }
-                let item = tx
-                    .catalog_item(coop, &line.sku)
-                    .await?
-                    .ok_or_else(|| Rejection::not_found(&format!("lines[{i}].sku"), "catalogue item", &line.sku))?;
+                let item = tx.catalog_item(coop, &line.sku).await?.ok_or_else(|| {
+                    Rejection::not_found(&format!("lines[{i}].sku"), "catalogue item", &line.sku)
+                })?;
                 // Each line is rounded once, half-up, like a printed till receipt.
                 let amount = mul_rate(item.price, qty, Rounding::HalfUp).map_err(|_| overflow())?;
-                let line_cost = mul_rate(item.cost, qty, Rounding::HalfUp).map_err(|_| overflow())?;
+                let line_cost =
+                    mul_rate(item.cost, qty, Rounding::HalfUp).map_err(|_| overflow())?;
                 total = total.checked_add(amount).ok_or_else(overflow)?;
                 cost = cost.checked_add(line_cost).ok_or_else(overflow)?;
                 lines.push(SaleLineRecord {
@@ -134,12 +158,18 @@ pub(crate) async fn sell<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Sale) -> OpResu
     let priced = price(tx, ctx, coop.id, req).await?;
 
     if req.tenders.is_empty() || req.tenders.len() > MAX_TENDERS {
-        return Err(Rejection::invalid("tenders", format!("give 1 to {MAX_TENDERS} tenders")).into());
+        return Err(
+            Rejection::invalid("tenders", format!("give 1 to {MAX_TENDERS} tenders")).into(),
+        );
     }
     let mut tendered = Amount::ZERO;
     for (i, t) in req.tenders.iter().enumerate() {
         if !t.amount.is_positive() {
-            return Err(Rejection::bad_amount(format!("tenders[{i}].amount"), "must be more than zero").into());
+            return Err(Rejection::bad_amount(
+                format!("tenders[{i}].amount"),
+                "must be more than zero",
+            )
+            .into());
         }
         tendered = tendered.checked_add(t.amount).ok_or_else(overflow)?;
     }
@@ -177,13 +207,17 @@ pub(crate) async fn sell<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Sale) -> OpResu
             voucher_balance: None,
         };
         if t.kind != TenderType::Voucher && t.code.is_some() {
-            return Err(Rejection::invalid(format!("tenders[{i}].code"), "only a voucher tender has a code").into());
+            return Err(Rejection::invalid(
+                format!("tenders[{i}].code"),
+                "only a voucher tender has a code",
+            )
+            .into());
         }
         match t.kind {
             TenderType::Wallet => {
-                let h = household
-                    .as_ref()
-                    .ok_or_else(|| Rejection::invalid("household", "a wallet tender needs the household"))?;
+                let h = household.as_ref().ok_or_else(|| {
+                    Rejection::invalid("household", "a wallet tender needs the household")
+                })?;
                 wallets_used += 1;
                 if wallets_used > 1 {
                     return Err(Rejection::invalid("tenders", "at most one wallet tender").into());
@@ -206,13 +240,14 @@ pub(crate) async fn sell<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Sale) -> OpResu
             }
             TenderType::Voucher => {
                 let field = format!("tenders[{i}].code");
-                let code = t
-                    .code
-                    .as_deref()
-                    .ok_or_else(|| Rejection::invalid(&field, "a voucher tender needs the voucher code"))?;
+                let code = t.code.as_deref().ok_or_else(|| {
+                    Rejection::invalid(&field, "a voucher tender needs the voucher code")
+                })?;
                 let v = usable_voucher(tx, ctx, coop.id, &field, code).await?;
                 if !vouchers_used.insert(v.id) {
-                    return Err(Rejection::invalid(&field, "the same voucher twice in one sale").into());
+                    return Err(
+                        Rejection::invalid(&field, "the same voucher twice in one sale").into(),
+                    );
                 }
                 let paid_bal = tx.balance(&chart::voucher_paid(v.id)).await?;
                 let bonus_bal = tx.balance(&chart::voucher_bonus(v.id)).await?;
@@ -235,7 +270,8 @@ pub(crate) async fn sell<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Sale) -> OpResu
                 record.voucher = Some(v.id);
                 (record.paid_part, record.bonus_part) = (paid, bonus);
                 (receipt.paid, receipt.bonus) = (Some(paid), Some(bonus));
-                receipt.voucher_balance = Some(available.checked_sub(t.amount).ok_or_else(overflow)?);
+                receipt.voucher_balance =
+                    Some(available.checked_sub(t.amount).ok_or_else(overflow)?);
             }
             TenderType::Cash | TenderType::Wechat | TenderType::Alipay => {
                 entry.debit(chart::coop_cash(coop.id, t.kind.as_str()), t.amount);
@@ -282,7 +318,11 @@ pub(crate) async fn sell<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Sale) -> OpResu
     })
 }
 
-pub(crate) async fn refund<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &RefundSale) -> OpResult<SaleRefundReceipt> {
+pub(crate) async fn refund<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    req: &RefundSale,
+) -> OpResult<SaleRefundReceipt> {
     let sale = tx
         .sale(req.sale)
         .await?
@@ -296,16 +336,28 @@ pub(crate) async fn refund<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &RefundSale) -
             return Err(Rejection::Forbidden.into());
         }
     }
+    if let Some(code) = &req.cooperative {
+        if *code != sale.coop_code {
+            return Err(Rejection::Forbidden.into());
+        }
+    }
     let remaining = sale.total.checked_sub(sale.refunded).ok_or_else(overflow)?;
     if !remaining.is_positive() {
-        return Err(Rejection::NotRefundable { reason: format!("sale {} is already fully refunded", sale.id) }.into());
+        return Err(Rejection::NotRefundable {
+            reason: format!("sale {} is already fully refunded", sale.id),
+        }
+        .into());
     }
     let amount = req.amount.unwrap_or(remaining);
     if !amount.is_positive() {
         return Err(Rejection::bad_amount("amount", "must be more than zero").into());
     }
     if amount > remaining {
-        return Err(Rejection::bad_amount("amount", format!("at most {remaining} of this sale can still be refunded")).into());
+        return Err(Rejection::bad_amount(
+            "amount",
+            format!("at most {remaining} of this sale can still be refunded"),
+        )
+        .into());
     }
     let weights: Vec<(String, i64)> = sale
         .tenders
@@ -313,14 +365,22 @@ pub(crate) async fn refund<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &RefundSale) -
         .enumerate()
         .map(|(i, t)| (format!("{i:03}"), t.amount.fen() - t.refunded.fen()))
         .collect();
-    let parts = allocate(amount, &weights, &sale.id.to_be_bytes()).map_err(|e| StoreError(e.to_string()))?;
-    let cost_left = sale.cost.checked_sub(sale.refunded_cost).ok_or_else(overflow)?;
+    let parts = allocate(amount, &weights, &sale.id.to_be_bytes())
+        .map_err(|e| StoreError(e.to_string()))?;
+    let cost_left = sale
+        .cost
+        .checked_sub(sale.refunded_cost)
+        .ok_or_else(overflow)?;
     let cost_back = if amount == remaining {
         cost_left
     } else {
         let rest = remaining.checked_sub(amount).ok_or_else(overflow)?;
-        allocate(cost_left, &[("refund", amount.fen()), ("rest", rest.fen())], b"")
-            .map_err(|e| StoreError(e.to_string()))?[0]
+        allocate(
+            cost_left,
+            &[("refund", amount.fen()), ("rest", rest.fen())],
+            b"",
+        )
+        .map_err(|e| StoreError(e.to_string()))?[0]
     };
 
     let mut header = ctx.header(EntryKind::SaleRefund);
@@ -331,11 +391,23 @@ pub(crate) async fn refund<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &RefundSale) -
     for (t, part) in sale.tenders.iter().zip(parts) {
         let (mut paid, mut bonus) = (Amount::ZERO, Amount::ZERO);
         if part.is_positive() {
-            let mut receipt = TenderReceipt { kind: t.kind, amount: part, paid: None, bonus: None, voucher_balance: None };
+            let mut receipt = TenderReceipt {
+                kind: t.kind,
+                amount: part,
+                paid: None,
+                bonus: None,
+                voucher_balance: None,
+            };
             match (t.kind, t.household, t.voucher) {
                 (TenderType::Wallet, Some(h), _) => {
-                    let paid_left = t.paid_part.checked_sub(t.refunded_paid).ok_or_else(overflow)?;
-                    let bonus_left = t.bonus_part.checked_sub(t.refunded_bonus).ok_or_else(overflow)?;
+                    let paid_left = t
+                        .paid_part
+                        .checked_sub(t.refunded_paid)
+                        .ok_or_else(overflow)?;
+                    let bonus_left = t
+                        .bonus_part
+                        .checked_sub(t.refunded_bonus)
+                        .ok_or_else(overflow)?;
                     (paid, bonus) = split_paid_bonus(part, paid_left, bonus_left)?;
                     entry
                         .credit(chart::household_wallet_paid(h, &sale.coop_code), paid)
@@ -343,15 +415,22 @@ pub(crate) async fn refund<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &RefundSale) -
                     (receipt.paid, receipt.bonus) = (Some(paid), Some(bonus));
                 }
                 (TenderType::Voucher, _, Some(v)) => {
-                    let paid_left = t.paid_part.checked_sub(t.refunded_paid).ok_or_else(overflow)?;
-                    let bonus_left = t.bonus_part.checked_sub(t.refunded_bonus).ok_or_else(overflow)?;
+                    let paid_left = t
+                        .paid_part
+                        .checked_sub(t.refunded_paid)
+                        .ok_or_else(overflow)?;
+                    let bonus_left = t
+                        .bonus_part
+                        .checked_sub(t.refunded_bonus)
+                        .ok_or_else(overflow)?;
                     (paid, bonus) = split_paid_bonus(part, paid_left, bonus_left)?;
-                    let usable = tx
-                        .voucher_by_id(v)
-                        .await?
-                        .is_some_and(|r| r.status == VoucherStatus::Active && r.expires_on >= ctx.today);
+                    let usable = tx.voucher_by_id(v).await?.is_some_and(|r| {
+                        r.status == VoucherStatus::Active && r.expires_on >= ctx.today
+                    });
                     if usable {
-                        entry.credit(chart::voucher_paid(v), paid).credit(chart::voucher_bonus(v), bonus);
+                        entry
+                            .credit(chart::voucher_paid(v), paid)
+                            .credit(chart::voucher_bonus(v), bonus);
                         (receipt.paid, receipt.bonus) = (Some(paid), Some(bonus));
                     } else {
                         // A void or expired voucher cannot take credit back: the paid part goes
@@ -379,7 +458,12 @@ pub(crate) async fn refund<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &RefundSale) -
     let posted = tx.post(entry, "amount").await?;
     tx.record_sale_refund(
         sale.id,
-        &SaleRefundRecord { entry: posted.id, amount, cost: cost_back, tenders: refunds },
+        &SaleRefundRecord {
+            entry: posted.id,
+            amount,
+            cost: cost_back,
+            tenders: refunds,
+        },
     )
     .await?;
     Ok(SaleRefundReceipt {

@@ -16,8 +16,12 @@ pub(crate) async fn wallet_balance<T: Tx>(
     household: i64,
     coop_code: &str,
 ) -> OpResult<WalletBalance> {
-    let paid = tx.balance(&chart::household_wallet_paid(household, coop_code)).await?;
-    let bonus = tx.balance(&chart::household_wallet_bonus(household, coop_code)).await?;
+    let paid = tx
+        .balance(&chart::household_wallet_paid(household, coop_code))
+        .await?;
+    let bonus = tx
+        .balance(&chart::household_wallet_bonus(household, coop_code))
+        .await?;
     let total = paid.checked_add(bonus).ok_or_else(overflow)?;
     Ok(WalletBalance { paid, bonus, total })
 }
@@ -26,7 +30,11 @@ pub(crate) fn overflow() -> OpError {
     Rejection::bad_amount("amount", "is too large").into()
 }
 
-pub(crate) async fn top_up<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &TopUp) -> OpResult<TopUpReceipt> {
+pub(crate) async fn top_up<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    req: &TopUp,
+) -> OpResult<TopUpReceipt> {
     let shop = tx
         .shop(&req.shop)
         .await?
@@ -35,14 +43,21 @@ pub(crate) async fn top_up<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &TopUp) -> OpR
         .household(&req.household)
         .await?
         .ok_or_else(|| Rejection::not_found("household", "household", &req.household))?;
-    let policy = ctx.policies.topup(ctx.today).ok_or_else(|| Rejection::NoPolicy {
-        kind: "top-up".into(),
-        date: ctx.today,
-    })?;
+    let policy = ctx
+        .policies
+        .topup(ctx.today)
+        .ok_or_else(|| Rejection::NoPolicy {
+            kind: "top-up".into(),
+            date: ctx.today,
+        })?;
     let rules = &policy.rules;
     let policy_name = policy.reference.to_string();
 
-    if !rules.methods.iter().any(|m| m.as_str() == req.method.as_str()) {
+    if !rules
+        .methods
+        .iter()
+        .any(|m| m.as_str() == req.method.as_str())
+    {
         return Err(Rejection::MethodNotAccepted {
             field: "method".into(),
             method: req.method.as_str().into(),
@@ -52,10 +67,17 @@ pub(crate) async fn top_up<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &TopUp) -> OpR
     let bonus = match rules.bonus_for(req.paid) {
         Ok(b) => b.bonus,
         Err(TopupRuleError::NotWholeUnits { unit }) => {
-            return Err(Rejection::NotWholeUnits { field: "paid".into(), unit }.into())
+            return Err(Rejection::NotWholeUnits {
+                field: "paid".into(),
+                unit,
+            }
+            .into())
         }
         Err(TopupRuleError::TooManyUnits { max }) => {
-            let limit = rules.unit.checked_mul(i64::from(max)).ok_or_else(overflow)?;
+            let limit = rules
+                .unit
+                .checked_mul(i64::from(max))
+                .ok_or_else(overflow)?;
             return Err(Rejection::CapExceeded {
                 field: "paid".into(),
                 cap: "per top-up".into(),
@@ -98,7 +120,10 @@ pub(crate) async fn top_up<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &TopUp) -> OpR
 
     let (paid_account, bonus_account, voucher) = match req.deliver {
         Delivery::Wallet => {
-            let after = wallet_before.total.checked_add(credited).ok_or_else(overflow)?;
+            let after = wallet_before
+                .total
+                .checked_add(credited)
+                .ok_or_else(overflow)?;
             if after > rules.wallet_cap {
                 return Err(Rejection::CapExceeded {
                     field: "paid".into(),
@@ -151,7 +176,14 @@ pub(crate) async fn top_up<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &TopUp) -> OpR
             (
                 chart::voucher_paid(id),
                 chart::voucher_bonus(id),
-                Some((id, IssuedVoucher { code, balance: credited, expires_on })),
+                Some((
+                    id,
+                    IssuedVoucher {
+                        code,
+                        balance: credited,
+                        expires_on,
+                    },
+                )),
             )
         }
     };

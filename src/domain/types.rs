@@ -31,6 +31,19 @@ pub enum Command {
     RevokeToken {
         id: i64,
     },
+    /// Sets (or with `None` clears) a household's PIN, given as its argon2 hash.
+    SetHouseholdPin {
+        household: String,
+        pin_hash: Option<String>,
+    },
+    /// Moves a household's signed-link version on, so the links on old cards stop working.
+    RotateHouseholdLink {
+        household: String,
+    },
+    /// Forgets idempotency keys older than `before` (retention).
+    PruneIdempotency {
+        before: chrono::DateTime<chrono::Utc>,
+    },
     TopUp(TopUp),
     Sale(Sale),
     RefundSale(RefundSale),
@@ -68,14 +81,14 @@ pub struct Lined<T> {
     pub row: T,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCooperative {
     pub code: String,
     pub name: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewShop {
     pub code: String,
@@ -83,14 +96,14 @@ pub struct NewShop {
     pub cooperative: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCompany {
     pub code: String,
     pub name: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCompound {
     pub code: String,
@@ -100,19 +113,20 @@ pub struct NewCompound {
     pub eligible: bool,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHousehold {
     pub code: String,
     pub compound: String,
     /// Floor area in m², at most two decimals.
     #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String, example = "87.35")]
     pub area_m2: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogItemInput {
     pub sku: String,
@@ -123,7 +137,7 @@ pub struct CatalogItemInput {
     pub cost: Amount,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -164,6 +178,9 @@ pub struct NewToken {
     /// The code of what the role is bound to: a shop, cooperative, company or household.
     pub scope: Option<String>,
     pub label: Option<String>,
+    /// Residents' sessions expire; `None` lives until revoked.
+    #[serde(default)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -174,7 +191,7 @@ pub struct TokenScopeIds {
     pub household: Option<i64>,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PayMethod {
     Cash,
@@ -194,7 +211,7 @@ impl PayMethod {
     }
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     #[default]
@@ -213,14 +230,16 @@ pub struct TopUp {
     pub deliver: Delivery,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SaleLine {
     pub sku: String,
     #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String, example = "1.5")]
     pub qty: Decimal,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TenderType {
     Wallet,
@@ -253,7 +272,8 @@ impl TenderType {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Tender {
     #[serde(rename = "type")]
     pub kind: TenderType,
@@ -278,8 +298,11 @@ pub struct Sale {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefundSale {
     pub sale: i64,
-    /// Only a cashier of this shop may refund; `None` for the cooperative's accountant.
+    /// When set, only a sale of this shop may be refunded (a cashier's scope).
     pub shop: Option<String>,
+    /// When set, only a sale of this cooperative may be refunded (an accountant's scope).
+    #[serde(default)]
+    pub cooperative: Option<String>,
     /// `None`: everything not yet refunded.
     pub amount: Option<Amount>,
 }
@@ -388,7 +411,7 @@ pub struct TopupRecord {
     pub business_date: NaiveDate,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VoucherStatus {
     Active,
@@ -487,7 +510,7 @@ pub struct SaleRefundRecord {
 
 // ---- receipts ----
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Receipt {
     Created(Created),
@@ -500,33 +523,33 @@ pub enum Receipt {
     Posted(PostedReceipt),
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Created {
     pub id: i64,
     pub code: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Imported {
     pub created: u64,
     pub updated: u64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct WalletBalance {
     pub paid: Amount,
     pub bonus: Amount,
     pub total: Amount,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct IssuedVoucher {
     pub code: String,
     pub balance: Amount,
     pub expires_on: NaiveDate,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TopUpReceipt {
     pub entry: i64,
     pub household: String,
@@ -542,7 +565,7 @@ pub struct TopUpReceipt {
     pub business_date: NaiveDate,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TenderReceipt {
     #[serde(rename = "type")]
     pub kind: TenderType,
@@ -557,7 +580,7 @@ pub struct TenderReceipt {
     pub voucher_balance: Option<Amount>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SaleReceipt {
     pub sale: i64,
     pub entry: i64,
@@ -569,7 +592,7 @@ pub struct SaleReceipt {
     pub business_date: NaiveDate,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SaleRefundReceipt {
     pub sale: i64,
     pub entry: i64,
@@ -579,7 +602,7 @@ pub struct SaleRefundReceipt {
     pub remaining: Amount,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CreditRefundReceipt {
     pub entry: i64,
     /// The paid part handed back.
@@ -589,14 +612,14 @@ pub struct CreditRefundReceipt {
     pub method: PayMethod,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ExpiredReceipt {
     pub vouchers: u64,
     pub paid: Amount,
     pub bonus: Amount,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PostedReceipt {
     pub entry: i64,
     pub amount: Amount,

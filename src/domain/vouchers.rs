@@ -10,7 +10,11 @@ const EXPIRE_BATCH: u32 = 1000;
 
 /// The accountant voids a voucher (lost, damaged, or returned): the remaining paid part is
 /// handed back by `method`, the bonus forfeited, and the code answers as invalid from then on.
-pub(crate) async fn void<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &VoidVoucher) -> OpResult<CreditRefundReceipt> {
+pub(crate) async fn void<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    req: &VoidVoucher,
+) -> OpResult<CreditRefundReceipt> {
     let coop = tx
         .cooperative(&req.cooperative)
         .await?
@@ -23,7 +27,12 @@ pub(crate) async fn void<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &VoidVoucher) ->
     header.memo = req.memo.clone();
     if paid.checked_add(bonus).ok_or_else(overflow)?.is_zero() {
         // Nothing left on it: the status change is all there is to record.
-        return Ok(CreditRefundReceipt { entry: 0, refunded: paid, forfeited: bonus, method: req.method });
+        return Ok(CreditRefundReceipt {
+            entry: 0,
+            refunded: paid,
+            forfeited: bonus,
+            method: req.method,
+        });
     }
     let mut entry = EntryDraft::new(header);
     entry
@@ -33,14 +42,23 @@ pub(crate) async fn void<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &VoidVoucher) ->
         .credit(chart::coop_promotion(coop.id), bonus);
     let entry = entry.balanced().map_err(|e| StoreError(e.to_string()))?;
     let posted = tx.post(entry, "code").await?;
-    Ok(CreditRefundReceipt { entry: posted.id, refunded: paid, forfeited: bonus, method: req.method })
+    Ok(CreditRefundReceipt {
+        entry: posted.id,
+        refunded: paid,
+        forfeited: bonus,
+        method: req.method,
+    })
 }
 
 /// Vouchers past their validity: the unused paid part becomes the cooperative's breakage
 /// income, the unused bonus is forfeited back against promotion.
 pub(crate) async fn expire<T: Tx>(tx: &mut T, ctx: &Ctx<'_>) -> OpResult<ExpiredReceipt> {
     let due = tx.vouchers_expiring_before(ctx.today, EXPIRE_BATCH).await?;
-    let mut receipt = ExpiredReceipt { vouchers: 0, paid: Amount::ZERO, bonus: Amount::ZERO };
+    let mut receipt = ExpiredReceipt {
+        vouchers: 0,
+        paid: Amount::ZERO,
+        bonus: Amount::ZERO,
+    };
     for v in due {
         let paid = tx.balance(&chart::voucher_paid(v.id)).await?;
         let bonus = tx.balance(&chart::voucher_bonus(v.id)).await?;

@@ -80,9 +80,10 @@ impl Owner {
 
     pub fn id(self) -> i64 {
         match self {
-            Owner::Cooperative(id) | Owner::Company(id) | Owner::Household(id) | Owner::Voucher(id) => {
-                id
-            }
+            Owner::Cooperative(id)
+            | Owner::Company(id)
+            | Owner::Household(id)
+            | Owner::Voucher(id) => id,
         }
     }
 
@@ -132,17 +133,37 @@ pub mod chart {
         )
     }
     pub fn coop_sales(coop: i64) -> AccountSpec {
-        spec(Owner::Cooperative(coop), "sales".into(), AccountType::Revenue, false)
+        spec(
+            Owner::Cooperative(coop),
+            "sales".into(),
+            AccountType::Revenue,
+            false,
+        )
     }
     pub fn coop_cogs(coop: i64) -> AccountSpec {
-        spec(Owner::Cooperative(coop), "cogs".into(), AccountType::Expense, false)
+        spec(
+            Owner::Cooperative(coop),
+            "cogs".into(),
+            AccountType::Expense,
+            false,
+        )
     }
     pub fn coop_inventory(coop: i64) -> AccountSpec {
-        spec(Owner::Cooperative(coop), "inventory".into(), AccountType::Asset, false)
+        spec(
+            Owner::Cooperative(coop),
+            "inventory".into(),
+            AccountType::Asset,
+            false,
+        )
     }
     /// The bonus given away under spend-50-get-55 (促销费用).
     pub fn coop_promotion(coop: i64) -> AccountSpec {
-        spec(Owner::Cooperative(coop), "promotion".into(), AccountType::Expense, false)
+        spec(
+            Owner::Cooperative(coop),
+            "promotion".into(),
+            AccountType::Expense,
+            false,
+        )
     }
     pub fn coop_expense(coop: i64, category: &str) -> AccountSpec {
         spec(
@@ -154,7 +175,12 @@ pub mod chart {
     }
     /// The paid part of vouchers that expired unused.
     pub fn coop_breakage(coop: i64) -> AccountSpec {
-        spec(Owner::Cooperative(coop), "breakage".into(), AccountType::Revenue, false)
+        spec(
+            Owner::Cooperative(coop),
+            "breakage".into(),
+            AccountType::Revenue,
+            false,
+        )
     }
     pub fn household_wallet_paid(household: i64, coop_code: &str) -> AccountSpec {
         spec(
@@ -173,17 +199,37 @@ pub mod chart {
         )
     }
     pub fn voucher_paid(voucher: i64) -> AccountSpec {
-        spec(Owner::Voucher(voucher), "paid".into(), AccountType::Liability, true)
+        spec(
+            Owner::Voucher(voucher),
+            "paid".into(),
+            AccountType::Liability,
+            true,
+        )
     }
     pub fn voucher_bonus(voucher: i64) -> AccountSpec {
-        spec(Owner::Voucher(voucher), "bonus".into(), AccountType::Liability, true)
+        spec(
+            Owner::Voucher(voucher),
+            "bonus".into(),
+            AccountType::Liability,
+            true,
+        )
     }
     /// Receivable of the household's company: positive = owes, negative = prepaid.
     pub fn household_fees(household: i64) -> AccountSpec {
-        spec(Owner::Household(household), "fees".into(), AccountType::Asset, false)
+        spec(
+            Owner::Household(household),
+            "fees".into(),
+            AccountType::Asset,
+            false,
+        )
     }
     pub fn company_fee_revenue(company: i64) -> AccountSpec {
-        spec(Owner::Company(company), "fee_revenue".into(), AccountType::Revenue, false)
+        spec(
+            Owner::Company(company),
+            "fee_revenue".into(),
+            AccountType::Revenue,
+            false,
+        )
     }
     pub fn company_cash(company: i64, method: &str) -> AccountSpec {
         spec(
@@ -371,12 +417,29 @@ pub fn entry_hash(
     field(&mut h, Some(header.kind.as_str().as_bytes()));
     field(&mut h, Some(header.business_date.to_string().as_bytes()));
     field(&mut h, Some(canonical_time(&header.created_at).as_bytes()));
-    field(&mut h, header.actor.map(|a| a.to_be_bytes()).as_ref().map(|b| &b[..]));
+    field(
+        &mut h,
+        header
+            .actor
+            .map(|a| a.to_be_bytes())
+            .as_ref()
+            .map(|b| &b[..]),
+    );
     field(&mut h, header.policy.as_ref().map(|(r, _)| r.as_bytes()));
-    field(&mut h, header.policy.as_ref().map(|(_, hash)| hash.as_bytes()));
+    field(
+        &mut h,
+        header.policy.as_ref().map(|(_, hash)| hash.as_bytes()),
+    );
     field(&mut h, header.idempotency_key.as_deref().map(str::as_bytes));
     field(&mut h, header.memo.as_deref().map(str::as_bytes));
-    field(&mut h, header.reverses.map(|r| r.to_be_bytes()).as_ref().map(|b| &b[..]));
+    field(
+        &mut h,
+        header
+            .reverses
+            .map(|r| r.to_be_bytes())
+            .as_ref()
+            .map(|b| &b[..]),
+    );
     h.update((postings.len() as u64).to_be_bytes());
     for (account, amount) in postings {
         h.update(account.0.to_be_bytes());
@@ -469,14 +532,19 @@ impl Verifier {
         if seq <= self.prev_seq {
             self.fail(format!("entry {seq}: sequence does not increase"));
         } else if entry.prev_hash != self.prev {
-            self.fail(format!("entry {seq}: previous hash does not match the chain"));
+            self.fail(format!(
+                "entry {seq}: previous hash does not match the chain"
+            ));
         } else if entry_hash(&self.prev, seq, &entry.header, &entry.postings) != entry.hash {
             self.fail(format!(
                 "entry {seq}: hash does not match its contents (altered after posting)"
             ));
         } else if let Err(e) = check_postings(entry.postings.iter().map(|(_, a)| *a)) {
             self.fail(format!("entry {seq}: {e}"));
-        } else if self.prev_date.is_some_and(|d| entry.header.business_date < d) {
+        } else if self
+            .prev_date
+            .is_some_and(|d| entry.header.business_date < d)
+        {
             self.fail(format!("entry {seq}: business date runs backwards"));
         }
         for (account, amount) in &entry.postings {
@@ -566,17 +634,21 @@ mod tests {
     }
 
     fn accounts(balances: [i64; 3]) -> Vec<AccountRecord> {
-        [AccountType::Asset, AccountType::Liability, AccountType::Expense]
-            .iter()
-            .zip(balances)
-            .enumerate()
-            .map(|(i, (kind, b))| AccountRecord {
-                id: AccountId(i as i64 + 1),
-                kind: *kind,
-                bounded: *kind == AccountType::Liability,
-                stored_balance: b,
-            })
-            .collect()
+        [
+            AccountType::Asset,
+            AccountType::Liability,
+            AccountType::Expense,
+        ]
+        .iter()
+        .zip(balances)
+        .enumerate()
+        .map(|(i, (kind, b))| AccountRecord {
+            id: AccountId(i as i64 + 1),
+            kind: *kind,
+            bounded: *kind == AccountType::Liability,
+            stored_balance: b,
+        })
+        .collect()
     }
 
     #[test]
@@ -585,9 +657,15 @@ mod tests {
         let wallet = chart::household_wallet_paid(1, "C1");
         let mut d = EntryDraft::new(header());
         d.debit(coop.clone(), Amount::from_fen(100));
-        assert_eq!(d.clone().balanced().unwrap_err(), EntryError::TooFewPostings);
+        assert_eq!(
+            d.clone().balanced().unwrap_err(),
+            EntryError::TooFewPostings
+        );
         d.credit(wallet.clone(), Amount::from_fen(99));
-        assert!(matches!(d.clone().balanced(), Err(EntryError::Unbalanced { .. })));
+        assert!(matches!(
+            d.clone().balanced(),
+            Err(EntryError::Unbalanced { .. })
+        ));
         let mut ok = EntryDraft::new(header());
         ok.debit(coop, Amount::from_fen(100))
             .credit(wallet, Amount::from_fen(100))
@@ -599,7 +677,11 @@ mod tests {
     fn verifier_accepts_a_good_chain_and_names_the_first_bad_entry() {
         let p = vec![
             vec![(AccountId(1), 11000), (AccountId(2), -11000)],
-            vec![(AccountId(2), 3780), (AccountId(3), 500), (AccountId(1), -4280)],
+            vec![
+                (AccountId(2), 3780),
+                (AccountId(3), 500),
+                (AccountId(1), -4280),
+            ],
         ];
         let entries = chain(&p);
         let mut v = Verifier::new(accounts([6720, 7220, 500]));
@@ -647,13 +729,34 @@ mod tests {
         let p = vec![(AccountId(1), 1), (AccountId(2), -1)];
         let h0 = entry_hash(&GENESIS_HASH, 1, &base, &p);
         let variants: Vec<EntryHeader> = vec![
-            EntryHeader { kind: EntryKind::Sale, ..base.clone() },
-            EntryHeader { business_date: base.business_date.succ_opt().unwrap(), ..base.clone() },
-            EntryHeader { actor: None, ..base.clone() },
-            EntryHeader { policy: None, ..base.clone() },
-            EntryHeader { idempotency_key: Some("k2".into()), ..base.clone() },
-            EntryHeader { memo: Some(String::new()), ..base.clone() },
-            EntryHeader { reverses: Some(1), ..base.clone() },
+            EntryHeader {
+                kind: EntryKind::Sale,
+                ..base.clone()
+            },
+            EntryHeader {
+                business_date: base.business_date.succ_opt().unwrap(),
+                ..base.clone()
+            },
+            EntryHeader {
+                actor: None,
+                ..base.clone()
+            },
+            EntryHeader {
+                policy: None,
+                ..base.clone()
+            },
+            EntryHeader {
+                idempotency_key: Some("k2".into()),
+                ..base.clone()
+            },
+            EntryHeader {
+                memo: Some(String::new()),
+                ..base.clone()
+            },
+            EntryHeader {
+                reverses: Some(1),
+                ..base.clone()
+            },
         ];
         for v in variants {
             assert_ne!(entry_hash(&GENESIS_HASH, 1, &v, &p), h0, "{v:?}");

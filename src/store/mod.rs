@@ -8,6 +8,7 @@
 pub mod sqlite;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -127,12 +128,48 @@ pub struct HistoryPage {
 pub struct TokenRecord {
     pub id: i64,
     pub role: Role,
-    pub cooperative: Option<i64>,
-    pub shop: Option<i64>,
-    pub company: Option<i64>,
-    pub household: Option<i64>,
+    /// The codes of what the token is bound to, as its role needs.
+    pub cooperative: Option<String>,
+    pub shop: Option<String>,
+    pub company: Option<String>,
+    pub household: Option<String>,
     pub label: Option<String>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub revoked: bool,
+}
+
+/// What a resident's sign-in is checked against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HouseholdCredentials {
+    pub id: i64,
+    pub code: String,
+    pub pin_hash: Option<String>,
+    pub link_version: i64,
+}
+
+/// Figures of the write path, for metrics: how well group commit is batching.
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    pub batches: AtomicU64,
+    pub commands: AtomicU64,
+    pub largest: AtomicU64,
+}
+
+impl WriteStats {
+    pub fn record(&self, batch: usize) {
+        let n = batch as u64;
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.commands.fetch_add(n, Ordering::Relaxed);
+        self.largest.fetch_max(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.batches.load(Ordering::Relaxed),
+            self.commands.load(Ordering::Relaxed),
+            self.largest.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// The application's storage, one implementation per backend.
@@ -154,7 +191,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<HistoryPage>, StoreError>;
     async fn voucher(&self, serial: u64) -> Result<Option<VoucherRow>, StoreError>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    async fn household_credentials(
+        &self,
+        code: &str,
+    ) -> Result<Option<HouseholdCredentials>, StoreError>;
     /// Every account by path `owner_kind:owner_code:name`, with its balance.
     async fn balances(&self) -> Result<BTreeMap<String, Amount>, StoreError>;
     async fn applied_policies(&self) -> Result<Vec<PolicyRef>, StoreError>;
+    fn write_stats(&self) -> &WriteStats;
 }

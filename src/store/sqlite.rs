@@ -25,8 +25,8 @@ use crate::clock::Clock;
 use crate::domain::{
     self, CatalogItem, CatalogItemInput, CoopRef, Ctx, HouseholdRef, NewCompany, NewCompound,
     NewCooperative, NewHousehold, NewShop, NewToken, NewVoucher, OpError, OpResult, Posted,
-    SaleLineRecord, SaleRecord, SaleRefundRecord, ShopRef, TenderRecord, TenderType,
-    TokenScopeIds, TopupRecord, Tx, VoucherRecord,
+    SaleLineRecord, SaleRecord, SaleRefundRecord, ShopRef, TenderRecord, TenderType, TokenScopeIds,
+    TopupRecord, Tx, VoucherRecord,
 };
 use crate::ledger::{
     canonical_time, entry_hash, AccountId, AccountRecord, AccountSpec, AccountType, EntryDraft,
@@ -56,6 +56,7 @@ struct Job {
 pub struct SqliteStore {
     queue: mpsc::Sender<Job>,
     read: SqlitePool,
+    stats: Arc<WriteStats>,
 }
 
 fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
@@ -97,6 +98,7 @@ impl SqliteStore {
         let store = SqliteStore {
             queue: mpsc::channel(1).0,
             read,
+            stats: Arc::new(WriteStats::default()),
         };
         let applied = store.applied_policies().await?;
         services
@@ -117,6 +119,7 @@ impl SqliteStore {
             rx,
             state,
             services,
+            stats: store.stats.clone(),
         };
         tokio::spawn(writer.run());
         Ok(SqliteStore { queue, ..store })
@@ -142,9 +145,10 @@ impl Store for SqliteStore {
     }
 
     async fn head(&self) -> Result<Head, StoreError> {
-        let row = sqlx::query("SELECT id, hash, business_date FROM entries ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&self.read)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, hash, business_date FROM entries ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.read)
+                .await?;
         Ok(match row {
             None => Head {
                 seq: 0,
@@ -194,10 +198,11 @@ impl Store for SqliteStore {
             .fetch_all(&mut *conn)
             .await?;
             if rows.is_empty() {
-                let more: Option<i64> = sqlx::query_scalar("SELECT MIN(id) FROM entries WHERE id > ?")
-                    .bind(after)
-                    .fetch_one(&mut *conn)
-                    .await?;
+                let more: Option<i64> =
+                    sqlx::query_scalar("SELECT MIN(id) FROM entries WHERE id > ?")
+                        .bind(after)
+                        .fetch_one(&mut *conn)
+                        .await?;
                 match more {
                     // A gap in the sequence larger than a chunk: continue from there, the
                     // verifier names the gap as a chain break.
@@ -221,7 +226,9 @@ impl Store for SqliteStore {
                 if current.is_none() {
                     current = Some(stored_entry(&r)?);
                 }
-                if let (Some(e), Some(account)) = (current.as_mut(), r.try_get::<Option<i64>, _>(12)?) {
+                if let (Some(e), Some(account)) =
+                    (current.as_mut(), r.try_get::<Option<i64>, _>(12)?)
+                {
                     e.postings.push((AccountId(account), r.try_get(13)?));
                 }
             }
@@ -251,10 +258,12 @@ impl Store for SqliteStore {
         let id: i64 = r.try_get(0)?;
         let mut wallets: BTreeMap<String, (Amount, Amount)> = BTreeMap::new();
         let mut fees = Amount::ZERO;
-        for a in sqlx::query("SELECT name, balance FROM accounts WHERE owner_kind = 'household' AND owner_id = ?")
-            .bind(id)
-            .fetch_all(&self.read)
-            .await?
+        for a in sqlx::query(
+            "SELECT name, balance FROM accounts WHERE owner_kind = 'household' AND owner_id = ?",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?
         {
             let name: String = a.try_get(0)?;
             let balance = Amount::from_fen(a.try_get(1)?);
@@ -347,7 +356,8 @@ impl Store for SqliteStore {
             let sign = AccountType::parse(&kind).map_or(1, AccountType::normal_sign);
             let amount: i64 = r.try_get(6)?;
             if let Some(item) = items.last_mut() {
-                item.changes.push((r.try_get(4)?, Amount::from_fen(amount * sign)));
+                item.changes
+                    .push((r.try_get(4)?, Amount::from_fen(amount * sign)));
             }
         }
         let next_before = if items.len() as i64 == limit {
@@ -359,13 +369,20 @@ impl Store for SqliteStore {
     }
 
     async fn voucher(&self, serial: u64) -> Result<Option<VoucherRow>, StoreError> {
-        Ok(voucher_rows(&self.read, "v.serial = ?", serial as i64).await?.pop())
+        Ok(voucher_rows(&self.read, "v.serial = ?", serial as i64)
+            .await?
+            .pop())
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         let Some(r) = sqlx::query(
-            "SELECT id, role, cooperative_id, shop_id, company_id, household_id, label, revoked_at
-             FROM tokens WHERE hash = ?",
+            "SELECT t.id, t.role, c.code, s.code, k.code, h.code, t.label, t.expires_at, t.revoked_at
+             FROM tokens t
+             LEFT JOIN cooperatives c ON c.id = t.cooperative_id
+             LEFT JOIN shops s ON s.id = t.shop_id
+             LEFT JOIN companies k ON k.id = t.company_id
+             LEFT JOIN households h ON h.id = t.household_id
+             WHERE t.hash = ?",
         )
         .bind(hash)
         .fetch_optional(&self.read)
@@ -374,6 +391,14 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let role: String = r.try_get(1)?;
+        let expires_at = match r.try_get::<Option<String>, _>(7)? {
+            Some(t) => Some(
+                chrono::DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| StoreError(format!("bad expiry {t:?}: {e}")))?
+                    .to_utc(),
+            ),
+            None => None,
+        };
         Ok(Some(TokenRecord {
             id: r.try_get(0)?,
             role: Role::parse(&role).ok_or_else(|| StoreError(format!("bad role {role}")))?,
@@ -382,8 +407,29 @@ impl Store for SqliteStore {
             company: r.try_get(4)?,
             household: r.try_get(5)?,
             label: r.try_get(6)?,
-            revoked: r.try_get::<Option<String>, _>(7)?.is_some(),
+            expires_at,
+            revoked: r.try_get::<Option<String>, _>(8)?.is_some(),
         }))
+    }
+
+    async fn household_credentials(
+        &self,
+        code: &str,
+    ) -> Result<Option<HouseholdCredentials>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, code, pin_hash, link_version FROM households WHERE code = ?")
+                .bind(code)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(match row {
+            Some(r) => Some(HouseholdCredentials {
+                id: r.try_get(0)?,
+                code: r.try_get(1)?,
+                pin_hash: r.try_get(2)?,
+                link_version: r.try_get(3)?,
+            }),
+            None => None,
+        })
     }
 
     async fn balances(&self) -> Result<BTreeMap<String, Amount>, StoreError> {
@@ -403,20 +449,26 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn write_stats(&self) -> &WriteStats {
+        &self.stats
+    }
+
     async fn applied_policies(&self) -> Result<Vec<PolicyRef>, StoreError> {
-        sqlx::query("SELECT policy_id, version, hash FROM policy_applications ORDER BY policy_id, version")
-            .fetch_all(&self.read)
-            .await?
-            .into_iter()
-            .map(|r| {
-                Ok(PolicyRef {
-                    id: r.try_get(0)?,
-                    version: u32::try_from(r.try_get::<i64, _>(1)?)
-                        .map_err(|e| StoreError(e.to_string()))?,
-                    hash: r.try_get(2)?,
-                })
+        sqlx::query(
+            "SELECT policy_id, version, hash FROM policy_applications ORDER BY policy_id, version",
+        )
+        .fetch_all(&self.read)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(PolicyRef {
+                id: r.try_get(0)?,
+                version: u32::try_from(r.try_get::<i64, _>(1)?)
+                    .map_err(|e| StoreError(e.to_string()))?,
+                hash: r.try_get(2)?,
             })
-            .collect()
+        })
+        .collect()
     }
 }
 
@@ -428,7 +480,8 @@ fn stored_entry(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEntry, StoreError> 
     Ok(StoredEntry {
         seq: r.try_get(0)?,
         header: EntryHeader {
-            kind: EntryKind::parse(&kind).ok_or_else(|| StoreError(format!("bad entry kind {kind}")))?,
+            kind: EntryKind::parse(&kind)
+                .ok_or_else(|| StoreError(format!("bad entry kind {kind}")))?,
             business_date: date(r.try_get(2)?)?,
             created_at: chrono::DateTime::parse_from_rfc3339(&created)
                 .map_err(|e| StoreError(format!("bad timestamp {created:?}: {e}")))?
@@ -445,7 +498,11 @@ fn stored_entry(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEntry, StoreError> 
     })
 }
 
-async fn voucher_rows(pool: &SqlitePool, filter: &str, value: i64) -> Result<Vec<VoucherRow>, StoreError> {
+async fn voucher_rows(
+    pool: &SqlitePool,
+    filter: &str,
+    value: i64,
+) -> Result<Vec<VoucherRow>, StoreError> {
     let sql = format!(
         "SELECT v.id, v.serial, v.key_id, c.code, h.code, v.status, v.issued_on, v.expires_on,
                 COALESCE((SELECT balance FROM accounts WHERE owner_kind = 'voucher' AND owner_id = v.id AND name = 'paid'), 0),
@@ -466,10 +523,12 @@ async fn voucher_rows(pool: &SqlitePool, filter: &str, value: i64) -> Result<Vec
             Ok(VoucherRow {
                 id: r.try_get(0)?,
                 serial: r.try_get::<i64, _>(1)? as u64,
-                key_id: u8::try_from(r.try_get::<i64, _>(2)?).map_err(|e| StoreError(e.to_string()))?,
+                key_id: u8::try_from(r.try_get::<i64, _>(2)?)
+                    .map_err(|e| StoreError(e.to_string()))?,
                 cooperative: r.try_get(3)?,
                 household: r.try_get(4)?,
-                status: VoucherStatus::parse(&status).ok_or_else(|| StoreError(format!("bad status {status}")))?,
+                status: VoucherStatus::parse(&status)
+                    .ok_or_else(|| StoreError(format!("bad status {status}")))?,
                 paid: Amount::from_fen(paid),
                 bonus: Amount::from_fen(bonus),
                 balance: Amount::from_fen(paid + bonus),
@@ -511,6 +570,7 @@ struct Writer {
     rx: mpsc::Receiver<Job>,
     state: WriterState,
     services: Services,
+    stats: Arc<WriteStats>,
 }
 
 impl Writer {
@@ -525,6 +585,7 @@ impl Writer {
             }
             match self.run_batch(&jobs).await {
                 Ok(outcomes) => {
+                    self.stats.record(jobs.len());
                     for (job, outcome) in jobs.into_iter().zip(outcomes) {
                         let _ = job.reply.send(outcome);
                     }
@@ -544,9 +605,10 @@ impl Writer {
     }
 
     async fn reload(&mut self) -> Result<(), StoreError> {
-        let row = sqlx::query("SELECT id, hash, business_date FROM entries ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut self.conn)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, hash, business_date FROM entries ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut self.conn)
+                .await?;
         self.state.accounts.clear();
         self.state.pending_accounts.clear();
         match row {
@@ -565,8 +627,13 @@ impl Writer {
     }
 
     /// `Err` means the whole batch failed and nothing in it was committed.
-    async fn run_batch(&mut self, jobs: &[Job]) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut self.conn).await?;
+    async fn run_batch(
+        &mut self,
+        jobs: &[Job],
+    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut self.conn)
+            .await?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
             outcomes.push(self.run_one(&job.envelope).await?);
@@ -577,17 +644,25 @@ impl Writer {
     }
 
     /// The outer `Err` aborts the batch; the inner one fails this command alone.
-    async fn run_one(&mut self, envelope: &Envelope) -> Result<Result<Outcome, StoreError>, StoreError> {
+    async fn run_one(
+        &mut self,
+        envelope: &Envelope,
+    ) -> Result<Result<Outcome, StoreError>, StoreError> {
         let now = self.services.clock.now();
         let clock_today = self.services.clock.today();
         // Business dates never run backwards against the journal.
-        let today = self.state.last_date.map_or(clock_today, |d| d.max(clock_today));
+        let today = self
+            .state
+            .last_date
+            .map_or(clock_today, |d| d.max(clock_today));
         if let Some(idem) = &envelope.idempotency {
-            let seen = sqlx::query("SELECT fingerprint, outcome FROM idempotency WHERE scope = ? AND key = ?")
-                .bind(&idem.scope)
-                .bind(&idem.key)
-                .fetch_optional(&mut self.conn)
-                .await?;
+            let seen = sqlx::query(
+                "SELECT fingerprint, outcome FROM idempotency WHERE scope = ? AND key = ?",
+            )
+            .bind(&idem.scope)
+            .bind(&idem.key)
+            .fetch_optional(&mut self.conn)
+            .await?;
             if let Some(r) = seen {
                 let fingerprint: String = r.try_get(0)?;
                 if fingerprint != idem.fingerprint {
@@ -599,11 +674,20 @@ impl Writer {
                 let outcome: String = r.try_get(1)?;
                 let result = serde_json::from_str(&outcome)
                     .map_err(|e| StoreError(format!("stored outcome unreadable: {e}")))?;
-                return Ok(Ok(Outcome { result, replayed: true }));
+                return Ok(Ok(Outcome {
+                    result,
+                    replayed: true,
+                }));
             }
         }
-        sqlx::query("SAVEPOINT command").execute(&mut self.conn).await?;
-        let saved = (self.state.head_seq, self.state.head_hash, self.state.last_date);
+        sqlx::query("SAVEPOINT command")
+            .execute(&mut self.conn)
+            .await?;
+        let saved = (
+            self.state.head_seq,
+            self.state.head_hash,
+            self.state.last_date,
+        );
         let mark = self.state.pending_accounts.len();
         let services = self.services.clone();
         let ctx = Ctx {
@@ -624,13 +708,23 @@ impl Writer {
         };
         let result = match result {
             Ok(receipt) => {
-                sqlx::query("RELEASE command").execute(&mut self.conn).await?;
+                sqlx::query("RELEASE command")
+                    .execute(&mut self.conn)
+                    .await?;
                 Ok(receipt)
             }
             Err(e) => {
-                sqlx::query("ROLLBACK TO command").execute(&mut self.conn).await?;
-                sqlx::query("RELEASE command").execute(&mut self.conn).await?;
-                (self.state.head_seq, self.state.head_hash, self.state.last_date) = saved;
+                sqlx::query("ROLLBACK TO command")
+                    .execute(&mut self.conn)
+                    .await?;
+                sqlx::query("RELEASE command")
+                    .execute(&mut self.conn)
+                    .await?;
+                (
+                    self.state.head_seq,
+                    self.state.head_hash,
+                    self.state.last_date,
+                ) = saved;
                 for key in self.state.pending_accounts.drain(mark..) {
                     self.state.accounts.remove(&key);
                 }
@@ -651,7 +745,10 @@ impl Writer {
                 .execute(&mut self.conn)
                 .await?;
         }
-        Ok(Ok(Outcome { result, replayed: false }))
+        Ok(Ok(Outcome {
+            result,
+            replayed: false,
+        }))
     }
 }
 
@@ -676,9 +773,14 @@ impl SqliteTx<'_> {
         let meta = match found {
             Some(r) => {
                 let kind: String = r.try_get(1)?;
-                let kind = AccountType::parse(&kind).ok_or_else(|| StoreError(format!("bad type {kind}")))?;
+                let kind = AccountType::parse(&kind)
+                    .ok_or_else(|| StoreError(format!("bad type {kind}")))?;
                 if kind != spec.kind || (r.try_get::<i64, _>(2)? != 0) != spec.bounded {
-                    return Err(StoreError(format!("account {}:{}:{} has another type", key.0, key.1, key.2)).into());
+                    return Err(StoreError(format!(
+                        "account {}:{}:{} has another type",
+                        key.0, key.1, key.2
+                    ))
+                    .into());
                 }
                 AccountMeta {
                     id: AccountId(r.try_get(0)?),
@@ -710,13 +812,22 @@ impl SqliteTx<'_> {
         Ok(Some(meta))
     }
 
-    async fn household_where(&mut self, filter: &str, value: i64, code: &str) -> OpResult<Option<HouseholdRef>> {
+    async fn household_where(
+        &mut self,
+        filter: &str,
+        value: i64,
+        code: &str,
+    ) -> OpResult<Option<HouseholdRef>> {
         let sql = format!(
             "SELECT h.id, h.code, c.id, c.code, c.eligible, c.company_id, h.area_dm2
              FROM households h JOIN compounds c ON c.id = h.compound_id WHERE {filter}"
         );
         let mut q = sqlx::query(&sql);
-        q = if filter.contains("h.code") { q.bind(code) } else { q.bind(value) };
+        q = if filter.contains("h.code") {
+            q.bind(code)
+        } else {
+            q.bind(value)
+        };
         let row = q.fetch_optional(&mut *self.conn).await?;
         Ok(match row {
             None => None,
@@ -736,7 +847,10 @@ impl SqliteTx<'_> {
         let sql = format!(
             "SELECT id, serial, cooperative_id, household_id, issued_on, expires_on, status FROM vouchers WHERE {column} = ?"
         );
-        let row = sqlx::query(&sql).bind(value).fetch_optional(&mut *self.conn).await?;
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(&mut *self.conn)
+            .await?;
         row.map(|r| voucher_record(&r)).transpose()
     }
 }
@@ -750,7 +864,8 @@ fn voucher_record(r: &sqlx::sqlite::SqliteRow) -> OpResult<VoucherRecord> {
         household: r.try_get(3)?,
         issued_on: date(r.try_get(4)?)?,
         expires_on: date(r.try_get(5)?)?,
-        status: VoucherStatus::parse(&status).ok_or_else(|| StoreError(format!("bad status {status}")))?,
+        status: VoucherStatus::parse(&status)
+            .ok_or_else(|| StoreError(format!("bad status {status}")))?,
     })
 }
 
@@ -765,7 +880,10 @@ impl Tx for SqliteTx<'_> {
             .fetch_optional(&mut *self.conn)
             .await?;
         Ok(match row {
-            Some(r) => Some(CoopRef { id: r.try_get(0)?, code: r.try_get(1)? }),
+            Some(r) => Some(CoopRef {
+                id: r.try_get(0)?,
+                code: r.try_get(1)?,
+            }),
             None => None,
         })
     }
@@ -781,17 +899,22 @@ impl Tx for SqliteTx<'_> {
             Some(r) => Some(ShopRef {
                 id: r.try_get(0)?,
                 code: r.try_get(1)?,
-                coop: CoopRef { id: r.try_get(2)?, code: r.try_get(3)? },
+                coop: CoopRef {
+                    id: r.try_get(2)?,
+                    code: r.try_get(3)?,
+                },
             }),
             None => None,
         })
     }
 
     async fn company(&mut self, code: &str) -> OpResult<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT id FROM companies WHERE code = ?")
-            .bind(code)
-            .fetch_optional(&mut *self.conn)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT id FROM companies WHERE code = ?")
+                .bind(code)
+                .fetch_optional(&mut *self.conn)
+                .await?,
+        )
     }
 
     async fn compound(&mut self, code: &str) -> OpResult<Option<(i64, i64)>> {
@@ -829,12 +952,14 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn insert_cooperative(&mut self, c: &NewCooperative) -> OpResult<i64> {
-        Ok(sqlx::query_scalar("INSERT INTO cooperatives (code, name, created_at) VALUES (?, ?, ?) RETURNING id")
-            .bind(&c.code)
-            .bind(&c.name)
-            .bind(&self.now)
-            .fetch_one(&mut *self.conn)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "INSERT INTO cooperatives (code, name, created_at) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(&c.code)
+        .bind(&c.name)
+        .bind(&self.now)
+        .fetch_one(&mut *self.conn)
+        .await?)
     }
 
     async fn insert_shop(&mut self, s: &NewShop, coop: i64) -> OpResult<i64> {
@@ -848,12 +973,14 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn insert_company(&mut self, c: &NewCompany) -> OpResult<i64> {
-        Ok(sqlx::query_scalar("INSERT INTO companies (code, name, created_at) VALUES (?, ?, ?) RETURNING id")
-            .bind(&c.code)
-            .bind(&c.name)
-            .bind(&self.now)
-            .fetch_one(&mut *self.conn)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "INSERT INTO companies (code, name, created_at) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(&c.code)
+        .bind(&c.name)
+        .bind(&self.now)
+        .fetch_one(&mut *self.conn)
+        .await?)
     }
 
     async fn insert_compound(&mut self, c: &NewCompound, company: i64) -> OpResult<i64> {
@@ -869,7 +996,12 @@ impl Tx for SqliteTx<'_> {
         .await?)
     }
 
-    async fn insert_household(&mut self, h: &NewHousehold, compound: i64, area_dm2: i64) -> OpResult<i64> {
+    async fn insert_household(
+        &mut self,
+        h: &NewHousehold,
+        compound: i64,
+        area_dm2: i64,
+    ) -> OpResult<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO households (code, compound_id, area_dm2, name, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
@@ -905,8 +1037,8 @@ impl Tx for SqliteTx<'_> {
 
     async fn insert_token(&mut self, t: &NewToken, scope: &TokenScopeIds) -> OpResult<i64> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO tokens (hash, role, cooperative_id, shop_id, company_id, household_id, label, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO tokens (hash, role, cooperative_id, shop_id, company_id, household_id, label, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&t.hash)
         .bind(t.role.as_str())
@@ -916,16 +1048,42 @@ impl Tx for SqliteTx<'_> {
         .bind(scope.household)
         .bind(&t.label)
         .bind(&self.now)
+        .bind(t.expires_at.as_ref().map(canonical_time))
         .fetch_one(&mut *self.conn)
         .await?)
     }
 
-    async fn revoke_token(&mut self, id: i64) -> OpResult<bool> {
-        let done = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(&self.now)
-            .bind(id)
+    async fn set_pin(&mut self, household: i64, pin_hash: Option<&str>) -> OpResult<()> {
+        sqlx::query("UPDATE households SET pin_hash = ? WHERE id = ?")
+            .bind(pin_hash)
+            .bind(household)
             .execute(&mut *self.conn)
             .await?;
+        Ok(())
+    }
+
+    async fn rotate_link(&mut self, household: i64) -> OpResult<i64> {
+        Ok(sqlx::query_scalar("UPDATE households SET link_version = link_version + 1 WHERE id = ? RETURNING link_version")
+            .bind(household)
+            .fetch_one(&mut *self.conn)
+            .await?)
+    }
+
+    async fn prune_idempotency(&mut self, before: chrono::DateTime<Utc>) -> OpResult<u64> {
+        let done = sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
+            .bind(canonical_time(&before))
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn revoke_token(&mut self, id: i64) -> OpResult<bool> {
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(&self.now)
+                .bind(id)
+                .execute(&mut *self.conn)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -965,11 +1123,28 @@ impl Tx for SqliteTx<'_> {
                     .into());
                 }
             }
-            sqlx::query("UPDATE accounts SET balance = balance + ? WHERE id = ?")
+            // SQLite turns an overflowing `+` into a REAL, which the STRICT column refuses as a
+            // store failure; a balance beyond i64 fen is the request's fault, so refuse it here.
+            let (sql, limit) = if delta >= 0 {
+                (
+                    "UPDATE accounts SET balance = balance + ? WHERE id = ? AND balance <= ?",
+                    i64::MAX - delta,
+                )
+            } else {
+                (
+                    "UPDATE accounts SET balance = balance + ? WHERE id = ? AND balance >= ?",
+                    i64::MIN - delta,
+                )
+            };
+            let updated = sqlx::query(sql)
                 .bind(delta)
                 .bind(meta.id.0)
+                .bind(limit)
                 .execute(&mut *self.conn)
                 .await?;
+            if updated.rows_affected() != 1 {
+                return Err(Rejection::bad_amount(field, "is too large").into());
+            }
         }
         let seq = self.state.head_seq + 1;
         let ids: Vec<(AccountId, i64)> = resolved.iter().map(|(m, fen)| (m.id, *fen)).collect();
@@ -997,9 +1172,13 @@ impl Tx for SqliteTx<'_> {
         .bind(hex::encode(hash))
         .execute(&mut *self.conn)
         .await?;
-        let mut insert = QueryBuilder::new("INSERT INTO postings (entry_id, idx, account_id, amount) ");
+        let mut insert =
+            QueryBuilder::new("INSERT INTO postings (entry_id, idx, account_id, amount) ");
         insert.push_values(ids.iter().enumerate(), |mut b, (i, (account, fen))| {
-            b.push_bind(seq).push_bind(i as i64).push_bind(account.0).push_bind(*fen);
+            b.push_bind(seq)
+                .push_bind(i as i64)
+                .push_bind(account.0)
+                .push_bind(*fen);
         });
         insert.build().execute(&mut *self.conn).await?;
         if let (Some(name), Some(hash)) = (policy, policy_hash) {
@@ -1018,14 +1197,22 @@ impl Tx for SqliteTx<'_> {
         self.state.head_seq = seq;
         self.state.head_hash = hash;
         self.state.last_date = Some(header.business_date);
-        Ok(Posted { id: seq, hash: hex::encode(hash), business_date: header.business_date })
+        Ok(Posted {
+            id: seq,
+            hash: hex::encode(hash),
+            business_date: header.business_date,
+        })
     }
 
-    async fn entry_postings(&mut self, entry: i64) -> OpResult<Option<(EntryKind, Vec<(AccountSpec, i64)>)>> {
-        let Some(kind): Option<String> = sqlx::query_scalar("SELECT kind FROM entries WHERE id = ?")
-            .bind(entry)
-            .fetch_optional(&mut *self.conn)
-            .await?
+    async fn entry_postings(
+        &mut self,
+        entry: i64,
+    ) -> OpResult<Option<(EntryKind, Vec<(AccountSpec, i64)>)>> {
+        let Some(kind): Option<String> =
+            sqlx::query_scalar("SELECT kind FROM entries WHERE id = ?")
+                .bind(entry)
+                .fetch_optional(&mut *self.conn)
+                .await?
         else {
             return Ok(None);
         };
@@ -1046,7 +1233,8 @@ impl Tx for SqliteTx<'_> {
                     owner: Owner::from_parts(&owner_kind, r.try_get(1)?)
                         .ok_or_else(|| StoreError(format!("bad owner {owner_kind}")))?,
                     name: r.try_get(2)?,
-                    kind: AccountType::parse(&kind).ok_or_else(|| StoreError(format!("bad type {kind}")))?,
+                    kind: AccountType::parse(&kind)
+                        .ok_or_else(|| StoreError(format!("bad type {kind}")))?,
                     bounded: r.try_get::<i64, _>(4)? != 0,
                 },
                 r.try_get(5)?,
@@ -1056,19 +1244,23 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn is_reversed(&mut self, entry: i64) -> OpResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM entries WHERE reverses = ? AND kind = 'reversal'")
-            .bind(entry)
-            .fetch_one(&mut *self.conn)
-            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM entries WHERE reverses = ? AND kind = 'reversal'",
+        )
+        .bind(entry)
+        .fetch_one(&mut *self.conn)
+        .await?;
         Ok(n > 0)
     }
 
     async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount> {
-        let fen: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(bonus), 0) FROM topups WHERE household_id = ? AND month = ?")
-            .bind(household)
-            .bind(month)
-            .fetch_one(&mut *self.conn)
-            .await?;
+        let fen: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(bonus), 0) FROM topups WHERE household_id = ? AND month = ?",
+        )
+        .bind(household)
+        .bind(month)
+        .fetch_one(&mut *self.conn)
+        .await?;
         Ok(Amount::from_fen(fen))
     }
 
@@ -1132,7 +1324,11 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    async fn vouchers_expiring_before(&mut self, date: NaiveDate, limit: u32) -> OpResult<Vec<VoucherRecord>> {
+    async fn vouchers_expiring_before(
+        &mut self,
+        date: NaiveDate,
+        limit: u32,
+    ) -> OpResult<Vec<VoucherRecord>> {
         let rows = sqlx::query(
             "SELECT id, serial, cooperative_id, household_id, issued_on, expires_on, status FROM vouchers
              WHERE status = 'active' AND expires_on < ? ORDER BY expires_on, id LIMIT ?",
@@ -1159,7 +1355,9 @@ impl Tx for SqliteTx<'_> {
         .fetch_one(&mut *self.conn)
         .await?;
         if !s.lines.is_empty() {
-            let mut q = QueryBuilder::new("INSERT INTO sale_lines (sale_id, idx, sku, qty, price, amount, cost) ");
+            let mut q = QueryBuilder::new(
+                "INSERT INTO sale_lines (sale_id, idx, sku, qty, price, amount, cost) ",
+            );
             q.push_values(s.lines.iter().enumerate(), |mut b, (i, l)| {
                 b.push_bind(id)
                     .push_bind(i as i64)
@@ -1200,21 +1398,23 @@ impl Tx for SqliteTx<'_> {
         else {
             return Ok(None);
         };
-        let lines = sqlx::query("SELECT sku, qty, price, amount, cost FROM sale_lines WHERE sale_id = ? ORDER BY idx")
-            .bind(id)
-            .fetch_all(&mut *self.conn)
-            .await?
-            .iter()
-            .map(|l| {
-                Ok(SaleLineRecord {
-                    sku: l.try_get(0)?,
-                    qty: l.try_get(1)?,
-                    price: amount(l, 2)?,
-                    amount: amount(l, 3)?,
-                    cost: amount(l, 4)?,
-                })
+        let lines = sqlx::query(
+            "SELECT sku, qty, price, amount, cost FROM sale_lines WHERE sale_id = ? ORDER BY idx",
+        )
+        .bind(id)
+        .fetch_all(&mut *self.conn)
+        .await?
+        .iter()
+        .map(|l| {
+            Ok(SaleLineRecord {
+                sku: l.try_get(0)?,
+                qty: l.try_get(1)?,
+                price: amount(l, 2)?,
+                amount: amount(l, 3)?,
+                cost: amount(l, 4)?,
             })
-            .collect::<OpResult<Vec<_>>>()?;
+        })
+        .collect::<OpResult<Vec<_>>>()?;
         let tenders = sqlx::query(
             "SELECT type, household_id, voucher_id, amount, paid_part, bonus_part, refunded, refunded_paid, refunded_bonus
              FROM sale_tenders WHERE sale_id = ? ORDER BY idx",
@@ -1278,13 +1478,15 @@ impl Tx for SqliteTx<'_> {
             .execute(&mut *self.conn)
             .await?;
         }
-        sqlx::query("INSERT INTO sale_refunds (entry_id, sale_id, amount, cost) VALUES (?, ?, ?, ?)")
-            .bind(refund.entry)
-            .bind(sale)
-            .bind(refund.amount.fen())
-            .bind(refund.cost.fen())
-            .execute(&mut *self.conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO sale_refunds (entry_id, sale_id, amount, cost) VALUES (?, ?, ?, ?)",
+        )
+        .bind(refund.entry)
+        .bind(sale)
+        .bind(refund.amount.fen())
+        .bind(refund.cost.fen())
+        .execute(&mut *self.conn)
+        .await?;
         Ok(())
     }
 }

@@ -1,0 +1,139 @@
+//! `hongxin serve`: the HTTP API on `--listen`, with graceful shutdown on Ctrl-C or SIGTERM
+//! (requests in flight are finished, then the process exits).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::net::TcpListener;
+
+use super::demo::DemoArgs;
+use crate::app::{redact_url, App};
+use crate::config::Config;
+use crate::http::limits::RateConfig;
+use crate::http::{serve, AppState, HttpConfig};
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Replace the (SQLite) database with fresh demo data first and print its tokens
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Address to listen on
+    #[arg(
+        long,
+        env = "HONGXIN_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: String,
+
+    /// Origin printed in residents' signed links [default: http://<listen>]
+    #[arg(long, env = "HONGXIN_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Largest request body accepted, in bytes
+    #[arg(long, env = "HONGXIN_BODY_LIMIT", default_value_t = 64 * 1024, value_name = "BYTES")]
+    pub body_limit: usize,
+
+    /// How long Idempotency-Keys are remembered, in days
+    #[arg(
+        long,
+        env = "HONGXIN_IDEMPOTENCY_DAYS",
+        default_value_t = 7,
+        value_name = "DAYS"
+    )]
+    pub idempotency_days: u64,
+
+    /// How long a resident's sign-in lasts, in minutes
+    #[arg(
+        long,
+        env = "HONGXIN_RESIDENT_SESSION_MINUTES",
+        default_value_t = 30,
+        value_name = "MIN"
+    )]
+    pub resident_session_minutes: u64,
+
+    /// Voucher lookups and redemptions allowed per token per minute
+    #[arg(long, env = "HONGXIN_VOUCHER_RATE", default_value_t = RateConfig::default().voucher_per_token)]
+    pub voucher_rate: u32,
+
+    /// Resident sign-in attempts allowed per household per minute
+    #[arg(long, env = "HONGXIN_RESIDENT_RATE", default_value_t = RateConfig::default().resident_per_household)]
+    pub resident_rate: u32,
+}
+
+impl ServeArgs {
+    pub fn http_config(&self) -> HttpConfig {
+        HttpConfig {
+            body_limit: self.body_limit,
+            idempotency_retention: Duration::from_secs(self.idempotency_days.max(1) * 24 * 3600),
+            resident_session: Duration::from_secs(
+                self.resident_session_minutes.clamp(1, 24 * 60) * 60,
+            ),
+            rates: RateConfig {
+                voucher_per_token: self.voucher_rate,
+                voucher_per_address: self.voucher_rate.saturating_mul(2),
+                resident_per_household: self.resident_rate,
+                resident_per_address: self.resident_rate.saturating_mul(3),
+            },
+            public_url: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", self.listen)),
+        }
+    }
+}
+
+pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
+    if args.demo {
+        super::demo::run(
+            config,
+            DemoArgs {
+                households: 2400,
+                weeks: 4,
+                seed: 2026,
+                force: true,
+            },
+        )
+        .await?;
+    }
+    let app = App::open(&config.settings).await?;
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let head = app.store.head().await?;
+    tracing::info!(%addr, database = %redact_url(&config.settings.database), head = head.seq, "serving");
+    eprintln!(
+        "hongxin serving http://{addr} (database {}, journal at entry {}); Ctrl-C to stop",
+        redact_url(&config.settings.database),
+        head.seq
+    );
+    let state = AppState::new(app, args.http_config());
+    serve(state, listener, shutdown_signal()).await?;
+    eprintln!("hongxin stopped");
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from a service manager.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

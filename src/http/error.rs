@@ -1,0 +1,163 @@
+//! One error type for the HTTP layer, rendered once as `application/problem+json` (RFC 9457)
+//! with a stable `code`. Internal causes are logged, never sent.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::{LineError, Rejection, StoreError};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type: `urn:hongxin:problem:{code}`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `insufficient_funds`.
+    pub code: String,
+    /// The request field at fault, e.g. `tenders[0].amount`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Bad rows of an import.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<LineError>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Boxed: errors travel in every handler's `Result`, which should stay small.
+    pub problem: Box<Problem>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            problem: Box::new(Problem {
+                kind: format!("urn:hongxin:problem:{code}"),
+                title: status.canonical_reason().unwrap_or("Error").to_string(),
+                status: status.as_u16(),
+                detail: detail.into(),
+                code: code.to_string(),
+                field: None,
+                errors: None,
+            }),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.problem.field = Some(field.into());
+        self
+    }
+
+    pub fn code(&self) -> &str {
+        &self.problem.code
+    }
+
+    pub fn bad_request(code: &str, field: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail).with_field(field)
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        )
+    }
+
+    pub fn forbidden() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this token may not do that",
+        )
+    }
+
+    /// For things whose very existence is private to the caller.
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
+    }
+
+    pub fn too_many(retry_after_secs: u64) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many attempts; wait and try again",
+        );
+        e.retry_after = Some(retry_after_secs.max(1));
+        e
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server could not complete the request; it is safe to retry with the same Idempotency-Key",
+        )
+    }
+}
+
+/// HTTP status of each business rejection.
+pub fn status_of(r: &Rejection) -> StatusCode {
+    match r {
+        Rejection::NotFound { .. } => StatusCode::NOT_FOUND,
+        // A code in the path (lookup, void) answers like an unknown resource; a code in a
+        // sale's tenders is a bad field of that sale.
+        Rejection::VoucherInvalid { field } if field == "code" => StatusCode::NOT_FOUND,
+        Rejection::AlreadyExists { .. }
+        | Rejection::NotRefundable { .. }
+        | Rejection::PeriodClosed { .. }
+        | Rejection::NoPolicy { .. } => StatusCode::CONFLICT,
+        Rejection::Forbidden => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> ApiError {
+        let mut e = ApiError::new(status_of(&r), r.code(), r.to_string());
+        e.problem.field = r.field().map(str::to_owned);
+        if let Rejection::ImportFailed { errors } = r {
+            e.problem.errors = Some(errors);
+        }
+        e
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "store failure");
+        ApiError::internal()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                headers.insert(header::RETRY_AFTER, v);
+            }
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,388 @@
+//! HTTP API v1 (SPEC §9) on axum: the router, shared state, the idempotent write helper,
+//! and serving with graceful shutdown. Handlers parse input into domain commands, run one
+//! command through the store's write path and render its receipt; they hold no business rules.
+
+mod admin;
+pub mod error;
+pub mod extract;
+mod households;
+pub mod limits;
+pub mod metrics;
+mod money;
+mod ops;
+mod resident;
+mod vouchers;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::App;
+use crate::domain::{Command, Receipt};
+use crate::store::{Envelope, Idempotency};
+use error::ApiError;
+use extract::Principal;
+use limits::{Limits, RateConfig};
+use metrics::Metrics;
+
+/// Settings of the HTTP layer, each with an explicit bound.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// How long idempotency keys are remembered.
+    pub idempotency_retention: Duration,
+    /// How long a resident's session lasts.
+    pub resident_session: Duration,
+    pub rates: RateConfig,
+    /// Origin printed in residents' signed links, e.g. `https://hongxin.example.org`.
+    pub public_url: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit: 64 * 1024,
+            idempotency_retention: Duration::from_secs(7 * 24 * 3600),
+            resident_session: Duration::from_secs(30 * 60),
+            rates: RateConfig::default(),
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    pub config: Arc<HttpConfig>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Arc<Limits>,
+    /// (token, Idempotency-Key) pairs being worked on now: a duplicate is 409.
+    in_flight: Arc<Mutex<HashSet<(i64, String)>>>,
+}
+
+impl AppState {
+    pub fn new(app: App, config: HttpConfig) -> AppState {
+        AppState {
+            app,
+            limits: Arc::new(Limits::new(&config.rates)),
+            config: Arc::new(config),
+            metrics: Metrics::new(),
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hongxin 红心 API",
+        description = "Ledger for 居民购物50元换55元 (pay 50, get 55 of shopping credit) and 合作社盈利用物业 (cooperative profit toward property fees). Amounts are strings in yuan with at most two decimals. Errors are application/problem+json with a stable `code`. Every POST that moves money needs an Idempotency-Key header."
+    ),
+    components(schemas(error::Problem)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The router and the OpenAPI document, built from the same handler list so they cannot drift.
+pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (api_router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(money::routes())
+        .merge(vouchers::routes())
+        .merge(households::routes())
+        .merge(admin::routes())
+        .merge(resident::routes())
+        .merge(ops::routes())
+        .split_for_parts();
+    api.openapi = utoipa::openapi::OpenApiVersion::Version31;
+    let doc = api.clone();
+    let doc_json = Arc::new(serde_json::to_vec(&doc).unwrap_or_default());
+    let router = api_router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let body = doc_json.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body.as_ref().clone(),
+                    )
+                }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), RequestIds::default()))
+        .with_state(state);
+    (router, doc)
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Request ids: the process start time and a counter, unique per process and cheap.
+#[derive(Clone, Default)]
+struct RequestIds {
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", std::process::id()))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let (router, _) = router(state);
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    housekeeping.abort();
+    result
+}
+
+/// Forgets idempotency keys past retention and idle rate-limit keys, hourly.
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        state.limits.prune();
+        let retention = chrono::Duration::from_std(state.config.idempotency_retention)
+            .unwrap_or(chrono::Duration::days(7));
+        let before = chrono::Utc::now() - retention;
+        if let Err(e) = state.app.run(Command::PruneIdempotency { before }).await {
+            tracing::warn!(error = %e, "pruning idempotency keys failed");
+        }
+    }
+}
+
+/// The receipt of a command as the client sees it (its variant's fields).
+fn receipt_body(r: &Receipt) -> serde_json::Value {
+    let v = match r {
+        Receipt::Created(x) => serde_json::to_value(x),
+        Receipt::Imported(x) => serde_json::to_value(x),
+        Receipt::TopUp(x) => serde_json::to_value(x),
+        Receipt::Sale(x) => serde_json::to_value(x),
+        Receipt::SaleRefund(x) => serde_json::to_value(x),
+        Receipt::CreditRefund(x) => serde_json::to_value(x),
+        Receipt::Expired(x) => serde_json::to_value(x),
+        Receipt::Posted(x) => serde_json::to_value(x),
+    };
+    v.unwrap_or(serde_json::Value::Null)
+}
+
+fn posts_entry(r: &Receipt) -> bool {
+    match r {
+        Receipt::TopUp(_) | Receipt::Sale(_) | Receipt::SaleRefund(_) | Receipt::Posted(_) => true,
+        Receipt::CreditRefund(c) => c.entry != 0,
+        _ => false,
+    }
+}
+
+/// Keeps an Idempotency-Key marked in flight until the request is answered.
+struct InFlight {
+    set: Arc<Mutex<HashSet<(i64, String)>>>,
+    key: (i64, String),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.key);
+        }
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
+    match key {
+        Some(k) => Ok(Some(k.to_string())),
+        None => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_idempotency_key",
+            "Idempotency-Key must be 1–255 visible ASCII characters",
+        )
+        .with_field("Idempotency-Key")),
+    }
+}
+
+/// Whether the request must carry an Idempotency-Key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Key {
+    Required,
+    Optional,
+}
+
+/// Runs one command for a caller: the idempotency key first (replay, reuse, in flight), then
+/// the store's write path, then the receipt rendered with `status` or the rejection.
+pub(crate) async fn submit(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    (route, raw): (&str, &[u8]),
+    command: Command,
+    status: StatusCode,
+    key_rule: Key,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(headers)?;
+    if key.is_none() && key_rule == Key::Required {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_required",
+            "this request moves money: send an Idempotency-Key header, made once per attempt",
+        )
+        .with_field("Idempotency-Key"));
+    }
+    let _guard = match &key {
+        Some(k) => {
+            let entry = (principal.id(), k.clone());
+            let mut set = state.in_flight.lock().map_err(|_| ApiError::internal())?;
+            if !set.insert(entry.clone()) {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_in_flight",
+                    "a request with this Idempotency-Key is still being processed",
+                ));
+            }
+            Some(InFlight {
+                set: state.in_flight.clone(),
+                key: entry,
+            })
+        }
+        None => None,
+    };
+    let idempotency = key.map(|key| {
+        let mut h = Sha256::new();
+        h.update(route.as_bytes());
+        h.update([0]);
+        h.update(raw);
+        Idempotency {
+            scope: principal.id().to_string(),
+            key,
+            fingerprint: hex::encode(h.finalize()),
+        }
+    });
+    let outcome = state
+        .app
+        .execute(Envelope {
+            actor: Some(principal.id()),
+            idempotency,
+            command,
+        })
+        .await?;
+    let mut response = match outcome.result {
+        Ok(receipt) => {
+            if posts_entry(&receipt) && !outcome.replayed {
+                state.metrics.entries_posted.inc();
+            }
+            (status, axum::Json(receipt_body(&receipt))).into_response()
+        }
+        Err(rejection) => {
+            state.metrics.reject(rejection.code());
+            ApiError::from(rejection).into_response()
+        }
+    };
+    if outcome.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// A running server for tests and tools: bound address and a handle to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Binds `listen` (use port 0 for any free port) and serves in the background.
+    pub async fn start(state: AppState, listen: &str) -> std::io::Result<Running> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(state, listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Running {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.map_err(std::io::Error::other)?
+    }
+}

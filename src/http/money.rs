@@ -1,0 +1,356 @@
+//! The till and the back office's money: top-ups, sales, sale refunds, credit refunds,
+//! expenses, stock receipts and reversals.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, Problem};
+use super::extract::{path_id, ApiJson, ClientIp, OptionalJson, Principal};
+use super::{submit, AppState, Key};
+use crate::domain::{
+    Command, CreditRefundReceipt, Delivery, Expense, PayMethod, PostedReceipt, RefundCredit,
+    RefundSale, Reverse, Role, Sale, SaleLine, SaleReceipt, SaleRefundReceipt, StockReceipt,
+    Tender, TenderType, TopUp, TopUpReceipt,
+};
+use crate::money::Amount;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_topup))
+        .routes(routes!(post_sale))
+        .routes(routes!(post_sale_refund))
+        .routes(routes!(post_credit_refund))
+        .routes(routes!(post_expense))
+        .routes(routes!(post_stock_receipt))
+        .routes(routes!(post_reversal))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpRequest {
+    /// Household code.
+    household: String,
+    /// What the resident pays: whole units of 50.00.
+    paid: Amount,
+    method: PayMethod,
+    #[serde(default)]
+    deliver: Delivery,
+    /// Only an admin names the shop; a cashier's token fixes it.
+    #[serde(default)]
+    shop: Option<String>,
+}
+
+/// Top up credit under 居民购物50元换55元: pay 100.00, get 110.00.
+#[utoipa::path(post, path = "/v1/topups", tag = "till", request_body = TopUpRequest,
+    params(("Idempotency-Key" = String, Header, description = "one per attempt")),
+    responses((status = 201, body = TopUpReceipt), (status = 422, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_topup(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: ApiJson<TopUpRequest>,
+) -> Result<Response, ApiError> {
+    principal.allow(&[Role::Cashier, Role::Admin])?;
+    let req = body.value;
+    let command = Command::TopUp(TopUp {
+        shop: principal.shop_for(req.shop.as_deref())?,
+        household: req.household,
+        paid: req.paid,
+        method: req.method,
+        deliver: req.deliver,
+    });
+    submit(
+        &state,
+        &principal,
+        &headers,
+        ("POST /v1/topups", &body.raw),
+        command,
+        StatusCode::CREATED,
+        Key::Required,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaleRequest {
+    /// Needed for a wallet tender; optional for cash and vouchers.
+    #[serde(default)]
+    household: Option<String>,
+    /// Catalogue lines, or else `amount`.
+    #[serde(default)]
+    lines: Vec<SaleLine>,
+    #[serde(default)]
+    amount: Option<Amount>,
+    tenders: Vec<Tender>,
+    #[serde(default)]
+    shop: Option<String>,
+}
+
+/// Sell by catalogue lines or by amount, paid by wallet, voucher, cash, WeChat or Alipay.
+#[utoipa::path(post, path = "/v1/sales", tag = "till", request_body = SaleRequest,
+    params(("Idempotency-Key" = String, Header, description = "one per attempt")),
+    responses((status = 201, body = SaleReceipt), (status = 422, body = Problem), (status = 429, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_sale(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: ApiJson<SaleRequest>,
+) -> Result<Response, ApiError> {
+    principal.allow(&[Role::Cashier, Role::Admin])?;
+    let req = body.value;
+    if req.tenders.iter().any(|t| t.kind == TenderType::Voucher) {
+        // Redeeming is a way to probe codes too.
+        state.limits.voucher(principal.id(), ip)?;
+    }
+    let command = Command::Sale(Sale {
+        shop: principal.shop_for(req.shop.as_deref())?,
+        household: req.household,
+        lines: req.lines,
+        amount: req.amount,
+        tenders: req.tenders,
+    });
+    submit(
+        &state,
+        &principal,
+        &headers,
+        ("POST /v1/sales", &body.raw),
+        command,
+        StatusCode::CREATED,
+        Key::Required,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    /// Omit to refund everything not yet refunded.
+    #[serde(default)]
+    amount: Option<Amount>,
+}
+
+/// Refund a sale, whole or in part; each tender gets back its share.
+#[utoipa::path(post, path = "/v1/sales/{sale}/refunds", tag = "till", request_body = RefundRequest,
+    params(("sale" = i64, Path), ("Idempotency-Key" = String, Header, description = "one per attempt")),
+    responses((status = 201, body = SaleRefundReceipt), (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_sale_refund(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(sale): Path<String>,
+    headers: HeaderMap,
+    body: OptionalJson<RefundRequest>,
+) -> Result<Response, ApiError> {
+    principal.allow(&[Role::Cashier, Role::CoopAccountant, Role::Admin])?;
+    let sale = path_id("sale", &sale)?;
+    let (shop, cooperative) = match principal.role() {
+        Role::Cashier => (principal.token.shop.clone(), None),
+        Role::CoopAccountant => (None, principal.token.cooperative.clone()),
+        _ => (None, None),
+    };
+    let command = Command::RefundSale(RefundSale {
+        sale,
+        shop,
+        cooperative,
+        amount: body.value.amount,
+    });
+    let route = format!("POST /v1/sales/{sale}/refunds");
+    submit(
+        &state,
+        &principal,
+        &headers,
+        (&route, &body.raw),
+        command,
+        StatusCode::CREATED,
+        Key::Required,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreditRefundRequest {
+    /// How the paid part is handed back (default cash).
+    #[serde(default)]
+    method: Option<PayMethod>,
+    /// Only an admin names it; an accountant's token fixes it.
+    #[serde(default)]
+    cooperative: Option<String>,
+}
+
+/// Cash out a household's unused credit: the paid part back, the bonus forfeited.
+#[utoipa::path(post, path = "/v1/households/{household}/credit-refunds", tag = "back office",
+    request_body = CreditRefundRequest,
+    params(("household" = String, Path), ("Idempotency-Key" = String, Header, description = "one per attempt")),
+    responses((status = 201, body = CreditRefundReceipt), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_credit_refund(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(household): Path<String>,
+    headers: HeaderMap,
+    body: OptionalJson<CreditRefundRequest>,
+) -> Result<Response, ApiError> {
+    principal.allow(&[Role::CoopAccountant, Role::Admin])?;
+    let req = body.value;
+    let command = Command::RefundCredit(RefundCredit {
+        cooperative: principal.cooperative_for(req.cooperative.as_deref())?,
+        household: household.clone(),
+        method: req.method.unwrap_or(PayMethod::Cash),
+    });
+    let route = format!("POST /v1/households/{household}/credit-refunds");
+    submit(
+        &state,
+        &principal,
+        &headers,
+        (&route, &body.raw),
+        command,
+        StatusCode::CREATED,
+        Key::Required,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpenseRequest {
+    /// e.g. rent, wages, spoilage, utilities.
+    category: String,
+    amount: Amount,
+    /// The day it was incurred.
+    date: NaiveDate,
+    #[serde(default)]
+    memo: Option<String>,
+    #[serde(default)]
+    method: Option<PayMethod>,
+    #[serde(default)]
+    cooperative: Option<String>,
+}
+
+/// Record an expense of the cooperative.
+#[utoipa::path(post, path = "/v1/expenses", tag = "back office", request_body = ExpenseRequest,
+    params(("Idempotency-Key" = String, Header, description = "one per attempt")),
+    responses((status = 201, body = PostedReceipt), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_expense(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: ApiJson<ExpenseRequest>,
+) -> Result<Response, ApiError> {
+    principal.allow(&[Role::CoopAccountant, Role::Admin])?;
+    let req = body.value;
+    let command = Command::Expense(Expense {
+        cooperative: principal.cooperative_for(req.cooperative.as_deref())?,
+        category: req.category,
+        amount: req.amount,
+        date: req.date,
+        memo: req.memo,
+        method: req.method.unwrap_or(PayMethod::Cash),
+    });
+    submit(
+        &state,
+        &principal,
+        &headers,
+        ("POST /v1/expenses", &body.raw),
+        command,
+        StatusCode::CREATED,
+        Key::Required,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockReceiptRequest {
+    amount: Amount,
+    #[serde(default)]
+    supplier: Option<String>,
+    #[serde(default)]
+    memo: Option<String>,
+    #[serde(default)]
+    method: Option<PayMethod>,
+    #[serde(default)]
+    cooperative: Option<String>,
+}
+
+/// Record goods bought into stock.
+#[utoipa::path(post, path = "/v1/stock-receipts", tag = "back office", request_body = StockReceiptRequest,
+    params(("Idempotency-Key" = String, Header, description = "one per attempt")),
+    responses((status = 201, body = PostedReceipt), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_stock_receipt(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: ApiJson<StockReceiptRequest>,
+) -> Result<Response, ApiError> {
+    principal.allow(&[Role::CoopAccountant, Role::Admin])?;
+    let req = body.value;
+    let command = Command::StockReceipt(StockReceipt {
+        cooperative: principal.cooperative_for(req.cooperative.as_deref())?,
+        amount: req.amount,
+        supplier: req.supplier,
+        memo: req.memo,
+        method: req.method.unwrap_or(PayMethod::Cash),
+    });
+    submit(
+        &state,
+        &principal,
+        &headers,
+        ("POST /v1/stock-receipts", &body.raw),
+        command,
+        StatusCode::CREATED,
+        Key::Required,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReversalRequest {
+    /// Why the entry is reversed.
+    memo: String,
+}
+
+/// Reverse an expense or stock receipt posted in error (entries are never edited).
+#[utoipa::path(post, path = "/v1/entries/{entry}/reversal", tag = "back office", request_body = ReversalRequest,
+    params(("entry" = i64, Path), ("Idempotency-Key" = String, Header, description = "one per attempt")),
+    responses((status = 201, body = PostedReceipt), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_reversal(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(entry): Path<String>,
+    headers: HeaderMap,
+    body: ApiJson<ReversalRequest>,
+) -> Result<Response, ApiError> {
+    // Reversals cross cooperatives' books only through an admin.
+    principal.allow(&[Role::Admin])?;
+    let entry = path_id("entry", &entry)?;
+    let command = Command::Reverse(Reverse {
+        entry,
+        memo: body.value.memo,
+    });
+    let route = format!("POST /v1/entries/{entry}/reversal");
+    submit(
+        &state,
+        &principal,
+        &headers,
+        (&route, &body.raw),
+        command,
+        StatusCode::CREATED,
+        Key::Required,
+    )
+    .await
+}

@@ -1,0 +1,320 @@
+//! Residents without an account: a signed link printed on the household card (HMAC over the
+//! household id and a link version; rotating the version revokes old cards), or the household
+//! code and a PIN (argon2-hashed). Either is exchanged for a short-lived resident session token.
+//! Attempts are rate-limited per household and per client address.
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::admin::{new_token, Empty};
+use super::error::{ApiError, Problem};
+use super::extract::{token_hash, ApiJson, ClientIp, OptionalJson, Principal};
+use super::AppState;
+use crate::domain::{Command, NewToken, Receipt, Role};
+use crate::store::{Envelope, HouseholdView};
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_session))
+        .routes(routes!(post_pin))
+        .routes(routes!(get_link))
+        .routes(routes!(post_link_rotate))
+}
+
+const LINK_LABEL: &[u8] = b"hongxin/resident-link/v1\0";
+/// 128 bits of tag: the link is a bearer secret printed on a card.
+const LINK_TAG_BYTES: usize = 16;
+
+fn link_mac(secret: &[u8; 32], household_id: i64, version: i64) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(LINK_LABEL);
+    mac.update(&household_id.to_be_bytes());
+    mac.update(&version.to_be_bytes());
+    mac
+}
+
+pub fn link_signature(secret: &[u8; 32], household_id: i64, version: i64) -> String {
+    hex::encode(
+        &link_mac(secret, household_id, version)
+            .finalize()
+            .into_bytes()[..LINK_TAG_BYTES],
+    )
+}
+
+fn link_ok(secret: &[u8; 32], household_id: i64, version: i64, signature: &str) -> bool {
+    match hex::decode(signature) {
+        Ok(tag) if tag.len() == LINK_TAG_BYTES => link_mac(secret, household_id, version)
+            .verify_truncated_left(&tag)
+            .is_ok(),
+        _ => false,
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    household: String,
+    /// From the signed link: its version and signature.
+    #[serde(default)]
+    version: Option<i64>,
+    #[serde(default)]
+    signature: Option<String>,
+    /// Or the household's PIN.
+    #[serde(default)]
+    pin: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionResponse {
+    household: String,
+    /// Bearer token of role resident, valid until `expires_at`.
+    token: String,
+    expires_at: DateTime<Utc>,
+}
+
+fn refused() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "sign_in_failed",
+        "the link or PIN is not valid for this household",
+    )
+}
+
+/// A resident signs in with the card's signed link or with household code + PIN.
+#[utoipa::path(post, path = "/v1/resident/sessions", tag = "residents", request_body = SessionRequest,
+    responses((status = 201, body = SessionResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
+async fn post_session(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: ApiJson<SessionRequest>,
+) -> Result<Response, ApiError> {
+    let req = body.value;
+    state.limits.resident(&req.household, ip)?;
+    let Some(household) = state
+        .app
+        .store
+        .household_credentials(&req.household)
+        .await?
+    else {
+        return Err(refused());
+    };
+    let ok = match (req.version, req.signature.as_deref(), req.pin) {
+        (Some(version), Some(signature), None) => {
+            version == household.link_version
+                && link_ok(
+                    state.app.keys.link_secret(),
+                    household.id,
+                    version,
+                    signature,
+                )
+        }
+        (None, None, Some(pin)) => match household.pin_hash.clone() {
+            Some(hash) => tokio::task::spawn_blocking(move || {
+                PasswordHash::new(&hash).is_ok_and(|parsed| {
+                    Argon2::default()
+                        .verify_password(pin.as_bytes(), &parsed)
+                        .is_ok()
+                })
+            })
+            .await
+            .map_err(|_| ApiError::internal())?,
+            None => false,
+        },
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_input",
+                "body",
+                "give either version and signature from the link, or pin",
+            ))
+        }
+    };
+    if !ok {
+        state.metrics.reject("sign_in_failed");
+        return Err(refused());
+    }
+    let token = new_token();
+    let ttl = chrono::Duration::from_std(state.config.resident_session)
+        .unwrap_or(chrono::Duration::minutes(30));
+    let expires_at = Utc::now() + ttl;
+    let command = Command::CreateToken(NewToken {
+        hash: token_hash(&token),
+        role: Role::Resident,
+        scope: Some(household.code.clone()),
+        label: Some("resident session".into()),
+        expires_at: Some(expires_at),
+    });
+    match state
+        .app
+        .execute(Envelope {
+            actor: None,
+            idempotency: None,
+            command,
+        })
+        .await?
+        .result
+    {
+        Ok(Receipt::Created(_)) => Ok((
+            StatusCode::CREATED,
+            axum::Json(SessionResponse {
+                household: household.code,
+                token,
+                expires_at,
+            }),
+        )
+            .into_response()),
+        Ok(_) => Err(ApiError::internal()),
+        Err(r) => Err(r.into()),
+    }
+}
+
+/// The household, if this caller (admin, or its own company) manages it.
+async fn managed(
+    state: &AppState,
+    principal: &Principal,
+    code: &str,
+) -> Result<HouseholdView, ApiError> {
+    principal.allow(&[Role::Admin, Role::Company])?;
+    match state.app.store.household(code).await? {
+        Some(v)
+            if principal.role() == Role::Admin
+                || principal.token.company.as_deref() == Some(v.company.as_str()) =>
+        {
+            Ok(v)
+        }
+        _ => Err(ApiError::not_found("household")),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinRequest {
+    /// 4 to 8 digits; stored only as an argon2 hash.
+    pin: String,
+}
+
+/// Set a household's PIN (the company's office or an admin).
+#[utoipa::path(post, path = "/v1/households/{household}/pin", tag = "residents", request_body = PinRequest,
+    params(("household" = String, Path)),
+    responses((status = 200, body = crate::domain::Created), (status = 422, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_pin(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(code): Path<String>,
+    body: ApiJson<PinRequest>,
+) -> Result<Response, ApiError> {
+    managed(&state, &principal, &code).await?;
+    let pin = body.value.pin;
+    if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            "pin",
+            "pin must be 4 to 8 digits",
+        ));
+    }
+    let hash = tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(pin.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|_| ApiError::internal())?;
+    let command = Command::SetHouseholdPin {
+        household: code,
+        pin_hash: Some(hash),
+    };
+    // No Idempotency-Key here: setting the same PIN twice is harmless, and a stored
+    // fingerprint of a body holding a PIN is better not kept.
+    match state
+        .app
+        .execute(Envelope {
+            actor: Some(principal.id()),
+            idempotency: None,
+            command,
+        })
+        .await?
+        .result
+    {
+        Ok(Receipt::Created(c)) => Ok((StatusCode::OK, axum::Json(c)).into_response()),
+        Ok(_) => Err(ApiError::internal()),
+        Err(r) => Err(r.into()),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LinkResponse {
+    household: String,
+    version: i64,
+    signature: String,
+    /// What to print on the household card (as a QR code or text).
+    url: String,
+}
+
+fn link_response(state: &AppState, v: &HouseholdView, version: i64) -> LinkResponse {
+    let signature = link_signature(state.app.keys.link_secret(), v.id, version);
+    LinkResponse {
+        household: v.code.clone(),
+        version,
+        url: format!(
+            "{}/r/{}?v={version}&s={signature}",
+            state.config.public_url.trim_end_matches('/'),
+            v.code
+        ),
+        signature,
+    }
+}
+
+/// The signed link for a household's card.
+#[utoipa::path(get, path = "/v1/households/{household}/link", tag = "residents",
+    params(("household" = String, Path)),
+    responses((status = 200, body = LinkResponse), (status = 404, body = Problem)), security(("bearer" = [])))]
+async fn get_link(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(code): Path<String>,
+) -> Result<axum::Json<LinkResponse>, ApiError> {
+    let v = managed(&state, &principal, &code).await?;
+    Ok(axum::Json(link_response(&state, &v, v.link_version)))
+}
+
+/// Issue a new card link; every earlier link of this household stops working.
+#[utoipa::path(post, path = "/v1/households/{household}/link/rotate", tag = "residents",
+    params(("household" = String, Path)),
+    responses((status = 200, body = LinkResponse), (status = 404, body = Problem)), security(("bearer" = [])))]
+async fn post_link_rotate(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(code): Path<String>,
+    _body: OptionalJson<Empty>,
+) -> Result<axum::Json<LinkResponse>, ApiError> {
+    let v = managed(&state, &principal, &code).await?;
+    let command = Command::RotateHouseholdLink { household: code };
+    match state
+        .app
+        .execute(Envelope {
+            actor: Some(principal.id()),
+            idempotency: None,
+            command,
+        })
+        .await?
+        .result
+    {
+        Ok(Receipt::Created(c)) => Ok(axum::Json(link_response(&state, &v, c.id))),
+        Ok(_) => Err(ApiError::internal()),
+        Err(r) => Err(r.into()),
+    }
+}

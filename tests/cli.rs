@@ -1,0 +1,389 @@
+//! The `hongxin` binary end to end: each test runs the built program in its own temporary
+//! directory with a fixed business date, as an operator would from a shell.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use tempfile::TempDir;
+
+const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+const TODAY: &str = "2026-11-20";
+const DATABASE: &str = "sqlite://demo.db";
+
+/// `hongxin` in `dir` against `demo.db` there, untouched by the caller's environment.
+fn hongxin(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hongxin"))
+        .current_dir(dir)
+        .env_remove("HONGXIN_DATABASE")
+        .env_remove("HONGXIN_KEY_FILE")
+        .env_remove("HONGXIN_CONFIG")
+        .env_remove("HONGXIN_POLICIES")
+        .env_remove("HONGXIN_LOG")
+        .env_remove("RUST_LOG")
+        .env("HONGXIN_TODAY", TODAY)
+        .args(["--policies", POLICIES, "--database", DATABASE])
+        .args(args)
+        .output()
+        .expect("run hongxin")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// One small demo database, built once and copied into each test's own directory.
+fn demo_copy() -> TempDir {
+    static FIXTURE: OnceLock<TempDir> = OnceLock::new();
+    let fixture = FIXTURE.get_or_init(|| {
+        let dir = TempDir::new().unwrap();
+        assert_ok(&hongxin(
+            dir.path(),
+            &["demo", "--households", "2000", "--weeks", "1"],
+        ));
+        dir
+    });
+    let dir = TempDir::new().unwrap();
+    for entry in std::fs::read_dir(fixture.path()).unwrap() {
+        let entry = entry.unwrap();
+        // The database, its WAL files and its key file.
+        if entry.file_name().to_string_lossy().starts_with("demo.db") {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    dir
+}
+
+/// The number after `label` on a line of `hongxin verify`'s report.
+fn report_number(report: &str, label: &str) -> i64 {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label} in {report}"))
+}
+
+#[test]
+fn help_names_every_command_and_the_policy() {
+    let o = hongxin(Path::new("."), &["--help"]);
+    assert_ok(&o);
+    let help = stdout(&o);
+    assert!(help.contains("居民购物50元换55元"), "{help}");
+    for command in [
+        "serve", "demo", "verify", "token", "import", "keys", "vouchers",
+    ] {
+        assert!(
+            help.contains(&format!("  {command} ")),
+            "{command} missing from\n{help}"
+        );
+    }
+}
+
+#[test]
+fn demo_builds_a_ledger_that_verifies() {
+    let dir = TempDir::new().unwrap();
+    let demo = hongxin(
+        dir.path(),
+        &["demo", "--households", "2000", "--weeks", "2"],
+    );
+    assert_ok(&demo);
+    let out = stdout(&demo);
+    assert!(out.contains("2000 households"), "{out}");
+    assert!(out.contains("2026-11-07 to 2026-11-20"), "{out}");
+    let tokens: Vec<&str> = out.lines().filter(|l| l.contains(" hx_")).collect();
+    assert_eq!(
+        tokens.len(),
+        14,
+        "admin, 3 cashiers, accountant, 8 companies, 1 resident:\n{out}"
+    );
+    assert!(
+        tokens
+            .iter()
+            .any(|l| l.contains("company") && l.contains("K01")),
+        "{out}"
+    );
+    assert!(
+        tokens
+            .iter()
+            .any(|l| l.contains("resident") && l.contains("HX01-0001")),
+        "{out}"
+    );
+    assert!(out.contains("hongxin verify"), "{out}");
+
+    let verify = hongxin(dir.path(), &["verify"]);
+    assert_ok(&verify);
+    let report = stdout(&verify);
+    let entries = report_number(&report, "entries");
+    assert!(
+        entries > 1_000,
+        "two weeks of a 2,000-household demo post thousands of entries:\n{report}"
+    );
+    assert_eq!(report_number(&report, "head"), entries, "{report}");
+    assert!(
+        report_number(&report, "postings") >= 2 * entries,
+        "{report}"
+    );
+
+    // A second demo over the first is refused unless forced.
+    let again = hongxin(dir.path(), &["demo", "--households", "5", "--weeks", "1"]);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
+    let forced = hongxin(
+        dir.path(),
+        &["demo", "--households", "5", "--weeks", "1", "--force"],
+    );
+    assert_ok(&forced);
+    assert!(
+        stdout(&forced).contains("5 households"),
+        "{}",
+        stdout(&forced)
+    );
+}
+
+/// Alters one posting behind the ledger's back, as an attacker with file access could.
+fn tamper(db: &Path) {
+    let sql = "DROP TRIGGER postings_are_immutable; \
+               UPDATE postings SET amount = amount + 1 WHERE entry_id = 10 AND idx = 0;";
+    let have_sqlite3 = Command::new("sqlite3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if have_sqlite3 {
+        let o = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
+        assert!(o.status.success(), "sqlite3: {}", stderr(&o));
+        return;
+    }
+    // The store's own read pool is read-only, so open a fresh connection.
+    let url = format!("sqlite://{}", db.display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    });
+}
+
+#[test]
+fn verify_names_the_tampered_entry() {
+    let dir = demo_copy();
+    assert_ok(&hongxin(dir.path(), &["verify"]));
+    tamper(&dir.path().join("demo.db"));
+    let o = hongxin(dir.path(), &["verify"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let err = stderr(&o);
+    assert!(err.contains("entry 10:"), "{err}");
+    assert!(err.contains("hash does not match"), "{err}");
+}
+
+#[test]
+fn token_create_prints_the_token_alone_and_checks_role_and_scope() {
+    let dir = demo_copy();
+    for args in [
+        &["token", "create", "--role", "admin"][..],
+        &[
+            "token",
+            "create",
+            "--role",
+            "cashier",
+            "--shop",
+            "S1",
+            "--label",
+            "S1 till 2",
+        ],
+        &[
+            "token",
+            "create",
+            "--role",
+            "resident",
+            "--household",
+            "HX01-0002",
+        ],
+    ] {
+        let o = hongxin(dir.path(), args);
+        assert_ok(&o);
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {out}");
+        let token = lines[0];
+        assert!(token.starts_with("hx_") && token.len() == 3 + 64, "{token}");
+        assert!(token[3..].bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    }
+
+    let no_shop = hongxin(dir.path(), &["token", "create", "--role", "cashier"]);
+    assert_eq!(no_shop.status.code(), Some(2));
+    assert!(stdout(&no_shop).is_empty());
+    assert!(stderr(&no_shop).contains("--shop"), "{}", stderr(&no_shop));
+
+    let wrong_scope = hongxin(
+        dir.path(),
+        &["token", "create", "--role", "cashier", "--company", "K01"],
+    );
+    assert_eq!(
+        wrong_scope.status.code(),
+        Some(2),
+        "{}",
+        stderr(&wrong_scope)
+    );
+    let unknown_shop = hongxin(
+        dir.path(),
+        &["token", "create", "--role", "cashier", "--shop", "S9"],
+    );
+    assert_eq!(
+        unknown_shop.status.code(),
+        Some(2),
+        "{}",
+        stderr(&unknown_shop)
+    );
+    assert!(
+        stderr(&unknown_shop).contains("S9"),
+        "{}",
+        stderr(&unknown_shop)
+    );
+    let bad_role = hongxin(dir.path(), &["token", "create", "--role", "root"]);
+    assert_eq!(bad_role.status.code(), Some(2), "{}", stderr(&bad_role));
+    assert!(stdout(&bad_role).is_empty());
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn household_import_reports_every_bad_line_and_imports_nothing() {
+    let dir = demo_copy();
+    let bad = write(
+        dir.path(),
+        "bad.csv",
+        "code,compound,area_m2,name\n\
+         HX01-7001,HX01,87.35,王*\n\
+         HX01-7002,HX99,97.09,\n\
+         HX02-7003,HX02,60.00,李**\n\
+         HX02-7004,HX02,8x.5,\n",
+    );
+    let o = hongxin(dir.path(), &["import", "households", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("line 3: compound: no compound HX99"), "{err}");
+    assert!(err.contains("line 5: area_m2:"), "{err}");
+    assert!(err.contains("nothing was imported"), "{err}");
+    assert!(
+        !err.contains("line 2") && !err.contains("line 4"),
+        "good rows are not reported: {err}"
+    );
+
+    // Had any row gone in, importing the corrected file would now clash with it.
+    let good = write(
+        dir.path(),
+        "good.csv",
+        "code,compound,area_m2,name\n\
+         HX01-7001,HX01,87.35,王*\n\
+         HX01-7002,HX01,97.09,\n\
+         HX02-7003,HX02,60.00,李**\n\
+         HX02-7004,HX02,85.50,\n",
+    );
+    let o = hongxin(
+        dir.path(),
+        &["import", "households", good.to_str().unwrap()],
+    );
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("imported 4 households"),
+        "{}",
+        stdout(&o)
+    );
+    // Every row is in now, so the same file again is refused line by line.
+    let o = hongxin(
+        dir.path(),
+        &["import", "households", good.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("line 5: code: household HX02-7004 already exists"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn catalog_import_creates_then_updates_items() {
+    let dir = demo_copy();
+    let csv = write(
+        dir.path(),
+        "catalog.csv",
+        "sku,name,unit,price,cost\n\
+         N01,韭菜,把,2.50,1.40\n\
+         N02,山药,斤,6.80,4.90\n\
+         V01,大白菜,斤,1.30,0.80\n",
+    );
+    let o = hongxin(
+        dir.path(),
+        &[
+            "import",
+            "catalog",
+            csv.to_str().unwrap(),
+            "--cooperative",
+            "COOP",
+        ],
+    );
+    assert_ok(&o);
+    // V01 is in the demo's catalogue already: its price is updated.
+    assert!(
+        stdout(&o).contains("imported 3 catalogue items for COOP"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("2 new, 1 updated"), "{}", stdout(&o));
+
+    let bad = write(
+        dir.path(),
+        "bad.csv",
+        "sku,name,unit,price,cost\nN03,香菜,把,1.205,0.50\n",
+    );
+    let o = hongxin(
+        dir.path(),
+        &[
+            "import",
+            "catalog",
+            bad.to_str().unwrap(),
+            "--cooperative",
+            "COOP",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("line 2: price:"), "{}", stderr(&o));
+    let o = hongxin(
+        dir.path(),
+        &[
+            "import",
+            "catalog",
+            csv.to_str().unwrap(),
+            "--cooperative",
+            "NOPE",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("(not_found)"), "{}", stderr(&o));
+}
