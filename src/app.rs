@@ -219,6 +219,38 @@ impl App {
         })))
     }
 
+    /// `hongxin verify`: the journal (hash chain, balances) and then every stored month close,
+    /// recomputed from its inputs and compared with what its entry posted.
+    pub async fn verify(&self) -> Result<crate::ledger::VerifyReport, StoreError> {
+        let mut report = self.store.verify().await?;
+        if report.first_problem.is_some() {
+            return Ok(report);
+        }
+        for run in self.store.close_runs().await? {
+            report.close_runs += 1;
+            let name = format!("month close {} {}", run.cooperative, run.month);
+            let problem = match serde_json::from_str::<crate::fees::CloseInputs>(&run.inputs) {
+                Err(e) => Some(format!("stored inputs unreadable: {e}")),
+                Ok(inputs) => crate::fees::recheck_close(&inputs, &run.shares).or_else(|| {
+                    let stored: std::collections::BTreeMap<&str, crate::money::Amount> = run
+                        .shares
+                        .iter()
+                        .filter(|s| s.3.is_positive())
+                        .map(|s| (s.0.as_str(), s.3))
+                        .collect();
+                    let posted: std::collections::BTreeMap<&str, crate::money::Amount> =
+                        run.posted.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                    (stored != posted).then(|| "its entry does not post the stored shares".to_string())
+                }),
+            };
+            if let Some(p) = problem {
+                report.first_problem = Some(format!("{name}: {p}"));
+                break;
+            }
+        }
+        Ok(report)
+    }
+
     /// The printed code of a stored voucher, while its key is not retired.
     pub fn voucher_code(&self, v: &VoucherRow) -> Option<String> {
         VoucherCode::reissue(&self.keys.vouchers, v.key_id, v.serial).map(|c| c.encode())

@@ -95,6 +95,11 @@ pub(crate) async fn expense<T: Tx>(
         return Err(Rejection::invalid("date", "an expense cannot be dated in the future").into());
     }
     let coop = coop(tx, &req.cooperative).await?;
+    let incurred = crate::fees::month_of(req.date);
+    if tx.month_close(coop.id, &incurred).await?.is_some() {
+        // The month's profit is settled: a late expense is booked in the open month.
+        return Err(Rejection::PeriodClosed { month: incurred }.into());
+    }
     let mut header = ctx.header(EntryKind::Expense);
     header.memo = Some(match &req.memo {
         Some(m) => format!("{} incurred {}: {m}", req.category, req.date),

@@ -15,6 +15,8 @@ mod vouchers;
 
 pub use types::*;
 
+pub(crate) use master::check_text as master_check_text;
+
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -297,6 +299,30 @@ pub trait Tx: Send {
     async fn insert_sale(&mut self, s: &SaleRecord) -> OpResult<i64>;
     async fn sale(&mut self, id: i64) -> OpResult<Option<SaleRecord>>;
     async fn record_sale_refund(&mut self, sale: i64, refund: &SaleRefundRecord) -> OpResult<()>;
+
+    // ---- property fees and month close ----
+    /// Households of the company's compounds without a bill for `month`.
+    async fn households_to_bill(&mut self, company: i64, month: &str) -> OpResult<Vec<BillingRow>>;
+    /// Fee balances (positive = owes) of these households; absent ones are zero.
+    async fn fee_balances(&mut self, households: &[i64]) -> OpResult<std::collections::HashMap<i64, Amount>>;
+    async fn insert_fee_bills(&mut self, entry: i64, company: i64, month: &str, bills: &[(i64, Amount, Amount)]) -> OpResult<()>;
+    /// A household's bills not yet fully settled, oldest first.
+    async fn open_bills(&mut self, household: i64) -> OpResult<Vec<OpenBill>>;
+    /// Adds to bills' settled amounts: (bill id, amount).
+    async fn settle_bills(&mut self, settled: &[(i64, Amount)]) -> OpResult<()>;
+    /// Records payments or allocations: (household, amount, method, reference).
+    async fn insert_fee_credits(&mut self, entry: i64, kind: &str, rows: &[(i64, Amount, Option<String>, Option<String>)]) -> OpResult<()>;
+    /// The stored result of a closed month.
+    async fn month_close(&mut self, coop: i64, month: &str) -> OpResult<Option<String>>;
+    /// The latest closed month of a cooperative and its stored result.
+    async fn latest_close(&mut self, coop: i64) -> OpResult<Option<(String, String)>>;
+    async fn coop_month_totals(&mut self, coop: i64, from: NaiveDate, to: NaiveDate) -> OpResult<MonthTotals>;
+    async fn eligible_households(&mut self) -> OpResult<Vec<EligibleHousehold>>;
+    /// Wallet and voucher spending per household at the cooperative between the dates, net of
+    /// refunds (vouchers count for the household they were issued to).
+    async fn credit_spend(&mut self, coop: i64, from: NaiveDate, to: NaiveDate) -> OpResult<std::collections::HashMap<i64, i64>>;
+    async fn insert_month_close(&mut self, coop: i64, month: &str, entry: Option<i64>, inputs: &str, result: &str, shares: &[ShareRow]) -> OpResult<()>;
+    async fn insert_settlement(&mut self, entry: i64, coop: i64, company: i64, amount: Amount, reference: &str) -> OpResult<()>;
 }
 
 /// Runs one command. The caller (a store's write path) owns the transaction and savepoint.
@@ -338,6 +364,10 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
         Command::Expense(e) => Receipt::Posted(credit::expense(tx, ctx, e).await?),
         Command::StockReceipt(s) => Receipt::Posted(credit::stock_receipt(tx, ctx, s).await?),
         Command::Reverse(r) => Receipt::Posted(credit::reverse(tx, ctx, r).await?),
+        Command::GenerateBills(b) => Receipt::Bills(crate::fees::generate_bills(tx, ctx, b).await?),
+        Command::PayFee(p) => Receipt::FeePayment(crate::fees::pay(tx, ctx, p).await?),
+        Command::CloseMonth(c) => Receipt::MonthClose(crate::fees::close_month(tx, ctx, c).await?),
+        Command::Settle(s) => Receipt::Settlement(crate::fees::settle(tx, ctx, s).await?),
     })
 }
 

@@ -54,6 +54,11 @@ pub enum Command {
     Expense(Expense),
     StockReceipt(StockReceipt),
     Reverse(Reverse),
+    /// Monthly property-fee bills for a company's households.
+    GenerateBills(GenerateBills),
+    PayFee(FeePayment),
+    CloseMonth(CloseMonth),
+    Settle(Settlement),
 }
 
 impl Command {
@@ -70,6 +75,10 @@ impl Command {
                 | Command::Expense(_)
                 | Command::StockReceipt(_)
                 | Command::Reverse(_)
+                | Command::GenerateBills(_)
+                | Command::PayFee(_)
+                | Command::CloseMonth(_)
+                | Command::Settle(_)
         )
     }
 }
@@ -362,6 +371,44 @@ pub struct Reverse {
     pub memo: String,
 }
 
+/// Bills for `month` (`YYYY-MM`) for every household of the company not yet billed for it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GenerateBills {
+    pub company: String,
+    pub month: String,
+}
+
+/// A resident's payment of property fees, applied to the oldest unpaid bill first.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FeePayment {
+    pub household: String,
+    pub amount: Amount,
+    pub method: PayMethod,
+    pub reference: String,
+    /// When set, the household must belong to this company (a company's scope).
+    #[serde(default)]
+    pub company: Option<String>,
+}
+
+/// Close `month` for a cooperative: profit → pool → allocation toward residents' fees.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CloseMonth {
+    pub cooperative: String,
+    pub month: String,
+    /// Compute and show, post nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The cooperative pays a company what it owes for covered fees, by bank transfer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Settlement {
+    pub cooperative: String,
+    pub company: String,
+    pub amount: Amount,
+    pub reference: String,
+}
+
 // ---- what the store reads back ----
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -521,6 +568,10 @@ pub enum Receipt {
     CreditRefund(CreditRefundReceipt),
     Expired(ExpiredReceipt),
     Posted(PostedReceipt),
+    Bills(BillsReceipt),
+    FeePayment(FeePaymentReceipt),
+    MonthClose(CloseReceipt),
+    Settlement(SettlementReceipt),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -622,5 +673,126 @@ pub struct ExpiredReceipt {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PostedReceipt {
     pub entry: i64,
+    pub amount: Amount,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct BillsReceipt {
+    pub company: String,
+    pub month: String,
+    /// Bills created now; households already billed for the month are skipped.
+    pub count: u64,
+    pub total: Amount,
+    pub entry: Option<i64>,
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct AppliedToBill {
+    pub month: String,
+    pub amount: Amount,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct FeePaymentReceipt {
+    pub entry: i64,
+    pub household: String,
+    pub amount: Amount,
+    /// The bills it paid, oldest first.
+    pub applied: Vec<AppliedToBill>,
+    /// What was left over after every bill: paid ahead.
+    pub prepaid: Amount,
+    /// The household's fee balance after: positive owes, negative paid ahead.
+    pub balance: Amount,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct CompanyShare {
+    pub company: String,
+    pub households: u64,
+    pub amount: Amount,
+}
+
+/// The result of a month close (or of its dry run).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct CloseReceipt {
+    pub cooperative: String,
+    pub month: String,
+    pub dry_run: bool,
+    pub entry: Option<i64>,
+    pub policy: String,
+    pub basis: String,
+    pub sales: Amount,
+    pub cogs: Amount,
+    pub promotion: Amount,
+    pub expenses: Amount,
+    /// sales − cogs − promotion − expenses of the month.
+    pub profit: Amount,
+    /// Losses of earlier months still to be made good (when the policy carries them).
+    pub loss_carried_in: Amount,
+    pub loss_carried_out: Amount,
+    /// share × profit left after losses, when positive.
+    pub distributed: Amount,
+    pub reserve_in: Amount,
+    /// distributed + reserve carried in.
+    pub pool: Amount,
+    pub allocated: Amount,
+    /// What was not allocated, carried to the next close.
+    pub reserve: Amount,
+    pub households: u64,
+    pub companies: Vec<CompanyShare>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct SettlementReceipt {
+    pub entry: i64,
+    pub company: String,
+    pub amount: Amount,
+    /// Still owed to the company after this payment.
+    pub outstanding: Amount,
+}
+
+/// A household due a property-fee bill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillingRow {
+    pub household: i64,
+    pub code: String,
+    pub compound: String,
+    pub area_dm2: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenBill {
+    pub id: i64,
+    pub month: String,
+    pub amount: Amount,
+    pub settled: Amount,
+}
+
+/// A household of an eligible compound, as a month close sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EligibleHousehold {
+    pub id: i64,
+    pub code: String,
+    pub company: i64,
+    pub company_code: String,
+}
+
+/// The cooperative's books for one month, each on its normal side.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MonthTotals {
+    pub sales: Amount,
+    pub cogs: Amount,
+    pub promotion: Amount,
+    pub expenses: Amount,
+}
+
+/// A household's share of a closed month, as stored for audit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareRow {
+    pub household: i64,
+    pub company: i64,
+    pub weight: i64,
+    pub cap: Option<Amount>,
     pub amount: Amount,
 }

@@ -326,7 +326,7 @@ async fn get_audit_verify(
     p: Principal,
 ) -> Result<axum::Json<VerifyResponse>, ApiError> {
     p.allow(&[Role::Admin])?;
-    let report = s.app.store.verify().await?;
+    let report = s.app.verify().await?;
     Ok(axum::Json(VerifyResponse {
         ok: report.ok(),
         report,

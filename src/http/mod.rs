@@ -225,13 +225,24 @@ fn receipt_body(r: &Receipt) -> serde_json::Value {
         Receipt::CreditRefund(x) => serde_json::to_value(x),
         Receipt::Expired(x) => serde_json::to_value(x),
         Receipt::Posted(x) => serde_json::to_value(x),
+        Receipt::Bills(x) => serde_json::to_value(x),
+        Receipt::FeePayment(x) => serde_json::to_value(x),
+        Receipt::MonthClose(x) => serde_json::to_value(x),
+        Receipt::Settlement(x) => serde_json::to_value(x),
     };
     v.unwrap_or(serde_json::Value::Null)
 }
 
 fn posts_entry(r: &Receipt) -> bool {
     match r {
-        Receipt::TopUp(_) | Receipt::Sale(_) | Receipt::SaleRefund(_) | Receipt::Posted(_) => true,
+        Receipt::TopUp(_)
+        | Receipt::Sale(_)
+        | Receipt::SaleRefund(_)
+        | Receipt::Posted(_)
+        | Receipt::FeePayment(_)
+        | Receipt::Settlement(_) => true,
+        Receipt::Bills(b) => b.entry.is_some(),
+        Receipt::MonthClose(c) => c.entry.is_some(),
         Receipt::CreditRefund(c) => c.entry != 0,
         _ => false,
     }

@@ -182,6 +182,42 @@ pub mod chart {
             false,
         )
     }
+    /// The part of a month's profit given toward residents' fees (合作社盈利用物业).
+    pub fn coop_profit_distributed(coop: i64) -> AccountSpec {
+        spec(
+            Owner::Cooperative(coop),
+            "profit_distributed".into(),
+            AccountType::Equity,
+            false,
+        )
+    }
+    /// Pool money not yet allocated, carried into the next close.
+    pub fn coop_allocation_reserve(coop: i64) -> AccountSpec {
+        spec(
+            Owner::Cooperative(coop),
+            "allocation_reserve".into(),
+            AccountType::Liability,
+            false,
+        )
+    }
+    /// What the cooperative owes a company for fees it covered.
+    pub fn coop_due_to(coop: i64, company_code: &str) -> AccountSpec {
+        spec(
+            Owner::Cooperative(coop),
+            format!("due_to:{company_code}"),
+            AccountType::Liability,
+            false,
+        )
+    }
+    /// What a company is owed by the cooperative.
+    pub fn company_due_from(company: i64, coop_code: &str) -> AccountSpec {
+        spec(
+            Owner::Company(company),
+            format!("due_from:{coop_code}"),
+            AccountType::Asset,
+            false,
+        )
+    }
     pub fn household_wallet_paid(household: i64, coop_code: &str) -> AccountSpec {
         spec(
             Owner::Household(household),
@@ -481,6 +517,8 @@ pub struct VerifyReport {
     pub accounts: u64,
     pub head_seq: i64,
     pub head_hash: String,
+    /// Month closes recomputed from their stored inputs.
+    pub close_runs: u64,
     /// The first problem found, naming the entry or account; `None` when all is well.
     pub first_problem: Option<String>,
 }
@@ -590,6 +628,7 @@ impl Verifier {
             accounts: self.accounts.len() as u64,
             head_seq: self.prev_seq,
             head_hash: hex::encode(self.prev),
+            close_runs: 0,
             first_problem: self.problem,
         }
     }

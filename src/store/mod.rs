@@ -15,6 +15,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Command, Receipt, Rejection, Role, StoreError, VoucherStatus};
+use crate::fees::statement::Statement;
 use crate::ledger::VerifyReport;
 use crate::money::Amount;
 use crate::policy::PolicyRef;
@@ -199,4 +200,23 @@ pub trait Store: Send + Sync + 'static {
     async fn balances(&self) -> Result<BTreeMap<String, Amount>, StoreError>;
     async fn applied_policies(&self) -> Result<Vec<PolicyRef>, StoreError>;
     fn write_stats(&self) -> &WriteStats;
+
+    /// A company's statement for a month (`YYYY-MM`); `None` for an unknown company.
+    async fn statement(&self, company: &str, month: &str) -> Result<Option<Statement>, StoreError>;
+    /// A household's unpaid bills, oldest first: (month, amount, settled).
+    async fn open_bills(&self, household: &str) -> Result<Vec<(String, Amount, Amount)>, StoreError>;
+    /// Every stored month close with its inputs and shares (household code, weight, cap,
+    /// amount), and what its entry actually credited each household, for audit.
+    async fn close_runs(&self) -> Result<Vec<CloseRun>, StoreError>;
+}
+
+/// A stored month close, as `hongxin verify` re-checks it.
+#[derive(Clone, Debug)]
+pub struct CloseRun {
+    pub cooperative: String,
+    pub month: String,
+    pub inputs: String,
+    pub shares: Vec<(String, i64, Option<Amount>, Amount)>,
+    /// Per household code, the fee credit posted by the close's entry.
+    pub posted: BTreeMap<String, Amount>,
 }

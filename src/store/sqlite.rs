@@ -22,11 +22,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::*;
 use crate::clock::Clock;
+use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::domain::{
     self, CatalogItem, CatalogItemInput, CoopRef, Ctx, HouseholdRef, NewCompany, NewCompound,
     NewCooperative, NewHousehold, NewShop, NewToken, NewVoucher, OpError, OpResult, Posted,
     SaleLineRecord, SaleRecord, SaleRefundRecord, ShopRef, TenderRecord, TenderType, TokenScopeIds,
-    TopupRecord, Tx, VoucherRecord,
+    TopupRecord, Tx, VoucherRecord, BillingRow, OpenBill, MonthTotals, EligibleHousehold, ShareRow,
 };
 use crate::ledger::{
     canonical_time, entry_hash, AccountId, AccountRecord, AccountSpec, AccountType, EntryDraft,
@@ -451,6 +452,153 @@ impl Store for SqliteStore {
 
     fn write_stats(&self) -> &WriteStats {
         &self.stats
+    }
+
+    async fn statement(&self, company: &str, month: &str) -> Result<Option<Statement>, StoreError> {
+        let Some(company_id): Option<i64> = sqlx::query_scalar("SELECT id FROM companies WHERE code = ?")
+            .bind(company)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (first, last) = crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
+        let (first, last) = (first.to_string(), last.to_string());
+        let mut conn = self.read.acquire().await?;
+        // One snapshot for the lines, the positions and the head.
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        let rows = sqlx::query(
+            "SELECT c.code, h.code,
+                COALESCE(SUM(CASE WHEN e.business_date < ?1 THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'fee_bill' THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'fee_payment' THEN -p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'profit_allocation' THEN -p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.business_date <= ?2 THEN p.amount END), 0)
+             FROM households h JOIN compounds c ON c.id = h.compound_id
+             LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
+             LEFT JOIN postings p ON p.account_id = a.id
+             LEFT JOIN entries e ON e.id = p.entry_id
+             WHERE c.company_id = ?3
+             GROUP BY h.id",
+        )
+        .bind(&first)
+        .bind(&last)
+        .bind(company_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut lines = Vec::with_capacity(rows.len());
+        for r in &rows {
+            lines.push(HouseholdLine {
+                compound: r.try_get(0)?,
+                household: r.try_get(1)?,
+                opening: Amount::from_fen(r.try_get(2)?),
+                billed: Amount::from_fen(r.try_get(3)?),
+                paid: Amount::from_fen(r.try_get(4)?),
+                allocated: Amount::from_fen(r.try_get(5)?),
+                closing: Amount::from_fen(r.try_get(6)?),
+            });
+        }
+        let positions = sqlx::query(
+            "SELECT substr(a.name, 10),
+                COALESCE(SUM(CASE WHEN e.business_date < ?1 THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'profit_allocation' THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'settlement' THEN -p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.business_date <= ?2 THEN p.amount END), 0)
+             FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
+             LEFT JOIN entries e ON e.id = p.entry_id
+             WHERE a.owner_kind = 'company' AND a.owner_id = ?3 AND a.name LIKE 'due_from:%'
+             GROUP BY a.id ORDER BY a.name",
+        )
+        .bind(&first)
+        .bind(&last)
+        .bind(company_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(CooperativePosition {
+                cooperative: r.try_get(0)?,
+                opening: Amount::from_fen(r.try_get(1)?),
+                allocated: Amount::from_fen(r.try_get(2)?),
+                settled: Amount::from_fen(r.try_get(3)?),
+                outstanding: Amount::from_fen(r.try_get(4)?),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let head = sqlx::query("SELECT id, hash FROM entries ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        let (seq, hash) = match head {
+            Some(r) => (r.try_get(0)?, r.try_get(1)?),
+            None => (0, hex::encode(GENESIS_HASH)),
+        };
+        Ok(Some(crate::fees::statement::build(company, month, lines, positions, seq, hash)))
+    }
+
+    async fn open_bills(&self, household: &str) -> Result<Vec<(String, Amount, Amount)>, StoreError> {
+        sqlx::query(
+            "SELECT b.month, b.amount, b.settled FROM fee_bills b JOIN households h ON h.id = b.household_id
+             WHERE h.code = ? AND b.settled < b.amount ORDER BY b.month",
+        )
+        .bind(household)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?), Amount::from_fen(r.try_get(2)?))))
+        .collect()
+    }
+
+    async fn close_runs(&self) -> Result<Vec<CloseRun>, StoreError> {
+        let closes = sqlx::query(
+            "SELECT m.cooperative_id, c.code, m.month, m.inputs, m.entry_id FROM month_closes m
+             JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY c.code, m.month",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let mut runs = Vec::with_capacity(closes.len());
+        for m in closes {
+            let coop: i64 = m.try_get(0)?;
+            let month: String = m.try_get(2)?;
+            let shares = sqlx::query(
+                "SELECT h.code, s.weight, s.cap, s.amount FROM month_close_shares s
+                 JOIN households h ON h.id = s.household_id
+                 WHERE s.cooperative_id = ? AND s.month = ? ORDER BY h.code",
+            )
+            .bind(coop)
+            .bind(&month)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get::<Option<i64>, _>(2)?.map(Amount::from_fen),
+                    Amount::from_fen(r.try_get(3)?),
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+            let posted = sqlx::query(
+                "SELECT h.code, -p.amount FROM postings p JOIN accounts a ON a.id = p.account_id
+                 JOIN households h ON a.owner_kind = 'household' AND h.id = a.owner_id
+                 WHERE p.entry_id = ? AND a.name = 'fees'",
+            )
+            .bind(m.try_get::<Option<i64>, _>(4)?)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
+            .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
+            runs.push(CloseRun {
+                cooperative: m.try_get(1)?,
+                month,
+                inputs: m.try_get(3)?,
+                shares,
+                posted,
+            });
+        }
+        Ok(runs)
     }
 
     async fn applied_policies(&self) -> Result<Vec<PolicyRef>, StoreError> {
@@ -1485,6 +1633,256 @@ impl Tx for SqliteTx<'_> {
         .bind(sale)
         .bind(refund.amount.fen())
         .bind(refund.cost.fen())
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn households_to_bill(&mut self, company: i64, month: &str) -> OpResult<Vec<BillingRow>> {
+        let rows = sqlx::query(
+            "SELECT h.id, h.code, c.code, h.area_dm2 FROM households h
+             JOIN compounds c ON c.id = h.compound_id
+             WHERE c.company_id = ?1
+               AND NOT EXISTS (SELECT 1 FROM fee_bills b WHERE b.household_id = h.id AND b.month = ?2)
+             ORDER BY h.id",
+        )
+        .bind(company)
+        .bind(month)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(BillingRow {
+                    household: r.try_get(0)?,
+                    code: r.try_get(1)?,
+                    compound: r.try_get(2)?,
+                    area_dm2: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn fee_balances(&mut self, households: &[i64]) -> OpResult<HashMap<i64, Amount>> {
+        let mut out = HashMap::with_capacity(households.len());
+        // Bounded IN lists: SQLite allows at most 32766 bound values per statement.
+        for chunk in households.chunks(10_000) {
+            let mut q = QueryBuilder::new(
+                "SELECT owner_id, balance FROM accounts WHERE owner_kind = 'household' AND name = 'fees' AND owner_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            for r in q.build().fetch_all(&mut *self.conn).await? {
+                out.insert(r.try_get::<i64, _>(0)?, Amount::from_fen(r.try_get(1)?));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_fee_bills(&mut self, entry: i64, company: i64, month: &str, bills: &[(i64, Amount, Amount)]) -> OpResult<()> {
+        for chunk in bills.chunks(5_000) {
+            let mut q = QueryBuilder::new("INSERT INTO fee_bills (household_id, company_id, month, amount, settled, entry_id) ");
+            q.push_values(chunk, |mut b, (household, amount, settled)| {
+                b.push_bind(*household)
+                    .push_bind(company)
+                    .push_bind(month)
+                    .push_bind(amount.fen())
+                    .push_bind(settled.fen())
+                    .push_bind(entry);
+            });
+            q.build().execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn open_bills(&mut self, household: i64) -> OpResult<Vec<OpenBill>> {
+        let rows = sqlx::query(
+            "SELECT id, month, amount, settled FROM fee_bills WHERE household_id = ? AND settled < amount ORDER BY month",
+        )
+        .bind(household)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OpenBill {
+                    id: r.try_get(0)?,
+                    month: r.try_get(1)?,
+                    amount: amount(r, 2)?,
+                    settled: amount(r, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn settle_bills(&mut self, settled: &[(i64, Amount)]) -> OpResult<()> {
+        for (bill, add) in settled {
+            sqlx::query("UPDATE fee_bills SET settled = settled + ? WHERE id = ?")
+                .bind(add.fen())
+                .bind(bill)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_fee_credits(
+        &mut self,
+        entry: i64,
+        kind: &str,
+        rows: &[(i64, Amount, Option<String>, Option<String>)],
+    ) -> OpResult<()> {
+        for chunk in rows.chunks(5_000) {
+            let mut q = QueryBuilder::new("INSERT INTO fee_credits (entry_id, household_id, kind, amount, method, reference) ");
+            q.push_values(chunk, |mut b, (household, amount, method, reference)| {
+                b.push_bind(entry)
+                    .push_bind(*household)
+                    .push_bind(kind)
+                    .push_bind(amount.fen())
+                    .push_bind(method.clone())
+                    .push_bind(reference.clone());
+            });
+            q.build().execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn month_close(&mut self, coop: i64, month: &str) -> OpResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT result FROM month_closes WHERE cooperative_id = ? AND month = ?")
+            .bind(coop)
+            .bind(month)
+            .fetch_optional(&mut *self.conn)
+            .await?)
+    }
+
+    async fn latest_close(&mut self, coop: i64) -> OpResult<Option<(String, String)>> {
+        let row = sqlx::query("SELECT month, result FROM month_closes WHERE cooperative_id = ? ORDER BY month DESC LIMIT 1")
+            .bind(coop)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    async fn coop_month_totals(&mut self, coop: i64, from: NaiveDate, to: NaiveDate) -> OpResult<MonthTotals> {
+        let rows = sqlx::query(
+            "SELECT a.name, a.type, SUM(p.amount) FROM postings p
+             JOIN accounts a ON a.id = p.account_id
+             JOIN entries e ON e.id = p.entry_id
+             WHERE a.owner_kind = 'cooperative' AND a.owner_id = ?
+               AND (a.name IN ('sales', 'cogs', 'promotion') OR a.name LIKE 'expense:%')
+               AND e.business_date BETWEEN ? AND ?
+             GROUP BY a.id",
+        )
+        .bind(coop)
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(&mut *self.conn)
+        .await?;
+        let mut t = MonthTotals::default();
+        for r in rows {
+            let name: String = r.try_get(0)?;
+            let kind: String = r.try_get(1)?;
+            let sign = AccountType::parse(&kind).map_or(1, AccountType::normal_sign);
+            let value = Amount::from_fen(r.try_get::<i64, _>(2)? * sign);
+            let slot = match name.as_str() {
+                "sales" => &mut t.sales,
+                "cogs" => &mut t.cogs,
+                "promotion" => &mut t.promotion,
+                _ => &mut t.expenses,
+            };
+            *slot = slot.checked_add(value).ok_or_else(|| StoreError("month totals overflow".into()))?;
+        }
+        Ok(t)
+    }
+
+    async fn eligible_households(&mut self) -> OpResult<Vec<EligibleHousehold>> {
+        let rows = sqlx::query(
+            "SELECT h.id, h.code, k.id, k.code FROM households h
+             JOIN compounds c ON c.id = h.compound_id JOIN companies k ON k.id = c.company_id
+             WHERE c.eligible = 1 ORDER BY h.id",
+        )
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EligibleHousehold {
+                    id: r.try_get(0)?,
+                    code: r.try_get(1)?,
+                    company: r.try_get(2)?,
+                    company_code: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn credit_spend(&mut self, coop: i64, from: NaiveDate, to: NaiveDate) -> OpResult<HashMap<i64, i64>> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(t.household_id, v.household_id) AS h, SUM(t.amount - t.refunded)
+             FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
+             LEFT JOIN vouchers v ON v.id = t.voucher_id
+             WHERE s.cooperative_id = ? AND s.business_date BETWEEN ? AND ?
+               AND t.type IN ('wallet', 'voucher')
+             GROUP BY h HAVING h IS NOT NULL",
+        )
+        .bind(coop)
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    async fn insert_month_close(
+        &mut self,
+        coop: i64,
+        month: &str,
+        entry: Option<i64>,
+        inputs: &str,
+        result: &str,
+        shares: &[ShareRow],
+    ) -> OpResult<()> {
+        sqlx::query("INSERT INTO month_closes (cooperative_id, month, entry_id, closed_on, inputs, result) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(coop)
+            .bind(month)
+            .bind(entry)
+            .bind(&self.now)
+            .bind(inputs)
+            .bind(result)
+            .execute(&mut *self.conn)
+            .await?;
+        for chunk in shares.chunks(4_000) {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO month_close_shares (cooperative_id, month, household_id, company_id, weight, cap, amount) ",
+            );
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(coop)
+                    .push_bind(month)
+                    .push_bind(s.household)
+                    .push_bind(s.company)
+                    .push_bind(s.weight)
+                    .push_bind(s.cap.map(Amount::fen))
+                    .push_bind(s.amount.fen());
+            });
+            q.build().execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_settlement(&mut self, entry: i64, coop: i64, company: i64, amount: Amount, reference: &str) -> OpResult<()> {
+        sqlx::query(
+            "INSERT INTO settlements (entry_id, cooperative_id, company_id, amount, reference, business_date)
+             SELECT ?, ?, ?, ?, ?, business_date FROM entries WHERE id = ?",
+        )
+        .bind(entry)
+        .bind(coop)
+        .bind(company)
+        .bind(amount.fen())
+        .bind(reference)
+        .bind(entry)
         .execute(&mut *self.conn)
         .await?;
         Ok(())

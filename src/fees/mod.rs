@@ -1,0 +1,572 @@
+//! Property fees (物业费) and the second policy, 合作社盈利用物业: monthly bills from the fee
+//! schedule, payments applied to the oldest unpaid bill first, the month close that turns the
+//! cooperative's profit into allocations toward residents' fees, and settlements of what the
+//! cooperative then owes each company.
+//!
+//! Entries: a bill is Dr household fees / Cr company fee_revenue; a payment Dr company cash /
+//! Cr household fees; a close Dr cooperative profit_distributed (and the reserve carried in) /
+//! Cr due_to:company (and the reserve carried out), with Dr company due_from:cooperative / Cr
+//! household fees for each household's share; a settlement Dr due_to / Cr cash:bank on the
+//! cooperative's books and Dr cash:bank / Cr due_from on the company's.
+
+pub mod statement;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Datelike, Days, NaiveDate};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    AppliedToBill, BillsReceipt, CloseMonth, CloseReceipt, CompanyShare, Ctx,
+    FeePayment, FeePaymentReceipt, GenerateBills, OpError, OpResult, Rejection, Settlement,
+    SettlementReceipt, ShareRow, StoreError, Tx,
+};
+use crate::ledger::{chart, EntryDraft, EntryKind};
+use crate::money::{allocate, mul_rate, AllocationError, Amount};
+use crate::policy::AllocationBasis;
+
+/// The first and last day of a `YYYY-MM` month.
+pub fn month_bounds(field: &str, month: &str) -> Result<(NaiveDate, NaiveDate), Rejection> {
+    let bad = || Rejection::invalid(field, "must be a month written YYYY-MM, e.g. 2026-11");
+    if month.len() != 7 || month.as_bytes()[4] != b'-' {
+        return Err(bad());
+    }
+    let year: i32 = month[..4].parse().map_err(|_| bad())?;
+    let m: u32 = month[5..].parse().map_err(|_| bad())?;
+    let first = NaiveDate::from_ymd_opt(year, m, 1).ok_or_else(bad)?;
+    let next = first.checked_add_months(chrono::Months::new(1)).ok_or_else(bad)?;
+    let last = next.pred_opt().ok_or_else(bad)?;
+    Ok((first, last))
+}
+
+fn overflow() -> OpError {
+    Rejection::bad_amount("amount", "is too large").into()
+}
+
+fn internal(e: impl std::fmt::Display) -> OpError {
+    StoreError(e.to_string()).into()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bills and payments
+
+pub(crate) async fn generate_bills<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &GenerateBills) -> OpResult<BillsReceipt> {
+    let (first, _) = month_bounds("month", &req.month)?;
+    if first > ctx.today {
+        return Err(Rejection::invalid("month", format!("{} has not begun", req.month)).into());
+    }
+    let company = tx
+        .company(&req.company)
+        .await?
+        .ok_or_else(|| Rejection::not_found("company", "company", &req.company))?;
+    // The schedule in force for the month billed, not on the day the bills are made.
+    let policy = ctx.policies.fees(first).ok_or_else(|| Rejection::NoPolicy {
+        kind: "property fees".into(),
+        date: first,
+    })?;
+    let policy_name = policy.reference.to_string();
+    let due = tx.households_to_bill(company, &req.month).await?;
+    let mut bills = Vec::with_capacity(due.len());
+    for h in &due {
+        let area = Decimal::new(h.area_dm2, 2);
+        let fee = policy.rules.monthly_fee(&h.compound, area).map_err(|_| overflow())?;
+        if fee.is_positive() {
+            bills.push((h.household, fee));
+        }
+    }
+    let mut receipt = BillsReceipt {
+        company: req.company.clone(),
+        month: req.month.clone(),
+        count: bills.len() as u64,
+        total: Amount::checked_sum(bills.iter().map(|b| b.1)).ok_or_else(overflow)?,
+        entry: None,
+        policy: policy_name.clone(),
+    };
+    if bills.is_empty() {
+        return Ok(receipt);
+    }
+    // Money paid ahead (a negative fee balance) settles the new bill at once.
+    let ids: Vec<i64> = bills.iter().map(|b| b.0).collect();
+    let balances = tx.fee_balances(&ids).await?;
+    let mut header = ctx.header(EntryKind::FeeBill);
+    header.policy = Some((policy_name, policy.reference.hash.clone()));
+    header.memo = Some(format!("property fees {} {}", req.company, req.month));
+    let mut entry = EntryDraft::new(header);
+    let mut rows = Vec::with_capacity(bills.len());
+    for (household, fee) in &bills {
+        entry.debit(chart::household_fees(*household), *fee);
+        let prepaid = balances
+            .get(household)
+            .and_then(|b| b.checked_neg())
+            .unwrap_or(Amount::ZERO)
+            .max(Amount::ZERO);
+        rows.push((*household, *fee, prepaid.min(*fee)));
+    }
+    entry.credit(chart::company_fee_revenue(company), receipt.total);
+    let entry = entry.balanced().map_err(internal)?;
+    let posted = tx.post(entry, "month").await?;
+    tx.insert_fee_bills(posted.id, company, &req.month, &rows).await?;
+    receipt.entry = Some(posted.id);
+    Ok(receipt)
+}
+
+/// Applies `amount` to a household's open bills, oldest first; returns what each bill got and
+/// what was left over.
+async fn apply_to_bills<T: Tx>(tx: &mut T, household: i64, amount: Amount) -> OpResult<(Vec<AppliedToBill>, Amount)> {
+    let mut left = amount;
+    let mut applied = Vec::new();
+    let mut updates = Vec::new();
+    for bill in tx.open_bills(household).await? {
+        if !left.is_positive() {
+            break;
+        }
+        let open = bill.amount.checked_sub(bill.settled).ok_or_else(overflow)?;
+        let take = open.min(left);
+        if take.is_positive() {
+            updates.push((bill.id, take));
+            applied.push(AppliedToBill { month: bill.month, amount: take });
+            left = left.checked_sub(take).ok_or_else(overflow)?;
+        }
+    }
+    tx.settle_bills(&updates).await?;
+    Ok((applied, left))
+}
+
+pub(crate) async fn pay<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &FeePayment) -> OpResult<FeePaymentReceipt> {
+    if !req.amount.is_positive() {
+        return Err(Rejection::bad_amount("amount", "must be more than zero").into());
+    }
+    crate::domain::master_check_text("reference", &req.reference, 100)?;
+    let household = tx
+        .household(&req.household)
+        .await?
+        .ok_or_else(|| Rejection::not_found("household", "household", &req.household))?;
+    if let Some(company) = &req.company {
+        // Another company's household does not exist, as far as this caller is concerned.
+        if tx.company(company).await? != Some(household.company_id) {
+            return Err(Rejection::not_found("household", "household", &req.household).into());
+        }
+    }
+    let mut header = ctx.header(EntryKind::FeePayment);
+    header.memo = Some(req.reference.clone());
+    let mut entry = EntryDraft::new(header);
+    entry
+        .debit(chart::company_cash(household.company_id, req.method.as_str()), req.amount)
+        .credit(chart::household_fees(household.id), req.amount);
+    let entry = entry.balanced().map_err(internal)?;
+    let posted = tx.post(entry, "amount").await?;
+    let (applied, prepaid) = apply_to_bills(tx, household.id, req.amount).await?;
+    tx.insert_fee_credits(
+        posted.id,
+        "payment",
+        &[(household.id, req.amount, Some(req.method.as_str().to_string()), Some(req.reference.clone()))],
+    )
+    .await?;
+    let balance = tx.balance(&chart::household_fees(household.id)).await?;
+    Ok(FeePaymentReceipt {
+        entry: posted.id,
+        household: household.code,
+        amount: req.amount,
+        applied,
+        prepaid,
+        balance,
+    })
+}
+
+/// Days since a bill's month began, and the age bucket it falls in.
+pub fn age_bucket(bill_month_start: NaiveDate, today: NaiveDate) -> usize {
+    let days = (today - bill_month_start).num_days();
+    match days {
+        d if d <= 30 => 0,
+        d if d <= 90 => 1,
+        d if d <= 180 => 2,
+        _ => 3,
+    }
+}
+
+/// Labels of the arrears age buckets.
+pub const AGE_BUCKETS: [&str; 4] = ["0-30", "31-90", "91-180", "over-180"];
+
+// ---------------------------------------------------------------------------------------------
+// Month close
+
+/// One household's claim on a month's pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub household: i64,
+    pub code: String,
+    pub weight: i64,
+    /// At most this much (fees owed), when the policy caps.
+    pub cap: Option<Amount>,
+}
+
+/// Splits `pool` over the claims by weight with the one allocator. A share above its cap is cut
+/// to the cap and the excess re-allocated among the uncapped, until no share exceeds its cap;
+/// what cannot be placed is returned as the remainder (to the reserve).
+pub fn allocate_pool(pool: Amount, claims: &[Claim], seed: &[u8]) -> Result<(Vec<Amount>, Amount), AllocationError> {
+    let mut parts = vec![Amount::ZERO; claims.len()];
+    let mut active: Vec<usize> = (0..claims.len())
+        .filter(|&i| claims[i].weight > 0 && claims[i].cap.is_none_or(|c| c.is_positive()))
+        .collect();
+    let mut left = pool;
+    while left.is_positive() && !active.is_empty() {
+        let shares: Vec<(&[u8], i64)> = active.iter().map(|&i| (claims[i].code.as_bytes(), claims[i].weight)).collect();
+        let round = allocate(left, &shares, seed)?;
+        let over: Vec<usize> = active
+            .iter()
+            .zip(&round)
+            .filter(|(&i, part)| claims[i].cap.is_some_and(|cap| **part > cap))
+            .map(|(&i, _)| i)
+            .collect();
+        if over.is_empty() {
+            for (&i, part) in active.iter().zip(round) {
+                parts[i] = part;
+            }
+            left = Amount::ZERO;
+            break;
+        }
+        // Fill the capped to their caps and split what is left again among the rest.
+        for &i in &over {
+            let cap = claims[i].cap.unwrap_or(Amount::ZERO);
+            parts[i] = cap;
+            left = Amount::from_fen(left.fen() - cap.fen());
+        }
+        active.retain(|i| !over.contains(i));
+    }
+    Ok((parts, left))
+}
+
+/// What a close run stores besides its shares, so it can be recomputed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CloseInputs {
+    pub policy: String,
+    pub policy_hash: String,
+    pub basis: String,
+    pub share: String,
+    pub cap_at_fees_owed: bool,
+    pub seed: String,
+    pub pool: Amount,
+}
+
+/// The seed of a close's tie-breaks: fixed by cooperative and month, so a rerun agrees.
+pub fn close_seed(coop_code: &str, month: &str) -> String {
+    format!("hongxin/close/{coop_code}/{month}")
+}
+
+pub(crate) async fn close_month<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &CloseMonth) -> OpResult<CloseReceipt> {
+    let (first, last) = month_bounds("month", &req.month)?;
+    let coop = tx
+        .cooperative(&req.cooperative)
+        .await?
+        .ok_or_else(|| Rejection::not_found("cooperative", "cooperative", &req.cooperative))?;
+    if let Some(stored) = tx.month_close(coop.id, &req.month).await? {
+        // Closing twice returns the first result.
+        return serde_json::from_str(&stored).map_err(internal);
+    }
+    if ctx.today <= last {
+        return Err(Rejection::invalid("month", format!("{} has not ended; it can be closed from {}", req.month, last + Days::new(1))).into());
+    }
+    let previous = tx.latest_close(coop.id).await?;
+    if let Some((closed, _)) = &previous {
+        if closed.as_str() > req.month.as_str() {
+            return Err(Rejection::PeriodClosed { month: closed.clone() }.into());
+        }
+    }
+    let policy = ctx.policies.profit(last).ok_or_else(|| Rejection::NoPolicy {
+        kind: "profit".into(),
+        date: last,
+    })?;
+    let rules = &policy.rules;
+    let totals = tx.coop_month_totals(coop.id, first, last).await?;
+    let profit = [totals.cogs, totals.promotion, totals.expenses]
+        .into_iter()
+        .try_fold(totals.sales, |acc, a| acc.checked_sub(a))
+        .ok_or_else(overflow)?;
+    let loss_carried_in = match &previous {
+        Some((_, result)) if rules.carry_losses_forward => {
+            serde_json::from_str::<CloseReceipt>(result).map_err(internal)?.loss_carried_out
+        }
+        _ => Amount::ZERO,
+    };
+    let after_losses = profit.checked_sub(loss_carried_in).ok_or_else(overflow)?;
+    let (distributed, loss_carried_out) = if after_losses.is_positive() {
+        (mul_rate(after_losses, rules.share, rules.rounding).map_err(|_| overflow())?, Amount::ZERO)
+    } else if rules.carry_losses_forward {
+        (Amount::ZERO, after_losses.checked_neg().ok_or_else(overflow)?)
+    } else {
+        (Amount::ZERO, Amount::ZERO)
+    };
+    let reserve_in = tx.balance(&chart::coop_allocation_reserve(coop.id)).await?;
+    let pool = distributed.checked_add(reserve_in).ok_or_else(overflow)?;
+
+    let households = tx.eligible_households().await?;
+    let ids: Vec<i64> = households.iter().map(|h| h.id).collect();
+    let owed = if rules.cap_at_fees_owed || rules.basis == AllocationBasis::FeeDue {
+        tx.fee_balances(&ids).await?
+    } else {
+        HashMap::new()
+    };
+    let owed_of = |id: i64| owed.get(&id).copied().unwrap_or(Amount::ZERO).max(Amount::ZERO);
+    let spend = if rules.basis == AllocationBasis::CreditSpend {
+        tx.credit_spend(coop.id, first, last).await?
+    } else {
+        HashMap::new()
+    };
+    let claims: Vec<Claim> = households
+        .iter()
+        .map(|h| Claim {
+            household: h.id,
+            code: h.code.clone(),
+            weight: match rules.basis {
+                AllocationBasis::CreditSpend => spend.get(&h.id).copied().unwrap_or(0).max(0),
+                AllocationBasis::Equal => 1,
+                AllocationBasis::FeeDue => owed_of(h.id).fen(),
+            },
+            cap: rules.cap_at_fees_owed.then(|| owed_of(h.id)),
+        })
+        .collect();
+    let seed = close_seed(&coop.code, &req.month);
+    let (parts, reserve) = allocate_pool(pool, &claims, seed.as_bytes()).map_err(internal)?;
+    let allocated = pool.checked_sub(reserve).ok_or_else(overflow)?;
+
+    let mut by_company: BTreeMap<String, (i64, u64, Amount)> = BTreeMap::new();
+    for (h, part) in households.iter().zip(&parts) {
+        if part.is_positive() {
+            let e = by_company.entry(h.company_code.clone()).or_insert((h.company, 0, Amount::ZERO));
+            e.1 += 1;
+            e.2 = e.2.checked_add(*part).ok_or_else(overflow)?;
+        }
+    }
+    let mut receipt = CloseReceipt {
+        cooperative: coop.code.clone(),
+        month: req.month.clone(),
+        dry_run: req.dry_run,
+        entry: None,
+        policy: policy.reference.to_string(),
+        basis: rules.basis.as_str().to_string(),
+        sales: totals.sales,
+        cogs: totals.cogs,
+        promotion: totals.promotion,
+        expenses: totals.expenses,
+        profit,
+        loss_carried_in,
+        loss_carried_out,
+        distributed,
+        reserve_in,
+        pool,
+        allocated,
+        reserve,
+        households: parts.iter().filter(|p| p.is_positive()).count() as u64,
+        companies: by_company
+            .iter()
+            .map(|(code, (_, n, amount))| CompanyShare { company: code.clone(), households: *n, amount: *amount })
+            .collect(),
+    };
+    if req.dry_run {
+        return Ok(receipt);
+    }
+
+    let mut header = ctx.header(EntryKind::ProfitAllocation);
+    header.policy = Some((policy.reference.to_string(), policy.reference.hash.clone()));
+    header.memo = Some(format!("{} profit {} toward property fees", coop.code, req.month));
+    let mut entry = EntryDraft::new(header);
+    entry
+        .debit(chart::coop_profit_distributed(coop.id), distributed)
+        .debit(chart::coop_allocation_reserve(coop.id), reserve_in)
+        .credit(chart::coop_allocation_reserve(coop.id), reserve);
+    for (code, (company, _, amount)) in &by_company {
+        entry
+            .credit(chart::coop_due_to(coop.id, code), *amount)
+            .debit(chart::company_due_from(*company, &coop.code), *amount);
+    }
+    for (h, part) in households.iter().zip(&parts) {
+        entry.credit(chart::household_fees(h.id), *part);
+    }
+    if entry.postings.len() >= 2 {
+        let entry = entry.balanced().map_err(internal)?;
+        let posted = tx.post(entry, "month").await?;
+        receipt.entry = Some(posted.id);
+        let mut credits = Vec::new();
+        for (h, part) in households.iter().zip(&parts) {
+            if part.is_positive() {
+                apply_to_bills(tx, h.id, *part).await?;
+                credits.push((h.id, *part, None, None));
+            }
+        }
+        tx.insert_fee_credits(posted.id, "allocation", &credits).await?;
+    }
+    let shares: Vec<ShareRow> = households
+        .iter()
+        .zip(claims.iter().zip(&parts))
+        .filter(|(_, (c, p))| c.weight > 0 || p.is_positive())
+        .map(|(h, (c, p))| ShareRow { household: h.id, company: h.company, weight: c.weight, cap: c.cap, amount: *p })
+        .collect();
+    let inputs = CloseInputs {
+        policy: policy.reference.to_string(),
+        policy_hash: policy.reference.hash.clone(),
+        basis: rules.basis.as_str().to_string(),
+        share: rules.share.to_string(),
+        cap_at_fees_owed: rules.cap_at_fees_owed,
+        seed,
+        pool,
+    };
+    let inputs = serde_json::to_string(&inputs).map_err(internal)?;
+    let result = serde_json::to_string(&receipt).map_err(internal)?;
+    tx.insert_month_close(coop.id, &req.month, receipt.entry, &inputs, &result, &shares).await?;
+    Ok(receipt)
+}
+
+/// Recomputes a stored close from its inputs and shares; `None` when it agrees, else the first
+/// difference.
+pub fn recheck_close(inputs: &CloseInputs, shares: &[(String, i64, Option<Amount>, Amount)]) -> Option<String> {
+    let claims: Vec<Claim> = shares
+        .iter()
+        .enumerate()
+        .map(|(i, (code, weight, cap, _))| Claim { household: i as i64, code: code.clone(), weight: *weight, cap: *cap })
+        .collect();
+    match allocate_pool(inputs.pool, &claims, inputs.seed.as_bytes()) {
+        Err(e) => Some(format!("cannot recompute: {e}")),
+        Ok((parts, _)) => shares
+            .iter()
+            .zip(parts)
+            .find(|((_, _, _, stored), part)| stored != part)
+            .map(|((code, _, _, stored), part)| format!("household {code}: stored {stored}, recomputed {part}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settlements
+
+pub(crate) async fn settle<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Settlement) -> OpResult<SettlementReceipt> {
+    if !req.amount.is_positive() {
+        return Err(Rejection::bad_amount("amount", "must be more than zero").into());
+    }
+    crate::domain::master_check_text("reference", &req.reference, 100)?;
+    let coop = tx
+        .cooperative(&req.cooperative)
+        .await?
+        .ok_or_else(|| Rejection::not_found("cooperative", "cooperative", &req.cooperative))?;
+    let company = tx
+        .company(&req.company)
+        .await?
+        .ok_or_else(|| Rejection::not_found("company", "company", &req.company))?;
+    let owed = tx.balance(&chart::coop_due_to(coop.id, &req.company)).await?;
+    if req.amount > owed {
+        return Err(Rejection::bad_amount("amount", format!("the cooperative owes {} only {owed}", req.company)).into());
+    }
+    let mut header = ctx.header(EntryKind::Settlement);
+    header.memo = Some(req.reference.clone());
+    let mut entry = EntryDraft::new(header);
+    entry
+        .debit(chart::coop_due_to(coop.id, &req.company), req.amount)
+        .credit(chart::coop_cash(coop.id, "bank"), req.amount)
+        .debit(chart::company_cash(company, "bank"), req.amount)
+        .credit(chart::company_due_from(company, &coop.code), req.amount);
+    let entry = entry.balanced().map_err(internal)?;
+    let posted = tx.post(entry, "amount").await?;
+    tx.insert_settlement(posted.id, coop.id, company, req.amount, &req.reference).await?;
+    Ok(SettlementReceipt {
+        entry: posted.id,
+        company: req.company.clone(),
+        amount: req.amount,
+        outstanding: owed.checked_sub(req.amount).ok_or_else(overflow)?,
+    })
+}
+
+/// The month a business date falls in, `YYYY-MM`.
+pub fn month_of(d: NaiveDate) -> String {
+    format!("{:04}-{:02}", d.year(), d.month())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn claim(code: &str, weight: i64, cap: Option<i64>) -> Claim {
+        Claim { household: 0, code: code.into(), weight, cap: cap.map(Amount::from_fen) }
+    }
+
+    #[test]
+    fn three_equal_spenders_share_a_thousand() {
+        let claims = [claim("h1", 10, None), claim("h2", 10, None), claim("h3", 10, None)];
+        let (parts, rest) = allocate_pool(Amount::from_yuan(1000), &claims, b"s").unwrap();
+        let mut sorted: Vec<i64> = parts.iter().map(|p| p.fen()).collect();
+        sorted.sort();
+        assert_eq!(sorted, vec![33333, 33333, 33334]);
+        assert_eq!(rest, Amount::ZERO);
+        // The same seed picks the same household for the extra fen.
+        assert_eq!(allocate_pool(Amount::from_yuan(1000), &claims, b"s").unwrap().0, parts);
+    }
+
+    #[test]
+    fn a_cap_reallocates_the_excess_and_the_rest_goes_to_reserve() {
+        // 300.00 over three equal claims, one capped at 40.00: it gets 40.00, the other two
+        // share 260.00.
+        let claims = [claim("a", 1, Some(4000)), claim("b", 1, None), claim("c", 1, None)];
+        let (parts, rest) = allocate_pool(Amount::from_yuan(300), &claims, b"").unwrap();
+        assert_eq!(parts, vec![Amount::from_yuan(40), Amount::from_yuan(130), Amount::from_yuan(130)]);
+        assert_eq!(rest, Amount::ZERO);
+        // Everyone capped: what is left goes back as the remainder.
+        let claims = [claim("a", 1, Some(1000)), claim("b", 3, Some(2000))];
+        let (parts, rest) = allocate_pool(Amount::from_yuan(100), &claims, b"").unwrap();
+        assert_eq!(parts, vec![Amount::from_yuan(10), Amount::from_yuan(20)]);
+        assert_eq!(rest, Amount::from_yuan(70));
+        // Nobody with weight: all of it is the remainder.
+        let (parts, rest) = allocate_pool(Amount::from_yuan(5), &[claim("a", 0, None)], b"").unwrap();
+        assert_eq!((parts, rest), (vec![Amount::ZERO], Amount::from_yuan(5)));
+    }
+
+    #[test]
+    fn months() {
+        assert_eq!(
+            month_bounds("m", "2026-02").unwrap(),
+            (NaiveDate::from_ymd_opt(2026, 2, 1).unwrap(), NaiveDate::from_ymd_opt(2026, 2, 28).unwrap())
+        );
+        for bad in ["2026-13", "2026-1", "26-01", "2026/01", ""] {
+            assert!(month_bounds("m", bad).is_err(), "{bad}");
+        }
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(age_bucket(d("2026-11-01"), d("2026-11-30")), 0);
+        assert_eq!(age_bucket(d("2026-09-01"), d("2026-11-30")), 1);
+        assert_eq!(age_bucket(d("2026-06-01"), d("2026-11-27")), 2);
+        assert_eq!(age_bucket(d("2026-01-01"), d("2026-11-30")), 3);
+    }
+
+    proptest! {
+        #[test]
+        fn pool_allocation_invariants(
+            pool in 0i64..10_000_000,
+            claims in prop::collection::vec((0i64..100_000, prop::option::of(0i64..500_000)), 1..30),
+        ) {
+            let claims: Vec<Claim> = claims
+                .iter()
+                .enumerate()
+                .map(|(i, (w, cap))| claim(&format!("h{i:03}"), *w, *cap))
+                .collect();
+            let (parts, rest) = allocate_pool(Amount::from_fen(pool), &claims, b"seed").unwrap();
+            // Everything is accounted for, nothing is negative, no cap is exceeded.
+            prop_assert_eq!(parts.iter().map(|p| p.fen()).sum::<i64>() + rest.fen(), pool);
+            prop_assert!(rest.fen() >= 0);
+            for (c, p) in claims.iter().zip(&parts) {
+                prop_assert!(p.fen() >= 0);
+                if let Some(cap) = c.cap { prop_assert!(*p <= cap); }
+                if c.weight == 0 { prop_assert_eq!(p.fen(), 0); }
+            }
+            // A remainder is left only when every claim with weight is at its cap.
+            if rest.is_positive() {
+                for (c, p) in claims.iter().zip(&parts) {
+                    if c.weight > 0 { prop_assert_eq!(Some(*p), c.cap); }
+                }
+            }
+            // Order of claims does not matter.
+            let mut reversed = claims.clone();
+            reversed.reverse();
+            let (again, rest2) = allocate_pool(Amount::from_fen(pool), &reversed, b"seed").unwrap();
+            let again: Vec<Amount> = again.into_iter().rev().collect();
+            prop_assert_eq!(again, parts);
+            prop_assert_eq!(rest2, rest);
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The company statement for a month (对账单): per compound and household the opening balance,
+//! billed, paid by the resident, covered by the cooperative's allocation and the closing
+//! balance; the summary the companies reconcile by; and what the cooperative owes.
+//! It ties out: opening + billed − paid − allocated = closing, per household and in total.
+
+use serde::Serialize;
+
+use crate::money::Amount;
+
+/// One household's fee movements in the month, as the store sums them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct HouseholdLine {
+    pub compound: String,
+    pub household: String,
+    pub opening: Amount,
+    pub billed: Amount,
+    pub paid: Amount,
+    pub allocated: Amount,
+    pub closing: Amount,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Totals {
+    pub opening: Amount,
+    pub billed: Amount,
+    pub paid: Amount,
+    pub allocated: Amount,
+    pub closing: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CompoundTotals {
+    pub compound: String,
+    pub households: u64,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+/// The lines the companies reconcile by.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Summary {
+    /// Owed at the start of the month (positive openings).
+    pub arrears_brought_forward: Amount,
+    /// This month's billing still unpaid at its end.
+    pub arrears_this_month: Amount,
+    pub billed: Amount,
+    /// Payments and allocations that went to earlier months' debt.
+    pub arrears_recovered: Amount,
+    /// Paid ahead at the end of the month (negative closings).
+    pub prepaid: Amount,
+    /// Paid by residents.
+    pub received: Amount,
+    /// Covered by the cooperative's profit.
+    pub covered_by_cooperative: Amount,
+}
+
+/// What the cooperative owes the company: from allocations, less settlements.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CooperativePosition {
+    pub cooperative: String,
+    pub opening: Amount,
+    pub allocated: Amount,
+    pub settled: Amount,
+    /// Still due at the end of the month.
+    pub outstanding: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Statement {
+    pub company: String,
+    pub month: String,
+    pub households: Vec<HouseholdLine>,
+    pub compounds: Vec<CompoundTotals>,
+    pub totals: Totals,
+    pub summary: Summary,
+    pub cooperatives: Vec<CooperativePosition>,
+    /// The journal head when the statement was made: sequence and hash.
+    pub journal_seq: i64,
+    pub journal_hash: String,
+    /// opening + billed − paid − allocated = closing for every household and in total.
+    pub ties_out: bool,
+}
+
+fn add(a: Amount, b: Amount) -> Amount {
+    // Sums of stored fen balances: far below i64, saturating keeps this total.
+    Amount::from_fen(a.fen().saturating_add(b.fen()))
+}
+
+fn sub(a: Amount, b: Amount) -> Amount {
+    Amount::from_fen(a.fen().saturating_sub(b.fen()))
+}
+
+fn pos(a: Amount) -> Amount {
+    a.max(Amount::ZERO)
+}
+
+/// Assembles the statement from household lines (whose `closing` the store computed from the
+/// journal independently) and the cooperatives' positions.
+pub fn build(
+    company: &str,
+    month: &str,
+    mut households: Vec<HouseholdLine>,
+    cooperatives: Vec<CooperativePosition>,
+    journal_seq: i64,
+    journal_hash: String,
+) -> Statement {
+    households.sort_by(|a, b| (&a.compound, &a.household).cmp(&(&b.compound, &b.household)));
+    let mut totals = Totals::default();
+    let mut summary = Summary::default();
+    let mut compounds: Vec<CompoundTotals> = Vec::new();
+    let mut ties_out = true;
+    for h in &households {
+        let expected = sub(sub(add(h.opening, h.billed), h.paid), h.allocated);
+        ties_out &= expected == h.closing;
+        for t in [&mut totals] {
+            t.opening = add(t.opening, h.opening);
+            t.billed = add(t.billed, h.billed);
+            t.paid = add(t.paid, h.paid);
+            t.allocated = add(t.allocated, h.allocated);
+            t.closing = add(t.closing, h.closing);
+        }
+        if compounds.last().is_none_or(|c| c.compound != h.compound) {
+            compounds.push(CompoundTotals { compound: h.compound.clone(), households: 0, totals: Totals::default() });
+        }
+        if let Some(c) = compounds.last_mut() {
+            c.households += 1;
+            c.totals.opening = add(c.totals.opening, h.opening);
+            c.totals.billed = add(c.totals.billed, h.billed);
+            c.totals.paid = add(c.totals.paid, h.paid);
+            c.totals.allocated = add(c.totals.allocated, h.allocated);
+            c.totals.closing = add(c.totals.closing, h.closing);
+        }
+        let credits = add(h.paid, h.allocated);
+        let owed_before = pos(h.opening);
+        summary.arrears_brought_forward = add(summary.arrears_brought_forward, owed_before);
+        // Credits go to the oldest debt first: earlier months, then this month's bill.
+        summary.arrears_recovered = add(summary.arrears_recovered, credits.min(owed_before));
+        summary.arrears_this_month = add(summary.arrears_this_month, pos(h.closing).min(h.billed));
+        summary.prepaid = add(summary.prepaid, pos(Amount::from_fen(-h.closing.fen())));
+        summary.received = add(summary.received, h.paid);
+        summary.covered_by_cooperative = add(summary.covered_by_cooperative, h.allocated);
+    }
+    summary.billed = totals.billed;
+    ties_out &= sub(sub(add(totals.opening, totals.billed), totals.paid), totals.allocated) == totals.closing;
+    Statement {
+        company: company.to_string(),
+        month: month.to_string(),
+        households,
+        compounds,
+        totals,
+        summary,
+        cooperatives,
+        journal_seq,
+        journal_hash,
+        ties_out,
+    }
+}
+
+/// The statement as CSV: one row per household, then compound and total rows, then the summary.
+pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["row", "compound", "household", "opening", "billed", "paid", "allocated", "closing"])?;
+    for h in &s.households {
+        w.write_record([
+            "household",
+            &h.compound,
+            &h.household,
+            &h.opening.to_string(),
+            &h.billed.to_string(),
+            &h.paid.to_string(),
+            &h.allocated.to_string(),
+            &h.closing.to_string(),
+        ])?;
+    }
+    for c in &s.compounds {
+        let t = &c.totals;
+        w.write_record([
+            "compound",
+            &c.compound,
+            "",
+            &t.opening.to_string(),
+            &t.billed.to_string(),
+            &t.paid.to_string(),
+            &t.allocated.to_string(),
+            &t.closing.to_string(),
+        ])?;
+    }
+    let t = &s.totals;
+    w.write_record([
+        "total",
+        "",
+        "",
+        &t.opening.to_string(),
+        &t.billed.to_string(),
+        &t.paid.to_string(),
+        &t.allocated.to_string(),
+        &t.closing.to_string(),
+    ])?;
+    let m = &s.summary;
+    for (label, value) in [
+        ("arrears_brought_forward", m.arrears_brought_forward),
+        ("arrears_this_month", m.arrears_this_month),
+        ("billed", m.billed),
+        ("arrears_recovered", m.arrears_recovered),
+        ("prepaid", m.prepaid),
+        ("received", m.received),
+        ("covered_by_cooperative", m.covered_by_cooperative),
+    ] {
+        w.write_record(["summary", label, "", &value.to_string(), "", "", "", ""])?;
+    }
+    for c in &s.cooperatives {
+        w.write_record([
+            "cooperative",
+            &c.cooperative,
+            "",
+            &c.opening.to_string(),
+            "",
+            &c.settled.to_string(),
+            &c.allocated.to_string(),
+            &c.outstanding.to_string(),
+        ])?;
+    }
+    w.write_record(["journal", &s.journal_seq.to_string(), &s.journal_hash, "", "", "", "", ""])?;
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(h: &str, opening: i64, billed: i64, paid: i64, allocated: i64) -> HouseholdLine {
+        HouseholdLine {
+            compound: "HX01".into(),
+            household: h.into(),
+            opening: Amount::from_fen(opening),
+            billed: Amount::from_fen(billed),
+            paid: Amount::from_fen(paid),
+            allocated: Amount::from_fen(allocated),
+            closing: Amount::from_fen(opening + billed - paid - allocated),
+        }
+    }
+
+    #[test]
+    fn summary_lines() {
+        let s = build(
+            "K01",
+            "2026-11",
+            vec![
+                // owed 100 from before, billed 48.04, paid 120: recovers 100, this month 28.04 left
+                line("a", 10000, 4804, 12000, 0),
+                // prepaid 20 before, billed 48.55, covered 10 by the cooperative: owes 18.55
+                line("b", -2000, 4855, 0, 1000),
+                // pays ahead
+                line("c", 0, 4804, 10000, 0),
+            ],
+            vec![],
+            7,
+            "ab".into(),
+        );
+        assert!(s.ties_out);
+        assert_eq!(s.summary.arrears_brought_forward, Amount::from_fen(10000));
+        assert_eq!(s.summary.arrears_recovered, Amount::from_fen(10000));
+        assert_eq!(s.summary.arrears_this_month, Amount::from_fen(2804 + 1855));
+        assert_eq!(s.summary.prepaid, Amount::from_fen(5196));
+        assert_eq!(s.summary.received, Amount::from_fen(22000));
+        assert_eq!(s.summary.covered_by_cooperative, Amount::from_fen(1000));
+        assert_eq!(s.totals.closing, Amount::from_fen(2804 + 1855 - 5196));
+        let csv = String::from_utf8(to_csv(&s).unwrap()).unwrap();
+        assert!(csv.contains("household,HX01,a,100.00,48.04,120.00,0.00,28.04"));
+        // A closing that does not follow from its movements is flagged.
+        let mut bad = line("d", 0, 100, 0, 0);
+        bad.closing = Amount::from_fen(99);
+        assert!(!build("K01", "2026-11", vec![bad], vec![], 0, String::new()).ties_out);
+    }
+}
