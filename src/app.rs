@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use crate::clock::Clock;
 use crate::domain::{Command, Receipt, Rejection, StoreError};
 use crate::policy::PolicySet;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{Services, SqliteStore};
 use crate::store::{Envelope, Outcome, Store, VoucherRow};
 use crate::voucher::{KeyFile, VoucherCode, VoucherCodeError};
@@ -119,6 +120,23 @@ async fn sqlite_is_empty(url: &str) -> bool {
     !matches!(entries, Ok(n) if n > 0)
 }
 
+/// Whether a PostgreSQL URL.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// True when the database has no journal entries yet. A PostgreSQL server that cannot be asked
+/// is an error: new keys must not be generated for a database that may hold data.
+async fn database_is_empty(url: &str) -> anyhow::Result<bool> {
+    if is_postgres(url) {
+        PostgresStore::journal_is_empty(url)
+            .await
+            .with_context(|| format!("checking {} for entries", redact_url(url)))
+    } else {
+        Ok(sqlite_is_empty(url).await)
+    }
+}
+
 #[derive(Clone)]
 pub struct App {
     pub store: Arc<dyn Store>,
@@ -142,7 +160,7 @@ impl App {
             // A server database always exists; only its journal can tell (below).
             None => true,
         };
-        if !key_path.exists() && database_exists && !sqlite_is_empty(&settings.database).await {
+        if !key_path.exists() && database_exists && !database_is_empty(&settings.database).await? {
             anyhow::bail!(
                 "the key file {} is missing but the database {} already holds data: vouchers issued \
                  under the lost keys would no longer verify. Restore the key file from the backup \
@@ -173,9 +191,11 @@ impl App {
                 }
             }
             Arc::new(SqliteStore::open(&settings.database, services).await?)
+        } else if is_postgres(&settings.database) {
+            Arc::new(PostgresStore::open(&settings.database, services).await?)
         } else {
             anyhow::bail!(
-                "unsupported database URL {}: this build stores in sqlite://PATH",
+                "unsupported database URL {}: this build stores in sqlite://PATH or postgres://…",
                 redact_url(&settings.database)
             );
         };
@@ -240,7 +260,8 @@ impl App {
                         .collect();
                     let posted: std::collections::BTreeMap<&str, crate::money::Amount> =
                         run.posted.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-                    (stored != posted).then(|| "its entry does not post the stored shares".to_string())
+                    (stored != posted)
+                        .then(|| "its entry does not post the stored shares".to_string())
                 }),
             };
             if let Some(p) = problem {

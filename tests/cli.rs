@@ -155,6 +155,103 @@ fn demo_builds_a_ledger_that_verifies() {
     );
 }
 
+/// A statement's JSON for `company` and `month`, from `hongxin statement`.
+fn statement(dir: &Path, company: &str, month: &str) -> serde_json::Value {
+    let o = hongxin(
+        dir,
+        &[
+            "statement",
+            "--company",
+            company,
+            "--month",
+            month,
+            "--format",
+            "json",
+        ],
+    );
+    assert_ok(&o);
+    serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)))
+}
+
+/// A money field of a statement in fen; amounts are strings with two decimals, "-12.30".
+fn fen(v: &serde_json::Value, path: &[&str]) -> i64 {
+    let mut field = v;
+    for key in path {
+        field = &field[*key];
+    }
+    let text = field
+        .as_str()
+        .unwrap_or_else(|| panic!("{path:?} is not an amount: {field}"));
+    assert!(
+        text.len() > 3 && text.as_bytes()[text.len() - 3] == b'.',
+        "{text}"
+    );
+    text.replace('.', "").parse().unwrap()
+}
+
+#[test]
+fn demo_months_are_billed_paid_closed_and_settled() {
+    let dir = TempDir::new().unwrap();
+    // One full month before the current one: October is billed, paid, and closed on 3 November.
+    let demo = hongxin(
+        dir.path(),
+        &["demo", "--households", "300", "--months", "1"],
+    );
+    assert_ok(&demo);
+    let out = stdout(&demo);
+    assert!(out.contains("2026-10-01 to 2026-11-20"), "{out}");
+    assert!(out.contains("(2 months × 8 companies)"), "{out}");
+    assert!(out.contains("closed 2026-10"), "{out}");
+    assert!(
+        out.contains("hongxin statement --company K01 --month 2026-10"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/v1/companies/K01/statements/2026-10"),
+        "{out}"
+    );
+
+    let verify = hongxin(dir.path(), &["verify"]);
+    assert_ok(&verify);
+    let report = stdout(&verify);
+    assert!(report_number(&report, "closes") >= 1, "{report}");
+
+    // October, the closed month: residents paid, some ahead, some not yet.
+    let october = statement(dir.path(), "K01", "2026-10");
+    assert_eq!(october["ties_out"], true, "{october}");
+    assert!(fen(&october, &["summary", "billed"]) > 0, "{october}");
+    assert!(fen(&october, &["summary", "received"]) > 0, "{october}");
+    assert!(fen(&october, &["summary", "prepaid"]) > 0, "{october}");
+    assert!(
+        fen(&october, &["summary", "arrears_this_month"]) > 0,
+        "{october}"
+    );
+    // November carries October's arrears, recovers some, and holds October's profit share, of
+    // which the cooperative has settled part.
+    let november = statement(dir.path(), "K01", "2026-11");
+    assert_eq!(november["ties_out"], true, "{november}");
+    for line in [
+        "arrears_brought_forward",
+        "arrears_recovered",
+        "covered_by_cooperative",
+    ] {
+        assert!(fen(&november, &["summary", line]) > 0, "{line}: {november}");
+    }
+    let coop = &november["cooperatives"][0];
+    assert_eq!(coop["cooperative"], "COOP", "{november}");
+    let (allocated, settled, outstanding) = (
+        fen(coop, &["allocated"]),
+        fen(coop, &["settled"]),
+        fen(coop, &["outstanding"]),
+    );
+    assert!(settled > 0 && outstanding > 0, "{november}");
+    assert_eq!(
+        fen(coop, &["opening"]) + allocated - settled,
+        outstanding,
+        "{november}"
+    );
+}
+
 /// Alters one posting behind the ledger's back, as an attacker with file access could.
 fn tamper(db: &Path) {
     let sql = "DROP TRIGGER postings_are_immutable; \

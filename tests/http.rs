@@ -391,7 +391,10 @@ async fn household_and_history(app: &TestApp) {
     assert_eq!(vs[0]["issued_on"], json!(TODAY));
     assert_eq!(
         h["fees"],
-        json!({ "balance": "0.00", "arrears": "0.00", "prepaid": "0.00" })
+        json!({
+            "balance": "0.00", "arrears": "0.00", "prepaid": "0.00",
+            "arrears_by_age": { "0-30": "0.00", "31-90": "0.00", "91-180": "0.00", "over-180": "0.00" }
+        })
     );
 
     // Newest first, each entry once.
@@ -2668,6 +2671,10 @@ const MONEY: &[&str] = &[
     "/v1/expenses",
     "/v1/stock-receipts",
     "/v1/entries/{entry}/reversal",
+    "/v1/fees/bills",
+    "/v1/fees/payments",
+    "/v1/months/{month}/close",
+    "/v1/settlements",
 ];
 
 /// POST operations that move no money.
@@ -2849,6 +2856,20 @@ macro_rules! on_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let app = TestApp::spawn_with(Backend::Sqlite, $config).await;
+                    super::$name(&app).await;
+                    app.shutdown().await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if !pg_support::available() {
+                        return;
+                    }
+                    let app = TestApp::spawn_with(Backend::Postgres, $config).await;
                     super::$name(&app).await;
                     app.shutdown().await;
                 }

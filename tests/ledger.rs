@@ -33,6 +33,17 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if !crate::common::pg_support::available() {
+                        return;
+                    }
+                    super::$name(crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
     };
 }
 
@@ -1544,6 +1555,18 @@ mod random_sequences {
                 .build()
                 .expect("tokio runtime");
             runtime.block_on(run_sequence(Backend::Sqlite, ops));
+        }
+
+        #[test]
+        fn books_stay_sound_postgres(ops in proptest::collection::vec(op(), 1..40)) {
+            if crate::common::pg_support::available() {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime");
+                runtime.block_on(run_sequence(Backend::Postgres, ops));
+            }
         }
     }
 }

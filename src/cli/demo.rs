@@ -1,7 +1,12 @@
 //! `hongxin demo`: a demo database with the programme's shape — 8 property companies, 12
 //! formerly unmanaged compounds (10 in the programme), the farm cooperative with 3 shops and a
-//! produce catalogue, a few thousand households — and weeks of history ending today: top-ups
-//! under 居民购物50元换55元, sales with single and split tenders, refunds, expenses and stock.
+//! produce catalogue, a few thousand households — and history from the first day of the month two
+//! months back (`--months`) to today: top-ups under 居民购物50元换55元, sales with single and split
+//! tenders, refunds, expenses and stock; and the property-fee cycle of the second policy — bills
+//! on each month's first working day, residents' payments (most on time, some ahead, some
+//! behind), the cooperative's month close early in the next month and, a few days later, a
+//! settlement of part of what it owes each company. So the companies' statements of the closed
+//! months have something in every line at once.
 //!
 //! Everything is posted through [`App::run`], the same write path as the server, on a manual
 //! clock walked day by day. A seeded generator makes the data reproducible (entry hashes differ
@@ -15,7 +20,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use anyhow::Context;
-use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};
+use chrono::{Datelike, Days, Months, NaiveDate, Utc, Weekday};
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -25,10 +30,12 @@ use crate::app::{sqlite_path, App};
 use crate::clock::{shanghai_today, Clock};
 use crate::config::Config;
 use crate::domain::{
-    CatalogItemInput, Command, Delivery, Expense, Lined, NewCompany, NewCompound, NewCooperative,
-    NewHousehold, NewShop, PayMethod, Receipt, RefundCredit, RefundSale, Rejection, Role, Sale,
-    SaleLine, StockReceipt, StoreError, Tender, TenderType, TopUp,
+    CatalogItemInput, CloseMonth, CloseReceipt, Command, Delivery, Expense, FeePayment,
+    GenerateBills, Lined, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
+    PayMethod, Receipt, RefundCredit, RefundSale, Rejection, Role, Sale, SaleLine, Settlement,
+    StockReceipt, StoreError, Tender, TenderType, TopUp,
 };
+use crate::fees::{month_bounds, month_of};
 use crate::money::{mul_rate, Amount, Rounding};
 use crate::store::MAX_BATCH;
 
@@ -37,9 +44,14 @@ pub struct DemoArgs {
     /// Households to create (the source programme has about 23,000)
     #[arg(long, default_value_t = 2400, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub households: u32,
-    /// Weeks of history, ending today
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=52))]
-    pub weeks: u32,
+    /// Full calendar months of history before the current one: the history runs from the first
+    /// day of the earliest to today, and each of those months is billed, paid and closed
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=24))]
+    pub months: u32,
+    /// Instead of --months: this many weeks of history ending today (a month is closed only if
+    /// they cross a month's end)
+    #[arg(long, conflicts_with = "months", value_parser = clap::value_parser!(u32).range(1..=52))]
+    pub weeks: Option<u32>,
     /// Seed of the generator: the same seed gives the same households, purchases and amounts
     #[arg(long, default_value_t = 2026)]
     pub seed: u64,
@@ -257,10 +269,8 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         remove_database(&db, &settings.key_file_path()?)?;
     }
     let today = settings.today.unwrap_or_else(|| shanghai_today(Utc::now()));
-    let days = u64::from(args.weeks) * 7;
-    let first = today
-        .checked_sub_days(Days::new(days - 1))
-        .ok_or_else(|| anyhow::anyhow!("{today} minus {} weeks is not a date", args.weeks))?;
+    let first = first_day(today, &args)?;
+    let days = (today - first).num_days() as u64 + 1;
     let clock = Clock::manual(first);
     let app = App::open_with_clock(settings, clock).await?;
     if app.store.head().await?.seq > 0 || app.store.household("HX01-0001").await?.is_some() {
@@ -270,7 +280,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
         );
     }
 
-    let mut sim = Sim::new(&app, &args);
+    let mut sim = Sim::new(&app, &args, first);
     sim.master_data().await?;
     let bar = super::progress_bar(days, "posting history");
     for index in 0..days {
@@ -278,7 +288,8 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
             .checked_add_days(Days::new(index))
             .ok_or_else(|| anyhow::anyhow!("date overflow after {first}"))?;
         bar.set_message(date.to_string());
-        sim.day(index as usize, days as usize, date).await?;
+        sim.day(index as usize, days as usize, date, date == today)
+            .await?;
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -301,17 +312,58 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
             scope.as_deref().unwrap_or("-")
         );
     }
+    // The latest closed month's statement has every line filled in.
+    let month = sim
+        .closes
+        .last()
+        .map_or_else(|| month_of(today), |c| c.month.clone());
     println!();
     println!("What next:");
-    println!("  hongxin verify                                  recompute the hash chain and every balance");
-    println!("  hongxin token create --role cashier --shop S1   another till's token");
-    println!("  hongxin import households FILE.csv              more households (code,compound,area_m2,name)");
-    println!("  hongxin keys list                               the voucher signing keys");
+    for (command, what) in [
+        (
+            "hongxin verify".to_string(),
+            "recompute the hash chain, every balance and every month close".to_string(),
+        ),
+        (
+            format!("hongxin statement --company K01 --month {month}"),
+            "K01's statement (对账单); --format json, csv or xlsx".into(),
+        ),
+        (
+            format!("GET /v1/companies/K01/statements/{month}"),
+            "the same from hongxin serve, with K01's company token as Bearer".into(),
+        ),
+        (
+            "hongxin token create --role cashier --shop S1".into(),
+            "another till's token".into(),
+        ),
+        (
+            "hongxin import households FILE.csv".into(),
+            "more households (code,compound,area_m2,name)".into(),
+        ),
+        (
+            "hongxin keys list".into(),
+            "the voucher signing keys".into(),
+        ),
+    ] {
+        println!("  {command:<50} {what}");
+    }
     println!(
         "Use the same --database ({}) and, for these dates, --today {today}.",
         crate::app::redact_url(&settings.database)
     );
     Ok(())
+}
+
+/// The first business date of the history: the first day of the month `--months` before
+/// today's, or `--weeks` weeks before today.
+fn first_day(today: NaiveDate, args: &DemoArgs) -> anyhow::Result<NaiveDate> {
+    let first = match args.weeks {
+        Some(weeks) => today.checked_sub_days(Days::new(u64::from(weeks) * 7 - 1)),
+        None => today
+            .with_day(1)
+            .and_then(|d| d.checked_sub_months(Months::new(args.months))),
+    };
+    first.ok_or_else(|| anyhow::anyhow!("the history before {today} does not start on a date"))
 }
 
 /// Deletes the database, its WAL files and its key file; missing ones are fine.
@@ -400,9 +452,27 @@ fn percent<R: Rng>(rng: &mut R, p: u32) -> bool {
 
 struct Household {
     code: String,
+    compound: &'static str,
+    area_m2: Decimal,
     shop: usize,
     /// Tops up large amounts and so meets the monthly bonus cap.
     heavy: bool,
+    habit: FeeHabit,
+}
+
+/// How a household pays its property fees (物业费).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FeeHabit {
+    /// Pays what it owes within the month.
+    OnTime,
+    /// Pays what it owes, and now and then two months ahead with it.
+    Ahead,
+    /// A month behind: pays last month's bill during this one.
+    Behind,
+    /// Pays all it owes in some months and nothing in others.
+    Erratic,
+    /// Has paid nothing.
+    Never,
 }
 
 struct HeldVoucher {
@@ -439,6 +509,15 @@ enum Plan {
         household: usize,
     },
     Posting,
+    Bills,
+    FeePayment {
+        household: usize,
+        method: PayMethod,
+    },
+    Close,
+    Settlement {
+        company: &'static str,
+    },
 }
 
 #[derive(Default)]
@@ -457,6 +536,15 @@ struct Stats {
     credit_forfeited: i64,
     postings: u64,
     postings_total: i64,
+    bills: u64,
+    billed: i64,
+    fee_payments: u64,
+    fee_paid: i64,
+    fee_by_method: BTreeMap<&'static str, i64>,
+    /// Paid beyond every open bill at the time.
+    fee_paid_ahead: i64,
+    settlements: u64,
+    settled: i64,
     refused: BTreeMap<&'static str, u64>,
 }
 
@@ -475,11 +563,29 @@ struct Sim<'a> {
     sales: Vec<HeldSale>,
     /// Cost of goods sold since the last stock receipt, in fen: what the next one restocks.
     cost_since_stock: i64,
+    /// The first day of the history.
+    first: NaiveDate,
+    /// Property-fee balance per household in fen (positive owes, negative paid ahead), as last
+    /// seen.
+    fees: Vec<i64>,
+    /// Each household's monthly fee in fen, under the schedule of the month last billed.
+    monthly_fee: Vec<i64>,
+    /// Households who mean to pay their fees on a date.
+    fee_days: BTreeMap<NaiveDate, Vec<usize>>,
+    /// Months billed (`YYYY-MM`).
+    billed: BTreeSet<String>,
+    closes: Vec<CloseReceipt>,
+    /// Months (`YYYY-MM`) in which the cooperative paid the companies part of what it owes.
+    settled_in: BTreeSet<String>,
+    /// What the cooperative owes each company, in fen, as last seen.
+    due_to: BTreeMap<&'static str, i64>,
+    /// Fee-payment references handed out today.
+    references: u32,
     stats: Stats,
 }
 
 impl<'a> Sim<'a> {
-    fn new(app: &'a App, args: &DemoArgs) -> Sim<'a> {
+    fn new(app: &'a App, args: &DemoArgs, first: NaiveDate) -> Sim<'a> {
         Sim {
             app,
             rng: StdRng::seed_from_u64(args.seed),
@@ -491,6 +597,15 @@ impl<'a> Sim<'a> {
             vouchers: Vec::new(),
             sales: Vec::new(),
             cost_since_stock: 0,
+            first,
+            fees: Vec::new(),
+            monthly_fee: Vec::new(),
+            fee_days: BTreeMap::new(),
+            billed: BTreeSet::new(),
+            closes: Vec::new(),
+            settled_in: BTreeSet::new(),
+            due_to: BTreeMap::new(),
+            references: 0,
             stats: Stats::default(),
         }
     }
@@ -600,18 +715,31 @@ impl<'a> Sim<'a> {
                     self.outside.push(index);
                 }
                 let heavy = percent(&mut self.rng, 4);
+                let habit = [
+                    FeeHabit::OnTime,
+                    FeeHabit::Ahead,
+                    FeeHabit::Behind,
+                    FeeHabit::Erratic,
+                    FeeHabit::Never,
+                ][pick(&mut self.rng, &[76, 8, 9, 5, 2])];
+                let area_m2 = Decimal::new(centi, 2);
                 self.households.push(Household {
                     code: code.clone(),
+                    compound: compound.code,
+                    area_m2,
                     shop: compound.shop,
                     heavy,
+                    habit,
                 });
                 self.wallets.push(0);
+                self.fees.push(0);
+                self.monthly_fee.push(0);
                 rows.push(Lined {
                     line: rows.len() as u64 + 2,
                     row: NewHousehold {
                         code,
                         compound: compound.code.into(),
-                        area_m2: Decimal::new(centi, 2),
+                        area_m2,
                         name,
                     },
                 });
@@ -620,8 +748,15 @@ impl<'a> Sim<'a> {
         rows
     }
 
-    async fn day(&mut self, index: usize, days: usize, date: NaiveDate) -> anyhow::Result<()> {
+    async fn day(
+        &mut self,
+        index: usize,
+        days: usize,
+        date: NaiveDate,
+        last: bool,
+    ) -> anyhow::Result<()> {
         self.app.clock.set(date);
+        self.office(date, last).await?;
         // Busier at weekends, and in the first days of the programme everyone tops up.
         let weekend = matches!(date.weekday(), Weekday::Sat | Weekday::Sun);
         let busy = if weekend { 13 } else { 10 };
@@ -632,6 +767,12 @@ impl<'a> Sim<'a> {
         let topups = (n * busy * launch / 1_000).max(1);
         for _ in 0..topups {
             if let Some(work) = self.plan_top_up() {
+                morning.push(work);
+            }
+        }
+        self.references = 0;
+        for h in self.fee_days.remove(&date).unwrap_or_default() {
+            if let Some(work) = self.plan_fee_payment(h, date) {
                 morning.push(work);
             }
         }
@@ -647,6 +788,173 @@ impl<'a> Sim<'a> {
 
         let refunds = self.plan_refunds(index, days);
         self.phase(refunds).await
+    }
+
+    /// The offices' work of the day, before the shops open: on a month's first working day
+    /// (and on the first day of the history) every company bills the month; from the 3rd the
+    /// cooperative's accountant closes the month before; from the 8th the cooperative pays each
+    /// company part of what the close made it owe. On the last day of the history whatever is
+    /// still due is done then, so every full month of the history ends closed.
+    async fn office(&mut self, date: NaiveDate, last: bool) -> anyhow::Result<()> {
+        let working = !matches!(date.weekday(), Weekday::Sat | Weekday::Sun);
+        let month = month_of(date);
+        let mut work = Vec::new();
+        let bill = !self.billed.contains(&month) && (working || date == self.first || last);
+        if bill {
+            for (company, _) in COMPANIES {
+                work.push((
+                    Plan::Bills,
+                    Command::GenerateBills(GenerateBills {
+                        company: company.into(),
+                        month: month.clone(),
+                    }),
+                ));
+            }
+        }
+        // The month before, if the history covers any of it.
+        let previous = date
+            .with_day(1)
+            .and_then(|d| d.pred_opt())
+            .filter(|d| *d >= self.first)
+            .map(month_of);
+        let closed = |m: &str| self.closes.iter().any(|c| c.month == m);
+        if let Some(previous) = &previous {
+            if !closed(previous) && ((working && date.day() >= 3) || last) {
+                // After this month's bills, so the close's cap at fees owed sees them.
+                work.push((
+                    Plan::Close,
+                    Command::CloseMonth(CloseMonth {
+                        cooperative: COOP.into(),
+                        month: previous.clone(),
+                        dry_run: false,
+                    }),
+                ));
+            }
+        }
+        if !work.is_empty() {
+            self.phase(work).await?;
+            self.reread_fees().await?;
+            if bill {
+                self.billed.insert(month.clone());
+                self.schedule_fee_payments(date)?;
+            }
+        }
+        let settle = previous.as_deref().is_some_and(|p| {
+            self.closes.iter().any(|c| c.month == p)
+                && !self.settled_in.contains(&month)
+                && ((working && date.day() >= 8) || last)
+        });
+        if settle {
+            self.settled_in.insert(month);
+            let mut work = Vec::new();
+            for (company, owed) in &self.due_to {
+                // Most of it, in whole yuan; the rest waits for the next transfer.
+                let yuan = owed * self.rng.random_range(60..=90) / 100 / 100;
+                if yuan > 0 {
+                    work.push((
+                        Plan::Settlement { company },
+                        Command::Settle(Settlement {
+                            cooperative: COOP.into(),
+                            company: (*company).into(),
+                            amount: Amount::from_yuan(yuan),
+                            reference: format!("BANK-{}-{company}", date.format("%Y%m%d")),
+                        }),
+                    ));
+                }
+            }
+            self.phase(work).await?;
+        }
+        Ok(())
+    }
+
+    /// Each household's monthly fee under the schedule of the month billed on `date`, and the
+    /// day in the month (if any) it means to pay.
+    fn schedule_fee_payments(&mut self, date: NaiveDate) -> anyhow::Result<()> {
+        let (month_first, month_last) = month_bounds("month", &month_of(date))?;
+        let schedule = self.app.policies.fees(month_first).ok_or_else(|| {
+            anyhow::anyhow!("no property-fee schedule in effect on {month_first}")
+        })?;
+        let span = (month_last - date).num_days();
+        for (h, household) in self.households.iter().enumerate() {
+            self.monthly_fee[h] = schedule
+                .rules
+                .monthly_fee(household.compound, household.area_m2)?
+                .fen();
+            let rng = &mut self.rng;
+            let offset = match household.habit {
+                // Most pay in the first three weeks, and early rather than late.
+                FeeHabit::OnTime | FeeHabit::Ahead => {
+                    let within = span.min(20);
+                    Some(
+                        rng.random_range(0..=within)
+                            .min(rng.random_range(0..=within)),
+                    )
+                }
+                FeeHabit::Behind => Some(rng.random_range(0..=span)),
+                FeeHabit::Erratic => percent(rng, 40).then(|| rng.random_range(0..=span)),
+                FeeHabit::Never => None,
+            };
+            if let Some(offset) = offset {
+                let day = date + Days::new(offset as u64);
+                self.fee_days.entry(day).or_default().push(h);
+            }
+        }
+        Ok(())
+    }
+
+    /// A resident pays the company's office, by phone, in cash or by transfer, what the
+    /// household's habit says: what it owes, that and two months more, or only last month's.
+    fn plan_fee_payment(&mut self, h: usize, date: NaiveDate) -> Option<(Plan, Command)> {
+        let household = &self.households[h];
+        let rng = &mut self.rng;
+        let (owed, fee) = (self.fees[h], self.monthly_fee[h]);
+        let fen = match household.habit {
+            FeeHabit::OnTime | FeeHabit::Erratic => owed,
+            FeeHabit::Ahead if owed > 0 && percent(rng, 50) => owed + 2 * fee,
+            FeeHabit::Ahead => owed,
+            FeeHabit::Behind => owed - fee,
+            FeeHabit::Never => 0,
+        };
+        if fen <= 0 {
+            return None;
+        }
+        let (method, prefix) = [
+            (PayMethod::Wechat, "WX"),
+            (PayMethod::Alipay, "ZFB"),
+            (PayMethod::Cash, "XJ"),
+            (PayMethod::Bank, "YH"),
+        ][pick(rng, &[40, 25, 15, 20])];
+        // Like the payment slip's number: the date and a serial of the day.
+        self.references += 1;
+        let reference = format!(
+            "{prefix}{}{:05}",
+            date.format("%Y%m%d"),
+            10_000 + self.references * 7 + rng.random_range(0..7)
+        );
+        Some((
+            Plan::FeePayment {
+                household: h,
+                method,
+            },
+            Command::PayFee(FeePayment {
+                household: household.code.clone(),
+                amount: Amount::from_fen(fen),
+                method,
+                reference,
+                company: None,
+            }),
+        ))
+    }
+
+    /// Every household's fee balance from the ledger, after bills and closes moved them.
+    async fn reread_fees(&mut self) -> anyhow::Result<()> {
+        let balances = self.app.store.balances().await?;
+        for (h, household) in self.households.iter().enumerate() {
+            self.fees[h] = balances
+                .get(&format!("household:{}:fees", household.code))
+                .map_or(0, |b| b.fen());
+        }
+        Ok(())
     }
 
     /// The accountant's postings of the day: stock, rent, wages, utilities, spoilage.
@@ -975,6 +1283,12 @@ impl<'a> Sim<'a> {
         for (plan, answer) in plans.into_iter().zip(answers) {
             let receipt = match answer {
                 Ok(r) => r,
+                Err(rejection) if matches!(plan, Plan::Bills | Plan::Close) => {
+                    anyhow::bail!(
+                        "the month's bills or close were refused: {rejection} ({})",
+                        rejection.code()
+                    )
+                }
                 Err(rejection) => {
                     *self.stats.refused.entry(rejection.code()).or_default() += 1;
                     continue;
@@ -1045,6 +1359,35 @@ impl<'a> Sim<'a> {
                 (Plan::Posting, Receipt::Posted(r)) => {
                     self.stats.postings += 1;
                     self.stats.postings_total += r.amount.fen();
+                }
+                (Plan::Bills, Receipt::Bills(r)) => {
+                    self.stats.bills += r.count;
+                    self.stats.billed += r.total.fen();
+                }
+                (Plan::FeePayment { household, method }, Receipt::FeePayment(r)) => {
+                    self.stats.fee_payments += 1;
+                    *self.stats.fee_by_method.entry(method.as_str()).or_default() += r.amount.fen();
+                    self.stats.fee_paid += r.amount.fen();
+                    self.stats.fee_paid_ahead += r.prepaid.fen();
+                    self.fees[household] = r.balance.fen();
+                }
+                (Plan::Close, Receipt::MonthClose(r)) => {
+                    for share in &r.companies {
+                        let company = COMPANIES
+                            .iter()
+                            .map(|(code, _)| *code)
+                            .find(|code| *code == share.company)
+                            .ok_or_else(|| {
+                                anyhow::anyhow!("close names company {}", share.company)
+                            })?;
+                        *self.due_to.entry(company).or_default() += share.amount.fen();
+                    }
+                    self.closes.push(r);
+                }
+                (Plan::Settlement { company }, Receipt::Settlement(r)) => {
+                    self.stats.settlements += 1;
+                    self.stats.settled += r.amount.fen();
+                    self.due_to.insert(company, r.outstanding.fen());
                 }
                 (_, other) => anyhow::bail!("unexpected receipt {other:?}"),
             }
@@ -1162,6 +1505,58 @@ impl<'a> Sim<'a> {
             "  expenses, stock {:>6}   total {:>11}",
             s.postings,
             yuan(s.postings_total)
+        );
+        println!(
+            "  fee bills       {:>6}   total {:>11}   ({} months × {} companies)",
+            s.bills,
+            yuan(s.billed),
+            self.billed.len(),
+            COMPANIES.len()
+        );
+        let methods: Vec<String> = s
+            .fee_by_method
+            .iter()
+            .map(|(k, v)| format!("{k} {}", yuan(*v)))
+            .collect();
+        println!(
+            "  fee payments    {:>6}   total {:>11}   ({}; {} of it paid ahead)",
+            s.fee_payments,
+            yuan(s.fee_paid),
+            methods.join(", "),
+            yuan(s.fee_paid_ahead)
+        );
+        let owing = self.fees.iter().filter(|f| **f > 0);
+        let ahead = self.fees.iter().filter(|f| **f < 0);
+        println!(
+            "  fee balances    today {} households owe {}, {} have paid {} ahead",
+            owing.clone().count(),
+            yuan(owing.sum()),
+            ahead.clone().count(),
+            yuan(-ahead.sum::<i64>())
+        );
+        for c in &self.closes {
+            println!(
+                "  closed {}      profit {:>10} = sales {} − cogs {} − promotion {} − expenses {}",
+                c.month,
+                yuan(c.profit.fen()),
+                yuan(c.sales.fen()),
+                yuan(c.cogs.fen()),
+                yuan(c.promotion.fen()),
+                yuan(c.expenses.fen())
+            );
+            println!(
+                "                      pool   {:>10}   allocated {} to {} households   reserve {}",
+                yuan(c.pool.fen()),
+                yuan(c.allocated.fen()),
+                c.households,
+                yuan(c.reserve.fen())
+            );
+        }
+        println!(
+            "  settlements     {:>6}   paid {:>12}   still owed to the companies {}",
+            s.settlements,
+            yuan(s.settled),
+            yuan(self.due_to.values().sum())
         );
         let refused: u64 = s.refused.values().sum();
         let reasons: Vec<String> = s.refused.iter().map(|(k, v)| format!("{k} {v}")).collect();

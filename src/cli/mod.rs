@@ -5,10 +5,15 @@
 //! command line (clap's own convention). Answers go to standard output, so scripts can capture
 //! them; notes, progress and errors go to standard error.
 
+pub mod close_month;
 pub mod demo;
+pub mod export;
+pub mod fees;
 pub mod import;
 pub mod keys;
+pub mod report;
 pub mod serve;
+pub mod statement;
 pub mod token;
 pub mod verify;
 pub mod vouchers;
@@ -63,6 +68,19 @@ pub enum CliCommand {
     /// Voucher housekeeping
     #[command(subcommand)]
     Vouchers(vouchers::VouchersCommand),
+    /// Property fees: bill a month, record a resident's payment
+    #[command(subcommand)]
+    Fees(fees::FeesCommand),
+    /// Close a month: the cooperative's profit allocated toward residents' property fees
+    CloseMonth(close_month::CloseMonthArgs),
+    /// A company's statement for a month as JSON, CSV or XLSX
+    Statement(statement::StatementArgs),
+    /// Export the whole journal for other tools (Beancount)
+    #[command(subcommand)]
+    Export(export::ExportCommand),
+    /// Cooperative reports: the daily till report, the prepaid liability and custody deposit
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 /// Outcomes that are not plain failures, each with its exit status.
@@ -134,6 +152,11 @@ pub async fn run(command: CliCommand, config: Config) -> anyhow::Result<()> {
         CliCommand::Import(i) => import::run(&config, i).await,
         CliCommand::Keys(k) => keys::run(&config, k),
         CliCommand::Vouchers(v) => vouchers::run(&config, v).await,
+        CliCommand::Fees(f) => fees::run(&config, f).await,
+        CliCommand::CloseMonth(args) => close_month::run(&config, args).await,
+        CliCommand::Statement(args) => statement::run(&config, args).await,
+        CliCommand::Export(e) => export::run(&config, e).await,
+        CliCommand::Report(r) => report::run(&config, r).await,
     }
 }
 

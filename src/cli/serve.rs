@@ -91,7 +91,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
             config,
             DemoArgs {
                 households: 2400,
-                weeks: 4,
+                months: 2,
+                weeks: None,
                 seed: 2026,
                 force: true,
             },

@@ -304,25 +304,67 @@ pub trait Tx: Send {
     /// Households of the company's compounds without a bill for `month`.
     async fn households_to_bill(&mut self, company: i64, month: &str) -> OpResult<Vec<BillingRow>>;
     /// Fee balances (positive = owes) of these households; absent ones are zero.
-    async fn fee_balances(&mut self, households: &[i64]) -> OpResult<std::collections::HashMap<i64, Amount>>;
-    async fn insert_fee_bills(&mut self, entry: i64, company: i64, month: &str, bills: &[(i64, Amount, Amount)]) -> OpResult<()>;
+    async fn fee_balances(
+        &mut self,
+        households: &[i64],
+    ) -> OpResult<std::collections::HashMap<i64, Amount>>;
+    async fn insert_fee_bills(
+        &mut self,
+        entry: i64,
+        company: i64,
+        month: &str,
+        bills: &[(i64, Amount, Amount)],
+    ) -> OpResult<()>;
     /// A household's bills not yet fully settled, oldest first.
     async fn open_bills(&mut self, household: i64) -> OpResult<Vec<OpenBill>>;
     /// Adds to bills' settled amounts: (bill id, amount).
     async fn settle_bills(&mut self, settled: &[(i64, Amount)]) -> OpResult<()>;
+    /// Applies credits to many households' open bills at once, oldest bill first (what a
+    /// month close does for every household it covers): (household, amount).
+    async fn settle_bills_for(&mut self, credits: &[(i64, Amount)]) -> OpResult<()>;
     /// Records payments or allocations: (household, amount, method, reference).
-    async fn insert_fee_credits(&mut self, entry: i64, kind: &str, rows: &[(i64, Amount, Option<String>, Option<String>)]) -> OpResult<()>;
+    async fn insert_fee_credits(
+        &mut self,
+        entry: i64,
+        kind: &str,
+        rows: &[(i64, Amount, Option<String>, Option<String>)],
+    ) -> OpResult<()>;
     /// The stored result of a closed month.
     async fn month_close(&mut self, coop: i64, month: &str) -> OpResult<Option<String>>;
     /// The latest closed month of a cooperative and its stored result.
     async fn latest_close(&mut self, coop: i64) -> OpResult<Option<(String, String)>>;
-    async fn coop_month_totals(&mut self, coop: i64, from: NaiveDate, to: NaiveDate) -> OpResult<MonthTotals>;
+    async fn coop_month_totals(
+        &mut self,
+        coop: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> OpResult<MonthTotals>;
     async fn eligible_households(&mut self) -> OpResult<Vec<EligibleHousehold>>;
     /// Wallet and voucher spending per household at the cooperative between the dates, net of
     /// refunds (vouchers count for the household they were issued to).
-    async fn credit_spend(&mut self, coop: i64, from: NaiveDate, to: NaiveDate) -> OpResult<std::collections::HashMap<i64, i64>>;
-    async fn insert_month_close(&mut self, coop: i64, month: &str, entry: Option<i64>, inputs: &str, result: &str, shares: &[ShareRow]) -> OpResult<()>;
-    async fn insert_settlement(&mut self, entry: i64, coop: i64, company: i64, amount: Amount, reference: &str) -> OpResult<()>;
+    async fn credit_spend(
+        &mut self,
+        coop: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> OpResult<std::collections::HashMap<i64, i64>>;
+    async fn insert_month_close(
+        &mut self,
+        coop: i64,
+        month: &str,
+        entry: Option<i64>,
+        inputs: &str,
+        result: &str,
+        shares: &[ShareRow],
+    ) -> OpResult<()>;
+    async fn insert_settlement(
+        &mut self,
+        entry: i64,
+        coop: i64,
+        company: i64,
+        amount: Amount,
+        reference: &str,
+    ) -> OpResult<()>;
 }
 
 /// Runs one command. The caller (a store's write path) owns the transaction and savepoint.

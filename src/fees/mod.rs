@@ -10,6 +10,7 @@
 //! cooperative's books and Dr cash:bank / Cr due_from on the company's.
 
 pub mod statement;
+pub mod xlsx;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,9 +19,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    AppliedToBill, BillsReceipt, CloseMonth, CloseReceipt, CompanyShare, Ctx,
-    FeePayment, FeePaymentReceipt, GenerateBills, OpError, OpResult, Rejection, Settlement,
-    SettlementReceipt, ShareRow, StoreError, Tx,
+    AppliedToBill, BillsReceipt, CloseMonth, CloseReceipt, CompanyShare, Ctx, FeePayment,
+    FeePaymentReceipt, GenerateBills, OpError, OpResult, Rejection, Settlement, SettlementReceipt,
+    ShareRow, StoreError, Tx,
 };
 use crate::ledger::{chart, EntryDraft, EntryKind};
 use crate::money::{allocate, mul_rate, AllocationError, Amount};
@@ -35,7 +36,9 @@ pub fn month_bounds(field: &str, month: &str) -> Result<(NaiveDate, NaiveDate), 
     let year: i32 = month[..4].parse().map_err(|_| bad())?;
     let m: u32 = month[5..].parse().map_err(|_| bad())?;
     let first = NaiveDate::from_ymd_opt(year, m, 1).ok_or_else(bad)?;
-    let next = first.checked_add_months(chrono::Months::new(1)).ok_or_else(bad)?;
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .ok_or_else(bad)?;
     let last = next.pred_opt().ok_or_else(bad)?;
     Ok((first, last))
 }
@@ -51,7 +54,11 @@ fn internal(e: impl std::fmt::Display) -> OpError {
 // ---------------------------------------------------------------------------------------------
 // Bills and payments
 
-pub(crate) async fn generate_bills<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &GenerateBills) -> OpResult<BillsReceipt> {
+pub(crate) async fn generate_bills<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    req: &GenerateBills,
+) -> OpResult<BillsReceipt> {
     let (first, _) = month_bounds("month", &req.month)?;
     if first > ctx.today {
         return Err(Rejection::invalid("month", format!("{} has not begun", req.month)).into());
@@ -61,16 +68,22 @@ pub(crate) async fn generate_bills<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Gener
         .await?
         .ok_or_else(|| Rejection::not_found("company", "company", &req.company))?;
     // The schedule in force for the month billed, not on the day the bills are made.
-    let policy = ctx.policies.fees(first).ok_or_else(|| Rejection::NoPolicy {
-        kind: "property fees".into(),
-        date: first,
-    })?;
+    let policy = ctx
+        .policies
+        .fees(first)
+        .ok_or_else(|| Rejection::NoPolicy {
+            kind: "property fees".into(),
+            date: first,
+        })?;
     let policy_name = policy.reference.to_string();
     let due = tx.households_to_bill(company, &req.month).await?;
     let mut bills = Vec::with_capacity(due.len());
     for h in &due {
         let area = Decimal::new(h.area_dm2, 2);
-        let fee = policy.rules.monthly_fee(&h.compound, area).map_err(|_| overflow())?;
+        let fee = policy
+            .rules
+            .monthly_fee(&h.compound, area)
+            .map_err(|_| overflow())?;
         if fee.is_positive() {
             bills.push((h.household, fee));
         }
@@ -106,14 +119,19 @@ pub(crate) async fn generate_bills<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Gener
     entry.credit(chart::company_fee_revenue(company), receipt.total);
     let entry = entry.balanced().map_err(internal)?;
     let posted = tx.post(entry, "month").await?;
-    tx.insert_fee_bills(posted.id, company, &req.month, &rows).await?;
+    tx.insert_fee_bills(posted.id, company, &req.month, &rows)
+        .await?;
     receipt.entry = Some(posted.id);
     Ok(receipt)
 }
 
 /// Applies `amount` to a household's open bills, oldest first; returns what each bill got and
 /// what was left over.
-async fn apply_to_bills<T: Tx>(tx: &mut T, household: i64, amount: Amount) -> OpResult<(Vec<AppliedToBill>, Amount)> {
+async fn apply_to_bills<T: Tx>(
+    tx: &mut T,
+    household: i64,
+    amount: Amount,
+) -> OpResult<(Vec<AppliedToBill>, Amount)> {
     let mut left = amount;
     let mut applied = Vec::new();
     let mut updates = Vec::new();
@@ -125,7 +143,10 @@ async fn apply_to_bills<T: Tx>(tx: &mut T, household: i64, amount: Amount) -> Op
         let take = open.min(left);
         if take.is_positive() {
             updates.push((bill.id, take));
-            applied.push(AppliedToBill { month: bill.month, amount: take });
+            applied.push(AppliedToBill {
+                month: bill.month,
+                amount: take,
+            });
             left = left.checked_sub(take).ok_or_else(overflow)?;
         }
     }
@@ -133,7 +154,11 @@ async fn apply_to_bills<T: Tx>(tx: &mut T, household: i64, amount: Amount) -> Op
     Ok((applied, left))
 }
 
-pub(crate) async fn pay<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &FeePayment) -> OpResult<FeePaymentReceipt> {
+pub(crate) async fn pay<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    req: &FeePayment,
+) -> OpResult<FeePaymentReceipt> {
     if !req.amount.is_positive() {
         return Err(Rejection::bad_amount("amount", "must be more than zero").into());
     }
@@ -152,7 +177,10 @@ pub(crate) async fn pay<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &FeePayment) -> O
     header.memo = Some(req.reference.clone());
     let mut entry = EntryDraft::new(header);
     entry
-        .debit(chart::company_cash(household.company_id, req.method.as_str()), req.amount)
+        .debit(
+            chart::company_cash(household.company_id, req.method.as_str()),
+            req.amount,
+        )
         .credit(chart::household_fees(household.id), req.amount);
     let entry = entry.balanced().map_err(internal)?;
     let posted = tx.post(entry, "amount").await?;
@@ -160,7 +188,12 @@ pub(crate) async fn pay<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &FeePayment) -> O
     tx.insert_fee_credits(
         posted.id,
         "payment",
-        &[(household.id, req.amount, Some(req.method.as_str().to_string()), Some(req.reference.clone()))],
+        &[(
+            household.id,
+            req.amount,
+            Some(req.method.as_str().to_string()),
+            Some(req.reference.clone()),
+        )],
     )
     .await?;
     let balance = tx.balance(&chart::household_fees(household.id)).await?;
@@ -204,14 +237,21 @@ pub struct Claim {
 /// Splits `pool` over the claims by weight with the one allocator. A share above its cap is cut
 /// to the cap and the excess re-allocated among the uncapped, until no share exceeds its cap;
 /// what cannot be placed is returned as the remainder (to the reserve).
-pub fn allocate_pool(pool: Amount, claims: &[Claim], seed: &[u8]) -> Result<(Vec<Amount>, Amount), AllocationError> {
+pub fn allocate_pool(
+    pool: Amount,
+    claims: &[Claim],
+    seed: &[u8],
+) -> Result<(Vec<Amount>, Amount), AllocationError> {
     let mut parts = vec![Amount::ZERO; claims.len()];
     let mut active: Vec<usize> = (0..claims.len())
         .filter(|&i| claims[i].weight > 0 && claims[i].cap.is_none_or(|c| c.is_positive()))
         .collect();
     let mut left = pool;
     while left.is_positive() && !active.is_empty() {
-        let shares: Vec<(&[u8], i64)> = active.iter().map(|&i| (claims[i].code.as_bytes(), claims[i].weight)).collect();
+        let shares: Vec<(&[u8], i64)> = active
+            .iter()
+            .map(|&i| (claims[i].code.as_bytes(), claims[i].weight))
+            .collect();
         let round = allocate(left, &shares, seed)?;
         let over: Vec<usize> = active
             .iter()
@@ -254,7 +294,11 @@ pub fn close_seed(coop_code: &str, month: &str) -> String {
     format!("hongxin/close/{coop_code}/{month}")
 }
 
-pub(crate) async fn close_month<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &CloseMonth) -> OpResult<CloseReceipt> {
+pub(crate) async fn close_month<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    req: &CloseMonth,
+) -> OpResult<CloseReceipt> {
     let (first, last) = month_bounds("month", &req.month)?;
     let coop = tx
         .cooperative(&req.cooperative)
@@ -265,18 +309,45 @@ pub(crate) async fn close_month<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &CloseMon
         return serde_json::from_str(&stored).map_err(internal);
     }
     if ctx.today <= last {
-        return Err(Rejection::invalid("month", format!("{} has not ended; it can be closed from {}", req.month, last + Days::new(1))).into());
+        return Err(Rejection::invalid(
+            "month",
+            format!(
+                "{} has not ended; it can be closed from {}",
+                req.month,
+                last + Days::new(1)
+            ),
+        )
+        .into());
     }
     let previous = tx.latest_close(coop.id).await?;
     if let Some((closed, _)) = &previous {
         if closed.as_str() > req.month.as_str() {
-            return Err(Rejection::PeriodClosed { month: closed.clone() }.into());
+            return Err(Rejection::PeriodClosed {
+                month: closed.clone(),
+            }
+            .into());
+        }
+        // Months close in order: a month skipped now could never be closed later (it would be
+        // before a closed one), and its profit, loss and reserve would drop out of the chain.
+        let (_, closed_last) = month_bounds("month", closed)?;
+        let next = month_of(closed_last + Days::new(1));
+        if next != req.month {
+            return Err(Rejection::invalid(
+                "month",
+                format!(
+                    "{closed} is the last month closed: close {next} first, months close in order"
+                ),
+            )
+            .into());
         }
     }
-    let policy = ctx.policies.profit(last).ok_or_else(|| Rejection::NoPolicy {
-        kind: "profit".into(),
-        date: last,
-    })?;
+    let policy = ctx
+        .policies
+        .profit(last)
+        .ok_or_else(|| Rejection::NoPolicy {
+            kind: "profit".into(),
+            date: last,
+        })?;
     let rules = &policy.rules;
     let totals = tx.coop_month_totals(coop.id, first, last).await?;
     let profit = [totals.cogs, totals.promotion, totals.expenses]
@@ -285,15 +356,23 @@ pub(crate) async fn close_month<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &CloseMon
         .ok_or_else(overflow)?;
     let loss_carried_in = match &previous {
         Some((_, result)) if rules.carry_losses_forward => {
-            serde_json::from_str::<CloseReceipt>(result).map_err(internal)?.loss_carried_out
+            serde_json::from_str::<CloseReceipt>(result)
+                .map_err(internal)?
+                .loss_carried_out
         }
         _ => Amount::ZERO,
     };
     let after_losses = profit.checked_sub(loss_carried_in).ok_or_else(overflow)?;
     let (distributed, loss_carried_out) = if after_losses.is_positive() {
-        (mul_rate(after_losses, rules.share, rules.rounding).map_err(|_| overflow())?, Amount::ZERO)
+        (
+            mul_rate(after_losses, rules.share, rules.rounding).map_err(|_| overflow())?,
+            Amount::ZERO,
+        )
     } else if rules.carry_losses_forward {
-        (Amount::ZERO, after_losses.checked_neg().ok_or_else(overflow)?)
+        (
+            Amount::ZERO,
+            after_losses.checked_neg().ok_or_else(overflow)?,
+        )
     } else {
         (Amount::ZERO, Amount::ZERO)
     };
@@ -307,7 +386,12 @@ pub(crate) async fn close_month<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &CloseMon
     } else {
         HashMap::new()
     };
-    let owed_of = |id: i64| owed.get(&id).copied().unwrap_or(Amount::ZERO).max(Amount::ZERO);
+    let owed_of = |id: i64| {
+        owed.get(&id)
+            .copied()
+            .unwrap_or(Amount::ZERO)
+            .max(Amount::ZERO)
+    };
     let spend = if rules.basis == AllocationBasis::CreditSpend {
         tx.credit_spend(coop.id, first, last).await?
     } else {
@@ -333,7 +417,10 @@ pub(crate) async fn close_month<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &CloseMon
     let mut by_company: BTreeMap<String, (i64, u64, Amount)> = BTreeMap::new();
     for (h, part) in households.iter().zip(&parts) {
         if part.is_positive() {
-            let e = by_company.entry(h.company_code.clone()).or_insert((h.company, 0, Amount::ZERO));
+            let e =
+                by_company
+                    .entry(h.company_code.clone())
+                    .or_insert((h.company, 0, Amount::ZERO));
             e.1 += 1;
             e.2 = e.2.checked_add(*part).ok_or_else(overflow)?;
         }
@@ -360,7 +447,11 @@ pub(crate) async fn close_month<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &CloseMon
         households: parts.iter().filter(|p| p.is_positive()).count() as u64,
         companies: by_company
             .iter()
-            .map(|(code, (_, n, amount))| CompanyShare { company: code.clone(), households: *n, amount: *amount })
+            .map(|(code, (_, n, amount))| CompanyShare {
+                company: code.clone(),
+                households: *n,
+                amount: *amount,
+            })
             .collect(),
     };
     if req.dry_run {
@@ -369,7 +460,10 @@ pub(crate) async fn close_month<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &CloseMon
 
     let mut header = ctx.header(EntryKind::ProfitAllocation);
     header.policy = Some((policy.reference.to_string(), policy.reference.hash.clone()));
-    header.memo = Some(format!("{} profit {} toward property fees", coop.code, req.month));
+    header.memo = Some(format!(
+        "{} profit {} toward property fees",
+        coop.code, req.month
+    ));
     let mut entry = EntryDraft::new(header);
     entry
         .debit(chart::coop_profit_distributed(coop.id), distributed)
@@ -387,20 +481,28 @@ pub(crate) async fn close_month<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &CloseMon
         let entry = entry.balanced().map_err(internal)?;
         let posted = tx.post(entry, "month").await?;
         receipt.entry = Some(posted.id);
-        let mut credits = Vec::new();
-        for (h, part) in households.iter().zip(&parts) {
-            if part.is_positive() {
-                apply_to_bills(tx, h.id, *part).await?;
-                credits.push((h.id, *part, None, None));
-            }
-        }
-        tx.insert_fee_credits(posted.id, "allocation", &credits).await?;
+        let credits: Vec<(i64, Amount, Option<String>, Option<String>)> = households
+            .iter()
+            .zip(&parts)
+            .filter(|(_, part)| part.is_positive())
+            .map(|(h, part)| (h.id, *part, None, None))
+            .collect();
+        let to_bills: Vec<(i64, Amount)> = credits.iter().map(|c| (c.0, c.1)).collect();
+        tx.settle_bills_for(&to_bills).await?;
+        tx.insert_fee_credits(posted.id, "allocation", &credits)
+            .await?;
     }
     let shares: Vec<ShareRow> = households
         .iter()
         .zip(claims.iter().zip(&parts))
         .filter(|(_, (c, p))| c.weight > 0 || p.is_positive())
-        .map(|(h, (c, p))| ShareRow { household: h.id, company: h.company, weight: c.weight, cap: c.cap, amount: *p })
+        .map(|(h, (c, p))| ShareRow {
+            household: h.id,
+            company: h.company,
+            weight: c.weight,
+            cap: c.cap,
+            amount: *p,
+        })
         .collect();
     let inputs = CloseInputs {
         policy: policy.reference.to_string(),
@@ -413,17 +515,33 @@ pub(crate) async fn close_month<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &CloseMon
     };
     let inputs = serde_json::to_string(&inputs).map_err(internal)?;
     let result = serde_json::to_string(&receipt).map_err(internal)?;
-    tx.insert_month_close(coop.id, &req.month, receipt.entry, &inputs, &result, &shares).await?;
+    tx.insert_month_close(
+        coop.id,
+        &req.month,
+        receipt.entry,
+        &inputs,
+        &result,
+        &shares,
+    )
+    .await?;
     Ok(receipt)
 }
 
 /// Recomputes a stored close from its inputs and shares; `None` when it agrees, else the first
 /// difference.
-pub fn recheck_close(inputs: &CloseInputs, shares: &[(String, i64, Option<Amount>, Amount)]) -> Option<String> {
+pub fn recheck_close(
+    inputs: &CloseInputs,
+    shares: &[(String, i64, Option<Amount>, Amount)],
+) -> Option<String> {
     let claims: Vec<Claim> = shares
         .iter()
         .enumerate()
-        .map(|(i, (code, weight, cap, _))| Claim { household: i as i64, code: code.clone(), weight: *weight, cap: *cap })
+        .map(|(i, (code, weight, cap, _))| Claim {
+            household: i as i64,
+            code: code.clone(),
+            weight: *weight,
+            cap: *cap,
+        })
         .collect();
     match allocate_pool(inputs.pool, &claims, inputs.seed.as_bytes()) {
         Err(e) => Some(format!("cannot recompute: {e}")),
@@ -431,14 +549,20 @@ pub fn recheck_close(inputs: &CloseInputs, shares: &[(String, i64, Option<Amount
             .iter()
             .zip(parts)
             .find(|((_, _, _, stored), part)| stored != part)
-            .map(|((code, _, _, stored), part)| format!("household {code}: stored {stored}, recomputed {part}")),
+            .map(|((code, _, _, stored), part)| {
+                format!("household {code}: stored {stored}, recomputed {part}")
+            }),
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Settlements
 
-pub(crate) async fn settle<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Settlement) -> OpResult<SettlementReceipt> {
+pub(crate) async fn settle<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    req: &Settlement,
+) -> OpResult<SettlementReceipt> {
     if !req.amount.is_positive() {
         return Err(Rejection::bad_amount("amount", "must be more than zero").into());
     }
@@ -451,9 +575,15 @@ pub(crate) async fn settle<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Settlement) -
         .company(&req.company)
         .await?
         .ok_or_else(|| Rejection::not_found("company", "company", &req.company))?;
-    let owed = tx.balance(&chart::coop_due_to(coop.id, &req.company)).await?;
+    let owed = tx
+        .balance(&chart::coop_due_to(coop.id, &req.company))
+        .await?;
     if req.amount > owed {
-        return Err(Rejection::bad_amount("amount", format!("the cooperative owes {} only {owed}", req.company)).into());
+        return Err(Rejection::bad_amount(
+            "amount",
+            format!("the cooperative owes {} only {owed}", req.company),
+        )
+        .into());
     }
     let mut header = ctx.header(EntryKind::Settlement);
     header.memo = Some(req.reference.clone());
@@ -465,7 +595,8 @@ pub(crate) async fn settle<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Settlement) -
         .credit(chart::company_due_from(company, &coop.code), req.amount);
     let entry = entry.balanced().map_err(internal)?;
     let posted = tx.post(entry, "amount").await?;
-    tx.insert_settlement(posted.id, coop.id, company, req.amount, &req.reference).await?;
+    tx.insert_settlement(posted.id, coop.id, company, req.amount, &req.reference)
+        .await?;
     Ok(SettlementReceipt {
         entry: posted.id,
         company: req.company.clone(),
@@ -485,28 +616,53 @@ mod tests {
     use proptest::prelude::*;
 
     fn claim(code: &str, weight: i64, cap: Option<i64>) -> Claim {
-        Claim { household: 0, code: code.into(), weight, cap: cap.map(Amount::from_fen) }
+        Claim {
+            household: 0,
+            code: code.into(),
+            weight,
+            cap: cap.map(Amount::from_fen),
+        }
     }
 
     #[test]
     fn three_equal_spenders_share_a_thousand() {
-        let claims = [claim("h1", 10, None), claim("h2", 10, None), claim("h3", 10, None)];
+        let claims = [
+            claim("h1", 10, None),
+            claim("h2", 10, None),
+            claim("h3", 10, None),
+        ];
         let (parts, rest) = allocate_pool(Amount::from_yuan(1000), &claims, b"s").unwrap();
         let mut sorted: Vec<i64> = parts.iter().map(|p| p.fen()).collect();
         sorted.sort();
         assert_eq!(sorted, vec![33333, 33333, 33334]);
         assert_eq!(rest, Amount::ZERO);
         // The same seed picks the same household for the extra fen.
-        assert_eq!(allocate_pool(Amount::from_yuan(1000), &claims, b"s").unwrap().0, parts);
+        assert_eq!(
+            allocate_pool(Amount::from_yuan(1000), &claims, b"s")
+                .unwrap()
+                .0,
+            parts
+        );
     }
 
     #[test]
     fn a_cap_reallocates_the_excess_and_the_rest_goes_to_reserve() {
         // 300.00 over three equal claims, one capped at 40.00: it gets 40.00, the other two
         // share 260.00.
-        let claims = [claim("a", 1, Some(4000)), claim("b", 1, None), claim("c", 1, None)];
+        let claims = [
+            claim("a", 1, Some(4000)),
+            claim("b", 1, None),
+            claim("c", 1, None),
+        ];
         let (parts, rest) = allocate_pool(Amount::from_yuan(300), &claims, b"").unwrap();
-        assert_eq!(parts, vec![Amount::from_yuan(40), Amount::from_yuan(130), Amount::from_yuan(130)]);
+        assert_eq!(
+            parts,
+            vec![
+                Amount::from_yuan(40),
+                Amount::from_yuan(130),
+                Amount::from_yuan(130)
+            ]
+        );
         assert_eq!(rest, Amount::ZERO);
         // Everyone capped: what is left goes back as the remainder.
         let claims = [claim("a", 1, Some(1000)), claim("b", 3, Some(2000))];
@@ -514,7 +670,8 @@ mod tests {
         assert_eq!(parts, vec![Amount::from_yuan(10), Amount::from_yuan(20)]);
         assert_eq!(rest, Amount::from_yuan(70));
         // Nobody with weight: all of it is the remainder.
-        let (parts, rest) = allocate_pool(Amount::from_yuan(5), &[claim("a", 0, None)], b"").unwrap();
+        let (parts, rest) =
+            allocate_pool(Amount::from_yuan(5), &[claim("a", 0, None)], b"").unwrap();
         assert_eq!((parts, rest), (vec![Amount::ZERO], Amount::from_yuan(5)));
     }
 
@@ -522,7 +679,10 @@ mod tests {
     fn months() {
         assert_eq!(
             month_bounds("m", "2026-02").unwrap(),
-            (NaiveDate::from_ymd_opt(2026, 2, 1).unwrap(), NaiveDate::from_ymd_opt(2026, 2, 28).unwrap())
+            (
+                NaiveDate::from_ymd_opt(2026, 2, 1).unwrap(),
+                NaiveDate::from_ymd_opt(2026, 2, 28).unwrap()
+            )
         );
         for bad in ["2026-13", "2026-1", "26-01", "2026/01", ""] {
             assert!(month_bounds("m", bad).is_err(), "{bad}");

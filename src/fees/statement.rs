@@ -94,6 +94,16 @@ fn pos(a: Amount) -> Amount {
     a.max(Amount::ZERO)
 }
 
+impl Totals {
+    fn add_line(&mut self, h: &HouseholdLine) {
+        self.opening = add(self.opening, h.opening);
+        self.billed = add(self.billed, h.billed);
+        self.paid = add(self.paid, h.paid);
+        self.allocated = add(self.allocated, h.allocated);
+        self.closing = add(self.closing, h.closing);
+    }
+}
+
 /// Assembles the statement from household lines (whose `closing` the store computed from the
 /// journal independently) and the cooperatives' positions.
 pub fn build(
@@ -112,23 +122,17 @@ pub fn build(
     for h in &households {
         let expected = sub(sub(add(h.opening, h.billed), h.paid), h.allocated);
         ties_out &= expected == h.closing;
-        for t in [&mut totals] {
-            t.opening = add(t.opening, h.opening);
-            t.billed = add(t.billed, h.billed);
-            t.paid = add(t.paid, h.paid);
-            t.allocated = add(t.allocated, h.allocated);
-            t.closing = add(t.closing, h.closing);
-        }
+        totals.add_line(h);
         if compounds.last().is_none_or(|c| c.compound != h.compound) {
-            compounds.push(CompoundTotals { compound: h.compound.clone(), households: 0, totals: Totals::default() });
+            compounds.push(CompoundTotals {
+                compound: h.compound.clone(),
+                households: 0,
+                totals: Totals::default(),
+            });
         }
         if let Some(c) = compounds.last_mut() {
             c.households += 1;
-            c.totals.opening = add(c.totals.opening, h.opening);
-            c.totals.billed = add(c.totals.billed, h.billed);
-            c.totals.paid = add(c.totals.paid, h.paid);
-            c.totals.allocated = add(c.totals.allocated, h.allocated);
-            c.totals.closing = add(c.totals.closing, h.closing);
+            c.totals.add_line(h);
         }
         let credits = add(h.paid, h.allocated);
         let owed_before = pos(h.opening);
@@ -141,7 +145,10 @@ pub fn build(
         summary.covered_by_cooperative = add(summary.covered_by_cooperative, h.allocated);
     }
     summary.billed = totals.billed;
-    ties_out &= sub(sub(add(totals.opening, totals.billed), totals.paid), totals.allocated) == totals.closing;
+    ties_out &= sub(
+        sub(add(totals.opening, totals.billed), totals.paid),
+        totals.allocated,
+    ) == totals.closing;
     Statement {
         company: company.to_string(),
         month: month.to_string(),
@@ -159,7 +166,16 @@ pub fn build(
 /// The statement as CSV: one row per household, then compound and total rows, then the summary.
 pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["row", "compound", "household", "opening", "billed", "paid", "allocated", "closing"])?;
+    w.write_record([
+        "row",
+        "compound",
+        "household",
+        "opening",
+        "billed",
+        "paid",
+        "allocated",
+        "closing",
+    ])?;
     for h in &s.households {
         w.write_record([
             "household",
@@ -220,7 +236,16 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
             &c.outstanding.to_string(),
         ])?;
     }
-    w.write_record(["journal", &s.journal_seq.to_string(), &s.journal_hash, "", "", "", "", ""])?;
+    w.write_record([
+        "journal",
+        &s.journal_seq.to_string(),
+        &s.journal_hash,
+        "",
+        "",
+        "",
+        "",
+        "",
+    ])?;
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 

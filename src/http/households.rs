@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
 use super::extract::Principal;
+use super::fees::{arrears_by_age, ArrearsByAge};
 use super::AppState;
 use crate::domain::{Role, VoucherStatus, WalletBalance};
 use crate::money::Amount;
@@ -48,6 +49,8 @@ pub struct FeesView {
     balance: Amount,
     arrears: Amount,
     prepaid: Amount,
+    /// Unpaid bills by how long ago their month began, at the business date.
+    arrears_by_age: ArrearsByAge,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -135,6 +138,8 @@ async fn get_household(
         Role::Resident | Role::Admin | Role::Company
     );
     let fees = v.fees_balance;
+    let open_bills = state.app.store.open_bills(&v.code).await?;
+    let arrears_by_age = arrears_by_age(&open_bills, state.app.clock.today())?;
     Ok(axum::Json(HouseholdResponse {
         household: v.code.clone(),
         compound: v.compound.clone(),
@@ -179,6 +184,7 @@ async fn get_household(
             balance: fees,
             arrears: fees.max(Amount::ZERO),
             prepaid: fees.checked_neg().unwrap_or(Amount::ZERO).max(Amount::ZERO),
+            arrears_by_age,
         },
     }))
 }

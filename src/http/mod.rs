@@ -5,11 +5,13 @@
 mod admin;
 pub mod error;
 pub mod extract;
+mod fees;
 mod households;
 pub mod limits;
 pub mod metrics;
 mod money;
 mod ops;
+mod reports;
 mod resident;
 mod vouchers;
 
@@ -118,9 +120,11 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(money::routes())
         .merge(vouchers::routes())
         .merge(households::routes())
+        .merge(fees::routes())
         .merge(admin::routes())
         .merge(resident::routes())
         .merge(ops::routes())
+        .merge(reports::routes())
         .split_for_parts();
     api.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc = api.clone();

@@ -5,6 +5,7 @@
 //! them in batches, one transaction per batch and a savepoint per command, so each command
 //! succeeds or fails on its own while many share one durable commit (group commit).
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Command, Receipt, Rejection, Role, StoreError, VoucherStatus};
 use crate::fees::statement::Statement;
-use crate::ledger::VerifyReport;
+use crate::ledger::{AccountId, AccountType, EntryKind, VerifyReport};
 use crate::money::Amount;
 use crate::policy::PolicyRef;
 
@@ -204,10 +205,186 @@ pub trait Store: Send + Sync + 'static {
     /// A company's statement for a month (`YYYY-MM`); `None` for an unknown company.
     async fn statement(&self, company: &str, month: &str) -> Result<Option<Statement>, StoreError>;
     /// A household's unpaid bills, oldest first: (month, amount, settled).
-    async fn open_bills(&self, household: &str) -> Result<Vec<(String, Amount, Amount)>, StoreError>;
+    async fn open_bills(
+        &self,
+        household: &str,
+    ) -> Result<Vec<(String, Amount, Amount)>, StoreError>;
     /// Every stored month close with its inputs and shares (household code, weight, cap,
     /// amount), and what its entry actually credited each household, for audit.
     async fn close_runs(&self) -> Result<Vec<CloseRun>, StoreError>;
+
+    /// Every unpaid bill of a company's households, by household code and then oldest first:
+    /// (household, month, amount, settled); `None` for an unknown company. The arrears report
+    /// ages them. A store answers in one query; this default, for a store that does not yet,
+    /// asks household by household.
+    async fn company_open_bills(
+        &self,
+        company: &str,
+    ) -> Result<Option<Vec<(String, String, Amount, Amount)>>, StoreError> {
+        // Any month's statement lists every household of the company.
+        let Some(statement) = self.statement(company, "2024-01").await? else {
+            return Ok(None);
+        };
+        let mut bills = Vec::new();
+        for line in &statement.households {
+            for (month, amount, settled) in self.open_bills(&line.household).await? {
+                bills.push((line.household.clone(), month, amount, settled));
+            }
+        }
+        bills.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        Ok(Some(bills))
+    }
+
+    // Reading the journal for export and reports (src/export, src/reports). Read-only. The
+    // defaults refuse, so a store compiles before it implements them; SQLite overrides all.
+
+    /// Every account with its owner's code, its stored balance and the business date of its
+    /// first posting, in id order.
+    async fn accounts(&self) -> Result<Vec<AccountInfo>, StoreError> {
+        Err(unimplemented_read("accounts"))
+    }
+    /// Up to `limit` (at most [`MAX_JOURNAL_CHUNK`]) entries with sequence above `after`, in
+    /// sequence order, each with its postings in order.
+    async fn journal_chunk(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>, StoreError> {
+        let _ = (after, limit);
+        Err(unimplemented_read("journal_chunk"))
+    }
+    /// Every shop with its cooperative, by code.
+    async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError> {
+        Err(unimplemented_read("shops"))
+    }
+    /// What passed over a shop's till on a business date; `None` for an unknown shop.
+    async fn till_figures(
+        &self,
+        shop: &str,
+        date: NaiveDate,
+    ) -> Result<Option<TillFigures>, StoreError> {
+        let _ = (shop, date);
+        Err(unimplemented_read("till_figures"))
+    }
+    /// Outstanding prepaid credit of a cooperative: from stored balances, or with `as_of`
+    /// recomputed from the postings of entries dated on or before it. `None` for an unknown
+    /// cooperative.
+    async fn prepaid_figures(
+        &self,
+        cooperative: &str,
+        as_of: Option<NaiveDate>,
+    ) -> Result<Option<PrepaidFigures>, StoreError> {
+        let _ = (cooperative, as_of);
+        Err(unimplemented_read("prepaid_figures"))
+    }
+}
+
+fn unimplemented_read(method: &str) -> StoreError {
+    StoreError(format!("this store does not implement {method} yet"))
+}
+
+/// The most entries one [`Store::journal_chunk`] returns.
+pub const MAX_JOURNAL_CHUNK: u32 = 10_000;
+
+/// An account as the export and reports see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccountInfo {
+    pub id: AccountId,
+    /// `cooperative`, `company`, `household` or `voucher`.
+    pub owner_kind: String,
+    /// The owner's code; a voucher's serial in decimal.
+    pub owner_code: String,
+    /// e.g. `cash:wechat`, `wallet:COOP:paid`, `fees`.
+    pub name: String,
+    pub kind: AccountType,
+    /// On the account's normal side.
+    pub balance: Amount,
+    /// Business date of its first posting; `None` if it has none.
+    pub first_posted: Option<NaiveDate>,
+}
+
+impl AccountInfo {
+    /// `owner_kind:owner_code:name`, as [`Store::balances`] names accounts.
+    pub fn path(&self) -> String {
+        format!("{}:{}:{}", self.owner_kind, self.owner_code, self.name)
+    }
+}
+
+/// A journal entry as the export reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub seq: i64,
+    pub kind: EntryKind,
+    pub business_date: NaiveDate,
+    pub memo: Option<String>,
+    /// `id@version` of the policy applied.
+    pub policy: Option<String>,
+    /// The entry's chain hash, lowercase hex.
+    pub hash: String,
+    pub reverses: Option<i64>,
+    /// In fen, positive = debit, in posting order.
+    pub postings: Vec<(AccountId, i64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ShopInfo {
+    pub code: String,
+    pub name: String,
+    pub cooperative: String,
+}
+
+/// Top-ups taken at a till by one payment method.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TopupFigures {
+    pub method: String,
+    pub count: u64,
+    pub paid: Amount,
+    pub bonus: Amount,
+    /// How many of them were delivered as bearer vouchers, and their paid and bonus credit.
+    pub vouchers: u64,
+    pub voucher_paid: Amount,
+    pub voucher_bonus: Amount,
+}
+
+/// Sale tenders of one type at a till.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TenderFigures {
+    /// `wallet`, `voucher`, `cash`, `wechat` or `alipay`.
+    pub tender: String,
+    /// Tenders (a split sale counts once per tender).
+    pub count: u64,
+    pub amount: Amount,
+    /// Of a wallet or voucher tender, what came from paid and from bonus credit.
+    pub paid: Amount,
+    pub bonus: Amount,
+    /// Distinct vouchers among them.
+    pub vouchers: u64,
+}
+
+/// One shop's till on one business date: top-ups and sales by their own dates, refunds by the
+/// date of the refund entry (of sales made at the shop).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TillFigures {
+    pub topups: Vec<TopupFigures>,
+    pub sales: u64,
+    pub sales_total: Amount,
+    pub tenders: Vec<TenderFigures>,
+    pub refunds: u64,
+    pub refunds_total: Amount,
+    /// What the refunds gave back, by where it went: `wallet`, `voucher`, a cash method, or
+    /// `forfeited` (bonus of a voucher that can no longer take it back).
+    pub refunded: Vec<(String, Amount)>,
+}
+
+/// Outstanding credit of one kind (wallets or vouchers) at a cooperative.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CreditFigures {
+    /// Wallets (households) or vouchers with a positive balance.
+    pub holders: u64,
+    pub paid: Amount,
+    pub bonus: Amount,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PrepaidFigures {
+    pub wallets: CreditFigures,
+    pub vouchers: CreditFigures,
 }
 
 /// A stored month close, as `hongxin verify` re-checks it.

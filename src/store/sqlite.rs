@@ -22,13 +22,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::*;
 use crate::clock::Clock;
-use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::domain::{
-    self, CatalogItem, CatalogItemInput, CoopRef, Ctx, HouseholdRef, NewCompany, NewCompound,
-    NewCooperative, NewHousehold, NewShop, NewToken, NewVoucher, OpError, OpResult, Posted,
-    SaleLineRecord, SaleRecord, SaleRefundRecord, ShopRef, TenderRecord, TenderType, TokenScopeIds,
-    TopupRecord, Tx, VoucherRecord, BillingRow, OpenBill, MonthTotals, EligibleHousehold, ShareRow,
+    self, BillingRow, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold, HouseholdRef,
+    MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop, NewToken,
+    NewVoucher, OpError, OpResult, OpenBill, Posted, SaleLineRecord, SaleRecord, SaleRefundRecord,
+    ShareRow, ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx, VoucherRecord,
 };
+use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
     canonical_time, entry_hash, AccountId, AccountRecord, AccountSpec, AccountType, EntryDraft,
     EntryHeader, EntryKind, Owner, StoredEntry, Verifier, GENESIS_HASH,
@@ -40,6 +40,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Entries read per query while verifying, so memory stays bounded on a large journal.
 const VERIFY_CHUNK: i64 = 5_000;
+/// Rows per multi-row INSERT: four bound values each stays under SQLite's 32,766 limit.
+const ROWS_PER_INSERT: usize = 8_000;
+/// Entries with more postings than this resolve accounts and move balances set-wise.
+const BULK_POSTINGS: usize = 64;
 
 /// What the write path needs besides the database.
 #[derive(Clone)]
@@ -455,14 +459,16 @@ impl Store for SqliteStore {
     }
 
     async fn statement(&self, company: &str, month: &str) -> Result<Option<Statement>, StoreError> {
-        let Some(company_id): Option<i64> = sqlx::query_scalar("SELECT id FROM companies WHERE code = ?")
-            .bind(company)
-            .fetch_optional(&self.read)
-            .await?
+        let Some(company_id): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM companies WHERE code = ?")
+                .bind(company)
+                .fetch_optional(&self.read)
+                .await?
         else {
             return Ok(None);
         };
-        let (first, last) = crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
+        let (first, last) =
+            crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
         let (first, last) = (first.to_string(), last.to_string());
         let mut conn = self.read.acquire().await?;
         // One snapshot for the lines, the positions and the head.
@@ -533,10 +539,15 @@ impl Store for SqliteStore {
             Some(r) => (r.try_get(0)?, r.try_get(1)?),
             None => (0, hex::encode(GENESIS_HASH)),
         };
-        Ok(Some(crate::fees::statement::build(company, month, lines, positions, seq, hash)))
+        Ok(Some(crate::fees::statement::build(
+            company, month, lines, positions, seq, hash,
+        )))
     }
 
-    async fn open_bills(&self, household: &str) -> Result<Vec<(String, Amount, Amount)>, StoreError> {
+    async fn open_bills(
+        &self,
+        household: &str,
+    ) -> Result<Vec<(String, Amount, Amount)>, StoreError> {
         sqlx::query(
             "SELECT b.month, b.amount, b.settled FROM fee_bills b JOIN households h ON h.id = b.household_id
              WHERE h.code = ? AND b.settled < b.amount ORDER BY b.month",
@@ -618,6 +629,345 @@ impl Store for SqliteStore {
         })
         .collect()
     }
+
+    async fn company_open_bills(
+        &self,
+        company: &str,
+    ) -> Result<Option<Vec<(String, String, Amount, Amount)>>, StoreError> {
+        let Some(company_id): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM companies WHERE code = ?")
+                .bind(company)
+                .fetch_optional(&self.read)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let bills = sqlx::query(
+            "SELECT h.code, b.month, b.amount, b.settled
+             FROM fee_bills b JOIN households h ON h.id = b.household_id
+             WHERE b.company_id = ? AND b.settled < b.amount
+             ORDER BY h.code, b.month",
+        )
+        .bind(company_id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                Amount::from_fen(r.try_get(2)?),
+                Amount::from_fen(r.try_get(3)?),
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(bills))
+    }
+
+    async fn accounts(&self) -> Result<Vec<AccountInfo>, StoreError> {
+        // Business dates never run backwards along the chain (the writer clamps them and
+        // `verify` checks it), so an account's first posting by sequence is also its earliest by
+        // date: one index probe per account instead of a scan of its postings.
+        let rows = sqlx::query(
+            "SELECT a.id, a.owner_kind, COALESCE(c.code, k.code, h.code, CAST(v.serial AS TEXT)),
+                    a.name, a.type, a.balance,
+                    (SELECT e.business_date FROM postings p JOIN entries e ON e.id = p.entry_id
+                     WHERE p.account_id = a.id ORDER BY p.entry_id LIMIT 1)
+             FROM accounts a
+             LEFT JOIN cooperatives c ON a.owner_kind = 'cooperative' AND c.id = a.owner_id
+             LEFT JOIN companies k ON a.owner_kind = 'company' AND k.id = a.owner_id
+             LEFT JOIN households h ON a.owner_kind = 'household' AND h.id = a.owner_id
+             LEFT JOIN vouchers v ON a.owner_kind = 'voucher' AND v.id = a.owner_id
+             ORDER BY a.id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let id: i64 = r.try_get(0)?;
+                let kind: String = r.try_get(4)?;
+                Ok(AccountInfo {
+                    id: AccountId(id),
+                    owner_kind: r.try_get(1)?,
+                    owner_code: r
+                        .try_get::<Option<String>, _>(2)?
+                        .ok_or_else(|| StoreError(format!("account {id} has no owner")))?,
+                    name: r.try_get(3)?,
+                    kind: AccountType::parse(&kind)
+                        .ok_or_else(|| StoreError(format!("bad account type {kind}")))?,
+                    balance: Amount::from_fen(r.try_get(5)?),
+                    first_posted: match r.try_get::<Option<String>, _>(6)? {
+                        Some(d) => Some(date(&d)?),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn journal_chunk(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>, StoreError> {
+        let rows = sqlx::query(
+            "WITH page AS (
+                SELECT id, kind, business_date, memo, policy, hash, reverses FROM entries
+                WHERE id > ?1 ORDER BY id LIMIT ?2
+             )
+             SELECT page.id, page.kind, page.business_date, page.memo, page.policy, page.hash,
+                    page.reverses, p.account_id, p.amount
+             FROM page LEFT JOIN postings p ON p.entry_id = page.id
+             ORDER BY page.id, p.idx",
+        )
+        .bind(after)
+        .bind(i64::from(limit.clamp(1, MAX_JOURNAL_CHUNK)))
+        .fetch_all(&self.read)
+        .await?;
+        let mut entries: Vec<JournalEntry> = Vec::new();
+        for r in rows {
+            let seq: i64 = r.try_get(0)?;
+            if entries.last().is_none_or(|e| e.seq != seq) {
+                let kind: String = r.try_get(1)?;
+                entries.push(JournalEntry {
+                    seq,
+                    kind: EntryKind::parse(&kind)
+                        .ok_or_else(|| StoreError(format!("bad entry kind {kind}")))?,
+                    business_date: date(r.try_get(2)?)?,
+                    memo: r.try_get(3)?,
+                    policy: r.try_get(4)?,
+                    hash: r.try_get(5)?,
+                    reverses: r.try_get(6)?,
+                    postings: Vec::new(),
+                });
+            }
+            if let (Some(e), Some(account)) = (entries.last_mut(), r.try_get::<Option<i64>, _>(7)?)
+            {
+                e.postings.push((AccountId(account), r.try_get(8)?));
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError> {
+        sqlx::query(
+            "SELECT s.code, s.name, c.code FROM shops s
+             JOIN cooperatives c ON c.id = s.cooperative_id ORDER BY s.code",
+        )
+        .fetch_all(&self.read)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(ShopInfo {
+                code: r.try_get(0)?,
+                name: r.try_get(1)?,
+                cooperative: r.try_get(2)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn till_figures(
+        &self,
+        shop: &str,
+        day: NaiveDate,
+    ) -> Result<Option<TillFigures>, StoreError> {
+        let Some(shop): Option<i64> = sqlx::query_scalar("SELECT id FROM shops WHERE code = ?")
+            .bind(shop)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let day = day.to_string();
+        let mut conn = self.read.acquire().await?;
+        // One read transaction: the figures are one snapshot of the till.
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        let topups = sqlx::query(
+            "SELECT method, COUNT(*), SUM(paid), SUM(bonus), COUNT(voucher_id),
+                    COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN paid END), 0),
+                    COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN bonus END), 0)
+             FROM topups WHERE shop_id = ? AND business_date = ?
+             GROUP BY method ORDER BY method",
+        )
+        .bind(shop)
+        .bind(&day)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TopupFigures {
+                method: r.try_get(0)?,
+                count: count(r, 1)?,
+                paid: Amount::from_fen(r.try_get(2)?),
+                bonus: Amount::from_fen(r.try_get(3)?),
+                vouchers: count(r, 4)?,
+                voucher_paid: Amount::from_fen(r.try_get(5)?),
+                voucher_bonus: Amount::from_fen(r.try_get(6)?),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let sales = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(total), 0) FROM sales
+             WHERE shop_id = ? AND business_date = ?",
+        )
+        .bind(shop)
+        .bind(&day)
+        .fetch_one(&mut *conn)
+        .await?;
+        let tenders = sqlx::query(
+            "SELECT t.type, COUNT(*), SUM(t.amount), SUM(t.paid_part), SUM(t.bonus_part),
+                    COUNT(DISTINCT t.voucher_id)
+             FROM sales s JOIN sale_tenders t ON t.sale_id = s.id
+             WHERE s.shop_id = ? AND s.business_date = ?
+             GROUP BY t.type ORDER BY t.type",
+        )
+        .bind(shop)
+        .bind(&day)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TenderFigures {
+                tender: r.try_get(0)?,
+                count: count(r, 1)?,
+                amount: Amount::from_fen(r.try_get(2)?),
+                paid: Amount::from_fen(r.try_get(3)?),
+                bonus: Amount::from_fen(r.try_get(4)?),
+                vouchers: count(r, 5)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        // Refunds count on the day they were posted, at the shop of the sale they refund.
+        let refunds = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(r.amount), 0)
+             FROM entries e JOIN sale_refunds r ON r.entry_id = e.id
+             JOIN sales s ON s.id = r.sale_id
+             WHERE e.business_date = ? AND e.kind = 'sale_refund' AND s.shop_id = ?",
+        )
+        .bind(&day)
+        .bind(shop)
+        .fetch_one(&mut *conn)
+        .await?;
+        // Where the money of those refunds went: the credits of their entries, but for the
+        // cost of goods taken back.
+        let refunded = sqlx::query(
+            "SELECT CASE WHEN a.owner_kind = 'household' THEN 'wallet'
+                         WHEN a.owner_kind = 'voucher' THEN 'voucher'
+                         WHEN a.name LIKE 'cash:%' THEN substr(a.name, 6)
+                         ELSE 'forfeited' END AS went,
+                    -SUM(p.amount)
+             FROM entries e JOIN sale_refunds r ON r.entry_id = e.id
+             JOIN sales s ON s.id = r.sale_id
+             JOIN postings p ON p.entry_id = e.id JOIN accounts a ON a.id = p.account_id
+             WHERE e.business_date = ? AND e.kind = 'sale_refund' AND s.shop_id = ?
+               AND p.amount < 0 AND NOT (a.owner_kind = 'cooperative' AND a.name = 'cogs')
+             GROUP BY went ORDER BY went",
+        )
+        .bind(&day)
+        .bind(shop)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        Ok(Some(TillFigures {
+            topups,
+            sales: count(&sales, 0)?,
+            sales_total: Amount::from_fen(sales.try_get(1)?),
+            tenders,
+            refunds: count(&refunds, 0)?,
+            refunds_total: Amount::from_fen(refunds.try_get(1)?),
+            refunded,
+        }))
+    }
+
+    async fn prepaid_figures(
+        &self,
+        cooperative: &str,
+        as_of: Option<NaiveDate>,
+    ) -> Result<Option<PrepaidFigures>, StoreError> {
+        let Some(coop): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM cooperatives WHERE code = ?")
+                .bind(cooperative)
+                .fetch_optional(&self.read)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let paid = format!("wallet:{cooperative}:paid");
+        let bonus = format!("wallet:{cooperative}:bonus");
+        let wallets = format!(
+            "WITH bal AS ({}),
+             holder AS (
+                SELECT SUM(CASE WHEN name = ?1 THEN balance ELSE 0 END) AS paid,
+                       SUM(CASE WHEN name = ?2 THEN balance ELSE 0 END) AS bonus
+                FROM bal GROUP BY owner_id
+             )
+             SELECT COUNT(*), COALESCE(SUM(paid), 0), COALESCE(SUM(bonus), 0) FROM holder
+             WHERE paid + bonus > 0",
+            credit_balances("owner_kind = 'household' AND name IN (?1, ?2)", "?3", as_of)
+        );
+        let vouchers = format!(
+            "WITH bal AS ({}),
+             holder AS (
+                SELECT SUM(CASE WHEN name = 'paid' THEN balance ELSE 0 END) AS paid,
+                       SUM(CASE WHEN name = 'bonus' THEN balance ELSE 0 END) AS bonus
+                FROM bal GROUP BY owner_id
+             )
+             SELECT COUNT(*), COALESCE(SUM(paid), 0), COALESCE(SUM(bonus), 0) FROM holder
+             WHERE paid + bonus > 0",
+            credit_balances(
+                "owner_kind = 'voucher'
+                 AND owner_id IN (SELECT id FROM vouchers WHERE cooperative_id = ?1)",
+                "?2",
+                as_of
+            )
+        );
+        let day = as_of.map(|d| d.to_string());
+        let mut conn = self.read.acquire().await?;
+        // One read transaction: wallets and vouchers are one snapshot.
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        let mut q = sqlx::query(&wallets).bind(&paid).bind(&bonus);
+        if let Some(d) = &day {
+            q = q.bind(d);
+        }
+        let w = q.fetch_one(&mut *conn).await?;
+        let mut q = sqlx::query(&vouchers).bind(coop);
+        if let Some(d) = &day {
+            q = q.bind(d);
+        }
+        let v = q.fetch_one(&mut *conn).await?;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        let figures = |r: &sqlx::sqlite::SqliteRow| -> Result<CreditFigures, StoreError> {
+            Ok(CreditFigures {
+                holders: count(r, 0)?,
+                paid: Amount::from_fen(r.try_get(1)?),
+                bonus: Amount::from_fen(r.try_get(2)?),
+            })
+        };
+        Ok(Some(PrepaidFigures {
+            wallets: figures(&w)?,
+            vouchers: figures(&v)?,
+        }))
+    }
+}
+/// The balances (`owner_kind, owner_id, name, balance`) of the wallet or voucher accounts that
+/// `filter` picks: as stored, or as of a date (the parameter `date_param`) from the postings of
+/// entries dated on or before it. Both are liabilities, so a credit (negative) adds to them.
+fn credit_balances(filter: &str, date_param: &str, as_of: Option<NaiveDate>) -> String {
+    match as_of {
+        None => format!("SELECT owner_kind, owner_id, name, balance FROM accounts WHERE {filter}"),
+        Some(_) => format!(
+            "SELECT a.owner_kind, a.owner_id, a.name, -SUM(p.amount) AS balance
+             FROM accounts a JOIN postings p ON p.account_id = a.id
+             JOIN entries e ON e.id = p.entry_id
+             WHERE {filter} AND e.business_date <= {date_param}
+             GROUP BY a.id"
+        ),
+    }
+}
+
+/// A `COUNT(*)` column as an unsigned count.
+fn count(r: &sqlx::sqlite::SqliteRow, i: usize) -> Result<u64, StoreError> {
+    u64::try_from(r.try_get::<i64, _>(i)?).map_err(|e| StoreError(e.to_string()))
 }
 
 fn stored_entry(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEntry, StoreError> {
@@ -960,6 +1310,131 @@ impl SqliteTx<'_> {
         Ok(Some(meta))
     }
 
+    /// Resolves every posting's account, creating missing ones; set-wise for large entries.
+    async fn resolve_all(
+        &mut self,
+        postings: &[(AccountSpec, i64)],
+    ) -> OpResult<Vec<(AccountMeta, i64)>> {
+        if postings.len() > BULK_POSTINGS {
+            let missing: Vec<&AccountSpec> = postings
+                .iter()
+                .map(|(spec, _)| spec)
+                .filter(|spec| !self.state.accounts.contains_key(&key_of(spec)))
+                .collect();
+            self.bulk_resolve(&missing).await?;
+        }
+        let mut resolved = Vec::with_capacity(postings.len());
+        for (spec, fen) in postings {
+            let meta = self
+                .resolve(spec, true)
+                .await?
+                .ok_or_else(|| StoreError("account not created".into()))?;
+            resolved.push((meta, *fen));
+        }
+        Ok(resolved)
+    }
+
+    /// Loads (and creates where missing) many accounts with a few statements per
+    /// (owner kind, name) group, filling the writer's account cache.
+    async fn bulk_resolve(&mut self, specs: &[&AccountSpec]) -> OpResult<()> {
+        let mut groups: BTreeMap<(&'static str, &str), Vec<&AccountSpec>> = BTreeMap::new();
+        for spec in specs {
+            groups
+                .entry((spec.owner.kind(), spec.name.as_str()))
+                .or_default()
+                .push(spec);
+        }
+        for ((kind, name), specs) in groups {
+            let template = specs[0];
+            // Five values a row here.
+            for chunk in specs.chunks(ROWS_PER_INSERT * 4 / 5) {
+                // Create the missing ones; existing rows are left alone.
+                let mut q = QueryBuilder::new(
+                    "INSERT OR IGNORE INTO accounts (owner_kind, owner_id, name, type, bounded) ",
+                );
+                q.push_values(chunk, |mut b, spec| {
+                    b.push_bind(kind)
+                        .push_bind(spec.owner.id())
+                        .push_bind(name)
+                        .push_bind(template.kind.as_str())
+                        .push_bind(i64::from(template.bounded));
+                });
+                let inserted = q.build().execute(&mut *self.conn).await?;
+                let mut q = QueryBuilder::new(
+                    "SELECT owner_id, id, type, bounded FROM accounts WHERE owner_kind = ",
+                );
+                q.push_bind(kind)
+                    .push(" AND name = ")
+                    .push_bind(name)
+                    .push(" AND owner_id IN (");
+                let mut list = q.separated(", ");
+                for spec in chunk {
+                    list.push_bind(spec.owner.id());
+                }
+                q.push(")");
+                for r in q.build().fetch_all(&mut *self.conn).await? {
+                    let kind_text: String = r.try_get(2)?;
+                    let account_type = AccountType::parse(&kind_text)
+                        .ok_or_else(|| StoreError(format!("bad type {kind_text}")))?;
+                    if account_type != template.kind
+                        || (r.try_get::<i64, _>(3)? != 0) != template.bounded
+                    {
+                        return Err(
+                            StoreError(format!("account {kind}:{name} has another type")).into(),
+                        );
+                    }
+                    let owner: i64 = r.try_get(0)?;
+                    let key = (kind, owner, name.to_string());
+                    if inserted.rows_affected() > 0 {
+                        // Conservatively forget all of this chunk if the command rolls back.
+                        self.state.pending_accounts.push(key.clone());
+                    }
+                    self.state.accounts.insert(
+                        key,
+                        AccountMeta {
+                            id: AccountId(r.try_get(1)?),
+                            sign: account_type.normal_sign(),
+                            bounded: template.bounded,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds many deltas to unbounded accounts' balances in one UPDATE through a temp table.
+    async fn apply_deltas(&mut self, deltas: &[(AccountId, i64)]) -> OpResult<()> {
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS balance_delta (id INTEGER NOT NULL, delta INTEGER NOT NULL)")
+            .execute(&mut *self.conn)
+            .await?;
+        sqlx::query("DELETE FROM temp.balance_delta")
+            .execute(&mut *self.conn)
+            .await?;
+        for chunk in deltas.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::new("INSERT INTO temp.balance_delta (id, delta) ");
+            q.push_values(chunk, |mut b, (id, delta)| {
+                b.push_bind(id.0).push_bind(*delta);
+            });
+            q.build().execute(&mut *self.conn).await?;
+        }
+        let updated = sqlx::query(
+            "UPDATE accounts SET balance = balance + d.delta
+             FROM (SELECT id, SUM(delta) AS delta FROM temp.balance_delta GROUP BY id) AS d
+             WHERE accounts.id = d.id",
+        )
+        .execute(&mut *self.conn)
+        .await?;
+        let distinct: std::collections::HashSet<i64> = deltas.iter().map(|(id, _)| id.0).collect();
+        if updated.rows_affected() != distinct.len() as u64 {
+            return Err(StoreError("a bulk balance update missed an account".into()).into());
+        }
+        sqlx::query("DELETE FROM temp.balance_delta")
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
     async fn household_where(
         &mut self,
         filter: &str,
@@ -1248,16 +1723,16 @@ impl Tx for SqliteTx<'_> {
 
     async fn post(&mut self, entry: EntryDraft, field: &str) -> OpResult<Posted> {
         let EntryDraft { header, postings } = entry;
-        let mut resolved = Vec::with_capacity(postings.len());
-        for (spec, fen) in &postings {
-            let meta = self
-                .resolve(spec, true)
-                .await?
-                .ok_or_else(|| StoreError("account not created".into()))?;
-            resolved.push((meta, *fen));
-        }
+        let resolved = self.resolve_all(&postings).await?;
+        // Bounded accounts (wallets, vouchers) are checked one by one; everything else moves
+        // in one statement when the entry is large (fee bills, a month close).
+        let mut bulk: Vec<(AccountId, i64)> = Vec::new();
         for (meta, fen) in &resolved {
             let delta = fen * meta.sign;
+            if !meta.bounded && resolved.len() > BULK_POSTINGS {
+                bulk.push((meta.id, delta));
+                continue;
+            }
             if meta.bounded && delta < 0 {
                 let balance: i64 = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = ?")
                     .bind(meta.id.0)
@@ -1294,6 +1769,9 @@ impl Tx for SqliteTx<'_> {
                 return Err(Rejection::bad_amount(field, "is too large").into());
             }
         }
+        if !bulk.is_empty() {
+            self.apply_deltas(&bulk).await?;
+        }
         let seq = self.state.head_seq + 1;
         let ids: Vec<(AccountId, i64)> = resolved.iter().map(|(m, fen)| (m.id, *fen)).collect();
         let hash = entry_hash(&self.state.head_hash, seq, &header, &ids);
@@ -1320,15 +1798,17 @@ impl Tx for SqliteTx<'_> {
         .bind(hex::encode(hash))
         .execute(&mut *self.conn)
         .await?;
-        let mut insert =
-            QueryBuilder::new("INSERT INTO postings (entry_id, idx, account_id, amount) ");
-        insert.push_values(ids.iter().enumerate(), |mut b, (i, (account, fen))| {
-            b.push_bind(seq)
-                .push_bind(i as i64)
-                .push_bind(account.0)
-                .push_bind(*fen);
-        });
-        insert.build().execute(&mut *self.conn).await?;
+        for (n, chunk) in ids.chunks(ROWS_PER_INSERT).enumerate() {
+            let mut insert =
+                QueryBuilder::new("INSERT INTO postings (entry_id, idx, account_id, amount) ");
+            insert.push_values(chunk.iter().enumerate(), |mut b, (i, (account, fen))| {
+                b.push_bind(seq)
+                    .push_bind((n * ROWS_PER_INSERT + i) as i64)
+                    .push_bind(account.0)
+                    .push_bind(*fen);
+            });
+            insert.build().execute(&mut *self.conn).await?;
+        }
         if let (Some(name), Some(hash)) = (policy, policy_hash) {
             if let Some((id, version)) = name.rsplit_once('@') {
                 sqlx::query(
@@ -1681,7 +2161,13 @@ impl Tx for SqliteTx<'_> {
         Ok(out)
     }
 
-    async fn insert_fee_bills(&mut self, entry: i64, company: i64, month: &str, bills: &[(i64, Amount, Amount)]) -> OpResult<()> {
+    async fn insert_fee_bills(
+        &mut self,
+        entry: i64,
+        company: i64,
+        month: &str,
+        bills: &[(i64, Amount, Amount)],
+    ) -> OpResult<()> {
         for chunk in bills.chunks(5_000) {
             let mut q = QueryBuilder::new("INSERT INTO fee_bills (household_id, company_id, month, amount, settled, entry_id) ");
             q.push_values(chunk, |mut b, (household, amount, settled)| {
@@ -1727,6 +2213,46 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    async fn settle_bills_for(&mut self, credits: &[(i64, Amount)]) -> OpResult<()> {
+        if credits.is_empty() {
+            return Ok(());
+        }
+        for sql in [
+            "CREATE TEMP TABLE IF NOT EXISTS bill_credit (household_id INTEGER PRIMARY KEY, amount INTEGER NOT NULL)",
+            "CREATE TEMP TABLE IF NOT EXISTS bill_take (id INTEGER PRIMARY KEY, take INTEGER NOT NULL)",
+            "DELETE FROM temp.bill_credit",
+            "DELETE FROM temp.bill_take",
+        ] {
+            sqlx::query(sql).execute(&mut *self.conn).await?;
+        }
+        for chunk in credits.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::new("INSERT INTO temp.bill_credit (household_id, amount) ");
+            q.push_values(chunk, |mut b, (household, amount)| {
+                b.push_bind(*household).push_bind(amount.fen());
+            });
+            q.build().execute(&mut *self.conn).await?;
+        }
+        // Each open bill takes what is left of its household's credit after the older bills:
+        // min(open, credit − open bills before it), oldest first.
+        sqlx::query(
+            "INSERT INTO temp.bill_take (id, take)
+             SELECT id, MIN(open_amount, credit - before) FROM (
+                SELECT b.id, b.amount - b.settled AS open_amount, c.amount AS credit,
+                       COALESCE(SUM(b.amount - b.settled) OVER (
+                           PARTITION BY b.household_id ORDER BY b.month
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+                FROM fee_bills b JOIN temp.bill_credit c ON c.household_id = b.household_id
+                WHERE b.settled < b.amount)
+             WHERE credit > before",
+        )
+        .execute(&mut *self.conn)
+        .await?;
+        sqlx::query("UPDATE fee_bills SET settled = settled + t.take FROM temp.bill_take AS t WHERE fee_bills.id = t.id")
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
     async fn insert_fee_credits(
         &mut self,
         entry: i64,
@@ -1749,11 +2275,13 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn month_close(&mut self, coop: i64, month: &str) -> OpResult<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT result FROM month_closes WHERE cooperative_id = ? AND month = ?")
-            .bind(coop)
-            .bind(month)
-            .fetch_optional(&mut *self.conn)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT result FROM month_closes WHERE cooperative_id = ? AND month = ?",
+        )
+        .bind(coop)
+        .bind(month)
+        .fetch_optional(&mut *self.conn)
+        .await?)
     }
 
     async fn latest_close(&mut self, coop: i64) -> OpResult<Option<(String, String)>> {
@@ -1767,7 +2295,12 @@ impl Tx for SqliteTx<'_> {
         })
     }
 
-    async fn coop_month_totals(&mut self, coop: i64, from: NaiveDate, to: NaiveDate) -> OpResult<MonthTotals> {
+    async fn coop_month_totals(
+        &mut self,
+        coop: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> OpResult<MonthTotals> {
         let rows = sqlx::query(
             "SELECT a.name, a.type, SUM(p.amount) FROM postings p
              JOIN accounts a ON a.id = p.account_id
@@ -1794,7 +2327,9 @@ impl Tx for SqliteTx<'_> {
                 "promotion" => &mut t.promotion,
                 _ => &mut t.expenses,
             };
-            *slot = slot.checked_add(value).ok_or_else(|| StoreError("month totals overflow".into()))?;
+            *slot = slot
+                .checked_add(value)
+                .ok_or_else(|| StoreError("month totals overflow".into()))?;
         }
         Ok(t)
     }
@@ -1819,7 +2354,12 @@ impl Tx for SqliteTx<'_> {
             .collect()
     }
 
-    async fn credit_spend(&mut self, coop: i64, from: NaiveDate, to: NaiveDate) -> OpResult<HashMap<i64, i64>> {
+    async fn credit_spend(
+        &mut self,
+        coop: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> OpResult<HashMap<i64, i64>> {
         let rows = sqlx::query(
             "SELECT COALESCE(t.household_id, v.household_id) AS h, SUM(t.amount - t.refunded)
              FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
@@ -1833,7 +2373,9 @@ impl Tx for SqliteTx<'_> {
         .bind(to.to_string())
         .fetch_all(&mut *self.conn)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     async fn insert_month_close(
@@ -1872,7 +2414,14 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    async fn insert_settlement(&mut self, entry: i64, coop: i64, company: i64, amount: Amount, reference: &str) -> OpResult<()> {
+    async fn insert_settlement(
+        &mut self,
+        entry: i64,
+        coop: i64,
+        company: i64,
+        amount: Amount,
+        reference: &str,
+    ) -> OpResult<()> {
         sqlx::query(
             "INSERT INTO settlements (entry_id, cooperative_id, company_id, amount, reference, business_date)
              SELECT ?, ?, ?, ?, ?, business_date FROM entries WHERE id = ?",

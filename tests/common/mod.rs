@@ -4,9 +4,8 @@
 //! that answer with the domain's receipts and rejections.
 //!
 //! Test bodies take a [`Backend`] and build their ledger with [`TestLedger::on`], so the same
-//! body runs against every store implementation (one conformance story per backend). Today that
-//! is SQLite; a PostgreSQL backend needs only a `Backend::Postgres` arm that creates a fresh
-//! database and hands back its URL.
+//! body runs against every store implementation (one conformance story per backend): SQLite in a
+//! temporary file, and PostgreSQL in a fresh database of the test's own (see `pg_support`).
 //!
 //! Master data (SPEC §2, §5):
 //! - cooperative `COOP` with shops `S1`, `S2`
@@ -16,6 +15,12 @@
 //! - catalogue of COOP: see [`CATALOGUE`].
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
+
+// A test binary that uses both harnesses (tests/fees.rs) gets two copies, each with a cluster
+// of its own if it runs PostgreSQL tests through both: wasteful but harmless.
+#[allow(clippy::duplicate_mod)]
+#[path = "../pg_support/mod.rs"]
+pub mod pg_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +57,7 @@ pub const CATALOGUE: &[(&str, &str, &str, &str, &str)] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
+    Postgres,
 }
 
 /// Where the policies come from.
@@ -155,7 +161,9 @@ pub struct TestLedger {
     pub settings: Settings,
     pub backend: Backend,
     pub policies: Policies,
-    /// Holds the database (and the policies copy) until the test ends.
+    /// The PostgreSQL database, dropped when the test ends.
+    pg: Option<pg_support::TestDatabase>,
+    /// Holds the database (and the policies copy, and the key file) until the test ends.
     dir: tempfile::TempDir,
 }
 
@@ -171,8 +179,16 @@ impl TestLedger {
 
     pub async fn with(backend: Backend, today: &str, policies: Policies) -> TestLedger {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let database = match backend {
-            Backend::Sqlite => format!("sqlite://{}", dir.path().join("t.db").display()),
+        let (database, pg, key_file) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("t.db").display()),
+                None,
+                None,
+            ),
+            Backend::Postgres => {
+                let db = pg_support::fresh_database().await;
+                (db.url.clone(), Some(db), Some(dir.path().join("keys.toml")))
+            }
         };
         let policies_dir = match policies {
             Policies::Repo => repo_policies(),
@@ -185,7 +201,7 @@ impl TestLedger {
         let settings = Settings {
             database,
             policies_dir,
-            key_file: None,
+            key_file,
             today: Some(date(today)),
         };
         let app = App::open(&settings)
@@ -196,6 +212,7 @@ impl TestLedger {
             settings,
             backend,
             policies,
+            pg,
             dir,
         };
         ledger.seed().await;
@@ -547,6 +564,17 @@ impl TestLedger {
                     .await
                     .expect("read connection");
                 sqlx::query_scalar("SELECT reverses FROM entries WHERE id = ?")
+                    .bind(entry)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("entry row")
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&self.settings.database)
+                    .await
+                    .expect("PostgreSQL connection");
+                sqlx::query_scalar("SELECT reverses FROM entries WHERE id = $1")
                     .bind(entry)
                     .fetch_one(&mut conn)
                     .await

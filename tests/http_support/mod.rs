@@ -4,8 +4,8 @@
 //! offers typed helpers (`post`, `get`, `top_up`, `sell`, `wallet`, `head`…) over a real client.
 //!
 //! Test bodies take a `&TestApp` and the test functions build one per [`Backend`], so the same
-//! body can run against every store implementation. Today that is SQLite; PostgreSQL needs only
-//! a `Backend::Postgres` arm that creates a fresh database and hands back its URL.
+//! body runs against every store implementation: SQLite in a temporary file, and PostgreSQL in a
+//! fresh database of the test's own (see `pg_support`).
 //!
 //! Master data (business date 2026-11-16):
 //! - cooperative `COOP` with shops `S1`, `S2`; cooperative `COOP2` with shop `T1`
@@ -17,6 +17,12 @@
 //! Tokens: one per role and scope, see the constants below; [`REVOKED`] was revoked.
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
+
+// A test binary that uses both harnesses (tests/fees.rs) gets two copies, each with a cluster
+// of its own if it runs PostgreSQL tests through both: wasteful but harmless.
+#[allow(clippy::duplicate_mod)]
+#[path = "../pg_support/mod.rs"]
+pub mod pg_support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +86,7 @@ pub const CATALOGUE: &[(&str, &str, &str, &str, &str)] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
+    Postgres,
 }
 
 /// What a request came back with: status, body (JSON, or the text as a JSON string when the
@@ -97,7 +104,9 @@ pub struct TestApp {
     pub token_ids: BTreeMap<&'static str, i64>,
     running: Option<Running>,
     next_key: AtomicU64,
-    /// Holds the database until the test ends.
+    /// The PostgreSQL database, dropped when the test ends.
+    pg: Option<pg_support::TestDatabase>,
+    /// Holds the database (or the key file) until the test ends.
     dir: tempfile::TempDir,
 }
 
@@ -123,13 +132,21 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, config: HttpConfig) -> TestApp {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let database = match backend {
-            Backend::Sqlite => format!("sqlite://{}", dir.path().join("t.db").display()),
+        let (database, pg, key_file) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("t.db").display()),
+                None,
+                None,
+            ),
+            Backend::Postgres => {
+                let db = pg_support::fresh_database().await;
+                (db.url.clone(), Some(db), Some(dir.path().join("keys.toml")))
+            }
         };
         let settings = Settings {
             database,
             policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
-            key_file: None,
+            key_file,
             today: Some(date(TODAY)),
         };
         let app = App::open(&settings)
@@ -174,6 +191,7 @@ impl TestApp {
             token_ids,
             running: Some(running),
             next_key: AtomicU64::new(1),
+            pg,
             dir,
         }
     }

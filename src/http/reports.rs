@@ -1,0 +1,134 @@
+//! Cooperative reports over HTTP: the daily till report (cashiers for their own shop,
+//! accountants for their cooperative's shops, admins for any) and the outstanding prepaid
+//! liability with its custody deposit (accountants for their own cooperative, admins for any).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, Problem};
+use super::extract::Principal;
+use super::AppState;
+use crate::domain::Role;
+use crate::reports::{self, PrepaidReport, ReportError, ShopFilter, TillReport};
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_till))
+        .routes(routes!(get_prepaid))
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> ApiError {
+        match e {
+            ReportError::Store(e) => e.into(),
+            ReportError::Rejected(r) => r.into(),
+            ReportError::Overflow => {
+                tracing::error!("amount overflow in a report");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TillQuery {
+    /// Business date, `YYYY-MM-DD`.
+    date: NaiveDate,
+    /// One shop; a cashier's token fixes it, an accountant's must be of its cooperative.
+    shop: Option<String>,
+    /// Admins only: the shops of one cooperative.
+    cooperative: Option<String>,
+}
+
+/// Daily till report (日结) per shop: top-ups by method, sales by tender, refunds, vouchers redeemed.
+#[utoipa::path(get, path = "/v1/reports/till", tag = "reports", params(TillQuery),
+    responses((status = 200, body = TillReport), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_till(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<TillQuery>, QueryRejection>,
+) -> Result<axum::Json<TillReport>, ApiError> {
+    principal.allow(&[Role::Cashier, Role::CoopAccountant, Role::Admin])?;
+    let q = query(q)?;
+    let store = state.app.store.as_ref();
+    let filter = match principal.role() {
+        Role::Cashier => {
+            if q.cooperative.is_some() {
+                return Err(ApiError::forbidden());
+            }
+            ShopFilter::Shop(principal.shop_for(q.shop.as_deref())?)
+        }
+        Role::CoopAccountant => {
+            let own = principal.cooperative_for(q.cooperative.as_deref())?;
+            match q.shop {
+                None => ShopFilter::Cooperative(own),
+                Some(shop) => {
+                    // Another cooperative's shop, or none at all: outside this token's scope.
+                    let shops = store.shops().await?;
+                    if !shops.iter().any(|s| s.code == shop && s.cooperative == own) {
+                        return Err(ApiError::forbidden());
+                    }
+                    ShopFilter::Shop(shop)
+                }
+            }
+        }
+        _ => match (q.shop, q.cooperative) {
+            (Some(shop), _) => ShopFilter::Shop(shop),
+            (None, Some(coop)) => ShopFilter::Cooperative(coop),
+            (None, None) => ShopFilter::All,
+        },
+    };
+    let report = reports::till(store, q.date, &filter)
+        .await?
+        .ok_or_else(|| ApiError::not_found("shop"))?;
+    Ok(axum::Json(report))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PrepaidQuery {
+    /// Admins name the cooperative; an accountant's token fixes it.
+    cooperative: Option<String>,
+    /// Balances at the end of this business date (default today).
+    date: Option<NaiveDate>,
+}
+
+/// Outstanding prepaid liability (wallets and vouchers, paid vs bonus) and the custody deposit it implies.
+#[utoipa::path(get, path = "/v1/reports/prepaid", tag = "reports", params(PrepaidQuery),
+    responses((status = 200, body = PrepaidReport), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_prepaid(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<PrepaidQuery>, QueryRejection>,
+) -> Result<axum::Json<PrepaidReport>, ApiError> {
+    principal.allow(&[Role::CoopAccountant, Role::Admin])?;
+    let q = query(q)?;
+    let cooperative = principal.cooperative_for(q.cooperative.as_deref())?;
+    let report = reports::prepaid(
+        state.app.store.as_ref(),
+        &state.app.policies,
+        &cooperative,
+        state.app.clock.today(),
+        q.date,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("cooperative"))?;
+    Ok(axum::Json(report))
+}

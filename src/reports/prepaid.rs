@@ -1,0 +1,161 @@
+//! Outstanding prepaid liability (预付卡余额) of a cooperative: what its wallets and bearer
+//! vouchers still owe residents, split into the paid part (the residents' own money) and the
+//! bonus part (the 5.00 per 50.00 of 居民购物50元换55元), and the custody deposit (存管资金) it
+//! implies: the top-up policy's `custody_deposit_ratio` × last quarter's prepaid balance.
+//!
+//! "Last quarter's prepaid balance" is the paid part outstanding (wallets + vouchers) at the end
+//! of the calendar quarter before the report date, recomputed from the postings of entries
+//! dated on or before that day. Only the paid part counts: the bonus was never money received.
+//! The product is rounded once, half-up (四舍五入). The ratio is the one of the policy version in
+//! effect on the report date.
+
+use chrono::{Datelike, NaiveDate};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{no_policy, ReportError};
+use crate::money::{mul_rate, Amount, Rounding};
+use crate::policy::PolicySet;
+use crate::store::{CreditFigures, Store};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PrepaidReport {
+    pub cooperative: String,
+    /// Balances at the end of this business date.
+    pub as_of: NaiveDate,
+    pub wallets: CreditLine,
+    pub vouchers: CreditLine,
+    /// Wallets and vouchers together.
+    pub total: CreditLine,
+    pub custody: Custody,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CreditLine {
+    /// Wallets (households) or vouchers with credit left.
+    pub count: u64,
+    pub paid: Amount,
+    pub bonus: Amount,
+    /// paid + bonus.
+    pub total: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Custody {
+    /// The end of the calendar quarter before `as_of`.
+    pub quarter_end: NaiveDate,
+    /// Paid credit outstanding at `quarter_end`, in wallets…
+    pub wallets_paid: Amount,
+    /// …and in vouchers…
+    pub vouchers_paid: Amount,
+    /// …together: last quarter's prepaid balance.
+    pub prepaid_balance: Amount,
+    /// `custody_deposit_ratio` of the top-up policy in effect on `as_of`.
+    #[schema(value_type = String, example = "0.40")]
+    #[serde(with = "rust_decimal::serde::str")]
+    pub ratio: Decimal,
+    /// The policy it comes from, `id@version`.
+    pub policy: String,
+    /// ratio × prepaid_balance, rounded once, half-up.
+    pub deposit: Amount,
+}
+
+/// The last day of the calendar quarter before the one `date` is in.
+pub fn previous_quarter_end(date: NaiveDate) -> NaiveDate {
+    let first_month = (date.month0() / 3) * 3 + 1;
+    NaiveDate::from_ymd_opt(date.year(), first_month, 1)
+        .and_then(|start| start.pred_opt())
+        .unwrap_or(NaiveDate::MIN)
+}
+
+fn line(f: &CreditFigures) -> Result<CreditLine, ReportError> {
+    Ok(CreditLine {
+        count: f.holders,
+        paid: f.paid,
+        bonus: f.bonus,
+        total: f.paid.checked_add(f.bonus).ok_or(ReportError::Overflow)?,
+    })
+}
+
+fn sum(a: &CreditLine, b: &CreditLine) -> Result<CreditLine, ReportError> {
+    let add = |x: Amount, y: Amount| x.checked_add(y).ok_or(ReportError::Overflow);
+    Ok(CreditLine {
+        count: a.count + b.count,
+        paid: add(a.paid, b.paid)?,
+        bonus: add(a.bonus, b.bonus)?,
+        total: add(a.total, b.total)?,
+    })
+}
+
+/// The prepaid report of `cooperative` as of `as_of` (default `today`: stored balances; an
+/// earlier date is recomputed from postings). `None` for an unknown cooperative.
+pub async fn prepaid(
+    store: &dyn Store,
+    policies: &PolicySet,
+    cooperative: &str,
+    today: NaiveDate,
+    as_of: Option<NaiveDate>,
+) -> Result<Option<PrepaidReport>, ReportError> {
+    let date = as_of.unwrap_or(today);
+    let recompute = as_of.filter(|d| *d < today);
+    let Some(now) = store.prepaid_figures(cooperative, recompute).await? else {
+        return Ok(None);
+    };
+    let quarter_end = previous_quarter_end(date);
+    let then = store
+        .prepaid_figures(cooperative, Some(quarter_end))
+        .await?
+        .unwrap_or_default();
+    let policy = policies
+        .topup(date)
+        .ok_or_else(|| no_policy("topup_bonus", date))?;
+    let ratio = policy.rules.custody_deposit_ratio;
+    let prepaid_balance = then
+        .wallets
+        .paid
+        .checked_add(then.vouchers.paid)
+        .ok_or(ReportError::Overflow)?;
+    let wallets = line(&now.wallets)?;
+    let vouchers = line(&now.vouchers)?;
+    Ok(Some(PrepaidReport {
+        cooperative: cooperative.to_string(),
+        as_of: date,
+        total: sum(&wallets, &vouchers)?,
+        wallets,
+        vouchers,
+        custody: Custody {
+            quarter_end,
+            wallets_paid: then.wallets.paid,
+            vouchers_paid: then.vouchers.paid,
+            prepaid_balance,
+            ratio,
+            policy: policy.reference.to_string(),
+            deposit: mul_rate(prepaid_balance, ratio, Rounding::HalfUp)?,
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn quarter_ends() {
+        for (date, end) in [
+            ("2026-11-16", "2026-09-30"),
+            ("2026-10-01", "2026-09-30"),
+            ("2026-09-30", "2026-06-30"),
+            ("2026-04-01", "2026-03-31"),
+            ("2026-03-31", "2025-12-31"),
+            ("2026-01-01", "2025-12-31"),
+            ("2026-07-15", "2026-06-30"),
+        ] {
+            assert_eq!(previous_quarter_end(d(date)), d(end), "{date}");
+        }
+    }
+}

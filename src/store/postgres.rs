@@ -1,0 +1,2690 @@
+//! The PostgreSQL store: the production backend, where several stateless hongxin processes
+//! share one database. Integer fen in BIGINT; dates and timestamps are the same canonical text
+//! as on SQLite (the entry hash covers that text).
+//!
+//! # The write path
+//!
+//! Each process runs [`WRITERS`] writer tasks, each with its own connection, taking commands
+//! from one bounded queue. A writer drains what is waiting into a batch and runs it in one
+//! transaction (READ COMMITTED) with a savepoint per command, then answers every caller once
+//! the batch is committed: group commit, as on SQLite. What differs is that other writers, in
+//! this process and in others, commit at the same time, so each invariant that SQLite gets from
+//! its single writer is held here by a lock:
+//!
+//! - **Bounded accounts** (wallets, vouchers) are read and changed only under their row lock
+//!   (`SELECT … FOR NO KEY UPDATE`, in ascending id order within a posting), held to the end of
+//!   the batch. A balance the domain reads to decide (a pro-rata split, a refund) is therefore
+//!   the balance it changes; the `CHECK (balance >= 0)` is the backstop.
+//! - **Hot accounts** (every unbounded account: the cooperative's cash, sales, cogs…, companies,
+//!   household fees) take no lock while a batch runs. Their changes are added up in memory per
+//!   batch and applied once, at the end, by one `UPDATE … SET balance = balance + delta`, while
+//!   the batch holds the chain lock (below), so the row locks those updates take are never
+//!   waited for by anyone but the next batch's end. A domain decision that reads an unbounded
+//!   balance (a settlement against `due_to`, a close's reserve) takes a transaction-level
+//!   advisory lock on that account, so two such decisions serialize without slowing sales.
+//! - **The hash chain**: an entry is inserted when it is posted, with its identity `id` (what
+//!   receipts and references name), but it gets its place in the chain (`seq`, `prev_hash`,
+//!   `hash`) only at the end of the batch, under `SELECT … FROM chain_head FOR UPDATE`. The
+//!   head is read from that row every time, never cached: another process may have moved it.
+//!   The chain lock is held only for the batch's last few statements and its commit. Business
+//!   dates are clamped to the head's date when the batch starts; if another process has since
+//!   posted a later date (midnight, or a skewed clock), the batch is rolled back and rerun.
+//! - **Deadlocks are avoided, not just detected.** Only the first command of a batch waits for
+//!   a row lock; every later command asks with `NOWAIT` (advisory locks: `pg_try_…`), because it
+//!   already holds the locks of the commands before it. A command that finds a lock taken is
+//!   rolled back to its savepoint, which releases its own locks, and runs again first in the
+//!   writer's next batch. The chain lock is taken last and its holder waits for nothing else,
+//!   so it closes no cycle. What remains (two first commands locking the same wallet and
+//!   voucher in opposite orders, unique-index waits) PostgreSQL detects; a deadlock, a
+//!   serialization failure or a unique violation from a concurrent duplicate reruns the
+//!   command the same way, a bounded number of times ([`MAX_DEFERRALS`]).
+//! - **Idempotency**: the key's row is inserted inside the command's savepoint. A concurrent
+//!   duplicate in another writer makes that insert wait for the other batch and then fail with a
+//!   unique violation; the command is rolled back and rerun, and the rerun replays the stored
+//!   outcome.
+//! - **Other decisions** that read rows others change lock them the same way: a sale being
+//!   refunded, a voucher's status, a household's top-ups this month (the cap), an entry being
+//!   reversed, open fee bills. A month close takes an exclusive advisory lock on its
+//!   cooperative and checking a month for being closed takes a shared one, so no expense lands
+//!   in a month another process is closing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
+use sqlx::{ConnectOptions, Connection, QueryBuilder, Row};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::sqlite::Services;
+use super::*;
+use crate::domain::{
+    self, BillingRow, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold, HouseholdRef,
+    MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop, NewToken,
+    NewVoucher, OpError, OpResult, OpenBill, Posted, SaleLineRecord, SaleRecord, SaleRefundRecord,
+    ShareRow, ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx, VoucherRecord,
+};
+use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
+use crate::ledger::{
+    canonical_time, entry_hash, AccountId, AccountRecord, AccountSpec, AccountType, EntryDraft,
+    EntryHeader, EntryKind, Owner, StoredEntry, Verifier,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Writer tasks (and so write connections) per process.
+pub const WRITERS: usize = 4;
+/// Read connections per process.
+const READERS: u32 = 8;
+/// How often one command may be put back because of another writer's lock before its caller
+/// gets a store error (and may retry with the same idempotency key).
+pub const MAX_DEFERRALS: u32 = 100;
+/// How often a whole batch is run again after a failure that certainly left nothing behind.
+const MAX_BATCH_ATTEMPTS: u32 = 4;
+/// Entries read per query while verifying, so memory stays bounded on a large journal.
+const VERIFY_CHUNK: i64 = 5_000;
+/// Rows per multi-row INSERT (PostgreSQL allows 65,535 bound values per statement).
+const INSERT_CHUNK: usize = 5_000;
+/// Advisory lock classes (the first key of `pg_advisory_xact_lock(int, int)`).
+const LOCK_ACCOUNT: i32 = 0x6878_0001;
+const LOCK_CLOSE: i32 = 0x6878_0002;
+
+/// SQLSTATEs after which a command (rolled back to its savepoint) or a batch (rolled back
+/// before its commit) can simply run again: serialization failure, deadlock, lock not
+/// available (NOWAIT), and a unique violation from a concurrent duplicate.
+fn is_contention(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => matches!(
+            d.code().as_deref(),
+            Some("40001" | "40P01" | "55P03" | "23505")
+        ),
+        _ => false,
+    }
+}
+
+/// True when the transaction certainly did not commit: the server reported it rolled back.
+fn certainly_aborted(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => matches!(d.code().as_deref(), Some("40001" | "40P01")),
+        _ => false,
+    }
+}
+
+/// PostgreSQL text cannot hold NUL, and no stored code contains one (the domain refuses control
+/// characters), so a key with NUL is simply not found, as it is on SQLite.
+fn storable(key: &str) -> bool {
+    !key.contains('\0')
+}
+
+fn date(s: &str) -> Result<NaiveDate, StoreError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| StoreError(format!("bad date {s:?}: {e}")))
+}
+
+fn hash32(s: &str) -> Result<[u8; 32], StoreError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).map_err(|e| StoreError(format!("bad hash {s:?}: {e}")))?;
+    Ok(out)
+}
+
+fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    Ok(PgConnectOptions::from_str(url)?
+        .application_name("hongxin")
+        .disable_statement_logging())
+}
+
+struct Job {
+    envelope: Envelope,
+    reply: oneshot::Sender<Result<Outcome, StoreError>>,
+}
+
+pub struct PostgresStore {
+    queue: mpsc::Sender<Job>,
+    read: PgPool,
+    stats: Arc<WriteStats>,
+}
+
+impl PostgresStore {
+    /// Connects to `url`, applies the migrations (under sqlx's advisory lock, so processes
+    /// starting together are safe), checks that no applied policy was edited, and starts the
+    /// writers.
+    pub async fn open(url: &str, services: Services) -> Result<PostgresStore, StoreError> {
+        let options = connect_options(url)?;
+        let read = PgPoolOptions::new()
+            .max_connections(READERS)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR
+            .run(&read)
+            .await
+            .map_err(|e| StoreError(format!("migrating {}: {e}", crate::app::redact_url(url))))?;
+        let store = PostgresStore {
+            queue: mpsc::channel(1).0,
+            read,
+            stats: Arc::new(WriteStats::default()),
+        };
+        let applied = store.applied_policies().await?;
+        services
+            .policies
+            .check_applied(&applied)
+            .map_err(|e| StoreError(e.to_string()))?;
+        let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        let shared = Arc::new(Shared {
+            rx: Mutex::new(rx),
+            services,
+            stats: store.stats.clone(),
+            accounts: RwLock::new(HashMap::new()),
+            options,
+        });
+        for _ in 0..WRITERS {
+            let conn = shared.options.connect().await?;
+            let writer = Writer {
+                shared: shared.clone(),
+                conn: Some(conn),
+            };
+            tokio::spawn(writer.run());
+        }
+        Ok(PostgresStore { queue, ..store })
+    }
+
+    /// Whether the database at `url` has no journal entries (or no schema yet). Used before
+    /// generating a new key file: keys are never generated for a database that has data.
+    pub async fn journal_is_empty(url: &str) -> Result<bool, StoreError> {
+        let mut conn = connect_options(url)?.connect().await?;
+        let found: Result<bool, sqlx::Error> =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM entries)")
+                .fetch_one(&mut conn)
+                .await;
+        let _ = conn.close().await;
+        match found {
+            Ok(any) => Ok(!any),
+            Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("42P01") => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The read pool, for reports and tests that need plain SQL over the store.
+    pub fn read_pool(&self) -> &PgPool {
+        &self.read
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn execute(&self, envelope: Envelope) -> Result<Outcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { envelope, reply })
+            .await
+            .map_err(|_| StoreError("the writers have stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError("the writer stopped before answering".into()))?
+    }
+
+    async fn head(&self) -> Result<Head, StoreError> {
+        let r = sqlx::query("SELECT seq, hash, business_date FROM chain_head WHERE id = 1")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(Head {
+            seq: r.try_get(0)?,
+            hash: r.try_get(1)?,
+            business_date: r
+                .try_get::<Option<String>, _>(2)?
+                .map(|d| date(&d))
+                .transpose()?,
+        })
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        // One snapshot, so the journal and the balances agree.
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *conn)
+            .await?;
+        let report = verify_in(&mut conn).await;
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        report
+    }
+
+    async fn household(&self, code: &str) -> Result<Option<HouseholdView>, StoreError> {
+        if !storable(code) {
+            return Ok(None);
+        }
+        let Some(r) = sqlx::query(
+            "SELECT h.id, h.code, c.code, k.code, c.eligible, h.area_dm2, h.name, h.link_version
+             FROM households h JOIN compounds c ON c.id = h.compound_id
+             JOIN companies k ON k.id = c.company_id WHERE h.code = $1",
+        )
+        .bind(code)
+        .fetch_optional(&self.read)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = r.try_get(0)?;
+        let mut wallets: BTreeMap<String, (Amount, Amount)> = BTreeMap::new();
+        let mut fees = Amount::ZERO;
+        for a in sqlx::query(
+            "SELECT name, balance FROM accounts WHERE owner_kind = 'household' AND owner_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?
+        {
+            let name: String = a.try_get(0)?;
+            let balance = Amount::from_fen(a.try_get(1)?);
+            if name == "fees" {
+                fees = balance;
+            } else if let Some(rest) = name.strip_prefix("wallet:") {
+                if let Some((coop, part)) = rest.rsplit_once(':') {
+                    let w = wallets.entry(coop.to_string()).or_default();
+                    if part == "paid" {
+                        w.0 = balance;
+                    } else {
+                        w.1 = balance;
+                    }
+                }
+            }
+        }
+        let vouchers = voucher_rows(&self.read, "v.household_id = $1", id).await?;
+        Ok(Some(HouseholdView {
+            id,
+            code: r.try_get(1)?,
+            compound: r.try_get(2)?,
+            company: r.try_get(3)?,
+            eligible: r.try_get(4)?,
+            area_dm2: r.try_get(5)?,
+            name: r.try_get(6)?,
+            link_version: r.try_get(7)?,
+            wallets: wallets
+                .into_iter()
+                .map(|(cooperative, (paid, bonus))| WalletView {
+                    cooperative,
+                    paid,
+                    bonus,
+                    total: Amount::from_fen(paid.fen() + bonus.fen()),
+                })
+                .collect(),
+            vouchers,
+            fees_balance: fees,
+        }))
+    }
+
+    async fn history(
+        &self,
+        household: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Option<HistoryPage>, StoreError> {
+        if !storable(household) {
+            return Ok(None);
+        }
+        let Some(id): Option<i64> = sqlx::query_scalar("SELECT id FROM households WHERE code = $1")
+            .bind(household)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let limit = i64::from(limit.clamp(1, 100));
+        let rows = sqlx::query(
+            "WITH mine AS (
+                SELECT id, name, type FROM accounts WHERE owner_kind = 'household' AND owner_id = $1
+                UNION ALL
+                SELECT a.id, 'voucher ' || v.id || ':' || a.name, a.type FROM accounts a
+                JOIN vouchers v ON a.owner_kind = 'voucher' AND a.owner_id = v.id
+                WHERE v.household_id = $1
+             ),
+             page AS (
+                SELECT DISTINCT p.entry_id FROM postings p JOIN mine m ON m.id = p.account_id
+                WHERE p.entry_id < $2 ORDER BY p.entry_id DESC LIMIT $3
+             )
+             SELECT e.id, e.kind, e.business_date, e.memo, m.name, m.type, p.amount
+             FROM page JOIN entries e ON e.id = page.entry_id
+             JOIN postings p ON p.entry_id = e.id JOIN mine m ON m.id = p.account_id
+             ORDER BY e.id DESC, p.idx",
+        )
+        .bind(id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        let mut items: Vec<HistoryItem> = Vec::new();
+        for r in rows {
+            let entry: i64 = r.try_get(0)?;
+            if items.last().is_none_or(|i| i.entry != entry) {
+                items.push(HistoryItem {
+                    entry,
+                    kind: r.try_get(1)?,
+                    business_date: date(r.try_get(2)?)?,
+                    memo: r.try_get(3)?,
+                    changes: Vec::new(),
+                });
+            }
+            let kind: String = r.try_get(5)?;
+            let sign = AccountType::parse(&kind).map_or(1, AccountType::normal_sign);
+            let amount: i64 = r.try_get(6)?;
+            if let Some(item) = items.last_mut() {
+                item.changes
+                    .push((r.try_get(4)?, Amount::from_fen(amount * sign)));
+            }
+        }
+        let next_before = if items.len() as i64 == limit {
+            items.last().map(|i| i.entry)
+        } else {
+            None
+        };
+        Ok(Some(HistoryPage { items, next_before }))
+    }
+
+    async fn voucher(&self, serial: u64) -> Result<Option<VoucherRow>, StoreError> {
+        Ok(voucher_rows(&self.read, "v.serial = $1", serial as i64)
+            .await?
+            .pop())
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        if !storable(hash) {
+            return Ok(None);
+        }
+        let Some(r) = sqlx::query(
+            "SELECT t.id, t.role, c.code, s.code, k.code, h.code, t.label, t.expires_at, t.revoked_at
+             FROM tokens t
+             LEFT JOIN cooperatives c ON c.id = t.cooperative_id
+             LEFT JOIN shops s ON s.id = t.shop_id
+             LEFT JOIN companies k ON k.id = t.company_id
+             LEFT JOIN households h ON h.id = t.household_id
+             WHERE t.hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.read)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let role: String = r.try_get(1)?;
+        let expires_at = match r.try_get::<Option<String>, _>(7)? {
+            Some(t) => Some(
+                chrono::DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| StoreError(format!("bad expiry {t:?}: {e}")))?
+                    .to_utc(),
+            ),
+            None => None,
+        };
+        Ok(Some(TokenRecord {
+            id: r.try_get(0)?,
+            role: Role::parse(&role).ok_or_else(|| StoreError(format!("bad role {role}")))?,
+            cooperative: r.try_get(2)?,
+            shop: r.try_get(3)?,
+            company: r.try_get(4)?,
+            household: r.try_get(5)?,
+            label: r.try_get(6)?,
+            expires_at,
+            revoked: r.try_get::<Option<String>, _>(8)?.is_some(),
+        }))
+    }
+
+    async fn household_credentials(
+        &self,
+        code: &str,
+    ) -> Result<Option<HouseholdCredentials>, StoreError> {
+        if !storable(code) {
+            return Ok(None);
+        }
+        let row =
+            sqlx::query("SELECT id, code, pin_hash, link_version FROM households WHERE code = $1")
+                .bind(code)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(match row {
+            Some(r) => Some(HouseholdCredentials {
+                id: r.try_get(0)?,
+                code: r.try_get(1)?,
+                pin_hash: r.try_get(2)?,
+                link_version: r.try_get(3)?,
+            }),
+            None => None,
+        })
+    }
+
+    async fn balances(&self) -> Result<BTreeMap<String, Amount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.owner_kind || ':' || COALESCE(c.code, k.code, h.code, v.serial::TEXT) || ':' || a.name,
+                    a.balance
+             FROM accounts a
+             LEFT JOIN cooperatives c ON a.owner_kind = 'cooperative' AND c.id = a.owner_id
+             LEFT JOIN companies k ON a.owner_kind = 'company' AND k.id = a.owner_id
+             LEFT JOIN households h ON a.owner_kind = 'household' AND h.id = a.owner_id
+             LEFT JOIN vouchers v ON a.owner_kind = 'voucher' AND v.id = a.owner_id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
+            .collect()
+    }
+
+    fn write_stats(&self) -> &WriteStats {
+        &self.stats
+    }
+
+    async fn statement(&self, company: &str, month: &str) -> Result<Option<Statement>, StoreError> {
+        if !storable(company) {
+            return Ok(None);
+        }
+        let Some(company_id): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM companies WHERE code = $1")
+                .bind(company)
+                .fetch_optional(&self.read)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let (first, last) =
+            crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
+        let (first, last) = (first.to_string(), last.to_string());
+        let mut conn = self.read.acquire().await?;
+        // One snapshot for the lines, the positions and the head.
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *conn)
+            .await?;
+        let parts = statement_in(&mut conn, company_id, &first, &last).await;
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        let (lines, positions, seq, hash) = parts?;
+        Ok(Some(crate::fees::statement::build(
+            company, month, lines, positions, seq, hash,
+        )))
+    }
+
+    async fn open_bills(
+        &self,
+        household: &str,
+    ) -> Result<Vec<(String, Amount, Amount)>, StoreError> {
+        if !storable(household) {
+            return Ok(Vec::new());
+        }
+        sqlx::query(
+            "SELECT b.month, b.amount, b.settled FROM fee_bills b JOIN households h ON h.id = b.household_id
+             WHERE h.code = $1 AND b.settled < b.amount ORDER BY b.month",
+        )
+        .bind(household)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                Amount::from_fen(r.try_get(1)?),
+                Amount::from_fen(r.try_get(2)?),
+            ))
+        })
+        .collect()
+    }
+
+    async fn close_runs(&self) -> Result<Vec<CloseRun>, StoreError> {
+        let closes = sqlx::query(
+            "SELECT m.cooperative_id, c.code, m.month, m.inputs, m.entry_id FROM month_closes m
+             JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY c.code, m.month",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let mut runs = Vec::with_capacity(closes.len());
+        for m in closes {
+            let coop: i64 = m.try_get(0)?;
+            let month: String = m.try_get(2)?;
+            let shares = sqlx::query(
+                "SELECT h.code, s.weight, s.cap, s.amount FROM month_close_shares s
+                 JOIN households h ON h.id = s.household_id
+                 WHERE s.cooperative_id = $1 AND s.month = $2 ORDER BY h.code",
+            )
+            .bind(coop)
+            .bind(&month)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get::<Option<i64>, _>(2)?.map(Amount::from_fen),
+                    Amount::from_fen(r.try_get(3)?),
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+            let posted = sqlx::query(
+                "SELECT h.code, -p.amount FROM postings p JOIN accounts a ON a.id = p.account_id
+                 JOIN households h ON a.owner_kind = 'household' AND h.id = a.owner_id
+                 WHERE p.entry_id = $1 AND a.name = 'fees'",
+            )
+            .bind(m.try_get::<Option<i64>, _>(4)?)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
+            .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
+            runs.push(CloseRun {
+                cooperative: m.try_get(1)?,
+                month,
+                inputs: m.try_get(3)?,
+                shares,
+                posted,
+            });
+        }
+        Ok(runs)
+    }
+
+    async fn applied_policies(&self) -> Result<Vec<PolicyRef>, StoreError> {
+        sqlx::query(
+            "SELECT policy_id, version, hash FROM policy_applications ORDER BY policy_id, version",
+        )
+        .fetch_all(&self.read)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(PolicyRef {
+                id: r.try_get(0)?,
+                version: u32::try_from(r.try_get::<i64, _>(1)?)
+                    .map_err(|e| StoreError(e.to_string()))?,
+                hash: r.try_get(2)?,
+            })
+        })
+        .collect()
+    }
+}
+
+/// The verifier fed in chain order, a chunk of entries at a time, inside the caller's snapshot.
+async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> {
+    let accounts = sqlx::query("SELECT id, type, bounded, balance FROM accounts")
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let kind: String = r.try_get(1)?;
+            Ok(AccountRecord {
+                id: AccountId(r.try_get(0)?),
+                kind: AccountType::parse(&kind)
+                    .ok_or_else(|| StoreError(format!("bad account type {kind}")))?,
+                bounded: r.try_get(2)?,
+                stored_balance: r.try_get(3)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut verifier = Verifier::new(accounts);
+    let mut after = 0i64;
+    'chunks: loop {
+        let rows = sqlx::query(
+            "SELECT e.seq, e.kind, e.business_date, e.created_at, e.actor_token_id, e.policy,
+                    e.policy_hash, e.idempotency_key, e.memo, e.reverses, e.prev_hash, e.hash,
+                    p.account_id, p.amount
+             FROM entries e LEFT JOIN postings p ON p.entry_id = e.id
+             WHERE e.seq > $1 AND e.seq <= $2
+             ORDER BY e.seq, p.idx",
+        )
+        .bind(after)
+        .bind(after + VERIFY_CHUNK)
+        .fetch_all(&mut *conn)
+        .await?;
+        if rows.is_empty() {
+            let more: Option<i64> =
+                sqlx::query_scalar("SELECT MIN(seq) FROM entries WHERE seq > $1")
+                    .bind(after)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            match more {
+                // A gap in the sequence larger than a chunk: continue from there; the verifier
+                // names the gap as a chain break.
+                Some(next) => {
+                    after = next - 1;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let mut current: Option<StoredEntry> = None;
+        for r in rows {
+            let seq: i64 = r.try_get(0)?;
+            if current.as_ref().is_some_and(|e| e.seq != seq) {
+                if let Some(e) = current.take() {
+                    if !verifier.feed(&e) {
+                        break 'chunks;
+                    }
+                }
+            }
+            if current.is_none() {
+                current = Some(stored_entry(&r)?);
+            }
+            if let (Some(e), Some(account)) = (current.as_mut(), r.try_get::<Option<i64>, _>(12)?) {
+                e.postings.push((AccountId(account), r.try_get(13)?));
+            }
+        }
+        if let Some(e) = current.take() {
+            if !verifier.feed(&e) {
+                break;
+            }
+        }
+        after += VERIFY_CHUNK;
+    }
+    Ok(verifier.finish())
+}
+
+type StatementParts = (Vec<HouseholdLine>, Vec<CooperativePosition>, i64, String);
+
+async fn statement_in(
+    conn: &mut PgConnection,
+    company_id: i64,
+    first: &str,
+    last: &str,
+) -> Result<StatementParts, StoreError> {
+    let rows = sqlx::query(
+        "SELECT c.code, h.code,
+            COALESCE(SUM(CASE WHEN e.business_date < $1 THEN p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.business_date BETWEEN $1 AND $2 AND e.kind = 'fee_bill' THEN p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.business_date BETWEEN $1 AND $2 AND e.kind = 'fee_payment' THEN -p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.business_date BETWEEN $1 AND $2 AND e.kind = 'profit_allocation' THEN -p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.business_date <= $2 THEN p.amount END), 0)::BIGINT
+         FROM households h JOIN compounds c ON c.id = h.compound_id
+         LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
+         LEFT JOIN postings p ON p.account_id = a.id
+         LEFT JOIN entries e ON e.id = p.entry_id
+         WHERE c.company_id = $3
+         GROUP BY h.id, c.code, h.code
+         ORDER BY h.id",
+    )
+    .bind(first)
+    .bind(last)
+    .bind(company_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut lines = Vec::with_capacity(rows.len());
+    for r in &rows {
+        lines.push(HouseholdLine {
+            compound: r.try_get(0)?,
+            household: r.try_get(1)?,
+            opening: Amount::from_fen(r.try_get(2)?),
+            billed: Amount::from_fen(r.try_get(3)?),
+            paid: Amount::from_fen(r.try_get(4)?),
+            allocated: Amount::from_fen(r.try_get(5)?),
+            closing: Amount::from_fen(r.try_get(6)?),
+        });
+    }
+    let positions = sqlx::query(
+        "SELECT substr(a.name, 10),
+            COALESCE(SUM(CASE WHEN e.business_date < $1 THEN p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.business_date BETWEEN $1 AND $2 AND e.kind = 'profit_allocation' THEN p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.business_date BETWEEN $1 AND $2 AND e.kind = 'settlement' THEN -p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.business_date <= $2 THEN p.amount END), 0)::BIGINT
+         FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
+         LEFT JOIN entries e ON e.id = p.entry_id
+         WHERE a.owner_kind = 'company' AND a.owner_id = $3 AND a.name LIKE 'due\\_from:%'
+         GROUP BY a.id ORDER BY a.name",
+    )
+    .bind(first)
+    .bind(last)
+    .bind(company_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(CooperativePosition {
+            cooperative: r.try_get(0)?,
+            opening: Amount::from_fen(r.try_get(1)?),
+            allocated: Amount::from_fen(r.try_get(2)?),
+            settled: Amount::from_fen(r.try_get(3)?),
+            outstanding: Amount::from_fen(r.try_get(4)?),
+        })
+    })
+    .collect::<Result<Vec<_>, StoreError>>()?;
+    let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((lines, positions, head.try_get(0)?, head.try_get(1)?))
+}
+
+fn stored_entry(r: &PgRow) -> Result<StoredEntry, StoreError> {
+    let kind: String = r.try_get(1)?;
+    let created: String = r.try_get(3)?;
+    let policy: Option<String> = r.try_get(5)?;
+    let policy_hash: Option<String> = r.try_get(6)?;
+    Ok(StoredEntry {
+        seq: r.try_get(0)?,
+        header: EntryHeader {
+            kind: EntryKind::parse(&kind)
+                .ok_or_else(|| StoreError(format!("bad entry kind {kind}")))?,
+            business_date: date(r.try_get(2)?)?,
+            created_at: chrono::DateTime::parse_from_rfc3339(&created)
+                .map_err(|e| StoreError(format!("bad timestamp {created:?}: {e}")))?
+                .to_utc(),
+            actor: r.try_get(4)?,
+            policy: policy.map(|p| (p, policy_hash.unwrap_or_default())),
+            idempotency_key: r.try_get(7)?,
+            memo: r.try_get(8)?,
+            reverses: r.try_get(9)?,
+        },
+        prev_hash: hash32(r.try_get(10)?)?,
+        hash: hash32(r.try_get(11)?)?,
+        postings: Vec::new(),
+    })
+}
+
+async fn voucher_rows(
+    pool: &PgPool,
+    filter: &str,
+    value: i64,
+) -> Result<Vec<VoucherRow>, StoreError> {
+    let sql = format!(
+        "SELECT v.id, v.serial, v.key_id, c.code, h.code, v.status, v.issued_on, v.expires_on,
+                COALESCE((SELECT balance FROM accounts WHERE owner_kind = 'voucher' AND owner_id = v.id AND name = 'paid'), 0),
+                COALESCE((SELECT balance FROM accounts WHERE owner_kind = 'voucher' AND owner_id = v.id AND name = 'bonus'), 0)
+         FROM vouchers v JOIN cooperatives c ON c.id = v.cooperative_id
+         LEFT JOIN households h ON h.id = v.household_id
+         WHERE {filter} ORDER BY v.id"
+    );
+    sqlx::query(&sql)
+        .bind(value)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let status: String = r.try_get(5)?;
+            let paid: i64 = r.try_get(8)?;
+            let bonus: i64 = r.try_get(9)?;
+            Ok(VoucherRow {
+                id: r.try_get(0)?,
+                serial: r.try_get::<i64, _>(1)? as u64,
+                key_id: u8::try_from(r.try_get::<i64, _>(2)?)
+                    .map_err(|e| StoreError(e.to_string()))?,
+                cooperative: r.try_get(3)?,
+                household: r.try_get(4)?,
+                status: VoucherStatus::parse(&status)
+                    .ok_or_else(|| StoreError(format!("bad status {status}")))?,
+                paid: Amount::from_fen(paid),
+                bonus: Amount::from_fen(bonus),
+                balance: Amount::from_fen(paid + bonus),
+                issued_on: date(r.try_get(6)?)?,
+                expires_on: date(r.try_get(7)?)?,
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writers
+
+#[derive(Clone, Copy)]
+struct AccountMeta {
+    id: AccountId,
+    sign: i64,
+    bounded: bool,
+}
+
+type AccountKey = (&'static str, i64, String);
+
+fn key_of(spec: &AccountSpec) -> AccountKey {
+    (spec.owner.kind(), spec.owner.id(), spec.name.clone())
+}
+
+/// What the writers of one process share.
+struct Shared {
+    rx: Mutex<mpsc::Receiver<Job>>,
+    services: Services,
+    stats: Arc<WriteStats>,
+    /// Committed accounts by owner and name. An account's id, type and bound never change once
+    /// committed, so this cache is safe across processes.
+    accounts: RwLock<HashMap<AccountKey, AccountMeta>>,
+    options: PgConnectOptions,
+}
+
+/// A command waiting for its batch, with how often it was put back for a lock.
+struct Pending {
+    job: Job,
+    deferrals: u32,
+}
+
+// One per command of a batch, moved straight into the reply: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Done(Result<Outcome, StoreError>),
+    /// Rolled back because of another writer's lock: run it again in the next batch.
+    Defer,
+}
+
+/// A batch that failed as a whole; `retry` when it certainly left nothing behind and running
+/// it again may succeed.
+struct BatchFailure {
+    error: StoreError,
+    retry: bool,
+}
+
+impl From<sqlx::Error> for BatchFailure {
+    fn from(e: sqlx::Error) -> Self {
+        // Before COMMIT, a failed batch is rolled back by the server whatever the cause.
+        let retry = is_contention(&e) || matches!(e, sqlx::Error::Io(_));
+        BatchFailure {
+            error: e.into(),
+            retry,
+        }
+    }
+}
+
+impl From<StoreError> for BatchFailure {
+    fn from(error: StoreError) -> Self {
+        BatchFailure {
+            error,
+            retry: false,
+        }
+    }
+}
+
+/// An entry posted in the running batch, waiting for its place in the chain.
+struct PendingEntry {
+    id: i64,
+    header: EntryHeader,
+    postings: Vec<(AccountId, i64)>,
+}
+
+/// What a batch has done that is not yet in the database, or must be undone when one of its
+/// commands is rolled back to its savepoint.
+#[derive(Default)]
+struct BatchState {
+    last_date: Option<NaiveDate>,
+    entries: Vec<PendingEntry>,
+    /// Changes to unbounded (hot) balances, applied at the end of the batch.
+    deltas: HashMap<i64, i64>,
+    delta_log: Vec<(i64, i64)>,
+    /// Accounts created in this batch (not yet visible to others).
+    new_accounts: HashMap<AccountKey, AccountMeta>,
+    account_log: Vec<AccountKey>,
+    /// (policy id, version, hash, first applied at)
+    policies: Vec<(String, i64, String, String)>,
+}
+
+#[derive(Clone, Copy)]
+struct Mark {
+    entries: usize,
+    deltas: usize,
+    accounts: usize,
+    policies: usize,
+    last_date: Option<NaiveDate>,
+}
+
+impl BatchState {
+    fn mark(&self) -> Mark {
+        Mark {
+            entries: self.entries.len(),
+            deltas: self.delta_log.len(),
+            accounts: self.account_log.len(),
+            policies: self.policies.len(),
+            last_date: self.last_date,
+        }
+    }
+
+    /// Forgets what was done since `mark` (idempotent).
+    fn undo(&mut self, mark: Mark) {
+        self.entries.truncate(mark.entries);
+        for (id, delta) in self
+            .delta_log
+            .drain(mark.deltas.min(self.delta_log.len())..)
+        {
+            *self.deltas.entry(id).or_default() -= delta;
+        }
+        for key in self
+            .account_log
+            .drain(mark.accounts.min(self.account_log.len())..)
+        {
+            self.new_accounts.remove(&key);
+        }
+        self.policies.truncate(mark.policies);
+        self.last_date = mark.last_date;
+    }
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    /// `None` after the connection broke; reconnected before the next batch.
+    conn: Option<PgConnection>,
+}
+
+fn drain(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Pending>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => batch.push(Pending { job, deferrals: 0 }),
+            Err(_) => break,
+        }
+    }
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut carry: Vec<Pending> = Vec::new();
+        loop {
+            let mut batch = std::mem::take(&mut carry);
+            if batch.is_empty() {
+                let mut rx = self.shared.rx.lock().await;
+                let Some(job) = rx.recv().await else { break };
+                batch.push(Pending { job, deferrals: 0 });
+                drain(&mut rx, &mut batch);
+            } else if let Ok(mut rx) = self.shared.rx.try_lock() {
+                drain(&mut rx, &mut batch);
+            }
+            carry = self.process(batch).await;
+        }
+    }
+
+    /// Runs a batch (again, after failures that left nothing behind), answers what is done,
+    /// and returns the commands to run again first in the next batch.
+    async fn process(&mut self, batch: Vec<Pending>) -> Vec<Pending> {
+        let shared = self.shared.clone();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match self.connection().await {
+                Ok(conn) => {
+                    let mut state = BatchState::default();
+                    let mut run = BatchRun {
+                        conn,
+                        shared: &shared,
+                        state: &mut state,
+                    };
+                    run.run(&batch).await.map(|steps| (steps, state))
+                }
+                Err(e) => Err(BatchFailure {
+                    error: e,
+                    retry: attempt < 2,
+                }),
+            };
+            match result {
+                Ok((steps, state)) => {
+                    self.shared.stats.record(batch.len());
+                    if let Ok(mut cache) = self.shared.accounts.write() {
+                        cache.extend(state.new_accounts);
+                    }
+                    let mut carry = Vec::new();
+                    for (mut pending, step) in batch.into_iter().zip(steps) {
+                        match step {
+                            Step::Done(result) => {
+                                let _ = pending.job.reply.send(result);
+                            }
+                            Step::Defer if pending.deferrals >= MAX_DEFERRALS => {
+                                let _ = pending.job.reply.send(Err(StoreError(format!(
+                                    "gave up after {MAX_DEFERRALS} lock conflicts with other writers; retry"
+                                ))));
+                            }
+                            Step::Defer => {
+                                pending.deferrals += 1;
+                                carry.push(pending);
+                            }
+                        }
+                    }
+                    return carry;
+                }
+                Err(failure) => {
+                    if let Some(conn) = self.conn.as_mut() {
+                        if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                            self.conn = None;
+                        }
+                    }
+                    if failure.retry && attempt < MAX_BATCH_ATTEMPTS {
+                        tracing::warn!(error = %failure.error, attempt, batch = batch.len(), "write batch rolled back; running it again");
+                        tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                        continue;
+                    }
+                    tracing::error!(error = %failure.error, batch = batch.len(), "write batch failed; nothing in it was committed");
+                    for pending in batch {
+                        let _ = pending
+                            .job
+                            .reply
+                            .send(Err(StoreError(failure.error.0.clone())));
+                    }
+                    return Vec::new();
+                }
+            }
+        }
+    }
+
+    async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.shared.options.connect().await?);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError("no write connection".into()))
+    }
+}
+
+/// One attempt at one batch.
+struct BatchRun<'a> {
+    conn: &'a mut PgConnection,
+    shared: &'a Shared,
+    state: &'a mut BatchState,
+}
+
+impl BatchRun<'_> {
+    async fn run(&mut self, batch: &[Pending]) -> Result<Vec<Step>, BatchFailure> {
+        sqlx::query("BEGIN").execute(&mut *self.conn).await?;
+        let head_date: Option<String> =
+            sqlx::query_scalar("SELECT business_date FROM chain_head WHERE id = 1")
+                .fetch_one(&mut *self.conn)
+                .await?;
+        self.state.last_date = head_date.map(|d| date(&d)).transpose()?;
+        let mut steps = Vec::with_capacity(batch.len());
+        for (i, pending) in batch.iter().enumerate() {
+            // Only a command that holds no locks yet may wait for one (see the module doc).
+            steps.push(self.run_one(&pending.job.envelope, i == 0).await?);
+        }
+        self.finish().await?;
+        Ok(steps)
+    }
+
+    /// The outer `Err` aborts the batch; `Step::Defer` puts this command back.
+    async fn run_one(&mut self, envelope: &Envelope, wait: bool) -> Result<Step, BatchFailure> {
+        let services = &self.shared.services;
+        let now = services.clock.now();
+        let clock_today = services.clock.today();
+        // Business dates never run backwards against the journal.
+        let today = self
+            .state
+            .last_date
+            .map_or(clock_today, |d| d.max(clock_today));
+        sqlx::query("SAVEPOINT command")
+            .execute(&mut *self.conn)
+            .await?;
+        let mark = self.state.mark();
+        if let Some(idem) = &envelope.idempotency {
+            let seen = sqlx::query(
+                "SELECT fingerprint, outcome FROM idempotency WHERE scope = $1 AND key = $2",
+            )
+            .bind(&idem.scope)
+            .bind(&idem.key)
+            .fetch_optional(&mut *self.conn)
+            .await;
+            match seen {
+                Err(e) => return self.abandon(mark, e).await,
+                Ok(Some(r)) => {
+                    sqlx::query("RELEASE SAVEPOINT command")
+                        .execute(&mut *self.conn)
+                        .await?;
+                    let fingerprint: String = r.try_get(0)?;
+                    if fingerprint != idem.fingerprint {
+                        return Ok(Step::Done(Ok(Outcome {
+                            result: Err(Rejection::IdempotencyKeyReused),
+                            replayed: false,
+                        })));
+                    }
+                    let outcome: String = r.try_get(1)?;
+                    let result = serde_json::from_str(&outcome)
+                        .map_err(|e| StoreError(format!("stored outcome unreadable: {e}")))?;
+                    return Ok(Step::Done(Ok(Outcome {
+                        result,
+                        replayed: true,
+                    })));
+                }
+                Ok(None) => {}
+            }
+        }
+        let ctx = Ctx {
+            policies: &services.policies,
+            keys: &services.keys,
+            today,
+            now,
+            actor: envelope.actor,
+            idempotency_key: envelope.idempotency.as_ref().map(|i| i.key.as_str()),
+        };
+        let (result, contended) = {
+            let mut tx = PgTx {
+                conn: &mut *self.conn,
+                state: &mut *self.state,
+                cache: &self.shared.accounts,
+                now: canonical_time(&now),
+                wait,
+                contended: false,
+            };
+            let result = domain::run(&mut tx, &ctx, &envelope.command).await;
+            (result, tx.contended)
+        };
+        let result = match result {
+            Ok(receipt) => Ok(receipt),
+            Err(OpError::Rejected(r)) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT command")
+                    .execute(&mut *self.conn)
+                    .await?;
+                self.state.undo(mark);
+                Err(r)
+            }
+            Err(OpError::Store(e)) => {
+                self.rollback_command(mark).await?;
+                return Ok(if contended {
+                    Step::Defer
+                } else {
+                    Step::Done(Err(e))
+                });
+            }
+        };
+        if let Some(idem) = &envelope.idempotency {
+            let outcome = serde_json::to_string(&result).map_err(|e| StoreError(e.to_string()))?;
+            let stored = sqlx::query(
+                "INSERT INTO idempotency (scope, key, fingerprint, outcome, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&idem.scope)
+            .bind(&idem.key)
+            .bind(&idem.fingerprint)
+            .bind(outcome)
+            .bind(canonical_time(&Utc::now()))
+            .execute(&mut *self.conn)
+            .await;
+            if let Err(e) = stored {
+                // A unique violation: another writer stored this key first. Rerunning replays it.
+                return self.abandon(mark, e).await;
+            }
+        }
+        sqlx::query("RELEASE SAVEPOINT command")
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(Step::Done(Ok(Outcome {
+            result,
+            replayed: false,
+        })))
+    }
+
+    async fn rollback_command(&mut self, mark: Mark) -> Result<(), BatchFailure> {
+        sqlx::query("ROLLBACK TO SAVEPOINT command")
+            .execute(&mut *self.conn)
+            .await?;
+        sqlx::query("RELEASE SAVEPOINT command")
+            .execute(&mut *self.conn)
+            .await?;
+        self.state.undo(mark);
+        Ok(())
+    }
+
+    /// Rolls the command back after a failed statement: put back when the failure was
+    /// contention with another writer, answered with a store error otherwise.
+    async fn abandon(&mut self, mark: Mark, e: sqlx::Error) -> Result<Step, BatchFailure> {
+        self.rollback_command(mark).await?;
+        Ok(if is_contention(&e) {
+            Step::Defer
+        } else {
+            Step::Done(Err(e.into()))
+        })
+    }
+
+    /// The end of the batch: under the chain lock, check the business date, apply the hot
+    /// balances, give the new entries their places in the chain, move the head, commit.
+    async fn finish(&mut self) -> Result<(), BatchFailure> {
+        let mut hot: Vec<(i64, i64)> = self
+            .state
+            .deltas
+            .iter()
+            .filter(|(_, d)| **d != 0)
+            .map(|(id, d)| (*id, *d))
+            .collect();
+        hot.sort_unstable();
+        if !self.state.entries.is_empty() || !hot.is_empty() || !self.state.policies.is_empty() {
+            let head = sqlx::query(
+                "SELECT seq, hash, business_date FROM chain_head WHERE id = 1 FOR UPDATE",
+            )
+            .fetch_one(&mut *self.conn)
+            .await?;
+            let mut seq: i64 = head.try_get(0)?;
+            let mut prev = hash32(head.try_get(1)?)?;
+            let mut head_date = head
+                .try_get::<Option<String>, _>(2)?
+                .map(|d| date(&d))
+                .transpose()?;
+            if let (Some(first), Some(d)) = (self.state.entries.first(), head_date) {
+                if first.header.business_date < d {
+                    return Err(BatchFailure {
+                        error: StoreError(format!(
+                            "another writer posted business date {d} meanwhile"
+                        )),
+                        retry: true,
+                    });
+                }
+            }
+            if !hot.is_empty() {
+                let (ids, deltas): (Vec<i64>, Vec<i64>) = hot.into_iter().unzip();
+                sqlx::query(
+                    "UPDATE accounts AS a SET balance = a.balance + d.delta
+                     FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS d(id, delta) WHERE a.id = d.id",
+                )
+                .bind(ids)
+                .bind(deltas)
+                .execute(&mut *self.conn)
+                .await?;
+            }
+            if !self.state.entries.is_empty() {
+                let n = self.state.entries.len();
+                let (mut ids, mut seqs, mut prevs, mut hashes) = (
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                    Vec::with_capacity(n),
+                );
+                for e in &self.state.entries {
+                    seq += 1;
+                    let hash = entry_hash(&prev, seq, &e.header, &e.postings);
+                    ids.push(e.id);
+                    seqs.push(seq);
+                    prevs.push(hex::encode(prev));
+                    hashes.push(hex::encode(hash));
+                    prev = hash;
+                    head_date = Some(e.header.business_date);
+                }
+                sqlx::query(
+                    "UPDATE entries AS e SET seq = u.seq, prev_hash = u.prev_hash, hash = u.hash
+                     FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[])
+                          AS u(id, seq, prev_hash, hash)
+                     WHERE e.id = u.id",
+                )
+                .bind(ids)
+                .bind(seqs)
+                .bind(prevs)
+                .bind(hashes)
+                .execute(&mut *self.conn)
+                .await?;
+                sqlx::query(
+                    "UPDATE chain_head SET seq = $1, hash = $2, business_date = $3 WHERE id = 1",
+                )
+                .bind(seq)
+                .bind(hex::encode(prev))
+                .bind(head_date.map(|d| d.to_string()))
+                .execute(&mut *self.conn)
+                .await?;
+            }
+            if !self.state.policies.is_empty() {
+                let mut q = QueryBuilder::<Postgres>::new(
+                    "INSERT INTO policy_applications (policy_id, version, hash, first_applied_at) ",
+                );
+                q.push_values(&self.state.policies, |mut b, (id, version, hash, at)| {
+                    b.push_bind(id)
+                        .push_bind(*version)
+                        .push_bind(hash)
+                        .push_bind(at);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut *self.conn).await?;
+            }
+        }
+        if let Err(e) = sqlx::query("COMMIT").execute(&mut *self.conn).await {
+            // Whether a COMMIT that failed took effect is unknown unless the server said it
+            // rolled back; only then is running the batch again safe.
+            let retry = certainly_aborted(&e);
+            return Err(BatchFailure {
+                error: e.into(),
+                retry,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The transaction a command runs in: the batch's connection inside the command's savepoint.
+struct PgTx<'a> {
+    conn: &'a mut PgConnection,
+    state: &'a mut BatchState,
+    cache: &'a RwLock<HashMap<AccountKey, AccountMeta>>,
+    now: String,
+    /// Whether this command may wait for locks (it is the first of its batch).
+    wait: bool,
+    /// Set when a statement failed because of another writer: the command is put back.
+    contended: bool,
+}
+
+/// Awaits a query on the command's connection, noting contention before the error becomes an
+/// `OpError` (whose text alone could no longer tell).
+macro_rules! db {
+    ($tx:ident, $query:expr) => {{
+        let result = $query.await;
+        match result {
+            Ok(value) => value,
+            Err(e) => return Err($tx.fail(e)),
+        }
+    }};
+}
+
+impl PgTx<'_> {
+    fn fail(&mut self, e: sqlx::Error) -> OpError {
+        if is_contention(&e) {
+            self.contended = true;
+        }
+        OpError::Store(e.into())
+    }
+
+    /// The row-lock clause for rows this command reads to decide and then changes.
+    fn lock(&self) -> &'static str {
+        if self.wait {
+            "FOR NO KEY UPDATE"
+        } else {
+            "FOR NO KEY UPDATE NOWAIT"
+        }
+    }
+
+    /// A transaction-level advisory lock on `(class, id)`, waiting or not as [`Self::lock`].
+    async fn advisory(&mut self, class: i32, id: i64, shared: bool) -> OpResult<()> {
+        // Ids beyond i32 fold onto others: that only ever adds waiting, never removes it.
+        let key = (id & 0x7fff_ffff) as i32;
+        let suffix = if shared { "_shared" } else { "" };
+        if self.wait {
+            let sql = format!("SELECT pg_advisory_xact_lock{suffix}($1, $2)::TEXT");
+            db!(
+                self,
+                sqlx::query(&sql)
+                    .bind(class)
+                    .bind(key)
+                    .execute(&mut *self.conn)
+            );
+        } else {
+            let sql = format!("SELECT pg_try_advisory_xact_lock{suffix}($1, $2)");
+            let got: bool = db!(
+                self,
+                sqlx::query_scalar(&sql)
+                    .bind(class)
+                    .bind(key)
+                    .fetch_one(&mut *self.conn)
+            );
+            if !got {
+                self.contended = true;
+                return Err(StoreError("locked by another writer".into()).into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn resolve(&mut self, spec: &AccountSpec, create: bool) -> OpResult<Option<AccountMeta>> {
+        let key = key_of(spec);
+        if let Some(meta) = self.state.new_accounts.get(&key) {
+            return Ok(Some(*meta));
+        }
+        if let Some(meta) = self.cache.read().ok().and_then(|c| c.get(&key).copied()) {
+            return Ok(Some(meta));
+        }
+        if let Some(meta) = self.committed_account(spec, &key).await? {
+            return Ok(Some(meta));
+        }
+        if !create {
+            return Ok(None);
+        }
+        let id: Option<i64> = db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO accounts (owner_kind, owner_id, name, type, bounded) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (owner_kind, owner_id, name) DO NOTHING RETURNING id",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .bind(&key.2)
+            .bind(spec.kind.as_str())
+            .bind(spec.bounded)
+            .fetch_optional(&mut *self.conn)
+        );
+        match id {
+            Some(id) => {
+                let meta = AccountMeta {
+                    id: AccountId(id),
+                    sign: spec.kind.normal_sign(),
+                    bounded: spec.bounded,
+                };
+                self.state.new_accounts.insert(key.clone(), meta);
+                self.state.account_log.push(key);
+                Ok(Some(meta))
+            }
+            // Another writer committed it meanwhile.
+            None => self.committed_account(spec, &key).await,
+        }
+    }
+
+    /// An account committed by any writer (this batch's own are in `state.new_accounts`).
+    async fn committed_account(
+        &mut self,
+        spec: &AccountSpec,
+        key: &AccountKey,
+    ) -> OpResult<Option<AccountMeta>> {
+        let found = db!(
+            self,
+            sqlx::query(
+                "SELECT id, type, bounded FROM accounts WHERE owner_kind = $1 AND owner_id = $2 AND name = $3",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .bind(&key.2)
+            .fetch_optional(&mut *self.conn)
+        );
+        let Some(r) = found else {
+            return Ok(None);
+        };
+        let kind: String = r.try_get(1)?;
+        let kind =
+            AccountType::parse(&kind).ok_or_else(|| StoreError(format!("bad type {kind}")))?;
+        if kind != spec.kind || r.try_get::<bool, _>(2)? != spec.bounded {
+            return Err(StoreError(format!(
+                "account {}:{}:{} has another type",
+                key.0, key.1, key.2
+            ))
+            .into());
+        }
+        let meta = AccountMeta {
+            id: AccountId(r.try_get(0)?),
+            sign: kind.normal_sign(),
+            bounded: spec.bounded,
+        };
+        if let Ok(mut cache) = self.cache.write() {
+            cache.insert(key.clone(), meta);
+        }
+        Ok(Some(meta))
+    }
+
+    /// Locks one row of `table` by id, as [`Self::lock`]; false when there is none.
+    async fn lock_row(&mut self, table: &str, id: i64) -> OpResult<bool> {
+        let sql = format!("SELECT id FROM {table} WHERE id = $1 {}", self.lock());
+        let found: Option<i64> = db!(
+            self,
+            sqlx::query_scalar(&sql)
+                .bind(id)
+                .fetch_optional(&mut *self.conn)
+        );
+        Ok(found.is_some())
+    }
+
+    async fn household_where(&mut self, code: &str) -> OpResult<Option<HouseholdRef>> {
+        if !storable(code) {
+            return Ok(None);
+        }
+        let row = db!(
+            self,
+            sqlx::query(
+                "SELECT h.id, h.code, c.id, c.code, c.eligible, c.company_id, h.area_dm2
+                 FROM households h JOIN compounds c ON c.id = h.compound_id WHERE h.code = $1",
+            )
+            .bind(code)
+            .fetch_optional(&mut *self.conn)
+        );
+        Ok(match row {
+            None => None,
+            Some(r) => Some(HouseholdRef {
+                id: r.try_get(0)?,
+                code: r.try_get(1)?,
+                compound_id: r.try_get(2)?,
+                compound_code: r.try_get(3)?,
+                compound_eligible: r.try_get(4)?,
+                company_id: r.try_get(5)?,
+                area_dm2: r.try_get(6)?,
+            }),
+        })
+    }
+
+    /// A voucher, its row locked: its status is what this command then changes or relies on.
+    async fn voucher_where(&mut self, column: &str, value: i64) -> OpResult<Option<VoucherRecord>> {
+        let sql = format!(
+            "SELECT id, serial, cooperative_id, household_id, issued_on, expires_on, status FROM vouchers
+             WHERE {column} = $1 {}",
+            self.lock()
+        );
+        let row = db!(
+            self,
+            sqlx::query(&sql)
+                .bind(value)
+                .fetch_optional(&mut *self.conn)
+        );
+        row.map(|r| voucher_record(&r)).transpose()
+    }
+}
+
+fn voucher_record(r: &PgRow) -> OpResult<VoucherRecord> {
+    let status: String = r.try_get(6)?;
+    Ok(VoucherRecord {
+        id: r.try_get(0)?,
+        serial: r.try_get::<i64, _>(1)? as u64,
+        coop: r.try_get(2)?,
+        household: r.try_get(3)?,
+        issued_on: date(r.try_get(4)?)?,
+        expires_on: date(r.try_get(5)?)?,
+        status: VoucherStatus::parse(&status)
+            .ok_or_else(|| StoreError(format!("bad status {status}")))?,
+    })
+}
+
+fn amount(r: &PgRow, i: usize) -> OpResult<Amount> {
+    Ok(Amount::from_fen(r.try_get(i)?))
+}
+
+impl Tx for PgTx<'_> {
+    async fn cooperative(&mut self, code: &str) -> OpResult<Option<CoopRef>> {
+        if !storable(code) {
+            return Ok(None);
+        }
+        let row = db!(
+            self,
+            sqlx::query("SELECT id, code FROM cooperatives WHERE code = $1")
+                .bind(code)
+                .fetch_optional(&mut *self.conn)
+        );
+        Ok(match row {
+            Some(r) => Some(CoopRef {
+                id: r.try_get(0)?,
+                code: r.try_get(1)?,
+            }),
+            None => None,
+        })
+    }
+
+    async fn shop(&mut self, code: &str) -> OpResult<Option<ShopRef>> {
+        if !storable(code) {
+            return Ok(None);
+        }
+        let row = db!(
+            self,
+            sqlx::query(
+                "SELECT s.id, s.code, c.id, c.code FROM shops s JOIN cooperatives c ON c.id = s.cooperative_id WHERE s.code = $1",
+            )
+            .bind(code)
+            .fetch_optional(&mut *self.conn)
+        );
+        Ok(match row {
+            Some(r) => Some(ShopRef {
+                id: r.try_get(0)?,
+                code: r.try_get(1)?,
+                coop: CoopRef {
+                    id: r.try_get(2)?,
+                    code: r.try_get(3)?,
+                },
+            }),
+            None => None,
+        })
+    }
+
+    async fn company(&mut self, code: &str) -> OpResult<Option<i64>> {
+        if !storable(code) {
+            return Ok(None);
+        }
+        Ok(db!(
+            self,
+            sqlx::query_scalar("SELECT id FROM companies WHERE code = $1")
+                .bind(code)
+                .fetch_optional(&mut *self.conn)
+        ))
+    }
+
+    async fn compound(&mut self, code: &str) -> OpResult<Option<(i64, i64)>> {
+        if !storable(code) {
+            return Ok(None);
+        }
+        let row = db!(
+            self,
+            sqlx::query("SELECT id, company_id FROM compounds WHERE code = $1")
+                .bind(code)
+                .fetch_optional(&mut *self.conn)
+        );
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    async fn household(&mut self, code: &str) -> OpResult<Option<HouseholdRef>> {
+        self.household_where(code).await
+    }
+
+    async fn catalog_item(&mut self, coop: i64, sku: &str) -> OpResult<Option<CatalogItem>> {
+        if !storable(sku) {
+            return Ok(None);
+        }
+        let row = db!(
+            self,
+            sqlx::query(
+                "SELECT id, sku, name, unit, price, cost FROM catalog_items WHERE cooperative_id = $1 AND sku = $2",
+            )
+            .bind(coop)
+            .bind(sku)
+            .fetch_optional(&mut *self.conn)
+        );
+        Ok(match row {
+            Some(r) => Some(CatalogItem {
+                id: r.try_get(0)?,
+                sku: r.try_get(1)?,
+                name: r.try_get(2)?,
+                unit: r.try_get(3)?,
+                price: amount(&r, 4)?,
+                cost: amount(&r, 5)?,
+            }),
+            None => None,
+        })
+    }
+
+    async fn insert_cooperative(&mut self, c: &NewCooperative) -> OpResult<i64> {
+        Ok(db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO cooperatives (code, name, created_at) VALUES ($1, $2, $3) RETURNING id",
+            )
+            .bind(&c.code)
+            .bind(&c.name)
+            .bind(&self.now)
+            .fetch_one(&mut *self.conn)
+        ))
+    }
+
+    async fn insert_shop(&mut self, s: &NewShop, coop: i64) -> OpResult<i64> {
+        Ok(db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO shops (code, name, cooperative_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(&s.code)
+            .bind(&s.name)
+            .bind(coop)
+            .bind(&self.now)
+            .fetch_one(&mut *self.conn)
+        ))
+    }
+
+    async fn insert_company(&mut self, c: &NewCompany) -> OpResult<i64> {
+        Ok(db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO companies (code, name, created_at) VALUES ($1, $2, $3) RETURNING id",
+            )
+            .bind(&c.code)
+            .bind(&c.name)
+            .bind(&self.now)
+            .fetch_one(&mut *self.conn)
+        ))
+    }
+
+    async fn insert_compound(&mut self, c: &NewCompound, company: i64) -> OpResult<i64> {
+        Ok(db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO compounds (code, name, company_id, eligible, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(&c.code)
+            .bind(&c.name)
+            .bind(company)
+            .bind(c.eligible)
+            .bind(&self.now)
+            .fetch_one(&mut *self.conn)
+        ))
+    }
+
+    async fn insert_household(
+        &mut self,
+        h: &NewHousehold,
+        compound: i64,
+        area_dm2: i64,
+    ) -> OpResult<i64> {
+        Ok(db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO households (code, compound_id, area_dm2, name, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(&h.code)
+            .bind(compound)
+            .bind(area_dm2)
+            .bind(&h.name)
+            .bind(&self.now)
+            .fetch_one(&mut *self.conn)
+        ))
+    }
+
+    async fn upsert_catalog_item(&mut self, coop: i64, item: &CatalogItemInput) -> OpResult<bool> {
+        let existed = self.catalog_item(coop, &item.sku).await?.is_some();
+        db!(
+            self,
+            sqlx::query(
+                "INSERT INTO catalog_items (cooperative_id, sku, name, unit, price, cost, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (cooperative_id, sku) DO UPDATE SET
+                   name = excluded.name, unit = excluded.unit, price = excluded.price,
+                   cost = excluded.cost, updated_at = excluded.updated_at",
+            )
+            .bind(coop)
+            .bind(&item.sku)
+            .bind(&item.name)
+            .bind(&item.unit)
+            .bind(item.price.fen())
+            .bind(item.cost.fen())
+            .bind(&self.now)
+            .execute(&mut *self.conn)
+        );
+        Ok(!existed)
+    }
+
+    async fn insert_token(&mut self, t: &NewToken, scope: &TokenScopeIds) -> OpResult<i64> {
+        Ok(db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO tokens (hash, role, cooperative_id, shop_id, company_id, household_id, label, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .bind(&t.hash)
+            .bind(t.role.as_str())
+            .bind(scope.cooperative)
+            .bind(scope.shop)
+            .bind(scope.company)
+            .bind(scope.household)
+            .bind(&t.label)
+            .bind(&self.now)
+            .bind(t.expires_at.as_ref().map(canonical_time))
+            .fetch_one(&mut *self.conn)
+        ))
+    }
+
+    async fn revoke_token(&mut self, id: i64) -> OpResult<bool> {
+        let done = db!(
+            self,
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(&self.now)
+                .bind(id)
+                .execute(&mut *self.conn)
+        );
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_pin(&mut self, household: i64, pin_hash: Option<&str>) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query("UPDATE households SET pin_hash = $1 WHERE id = $2")
+                .bind(pin_hash)
+                .bind(household)
+                .execute(&mut *self.conn)
+        );
+        Ok(())
+    }
+
+    async fn rotate_link(&mut self, household: i64) -> OpResult<i64> {
+        Ok(db!(
+            self,
+            sqlx::query_scalar(
+                "UPDATE households SET link_version = link_version + 1 WHERE id = $1 RETURNING link_version",
+            )
+            .bind(household)
+            .fetch_one(&mut *self.conn)
+        ))
+    }
+
+    async fn prune_idempotency(&mut self, before: chrono::DateTime<Utc>) -> OpResult<u64> {
+        let done = db!(
+            self,
+            sqlx::query("DELETE FROM idempotency WHERE created_at < $1")
+                .bind(canonical_time(&before))
+                .execute(&mut *self.conn)
+        );
+        Ok(done.rows_affected())
+    }
+
+    async fn balance(&mut self, account: &AccountSpec) -> OpResult<Amount> {
+        let Some(meta) = self.resolve(account, false).await? else {
+            return Ok(Amount::ZERO);
+        };
+        if meta.bounded {
+            let sql = format!("SELECT balance FROM accounts WHERE id = $1 {}", self.lock());
+            let fen: i64 = db!(
+                self,
+                sqlx::query_scalar(&sql)
+                    .bind(meta.id.0)
+                    .fetch_one(&mut *self.conn)
+            );
+            return Ok(Amount::from_fen(fen));
+        }
+        // A decision on an unbounded balance serializes with other such decisions, not with
+        // the postings that move it.
+        self.advisory(LOCK_ACCOUNT, meta.id.0, false).await?;
+        let fen: i64 = db!(
+            self,
+            sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+                .bind(meta.id.0)
+                .fetch_one(&mut *self.conn)
+        );
+        let pending = self.state.deltas.get(&meta.id.0).copied().unwrap_or(0);
+        let total = fen
+            .checked_add(pending)
+            .ok_or_else(|| StoreError("balance overflow".into()))?;
+        Ok(Amount::from_fen(total))
+    }
+
+    async fn post(&mut self, entry: EntryDraft, field: &str) -> OpResult<Posted> {
+        let EntryDraft { header, postings } = entry;
+        let mut resolved = Vec::with_capacity(postings.len());
+        for (spec, fen) in &postings {
+            let meta = self
+                .resolve(spec, true)
+                .await?
+                .ok_or_else(|| StoreError("account not created".into()))?;
+            resolved.push((meta, *fen));
+        }
+        let mut bounded_ids: Vec<i64> = resolved
+            .iter()
+            .filter(|(m, _)| m.bounded)
+            .map(|(m, _)| m.id.0)
+            .collect();
+        bounded_ids.sort_unstable();
+        bounded_ids.dedup();
+        let mut hot_ids: Vec<i64> = resolved
+            .iter()
+            .filter(|(m, _)| !m.bounded)
+            .map(|(m, _)| m.id.0)
+            .collect();
+        hot_ids.sort_unstable();
+        hot_ids.dedup();
+        // Bounded balances under their row locks, taken in ascending id order.
+        let mut balances: HashMap<i64, i64> = HashMap::new();
+        if !bounded_ids.is_empty() {
+            let sql = format!(
+                "SELECT id, balance FROM accounts WHERE id = ANY($1) ORDER BY id {}",
+                self.lock()
+            );
+            for r in db!(
+                self,
+                sqlx::query(&sql)
+                    .bind(&bounded_ids)
+                    .fetch_all(&mut *self.conn)
+            ) {
+                balances.insert(r.try_get(0)?, r.try_get(1)?);
+            }
+        }
+        // Hot balances as committed plus this batch's changes, only to refuse an overflow.
+        if !hot_ids.is_empty() {
+            for r in db!(
+                self,
+                sqlx::query("SELECT id, balance FROM accounts WHERE id = ANY($1)")
+                    .bind(&hot_ids)
+                    .fetch_all(&mut *self.conn)
+            ) {
+                let id: i64 = r.try_get(0)?;
+                let fen: i64 = r.try_get(1)?;
+                let pending = self.state.deltas.get(&id).copied().unwrap_or(0);
+                balances.insert(id, fen.saturating_add(pending));
+            }
+        }
+        let mut hot_changes = Vec::new();
+        for (meta, fen) in &resolved {
+            let delta = fen
+                .checked_mul(meta.sign)
+                .ok_or_else(|| Rejection::bad_amount(field, "is too large"))?;
+            let balance = balances
+                .get(&meta.id.0)
+                .copied()
+                .ok_or_else(|| StoreError(format!("account {} vanished", meta.id.0)))?;
+            if meta.bounded && delta < 0 && balance + delta < 0 {
+                return Err(Rejection::InsufficientFunds {
+                    field: field.into(),
+                    available: Amount::from_fen(balance),
+                }
+                .into());
+            }
+            let after = balance
+                .checked_add(delta)
+                .ok_or_else(|| Rejection::bad_amount(field, "is too large"))?;
+            balances.insert(meta.id.0, after);
+            if !meta.bounded {
+                hot_changes.push((meta.id.0, delta));
+            }
+        }
+        if !bounded_ids.is_empty() {
+            let after: Vec<i64> = bounded_ids.iter().map(|id| balances[id]).collect();
+            db!(
+                self,
+                sqlx::query(
+                    "UPDATE accounts AS a SET balance = u.balance
+                     FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS u(id, balance) WHERE a.id = u.id",
+                )
+                .bind(&bounded_ids)
+                .bind(after)
+                .execute(&mut *self.conn)
+            );
+        }
+        for (id, delta) in hot_changes {
+            *self.state.deltas.entry(id).or_default() += delta;
+            self.state.delta_log.push((id, delta));
+        }
+        let ids: Vec<(AccountId, i64)> = resolved.iter().map(|(m, fen)| (m.id, *fen)).collect();
+        let (policy, policy_hash) = match &header.policy {
+            Some((p, h)) => (Some(p.as_str()), Some(h.as_str())),
+            None => (None, None),
+        };
+        let id: i64 = db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO entries (kind, business_date, created_at, actor_token_id, policy, policy_hash,
+                                      idempotency_key, memo, reverses)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .bind(header.kind.as_str())
+            .bind(header.business_date.to_string())
+            .bind(canonical_time(&header.created_at))
+            .bind(header.actor)
+            .bind(policy)
+            .bind(policy_hash)
+            .bind(&header.idempotency_key)
+            .bind(&header.memo)
+            .bind(header.reverses)
+            .fetch_one(&mut *self.conn)
+        );
+        let accounts: Vec<i64> = ids.iter().map(|(a, _)| a.0).collect();
+        let amounts: Vec<i64> = ids.iter().map(|(_, fen)| *fen).collect();
+        db!(
+            self,
+            sqlx::query(
+                "INSERT INTO postings (entry_id, idx, account_id, amount)
+                 SELECT $1, u.i - 1, u.account, u.amount
+                 FROM UNNEST($2::BIGINT[], $3::BIGINT[]) WITH ORDINALITY AS u(account, amount, i)",
+            )
+            .bind(id)
+            .bind(accounts)
+            .bind(amounts)
+            .execute(&mut *self.conn)
+        );
+        if let (Some(name), Some(hash)) = (policy, policy_hash) {
+            if let Some((policy_id, version)) = name.rsplit_once('@') {
+                let version = version
+                    .parse::<i64>()
+                    .map_err(|e| StoreError(e.to_string()))?;
+                self.state.policies.push((
+                    policy_id.to_string(),
+                    version,
+                    hash.to_string(),
+                    self.now.clone(),
+                ));
+            }
+        }
+        let business_date = header.business_date;
+        self.state.entries.push(PendingEntry {
+            id,
+            header,
+            postings: ids,
+        });
+        self.state.last_date = Some(business_date);
+        // The hash is known only when the batch takes its place in the chain, at commit.
+        Ok(Posted {
+            id,
+            hash: String::new(),
+            business_date,
+        })
+    }
+
+    async fn entry_postings(
+        &mut self,
+        entry: i64,
+    ) -> OpResult<Option<(EntryKind, Vec<(AccountSpec, i64)>)>> {
+        let kind: Option<String> = db!(
+            self,
+            sqlx::query_scalar("SELECT kind FROM entries WHERE id = $1")
+                .bind(entry)
+                .fetch_optional(&mut *self.conn)
+        );
+        let Some(kind) = kind else {
+            return Ok(None);
+        };
+        let kind = EntryKind::parse(&kind).ok_or_else(|| StoreError(format!("bad kind {kind}")))?;
+        let rows = db!(
+            self,
+            sqlx::query(
+                "SELECT a.owner_kind, a.owner_id, a.name, a.type, a.bounded, p.amount
+                 FROM postings p JOIN accounts a ON a.id = p.account_id WHERE p.entry_id = $1 ORDER BY p.idx",
+            )
+            .bind(entry)
+            .fetch_all(&mut *self.conn)
+        );
+        let mut postings = Vec::with_capacity(rows.len());
+        for r in rows {
+            let owner_kind: String = r.try_get(0)?;
+            let kind: String = r.try_get(3)?;
+            postings.push((
+                AccountSpec {
+                    owner: Owner::from_parts(&owner_kind, r.try_get(1)?)
+                        .ok_or_else(|| StoreError(format!("bad owner {owner_kind}")))?,
+                    name: r.try_get(2)?,
+                    kind: AccountType::parse(&kind)
+                        .ok_or_else(|| StoreError(format!("bad type {kind}")))?,
+                    bounded: r.try_get(4)?,
+                },
+                r.try_get(5)?,
+            ));
+        }
+        Ok(Some((kind, postings)))
+    }
+
+    async fn is_reversed(&mut self, entry: i64) -> OpResult<bool> {
+        // Locking the entry makes two reversals of it take turns.
+        self.lock_row("entries", entry).await?;
+        let n: i64 = db!(
+            self,
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM entries WHERE reverses = $1 AND kind = 'reversal'",
+            )
+            .bind(entry)
+            .fetch_one(&mut *self.conn)
+        );
+        Ok(n > 0)
+    }
+
+    async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount> {
+        // The monthly cap is checked against this sum: top-ups of one household take turns.
+        self.lock_row("households", household).await?;
+        let fen: i64 = db!(
+            self,
+            sqlx::query_scalar(
+                "SELECT COALESCE(SUM(bonus), 0)::BIGINT FROM topups WHERE household_id = $1 AND month = $2",
+            )
+            .bind(household)
+            .bind(month)
+            .fetch_one(&mut *self.conn)
+        );
+        Ok(Amount::from_fen(fen))
+    }
+
+    async fn insert_topup(&mut self, t: &TopupRecord) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query(
+                "INSERT INTO topups (entry_id, cooperative_id, shop_id, household_id, method, paid, bonus, voucher_id, business_date, month)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(t.entry)
+            .bind(t.coop)
+            .bind(t.shop)
+            .bind(t.household)
+            .bind(t.method.as_str())
+            .bind(t.paid.fen())
+            .bind(t.bonus.fen())
+            .bind(t.voucher)
+            .bind(t.business_date.to_string())
+            .bind(domain::month_of(t.business_date))
+            .execute(&mut *self.conn)
+        );
+        Ok(())
+    }
+
+    async fn voucher_exists(&mut self, serial: u64) -> OpResult<bool> {
+        let n: i64 = db!(
+            self,
+            sqlx::query_scalar("SELECT COUNT(*) FROM vouchers WHERE serial = $1")
+                .bind(serial as i64)
+                .fetch_one(&mut *self.conn)
+        );
+        Ok(n > 0)
+    }
+
+    async fn insert_voucher(&mut self, v: &NewVoucher) -> OpResult<i64> {
+        Ok(db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO vouchers (serial, key_id, cooperative_id, household_id, issued_on, expires_on, status)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'active') RETURNING id",
+            )
+            .bind(v.serial as i64)
+            .bind(i64::from(v.key_id))
+            .bind(v.coop)
+            .bind(v.household)
+            .bind(v.issued_on.to_string())
+            .bind(v.expires_on.to_string())
+            .fetch_one(&mut *self.conn)
+        ))
+    }
+
+    async fn voucher(&mut self, serial: u64) -> OpResult<Option<VoucherRecord>> {
+        self.voucher_where("serial", serial as i64).await
+    }
+
+    async fn voucher_by_id(&mut self, id: i64) -> OpResult<Option<VoucherRecord>> {
+        self.voucher_where("id", id).await
+    }
+
+    async fn set_voucher_status(&mut self, id: i64, status: VoucherStatus) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query("UPDATE vouchers SET status = $1 WHERE id = $2")
+                .bind(status.as_str())
+                .bind(id)
+                .execute(&mut *self.conn)
+        );
+        Ok(())
+    }
+
+    async fn vouchers_expiring_before(
+        &mut self,
+        date: NaiveDate,
+        limit: u32,
+    ) -> OpResult<Vec<VoucherRecord>> {
+        let sql = format!(
+            "SELECT id, serial, cooperative_id, household_id, issued_on, expires_on, status FROM vouchers
+             WHERE status = 'active' AND expires_on < $1 ORDER BY expires_on, id LIMIT $2 {}",
+            self.lock()
+        );
+        let rows = db!(
+            self,
+            sqlx::query(&sql)
+                .bind(date.to_string())
+                .bind(i64::from(limit))
+                .fetch_all(&mut *self.conn)
+        );
+        rows.iter().map(voucher_record).collect()
+    }
+
+    async fn insert_sale(&mut self, s: &SaleRecord) -> OpResult<i64> {
+        let id: i64 = db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO sales (entry_id, cooperative_id, shop_id, household_id, total, cost, business_date)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(s.entry)
+            .bind(s.coop)
+            .bind(s.shop)
+            .bind(s.household)
+            .bind(s.total.fen())
+            .bind(s.cost.fen())
+            .bind(s.business_date.to_string())
+            .fetch_one(&mut *self.conn)
+        );
+        for chunk in s.lines.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Postgres>::new(
+                "INSERT INTO sale_lines (sale_id, idx, sku, qty, price, amount, cost) ",
+            );
+            q.push_values(chunk.iter().enumerate(), |mut b, (i, l)| {
+                b.push_bind(id)
+                    .push_bind(i as i64)
+                    .push_bind(&l.sku)
+                    .push_bind(&l.qty)
+                    .push_bind(l.price.fen())
+                    .push_bind(l.amount.fen())
+                    .push_bind(l.cost.fen());
+            });
+            db!(self, q.build().execute(&mut *self.conn));
+        }
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO sale_tenders (sale_id, idx, type, household_id, voucher_id, amount, paid_part, bonus_part) ",
+        );
+        q.push_values(s.tenders.iter().enumerate(), |mut b, (i, t)| {
+            b.push_bind(id)
+                .push_bind(i as i64)
+                .push_bind(t.kind.as_str())
+                .push_bind(t.household)
+                .push_bind(t.voucher)
+                .push_bind(t.amount.fen())
+                .push_bind(t.paid_part.fen())
+                .push_bind(t.bonus_part.fen());
+        });
+        db!(self, q.build().execute(&mut *self.conn));
+        Ok(id)
+    }
+
+    async fn sale(&mut self, id: i64) -> OpResult<Option<SaleRecord>> {
+        // A sale is read to be refunded: refunds of one sale take turns.
+        if !self.lock_row("sales", id).await? {
+            return Ok(None);
+        }
+        let r = db!(
+            self,
+            sqlx::query(
+                "SELECT s.id, s.entry_id, s.cooperative_id, c.code, s.shop_id, s.household_id, s.total, s.cost,
+                        s.refunded, s.refunded_cost, s.business_date
+                 FROM sales s JOIN cooperatives c ON c.id = s.cooperative_id WHERE s.id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *self.conn)
+        );
+        let lines = db!(
+            self,
+            sqlx::query(
+                "SELECT sku, qty, price, amount, cost FROM sale_lines WHERE sale_id = $1 ORDER BY idx",
+            )
+            .bind(id)
+            .fetch_all(&mut *self.conn)
+        )
+        .iter()
+        .map(|l| {
+            Ok(SaleLineRecord {
+                sku: l.try_get(0)?,
+                qty: l.try_get(1)?,
+                price: amount(l, 2)?,
+                amount: amount(l, 3)?,
+                cost: amount(l, 4)?,
+            })
+        })
+        .collect::<OpResult<Vec<_>>>()?;
+        let tenders = db!(
+            self,
+            sqlx::query(
+                "SELECT type, household_id, voucher_id, amount, paid_part, bonus_part, refunded, refunded_paid, refunded_bonus
+                 FROM sale_tenders WHERE sale_id = $1 ORDER BY idx",
+            )
+            .bind(id)
+            .fetch_all(&mut *self.conn)
+        )
+        .iter()
+        .map(|t| {
+            let kind: String = t.try_get(0)?;
+            Ok(TenderRecord {
+                kind: TenderType::parse(&kind)
+                    .ok_or_else(|| StoreError(format!("bad tender {kind}")))?,
+                household: t.try_get(1)?,
+                voucher: t.try_get(2)?,
+                amount: amount(t, 3)?,
+                paid_part: amount(t, 4)?,
+                bonus_part: amount(t, 5)?,
+                refunded: amount(t, 6)?,
+                refunded_paid: amount(t, 7)?,
+                refunded_bonus: amount(t, 8)?,
+            })
+        })
+        .collect::<OpResult<Vec<_>>>()?;
+        Ok(Some(SaleRecord {
+            id: r.try_get(0)?,
+            entry: r.try_get(1)?,
+            coop: r.try_get(2)?,
+            coop_code: r.try_get(3)?,
+            shop: r.try_get(4)?,
+            household: r.try_get(5)?,
+            total: amount(&r, 6)?,
+            cost: amount(&r, 7)?,
+            refunded: amount(&r, 8)?,
+            refunded_cost: amount(&r, 9)?,
+            business_date: date(r.try_get(10)?)?,
+            lines,
+            tenders,
+        }))
+    }
+
+    async fn record_sale_refund(&mut self, sale: i64, refund: &SaleRefundRecord) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query(
+                "UPDATE sales SET refunded = refunded + $1, refunded_cost = refunded_cost + $2 WHERE id = $3",
+            )
+            .bind(refund.amount.fen())
+            .bind(refund.cost.fen())
+            .bind(sale)
+            .execute(&mut *self.conn)
+        );
+        for (i, (total, paid, bonus)) in refund.tenders.iter().enumerate() {
+            if total.is_zero() {
+                continue;
+            }
+            db!(
+                self,
+                sqlx::query(
+                    "UPDATE sale_tenders SET refunded = refunded + $1, refunded_paid = refunded_paid + $2,
+                            refunded_bonus = refunded_bonus + $3 WHERE sale_id = $4 AND idx = $5",
+                )
+                .bind(total.fen())
+                .bind(paid.fen())
+                .bind(bonus.fen())
+                .bind(sale)
+                .bind(i as i64)
+                .execute(&mut *self.conn)
+            );
+        }
+        db!(
+            self,
+            sqlx::query(
+                "INSERT INTO sale_refunds (entry_id, sale_id, amount, cost) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(refund.entry)
+            .bind(sale)
+            .bind(refund.amount.fen())
+            .bind(refund.cost.fen())
+            .execute(&mut *self.conn)
+        );
+        Ok(())
+    }
+
+    // ---- property fees and month close ----
+
+    async fn households_to_bill(&mut self, company: i64, month: &str) -> OpResult<Vec<BillingRow>> {
+        let rows = db!(
+            self,
+            sqlx::query(
+                "SELECT h.id, h.code, c.code, h.area_dm2 FROM households h
+                 JOIN compounds c ON c.id = h.compound_id
+                 WHERE c.company_id = $1
+                   AND NOT EXISTS (SELECT 1 FROM fee_bills b WHERE b.household_id = h.id AND b.month = $2)
+                 ORDER BY h.id",
+            )
+            .bind(company)
+            .bind(month)
+            .fetch_all(&mut *self.conn)
+        );
+        rows.iter()
+            .map(|r| {
+                Ok(BillingRow {
+                    household: r.try_get(0)?,
+                    code: r.try_get(1)?,
+                    compound: r.try_get(2)?,
+                    area_dm2: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn fee_balances(&mut self, households: &[i64]) -> OpResult<HashMap<i64, Amount>> {
+        let rows = db!(
+            self,
+            sqlx::query(
+                "SELECT owner_id, id, balance FROM accounts
+                 WHERE owner_kind = 'household' AND name = 'fees' AND owner_id = ANY($1)",
+            )
+            .bind(households)
+            .fetch_all(&mut *self.conn)
+        );
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let account: i64 = r.try_get(1)?;
+            let fen: i64 = r.try_get(2)?;
+            let pending = self.state.deltas.get(&account).copied().unwrap_or(0);
+            out.insert(r.try_get::<i64, _>(0)?, Amount::from_fen(fen + pending));
+        }
+        Ok(out)
+    }
+
+    async fn insert_fee_bills(
+        &mut self,
+        entry: i64,
+        company: i64,
+        month: &str,
+        bills: &[(i64, Amount, Amount)],
+    ) -> OpResult<()> {
+        for chunk in bills.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Postgres>::new(
+                "INSERT INTO fee_bills (household_id, company_id, month, amount, settled, entry_id) ",
+            );
+            q.push_values(chunk, |mut b, (household, amount, settled)| {
+                b.push_bind(*household)
+                    .push_bind(company)
+                    .push_bind(month)
+                    .push_bind(amount.fen())
+                    .push_bind(settled.fen())
+                    .push_bind(entry);
+            });
+            db!(self, q.build().execute(&mut *self.conn));
+        }
+        Ok(())
+    }
+
+    async fn open_bills(&mut self, household: i64) -> OpResult<Vec<OpenBill>> {
+        // Payments settle these bills: payments of one household take turns.
+        self.lock_row("households", household).await?;
+        let rows = db!(
+            self,
+            sqlx::query(
+                "SELECT id, month, amount, settled FROM fee_bills WHERE household_id = $1 AND settled < amount ORDER BY month",
+            )
+            .bind(household)
+            .fetch_all(&mut *self.conn)
+        );
+        rows.iter()
+            .map(|r| {
+                Ok(OpenBill {
+                    id: r.try_get(0)?,
+                    month: r.try_get(1)?,
+                    amount: amount(r, 2)?,
+                    settled: amount(r, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn settle_bills(&mut self, settled: &[(i64, Amount)]) -> OpResult<()> {
+        if settled.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = settled.iter().map(|(id, _)| *id).collect();
+        let adds: Vec<i64> = settled.iter().map(|(_, a)| a.fen()).collect();
+        db!(
+            self,
+            sqlx::query(
+                "UPDATE fee_bills AS b SET settled = b.settled + u.add
+                 FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS u(id, add) WHERE b.id = u.id",
+            )
+            .bind(ids)
+            .bind(adds)
+            .execute(&mut *self.conn)
+        );
+        Ok(())
+    }
+
+    async fn settle_bills_for(&mut self, credits: &[(i64, Amount)]) -> OpResult<()> {
+        if credits.is_empty() {
+            return Ok(());
+        }
+        let households: Vec<i64> = credits.iter().map(|(h, _)| *h).collect();
+        let amounts: Vec<i64> = credits.iter().map(|(_, a)| a.fen()).collect();
+        // Each open bill takes what is left of its household's credit after the older bills:
+        // min(open, credit − open bills before it), oldest first.
+        db!(
+            self,
+            sqlx::query(
+                "UPDATE fee_bills AS b SET settled = b.settled + t.take
+                 FROM (
+                    SELECT id, LEAST(open_amount, credit - before)::BIGINT AS take FROM (
+                        SELECT b.id, b.amount - b.settled AS open_amount, c.amount AS credit,
+                               COALESCE(SUM(b.amount - b.settled) OVER (
+                                   PARTITION BY b.household_id ORDER BY b.month
+                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+                        FROM fee_bills b
+                        JOIN UNNEST($1::BIGINT[], $2::BIGINT[]) AS c(household_id, amount)
+                          ON c.household_id = b.household_id
+                        WHERE b.settled < b.amount) AS open
+                    WHERE credit > before) AS t
+                 WHERE b.id = t.id",
+            )
+            .bind(households)
+            .bind(amounts)
+            .execute(&mut *self.conn)
+        );
+        Ok(())
+    }
+
+    async fn insert_fee_credits(
+        &mut self,
+        entry: i64,
+        kind: &str,
+        rows: &[(i64, Amount, Option<String>, Option<String>)],
+    ) -> OpResult<()> {
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Postgres>::new(
+                "INSERT INTO fee_credits (entry_id, household_id, kind, amount, method, reference) ",
+            );
+            q.push_values(chunk, |mut b, (household, amount, method, reference)| {
+                b.push_bind(entry)
+                    .push_bind(*household)
+                    .push_bind(kind)
+                    .push_bind(amount.fen())
+                    .push_bind(method.clone())
+                    .push_bind(reference.clone());
+            });
+            db!(self, q.build().execute(&mut *self.conn));
+        }
+        Ok(())
+    }
+
+    async fn month_close(&mut self, coop: i64, month: &str) -> OpResult<Option<String>> {
+        // Shared with everyone asking whether a month is closed; a close takes it exclusively
+        // (`latest_close`), so nothing lands in a month while another process closes it.
+        self.advisory(LOCK_CLOSE, coop, true).await?;
+        Ok(db!(
+            self,
+            sqlx::query_scalar(
+                "SELECT result FROM month_closes WHERE cooperative_id = $1 AND month = $2",
+            )
+            .bind(coop)
+            .bind(month)
+            .fetch_optional(&mut *self.conn)
+        ))
+    }
+
+    async fn latest_close(&mut self, coop: i64) -> OpResult<Option<(String, String)>> {
+        // Asked only by a month close, before it computes anything.
+        self.advisory(LOCK_CLOSE, coop, false).await?;
+        let row = db!(
+            self,
+            sqlx::query(
+                "SELECT month, result FROM month_closes WHERE cooperative_id = $1 ORDER BY month DESC LIMIT 1",
+            )
+            .bind(coop)
+            .fetch_optional(&mut *self.conn)
+        );
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    async fn coop_month_totals(
+        &mut self,
+        coop: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> OpResult<MonthTotals> {
+        let rows = db!(
+            self,
+            sqlx::query(
+                "SELECT a.name, a.type, SUM(p.amount)::BIGINT FROM postings p
+                 JOIN accounts a ON a.id = p.account_id
+                 JOIN entries e ON e.id = p.entry_id
+                 WHERE a.owner_kind = 'cooperative' AND a.owner_id = $1
+                   AND (a.name IN ('sales', 'cogs', 'promotion') OR a.name LIKE 'expense:%')
+                   AND e.business_date BETWEEN $2 AND $3
+                 GROUP BY a.id",
+            )
+            .bind(coop)
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all(&mut *self.conn)
+        );
+        let mut t = MonthTotals::default();
+        for r in rows {
+            let name: String = r.try_get(0)?;
+            let kind: String = r.try_get(1)?;
+            let sign = AccountType::parse(&kind).map_or(1, AccountType::normal_sign);
+            let value = Amount::from_fen(r.try_get::<i64, _>(2)? * sign);
+            let slot = match name.as_str() {
+                "sales" => &mut t.sales,
+                "cogs" => &mut t.cogs,
+                "promotion" => &mut t.promotion,
+                _ => &mut t.expenses,
+            };
+            *slot = slot
+                .checked_add(value)
+                .ok_or_else(|| StoreError("month totals overflow".into()))?;
+        }
+        Ok(t)
+    }
+
+    async fn eligible_households(&mut self) -> OpResult<Vec<EligibleHousehold>> {
+        let rows = db!(
+            self,
+            sqlx::query(
+                "SELECT h.id, h.code, k.id, k.code FROM households h
+                 JOIN compounds c ON c.id = h.compound_id JOIN companies k ON k.id = c.company_id
+                 WHERE c.eligible ORDER BY h.id",
+            )
+            .fetch_all(&mut *self.conn)
+        );
+        rows.iter()
+            .map(|r| {
+                Ok(EligibleHousehold {
+                    id: r.try_get(0)?,
+                    code: r.try_get(1)?,
+                    company: r.try_get(2)?,
+                    company_code: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn credit_spend(
+        &mut self,
+        coop: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> OpResult<HashMap<i64, i64>> {
+        let rows = db!(
+            self,
+            sqlx::query(
+                "SELECT COALESCE(t.household_id, v.household_id), SUM(t.amount - t.refunded)::BIGINT
+                 FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
+                 LEFT JOIN vouchers v ON v.id = t.voucher_id
+                 WHERE s.cooperative_id = $1 AND s.business_date BETWEEN $2 AND $3
+                   AND t.type IN ('wallet', 'voucher')
+                   AND COALESCE(t.household_id, v.household_id) IS NOT NULL
+                 GROUP BY 1",
+            )
+            .bind(coop)
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all(&mut *self.conn)
+        );
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn insert_month_close(
+        &mut self,
+        coop: i64,
+        month: &str,
+        entry: Option<i64>,
+        inputs: &str,
+        result: &str,
+        shares: &[ShareRow],
+    ) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query(
+                "INSERT INTO month_closes (cooperative_id, month, entry_id, closed_on, inputs, result)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(coop)
+            .bind(month)
+            .bind(entry)
+            .bind(&self.now)
+            .bind(inputs)
+            .bind(result)
+            .execute(&mut *self.conn)
+        );
+        for chunk in shares.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Postgres>::new(
+                "INSERT INTO month_close_shares (cooperative_id, month, household_id, company_id, weight, cap, amount) ",
+            );
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(coop)
+                    .push_bind(month)
+                    .push_bind(s.household)
+                    .push_bind(s.company)
+                    .push_bind(s.weight)
+                    .push_bind(s.cap.map(Amount::fen))
+                    .push_bind(s.amount.fen());
+            });
+            db!(self, q.build().execute(&mut *self.conn));
+        }
+        Ok(())
+    }
+
+    async fn insert_settlement(
+        &mut self,
+        entry: i64,
+        coop: i64,
+        company: i64,
+        amount: Amount,
+        reference: &str,
+    ) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query(
+                "INSERT INTO settlements (entry_id, cooperative_id, company_id, amount, reference, business_date)
+                 SELECT $1, $2, $3, $4, $5, business_date FROM entries WHERE id = $1",
+            )
+            .bind(entry)
+            .bind(coop)
+            .bind(company)
+            .bind(amount.fen())
+            .bind(reference)
+            .execute(&mut *self.conn)
+        );
+        Ok(())
+    }
+}

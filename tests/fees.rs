@@ -1,0 +1,1734 @@
+//! Property fees, the month close (合作社盈利用物业), settlements and statements, end to end:
+//! through the library's `App` where the numbers are the point, through HTTP where the contract
+//! is (status codes, problem+json, content types), and through the binary for the commands.
+//!
+//! Every test runs on its own database, on each backend (SQLite, and PostgreSQL where a server
+//! can be had: see `pg_support`), with a business clock it moves by hand ([`Fx::at`]), so a
+//! month can be lived through and then closed. Master data:
+//! - cooperative `COOP` with shop `S1`
+//! - companies `K01`, `K02`
+//! - compounds `HX01` (K01, eligible, 0.55/m²), `HX03` (K01, eligible, the default 0.50/m²),
+//!   `HX02` (K02, eligible, 0.60/m²), `HX11` (K01, not eligible, 0.50/m²)
+//! - households `H1` (HX01, 87.35 m² → 48.04), `H2` (HX03, 97.09 m² → 48.55),
+//!   `H3` (HX02, 80.00 m² → 48.00), `H9` (HX11, 55.50 m² → 27.75)
+
+mod common;
+mod http_support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use hongxin::app::{App, Settings};
+use hongxin::clock::Clock;
+use hongxin::domain::{
+    BillsReceipt, CloseMonth, CloseReceipt, Command, Delivery, Expense, FeePayment,
+    FeePaymentReceipt, GenerateBills, NewCompany, NewCompound, NewCooperative, NewHousehold,
+    NewShop, NewToken, PayMethod, Receipt, Rejection, Role, Settlement, SettlementReceipt,
+};
+use hongxin::http::extract::token_hash;
+use hongxin::http::{AppState, HttpConfig, Running};
+use hongxin::money::Amount;
+
+use common::pg_support::{self, TestDatabase};
+use common::{cash, date, refused, sale_amount, top_up_request, wallet, y, Backend};
+use http_support::{assert_problem, content_type, Reply};
+
+const ADMIN: &str = "fx-admin";
+const ACCOUNTANT: &str = "fx-accountant-coop";
+const COMPANY_K01: &str = "fx-company-k01";
+const COMPANY_K02: &str = "fx-company-k02";
+const CASHIER: &str = "fx-cashier-s1";
+
+const TOKENS: &[(&str, Role, Option<&str>)] = &[
+    (ADMIN, Role::Admin, None),
+    (ACCOUNTANT, Role::CoopAccountant, Some("COOP")),
+    (COMPANY_K01, Role::Company, Some("K01")),
+    (COMPANY_K02, Role::Company, Some("K02")),
+    (CASHIER, Role::Cashier, Some("S1")),
+];
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// The application on a hand-moved clock, served over HTTP on port 0.
+struct Fx {
+    backend: Backend,
+    app: App,
+    clock: Clock,
+    settings: Settings,
+    base: String,
+    client: reqwest::Client,
+    running: Option<Running>,
+    next_key: AtomicU64,
+    dir: tempfile::TempDir,
+    /// The PostgreSQL database, dropped when the test ends.
+    pg: Option<TestDatabase>,
+}
+
+impl Fx {
+    async fn new(backend: Backend, today: &str) -> Fx {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (database, pg, key_file) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("fees.db").display()),
+                None,
+                None,
+            ),
+            Backend::Postgres => {
+                let db = pg_support::fresh_database().await;
+                (db.url.clone(), Some(db), Some(dir.path().join("keys.toml")))
+            }
+        };
+        let settings = Settings {
+            database,
+            policies_dir: common::repo_policies(),
+            key_file,
+            today: None,
+        };
+        let clock = Clock::manual(date(today));
+        let app = App::open_with_clock(&settings, clock.clone())
+            .await
+            .expect("App::open on a fresh database");
+        let fx = Fx {
+            backend,
+            pg,
+            running: None,
+            base: String::new(),
+            client: reqwest::Client::new(),
+            app,
+            clock,
+            settings,
+            next_key: AtomicU64::new(1),
+            dir,
+        };
+        fx.seed().await;
+        let running = Running::start(
+            AppState::new(fx.app.clone(), HttpConfig::default()),
+            "127.0.0.1:0",
+        )
+        .await
+        .expect("start the server on port 0");
+        Fx {
+            base: format!("http://{}", running.addr),
+            running: Some(running),
+            ..fx
+        }
+    }
+
+    async fn seed(&self) {
+        let mut commands = vec![Command::CreateCooperative(NewCooperative {
+            code: "COOP".into(),
+            name: "红心农场合作社".into(),
+        })];
+        commands.push(Command::CreateShop(NewShop {
+            code: "S1".into(),
+            name: "一号店".into(),
+            cooperative: "COOP".into(),
+        }));
+        for code in ["K01", "K02"] {
+            commands.push(Command::CreateCompany(NewCompany {
+                code: code.into(),
+                name: format!("物业 {code}"),
+            }));
+        }
+        for (code, company, eligible) in [
+            ("HX01", "K01", true),
+            ("HX03", "K01", true),
+            ("HX02", "K02", true),
+            ("HX11", "K01", false),
+        ] {
+            commands.push(Command::CreateCompound(NewCompound {
+                code: code.into(),
+                name: format!("小区 {code}"),
+                company: company.into(),
+                eligible,
+            }));
+        }
+        for (code, compound, area) in [
+            ("H1", "HX01", "87.35"),
+            ("H2", "HX03", "97.09"),
+            ("H3", "HX02", "80.00"),
+            ("H9", "HX11", "55.50"),
+        ] {
+            commands.push(Command::CreateHousehold(NewHousehold {
+                code: code.into(),
+                compound: compound.into(),
+                area_m2: area.parse().expect("area"),
+                name: None,
+            }));
+        }
+        for (secret, role, scope) in TOKENS {
+            commands.push(Command::CreateToken(NewToken {
+                hash: token_hash(secret),
+                role: *role,
+                scope: scope.map(str::to_string),
+                label: None,
+                expires_at: None,
+            }));
+        }
+        for c in commands {
+            let what = format!("{c:?}");
+            match self.run(c).await {
+                Ok(Receipt::Created(_)) => {}
+                other => panic!("seeding {what}: {other:?}"),
+            }
+        }
+    }
+
+    /// Moves the business clock (forward only, as the ledger would anyway).
+    fn at(&self, day: &str) {
+        self.clock.set(date(day));
+    }
+
+    async fn run(&self, command: Command) -> Result<Receipt, Rejection> {
+        self.app.run(command).await.expect("the store failed")
+    }
+
+    async fn bills(&self, company: &str, month: &str) -> BillsReceipt {
+        match self
+            .run(Command::GenerateBills(GenerateBills {
+                company: company.into(),
+                month: month.into(),
+            }))
+            .await
+        {
+            Ok(Receipt::Bills(r)) => r,
+            other => panic!("bills {company} {month}: {other:?}"),
+        }
+    }
+
+    /// Bills both companies for every month from `from` to `to` (both `YYYY-MM` of one year).
+    async fn bill_months(&self, year: i32, from: u32, to: u32) {
+        for m in from..=to {
+            for company in ["K01", "K02"] {
+                self.bills(company, &format!("{year}-{m:02}")).await;
+            }
+        }
+    }
+
+    async fn pay(&self, household: &str, amount: &str) -> Result<FeePaymentReceipt, Rejection> {
+        self.run(Command::PayFee(FeePayment {
+            household: household.into(),
+            amount: y(amount),
+            method: PayMethod::Cash,
+            reference: format!("receipt {household} {amount}"),
+            company: None,
+        }))
+        .await
+        .map(|r| match r {
+            Receipt::FeePayment(r) => r,
+            other => panic!("a payment answered {other:?}"),
+        })
+    }
+
+    /// Tops `household` up with `paid` in cash and spends `spend` of it from the wallet.
+    async fn top_up_and_spend(&self, household: &str, paid: &str, spend: &str) {
+        let r = self
+            .run(Command::TopUp(top_up_request(
+                household,
+                paid,
+                Delivery::Wallet,
+            )))
+            .await;
+        assert!(
+            matches!(r, Ok(Receipt::TopUp(_))),
+            "top-up {household}: {r:?}"
+        );
+        if y(spend).is_positive() {
+            let r = self
+                .run(Command::Sale(sale_amount(
+                    Some(household),
+                    spend,
+                    vec![wallet(spend)],
+                )))
+                .await;
+            assert!(matches!(r, Ok(Receipt::Sale(_))), "sale {household}: {r:?}");
+        }
+    }
+
+    /// An anonymous cash sale, costed at the policy's 70%.
+    async fn cash_sale(&self, amount: &str) {
+        let r = self
+            .run(Command::Sale(sale_amount(None, amount, vec![cash(amount)])))
+            .await;
+        assert!(matches!(r, Ok(Receipt::Sale(_))), "cash sale: {r:?}");
+    }
+
+    async fn expense(&self, amount: &str, incurred: &str) -> Result<Receipt, Rejection> {
+        self.run(Command::Expense(Expense {
+            cooperative: "COOP".into(),
+            category: "rent".into(),
+            amount: y(amount),
+            date: date(incurred),
+            memo: None,
+            method: PayMethod::Cash,
+        }))
+        .await
+    }
+
+    async fn close(&self, month: &str, dry_run: bool) -> Result<CloseReceipt, Rejection> {
+        self.run(Command::CloseMonth(CloseMonth {
+            cooperative: "COOP".into(),
+            month: month.into(),
+            dry_run,
+        }))
+        .await
+        .map(|r| match r {
+            Receipt::MonthClose(r) => r,
+            other => panic!("a close answered {other:?}"),
+        })
+    }
+
+    async fn settle(&self, company: &str, amount: &str) -> Result<SettlementReceipt, Rejection> {
+        self.run(Command::Settle(Settlement {
+            cooperative: "COOP".into(),
+            company: company.into(),
+            amount: y(amount),
+            reference: format!("bank {company} {amount}"),
+        }))
+        .await
+        .map(|r| match r {
+            Receipt::Settlement(r) => r,
+            other => panic!("a settlement answered {other:?}"),
+        })
+    }
+
+    async fn balances(&self) -> BTreeMap<String, Amount> {
+        self.app.store.balances().await.expect("the store failed")
+    }
+
+    async fn balance(&self, path: &str) -> Amount {
+        self.balances()
+            .await
+            .get(path)
+            .copied()
+            .unwrap_or(Amount::ZERO)
+    }
+
+    async fn fees(&self, household: &str) -> Amount {
+        self.balance(&format!("household:{household}:fees")).await
+    }
+
+    async fn head(&self) -> i64 {
+        self.app.store.head().await.expect("the store failed").seq
+    }
+
+    /// The October of the worked example, lived on 2026-10-05: bills for January to October
+    /// (so every household owes far more than its share), three households who each top up
+    /// 1000.00 (1100.00 of credit, 300.00 of promotion in all) and spend 1000.00 of it, a
+    /// 5000.00 cash sale, and rent of `rent`. Profit = 8000.00 − 5600.00 − 300.00 − rent.
+    async fn october(&self, rent: &str) {
+        self.at("2026-10-05");
+        self.bill_months(2026, 1, 10).await;
+        for h in ["H1", "H2", "H3"] {
+            self.top_up_and_spend(h, "1000.00", "1000.00").await;
+        }
+        self.cash_sale("5000.00").await;
+        assert!(self.expense(rent, "2026-10-05").await.is_ok());
+    }
+
+    // ---- HTTP ----
+
+    fn key(&self) -> String {
+        format!("fx-{}", self.next_key.fetch_add(1, Ordering::Relaxed))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    async fn reply(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, body, headers)
+    }
+
+    async fn post(&self, token: &str, path: &str, body: Value, key: Option<&str>) -> Reply {
+        Fx::reply(self.send(Method::POST, token, path, Some(body), key).await).await
+    }
+
+    async fn post_keyed(&self, token: &str, path: &str, body: Value) -> Reply {
+        let key = self.key();
+        self.post(token, path, body, Some(&key)).await
+    }
+
+    async fn get(&self, token: &str, path: &str) -> Reply {
+        Fx::reply(self.send(Method::GET, token, path, None, None).await).await
+    }
+
+    async fn get_ok(&self, token: &str, path: &str) -> Value {
+        let (status, body, _) = self.get(token, path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    async fn get_bytes(&self, token: &str, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let r = self.send(Method::GET, token, path, None, None).await;
+        let status = r.status();
+        let headers = r.headers().clone();
+        (status, headers, r.bytes().await.expect("body").to_vec())
+    }
+
+    /// Stops the server and the application, leaving the database (and the directory with its
+    /// key file) for the command line.
+    async fn stop(mut self) -> (tempfile::TempDir, Settings, Option<TestDatabase>) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.expect("graceful shutdown");
+        }
+        (self.dir, self.settings, self.pg)
+    }
+}
+
+/// Of these households, the one the allocator's tie-break gives an extra fen to first: the
+/// smallest SHA-256(seed ‖ household code).
+fn tie_winner<'a>(households: &[&'a str], seed: &str) -> &'a str {
+    households
+        .iter()
+        .min_by_key(|h| {
+            let mut hash = Sha256::new();
+            hash.update(seed.as_bytes());
+            hash.update(h.as_bytes());
+            hash.finalize().to_vec()
+        })
+        .copied()
+        .expect("households")
+}
+
+fn a(v: &Value) -> Amount {
+    Amount::parse(v.as_str().unwrap_or_else(|| panic!("not an amount: {v}")))
+        .unwrap_or_else(|e| panic!("not an amount: {v}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bills
+
+async fn bills_follow_the_schedule_and_a_month_is_billed_once(backend: Backend) {
+    let fx = Fx::new(backend, "2026-11-16").await;
+    // HX01 charges 0.55/m²: 87.35 × 0.55 = 48.0425 → 48.04. HX03 has no schedule of its own,
+    // so the default 0.50/m²: 97.09 × 0.50 = 48.545 → 48.55 (half-up; half-even would give
+    // 48.54). HX11: 55.50 × 0.50 = 27.75.
+    let (status, r, _) = fx
+        .post_keyed(COMPANY_K01, "/v1/fees/bills", json!({ "month": "2026-11" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(r["count"], json!(3));
+    assert_eq!(r["total"], json!("124.34"));
+    assert_eq!(r["policy"], json!("property-fees@1"));
+    assert_eq!(fx.fees("H1").await, y("48.04"));
+    assert_eq!(fx.fees("H2").await, y("48.55"));
+    assert_eq!(fx.fees("H9").await, y("27.75"));
+    assert_eq!(fx.balance("company:K01:fee_revenue").await, y("124.34"));
+    // HX02 charges 0.60/m²: 80.00 × 0.60 = 48.00.
+    let (status, r, _) = fx
+        .post_keyed(
+            ADMIN,
+            "/v1/fees/bills",
+            json!({ "month": "2026-11", "company": "K02" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (r["count"].clone(), r["total"].clone()),
+        (json!(1), json!("48.00"))
+    );
+
+    // A second run of the month bills nobody and leaves every balance as it was.
+    let before = (fx.balances().await, fx.head().await);
+    let (status, r, _) = fx
+        .post_keyed(COMPANY_K01, "/v1/fees/bills", json!({ "month": "2026-11" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (r["count"].clone(), r["total"].clone()),
+        (json!(0), json!("0.00"))
+    );
+    assert_eq!(r["entry"], Value::Null);
+    let again = fx.bills("K02", "2026-11").await;
+    assert_eq!(
+        (again.count, again.total, again.entry),
+        (0, Amount::ZERO, None)
+    );
+    assert_eq!((fx.balances().await, fx.head().await), before);
+
+    // Who may bill what.
+    let reply = fx
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/fees/bills",
+            json!({ "month": "2026-11", "company": "K02" }),
+        )
+        .await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    let reply = fx
+        .post_keyed(ADMIN, "/v1/fees/bills", json!({ "month": "2026-11" }))
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("company"),
+    );
+    let reply = fx
+        .post_keyed(ACCOUNTANT, "/v1/fees/bills", json!({ "month": "2026-11" }))
+        .await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    let reply = fx
+        .post(
+            COMPANY_K01,
+            "/v1/fees/bills",
+            json!({ "month": "2026-11" }),
+            None,
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::BAD_REQUEST,
+        "idempotency_key_required",
+        Some("Idempotency-Key"),
+    );
+    // A month not yet begun, and a malformed one.
+    let reply = fx
+        .post_keyed(COMPANY_K01, "/v1/fees/bills", json!({ "month": "2026-12" }))
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("month"),
+    );
+    let reply = fx
+        .post_keyed(COMPANY_K01, "/v1/fees/bills", json!({ "month": "2026-1" }))
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("month"),
+    );
+    assert!(fx.app.verify().await.expect("verify").ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payments
+
+async fn payments_go_to_the_oldest_bill_first_and_the_rest_is_prepaid(backend: Backend) {
+    let fx = Fx::new(backend, "2026-11-16").await;
+    for month in ["2026-09", "2026-10", "2026-11"] {
+        fx.bills("K01", month).await;
+    }
+    assert_eq!(fx.fees("H1").await, y("144.12"));
+
+    // 60.00 pays September's 48.04 and 11.96 of October's.
+    let (status, r, _) = fx
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/fees/payments",
+            json!({ "household": "H1", "amount": "60.00", "method": "cash", "reference": "R-1" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        r["applied"],
+        json!([{ "month": "2026-09", "amount": "48.04" }, { "month": "2026-10", "amount": "11.96" }])
+    );
+    assert_eq!(
+        (r["prepaid"].clone(), r["balance"].clone()),
+        (json!("0.00"), json!("84.12"))
+    );
+
+    // 100.00 pays the rest of October, all of November and 15.88 ahead.
+    let r = fx.pay("H1", "100.00").await.expect("payment");
+    let applied: Vec<(String, Amount)> = r
+        .applied
+        .iter()
+        .map(|b| (b.month.clone(), b.amount))
+        .collect();
+    assert_eq!(
+        applied,
+        vec![
+            ("2026-10".to_string(), y("36.08")),
+            ("2026-11".to_string(), y("48.04"))
+        ]
+    );
+    assert_eq!((r.prepaid, r.balance), (y("15.88"), y("-15.88")));
+    assert!(fx.app.store.open_bills("H1").await.unwrap().is_empty());
+    let h1 = fx.get_ok(COMPANY_K01, "/v1/households/H1").await;
+    assert_eq!(
+        h1["fees"],
+        json!({
+            "balance": "-15.88", "arrears": "0.00", "prepaid": "15.88",
+            "arrears_by_age": { "0-30": "0.00", "31-90": "0.00", "91-180": "0.00", "over-180": "0.00" }
+        })
+    );
+
+    // December's bill is settled by the money paid ahead as soon as it is made.
+    fx.at("2026-12-01");
+    fx.bills("K01", "2026-12").await;
+    assert_eq!(fx.fees("H1").await, y("32.16"));
+    assert_eq!(
+        fx.app.store.open_bills("H1").await.unwrap(),
+        vec![("2026-12".to_string(), y("48.04"), y("15.88"))]
+    );
+    // The next payment starts with what is left of December.
+    let r = fx.pay("H1", "32.16").await.expect("payment");
+    assert_eq!(r.applied.len(), 1);
+    assert_eq!(
+        (r.applied[0].month.as_str(), r.applied[0].amount),
+        ("2026-12", y("32.16"))
+    );
+    assert_eq!(r.balance, Amount::ZERO);
+
+    // A company records payments for its own households only: another's is not there.
+    let body =
+        json!({ "household": "H1", "amount": "10.00", "method": "cash", "reference": "R-9" });
+    let reply = fx
+        .post_keyed(COMPANY_K02, "/v1/fees/payments", body.clone())
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        Some("household"),
+    );
+    let reply = fx
+        .post_keyed(CASHIER, "/v1/fees/payments", body.clone())
+        .await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    let reply = fx
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/fees/payments",
+            json!({ "household": "H1", "amount": "0", "method": "cash", "reference": "R-0" }),
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_amount",
+        Some("amount"),
+    );
+    let reply = fx
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/fees/payments",
+            json!({ "household": "H1", "amount": "1.001", "method": "cash", "reference": "R-0" }),
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_amount",
+        Some("amount"),
+    );
+    // The same key and body replays the first answer and posts nothing new.
+    let key = fx.key();
+    let first = fx
+        .post(COMPANY_K01, "/v1/fees/payments", body.clone(), Some(&key))
+        .await;
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    let head = fx.head().await;
+    let again = fx
+        .post(COMPANY_K01, "/v1/fees/payments", body, Some(&key))
+        .await;
+    assert_eq!((again.0, &again.1), (StatusCode::CREATED, &first.1));
+    assert_eq!(fx.head().await, head);
+    assert_eq!(fx.fees("H1").await, y("-10.00"));
+}
+
+async fn arrears_are_aged_by_the_month_of_each_bill(backend: Backend) {
+    let fx = Fx::new(backend, "2026-11-16").await;
+    // On 2026-11-16 these bills are 229 (April), 138 (July), 76 (September) and 15 (November)
+    // days old: one in each bucket.
+    for month in ["2026-04", "2026-07", "2026-09", "2026-11"] {
+        fx.bills("K01", month).await;
+    }
+    // H2 pays 50.00: all of April (48.55) and 1.45 of July.
+    fx.pay("H2", "50.00").await.expect("payment");
+
+    let r = fx.get_ok(COMPANY_K01, "/v1/companies/K01/arrears").await;
+    assert_eq!(r["as_of"], json!("2026-11-16"));
+    assert_eq!(r["buckets"], json!(["0-30", "31-90", "91-180", "over-180"]));
+    assert_eq!(
+        r["households"],
+        json!([
+            { "household": "H1", "oldest": "2026-04", "bills": 4, "total": "192.16",
+              "by_age": { "0-30": "48.04", "31-90": "48.04", "91-180": "48.04", "over-180": "48.04" } },
+            { "household": "H2", "oldest": "2026-07", "bills": 3, "total": "144.20",
+              "by_age": { "0-30": "48.55", "31-90": "48.55", "91-180": "47.10", "over-180": "0.00" } },
+            { "household": "H9", "oldest": "2026-04", "bills": 4, "total": "111.00",
+              "by_age": { "0-30": "27.75", "31-90": "27.75", "91-180": "27.75", "over-180": "27.75" } },
+        ])
+    );
+    assert_eq!(
+        r["by_age"],
+        json!({ "0-30": "124.34", "31-90": "124.34", "91-180": "122.89", "over-180": "75.79" })
+    );
+    assert_eq!(r["total"], json!("447.36"));
+    // The arrears are the households' fee balances, to the fen.
+    let owed = fx.fees("H1").await.fen() + fx.fees("H2").await.fen() + fx.fees("H9").await.fen();
+    assert_eq!(a(&r["total"]).fen(), owed);
+
+    // The household view carries the same buckets.
+    let h2 = fx.get_ok(ADMIN, "/v1/households/H2").await;
+    assert_eq!(h2["fees"]["arrears"], json!("144.20"));
+    assert_eq!(
+        h2["fees"]["arrears_by_age"],
+        json!({ "0-30": "48.55", "31-90": "48.55", "91-180": "47.10", "over-180": "0.00" })
+    );
+
+    // Another company's arrears do not exist for K02; an admin sees them; nobody else.
+    let reply = fx.get(COMPANY_K02, "/v1/companies/K01/arrears").await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", None);
+    assert_eq!(fx.get_ok(ADMIN, "/v1/companies/K01/arrears").await, r);
+    let reply = fx.get(CASHIER, "/v1/companies/K01/arrears").await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    let reply = fx.get(ADMIN, "/v1/companies/K99/arrears").await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", None);
+    // K02 has billed nothing: no arrears.
+    let none = fx.get_ok(COMPANY_K02, "/v1/companies/K02/arrears").await;
+    assert_eq!(
+        (none["households"].clone(), none["total"].clone()),
+        (json!([]), json!("0.00"))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Month close
+
+async fn a_thousand_is_shared_by_three_equal_spenders_and_the_tie_break_picks_the_extra_fen(
+    backend: Backend,
+) {
+    let fx = Fx::new(backend, "2026-10-01").await;
+    // Profit 8000.00 − 5600.00 − 300.00 − 433.33 = 1666.67; × 0.60 = 1000.002 → 1000.00.
+    fx.october("433.33").await;
+    let owed: Vec<Amount> = vec![
+        fx.fees("H1").await,
+        fx.fees("H2").await,
+        fx.fees("H3").await,
+    ];
+    assert_eq!(owed, vec![y("480.40"), y("485.50"), y("480.00")]);
+
+    fx.at("2026-11-02");
+    let head = fx.head().await;
+    // A dry run answers 200 and posts nothing.
+    let (status, dry, _) = fx
+        .post_keyed(
+            ACCOUNTANT,
+            "/v1/months/2026-10/close",
+            json!({ "dry_run": true }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(dry["dry_run"], json!(true));
+    assert_eq!(dry["entry"], Value::Null);
+    assert_eq!(fx.head().await, head);
+    let preview = fx.get_ok(ACCOUNTANT, "/v1/months/2026-10/close").await;
+    assert_eq!(preview, dry);
+    assert_eq!(fx.head().await, head);
+
+    let (status, r, _) = fx
+        .post_keyed(ACCOUNTANT, "/v1/months/2026-10/close", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    for (field, value) in [
+        ("sales", "8000.00"),
+        ("cogs", "5600.00"),
+        ("promotion", "300.00"),
+        ("expenses", "433.33"),
+        ("profit", "1666.67"),
+        ("loss_carried_in", "0.00"),
+        ("loss_carried_out", "0.00"),
+        ("distributed", "1000.00"),
+        ("reserve_in", "0.00"),
+        ("pool", "1000.00"),
+        ("allocated", "1000.00"),
+        ("reserve", "0.00"),
+    ] {
+        assert_eq!(r[field], json!(value), "{field} of {r}");
+    }
+    assert_eq!(r["households"], json!(3));
+    assert_eq!(r["basis"], json!("credit_spend"));
+    assert_eq!(r["policy"], json!("coop-profit-to-fees@1"));
+    assert!(r["entry"].as_i64().is_some(), "{r}");
+    // The dry run said the same, but for what a dry run cannot know.
+    let mut expected = r.clone();
+    expected["dry_run"] = json!(true);
+    expected["entry"] = Value::Null;
+    assert_eq!(dry, expected);
+
+    // 1000.00 / 3 = 333.33⅓ each: two get 333.33 and the tie-break's first pick 333.34.
+    let winner = tie_winner(
+        &["H1", "H2", "H3"],
+        &hongxin::fees::close_seed("COOP", "2026-10"),
+    );
+    let share = |h: &str| {
+        if h == winner {
+            y("333.34")
+        } else {
+            y("333.33")
+        }
+    };
+    for (h, before) in ["H1", "H2", "H3"].into_iter().zip(&owed) {
+        assert_eq!(
+            fx.fees(h).await,
+            before.checked_sub(share(h)).unwrap(),
+            "{h} (the extra fen went to {winner})"
+        );
+    }
+    let k01 = share("H1").checked_add(share("H2")).unwrap();
+    assert_eq!(
+        r["companies"],
+        json!([
+            { "company": "K01", "households": 2, "amount": k01.to_string() },
+            { "company": "K02", "households": 1, "amount": share("H3").to_string() },
+        ])
+    );
+    // The allocation settles the oldest bills first: six of H1's 48.04 bills (288.24) and
+    // part of July's.
+    let open = fx.app.store.open_bills("H1").await.unwrap();
+    assert_eq!(open.len(), 4);
+    assert_eq!(open[0].0, "2026-07");
+    assert_eq!(open[0].2, share("H1").checked_sub(y("288.24")).unwrap());
+
+    // The pool is owed to the companies.
+    assert_eq!(fx.balance("cooperative:COOP:due_to:K01").await, k01);
+    assert_eq!(fx.balance("company:K01:due_from:COOP").await, k01);
+    assert_eq!(fx.balance("cooperative:COOP:due_to:K02").await, share("H3"));
+
+    // Closing again answers the first result and posts nothing, by HTTP and by the library.
+    let head = fx.head().await;
+    let (status, again, _) = fx
+        .post_keyed(ACCOUNTANT, "/v1/months/2026-10/close", json!({}))
+        .await;
+    assert_eq!((status, &again), (StatusCode::CREATED, &r));
+    let again = fx.close("2026-10", false).await.expect("close again");
+    assert_eq!(serde_json::to_value(&again).unwrap(), r);
+    // Once closed, the preview is the stored result.
+    assert_eq!(
+        fx.get_ok(ADMIN, "/v1/months/2026-10/close?cooperative=COOP")
+            .await,
+        r
+    );
+    assert_eq!(fx.head().await, head);
+
+    let report = fx.app.verify().await.expect("verify");
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.close_runs, 1);
+}
+
+async fn a_household_owing_less_than_its_share_gets_what_it_owes_and_the_rest_is_reallocated(
+    backend: Backend,
+) {
+    let fx = Fx::new(backend, "2026-10-01").await;
+    fx.october("433.33").await;
+    // H1 pays down to 100.00 owed: its share is capped there.
+    fx.pay("H1", "380.40").await.expect("payment");
+    assert_eq!(fx.fees("H1").await, y("100.00"));
+
+    fx.at("2026-11-02");
+    let r = fx.close("2026-10", false).await.expect("close");
+    assert_eq!(
+        (r.pool, r.allocated, r.reserve),
+        (y("1000.00"), y("1000.00"), Amount::ZERO)
+    );
+    // H1 gets exactly what it owes; the other two split the remaining 900.00.
+    assert_eq!(fx.fees("H1").await, Amount::ZERO);
+    assert_eq!(fx.fees("H2").await, y("35.50"));
+    assert_eq!(fx.fees("H3").await, y("30.00"));
+    assert!(fx.app.store.open_bills("H1").await.unwrap().is_empty());
+
+    // November: the same trading, but now everybody owes less than a third of the pool.
+    fx.bill_months(2026, 11, 11).await;
+    let caps = [y("48.04"), y("84.05"), y("78.00")];
+    for (h, cap) in ["H1", "H2", "H3"].iter().zip(caps) {
+        assert_eq!(fx.fees(h).await, cap);
+    }
+    for h in ["H1", "H2", "H3"] {
+        fx.top_up_and_spend(h, "1000.00", "1000.00").await;
+    }
+    fx.cash_sale("5000.00").await;
+    fx.expense("433.33", "2026-11-02").await.expect("expense");
+    fx.at("2026-12-01");
+    let r = fx.close("2026-11", false).await.expect("close");
+    // Each is capped at what it owes; what no one can take goes to the reserve.
+    assert_eq!(
+        (r.distributed, r.reserve_in, r.pool),
+        (y("1000.00"), Amount::ZERO, y("1000.00"))
+    );
+    assert_eq!(r.allocated, y("210.09"));
+    assert_eq!(r.reserve, y("789.91"));
+    for h in ["H1", "H2", "H3"] {
+        assert_eq!(fx.fees(h).await, Amount::ZERO, "{h}");
+    }
+    assert_eq!(
+        fx.balance("cooperative:COOP:allocation_reserve").await,
+        y("789.91")
+    );
+
+    // December: no eligible spending at all, a cash sale of 1000.00 (profit 300.00, 180.00 to
+    // the pool). The reserve is carried in, and with no one to share it, all goes back.
+    fx.bill_months(2026, 12, 12).await;
+    fx.cash_sale("1000.00").await;
+    fx.at("2027-01-04");
+    let r = fx.close("2026-12", false).await.expect("close");
+    assert_eq!(r.profit, y("300.00"));
+    assert_eq!((r.distributed, r.reserve_in), (y("180.00"), y("789.91")));
+    assert_eq!(
+        (r.pool, r.allocated, r.reserve),
+        (y("969.91"), Amount::ZERO, y("969.91"))
+    );
+    assert_eq!((r.households, r.companies.len()), (0, 0));
+    assert_eq!(
+        fx.balance("cooperative:COOP:allocation_reserve").await,
+        y("969.91")
+    );
+    // Nobody's fees moved.
+    assert_eq!(fx.fees("H1").await, y("48.04"));
+
+    // January: H1 alone spends; the carried reserve is in the pool it is capped from.
+    fx.top_up_and_spend("H1", "50.00", "20.00").await;
+    fx.at("2027-02-01");
+    let r = fx.close("2027-01", false).await.expect("close");
+    assert_eq!(r.profit, y("1.00")); // 20.00 − 14.00 − 5.00
+    assert_eq!((r.distributed, r.reserve_in), (y("0.60"), y("969.91")));
+    assert_eq!((r.allocated, r.reserve), (y("48.04"), y("922.47")));
+    assert_eq!(fx.fees("H1").await, Amount::ZERO);
+
+    let report = fx.app.verify().await.expect("verify");
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.close_runs, 4);
+}
+
+async fn a_loss_is_carried_forward_against_the_next_profit(backend: Backend) {
+    let fx = Fx::new(backend, "2026-09-01").await;
+    fx.at("2026-09-10");
+    fx.expense("200.00", "2026-09-10").await.expect("expense");
+    fx.at("2026-10-01");
+    let r = fx.close("2026-09", false).await.expect("close");
+    assert_eq!(
+        (r.profit, r.loss_carried_in, r.loss_carried_out),
+        (y("-200.00"), Amount::ZERO, y("200.00"))
+    );
+    assert_eq!(
+        (r.distributed, r.pool, r.allocated, r.reserve),
+        (Amount::ZERO, Amount::ZERO, Amount::ZERO, Amount::ZERO)
+    );
+    assert_eq!((r.entry, r.households), (None, 0));
+
+    // October earns 1866.67; 200.00 of it makes good September's loss; 1666.67 × 0.60 is the
+    // pool.
+    fx.october("233.33").await;
+    fx.at("2026-11-02");
+    let r = fx.close("2026-10", false).await.expect("close");
+    assert_eq!(r.profit, y("1866.67"));
+    assert_eq!(
+        (r.loss_carried_in, r.loss_carried_out),
+        (y("200.00"), Amount::ZERO)
+    );
+    assert_eq!(
+        (r.distributed, r.pool, r.allocated),
+        (y("1000.00"), y("1000.00"), y("1000.00"))
+    );
+
+    // A loss larger than the next profit is carried on, smaller.
+    fx.expense("100.00", "2026-11-02").await.expect("expense");
+    fx.at("2026-12-01");
+    let r = fx.close("2026-11", false).await.expect("close");
+    assert_eq!(
+        (r.profit, r.loss_carried_in, r.loss_carried_out),
+        (y("-100.00"), Amount::ZERO, y("100.00"))
+    );
+    fx.cash_sale("100.00").await; // profit 30.00
+    fx.at("2027-01-02");
+    let r = fx.close("2026-12", false).await.expect("close");
+    assert_eq!(
+        (r.profit, r.loss_carried_in, r.loss_carried_out),
+        (y("30.00"), y("100.00"), y("70.00"))
+    );
+    assert_eq!(r.pool, Amount::ZERO);
+    assert!(fx.app.verify().await.expect("verify").ok());
+}
+
+async fn a_month_is_closed_once_after_it_ends_and_nothing_is_posted_into_it_afterwards(
+    backend: Backend,
+) {
+    let fx = Fx::new(backend, "2026-10-01").await;
+    fx.october("433.33").await;
+
+    // Not before the month has ended.
+    let reply = fx
+        .post_keyed(ACCOUNTANT, "/v1/months/2026-10/close", json!({}))
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("month"),
+    );
+    let reply = fx.get(ACCOUNTANT, "/v1/months/2026-10/close").await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("month"),
+    );
+    let reply = fx
+        .post_keyed(ACCOUNTANT, "/v1/months/2026-13/close", json!({}))
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("month"),
+    );
+
+    fx.at("2026-11-02");
+    // Who may close: the cooperative's accountant, an admin naming it; a company may not, and
+    // the closing moves money, so it needs an Idempotency-Key.
+    let reply = fx
+        .post_keyed(COMPANY_K01, "/v1/months/2026-10/close", json!({}))
+        .await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    let reply = fx
+        .post_keyed(
+            ACCOUNTANT,
+            "/v1/months/2026-10/close",
+            json!({ "cooperative": "COOP2" }),
+        )
+        .await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    let reply = fx
+        .post_keyed(ADMIN, "/v1/months/2026-10/close", json!({}))
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("cooperative"),
+    );
+    let reply = fx
+        .post(ACCOUNTANT, "/v1/months/2026-10/close", json!({}), None)
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::BAD_REQUEST,
+        "idempotency_key_required",
+        Some("Idempotency-Key"),
+    );
+
+    let (status, r, _) = fx
+        .post_keyed(
+            ADMIN,
+            "/v1/months/2026-10/close",
+            json!({ "cooperative": "COOP" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+
+    // An expense incurred in the closed month is refused; booked today it is taken.
+    let expense = |d: &str| json!({ "category": "rent", "amount": "10.00", "date": d });
+    let reply = fx
+        .post_keyed(ACCOUNTANT, "/v1/expenses", expense("2026-10-20"))
+        .await;
+    assert_problem(&reply, StatusCode::CONFLICT, "period_closed", None);
+    let (status, body, _) = fx
+        .post_keyed(ACCOUNTANT, "/v1/expenses", expense("2026-11-02"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // An earlier month cannot be closed after a later one.
+    let reply = fx
+        .post_keyed(ACCOUNTANT, "/v1/months/2026-09/close", json!({}))
+        .await;
+    assert_problem(&reply, StatusCode::CONFLICT, "period_closed", None);
+    // The closed month's result did not change.
+    assert_eq!(fx.get_ok(ACCOUNTANT, "/v1/months/2026-10/close").await, r);
+
+    // Months close in order: December waits for November, which could never be closed after it.
+    fx.at("2027-01-04");
+    let reply = fx
+        .post_keyed(ACCOUNTANT, "/v1/months/2026-12/close", json!({}))
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("month"),
+    );
+    assert!(
+        reply.1["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("close 2026-11 first")),
+        "{}",
+        reply.1
+    );
+    for month in ["2026-11", "2026-12"] {
+        let (status, body, _) = fx
+            .post_keyed(ACCOUNTANT, &format!("/v1/months/{month}/close"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{month}: {body}");
+    }
+}
+
+async fn verify_recomputes_every_close_and_names_a_tampered_one(backend: Backend) {
+    let fx = Fx::new(backend, "2026-10-01").await;
+    fx.october("433.33").await;
+    fx.at("2026-11-02");
+    fx.close("2026-10", false).await.expect("close");
+    let report = fx.app.verify().await.expect("verify");
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.close_runs, 1);
+    // The audit endpoint runs the same check.
+    let v = fx.get_ok(ADMIN, "/v1/audit/verify").await;
+    assert_eq!(v["ok"], json!(true), "{v}");
+
+    // Someone edits the stored shares behind the ledger's back.
+    let tamper = "UPDATE month_close_shares SET amount = amount + 1";
+    let changed = match fx.backend {
+        Backend::Sqlite => {
+            use sqlx::ConnectOptions;
+            let options: sqlx::sqlite::SqliteConnectOptions =
+                fx.settings.database.parse().expect("sqlite URL");
+            let mut conn = options
+                .busy_timeout(std::time::Duration::from_secs(10))
+                .connect()
+                .await
+                .expect("a second connection");
+            sqlx::query(tamper)
+                .execute(&mut conn)
+                .await
+                .expect("tamper")
+                .rows_affected()
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&fx.settings.database)
+                .await
+                .expect("a second connection");
+            sqlx::query(tamper)
+                .execute(&mut conn)
+                .await
+                .expect("tamper")
+                .rows_affected()
+        }
+    };
+    assert_eq!(changed, 3);
+    let report = fx.app.verify().await.expect("verify");
+    let problem = report.first_problem.expect("verify must fail");
+    assert!(problem.contains("month close COOP 2026-10"), "{problem}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settlements
+
+async fn settlements_pay_what_the_cooperative_owes_and_no_more(backend: Backend) {
+    let fx = Fx::new(backend, "2026-10-01").await;
+    fx.october("433.33").await;
+    fx.at("2026-11-02");
+    let r = fx.close("2026-10", false).await.expect("close");
+    let owed: BTreeMap<String, Amount> = r
+        .companies
+        .iter()
+        .map(|c| (c.company.clone(), c.amount))
+        .collect();
+    // What the cooperative owes each company is what the company is owed, to the fen.
+    for (company, amount) in &owed {
+        assert_eq!(
+            fx.balance(&format!("cooperative:COOP:due_to:{company}"))
+                .await,
+            *amount
+        );
+        assert_eq!(
+            fx.balance(&format!("company:{company}:due_from:COOP"))
+                .await,
+            *amount
+        );
+    }
+    let k01 = owed["K01"];
+    assert!(k01 == y("666.66") || k01 == y("666.67"), "{k01}");
+
+    // More than is owed is refused.
+    let reply = fx
+        .post_keyed(
+            ACCOUNTANT,
+            "/v1/settlements",
+            json!({ "company": "K01", "amount": "1000.00", "reference": "BANK-1" }),
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_amount",
+        Some("amount"),
+    );
+    // A part, then the rest.
+    let (status, s, _) = fx
+        .post_keyed(
+            ACCOUNTANT,
+            "/v1/settlements",
+            json!({ "company": "K01", "amount": "600.00", "reference": "BANK-2" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{s}");
+    let left = k01.checked_sub(y("600.00")).unwrap();
+    assert_eq!(s["outstanding"], json!(left.to_string()));
+    assert_eq!(fx.balance("cooperative:COOP:due_to:K01").await, left);
+    assert_eq!(fx.balance("company:K01:due_from:COOP").await, left);
+    assert_eq!(fx.balance("company:K01:cash:bank").await, y("600.00"));
+    let s = fx
+        .settle("K01", &left.to_string())
+        .await
+        .expect("settle the rest");
+    assert_eq!(s.outstanding, Amount::ZERO);
+    refused(
+        fx.settle("K01", "0.01").await,
+        "invalid_amount",
+        Some("amount"),
+    );
+    refused(fx.settle("K99", "1.00").await, "not_found", Some("company"));
+    // Who may settle.
+    let body = json!({ "company": "K02", "amount": "1.00", "reference": "BANK-3" });
+    let reply = fx
+        .post_keyed(COMPANY_K02, "/v1/settlements", body.clone())
+        .await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    let reply = fx
+        .post(ACCOUNTANT, "/v1/settlements", body.clone(), None)
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::BAD_REQUEST,
+        "idempotency_key_required",
+        Some("Idempotency-Key"),
+    );
+    let (status, s, _) = fx
+        .post_keyed(ADMIN, "/v1/settlements", json!({ "company": "K02", "amount": "1.00", "reference": "BANK-3", "cooperative": "COOP" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{s}");
+    assert_eq!(
+        s["outstanding"],
+        json!(owed["K02"].checked_sub(y("1.00")).unwrap().to_string())
+    );
+    assert!(fx.app.verify().await.expect("verify").ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statement
+
+/// The amount cells of a CSV row, by the statement's header.
+fn csv_amounts(row: &csv::StringRecord) -> Vec<Amount> {
+    (3..8)
+        .map(|i| Amount::parse(&row[i]).expect("amount cell"))
+        .collect()
+}
+
+async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
+    let fx = Fx::new(backend, "2026-10-01").await;
+    fx.october("433.33").await;
+    fx.at("2026-11-02");
+    let close = fx.close("2026-10", false).await.expect("close");
+    fx.bill_months(2026, 11, 11).await;
+    fx.pay("H1", "100.00").await.expect("payment");
+    fx.pay("H9", "300.00").await.expect("payment"); // beyond everything: paid ahead
+    fx.settle("K01", "600.00").await.expect("settle");
+    fx.at("2026-12-01");
+
+    let s = fx
+        .get_ok(COMPANY_K01, "/v1/companies/K01/statements/2026-11")
+        .await;
+    assert_eq!(
+        (s["company"].clone(), s["month"].clone()),
+        (json!("K01"), json!("2026-11"))
+    );
+    assert_eq!(s["ties_out"], json!(true));
+    let winner = tie_winner(
+        &["H1", "H2", "H3"],
+        &hongxin::fees::close_seed("COOP", "2026-10"),
+    );
+    let share = |h: &str| {
+        if h == winner {
+            y("333.34")
+        } else {
+            y("333.33")
+        }
+    };
+    let lines = s["households"].as_array().expect("households");
+    assert_eq!(lines.len(), 3);
+    // By compound, then household: H1 (HX01), H2 (HX03), H9 (HX11).
+    let expect = [
+        ("HX01", "H1", "480.40", "48.04", "100.00", share("H1")),
+        ("HX03", "H2", "485.50", "48.55", "0.00", share("H2")),
+        ("HX11", "H9", "277.50", "27.75", "300.00", Amount::ZERO),
+    ];
+    for (line, (compound, household, opening, billed, paid, allocated)) in lines.iter().zip(expect)
+    {
+        assert_eq!(line["compound"], json!(compound));
+        assert_eq!(line["household"], json!(household));
+        assert_eq!(line["opening"], json!(opening));
+        assert_eq!(line["billed"], json!(billed));
+        assert_eq!(line["paid"], json!(paid));
+        assert_eq!(a(&line["allocated"]), allocated);
+        let closing = a(&line["opening"]).fen() + a(&line["billed"]).fen()
+            - a(&line["paid"]).fen()
+            - a(&line["allocated"]).fen();
+        assert_eq!(a(&line["closing"]).fen(), closing, "{line}");
+        assert_eq!(a(&line["closing"]), fx.fees(household).await);
+    }
+    let t = &s["totals"];
+    assert_eq!(t["opening"], json!("1243.40"));
+    assert_eq!(t["billed"], json!("124.34"));
+    assert_eq!(t["paid"], json!("400.00"));
+    let k01 = share("H1").checked_add(share("H2")).unwrap();
+    assert_eq!(a(&t["allocated"]), k01);
+    assert_eq!(
+        a(&t["closing"]).fen(),
+        a(&t["opening"]).fen() + a(&t["billed"]).fen()
+            - a(&t["paid"]).fen()
+            - a(&t["allocated"]).fen()
+    );
+    // H9 paid 300.00 against 305.25 owed: not ahead. Arrears before the month were every
+    // opening; H1's 100.00 and H9's 300.00 and both allocations went to them.
+    assert_eq!(s["summary"]["arrears_brought_forward"], json!("1243.40"));
+    assert_eq!(s["summary"]["received"], json!("400.00"));
+    assert_eq!(a(&s["summary"]["covered_by_cooperative"]), k01);
+    assert_eq!(s["summary"]["billed"], json!("124.34"));
+    // What the cooperative owes K01: the November allocation (the October close was posted on
+    // 2 November), less the 600.00 settled.
+    assert_eq!(
+        s["cooperatives"],
+        json!([{
+            "cooperative": "COOP", "opening": "0.00", "allocated": k01.to_string(),
+            "settled": "600.00", "outstanding": k01.checked_sub(y("600.00")).unwrap().to_string()
+        }])
+    );
+    assert_eq!(close.companies[0].amount, k01);
+    let head = fx.app.store.head().await.unwrap();
+    assert_eq!(
+        (s["journal_seq"].as_i64(), s["journal_hash"].as_str()),
+        (Some(head.seq), Some(head.hash.as_str()))
+    );
+
+    // CSV: same lines and totals.
+    let (status, headers, body) = fx
+        .get_bytes(
+            COMPANY_K01,
+            "/v1/companies/K01/statements/2026-11?format=csv",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type(&headers), "text/csv; charset=utf-8");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"statement-K01-2026-11.csv\""
+    );
+    let mut reader = csv::Reader::from_reader(body.as_slice());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("CSV row")).collect();
+    let total = rows.iter().find(|r| &r[0] == "total").expect("a total row");
+    let json_totals: Vec<Amount> = ["opening", "billed", "paid", "allocated", "closing"]
+        .iter()
+        .map(|k| a(&t[*k]))
+        .collect();
+    assert_eq!(csv_amounts(total), json_totals);
+    let households: Vec<&csv::StringRecord> =
+        rows.iter().filter(|r| &r[0] == "household").collect();
+    assert_eq!(households.len(), 3);
+    let sum: Vec<i64> = (0..5)
+        .map(|i| households.iter().map(|r| csv_amounts(r)[i].fen()).sum())
+        .collect();
+    assert_eq!(sum, json_totals.iter().map(|a| a.fen()).collect::<Vec<_>>());
+    let journal = rows
+        .iter()
+        .find(|r| &r[0] == "journal")
+        .expect("a journal row");
+    assert_eq!(&journal[2], head.hash.as_str());
+
+    // XLSX: a zip archive, as a download.
+    let (status, headers, body) = fx
+        .get_bytes(ADMIN, "/v1/companies/K01/statements/2026-11?format=xlsx")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type(&headers), XLSX);
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"statement-K01-2026-11.xlsx\""
+    );
+    assert_eq!(&body[..2], b"PK");
+
+    // Explicit JSON is the default.
+    let (_, headers, _) = fx
+        .get_bytes(
+            COMPANY_K01,
+            "/v1/companies/K01/statements/2026-11?format=json",
+        )
+        .await;
+    assert_eq!(content_type(&headers), "application/json");
+    // Another company's statement does not exist for K02; odd requests are refused.
+    let reply = fx
+        .get(COMPANY_K02, "/v1/companies/K01/statements/2026-11")
+        .await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", None);
+    let reply = fx.get(ADMIN, "/v1/companies/K99/statements/2026-11").await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", None);
+    let reply = fx
+        .get(ADMIN, "/v1/companies/K01/statements/2026-11?format=pdf")
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("format"),
+    );
+    let reply = fx.get(ADMIN, "/v1/companies/K01/statements/11-2026").await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("month"),
+    );
+    let reply = fx
+        .get(ACCOUNTANT, "/v1/companies/K01/statements/2026-11")
+        .await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+
+    // October's statement closes where November's opens.
+    let oct = fx
+        .get_ok(ADMIN, "/v1/companies/K01/statements/2026-10")
+        .await;
+    assert_eq!(oct["ties_out"], json!(true));
+    assert_eq!(oct["totals"]["closing"], s["totals"]["opening"]);
+    assert_eq!(oct["totals"]["billed"], json!("1243.40"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command line
+
+fn hongxin(settings: &Settings, today: &str, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hongxin"));
+    if let Some(key_file) = &settings.key_file {
+        command.arg("--key-file").arg(key_file);
+    }
+    command
+        .env_remove("HONGXIN_DATABASE")
+        .env_remove("HONGXIN_KEY_FILE")
+        .env_remove("HONGXIN_CONFIG")
+        .env_remove("HONGXIN_POLICIES")
+        .env("HONGXIN_TODAY", today)
+        .arg("--database")
+        .arg(&settings.database)
+        .arg("--policies")
+        .arg(&settings.policies_dir)
+        .args(args)
+        .output()
+        .expect("run hongxin")
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "status {:?}\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+async fn the_commands_bill_pay_close_and_print_statements(backend: Backend) {
+    let fx = Fx::new(backend, "2026-10-01").await;
+    fx.at("2026-10-05");
+    for h in ["H1", "H2", "H3"] {
+        fx.top_up_and_spend(h, "1000.00", "1000.00").await;
+    }
+    fx.cash_sale("5000.00").await;
+    fx.expense("433.33", "2026-10-05").await.expect("expense");
+    let (dir, settings, _pg) = fx.stop().await;
+
+    let out = stdout(&hongxin(
+        &settings,
+        "2026-10-05",
+        &["fees", "bill", "--company", "K01", "--month", "2026-10"],
+    ));
+    assert!(out.contains("3 households, total 124.34"), "{out}");
+    let out = stdout(&hongxin(
+        &settings,
+        "2026-10-05",
+        &["fees", "bill", "--company", "K01", "--month", "2026-10"],
+    ));
+    assert!(out.contains("nothing new"), "{out}");
+    let out = stdout(&hongxin(
+        &settings,
+        "2026-10-05",
+        &[
+            "fees",
+            "pay",
+            "--household",
+            "H2",
+            "--amount",
+            "50",
+            "--method",
+            "wechat",
+            "--reference",
+            "WX-1",
+        ],
+    ));
+    assert!(out.contains("2026-10  48.55"), "{out}");
+    assert!(out.contains("paid ahead  1.45"), "{out}");
+
+    let o = hongxin(
+        &settings,
+        "2026-10-20",
+        &["close-month", "--cooperative", "COOP", "--month", "2026-10"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid_input"));
+    let out = stdout(&hongxin(
+        &settings,
+        "2026-11-02",
+        &[
+            "close-month",
+            "--cooperative",
+            "COOP",
+            "--month",
+            "2026-10",
+            "--dry-run",
+        ],
+    ));
+    assert!(out.contains("dry run"), "{out}");
+    assert!(out.contains("profit") && out.contains("1666.67"), "{out}");
+    let out = stdout(&hongxin(
+        &settings,
+        "2026-11-02",
+        &["close-month", "--cooperative", "COOP", "--month", "2026-10"],
+    ));
+    assert!(out.contains("closed"), "{out}");
+    assert!(out.contains("pool") && out.contains("1000.00"), "{out}");
+    // H1 owes 48.04 and H2 nothing (it paid ahead), H3 was never billed: all capped.
+    assert!(out.contains("company K01"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("allocated") && l.ends_with("48.04")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("reserve ") && l.ends_with("951.96")),
+        "{out}"
+    );
+
+    let out = stdout(&hongxin(
+        &settings,
+        "2026-11-02",
+        &[
+            "statement",
+            "--company",
+            "K01",
+            "--month",
+            "2026-10",
+            "--format",
+            "csv",
+        ],
+    ));
+    assert!(
+        out.contains("household,HX01,H1,0.00,48.04,0.00,0.00,48.04"),
+        "{out}"
+    );
+    let json: Value = serde_json::from_str(&stdout(&hongxin(
+        &settings,
+        "2026-11-02",
+        &["statement", "--company", "K01", "--month", "2026-11"],
+    )))
+    .expect("JSON statement");
+    assert_eq!(json["totals"]["allocated"], json!("48.04"));
+    assert_eq!(json["ties_out"], json!(true));
+    let file = dir.path().join("k01.xlsx");
+    let file_arg = file.to_string_lossy().into_owned();
+    stdout(&hongxin(
+        &settings,
+        "2026-11-02",
+        &[
+            "statement",
+            "--company",
+            "K01",
+            "--month",
+            "2026-11",
+            "--format",
+            "xlsx",
+            "--output",
+            &file_arg,
+        ],
+    ));
+    assert_eq!(&std::fs::read(&file).expect("the XLSX file")[..2], b"PK");
+    let o = hongxin(
+        &settings,
+        "2026-11-02",
+        &[
+            "statement",
+            "--company",
+            "K01",
+            "--month",
+            "2026-11",
+            "--format",
+            "xlsx",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let out = stdout(&hongxin(&settings, "2026-11-02", &["verify"]));
+    assert!(out.contains("1 month closes recomputed"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property: whatever is spent, the close accounts for the whole pool
+
+mod pool_is_accounted_for {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `spends` of H1, H2, H3 from their wallets; K01 and K02 billed for `months_billed`
+    /// months each (what caps the shares); an anonymous cash sale.
+    async fn case(backend: Backend, spends: Vec<u32>, months_billed: Vec<u32>, cash: u32) {
+        let fx = Fx::new(backend, "2026-10-01").await;
+        fx.at("2026-10-05");
+        for (company, months) in ["K01", "K02"].into_iter().zip(&months_billed) {
+            for m in 1..=*months {
+                fx.bills(company, &format!("2026-{m:02}")).await;
+            }
+        }
+        for (h, spend) in ["H1", "H2", "H3"].into_iter().zip(&spends) {
+            fx.top_up_and_spend(h, "1000.00", &format!("{spend}.00"))
+                .await;
+        }
+        if cash > 0 {
+            fx.cash_sale(&format!("{cash}.00")).await;
+        }
+        let before: Vec<Amount> = fees_of_spenders(&fx).await;
+        fx.at("2026-11-02");
+        let r = fx.close("2026-10", false).await.expect("close");
+        let after: Vec<Amount> = fees_of_spenders(&fx).await;
+        let credited: Vec<i64> = before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| b.fen() - a.fen())
+            .collect();
+        // Σ household credits + reserve = pool; per company as the receipt says.
+        assert_eq!(
+            credited.iter().sum::<i64>() + r.reserve.fen(),
+            r.pool.fen(),
+            "{r:?}"
+        );
+        assert_eq!(credited.iter().sum::<i64>(), r.allocated.fen());
+        assert_eq!(
+            r.companies.iter().map(|c| c.amount.fen()).sum::<i64>(),
+            r.allocated.fen()
+        );
+        for ((credit, owed), spend) in credited.iter().zip(&before).zip(&spends) {
+            assert!(
+                *credit >= 0 && *credit <= owed.fen().max(0),
+                "{credited:?} {before:?}"
+            );
+            if *spend == 0 {
+                assert_eq!(*credit, 0);
+            }
+        }
+        assert_eq!(
+            fx.balance("cooperative:COOP:allocation_reserve").await,
+            r.reserve
+        );
+        let report = fx.app.verify().await.expect("verify");
+        assert!(report.ok(), "{report:?}");
+    }
+
+    async fn fees_of_spenders(fx: &Fx) -> Vec<Amount> {
+        let mut v = Vec::new();
+        for h in ["H1", "H2", "H3"] {
+            v.push(fx.fees(h).await);
+        }
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+        #[test]
+        fn close_accounts_for_the_pool(
+            spends in prop::collection::vec(0u32..=1000, 3),
+            months_billed in prop::collection::vec(0u32..=10, 2),
+            cash in 0u32..=20_000,
+        ) {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(case(Backend::Sqlite, spends.clone(), months_billed.clone(), cash));
+            if pg_support::available() {
+                runtime.block_on(case(Backend::Postgres, spends, months_billed, cash));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every body above on every backend
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if !super::pg_support::available() {
+                        return;
+                    }
+                    super::$name(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend! {
+    bills_follow_the_schedule_and_a_month_is_billed_once,
+    payments_go_to_the_oldest_bill_first_and_the_rest_is_prepaid,
+    arrears_are_aged_by_the_month_of_each_bill,
+    a_thousand_is_shared_by_three_equal_spenders_and_the_tie_break_picks_the_extra_fen,
+    a_household_owing_less_than_its_share_gets_what_it_owes_and_the_rest_is_reallocated,
+    a_loss_is_carried_forward_against_the_next_profit,
+    a_month_is_closed_once_after_it_ends_and_nothing_is_posted_into_it_afterwards,
+    verify_recomputes_every_close_and_names_a_tampered_one,
+    settlements_pay_what_the_cooperative_owes_and_no_more,
+    the_statement_ties_out_in_json_csv_and_xlsx,
+    the_commands_bill_pay_close_and_print_statements,
+}
