@@ -278,37 +278,35 @@ pub fn allocate<K: AsRef<[u8]> + Ord>(
     let extra = (t - floors) as usize;
     debug_assert!(extra < shares.len().max(1));
     if extra > 0 {
-        let mut order: Vec<usize> = (0..shares.len()).collect();
+        // The `extra` best by (remainder, weight) get one fen each. Only the group tied with
+        // the last one in needs the hash tie-break, so a selection (linear) replaces a sort.
         let key_cmp = |a: &usize, b: &usize| {
             remainders[*b]
                 .cmp(&remainders[*a])
                 .then(shares[*b].1.cmp(&shares[*a].1))
         };
-        order.sort_unstable_by(key_cmp);
-        // Only the group of equal (remainder, weight) that straddles the cut needs the hash
-        // tie-break; everything before it is in, everything after it is out.
-        let cut = extra;
-        let pivot = order[cut - 1];
-        if cut < order.len() && key_cmp(&order[cut], &pivot) == Ordering::Equal {
-            let start = order[..cut]
-                .iter()
-                .position(|i| key_cmp(i, &pivot) == Ordering::Equal)
-                .unwrap_or(cut - 1);
-            let end = cut
-                + order[cut..]
-                    .iter()
-                    .position(|i| key_cmp(i, &pivot) != Ordering::Equal)
-                    .unwrap_or(order.len() - cut);
-            let mut group: Vec<(usize, [u8; 32])> = order[start..end]
+        let mut order: Vec<usize> = (0..shares.len()).collect();
+        let (_, pivot, _) = order.select_nth_unstable_by(extra - 1, key_cmp);
+        let pivot = *pivot;
+        let mut winners = Vec::with_capacity(extra);
+        let mut tied = Vec::new();
+        for i in 0..shares.len() {
+            match key_cmp(&i, &pivot) {
+                Ordering::Less => winners.push(i),
+                Ordering::Equal => tied.push(i),
+                Ordering::Greater => {}
+            }
+        }
+        let needed = extra - winners.len();
+        if needed < tied.len() {
+            let mut group: Vec<(usize, [u8; 32])> = tied
                 .iter()
                 .map(|&i| (i, tie_hash(seed, shares[i].0.as_ref())))
                 .collect();
             group.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(shares[a.0].0.cmp(&shares[b.0].0)));
-            for (slot, (i, _)) in order[start..end].iter_mut().zip(group) {
-                *slot = i;
-            }
+            tied = group.into_iter().take(needed).map(|(i, _)| i).collect();
         }
-        for &i in &order[..extra] {
+        for i in winners.into_iter().chain(tied) {
             parts[i] += 1;
         }
     }

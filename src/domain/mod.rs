@@ -348,6 +348,28 @@ pub trait Tx: Send {
         from: NaiveDate,
         to: NaiveDate,
     ) -> OpResult<std::collections::HashMap<i64, i64>>;
+    /// Every eligible household with its fee balance and its credit spending at the
+    /// cooperative between the dates: what a month close weighs. Backends may answer it in one
+    /// pass; this default composes the finer-grained reads.
+    async fn close_candidates(
+        &mut self,
+        coop: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> OpResult<Vec<Candidate>> {
+        let households = self.eligible_households().await?;
+        let ids: Vec<i64> = households.iter().map(|h| h.id).collect();
+        let balances = self.fee_balances(&ids).await?;
+        let spend = self.credit_spend(coop, from, to).await?;
+        Ok(households
+            .into_iter()
+            .map(|h| Candidate {
+                fees_balance: balances.get(&h.id).copied().unwrap_or(Amount::ZERO),
+                credit_spend: spend.get(&h.id).copied().unwrap_or(0),
+                household: h,
+            })
+            .collect())
+    }
     async fn insert_month_close(
         &mut self,
         coop: i64,

@@ -778,6 +778,16 @@ pub struct EligibleHousehold {
     pub company_code: String,
 }
 
+/// An eligible household with what a month close weighs it by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub household: EligibleHousehold,
+    /// Its fee balance now: positive owes.
+    pub fees_balance: Amount,
+    /// Its wallet and voucher spending at the cooperative in the month, net of refunds.
+    pub credit_spend: i64,
+}
+
 /// The cooperative's books for one month, each on its normal side.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MonthTotals {

@@ -12,16 +12,16 @@
 pub mod statement;
 pub mod xlsx;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{Datelike, Days, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    AppliedToBill, BillsReceipt, CloseMonth, CloseReceipt, CompanyShare, Ctx, FeePayment,
-    FeePaymentReceipt, GenerateBills, OpError, OpResult, Rejection, Settlement, SettlementReceipt,
-    ShareRow, StoreError, Tx,
+    AppliedToBill, BillsReceipt, Candidate, CloseMonth, CloseReceipt, CompanyShare, Ctx,
+    EligibleHousehold, FeePayment, FeePaymentReceipt, GenerateBills, OpError, OpResult, Rejection,
+    Settlement, SettlementReceipt, ShareRow, StoreError, Tx,
 };
 use crate::ledger::{chart, EntryDraft, EntryKind};
 use crate::money::{allocate, mul_rate, AllocationError, Amount};
@@ -379,37 +379,22 @@ pub(crate) async fn close_month<T: Tx>(
     let reserve_in = tx.balance(&chart::coop_allocation_reserve(coop.id)).await?;
     let pool = distributed.checked_add(reserve_in).ok_or_else(overflow)?;
 
-    let households = tx.eligible_households().await?;
-    let ids: Vec<i64> = households.iter().map(|h| h.id).collect();
-    let owed = if rules.cap_at_fees_owed || rules.basis == AllocationBasis::FeeDue {
-        tx.fee_balances(&ids).await?
-    } else {
-        HashMap::new()
-    };
-    let owed_of = |id: i64| {
-        owed.get(&id)
-            .copied()
-            .unwrap_or(Amount::ZERO)
-            .max(Amount::ZERO)
-    };
-    let spend = if rules.basis == AllocationBasis::CreditSpend {
-        tx.credit_spend(coop.id, first, last).await?
-    } else {
-        HashMap::new()
-    };
-    let claims: Vec<Claim> = households
+    let candidates = tx.close_candidates(coop.id, first, last).await?;
+    let owed_of = |c: &Candidate| c.fees_balance.max(Amount::ZERO);
+    let claims: Vec<Claim> = candidates
         .iter()
         .map(|h| Claim {
-            household: h.id,
-            code: h.code.clone(),
+            household: h.household.id,
+            code: h.household.code.clone(),
             weight: match rules.basis {
-                AllocationBasis::CreditSpend => spend.get(&h.id).copied().unwrap_or(0).max(0),
+                AllocationBasis::CreditSpend => h.credit_spend.max(0),
                 AllocationBasis::Equal => 1,
-                AllocationBasis::FeeDue => owed_of(h.id).fen(),
+                AllocationBasis::FeeDue => owed_of(h).fen(),
             },
-            cap: rules.cap_at_fees_owed.then(|| owed_of(h.id)),
+            cap: rules.cap_at_fees_owed.then(|| owed_of(h)),
         })
         .collect();
+    let households: Vec<&EligibleHousehold> = candidates.iter().map(|c| &c.household).collect();
     let seed = close_seed(&coop.code, &req.month);
     let (parts, reserve) = allocate_pool(pool, &claims, seed.as_bytes()).map_err(internal)?;
     let allocated = pool.checked_sub(reserve).ok_or_else(overflow)?;
@@ -481,16 +466,15 @@ pub(crate) async fn close_month<T: Tx>(
         let entry = entry.balanced().map_err(internal)?;
         let posted = tx.post(entry, "month").await?;
         receipt.entry = Some(posted.id);
-        let credits: Vec<(i64, Amount, Option<String>, Option<String>)> = households
+        // Each household's share is in the entry and in the stored shares; here it only
+        // settles bills, oldest first.
+        let to_bills: Vec<(i64, Amount)> = households
             .iter()
             .zip(&parts)
             .filter(|(_, part)| part.is_positive())
-            .map(|(h, part)| (h.id, *part, None, None))
+            .map(|(h, part)| (h.id, *part))
             .collect();
-        let to_bills: Vec<(i64, Amount)> = credits.iter().map(|c| (c.0, c.1)).collect();
         tx.settle_bills_for(&to_bills).await?;
-        tx.insert_fee_credits(posted.id, "allocation", &credits)
-            .await?;
     }
     let shares: Vec<ShareRow> = households
         .iter()

@@ -23,10 +23,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::*;
 use crate::clock::Clock;
 use crate::domain::{
-    self, BillingRow, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold, HouseholdRef,
-    MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop, NewToken,
-    NewVoucher, OpError, OpResult, OpenBill, Posted, SaleLineRecord, SaleRecord, SaleRefundRecord,
-    ShareRow, ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx, VoucherRecord,
+    self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
+    HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
+    NewToken, NewVoucher, OpError, OpResult, OpenBill, Posted, SaleLineRecord, SaleRecord,
+    SaleRefundRecord, ShareRow, ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx,
+    VoucherRecord,
 };
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
@@ -1403,38 +1404,6 @@ impl SqliteTx<'_> {
         Ok(())
     }
 
-    /// Adds many deltas to unbounded accounts' balances in one UPDATE through a temp table.
-    async fn apply_deltas(&mut self, deltas: &[(AccountId, i64)]) -> OpResult<()> {
-        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS balance_delta (id INTEGER NOT NULL, delta INTEGER NOT NULL)")
-            .execute(&mut *self.conn)
-            .await?;
-        sqlx::query("DELETE FROM temp.balance_delta")
-            .execute(&mut *self.conn)
-            .await?;
-        for chunk in deltas.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::new("INSERT INTO temp.balance_delta (id, delta) ");
-            q.push_values(chunk, |mut b, (id, delta)| {
-                b.push_bind(id.0).push_bind(*delta);
-            });
-            q.build().execute(&mut *self.conn).await?;
-        }
-        let updated = sqlx::query(
-            "UPDATE accounts SET balance = balance + d.delta
-             FROM (SELECT id, SUM(delta) AS delta FROM temp.balance_delta GROUP BY id) AS d
-             WHERE accounts.id = d.id",
-        )
-        .execute(&mut *self.conn)
-        .await?;
-        let distinct: std::collections::HashSet<i64> = deltas.iter().map(|(id, _)| id.0).collect();
-        if updated.rows_affected() != distinct.len() as u64 {
-            return Err(StoreError("a bulk balance update missed an account".into()).into());
-        }
-        sqlx::query("DELETE FROM temp.balance_delta")
-            .execute(&mut *self.conn)
-            .await?;
-        Ok(())
-    }
-
     async fn household_where(
         &mut self,
         filter: &str,
@@ -1769,9 +1738,6 @@ impl Tx for SqliteTx<'_> {
                 return Err(Rejection::bad_amount(field, "is too large").into());
             }
         }
-        if !bulk.is_empty() {
-            self.apply_deltas(&bulk).await?;
-        }
         let seq = self.state.head_seq + 1;
         let ids: Vec<(AccountId, i64)> = resolved.iter().map(|(m, fen)| (m.id, *fen)).collect();
         let hash = entry_hash(&self.state.head_hash, seq, &header, &ids);
@@ -1798,16 +1764,46 @@ impl Tx for SqliteTx<'_> {
         .bind(hex::encode(hash))
         .execute(&mut *self.conn)
         .await?;
-        for (n, chunk) in ids.chunks(ROWS_PER_INSERT).enumerate() {
+        if ids.len() > BULK_POSTINGS {
+            // A large entry goes in as one JSON array that SQLite unpacks itself: one bound
+            // value instead of four per posting.
+            let rows: Vec<(i64, i64)> = ids.iter().map(|(a, fen)| (a.0, *fen)).collect();
+            let json = serde_json::to_string(&rows).map_err(|e| StoreError(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO postings (entry_id, idx, account_id, amount)
+                 SELECT ?1, key, value ->> 0, value ->> 1 FROM json_each(?2)",
+            )
+            .bind(seq)
+            .bind(json)
+            .execute(&mut *self.conn)
+            .await?;
+        } else {
             let mut insert =
                 QueryBuilder::new("INSERT INTO postings (entry_id, idx, account_id, amount) ");
-            insert.push_values(chunk.iter().enumerate(), |mut b, (i, (account, fen))| {
+            insert.push_values(ids.iter().enumerate(), |mut b, (i, (account, fen))| {
                 b.push_bind(seq)
-                    .push_bind((n * ROWS_PER_INSERT + i) as i64)
+                    .push_bind(i as i64)
                     .push_bind(account.0)
                     .push_bind(*fen);
             });
             insert.build().execute(&mut *self.conn).await?;
+        }
+        if !bulk.is_empty() {
+            // Unbounded accounts of a large entry move in one statement, from its postings.
+            let updated = sqlx::query(
+                "UPDATE accounts SET balance = balance + p.amount *
+                    (CASE accounts.type WHEN 'asset' THEN 1 WHEN 'expense' THEN 1 ELSE -1 END)
+                 FROM (SELECT account_id, SUM(amount) AS amount FROM postings WHERE entry_id = ?1 GROUP BY account_id) AS p
+                 WHERE accounts.id = p.account_id AND accounts.bounded = 0",
+            )
+            .bind(seq)
+            .execute(&mut *self.conn)
+            .await?;
+            let distinct: std::collections::HashSet<i64> =
+                bulk.iter().map(|(id, _)| id.0).collect();
+            if updated.rows_affected() != distinct.len() as u64 {
+                return Err(StoreError("a bulk balance update missed an account".into()).into());
+            }
         }
         if let (Some(name), Some(hash)) = (policy, policy_hash) {
             if let Some((id, version)) = name.rsplit_once('@') {
@@ -2217,39 +2213,38 @@ impl Tx for SqliteTx<'_> {
         if credits.is_empty() {
             return Ok(());
         }
-        for sql in [
-            "CREATE TEMP TABLE IF NOT EXISTS bill_credit (household_id INTEGER PRIMARY KEY, amount INTEGER NOT NULL)",
-            "CREATE TEMP TABLE IF NOT EXISTS bill_take (id INTEGER PRIMARY KEY, take INTEGER NOT NULL)",
-            "DELETE FROM temp.bill_credit",
-            "DELETE FROM temp.bill_take",
-        ] {
-            sqlx::query(sql).execute(&mut *self.conn).await?;
-        }
-        for chunk in credits.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::new("INSERT INTO temp.bill_credit (household_id, amount) ");
-            q.push_values(chunk, |mut b, (household, amount)| {
-                b.push_bind(*household).push_bind(amount.fen());
-            });
-            q.build().execute(&mut *self.conn).await?;
-        }
-        // Each open bill takes what is left of its household's credit after the older bills:
-        // min(open, credit − open bills before it), oldest first.
-        sqlx::query(
-            "INSERT INTO temp.bill_take (id, take)
-             SELECT id, MIN(open_amount, credit - before) FROM (
-                SELECT b.id, b.amount - b.settled AS open_amount, c.amount AS credit,
-                       COALESCE(SUM(b.amount - b.settled) OVER (
-                           PARTITION BY b.household_id ORDER BY b.month
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-                FROM fee_bills b JOIN temp.bill_credit c ON c.household_id = b.household_id
-                WHERE b.settled < b.amount)
-             WHERE credit > before",
+        let mut left: HashMap<i64, i64> = credits.iter().map(|(h, a)| (*h, a.fen())).collect();
+        // Every open bill, oldest first per household, in one JSON row (the partial index
+        // fee_bills_open serves it); the credits are spread in Rust and written back at once.
+        let open: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(id, household_id, amount - settled)) FROM (
+                SELECT id, household_id, amount, settled FROM fee_bills
+                WHERE settled < amount ORDER BY household_id, month)",
         )
+        .fetch_one(&mut *self.conn)
+        .await?;
+        let open: Vec<(i64, i64, i64)> = serde_json::from_str(open.as_deref().unwrap_or("[]"))
+            .map_err(|e| StoreError(format!("open bills: {e}")))?;
+        let mut takes: Vec<(i64, i64)> = Vec::new();
+        for (bill, household, open_amount) in open {
+            if let Some(credit) = left.get_mut(&household) {
+                let take = open_amount.min(*credit);
+                if take > 0 {
+                    takes.push((bill, take));
+                    *credit -= take;
+                }
+            }
+        }
+        if takes.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE fee_bills SET settled = settled + t.value ->> 1
+             FROM json_each(?) AS t WHERE fee_bills.id = t.value ->> 0",
+        )
+        .bind(serde_json::to_string(&takes).map_err(|e| StoreError(e.to_string()))?)
         .execute(&mut *self.conn)
         .await?;
-        sqlx::query("UPDATE fee_bills SET settled = settled + t.take FROM temp.bill_take AS t WHERE fee_bills.id = t.id")
-            .execute(&mut *self.conn)
-            .await?;
         Ok(())
     }
 
@@ -2378,6 +2373,61 @@ impl Tx for SqliteTx<'_> {
             .collect()
     }
 
+    async fn close_candidates(
+        &mut self,
+        coop: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> OpResult<Vec<Candidate>> {
+        // Each read comes back as one JSON array: a million households are one row instead of
+        // a million, which is what makes a province-sized close fast.
+        let spend: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(h, s)) FROM (
+                SELECT COALESCE(t.household_id, v.household_id) AS h, SUM(t.amount - t.refunded) AS s
+                FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
+                LEFT JOIN vouchers v ON v.id = t.voucher_id
+                WHERE s.cooperative_id = ?1 AND s.business_date BETWEEN ?2 AND ?3
+                  AND t.type IN ('wallet', 'voucher')
+                GROUP BY 1 HAVING h IS NOT NULL)",
+        )
+        .bind(coop)
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_one(&mut *self.conn)
+        .await?;
+        let spend: HashMap<i64, i64> =
+            serde_json::from_str::<Vec<(i64, i64)>>(spend.as_deref().unwrap_or("[]"))
+                .map_err(|e| StoreError(format!("credit spend: {e}")))?
+                .into_iter()
+                .collect();
+        let households: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(h.id, h.code, k.id, k.code, COALESCE(a.balance, 0)))
+             FROM households h JOIN compounds c ON c.id = h.compound_id
+             JOIN companies k ON k.id = c.company_id
+             LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
+             WHERE c.eligible = 1",
+        )
+        .fetch_one(&mut *self.conn)
+        .await?;
+        let mut rows: Vec<(i64, String, i64, String, i64)> =
+            serde_json::from_str(households.as_deref().unwrap_or("[]"))
+                .map_err(|e| StoreError(format!("close candidates: {e}")))?;
+        rows.sort_unstable_by_key(|r| r.0);
+        Ok(rows
+            .into_iter()
+            .map(|(id, code, company, company_code, balance)| Candidate {
+                credit_spend: spend.get(&id).copied().unwrap_or(0),
+                household: EligibleHousehold {
+                    id,
+                    code,
+                    company,
+                    company_code,
+                },
+                fees_balance: Amount::from_fen(balance),
+            })
+            .collect())
+    }
+
     async fn insert_month_close(
         &mut self,
         coop: i64,
@@ -2396,21 +2446,27 @@ impl Tx for SqliteTx<'_> {
             .bind(result)
             .execute(&mut *self.conn)
             .await?;
-        for chunk in shares.chunks(4_000) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO month_close_shares (cooperative_id, month, household_id, company_id, weight, cap, amount) ",
-            );
-            q.push_values(chunk, |mut b, s| {
-                b.push_bind(coop)
-                    .push_bind(month)
-                    .push_bind(s.household)
-                    .push_bind(s.company)
-                    .push_bind(s.weight)
-                    .push_bind(s.cap.map(Amount::fen))
-                    .push_bind(s.amount.fen());
-            });
-            q.build().execute(&mut *self.conn).await?;
-        }
+        let rows: Vec<(i64, i64, i64, Option<i64>, i64)> = shares
+            .iter()
+            .map(|r| {
+                (
+                    r.household,
+                    r.company,
+                    r.weight,
+                    r.cap.map(Amount::fen),
+                    r.amount.fen(),
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO month_close_shares (cooperative_id, month, household_id, company_id, weight, cap, amount)
+             SELECT ?1, ?2, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?3)",
+        )
+        .bind(coop)
+        .bind(month)
+        .bind(serde_json::to_string(&rows).map_err(|e| StoreError(e.to_string()))?)
+        .execute(&mut *self.conn)
+        .await?;
         Ok(())
     }
 
