@@ -1165,13 +1165,23 @@ fn print_cpu(before: &CpuSnapshot, after: &CpuSnapshot, seconds: f64, postgres: 
         let d = t - before.threads.get(group).copied().unwrap_or(0);
         println!("  {group:<44} {:>5.2} cores", d as f64 / hz / seconds);
     }
+    let ours: u64 = after.threads.values().sum::<u64>() - before.threads.values().sum::<u64>();
+    let pg = after.postgres - before.postgres;
     if postgres {
         println!(
             "  {:<44} {:>5.2} cores",
             "PostgreSQL server processes",
-            (after.postgres - before.postgres) as f64 / hz / seconds
+            pg as f64 / hz / seconds
         );
     }
+    // Whatever else ran: the kernel's share not charged to a thread, and other processes (a
+    // build on the same machine spoils the figures; this line shows it).
+    let others = (busy - ours as f64 - pg as f64).max(0.0);
+    println!(
+        "  {:<44} {:>5.2} cores",
+        "everything else on the machine",
+        others / hz / seconds
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

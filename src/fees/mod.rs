@@ -270,7 +270,10 @@ pub fn allocate_pool(
         for &i in &over {
             let cap = claims[i].cap.unwrap_or(Amount::ZERO);
             parts[i] = cap;
-            left = Amount::from_fen(left.fen() - cap.fen());
+            // A capped share is below its round's part, which is at most what is left.
+            left = left
+                .checked_sub(cap)
+                .ok_or(AllocationError::NegativeTotal)?;
         }
         active.retain(|i| !over.contains(i));
     }
@@ -450,10 +453,15 @@ pub(crate) async fn close_month<T: Tx>(
         coop.code, req.month
     ));
     let mut entry = EntryDraft::new(header);
-    entry
-        .debit(chart::coop_profit_distributed(coop.id), distributed)
-        .debit(chart::coop_allocation_reserve(coop.id), reserve_in)
-        .credit(chart::coop_allocation_reserve(coop.id), reserve);
+    entry.debit(chart::coop_profit_distributed(coop.id), distributed);
+    // Only the reserve's net change is posted: carried in and carried out are one account.
+    let reserve_change = reserve.checked_sub(reserve_in).ok_or_else(overflow)?;
+    if reserve_change.is_negative() {
+        let release = reserve_change.checked_neg().ok_or_else(overflow)?;
+        entry.debit(chart::coop_allocation_reserve(coop.id), release);
+    } else {
+        entry.credit(chart::coop_allocation_reserve(coop.id), reserve_change);
+    }
     for (code, (company, _, amount)) in &by_company {
         entry
             .credit(chart::coop_due_to(coop.id, code), *amount)
