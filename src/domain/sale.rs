@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use super::topup::{overflow, wallet_balance};
 use super::*;
 use crate::ledger::chart;
-use crate::money::{allocate, mul_rate, round_to_fen, Rounding};
+use crate::money::{allocate, mul_rate, Rounding};
 use crate::voucher::{VoucherCode, VoucherCodeError};
 
 /// Bounds stated once: a till never sends more than this.
@@ -28,6 +28,20 @@ pub(crate) fn split_paid_bonus(
     let parts = allocate(amount, &[("paid", paid.fen()), ("bonus", bonus.fen())], b"")
         .map_err(|e| StoreError(format!("paid/bonus split: {e}")))?;
     Ok((parts[0], parts[1]))
+}
+
+/// The paid/bonus split of a refund to a credit tender: in proportion to what the tender drew
+/// from each and has not yet had back.
+fn refund_split(t: &TenderRecord, part: Amount) -> Result<(Amount, Amount), OpError> {
+    let paid_left = t
+        .paid_part
+        .checked_sub(t.refunded_paid)
+        .ok_or_else(overflow)?;
+    let bonus_left = t
+        .bonus_part
+        .checked_sub(t.refunded_bonus)
+        .ok_or_else(overflow)?;
+    split_paid_bonus(part, paid_left, bonus_left)
 }
 
 pub(crate) fn verify_voucher(ctx: &Ctx<'_>, field: &str, code: &str) -> Result<u64, Rejection> {
@@ -400,30 +414,14 @@ pub(crate) async fn refund<T: Tx>(
             };
             match (t.kind, t.household, t.voucher) {
                 (TenderType::Wallet, Some(h), _) => {
-                    let paid_left = t
-                        .paid_part
-                        .checked_sub(t.refunded_paid)
-                        .ok_or_else(overflow)?;
-                    let bonus_left = t
-                        .bonus_part
-                        .checked_sub(t.refunded_bonus)
-                        .ok_or_else(overflow)?;
-                    (paid, bonus) = split_paid_bonus(part, paid_left, bonus_left)?;
+                    (paid, bonus) = refund_split(t, part)?;
                     entry
                         .credit(chart::household_wallet_paid(h, &sale.coop_code), paid)
                         .credit(chart::household_wallet_bonus(h, &sale.coop_code), bonus);
                     (receipt.paid, receipt.bonus) = (Some(paid), Some(bonus));
                 }
                 (TenderType::Voucher, _, Some(v)) => {
-                    let paid_left = t
-                        .paid_part
-                        .checked_sub(t.refunded_paid)
-                        .ok_or_else(overflow)?;
-                    let bonus_left = t
-                        .bonus_part
-                        .checked_sub(t.refunded_bonus)
-                        .ok_or_else(overflow)?;
-                    (paid, bonus) = split_paid_bonus(part, paid_left, bonus_left)?;
+                    (paid, bonus) = refund_split(t, part)?;
                     let usable = tx.voucher_by_id(v).await?.is_some_and(|r| {
                         r.status == VoucherStatus::Active && r.expires_on >= ctx.today
                     });
@@ -473,10 +471,4 @@ pub(crate) async fn refund<T: Tx>(
         tenders: receipts,
         remaining: remaining.checked_sub(amount).ok_or_else(overflow)?,
     })
-}
-
-/// Rounds an exact yuan amount half-up; kept for callers that price outside a catalogue.
-#[allow(dead_code)]
-pub(crate) fn round_half_up(yuan: Decimal) -> OpResult<Amount> {
-    round_to_fen(yuan, Rounding::HalfUp).map_err(|_| overflow())
 }
