@@ -22,6 +22,7 @@
 //! | `HONGXIN_BENCH_STORE_SECONDS` | 10 | in-process only: sales straight into the store, no HTTP (0: skip) |
 //! | `HONGXIN_BENCH_URL`, `HONGXIN_BENCH_TOKEN` | — | target an already running server with this admin token |
 //! | `HONGXIN_BENCH_BASELINE_URL` | — | run the baseline on this database instead of a throwaway one |
+//! | `HONGXIN_BENCH_PG_OPTIONS` | — | more `-c name=value` settings for the throwaway cluster |
 //!
 //! Against a running server (`HONGXIN_BENCH_URL=http://127.0.0.1:8080
 //! HONGXIN_BENCH_TOKEN=<admin token>`), the bench creates its own cooperative, shops, companies,
@@ -30,13 +31,19 @@
 //! `--voucher-rate` (voucher lookups and redemptions are rate-limited per token), or the 429s
 //! are counted as rejections. It adds to that database: do not point it at production.
 //!
+//! Baselines: SQLite (WAL, `synchronous=FULL`) through sqlx at 1 and 64 writes per transaction,
+//! and the same SQL through the `sqlite3` shell when it is on PATH (no driver in between);
+//! PostgreSQL, one transaction per write over as many connections as tills. On the throwaway
+//! cluster the bench runs `ANALYZE` halfway through the warm-up: a fresh database's cached
+//! plans would otherwise scan whole tables (docs/performance.md).
+//!
 //! Business dates: in-process, the master data and the opening credit are seeded in October
 //! 2026 and the load runs on 2026-11-16, so the monthly bonus cap starts fresh.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command as Process, Stdio};
+use std::process::{Child, ChildStdin, Command as Process, Stdio};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -199,6 +206,8 @@ mod cluster {
         /// Connects as the superuser to database `postgres`.
         pub admin_url: String,
         _watchdog: ChildStdin,
+        /// Never waited for: it outlives this process on purpose, to stop the cluster.
+        _watchdog_process: Child,
     }
 
     impl Cluster {
@@ -285,8 +294,9 @@ mod cluster {
         // Durable: fsync, synchronous_commit and full_page_writes keep their defaults (on).
         let settings = format!(
             "-c listen_addresses='' -k {} -p 5432 -c max_connections=400 \
-             -c shared_buffers=256MB -c max_wal_size=4GB",
-            dir.display()
+             -c shared_buffers=256MB -c max_wal_size=4GB {}",
+            dir.display(),
+            std::env::var("HONGXIN_BENCH_PG_OPTIONS").unwrap_or_default()
         );
         run(as_owner(root, &pg_ctl)
             .arg("-D")
@@ -299,7 +309,21 @@ mod cluster {
             dir,
             admin_url,
             _watchdog: stdin,
+            _watchdog_process: watchdog,
         }
+    }
+
+    pub async fn analyze(url: &str) {
+        let mut c = sqlx::postgres::PgConnectOptions::from_str(url)
+            .expect("url")
+            .disable_statement_logging()
+            .connect()
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query("ANALYZE")
+            .execute(&mut c)
+            .await
+            .expect("ANALYZE");
     }
 
     pub async fn create_database(admin_url: &str, name: &str) {
@@ -1179,7 +1203,7 @@ fn print_cpu(before: &CpuSnapshot, after: &CpuSnapshot, seconds: f64, postgres: 
     let others = (busy - ours as f64 - pg as f64).max(0.0);
     println!(
         "  {:<44} {:>5.2} cores",
-        "everything else on the machine",
+        "other processes (an external server included)",
         others / hz / seconds
     );
 }
@@ -1264,6 +1288,9 @@ async fn store_only(app: App, world: Arc<World>, tills: usize, seconds: u64) {
 // Baseline: sale-like writes as raw SQL, one INSERT (the sale) and one UPDATE (the wallet,
 // bounded at zero) per write, with the same durability as the store.
 
+/// The shortest a baseline runs.
+const MIN_BASELINE: Duration = Duration::from_secs(5);
+
 const BASELINE_SCHEMA: [&str; 2] = [
     "CREATE TABLE hx_baseline_wallet (household BIGINT PRIMARY KEY, balance BIGINT NOT NULL CHECK (balance >= 0))",
     "CREATE TABLE hx_baseline_sale (id BIGINT PRIMARY KEY, household BIGINT NOT NULL, amount BIGINT NOT NULL, created_at TEXT NOT NULL)",
@@ -1319,9 +1346,11 @@ async fn sqlite_baseline(
     let mut rng = StdRng::seed_from_u64(7);
     let started = Instant::now();
     let mut done = 0u64;
-    while done < writes && started.elapsed() < limit {
+    // The same number of writes as hongxin did, but at least `MIN_BASELINE` long, so a fast
+    // baseline is not a fraction of a second, and at most `limit`.
+    while (done < writes || started.elapsed() < MIN_BASELINE) && started.elapsed() < limit {
         let mut tx = c.begin().await.expect("begin");
-        for _ in 0..batch.min(writes - done) {
+        for _ in 0..batch {
             done += 1;
             let h = baseline_household(&mut rng, households);
             let amount = rng.random_range(100..6_000i64);
@@ -1343,6 +1372,60 @@ async fn sqlite_baseline(
         tx.commit().await.expect("commit");
     }
     (done, started.elapsed().as_secs_f64())
+}
+
+/// The same writes as [`sqlite_baseline`], as one script piped into the `sqlite3` shell: no
+/// driver, no thread hop per statement. `None` when there is no `sqlite3` on PATH.
+fn sqlite_cli_baseline(
+    file: &Path,
+    households: usize,
+    writes: u64,
+    batch: u64,
+) -> Option<(u64, f64)> {
+    use std::fmt::Write as _;
+    use std::io::Write as _;
+    let _ = std::fs::remove_file(file);
+    let run = |script: &str| -> Option<f64> {
+        let mut child = Process::new("sqlite3")
+            .arg(file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .ok()?;
+        let started = Instant::now();
+        child.stdin.take()?.write_all(script.as_bytes()).ok()?;
+        let ok = child.wait().ok()?.success();
+        ok.then(|| started.elapsed().as_secs_f64())
+    };
+    let mut setup = String::from("PRAGMA journal_mode=WAL;\n");
+    for s in BASELINE_SCHEMA {
+        let _ = writeln!(setup, "{s};");
+    }
+    let _ = writeln!(
+        setup,
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {households}) \
+         INSERT INTO hx_baseline_wallet SELECT i, 1000000000 FROM n;"
+    );
+    run(&setup)?;
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut script = String::from("PRAGMA synchronous=FULL;\n");
+    for id in 0..writes {
+        if id % batch == 0 {
+            script.push_str("BEGIN IMMEDIATE;\n");
+        }
+        let h = baseline_household(&mut rng, households);
+        let amount = rng.random_range(100..6_000i64);
+        let _ = writeln!(
+            script,
+            "INSERT INTO hx_baseline_sale VALUES ({id}, {h}, {amount}, '2026-11-16T10:00:00.000000Z');\n\
+             UPDATE hx_baseline_wallet SET balance = balance - {amount} WHERE household = {h};"
+        );
+        if id % batch == batch - 1 || id == writes - 1 {
+            script.push_str("COMMIT;\n");
+        }
+    }
+    run(&script).map(|s| (writes, s))
 }
 
 /// PostgreSQL, one transaction per write over `connections` connections. Returns (writes, seconds).
@@ -1391,7 +1474,8 @@ async fn postgres_baseline(
             let mut c = pool.acquire().await.expect("connection");
             loop {
                 let id = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if id >= writes || started.elapsed() >= limit {
+                let elapsed = started.elapsed();
+                if (id >= writes && elapsed >= MIN_BASELINE) || elapsed >= limit {
                     break;
                 }
                 let h = baseline_household(&mut rng, households);
@@ -1557,13 +1641,15 @@ fn main() {
     };
     if let Some(l) = &mut local {
         l.clock.set(date(LOAD_DATE));
-        let mut http = HttpConfig::default();
         // Voucher lookups and redemptions are rate-limited per token and address; a bench of
         // 64 tills from one address would measure the limiter.
-        http.rates = RateConfig {
-            voucher_per_token: 1_000_000,
-            voucher_per_address: 1_000_000,
-            ..RateConfig::default()
+        let http = HttpConfig {
+            rates: RateConfig {
+                voucher_per_token: 1_000_000,
+                voucher_per_address: 1_000_000,
+                ..RateConfig::default()
+            },
+            ..HttpConfig::default()
         };
         let running = l
             .runtime
@@ -1619,10 +1705,19 @@ fn main() {
             None => format!("{} s after {} s of warm-up", config.seconds, config.warmup),
         }
     );
+    // A long-running database has been analysed by autovacuum; a fresh one has not, and the
+    // generic plans PostgreSQL caches for prepared statements (and foreign-key checks) while
+    // its tables are nearly empty scan them whole. So: ANALYZE halfway through the warm-up,
+    // once every table has rows, and the measured window sees the steady state.
+    let analyze = cluster.as_ref().map(|c| c.url("hongxin_bench"));
     let (tally, before_stats, after_stats, cpu) = client_rt.block_on(async {
         let mut set = JoinSet::new();
         for i in 0..config.tills {
             set.spawn(till(shared.clone(), i));
+        }
+        if let Some(url) = analyze {
+            tokio::time::sleep(Duration::from_secs(config.warmup) / 2).await;
+            cluster::analyze(&url).await;
         }
         // Snapshots when measuring starts and when the last till is done.
         tokio::time::sleep_until(shared.measure_from.into()).await;
@@ -1779,8 +1874,9 @@ fn main() {
         l.runtime.shutdown_timeout(Duration::from_secs(5));
     }
 
-    // Baseline: as many sale-like writes as hongxin did in the window (at most as long).
-    let limit = Duration::from_secs_f64(window.max(5.0));
+    // Baseline: as many sale-like writes as hongxin did in the window, for at least
+    // `MIN_BASELINE` and at most as long as the window; the ratio compares rates.
+    let limit = Duration::from_secs_f64(window.max(MIN_BASELINE.as_secs_f64()));
     let hongxin_rate = writes as f64 / window;
     println!();
     match (config.backend, &config.baseline_url) {
@@ -1828,10 +1924,28 @@ fn main() {
                 ));
                 let rate = n as f64 / s;
                 println!(
-                    "baseline, SQLite WAL synchronous=FULL, INSERT+UPDATE, {batch} write(s) per transaction: \
+                    "baseline, SQLite WAL synchronous=FULL, INSERT+UPDATE via sqlx, {batch} write(s) per transaction: \
                      {n} writes in {s:.1} s = {rate:.0} writes/s; hongxin/baseline = {:.2}",
                     hongxin_rate / rate
                 );
+            }
+            // The same writes without a driver in between: what SQLite itself costs.
+            let file = dir.path().join("baseline-cli.db");
+            for (batch, at_least) in [(1u64, 20_000), (64, 100_000)] {
+                let n = writes.max(at_least);
+                match sqlite_cli_baseline(&file, config.households, n, batch) {
+                    Some((n, s)) => {
+                        let rate = n as f64 / s;
+                        println!(
+                            "baseline, SQLite WAL synchronous=FULL, INSERT+UPDATE via the sqlite3 shell, {batch} write(s) per transaction: \
+                             {n} writes in {s:.1} s = {rate:.0} writes/s; hongxin/baseline = {:.2}",
+                            hongxin_rate / rate
+                        );
+                    }
+                    None => {
+                        println!("baseline via the sqlite3 shell: skipped (no `sqlite3` on PATH)")
+                    }
+                }
             }
         }
     }

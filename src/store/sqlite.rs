@@ -1104,12 +1104,18 @@ impl Writer {
     }
 
     async fn reload(&mut self) -> Result<(), StoreError> {
+        self.state.accounts.clear();
+        self.state.pending_accounts.clear();
+        self.reload_head().await
+    }
+
+    /// Reads the chain head from the database: another process (a command-line tool on the
+    /// same file) may have extended the chain since this writer's last batch.
+    async fn reload_head(&mut self) -> Result<(), StoreError> {
         let row =
             sqlx::query("SELECT id, hash, business_date FROM entries ORDER BY id DESC LIMIT 1")
                 .fetch_optional(&mut self.conn)
                 .await?;
-        self.state.accounts.clear();
-        self.state.pending_accounts.clear();
         match row {
             None => {
                 self.state.head_seq = 0;
@@ -1133,6 +1139,8 @@ impl Writer {
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut self.conn)
             .await?;
+        // Under the write lock, so the head read here is the one this batch extends.
+        self.reload_head().await?;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
             outcomes.push(self.run_one(&job.envelope).await?);
