@@ -16,3 +16,4 @@ pub mod policy;
 pub mod reports;
 pub mod store;
 pub mod voucher;
+pub mod web;

@@ -54,6 +54,15 @@ pub struct ServeArgs {
     )]
     pub resident_session_minutes: u64,
 
+    /// How long a staff member's sign-in on the web pages lasts, in hours
+    #[arg(
+        long,
+        env = "HONGXIN_STAFF_SESSION_HOURS",
+        default_value_t = 12,
+        value_name = "HOURS"
+    )]
+    pub staff_session_hours: u64,
+
     /// Voucher lookups and redemptions allowed per token per minute
     #[arg(long, env = "HONGXIN_VOUCHER_RATE", default_value_t = RateConfig::default().voucher_per_token)]
     pub voucher_rate: u32,
@@ -71,6 +80,7 @@ impl ServeArgs {
             resident_session: Duration::from_secs(
                 self.resident_session_minutes.clamp(1, 24 * 60) * 60,
             ),
+            staff_session: Duration::from_secs(self.staff_session_hours.clamp(1, 7 * 24) * 3600),
             rates: RateConfig {
                 voucher_per_token: self.voucher_rate,
                 voucher_per_address: self.voucher_rate.saturating_mul(2),

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
@@ -17,6 +17,7 @@ use super::AppState;
 use crate::domain::Role;
 use crate::money::AmountError;
 use crate::store::TokenRecord;
+use crate::web::session;
 
 /// A JSON body parsed into `T`, with the raw bytes kept for the idempotency fingerprint.
 pub struct ApiJson<T> {
@@ -237,16 +238,32 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 200)
-            .ok_or_else(ApiError::unauthorized)?;
+        // A bearer token (API clients), else the web pages' session cookie.
+        let token = match parts.headers.get(AUTHORIZATION) {
+            Some(header) => header
+                .to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && t.len() <= 200)
+                .ok_or_else(ApiError::unauthorized)?,
+            None => {
+                let cookie =
+                    session::session_cookie(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+                // A cookie is sent by the browser whoever made the page: a request that
+                // changes something must prove it came from ours.
+                let reads_only = matches!(parts.method, Method::GET | Method::HEAD);
+                if !reads_only && !session::csrf_ok(&parts.headers, cookie) {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "csrf_failed",
+                        "this request needs the page's X-CSRF-Token: reload the page",
+                    )
+                    .with_field("X-CSRF-Token"));
+                }
+                cookie
+            }
+        };
         let record = state
             .app
             .store

@@ -70,6 +70,11 @@ impl Limits {
         check(&self.resident_household, &household.to_string())
     }
 
+    /// Web sign-ins with a staff token or a till pairing code: per client address.
+    pub fn sign_in(&self, address: IpAddr) -> Result<(), ApiError> {
+        check(&self.resident_address, &address)
+    }
+
     /// Drops idle keys so the maps stay bounded.
     pub fn prune(&self) {
         self.voucher_token.retain_recent();

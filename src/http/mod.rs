@@ -2,7 +2,7 @@
 //! and serving with graceful shutdown. Handlers parse input into domain commands, run one
 //! command through the store's write path and render its receipt; they hold no business rules.
 
-mod admin;
+pub(crate) mod admin;
 pub mod error;
 pub mod extract;
 mod fees;
@@ -12,7 +12,7 @@ pub mod metrics;
 mod money;
 mod ops;
 mod reports;
-mod resident;
+pub(crate) mod resident;
 mod vouchers;
 
 use std::collections::HashSet;
@@ -51,6 +51,8 @@ pub struct HttpConfig {
     pub idempotency_retention: Duration,
     /// How long a resident's session lasts.
     pub resident_session: Duration,
+    /// How long a staff member's web session (till, office, cooperative pages) lasts.
+    pub staff_session: Duration,
     pub rates: RateConfig,
     /// Origin printed in residents' signed links, e.g. `https://hongxin.example.org`.
     pub public_url: String,
@@ -62,6 +64,7 @@ impl Default for HttpConfig {
             body_limit: 64 * 1024,
             idempotency_retention: Duration::from_secs(7 * 24 * 3600),
             resident_session: Duration::from_secs(30 * 60),
+            staff_session: Duration::from_secs(12 * 3600),
             rates: RateConfig::default(),
             public_url: "http://127.0.0.1:8080".into(),
         }
@@ -142,6 +145,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
                 }
             }),
         )
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

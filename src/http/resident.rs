@@ -65,15 +65,15 @@ fn link_ok(secret: &[u8; 32], household_id: i64, version: i64, signature: &str) 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
-    household: String,
+    pub household: String,
     /// From the signed link: its version and signature.
     #[serde(default)]
-    version: Option<i64>,
+    pub version: Option<i64>,
     #[serde(default)]
-    signature: Option<String>,
+    pub signature: Option<String>,
     /// Or the household's PIN.
     #[serde(default)]
-    pin: Option<String>,
+    pub pin: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -100,7 +100,31 @@ async fn post_session(
     ClientIp(ip): ClientIp,
     body: ApiJson<SessionRequest>,
 ) -> Result<Response, ApiError> {
-    let req = body.value;
+    let session = resident_sign_in(&state, ip, body.value).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(SessionResponse {
+            household: session.household,
+            token: session.token,
+            expires_at: session.expires_at,
+        }),
+    )
+        .into_response())
+}
+
+/// A resident session just made: its secret is handed out once.
+pub(crate) struct NewSession {
+    pub household: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Checks a resident's link or PIN (rate-limited) and makes a session token for the household.
+pub(crate) async fn resident_sign_in(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    req: SessionRequest,
+) -> Result<NewSession, ApiError> {
     state.limits.resident(&req.household, ip)?;
     let Some(household) = state
         .app
@@ -144,15 +168,38 @@ async fn post_session(
         state.metrics.reject("sign_in_failed");
         return Err(refused());
     }
-    let token = new_token();
     let ttl = chrono::Duration::from_std(state.config.resident_session)
         .unwrap_or(chrono::Duration::minutes(30));
     let expires_at = Utc::now() + ttl;
+    let (token, _) = create_session_token(
+        state,
+        Role::Resident,
+        Some(household.code.clone()),
+        "resident session",
+        expires_at,
+    )
+    .await?;
+    Ok(NewSession {
+        household: household.code,
+        token,
+        expires_at,
+    })
+}
+
+/// Makes a token that expires, for a session; returns its secret and id.
+pub(crate) async fn create_session_token(
+    state: &AppState,
+    role: Role,
+    scope: Option<String>,
+    label: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(String, i64), ApiError> {
+    let token = new_token();
     let command = Command::CreateToken(NewToken {
         hash: token_hash(&token),
-        role: Role::Resident,
-        scope: Some(household.code.clone()),
-        label: Some("resident session".into()),
+        role,
+        scope,
+        label: Some(label.into()),
         expires_at: Some(expires_at),
     });
     match state
@@ -165,15 +212,7 @@ async fn post_session(
         .await?
         .result
     {
-        Ok(Receipt::Created(_)) => Ok((
-            StatusCode::CREATED,
-            axum::Json(SessionResponse {
-                household: household.code,
-                token,
-                expires_at,
-            }),
-        )
-            .into_response()),
+        Ok(Receipt::Created(c)) => Ok((token, c.id)),
         Ok(_) => Err(ApiError::internal()),
         Err(r) => Err(r.into()),
     }
