@@ -85,7 +85,26 @@ pub(crate) fn routes() -> Router<AppState> {
         .layer(axum::middleware::map_response(security_headers))
 }
 
+/// For working on the pages: with `HONGXIN_WEB_DIR` set (e.g. to `src/web/assets`), pages and
+/// assets are read from that directory on every request instead of the compiled-in copies, so
+/// an edit shows on reload without a rebuild. Unset in production.
+fn dev_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("HONGXIN_WEB_DIR").map(std::path::PathBuf::from)
+}
+
 fn page(name: &str) -> Response {
+    if let Some(dir) = dev_dir() {
+        if let Ok(html) = std::fs::read_to_string(dir.join(format!("{name}.html"))) {
+            return (
+                [
+                    (CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (CACHE_CONTROL, "no-store"),
+                ],
+                html.replace("{{v}}", "dev"),
+            )
+                .into_response();
+        }
+    }
     match RENDERED.iter().find(|(n, _)| *n == name) {
         Some((_, html)) => (
             [
@@ -100,6 +119,17 @@ fn page(name: &str) -> Response {
 }
 
 async fn asset(Path(name): Path<String>) -> Response {
+    if let (Some(dir), Some((_, content_type, _))) =
+        (dev_dir(), ASSETS.iter().find(|(n, _, _)| *n == name))
+    {
+        if let Ok(bytes) = std::fs::read(dir.join(&name)) {
+            return (
+                [(CONTENT_TYPE, *content_type), (CACHE_CONTROL, "no-store")],
+                bytes,
+            )
+                .into_response();
+        }
+    }
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
         Some((_, content_type, bytes)) => (
             [
