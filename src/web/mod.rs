@@ -26,14 +26,46 @@ use crate::http::AppState;
 
 /// Compiled-in files: name, content type, bytes.
 const ASSETS: &[(&str, &str, &[u8])] = &[
-    ("common.js", "text/javascript; charset=utf-8", include_bytes!("assets/common.js")),
-    ("style.css", "text/css; charset=utf-8", include_bytes!("assets/style.css")),
-    ("index.js", "text/javascript; charset=utf-8", include_bytes!("assets/index.js")),
-    ("till.js", "text/javascript; charset=utf-8", include_bytes!("assets/till.js")),
-    ("resident.js", "text/javascript; charset=utf-8", include_bytes!("assets/resident.js")),
-    ("office.js", "text/javascript; charset=utf-8", include_bytes!("assets/office.js")),
-    ("coop.js", "text/javascript; charset=utf-8", include_bytes!("assets/coop.js")),
-    ("icon.svg", "image/svg+xml", include_bytes!("assets/icon.svg")),
+    (
+        "common.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/common.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("assets/style.css"),
+    ),
+    (
+        "index.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/index.js"),
+    ),
+    (
+        "till.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/till.js"),
+    ),
+    (
+        "resident.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/resident.js"),
+    ),
+    (
+        "office.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/office.js"),
+    ),
+    (
+        "coop.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/coop.js"),
+    ),
+    (
+        "icon.svg",
+        "image/svg+xml",
+        include_bytes!("assets/icon.svg"),
+    ),
 ];
 
 /// Pages: path and document.
@@ -158,7 +190,10 @@ async fn security_headers(mut response: Response) -> Response {
         ("referrer-policy", "no-referrer"),
         ("x-frame-options", "DENY"),
         ("cross-origin-opener-policy", "same-origin"),
-        ("permissions-policy", "camera=(self), microphone=(), geolocation=()"),
+        (
+            "permissions-policy",
+            "camera=(self), microphone=(), geolocation=()",
+        ),
     ] {
         headers.insert(
             HeaderName::from_static(name),

@@ -129,9 +129,12 @@ fn demo_copy() -> TempDir {
     static FIXTURE: OnceLock<TempDir> = OnceLock::new();
     let fixture = FIXTURE.get_or_init(|| {
         let dir = TempDir::new().expect("temp dir");
-        let out = hongxin(dir.path(), &["demo", "--households", "300", "--months", "2"])
-            .output()
-            .expect("run hongxin demo");
+        let out = hongxin(
+            dir.path(),
+            &["demo", "--households", "300", "--months", "2"],
+        )
+        .output()
+        .expect("run hongxin demo");
         assert!(
             out.status.success(),
             "hongxin demo failed: {}",
