@@ -2899,4 +2899,128 @@ on_every_backend! {
     residents(HttpConfig::default());
     resident_sessions_expire(HttpConfig { resident_session: std::time::Duration::from_secs(1), ..HttpConfig::default() });
     openapi_matches_server(HttpConfig::default());
+    household_fees(HttpConfig::default());
+}
+
+/// `GET /v1/households/{h}/fees` (the resident's page): balance, arrears by age, the recent
+/// months exactly as the company's statement lines report them with what is still unpaid of
+/// each month's bill, and what month closes covered; for the household's resident, its company
+/// and admins only.
+async fn household_fees(app: &TestApp) {
+    // Before any bill: nothing owed, no months, nothing covered.
+    let empty = app.get_ok(RESIDENT_H1, "/v1/households/H1/fees").await;
+    assert_eq!(
+        empty,
+        json!({
+            "household": "H1", "company": "K01", "as_of": TODAY,
+            "balance": "0.00", "arrears": "0.00", "prepaid": "0.00",
+            "arrears_by_age": { "0-30": "0.00", "31-90": "0.00", "91-180": "0.00", "over-180": "0.00" },
+            "months": [], "covered": [], "covered_total": "0.00"
+        })
+    );
+
+    // H2 pays ahead; November is billed (87.35 m² × 0.55 = 48.04); H1 pays part of its bill.
+    let (status, body, _) = app
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/fees/payments",
+            json!({ "household": "H2", "amount": "100.00", "method": "cash", "reference": "R-H2" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body, _) = app
+        .post_keyed(COMPANY_K01, "/v1/fees/bills", json!({ "month": "2026-11" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body, _) = app
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/fees/payments",
+            json!({ "household": "H1", "amount": "20.00", "method": "wechat", "reference": "R-H1" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let h1 = app.get_ok(RESIDENT_H1, "/v1/households/H1/fees").await;
+    assert_eq!(
+        h1,
+        json!({
+            "household": "H1", "company": "K01", "as_of": TODAY,
+            "balance": "28.04", "arrears": "28.04", "prepaid": "0.00",
+            "arrears_by_age": { "0-30": "28.04", "31-90": "0.00", "91-180": "0.00", "over-180": "0.00" },
+            "months": [{
+                "month": "2026-11", "opening": "0.00", "billed": "48.04", "paid": "20.00",
+                "covered": "0.00", "closing": "28.04", "outstanding": "28.04"
+            }],
+            "covered": [], "covered_total": "0.00"
+        })
+    );
+    let h2 = app.get_ok(ADMIN, "/v1/households/H2/fees?months=2").await;
+    assert_eq!(h2["balance"], json!("-51.96"));
+    assert_eq!(h2["arrears"], json!("0.00"));
+    assert_eq!(h2["prepaid"], json!("51.96"));
+    assert_eq!(
+        h2["months"],
+        json!([{
+            "month": "2026-11", "opening": "0.00", "billed": "48.04", "paid": "100.00",
+            "covered": "0.00", "closing": "-51.96", "outstanding": "0.00"
+        }])
+    );
+
+    // The same figures as the household answer and the company's statement line.
+    let household = app.household("H1").await;
+    for field in ["balance", "arrears", "prepaid", "arrears_by_age"] {
+        assert_eq!(h1[field], household["fees"][field], "{field}");
+    }
+    let statement = app
+        .get_ok(COMPANY_K01, "/v1/companies/K01/statements/2026-11")
+        .await;
+    let line = statement["households"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["household"] == json!("H1"))
+        .expect("H1's line")
+        .clone();
+    for (mine, theirs) in [
+        ("opening", "opening"),
+        ("billed", "billed"),
+        ("paid", "paid"),
+        ("covered", "allocated"),
+        ("closing", "closing"),
+    ] {
+        assert_eq!(h1["months"][0][mine], line[theirs], "{mine}");
+    }
+    assert_eq!(
+        app.get_ok(COMPANY_K01, "/v1/households/H1/fees").await,
+        h1,
+        "the company sees what the resident sees"
+    );
+
+    // Nobody else's: another resident or company finds no such household; till and
+    // cooperative staff may not ask.
+    for (token, path) in [
+        (RESIDENT_H1, "/v1/households/H2/fees"),
+        (RESIDENT_H3, "/v1/households/H1/fees"),
+        (COMPANY_K02, "/v1/households/H1/fees"),
+        (ADMIN, "/v1/households/NOPE/fees"),
+    ] {
+        let reply = app.get(token, path).await;
+        assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", None);
+    }
+    for token in [CASHIER_S1, ACCOUNTANT_COOP] {
+        let reply = app.get(token, "/v1/households/H1/fees").await;
+        assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    }
+    for bad in ["0", "13", "x"] {
+        let reply = app
+            .get(ADMIN, &format!("/v1/households/H1/fees?months={bad}"))
+            .await;
+        assert_problem(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("months"),
+        );
+    }
 }

@@ -13,6 +13,7 @@ mod money;
 mod ops;
 mod reports;
 pub(crate) mod resident;
+mod resident_view;
 mod vouchers;
 
 use std::collections::HashSet;
@@ -126,6 +127,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(fees::routes())
         .merge(admin::routes())
         .merge(resident::routes())
+        .merge(resident_view::routes())
         .merge(ops::routes())
         .merge(reports::routes())
         .split_for_parts();
