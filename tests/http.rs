@@ -2848,6 +2848,316 @@ async fn openapi_matches_server(app: &TestApp) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// What the cooperative owes each company (GET /v1/settlements, the /coop page's table)
+
+/// The accountant's view of what the cooperative owes each company: nothing before any close,
+/// who may ask, and then (on a hand-moved clock, so October can have sales and be closed)
+/// exactly the close's per-company shares, less what is settled, as each company's statement
+/// states it.
+async fn settlements_owed_per_company(app: &TestApp) {
+    // Nothing owed yet: an empty list and zero totals for the accountant's own cooperative.
+    let r = app.get_ok(ACCOUNTANT_COOP, "/v1/settlements").await;
+    assert_eq!(r["cooperative"], json!("COOP"));
+    assert_eq!(r["month"], json!("2026-11"));
+    assert_eq!(r["as_of"], json!(TODAY));
+    assert_eq!(r["companies"], json!([]));
+    for k in ["opening", "allocated", "settled", "outstanding"] {
+        assert_eq!(r["total"][k], json!("0.00"), "{k}");
+    }
+    // Who may ask, and what is checked.
+    for token in [COMPANY_K01, CASHIER_S1, RESIDENT_H1] {
+        let reply = app.get(token, "/v1/settlements").await;
+        assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    }
+    let reply = app
+        .get(ACCOUNTANT_COOP, "/v1/settlements?cooperative=COOP2")
+        .await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    let reply = app
+        .get(ACCOUNTANT_COOP, "/v1/settlements?month=2026-13")
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("month"),
+    );
+    let reply = app
+        .get(ACCOUNTANT_COOP, "/v1/settlements?mnth=2026-10")
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("query"),
+    );
+    let reply = app.get(ADMIN, "/v1/settlements").await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("cooperative"),
+    );
+    let reply = app.get(ADMIN, "/v1/settlements?cooperative=NOPE").await;
+    assert_problem(
+        &reply,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        Some("cooperative"),
+    );
+
+    // A month with profit, closed and partly settled.
+    let fx = ClockedApp::start(app.backend).await;
+    fx.clock.set(day("2026-10-05"));
+    for company in [COMPANY_K01, COMPANY_K02] {
+        let (status, body, _) = fx
+            .post(company, "/v1/fees/bills", json!({ "month": "2026-10" }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for household in ["H1", "H3"] {
+        let (status, body, _) = fx
+            .post(
+                CASHIER_S1,
+                "/v1/topups",
+                json!({ "household": household, "paid": "500.00", "method": "cash" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let sale = json!({ "household": household, "amount": "400.00",
+            "tenders": [{ "type": "wallet", "amount": "400.00" }] });
+        let (status, body, _) = fx.post(CASHIER_S1, "/v1/sales", sale).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    fx.clock.set(day("2026-11-02"));
+    let (status, close, _) = fx
+        .post(ACCOUNTANT_COOP, "/v1/months/2026-10/close", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{close}");
+    let shares: BTreeMap<String, Amount> = close["companies"]
+        .as_array()
+        .expect("companies")
+        .iter()
+        .map(|c| {
+            (
+                c["company"].as_str().unwrap().to_string(),
+                amount(&c["amount"]),
+            )
+        })
+        .collect();
+    assert_eq!(shares.keys().collect::<Vec<_>>(), ["K01", "K02"], "{close}");
+    let k01 = shares["K01"];
+    assert!(k01 > Amount::parse("10.00").unwrap(), "{close}");
+    let position = |opening: &str, allocated: Amount, settled: &str, outstanding: Amount| {
+        json!({ "opening": opening, "allocated": allocated.to_string(), "settled": settled,
+            "outstanding": outstanding.to_string() })
+    };
+    let strip = |mut v: Value| {
+        v.as_object_mut().expect("object").remove("company");
+        v
+    };
+    // The close is posted on 2 November: November's allocation, nothing in October.
+    let october = fx
+        .get(ACCOUNTANT_COOP, "/v1/settlements?month=2026-10")
+        .await;
+    let zero = Amount::ZERO;
+    for c in october["companies"].as_array().unwrap() {
+        assert_eq!(strip(c.clone()), position("0.00", zero, "0.00", zero));
+    }
+    let november = fx.get(ACCOUNTANT_COOP, "/v1/settlements").await;
+    assert_eq!(november["month"], json!("2026-11"));
+    assert_eq!(november["as_of"], json!("2026-11-02"));
+    let list = november["companies"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{november}");
+    for c in list {
+        let share = shares[c["company"].as_str().unwrap()];
+        assert_eq!(strip(c.clone()), position("0.00", share, "0.00", share));
+    }
+    assert_eq!(november["total"]["allocated"], close["allocated"]);
+    assert_eq!(november["total"]["outstanding"], close["allocated"]);
+
+    // Ten yuan paid to K01: settled 10.00, outstanding 10.00 less, the same as K01's statement.
+    let (status, paid, _) = fx
+        .post(
+            ACCOUNTANT_COOP,
+            "/v1/settlements",
+            json!({ "company": "K01", "amount": "10.00", "reference": "BANK-7" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    let left = k01.checked_sub(Amount::parse("10.00").unwrap()).unwrap();
+    assert_eq!(paid["outstanding"], json!(left.to_string()));
+    let after = fx.get(ACCOUNTANT_COOP, "/v1/settlements").await;
+    assert_eq!(
+        strip(after["companies"][0].clone()),
+        position("0.00", k01, "10.00", left)
+    );
+    assert_eq!(after["companies"][1], list[1]);
+    assert_eq!(after["total"]["settled"], json!("10.00"));
+    let statement = fx
+        .get(COMPANY_K01, "/v1/companies/K01/statements/2026-11")
+        .await;
+    assert_eq!(
+        statement["cooperatives"][0],
+        json!({ "cooperative": "COOP", "opening": "0.00", "allocated": k01.to_string(),
+            "settled": "10.00", "outstanding": left.to_string() })
+    );
+    // An admin names the cooperative and sees the same.
+    let admin = fx.get(ADMIN, "/v1/settlements?cooperative=COOP").await;
+    assert_eq!(admin["companies"], after["companies"]);
+    fx.stop().await;
+}
+
+fn day(s: &str) -> chrono::NaiveDate {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
+}
+
+/// A server on a business clock moved by hand, on a fresh database of the same backend, with
+/// the shared master data and tokens: for tests that need a past month with sales to close.
+struct ClockedApp {
+    base: String,
+    clock: hongxin::clock::Clock,
+    client: reqwest::Client,
+    running: hongxin::http::Running,
+    next_key: std::sync::atomic::AtomicU64,
+    _dir: tempfile::TempDir,
+    _pg: Option<pg_support::TestDatabase>,
+}
+
+impl ClockedApp {
+    async fn start(backend: Backend) -> ClockedApp {
+        use hongxin::domain::{
+            Command, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop, NewToken,
+            Receipt,
+        };
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (database, pg, key_file) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("clocked.db").display()),
+                None,
+                None,
+            ),
+            Backend::Postgres => {
+                let db = pg_support::fresh_database().await;
+                (db.url.clone(), Some(db), Some(dir.path().join("keys.toml")))
+            }
+        };
+        let settings = hongxin::app::Settings {
+            database,
+            policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+            key_file,
+            today: None,
+        };
+        let clock = hongxin::clock::Clock::manual(day("2026-10-01"));
+        let app = hongxin::app::App::open_with_clock(&settings, clock.clone())
+            .await
+            .expect("App::open on a fresh database");
+        let mut commands = vec![
+            Command::CreateCooperative(NewCooperative {
+                code: "COOP".into(),
+                name: "红心农场合作社".into(),
+            }),
+            Command::CreateShop(NewShop {
+                code: "S1".into(),
+                name: "shop S1".into(),
+                cooperative: "COOP".into(),
+            }),
+        ];
+        for code in ["K01", "K02"] {
+            commands.push(Command::CreateCompany(NewCompany {
+                code: code.into(),
+                name: format!("物业 {code}"),
+            }));
+        }
+        for (code, company) in [("HX01", "K01"), ("HX02", "K02")] {
+            commands.push(Command::CreateCompound(NewCompound {
+                code: code.into(),
+                name: format!("小区 {code}"),
+                company: company.into(),
+                eligible: true,
+            }));
+        }
+        for (code, compound) in [("H1", "HX01"), ("H3", "HX02")] {
+            commands.push(Command::CreateHousehold(NewHousehold {
+                code: code.into(),
+                compound: compound.into(),
+                area_m2: "87.35".parse().expect("area"),
+                name: None,
+            }));
+        }
+        for (secret, role, scope) in TOKENS {
+            if [ADMIN, CASHIER_S1, ACCOUNTANT_COOP, COMPANY_K01, COMPANY_K02].contains(secret) {
+                commands.push(Command::CreateToken(NewToken {
+                    hash: hongxin::http::extract::token_hash(secret),
+                    role: *role,
+                    scope: scope.map(str::to_string),
+                    label: None,
+                    expires_at: None,
+                }));
+            }
+        }
+        for c in commands {
+            let what = format!("{c:?}");
+            match app.run(c).await {
+                Ok(Ok(Receipt::Created(_))) => {}
+                other => panic!("seeding {what}: {other:?}"),
+            }
+        }
+        let running = hongxin::http::Running::start(
+            hongxin::http::AppState::new(app, HttpConfig::default()),
+            "127.0.0.1:0",
+        )
+        .await
+        .expect("start the server on port 0");
+        ClockedApp {
+            base: format!("http://{}", running.addr),
+            clock,
+            client: reqwest::Client::new(),
+            running,
+            next_key: std::sync::atomic::AtomicU64::new(1),
+            _dir: dir,
+            _pg: pg,
+        }
+    }
+
+    async fn post(&self, token: &str, path: &str, body: Value) -> Reply {
+        let n = self
+            .next_key
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("Idempotency-Key", format!("clocked-{n}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = r.status();
+        let headers = r.headers().clone();
+        (status, r.json().await.unwrap_or(Value::Null), headers)
+    }
+
+    async fn get(&self, token: &str, path: &str) -> Value {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    async fn stop(self) {
+        let _ = self.running.shutdown().await;
+    }
+}
+
 macro_rules! on_every_backend {
     ($($name:ident($config:expr);)*) => {
         mod sqlite {
@@ -2899,6 +3209,7 @@ on_every_backend! {
     residents(HttpConfig::default());
     resident_sessions_expire(HttpConfig { resident_session: std::time::Duration::from_secs(1), ..HttpConfig::default() });
     openapi_matches_server(HttpConfig::default());
+    settlements_owed_per_company(HttpConfig::default());
     household_fees(HttpConfig::default());
 }
 

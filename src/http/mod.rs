@@ -3,6 +3,7 @@
 //! command through the store's write path and render its receipt; they hold no business rules.
 
 pub(crate) mod admin;
+mod coop;
 pub mod error;
 pub mod extract;
 mod fees;
@@ -130,6 +131,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(resident_view::routes())
         .merge(ops::routes())
         .merge(reports::routes())
+        .merge(coop::routes())
         .split_for_parts();
     api.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc = api.clone();

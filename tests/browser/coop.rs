@@ -1,1 +1,405 @@
-//! Browser tests of the /coop page.
+//! Browser tests of the /coop page: the cooperative accountant's till report, prepaid
+//! liability, month close, settlements and till pairing, each compared with what the API
+//! reports for the same thing, to the fen.
+
+use hongxin::money::Amount;
+use serde_json::{json, Value};
+
+use crate::browser_support::{browser_test, Ctx, CLOSED_MONTH, TODAY};
+
+/// What `HX.yuan` shows for an amount string: `"1234.50"` → `"¥1,234.50"`.
+fn yuan(v: &Value) -> String {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("amount string, got {v}"));
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let frac = if frac.is_empty() {
+        String::new()
+    } else {
+        format!(".{frac}")
+    };
+    format!("{}¥{grouped}{frac}", if neg { "-" } else { "" })
+}
+
+fn amount(v: &Value) -> Amount {
+    Amount::parse(v.as_str().expect("amount string")).expect("amount")
+}
+
+async fn signed_in(ctx: &Ctx) {
+    ctx.open("/coop").await;
+    ctx.sign_in(&ctx.accountant).await;
+    ctx.visible("#coop-main").await;
+    assert_eq!(ctx.text("#who").await, "合作社会计 COOP");
+}
+
+#[test]
+fn coop_till_report_shows_the_api_figures_per_shop() {
+    browser_test("coop till report", |ctx: Ctx| async move {
+        signed_in(&ctx).await;
+        // The date defaults to the business date.
+        let date = ctx
+            .script("return document.querySelector('#till-date').value", vec![])
+            .await;
+        assert_eq!(date, json!(TODAY));
+        let report = ctx
+            .api_get(&ctx.accountant, "/v1/reports/till?date=2026-11-19")
+            .await;
+        let shops = report["shops"].as_array().expect("shops");
+        assert!(shops.len() >= 2, "the demo has several shops: {report}");
+        ctx.script(
+            "document.querySelector('#till-date').value = arguments[0];",
+            vec![json!("2026-11-19")],
+        )
+        .await;
+        ctx.click("#till-load").await;
+        let first = &shops[0];
+        let sel = |shop: &Value, rest: &str| {
+            format!(
+                ".shop-till[data-shop=\"{}\"] {rest}",
+                shop["shop"].as_str().unwrap()
+            )
+        };
+        // Wait for this date's report (the business date's was shown first).
+        let want = yuan(&first["sales"]["total"]);
+        ctx.text_until(&sel(first, ".sales-total"), |t| t == want)
+            .await;
+        let cards = ctx
+            .script(
+                "return document.querySelectorAll('.shop-till').length",
+                vec![],
+            )
+            .await;
+        assert_eq!(cards, json!(shops.len()));
+        let mut checked = 0;
+        for shop in shops {
+            for (css, value) in [
+                (".topups-paid", &shop["topups"]["paid"]),
+                (".topups-bonus", &shop["topups"]["bonus"]),
+                (".topups-credited", &shop["topups"]["credited"]),
+                (".sales-total", &shop["sales"]["total"]),
+                (".refunds-amount", &shop["refunds"]["amount"]),
+                (".vouchers-amount", &shop["vouchers_redeemed"]["amount"]),
+                (".vouchers-paid", &shop["vouchers_redeemed"]["paid"]),
+                (".vouchers-bonus", &shop["vouchers_redeemed"]["bonus"]),
+            ] {
+                assert_eq!(ctx.text(&sel(shop, css)).await, yuan(value), "{css} {shop}");
+                checked += 1;
+            }
+            for (css, count) in [
+                (".topups-count", &shop["topups"]["count"]),
+                (".sales-count", &shop["sales"]["count"]),
+                (".refunds-count", &shop["refunds"]["count"]),
+            ] {
+                assert_eq!(
+                    ctx.text(&sel(shop, css)).await,
+                    format!("{count} 笔"),
+                    "{css}"
+                );
+            }
+            for line in shop["sales"]["by_tender"].as_array().unwrap() {
+                let css = format!(
+                    ".sales-by-tender tr[data-tender=\"{}\"] .amount",
+                    line["tender"].as_str().unwrap()
+                );
+                assert_eq!(ctx.text(&sel(shop, &css)).await, yuan(&line["amount"]));
+                checked += 1;
+            }
+            for line in shop["drawer"].as_array().unwrap() {
+                let css = format!(
+                    ".drawer tr[data-method=\"{}\"] .net",
+                    line["method"].as_str().unwrap()
+                );
+                assert_eq!(ctx.text(&sel(shop, &css)).await, yuan(&line["net"]));
+                checked += 1;
+            }
+        }
+        assert!(checked > 30, "too few figures compared: {checked}");
+        // English on request, the same figures.
+        ctx.click("#lang-switch").await;
+        ctx.text_until("#tab-till", |t| t == "Daily tills").await;
+        assert_eq!(
+            ctx.text(&sel(first, ".sales-count")).await,
+            first["sales"]["count"].to_string()
+        );
+        assert_eq!(
+            ctx.text(&sel(first, ".sales-total")).await,
+            yuan(&first["sales"]["total"])
+        );
+    });
+}
+
+#[test]
+fn coop_prepaid_liability_and_custody_deposit_match_the_api() {
+    browser_test("coop prepaid", |ctx: Ctx| async move {
+        signed_in(&ctx).await;
+        let p = ctx.api_get(&ctx.accountant, "/v1/reports/prepaid").await;
+        ctx.click("#tab-prepaid").await;
+        let deposit = yuan(&p["custody"]["deposit"]);
+        ctx.text_until("#custody-deposit", |t| t == deposit).await;
+        for line in ["wallets", "vouchers", "total"] {
+            let row = format!("#prepaid-table tr[data-line={line}]");
+            assert_eq!(
+                ctx.text(&format!("{row} .count")).await,
+                p[line]["count"].to_string()
+            );
+            for part in ["paid", "bonus", "total"] {
+                assert_eq!(
+                    ctx.text(&format!("{row} .{part}")).await,
+                    yuan(&p[line][part]),
+                    "{line} {part}"
+                );
+            }
+        }
+        let c = &p["custody"];
+        assert_eq!(
+            ctx.text("#custody-balance").await,
+            yuan(&c["prepaid_balance"])
+        );
+        assert_eq!(ctx.text("#custody-wallets").await, yuan(&c["wallets_paid"]));
+        assert_eq!(
+            ctx.text("#custody-vouchers").await,
+            yuan(&c["vouchers_paid"])
+        );
+        assert_eq!(
+            ctx.text("#custody-ratio").await,
+            c["ratio"].as_str().unwrap()
+        );
+        assert_eq!(
+            ctx.text("#custody-quarter").await,
+            c["quarter_end"].as_str().unwrap()
+        );
+        assert!(amount(&p["total"]["total"]).is_positive(), "{p}");
+    });
+}
+
+#[test]
+fn coop_month_close_shows_the_stored_result_and_why_a_month_cannot_close() {
+    browser_test("coop month close", |ctx: Ctx| async move {
+        signed_in(&ctx).await;
+        let api = ctx
+            .api_get(&ctx.accountant, &format!("/v1/months/{CLOSED_MONTH}/close"))
+            .await;
+        assert_eq!(api["dry_run"], json!(false), "{api}");
+        ctx.click("#tab-close").await;
+        // The month field defaults to the month before the business date's: the closed one.
+        let month = ctx
+            .script(
+                "return document.querySelector('#close-month').value",
+                vec![],
+            )
+            .await;
+        assert_eq!(month, json!(CLOSED_MONTH));
+        ctx.click("#close-preview").await;
+        let status = format!("已结账（凭证 #{}）", api["entry"]);
+        ctx.text_until("#close-status", |t| t == status).await;
+        for (id, field) in [
+            ("#close-sales", "sales"),
+            ("#close-cogs", "cogs"),
+            ("#close-promotion", "promotion"),
+            ("#close-expenses", "expenses"),
+            ("#close-profit", "profit"),
+            ("#close-distributed", "distributed"),
+            ("#close-reserve-in", "reserve_in"),
+            ("#close-pool", "pool"),
+            ("#close-allocated", "allocated"),
+            ("#close-reserve", "reserve"),
+        ] {
+            assert_eq!(ctx.text(id).await, yuan(&api[field]), "{field}");
+        }
+        assert_eq!(
+            ctx.text("#close-households").await,
+            api["households"].to_string()
+        );
+        assert_eq!(
+            ctx.text("#close-policy").await,
+            api["policy"].as_str().unwrap()
+        );
+        assert_eq!(api["basis"], json!("credit_spend"));
+        assert_eq!(ctx.text("#close-basis").await, "按储值消费");
+        let companies = api["companies"].as_array().unwrap();
+        assert!(!companies.is_empty());
+        for k in companies {
+            let row = format!(
+                "#close-companies tr[data-company=\"{}\"]",
+                k["company"].as_str().unwrap()
+            );
+            assert_eq!(
+                ctx.text(&format!("{row} .amount")).await,
+                yuan(&k["amount"])
+            );
+            assert_eq!(
+                ctx.text(&format!("{row} .households")).await,
+                k["households"].to_string()
+            );
+        }
+        // A closed month offers no close button.
+        let offered = ctx
+            .script(
+                "return !document.querySelector('#close-actions').hidden",
+                vec![],
+            )
+            .await;
+        assert_eq!(offered, json!(false));
+
+        // November is not over on the business date: the server refuses, the page says why.
+        let (status, problem) = ctx
+            .api_post(&ctx.accountant, "/v1/months/2026-11/close", json!({}))
+            .await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["field"], json!("month"));
+        ctx.fill("#close-month", "2026-11").await;
+        ctx.click("#close-preview").await;
+        let why = ctx.text_until("#close-problem", |t| !t.is_empty()).await;
+        assert_eq!(
+            why,
+            "2026-11 尚未结束（营业日 2026-11-20），2026-12-01 起才能结账。"
+        );
+        let state = ctx
+            .script(
+                "return [document.querySelector('#close-actions').hidden, \
+                 document.querySelector('#close-result').children.length, \
+                 document.querySelector('#close-month').classList.contains('invalid')]",
+                vec![],
+            )
+            .await;
+        assert_eq!(state, json!([true, 0, true]));
+    });
+}
+
+#[test]
+fn coop_settlement_reduces_what_is_owed_once_for_a_double_click() {
+    browser_test("coop settlement", |ctx: Ctx| async move {
+        signed_in(&ctx).await;
+        let before = ctx.api_get(&ctx.accountant, "/v1/settlements").await;
+        let k01 = before["companies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["company"] == json!("K01"))
+            .cloned()
+            .expect("K01 is owed");
+        let owed = amount(&k01["outstanding"]);
+        assert!(owed > Amount::parse("10.00").unwrap(), "{k01}");
+        ctx.click("#tab-settlements").await;
+        let cell = "#settlements-table tr[data-company=\"K01\"] .outstanding";
+        let shown = yuan(&k01["outstanding"]);
+        ctx.text_until(cell, |t| t == shown).await;
+        assert_eq!(
+            ctx.text("#settlements-table tfoot .outstanding").await,
+            yuan(&before["total"]["outstanding"])
+        );
+        ctx.select("#settle-company", "K01").await;
+        ctx.fill("#settle-amount", "10.00").await;
+        ctx.fill("#settle-reference", "BANK-WEB-0001").await;
+        // A double click: the second press lands while the first is on its way.
+        ctx.script(
+            "const b = document.querySelector('#settle-submit'); b.click(); b.click();",
+            vec![],
+        )
+        .await;
+        let left = owed.checked_sub(Amount::parse("10.00").unwrap()).unwrap();
+        let left_shown = yuan(&json!(left.to_string()));
+        ctx.text_until(cell, |t| t == left_shown).await;
+        assert_eq!(
+            ctx.text("#settle-done").await,
+            format!("已记录：向 K01 付款 ¥10.00，尚欠 {left_shown}")
+        );
+        // The API agrees, and one payment was recorded, not two.
+        let after = ctx.api_get(&ctx.accountant, "/v1/settlements").await;
+        let k01_after = after["companies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["company"] == json!("K01"))
+            .cloned()
+            .unwrap();
+        assert_eq!(k01_after["outstanding"], json!(left.to_string()));
+        assert_eq!(
+            amount(&k01_after["settled"]),
+            amount(&k01["settled"])
+                .checked_add(Amount::parse("10.00").unwrap())
+                .unwrap()
+        );
+        // The company's own statement says the same.
+        let month = &after["month"];
+        let statement = ctx
+            .api_get(
+                &ctx.company,
+                &format!("/v1/companies/K01/statements/{}", month.as_str().unwrap()),
+            )
+            .await;
+        assert_eq!(
+            statement["cooperatives"][0]["outstanding"],
+            json!(left.to_string())
+        );
+        // Paying more than is owed is refused, naming the amount.
+        ctx.select("#settle-company", "K01").await;
+        ctx.fill("#settle-amount", "100000.00").await;
+        ctx.fill("#settle-reference", "BANK-WEB-0002").await;
+        ctx.click("#settle-submit").await;
+        ctx.text_until("#settle-problem", |t| !t.is_empty()).await;
+        let marked = ctx
+            .script(
+                "return document.querySelector('#settle-amount').classList.contains('invalid')",
+                vec![],
+            )
+            .await;
+        assert_eq!(marked, json!(true));
+        let still = ctx.api_get(&ctx.accountant, "/v1/settlements").await;
+        assert_eq!(still["total"], after["total"]);
+    });
+}
+
+#[test]
+fn coop_pairing_code_signs_a_till_in_once() {
+    browser_test("coop pairing", |ctx: Ctx| async move {
+        signed_in(&ctx).await;
+        ctx.click("#tab-pairing").await;
+        // An unknown shop is refused, naming the shop.
+        ctx.fill("#pair-shop", "S99").await;
+        ctx.click("#pair-make").await;
+        ctx.text_until("#pair-problem", |t| !t.is_empty()).await;
+        ctx.fill("#pair-shop", "S1").await;
+        ctx.click("#pair-make").await;
+        let code = ctx
+            .text_until("#pair-code", |t| {
+                t.len() == 9 && t.chars().nth(4) == Some('-')
+            })
+            .await;
+        assert_eq!(ctx.text("#pair-for").await, "门店 S1");
+        assert!(ctx.text("#pair-expires").await.starts_with("有效至"));
+        // The code signs a till in as a cashier of S1, once.
+        let signed = ctx
+            .script(
+                "return HX.signIn({pairing_code: arguments[0]}).then(r => [r.status, r.data && r.data.role, r.data && r.data.shop]);",
+                vec![json!(code)],
+            )
+            .await;
+        assert_eq!(signed, json!([201, "cashier", "S1"]));
+        let report = ctx
+            .script(
+                "return HX.api('GET', '/v1/reports/till?date=2026-11-19').then(r => r.data.shops.map(s => s.shop));",
+                vec![],
+            )
+            .await;
+        assert_eq!(report, json!(["S1"]));
+        let again = ctx
+            .script(
+                "return HX.signIn({pairing_code: arguments[0]}).then(r => r.status);",
+                vec![json!(code)],
+            )
+            .await;
+        assert_eq!(again, json!(401));
+    });
+}
