@@ -3211,6 +3211,7 @@ on_every_backend! {
     openapi_matches_server(HttpConfig::default());
     settlements_owed_per_company(HttpConfig::default());
     household_fees(HttpConfig::default());
+    company_months(HttpConfig::default());
 }
 
 /// `GET /v1/households/{h}/fees` (the resident's page): balance, arrears by age, the recent
@@ -3335,3 +3336,120 @@ async fn household_fees(app: &TestApp) {
         );
     }
 }
+
+/// The office page's month series: per month the statement's totals and whether a cooperative
+/// closed it; months before the first closed one or the first fee movement are left out.
+async fn company_months(app: &TestApp) {
+    let path = "/v1/companies/K01/months";
+    // Nothing billed yet: no month to show.
+    let none = app.get_ok(COMPANY_K01, path).await;
+    assert_eq!(
+        none,
+        json!({ "company": "K01", "as_of": TODAY, "latest_closed": null, "months": [] })
+    );
+
+    for month in ["2026-09", "2026-10", "2026-11"] {
+        let (status, body, _) = app
+            .post_keyed(COMPANY_K01, "/v1/fees/bills", json!({ "month": month }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body, _) = app
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/fees/payments",
+            json!({ "household": "H1", "amount": "100.00", "method": "cash", "reference": "R-1" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for month in ["2026-09", "2026-10"] {
+        let (status, body, _) = app
+            .post_keyed(
+                ACCOUNTANT_COOP,
+                &format!("/v1/months/{month}/close"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{month}: {body}");
+    }
+
+    let months = app.get_ok(COMPANY_K01, &format!("{path}?last=3")).await;
+    assert_eq!(months["latest_closed"], json!("2026-10"));
+    let list = months["months"].as_array().expect("months");
+    let names: Vec<&str> = list.iter().map(|m| m["month"].as_str().unwrap()).collect();
+    assert_eq!(names, ["2026-09", "2026-10", "2026-11"]);
+    let closed: Vec<&Value> = list.iter().map(|m| &m["closed"]).collect();
+    assert_eq!(closed, [&json!(true), &json!(true), &json!(false)]);
+    // Each month is its statement's totals, exactly.
+    for m in list {
+        let month = m["month"].as_str().unwrap();
+        let st = app
+            .get_ok(
+                COMPANY_K01,
+                &format!("/v1/companies/K01/statements/{month}"),
+            )
+            .await;
+        let t = &st["totals"];
+        assert_eq!(
+            m,
+            &json!({
+                "month": month, "closed": m["closed"], "opening": t["opening"],
+                "billed": t["billed"], "paid": t["paid"], "covered": t["allocated"],
+                "closing": t["closing"], "ties_out": true,
+            })
+        );
+    }
+    let figures: Vec<[&str; 4]> = list
+        .iter()
+        .map(|m| {
+            [
+                m["opening"].as_str().unwrap(),
+                m["billed"].as_str().unwrap(),
+                m["paid"].as_str().unwrap(),
+                m["closing"].as_str().unwrap(),
+            ]
+        })
+        .collect();
+    assert_eq!(figures, MONTHS_K01);
+
+    // The default asks twelve months; the empty open ones before September are left out. An admin
+    // names the company and sees the same.
+    assert_eq!(app.get_ok(COMPANY_K01, path).await, months);
+    assert_eq!(app.get_ok(ADMIN, path).await, months);
+    let one = app.get_ok(COMPANY_K01, &format!("{path}?last=1")).await;
+    assert_eq!(one["months"], json!([list[2]]));
+    assert_eq!(one["latest_closed"], Value::Null);
+
+    for bad in ["?last=0", "?last=25", "?last=x", "?last=-1"] {
+        let reply = app.get(COMPANY_K01, &format!("{path}{bad}")).await;
+        assert_problem(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("last"),
+        );
+    }
+    let reply = app.get(COMPANY_K01, &format!("{path}?months=3")).await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("query"),
+    );
+    // Another company's months do not exist for K02; other roles may not ask.
+    let reply = app.get(COMPANY_K02, path).await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", None);
+    let reply = app.get(CASHIER_S1, path).await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    let reply = app.get(ADMIN, "/v1/companies/NOPE/months").await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", None);
+}
+
+/// K01's September to November in [`company_months`]: opening, billed, paid, closing.
+/// The three bills are posted on the business date, in November; September and October are
+/// closed with nothing in them, and still listed.
+const MONTHS_K01: [[&str; 4]; 3] = [
+    ["0.00", "0.00", "0.00", "0.00"],
+    ["0.00", "0.00", "0.00", "0.00"],
+    ["0.00", "419.28", "100.00", "319.28"],
+];

@@ -11,6 +11,7 @@ mod households;
 pub mod limits;
 pub mod metrics;
 mod money;
+mod office;
 mod ops;
 mod reports;
 pub(crate) mod resident;
@@ -131,6 +132,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(resident_view::routes())
         .merge(ops::routes())
         .merge(reports::routes())
+        .merge(office::routes())
         .merge(coop::routes())
         .split_for_parts();
     api.openapi = utoipa::openapi::OpenApiVersion::Version31;
