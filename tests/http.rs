@@ -3212,6 +3212,8 @@ on_every_backend! {
     settlements_owed_per_company(HttpConfig::default());
     household_fees(HttpConfig::default());
     company_months(HttpConfig::default());
+    topup_quotes(HttpConfig::default());
+    till_catalog(HttpConfig::default());
 }
 
 /// `GET /v1/households/{h}/fees` (the resident's page): balance, arrears by age, the recent
@@ -3453,3 +3455,249 @@ const MONTHS_K01: [[&str; 4]; 3] = [
     ["0.00", "0.00", "0.00", "0.00"],
     ["0.00", "419.28", "100.00", "319.28"],
 ];
+
+/// The till's top-up preview: the policy's own computation, nothing posted, the same refusals
+/// (code and field) as the top-up itself; voucher top-ups count toward the monthly bonus too.
+async fn topup_quotes(app: &TestApp) {
+    let quote = |q: &str| format!("/v1/topups/quote?{q}");
+    let head = app.head().await;
+    let q = app
+        .get_ok(CASHIER_S1, &quote("household=H1&paid=100.00"))
+        .await;
+    assert_eq!(
+        q,
+        json!({
+            "household": "H1", "paid": "100.00", "bonus": "10.00", "credited": "110.00",
+            "method": "cash", "deliver": "wallet", "wallet": "0.00", "wallet_after": "110.00",
+            "bonus_this_month": "0.00", "bonus_room_after": "90.00", "policy": POLICY_V1,
+            "business_date": TODAY,
+        })
+    );
+    assert_eq!(app.head().await, head, "a quote posted something");
+
+    // The top-up credits exactly what was quoted.
+    let r = app.top_up(CASHIER_S1, "H1", "100.00", "wallet").await;
+    assert_eq!((&r["bonus"], &r["credited"]), (&q["bonus"], &q["credited"]));
+    assert_eq!(r["wallet"]["total"], q["wallet_after"]);
+    app.top_up(CASHIER_S1, "H1", "50.00", "voucher").await;
+    let q = app
+        .get_ok(
+            CASHIER_S1,
+            &quote("household=H1&paid=150&method=wechat&deliver=voucher"),
+        )
+        .await;
+    assert_eq!(
+        (
+            &q["paid"],
+            &q["bonus"],
+            &q["credited"],
+            &q["method"],
+            &q["deliver"]
+        ),
+        (
+            &json!("150.00"),
+            &json!("15.00"),
+            &json!("165.00"),
+            &json!("wechat"),
+            &json!("voucher")
+        )
+    );
+    assert_eq!(
+        (
+            &q["wallet"],
+            &q["wallet_after"],
+            &q["bonus_this_month"],
+            &q["bonus_room_after"]
+        ),
+        (
+            &json!("110.00"),
+            &json!("110.00"),
+            &json!("15.00"),
+            &json!("70.00")
+        )
+    );
+
+    // Refusals, each as the top-up gives it.
+    for (query, status, code, field) in [
+        (
+            "household=H1&paid=30.00",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_whole_units",
+            "paid",
+        ),
+        (
+            "household=H1&paid=12.345",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_amount",
+            "paid",
+        ),
+        (
+            "household=H1&paid=1050.00",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cap_exceeded",
+            "paid",
+        ),
+        (
+            "household=H1&paid=950.00",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cap_exceeded",
+            "paid",
+        ),
+        (
+            "household=H9&paid=50.00",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_eligible",
+            "household",
+        ),
+        (
+            "household=NOPE&paid=50.00",
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "household",
+        ),
+        (
+            "household=H1&paid=50.00&method=bank",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "method_not_accepted",
+            "method",
+        ),
+    ] {
+        let reply = app.get(CASHIER_S1, &quote(query)).await;
+        assert_problem(&reply, status, code, Some(field));
+        let (paid, rest) = query
+            .split_once("&paid=")
+            .map(|(h, p)| (p.split('&').next().unwrap_or(p), h))
+            .unwrap();
+        let household = rest.trim_start_matches("household=");
+        let method = if query.ends_with("bank") {
+            "bank"
+        } else {
+            "cash"
+        };
+        let (s, body, _) = app
+            .post_keyed(
+                CASHIER_S1,
+                "/v1/topups",
+                json!({ "household": household, "paid": paid, "method": method }),
+            )
+            .await;
+        assert_eq!(
+            (s, &body["code"]),
+            (status, &json!(code)),
+            "{query}: {body}"
+        );
+        assert_eq!(body["detail"], reply.1["detail"], "{query}");
+    }
+    let capped = app
+        .get(CASHIER_S1, &quote("household=H1&paid=950.00"))
+        .await;
+    assert!(
+        capped.1["detail"]
+            .as_str()
+            .unwrap()
+            .contains("monthly bonus cap of 100.00 would be exceeded (85.00 left)"),
+        "{}",
+        capped.1
+    );
+    assert_problem(
+        &app.get(CASHIER_S1, "/v1/topups/quote?household=H1").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("query"),
+    );
+    assert_problem(
+        &app.get(ADMIN, &quote("household=H1&paid=50.00")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("shop"),
+    );
+    for token in [COMPANY_K01, ACCOUNTANT_COOP, RESIDENT_H1] {
+        let (status, _, _) = app.get(token, &quote("household=H1&paid=50.00")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{token}");
+    }
+    assert_eq!(
+        amount(&app.wallet("H1").await["total"]).to_string(),
+        "110.00"
+    );
+}
+
+/// The till's catalogue and line prices: priced exactly as a sale prices its lines.
+async fn till_catalog(app: &TestApp) {
+    let c = app.get_ok(CASHIER_S1, "/v1/catalog").await;
+    assert_eq!(c["cooperative"], json!("COOP"));
+    assert_eq!(
+        c["items"],
+        json!([
+            { "sku": "APPLE", "name": "苹果", "unit": "斤", "price": "1.25" },
+            { "sku": "EGG", "name": "鸡蛋", "unit": "个", "price": "0.95" },
+            { "sku": "PEAR", "name": "梨", "unit": "斤", "price": "2.25" },
+            { "sku": "RICE", "name": "大米", "unit": "袋", "price": "37.80" },
+        ])
+    );
+    assert_eq!(app.get_ok(ADMIN, "/v1/catalog?cooperative=COOP").await, c);
+    assert_problem(
+        &app.get(ADMIN, "/v1/catalog").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("cooperative"),
+    );
+    assert_problem(
+        &app.get(ADMIN, "/v1/catalog?cooperative=NOPE").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        Some("cooperative"),
+    );
+    let (status, _, _) = app.get(CASHIER_S1, "/v1/catalog?cooperative=COOP2").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = app.get(COMPANY_K01, "/v1/catalog").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // 1.5 斤 × 1.25 = 1.875 → 1.88 (half-up, once per line); 3 × 0.95 = 2.85.
+    let apple = app
+        .get_ok(CASHIER_S1, "/v1/catalog/price?sku=APPLE&qty=1.50")
+        .await;
+    assert_eq!(
+        apple,
+        json!({ "sku": "APPLE", "name": "苹果", "unit": "斤", "price": "1.25", "qty": "1.5", "amount": "1.88" })
+    );
+    let egg = app
+        .get_ok(CASHIER_S1, "/v1/catalog/price?sku=EGG&qty=3")
+        .await;
+    assert_eq!(egg["amount"], json!("2.85"));
+    let sale = app
+        .sell_ok(
+            CASHIER_S1,
+            json!({
+                "lines": [{ "sku": "APPLE", "qty": "1.5" }, { "sku": "EGG", "qty": "3" }],
+                "tenders": [{ "type": "cash", "amount": "4.73" }],
+            }),
+        )
+        .await;
+    assert_eq!(sale["total"], json!("4.73"));
+    for (query, status, code, field) in [
+        (
+            "sku=APPLE&qty=0",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "qty",
+        ),
+        (
+            "sku=APPLE&qty=1.2345",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "qty",
+        ),
+        (
+            "sku=APPLE&qty=lots",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "qty",
+        ),
+        ("sku=NOPE&qty=1", StatusCode::NOT_FOUND, "not_found", "sku"),
+    ] {
+        let reply = app
+            .get(CASHIER_S1, &format!("/v1/catalog/price?{query}"))
+            .await;
+        assert_problem(&reply, status, code, Some(field));
+    }
+}

@@ -16,6 +16,8 @@ mod vouchers;
 pub use types::*;
 
 pub(crate) use master::check_text as master_check_text;
+pub use sale::{line_qty, price_line, MAX_LINES};
+pub use topup::{top_up_terms, TopUpFacts, TopUpTerms};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};

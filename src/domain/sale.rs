@@ -16,7 +16,7 @@ use crate::money::{allocate, mul_rate, Rounding};
 use crate::voucher::{VoucherCode, VoucherCodeError};
 
 /// Bounds stated once: a till never sends more than this.
-const MAX_LINES: usize = 200;
+pub const MAX_LINES: usize = 200;
 const MAX_TENDERS: usize = 8;
 
 /// Splits `amount` over a credit balance's paid and bonus parts in proportion to them.
@@ -122,30 +122,14 @@ async fn price<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, coop: i64, req: &Sale) -> OpRes
             let (mut total, mut cost) = (Amount::ZERO, Amount::ZERO);
             let mut lines = Vec::with_capacity(req.lines.len());
             for (i, line) in req.lines.iter().enumerate() {
-                let qty = line.qty.normalize();
-                if qty <= Decimal::ZERO || qty.scale() > 3 || qty > Decimal::from(100_000) {
-                    return Err(Rejection::invalid(
-                        format!("lines[{i}].qty"),
-                        "must be more than 0 and at most 100000, with at most three decimals",
-                    )
-                    .into());
-                }
+                let qty = line_qty(i, line.qty)?;
                 let item = tx.catalog_item(coop, &line.sku).await?.ok_or_else(|| {
                     Rejection::not_found(&format!("lines[{i}].sku"), "catalogue item", &line.sku)
                 })?;
-                // Each line is rounded once, half-up, like a printed till receipt.
-                let amount = mul_rate(item.price, qty, Rounding::HalfUp).map_err(|_| overflow())?;
-                let line_cost =
-                    mul_rate(item.cost, qty, Rounding::HalfUp).map_err(|_| overflow())?;
-                total = total.checked_add(amount).ok_or_else(overflow)?;
-                cost = cost.checked_add(line_cost).ok_or_else(overflow)?;
-                lines.push(SaleLineRecord {
-                    sku: item.sku,
-                    qty: qty.to_string(),
-                    price: item.price,
-                    amount,
-                    cost: line_cost,
-                });
+                let priced = price_line(i, &item, qty)?;
+                total = total.checked_add(priced.amount).ok_or_else(overflow)?;
+                cost = cost.checked_add(priced.cost).ok_or_else(overflow)?;
+                lines.push(priced);
             }
             if !total.is_positive() {
                 return Err(Rejection::bad_amount("lines", "the sale comes to zero").into());
@@ -153,6 +137,38 @@ async fn price<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, coop: i64, req: &Sale) -> OpRes
             Ok(Priced { total, cost, lines })
         }
     }
+}
+
+/// A line's quantity, checked: more than 0, at most 100000, at most three decimals.
+pub fn line_qty(index: usize, qty: Decimal) -> Result<Decimal, Rejection> {
+    let qty = qty.normalize();
+    if qty <= Decimal::ZERO || qty.scale() > 3 || qty > Decimal::from(100_000) {
+        return Err(Rejection::invalid(
+            format!("lines[{index}].qty"),
+            "must be more than 0 and at most 100000, with at most three decimals",
+        ));
+    }
+    Ok(qty)
+}
+
+/// One catalogue line priced: the amount and the cost each rounded once, half-up, like a
+/// printed till receipt. The sale and the till's preview of a basket both price lines here.
+pub fn price_line(
+    index: usize,
+    item: &CatalogItem,
+    qty: Decimal,
+) -> Result<SaleLineRecord, Rejection> {
+    let qty = line_qty(index, qty)?;
+    let too_large = || Rejection::bad_amount("amount", "is too large");
+    let amount = mul_rate(item.price, qty, Rounding::HalfUp).map_err(|_| too_large())?;
+    let cost = mul_rate(item.cost, qty, Rounding::HalfUp).map_err(|_| too_large())?;
+    Ok(SaleLineRecord {
+        sku: item.sku.clone(),
+        qty: qty.to_string(),
+        price: item.price,
+        amount,
+        cost,
+    })
 }
 
 pub(crate) async fn sell<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Sale) -> OpResult<SaleReceipt> {

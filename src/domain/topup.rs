@@ -8,7 +8,7 @@ use chrono::Months;
 
 use super::*;
 use crate::ledger::chart;
-use crate::policy::TopupRuleError;
+use crate::policy::{TopupPolicy, TopupRuleError, Versioned};
 use crate::voucher::{random_serial, VoucherCode};
 
 pub(crate) async fn wallet_balance<T: Tx>(
@@ -28,6 +28,121 @@ pub(crate) async fn wallet_balance<T: Tx>(
 
 pub(crate) fn overflow() -> OpError {
     Rejection::bad_amount("amount", "is too large").into()
+}
+
+/// What a top-up would credit: the policy's arithmetic and limits, computed once here for the
+/// top-up itself and for the till's preview (`GET /v1/topups/quote`), so the two never differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopUpTerms {
+    pub bonus: Amount,
+    pub credited: Amount,
+}
+
+/// What the policy weighs about the household at the moment of the top-up.
+#[derive(Clone, Copy, Debug)]
+pub struct TopUpFacts<'a> {
+    pub household: &'a str,
+    pub compound: &'a str,
+    pub compound_eligible: bool,
+    /// Bonus already granted this calendar month.
+    pub bonus_this_month: Amount,
+    /// The household's wallet total at the cooperative before the top-up.
+    pub wallet_total: Amount,
+}
+
+/// The terms of paying `paid` by `method` under `policy`, or the refusal a cashier can explain,
+/// checked in this order: method, whole units, eligibility, monthly bonus cap, wallet or
+/// voucher cap.
+pub fn top_up_terms(
+    policy: &Versioned<TopupPolicy>,
+    paid: Amount,
+    method: PayMethod,
+    deliver: Delivery,
+    facts: &TopUpFacts<'_>,
+) -> Result<TopUpTerms, Rejection> {
+    let rules = &policy.rules;
+    let overflow = || Rejection::bad_amount("amount", "is too large");
+    if !rules.methods.iter().any(|m| m.as_str() == method.as_str()) {
+        return Err(Rejection::MethodNotAccepted {
+            field: "method".into(),
+            method: method.as_str().into(),
+        });
+    }
+    let bonus = match rules.bonus_for(paid) {
+        Ok(b) => b.bonus,
+        Err(TopupRuleError::NotWholeUnits { unit }) => {
+            return Err(Rejection::NotWholeUnits {
+                field: "paid".into(),
+                unit,
+            })
+        }
+        Err(TopupRuleError::TooManyUnits { max }) => {
+            let limit = rules
+                .unit
+                .checked_mul(i64::from(max))
+                .ok_or_else(overflow)?;
+            return Err(Rejection::CapExceeded {
+                field: "paid".into(),
+                cap: "per top-up".into(),
+                limit,
+                available: limit,
+            });
+        }
+        Err(e) => return Err(Rejection::bad_amount("paid", e.to_string())),
+    };
+    if !rules
+        .eligibility
+        .admits(facts.compound, facts.compound_eligible)
+    {
+        return Err(Rejection::NotEligible {
+            household: facts.household.to_string(),
+            policy: policy.reference.to_string(),
+        });
+    }
+    let bonus_after = facts
+        .bonus_this_month
+        .checked_add(bonus)
+        .ok_or_else(overflow)?;
+    if bonus_after > rules.monthly_bonus_cap {
+        return Err(Rejection::CapExceeded {
+            field: "paid".into(),
+            cap: "monthly bonus".into(),
+            limit: rules.monthly_bonus_cap,
+            available: rules.bonus_room(facts.bonus_this_month),
+        });
+    }
+    let credited = paid.checked_add(bonus).ok_or_else(overflow)?;
+    match deliver {
+        Delivery::Wallet => {
+            let after = facts
+                .wallet_total
+                .checked_add(credited)
+                .ok_or_else(overflow)?;
+            if after > rules.wallet_cap {
+                return Err(Rejection::CapExceeded {
+                    field: "paid".into(),
+                    cap: "wallet balance".into(),
+                    limit: rules.wallet_cap,
+                    available: rules
+                        .wallet_cap
+                        .checked_sub(facts.wallet_total)
+                        .unwrap_or(Amount::ZERO)
+                        .max(Amount::ZERO),
+                });
+            }
+        }
+        Delivery::Voucher => {
+            if credited > rules.voucher_face_cap {
+                return Err(Rejection::CapExceeded {
+                    field: "paid".into(),
+                    cap: "voucher face value".into(),
+                    limit: rules.voucher_face_cap,
+                    available: rules.voucher_face_cap,
+                });
+            }
+        }
+    }
+    Ok(TopUpTerms { bonus, credited })
 }
 
 pub(crate) async fn top_up<T: Tx>(
@@ -52,107 +167,30 @@ pub(crate) async fn top_up<T: Tx>(
         })?;
     let rules = &policy.rules;
     let policy_name = policy.reference.to_string();
-
-    if !rules
-        .methods
-        .iter()
-        .any(|m| m.as_str() == req.method.as_str())
-    {
-        return Err(Rejection::MethodNotAccepted {
-            field: "method".into(),
-            method: req.method.as_str().into(),
-        }
-        .into());
-    }
-    let bonus = match rules.bonus_for(req.paid) {
-        Ok(b) => b.bonus,
-        Err(TopupRuleError::NotWholeUnits { unit }) => {
-            return Err(Rejection::NotWholeUnits {
-                field: "paid".into(),
-                unit,
-            }
-            .into())
-        }
-        Err(TopupRuleError::TooManyUnits { max }) => {
-            let limit = rules
-                .unit
-                .checked_mul(i64::from(max))
-                .ok_or_else(overflow)?;
-            return Err(Rejection::CapExceeded {
-                field: "paid".into(),
-                cap: "per top-up".into(),
-                limit,
-                available: limit,
-            }
-            .into());
-        }
-        Err(e) => return Err(Rejection::bad_amount("paid", e.to_string()).into()),
-    };
-    if !rules
-        .eligibility
-        .admits(&household.compound_code, household.compound_eligible)
-    {
-        return Err(Rejection::NotEligible {
-            household: household.code.clone(),
-            policy: policy_name,
-        }
-        .into());
-    }
-    let month = ctx.month();
-    let bonus_so_far = tx.bonus_in_month(household.id, &month).await?;
-    let bonus_after = bonus_so_far.checked_add(bonus).ok_or_else(overflow)?;
-    if bonus_after > rules.monthly_bonus_cap {
-        return Err(Rejection::CapExceeded {
-            field: "paid".into(),
-            cap: "monthly bonus".into(),
-            limit: rules.monthly_bonus_cap,
-            available: rules
-                .monthly_bonus_cap
-                .checked_sub(bonus_so_far)
-                .unwrap_or(Amount::ZERO)
-                .max(Amount::ZERO),
-        }
-        .into());
-    }
-    let credited = req.paid.checked_add(bonus).ok_or_else(overflow)?;
     let coop = &shop.coop;
+    let bonus_so_far = tx.bonus_in_month(household.id, &ctx.month()).await?;
     let wallet_before = wallet_balance(tx, household.id, &coop.code).await?;
+    let TopUpTerms { bonus, credited } = top_up_terms(
+        policy,
+        req.paid,
+        req.method,
+        req.deliver,
+        &TopUpFacts {
+            household: &household.code,
+            compound: &household.compound_code,
+            compound_eligible: household.compound_eligible,
+            bonus_this_month: bonus_so_far,
+            wallet_total: wallet_before.total,
+        },
+    )?;
 
     let (paid_account, bonus_account, voucher) = match req.deliver {
-        Delivery::Wallet => {
-            let after = wallet_before
-                .total
-                .checked_add(credited)
-                .ok_or_else(overflow)?;
-            if after > rules.wallet_cap {
-                return Err(Rejection::CapExceeded {
-                    field: "paid".into(),
-                    cap: "wallet balance".into(),
-                    limit: rules.wallet_cap,
-                    available: rules
-                        .wallet_cap
-                        .checked_sub(wallet_before.total)
-                        .unwrap_or(Amount::ZERO)
-                        .max(Amount::ZERO),
-                }
-                .into());
-            }
-            (
-                chart::household_wallet_paid(household.id, &coop.code),
-                chart::household_wallet_bonus(household.id, &coop.code),
-                None,
-            )
-        }
+        Delivery::Wallet => (
+            chart::household_wallet_paid(household.id, &coop.code),
+            chart::household_wallet_bonus(household.id, &coop.code),
+            None,
+        ),
         Delivery::Voucher => {
-            if credited > rules.voucher_face_cap {
-                return Err(Rejection::CapExceeded {
-                    field: "paid".into(),
-                    cap: "voucher face value".into(),
-                    limit: rules.voucher_face_cap,
-                    available: rules.voucher_face_cap,
-                }
-                .into());
-            }
             let expires_on = ctx
                 .today
                 .checked_add_months(Months::new(rules.voucher_validity_months))

@@ -16,6 +16,7 @@ mod ops;
 mod reports;
 pub(crate) mod resident;
 mod resident_view;
+mod till;
 mod vouchers;
 
 use std::collections::HashSet;
@@ -132,6 +133,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(resident_view::routes())
         .merge(ops::routes())
         .merge(reports::routes())
+        .merge(till::routes())
         .merge(office::routes())
         .merge(coop::routes())
         .split_for_parts();

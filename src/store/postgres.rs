@@ -595,6 +595,40 @@ impl Store for PostgresStore {
         })
         .collect()
     }
+
+    async fn catalog(&self, cooperative: &str) -> Result<Option<Vec<CatalogItem>>, StoreError> {
+        if !storable(cooperative) {
+            return Ok(None);
+        }
+        let Some(coop): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM cooperatives WHERE code = $1")
+                .bind(cooperative)
+                .fetch_optional(&self.read)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT id, sku, name, unit, price, cost FROM catalog_items
+             WHERE cooperative_id = $1 ORDER BY sku LIMIT $2",
+        )
+        .bind(coop)
+        .bind(i64::from(super::MAX_CATALOG))
+        .fetch_all(&self.read)
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            items.push(CatalogItem {
+                id: r.try_get(0)?,
+                sku: r.try_get(1)?,
+                name: r.try_get(2)?,
+                unit: r.try_get(3)?,
+                price: Amount::from_fen(r.try_get(4)?),
+                cost: Amount::from_fen(r.try_get(5)?),
+            });
+        }
+        Ok(Some(items))
+    }
 }
 
 /// The verifier fed in chain order, a chunk of entries at a time, inside the caller's snapshot.

@@ -949,6 +949,37 @@ impl Store for SqliteStore {
             vouchers: figures(&v)?,
         }))
     }
+
+    async fn catalog(&self, cooperative: &str) -> Result<Option<Vec<CatalogItem>>, StoreError> {
+        let Some(coop): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM cooperatives WHERE code = ?")
+                .bind(cooperative)
+                .fetch_optional(&self.read)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT id, sku, name, unit, price, cost FROM catalog_items
+             WHERE cooperative_id = ? ORDER BY sku LIMIT ?",
+        )
+        .bind(coop)
+        .bind(i64::from(super::MAX_CATALOG))
+        .fetch_all(&self.read)
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            items.push(CatalogItem {
+                id: r.try_get(0)?,
+                sku: r.try_get(1)?,
+                name: r.try_get(2)?,
+                unit: r.try_get(3)?,
+                price: Amount::from_fen(r.try_get(4)?),
+                cost: Amount::from_fen(r.try_get(5)?),
+            });
+        }
+        Ok(Some(items))
+    }
 }
 /// The balances (`owner_kind, owner_id, name, balance`) of the wallet or voucher accounts that
 /// `filter` picks: as stored, or as of a date (the parameter `date_param`) from the postings of

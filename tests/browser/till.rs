@@ -1,1 +1,428 @@
-//! Browser tests of the /till page.
+//! Browser tests of the /till page: a cashier tops up, sells with a split tender and refunds;
+//! a double tap or a retry after a dropped connection posts once; a refusal says why in the
+//! page's language and changes nothing; a pairing code signs a till in once.
+
+use serde_json::{json, Value};
+
+use crate::browser_support::{browser_test, Ctx};
+
+/// `"123.40"` → 12340.
+fn fen(text: &str) -> i64 {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, "0"));
+    let neg = whole.starts_with('-');
+    let whole: i64 = whole.trim_start_matches('-').parse().expect("whole yuan");
+    let frac: i64 = format!("{frac:0<2}")[..2].parse().expect("fen");
+    let v = whole * 100 + frac;
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// 12340 → `"123.40"`.
+fn amount(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", fen.abs() / 100, fen.abs() % 100)
+}
+
+/// 123440 → `"¥1,234.40"`, as the page shows money.
+fn yuan(fen: i64) -> String {
+    let text = amount(fen);
+    let (sign, rest) = text
+        .strip_prefix('-')
+        .map_or(("", text.as_str()), |r| ("-", r));
+    let (whole, frac) = rest.split_once('.').expect("two decimals");
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}¥{grouped}.{frac}")
+}
+
+fn money(v: &Value) -> i64 {
+    fen(v.as_str().unwrap_or_else(|| panic!("not an amount: {v}")))
+}
+
+/// The household's wallet total at the cooperative, as the API reports it.
+async fn wallet(ctx: &Ctx, household: &str) -> i64 {
+    let h = ctx
+        .api_get(&ctx.admin, &format!("/v1/households/{household}"))
+        .await;
+    money(&h["wallet"]["total"])
+}
+
+/// Entry ids of the household's top-ups, newest first (the latest 100 entries).
+async fn topups(ctx: &Ctx, household: &str) -> Vec<i64> {
+    let page = ctx
+        .api_get(
+            &ctx.admin,
+            &format!("/v1/households/{household}/history?limit=100"),
+        )
+        .await;
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == "top_up")
+        .map(|i| i["entry"].as_i64().expect("entry"))
+        .collect()
+}
+
+/// Signs the till in with the cashier's token and looks the household up the way a
+/// keyboard-wedge scanner does: the code, then Enter.
+async fn open_household(ctx: &Ctx, household: &str) -> i64 {
+    ctx.open("/till").await;
+    ctx.sign_in(&ctx.cashier).await;
+    let before = wallet(ctx, household).await;
+    ctx.fill("#scan", &format!("{household}\u{E007}")).await;
+    ctx.text_until("#hh-code", |t| t == household).await;
+    ctx.text_until("#hh-wallet", |t| t == yuan(before)).await;
+    before
+}
+
+async fn value(ctx: &Ctx, css: &str) -> String {
+    ctx.find(css)
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_cashier_tops_up_sells_with_a_split_tender_and_refunds() {
+    browser_test("till: top-up, split sale, refund", |ctx: Ctx| async move {
+        let hh = "HX01-0001";
+        let start = open_household(&ctx, hh).await;
+
+        // Top-up: the preview is the server's quote, shown before anything is posted.
+        ctx.fill("#topup-paid", "100.00").await;
+        ctx.text_until("#topup-credited", |t| t == "¥110.00").await;
+        assert_eq!(ctx.text("#topup-bonus").await, "¥10.00");
+        assert_eq!(ctx.text("#topup-wallet-after").await, yuan(start + 11_000));
+        let quote = ctx
+            .api_get(
+                &ctx.cashier,
+                &format!("/v1/topups/quote?household={hh}&paid=100.00"),
+            )
+            .await;
+        assert_eq!(quote["credited"], "110.00");
+        assert_eq!(money(&quote["wallet_after"]), start + 11_000);
+        assert_eq!(
+            wallet(&ctx, hh).await,
+            start,
+            "the preview posted something"
+        );
+        ctx.click("#topup-submit").await;
+        ctx.text_until("#r-credited", |t| t == "¥110.00").await;
+        assert_eq!(ctx.text("#r-paid").await, "¥100.00");
+        assert_eq!(ctx.text("#r-bonus").await, "¥10.00");
+        assert_eq!(ctx.text("#r-wallet").await, yuan(start + 11_000));
+        let after_topup = wallet(&ctx, hh).await;
+        assert_eq!(after_topup, start + 11_000);
+        ctx.text_until("#hh-wallet", |t| t == yuan(after_topup))
+            .await;
+
+        // Sale of 30.50: 20.00 from the wallet, the rest in cash, worked out by the page.
+        ctx.click("#tab-sale").await;
+        ctx.fill("#sale-amount", "30.50").await;
+        ctx.fill("#tender-wallet", "20.00").await;
+        ctx.text_until("#sale-remaining", |t| t == "¥10.50").await;
+        ctx.click("#rest-cash").await;
+        assert_eq!(value(&ctx, "#tender-cash").await, "10.50");
+        ctx.text_until("#sale-remaining", |t| t == "¥0.00").await;
+        ctx.click("#sale-submit").await;
+        ctx.text_until("#r-total", |t| t == "¥30.50").await;
+        assert_eq!(ctx.text("#r-tender-wallet").await, "¥20.00");
+        assert_eq!(ctx.text("#r-tender-cash").await, "¥10.50");
+        let sale: i64 = ctx.text("#r-sale").await.parse().expect("sale number");
+        let after_sale = wallet(&ctx, hh).await;
+        assert_eq!(after_sale, start + 11_000 - 2_000);
+        assert_eq!(ctx.text("#r-wallet").await, yuan(after_sale));
+        ctx.text_until("#hh-wallet", |t| t == yuan(after_sale))
+            .await;
+
+        // Refund from the receipt just made: part first, then everything left.
+        ctx.click("#receipt-refund").await;
+        assert_eq!(value(&ctx, "#refund-sale").await, sale.to_string());
+        ctx.fill("#refund-amount", "10.00").await;
+        ctx.click("#refund-submit").await;
+        ctx.text_until("#r-refunded", |t| t == "¥10.00").await;
+        assert_eq!(ctx.text("#r-remaining").await, "¥20.50");
+        let back_wallet = fen(ctx.text("#r-tender-wallet").await.trim_start_matches('¥'));
+        let back_cash = fen(ctx.text("#r-tender-cash").await.trim_start_matches('¥'));
+        assert_eq!(back_wallet + back_cash, 1_000);
+        assert_eq!(wallet(&ctx, hh).await, after_sale + back_wallet);
+
+        ctx.click("#refund-submit").await;
+        ctx.text_until("#r-refunded", |t| t == "¥20.50").await;
+        assert_eq!(ctx.text("#r-remaining").await, "¥0.00");
+        let end = wallet(&ctx, hh).await;
+        assert_eq!(
+            end,
+            start + 11_000,
+            "the whole sale went back to the wallet"
+        );
+        ctx.text_until("#hh-wallet", |t| t == yuan(end)).await;
+
+        // Nothing is left to refund: the page says so and nothing moves.
+        ctx.click("#refund-submit").await;
+        ctx.text_until("#refund-problem", |t| t == "无法退款（已退或超过可退金额）")
+            .await;
+        assert_eq!(wallet(&ctx, hh).await, end);
+    });
+}
+
+#[test]
+fn a_double_tap_or_a_retry_after_a_dropped_connection_posts_one_top_up() {
+    browser_test("till: idempotent top-up", |ctx: Ctx| async move {
+        let hh = "HX01-0002";
+        let start = open_household(&ctx, hh).await;
+        let before = topups(&ctx, hh).await;
+
+        // A double tap: two clicks and a second submit while the first is on its way.
+        ctx.fill("#topup-paid", "50.00").await;
+        ctx.text_until("#topup-credited", |t| t == "¥55.00").await;
+        ctx.script(
+            "const b = document.querySelector('#topup-submit'); b.click(); b.click(); \
+             document.querySelector('#topup-form').requestSubmit(); return true;",
+            vec![],
+        )
+        .await;
+        ctx.text_until("#r-credited", |t| t == "¥55.00").await;
+        assert_eq!(wallet(&ctx, hh).await, start + 5_500);
+        let now = topups(&ctx, hh).await;
+        assert_eq!(now.len(), before.len() + 1, "{before:?} → {now:?}");
+
+        // The connection drops after the request reached the server: the page sees a network
+        // error, the cashier taps again, and the server answers with what it already posted.
+        ctx.script(
+            "const real = window.fetch; window.__dropped = 0; \
+             window.fetch = async function (input, init) { \
+               const r = await real(input, init); \
+               if (window.__dropped === 0 && init && init.method === 'POST' \
+                   && String(input).endsWith('/v1/topups')) { \
+                 window.__dropped = 1; throw new TypeError('Failed to fetch'); } \
+               return r; }; return true;",
+            vec![],
+        )
+        .await;
+        ctx.fill("#topup-paid", "50.00").await;
+        ctx.text_until("#topup-credited", |t| t == "¥55.00").await;
+        ctx.click("#topup-submit").await;
+        ctx.text_until("#topup-problem", |t| {
+            t == "网络中断：请检查连接后重试（不会重复记账）"
+        })
+        .await;
+        assert_eq!(
+            ctx.script("return window.__dropped", vec![]).await,
+            json!(1)
+        );
+        // The first attempt was posted although the page never heard back.
+        assert_eq!(wallet(&ctx, hh).await, start + 11_000);
+        ctx.click("#topup-submit").await;
+        ctx.text_until("#receipt-title", |t| t.contains("未重复记入"))
+            .await;
+        assert_eq!(ctx.text("#r-credited").await, "¥55.00");
+        assert_eq!(wallet(&ctx, hh).await, start + 11_000);
+        let end = topups(&ctx, hh).await;
+        assert_eq!(end.len(), before.len() + 2, "{before:?} → {end:?}");
+        ctx.text_until("#hh-wallet", |t| t == yuan(start + 11_000))
+            .await;
+    });
+}
+
+#[test]
+fn a_refused_top_up_says_why_in_the_page_language_and_changes_nothing() {
+    browser_test("till: refusals", |ctx: Ctx| async move {
+        let hh = "HX01-0003";
+        let start = open_household(&ctx, hh).await;
+        let before = topups(&ctx, hh).await;
+
+        ctx.fill("#topup-paid", "30.00").await;
+        let zh = "充值须为 ¥50.00 的整数倍，例如 ¥50.00";
+        ctx.text_until("#topup-problem", |t| t == zh).await;
+        assert!(ctx
+            .find("#topup-preview")
+            .await
+            .is_displayed()
+            .await
+            .is_ok_and(|v| !v));
+        // Submitting anyway gets the same refusal from the top-up itself.
+        ctx.click("#topup-submit").await;
+        ctx.text_until("#topup-problem", |t| t == zh).await;
+        let paid_class = ctx
+            .find("#topup-paid")
+            .await
+            .attr("class")
+            .await
+            .expect("class");
+        assert!(paid_class.unwrap_or_default().contains("invalid"));
+        ctx.click("#lang-switch").await;
+        ctx.text_until("#topup-problem", |t| {
+            t == "Top-ups are whole units of ¥50.00; try e.g. ¥50.00"
+        })
+        .await;
+        assert_eq!(wallet(&ctx, hh).await, start);
+        assert_eq!(topups(&ctx, hh).await, before);
+
+        // 130.00 suggests the whole units below it.
+        ctx.fill("#topup-paid", "130.00").await;
+        ctx.text_until("#topup-problem", |t| {
+            t == "Top-ups are whole units of ¥50.00; try e.g. ¥100.00"
+        })
+        .await;
+
+        // A household outside the programme: the page names it.
+        let outside = "HX11-0001";
+        let h = ctx
+            .api_get(&ctx.admin, &format!("/v1/households/{outside}"))
+            .await;
+        assert_eq!(h["eligible"], json!(false));
+        ctx.fill("#scan", &format!("{outside}\u{E007}")).await;
+        ctx.text_until("#hh-code", |t| t == outside).await;
+        ctx.text_until("#hh-eligible", |t| t == "Not in the programme")
+            .await;
+        ctx.fill("#topup-paid", "50.00").await;
+        ctx.text_until("#topup-problem", |t| {
+            t == "Household HX11-0001 is not in spend-50-get-55 and cannot top up"
+        })
+        .await;
+        ctx.click("#lang-switch").await;
+        ctx.text_until("#topup-problem", |t| {
+            t == "住户 HX11-0001 不在交50得55活动范围内，不能充值"
+        })
+        .await;
+        let (status, body) = ctx
+            .api_post(
+                &ctx.cashier,
+                "/v1/topups",
+                json!({"household": outside, "paid": "50.00", "method": "cash"}),
+            )
+            .await;
+        assert_eq!((status, body["code"].clone()), (422, json!("not_eligible")));
+        assert_eq!(money(&h["wallet"]["total"]), wallet(&ctx, outside).await);
+    });
+}
+
+#[test]
+fn a_pairing_code_signs_the_till_in_as_a_cashier_once() {
+    browser_test("till: pairing code", |ctx: Ctx| async move {
+        let (status, made) = ctx
+            .api_post(&ctx.accountant, "/web/pairings", json!({"shop": "S1"}))
+            .await;
+        assert_eq!(status, 201, "{made}");
+        let code = made["code"].as_str().expect("code").to_string();
+
+        ctx.open("/till").await;
+        ctx.fill("#sign-in input[name=pairing_code]", &code).await;
+        ctx.click("#sign-in button[type=submit]").await;
+        ctx.visible("#sign-out").await;
+        ctx.text_until("#who", |t| t == "收银员 S1").await;
+        let session = ctx
+            .script(
+                "return fetch('/web/session').then(r => r.json()).then(s => [s.role, s.shop]);",
+                vec![],
+            )
+            .await;
+        assert_eq!(session, json!(["cashier", "S1"]));
+        // The paired till works: it looks a household up with its wallet as the API has it.
+        let hh = "HX01-0004";
+        let total = wallet(&ctx, hh).await;
+        ctx.fill("#scan", &format!("{hh}\u{E007}")).await;
+        ctx.text_until("#hh-wallet", |t| t == yuan(total)).await;
+
+        // The code was for one sign-in only.
+        ctx.click("#sign-out").await;
+        ctx.visible("#sign-in").await;
+        ctx.fill("#sign-in input[name=pairing_code]", &code).await;
+        ctx.click("#sign-in button[type=submit]").await;
+        ctx.text_until("#sign-in .problem", |t| t == "令牌、配对码、链接或密码无效")
+            .await;
+        let who = ctx.text("#who").await;
+        assert_eq!(who, "");
+    });
+}
+
+#[test]
+fn a_voucher_top_up_prints_its_qr_code_and_a_catalogue_basket_is_paid_by_voucher_and_cash() {
+    browser_test("till: voucher and basket", |ctx: Ctx| async move {
+        let hh = "HX01-0005";
+        let start = open_household(&ctx, hh).await;
+
+        // A top-up delivered as a bearer voucher: the receipt carries its code and QR code.
+        ctx.select("#topup-deliver", "voucher").await;
+        ctx.fill("#topup-paid", "100.00").await;
+        ctx.text_until("#topup-credited", |t| t == "¥110.00").await;
+        assert_eq!(ctx.text("#topup-wallet-after").await, yuan(start));
+        ctx.click("#topup-submit").await;
+        ctx.text_until("#r-credited", |t| t == "¥110.00").await;
+        let code = ctx.text("#r-voucher").await;
+        let v = ctx
+            .api_get(&ctx.cashier, &format!("/v1/vouchers/{code}"))
+            .await;
+        assert_eq!(
+            (v["status"].clone(), v["balance"].clone()),
+            (json!("active"), json!("110.00"))
+        );
+        assert_eq!(
+            wallet(&ctx, hh).await,
+            start,
+            "a voucher top-up leaves the wallet alone"
+        );
+        let qr = ctx
+            .script(
+                "const i = document.querySelector('#receipt-qr-img'); \
+                 return new Promise(ok => { const done = () => ok([i.getAttribute('src'), i.naturalWidth > 0]); \
+                 if (i.complete) done(); else i.addEventListener('load', done); });",
+                vec![],
+            )
+            .await;
+        assert_eq!(qr, json!([format!("/v1/vouchers/{code}/qr.svg"), true]));
+
+        // Its balance, checked at the till.
+        ctx.click("#tab-voucher").await;
+        ctx.fill("#voucher-code", &code).await;
+        ctx.click("#voucher-submit").await;
+        ctx.text_until("#voucher-balance", |t| t == "¥110.00").await;
+        assert_eq!(ctx.text("#voucher-status").await, "有效");
+
+        // A basket from the catalogue: each line priced by the server (1.333 斤 × 3.50 =
+        // 4.6655 → 4.67, half-up), the total added up exactly by the page.
+        ctx.click("#tab-sale").await;
+        ctx.select("#catalog-sku", "V03").await;
+        ctx.fill("#line-qty", "1.333").await;
+        ctx.click("#line-add").await;
+        ctx.text_until("#line-0 .line-amount", |t| t == "¥4.67")
+            .await;
+        let priced = ctx
+            .api_get(&ctx.cashier, "/v1/catalog/price?sku=V03&qty=1.333")
+            .await;
+        assert_eq!(priced["amount"], json!("4.67"));
+        ctx.select("#catalog-sku", "E01").await;
+        ctx.fill("#line-qty", "2").await;
+        ctx.click("#line-add").await;
+        ctx.text_until("#line-1 .line-amount", |t| t == "¥13.00")
+            .await;
+        assert_eq!(value(&ctx, "#sale-amount").await, "17.67");
+        ctx.fill("#tender-voucher", "10.00").await;
+        ctx.fill("#sale-voucher-code", &code).await;
+        ctx.click("#rest-cash").await;
+        assert_eq!(value(&ctx, "#tender-cash").await, "7.67");
+        ctx.text_until("#sale-remaining", |t| t == "¥0.00").await;
+        ctx.click("#sale-submit").await;
+        ctx.text_until("#r-total", |t| t == "¥17.67").await;
+        assert_eq!(ctx.text("#r-line-0").await, "¥4.67");
+        assert_eq!(ctx.text("#r-tender-voucher").await, "¥10.00");
+        assert_eq!(ctx.text("#r-tender-cash").await, "¥7.67");
+        let v = ctx
+            .api_get(&ctx.cashier, &format!("/v1/vouchers/{code}"))
+            .await;
+        assert_eq!(v["balance"], json!("100.00"));
+        assert_eq!(wallet(&ctx, hh).await, start);
+    });
+}

@@ -1,0 +1,297 @@
+//! What the till page reads besides balances: the preview of a top-up under the policy in
+//! force, computed by the same function as the top-up itself but posting nothing, and the
+//! catalogue the till sells from.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, Problem};
+use super::extract::Principal;
+use super::AppState;
+use crate::domain::{
+    month_of, price_line, top_up_terms, Delivery, PayMethod, Rejection, Role, TopUpFacts,
+};
+use crate::money::Amount;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_topup_quote))
+        .routes(routes!(get_catalog))
+        .routes(routes!(get_line_price))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QuoteQuery {
+    /// Household code.
+    household: String,
+    /// What the resident would pay, e.g. `100.00`.
+    paid: String,
+    /// Default cash.
+    #[serde(default)]
+    method: Option<PayMethod>,
+    /// Default wallet.
+    #[serde(default)]
+    deliver: Option<Delivery>,
+    /// Only an admin names the shop; a cashier's token fixes it.
+    #[serde(default)]
+    shop: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TopUpQuote {
+    household: String,
+    paid: Amount,
+    bonus: Amount,
+    /// paid + bonus: what the wallet or the voucher would be credited.
+    credited: Amount,
+    method: PayMethod,
+    deliver: Delivery,
+    /// The household's wallet at the shop's cooperative now.
+    wallet: Amount,
+    /// The wallet after the top-up (unchanged when delivered as a voucher).
+    wallet_after: Amount,
+    /// Bonus already granted this month, and what the monthly cap still allows after this.
+    bonus_this_month: Amount,
+    bonus_room_after: Amount,
+    /// `id@version` of the policy that would apply.
+    policy: String,
+    business_date: NaiveDate,
+}
+
+/// Preview a top-up: what paying `paid` would credit today, or the refusal (with its code and
+/// field) that the top-up itself would give. Nothing is posted.
+#[utoipa::path(get, path = "/v1/topups/quote", tag = "till", params(QuoteQuery),
+    responses((status = 200, body = TopUpQuote), (status = 422, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_topup_quote(
+    State(state): State<AppState>,
+    principal: Principal,
+    query: Result<Query<QuoteQuery>, QueryRejection>,
+) -> Result<axum::Json<TopUpQuote>, ApiError> {
+    principal.allow(&[Role::Cashier, Role::Admin])?;
+    let Query(q) =
+        query.map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))?;
+    let paid =
+        Amount::parse(q.paid.trim()).map_err(|e| Rejection::bad_amount("paid", e.to_string()))?;
+    let shop = principal.shop_for(q.shop.as_deref())?;
+    let cooperative = match principal.role() {
+        Role::Cashier => principal.token.cooperative.clone(),
+        _ => state
+            .app
+            .store
+            .shops()
+            .await?
+            .into_iter()
+            .find(|s| s.code == shop)
+            .map(|s| s.cooperative),
+    }
+    .ok_or_else(|| Rejection::not_found("shop", "shop", &shop))?;
+    let household = state
+        .app
+        .store
+        .household(&q.household)
+        .await?
+        .ok_or_else(|| Rejection::not_found("household", "household", &q.household))?;
+    let today = state.app.clock.today();
+    let policy = state
+        .app
+        .policies
+        .topup(today)
+        .ok_or_else(|| Rejection::NoPolicy {
+            kind: "top-up".into(),
+            date: today,
+        })?;
+    let bonus_this_month = state
+        .app
+        .store
+        .bonus_in_month(&household.code, &month_of(today))
+        .await?
+        .ok_or_else(|| Rejection::not_found("household", "household", &q.household))?;
+    let wallet = household
+        .wallets
+        .iter()
+        .find(|w| w.cooperative == cooperative)
+        .map_or(Amount::ZERO, |w| w.total);
+    let method = q.method.unwrap_or(PayMethod::Cash);
+    let deliver = q.deliver.unwrap_or_default();
+    let terms = top_up_terms(
+        policy,
+        paid,
+        method,
+        deliver,
+        &TopUpFacts {
+            household: &household.code,
+            compound: &household.compound,
+            compound_eligible: household.eligible,
+            bonus_this_month,
+            wallet_total: wallet,
+        },
+    )?;
+    let overflow = || Rejection::bad_amount("paid", "is too large");
+    let wallet_after = match deliver {
+        Delivery::Wallet => wallet.checked_add(terms.credited).ok_or_else(overflow)?,
+        Delivery::Voucher => wallet,
+    };
+    let granted = bonus_this_month
+        .checked_add(terms.bonus)
+        .ok_or_else(overflow)?;
+    Ok(axum::Json(TopUpQuote {
+        household: household.code,
+        paid,
+        bonus: terms.bonus,
+        credited: terms.credited,
+        method,
+        deliver,
+        wallet,
+        wallet_after,
+        bonus_this_month,
+        bonus_room_after: policy.rules.bonus_room(granted),
+        policy: policy.reference.to_string(),
+        business_date: today,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CatalogQuery {
+    /// Only an admin names the cooperative; a cashier's token fixes it.
+    #[serde(default)]
+    cooperative: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CatalogLine {
+    sku: String,
+    name: String,
+    /// e.g. 斤, 个, 袋.
+    unit: String,
+    /// Price per unit.
+    price: Amount,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CatalogResponse {
+    cooperative: String,
+    /// By SKU; at most 5,000.
+    items: Vec<CatalogLine>,
+}
+
+/// The catalogue a till sells from: SKU, name, unit and price (costs stay in the back office).
+#[utoipa::path(get, path = "/v1/catalog", tag = "till", params(CatalogQuery),
+    responses((status = 200, body = CatalogResponse), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_catalog(
+    State(state): State<AppState>,
+    principal: Principal,
+    query: Result<Query<CatalogQuery>, QueryRejection>,
+) -> Result<axum::Json<CatalogResponse>, ApiError> {
+    principal.allow(&[Role::Cashier, Role::Admin])?;
+    let Query(q) =
+        query.map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))?;
+    let cooperative = catalog_cooperative(&principal, q.cooperative)?;
+    let items = state
+        .app
+        .store
+        .catalog(&cooperative)
+        .await?
+        .ok_or_else(|| Rejection::not_found("cooperative", "cooperative", &cooperative))?;
+    Ok(axum::Json(CatalogResponse {
+        cooperative,
+        items: items
+            .into_iter()
+            .map(|i| CatalogLine {
+                sku: i.sku,
+                name: i.name,
+                unit: i.unit,
+                price: i.price,
+            })
+            .collect(),
+    }))
+}
+
+/// The cooperative whose catalogue the caller reads: a cashier's own; an admin names one.
+fn catalog_cooperative(principal: &Principal, asked: Option<String>) -> Result<String, ApiError> {
+    let own = principal.token.cooperative.clone();
+    match (principal.role(), asked) {
+        (Role::Cashier, None) => own.ok_or_else(ApiError::forbidden),
+        (Role::Cashier, Some(c)) if own.as_deref() == Some(c.as_str()) => Ok(c),
+        (Role::Cashier, Some(_)) => Err(ApiError::forbidden()),
+        (_, Some(c)) => Ok(c),
+        (_, None) => Err(ApiError::bad_request(
+            "invalid_input",
+            "cooperative",
+            "cooperative: an admin names the cooperative",
+        )),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LinePriceQuery {
+    sku: String,
+    /// Up to three decimals, e.g. `1.5` (斤).
+    qty: String,
+    /// Only an admin names the cooperative.
+    #[serde(default)]
+    cooperative: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LinePrice {
+    sku: String,
+    name: String,
+    unit: String,
+    price: Amount,
+    /// As the sale will record it.
+    qty: String,
+    /// price × qty, rounded once half-up: what this line adds to a sale.
+    amount: Amount,
+}
+
+/// Price one catalogue line exactly as a sale will, so the till can show a basket's total
+/// before it is paid for. Nothing is posted.
+#[utoipa::path(get, path = "/v1/catalog/price", tag = "till", params(LinePriceQuery),
+    responses((status = 200, body = LinePrice), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_line_price(
+    State(state): State<AppState>,
+    principal: Principal,
+    query: Result<Query<LinePriceQuery>, QueryRejection>,
+) -> Result<axum::Json<LinePrice>, ApiError> {
+    principal.allow(&[Role::Cashier, Role::Admin])?;
+    let Query(q) =
+        query.map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))?;
+    let cooperative = catalog_cooperative(&principal, q.cooperative)?;
+    let qty: rust_decimal::Decimal = q
+        .qty
+        .trim()
+        .parse()
+        .map_err(|_| Rejection::invalid("qty", "a quantity such as 1 or 1.5"))?;
+    let item = state
+        .app
+        .store
+        .catalog(&cooperative)
+        .await?
+        .ok_or_else(|| Rejection::not_found("cooperative", "cooperative", &cooperative))?
+        .into_iter()
+        .find(|i| i.sku == q.sku)
+        .ok_or_else(|| Rejection::not_found("sku", "catalogue item", &q.sku))?;
+    let line = price_line(0, &item, qty).map_err(|r| match r {
+        Rejection::InvalidInput { reason, .. } => Rejection::invalid("qty", reason),
+        other => other,
+    })?;
+    Ok(axum::Json(LinePrice {
+        sku: item.sku,
+        name: item.name,
+        unit: item.unit,
+        price: item.price,
+        qty: line.qty,
+        amount: line.amount,
+    }))
+}
