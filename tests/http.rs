@@ -3611,6 +3611,25 @@ async fn topup_quotes(app: &TestApp) {
         "invalid_input",
         Some("shop"),
     );
+    // An admin names the shop, whose cooperative's wallet the quote weighs.
+    let admin = app
+        .get_ok(ADMIN, &quote("household=H1&paid=50.00&shop=S1"))
+        .await;
+    assert_eq!(
+        (&admin["credited"], &admin["wallet"], &admin["wallet_after"]),
+        (&json!("55.00"), &json!("110.00"), &json!("165.00"))
+    );
+    assert_problem(
+        &app.get(ADMIN, &quote("household=H1&paid=50.00&shop=NOPE"))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        Some("shop"),
+    );
+    let (status, _, _) = app
+        .get(CASHIER_S1, &quote("household=H1&paid=50.00&shop=S2"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     for token in [COMPANY_K01, ACCOUNTANT_COOP, RESIDENT_H1] {
         let (status, _, _) = app.get(token, &quote("household=H1&paid=50.00")).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{token}");

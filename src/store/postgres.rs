@@ -629,6 +629,24 @@ impl Store for PostgresStore {
         }
         Ok(Some(items))
     }
+
+    async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError> {
+        sqlx::query(
+            "SELECT s.code, s.name, c.code FROM shops s
+             JOIN cooperatives c ON c.id = s.cooperative_id ORDER BY s.code",
+        )
+        .fetch_all(&self.read)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(ShopInfo {
+                code: r.try_get(0)?,
+                name: r.try_get(1)?,
+                cooperative: r.try_get(2)?,
+            })
+        })
+        .collect()
+    }
 }
 
 /// The verifier fed in chain order, a chunk of entries at a time, inside the caller's snapshot.
