@@ -5,7 +5,7 @@
 use hongxin::money::Amount;
 use serde_json::{json, Value};
 
-use crate::browser_support::{browser_test, Ctx, CLOSED_MONTH, TODAY};
+use crate::browser_support::{browser_test, browser_test_at, Ctx, CLOSED_MONTH, TODAY};
 
 /// What `HX.yuan` shows for an amount string: `"1234.50"` → `"¥1,234.50"`.
 fn yuan(v: &Value) -> String {
@@ -275,6 +275,86 @@ fn coop_month_close_shows_the_stored_result_and_why_a_month_cannot_close() {
             .await;
         assert_eq!(state, json!([true, 0, true]));
     });
+}
+
+#[test]
+fn coop_closes_an_ended_month_after_a_preview_and_confirmation_once() {
+    // On 2 December November has ended and is still open.
+    browser_test_at(
+        "coop month close, closing",
+        "2026-12-02",
+        |ctx: Ctx| async move {
+            signed_in(&ctx).await;
+            let preview = ctx
+                .api_get(&ctx.accountant, "/v1/months/2026-11/close")
+                .await;
+            assert_eq!(preview["dry_run"], json!(true), "{preview}");
+            assert!(amount(&preview["allocated"]) > Amount::ZERO, "{preview}");
+            let head_before = ctx.api_get(&ctx.admin, "/v1/audit/head").await;
+
+            ctx.click("#tab-close").await;
+            ctx.fill("#close-month", "2026-11").await;
+            ctx.click("#close-preview").await;
+            ctx.text_until("#close-status", |t| t == "预览：尚未结账")
+                .await;
+            for (id, field) in [
+                ("#close-profit", "profit"),
+                ("#close-pool", "pool"),
+                ("#close-allocated", "allocated"),
+                ("#close-reserve", "reserve"),
+            ] {
+                assert_eq!(ctx.text(id).await, yuan(&preview[field]), "{field}");
+            }
+            // Nothing is posted by a preview.
+            assert_eq!(ctx.api_get(&ctx.admin, "/v1/audit/head").await, head_before);
+
+            // Close asks for confirmation, naming what it will do; a double tap closes once.
+            ctx.click("#close-start").await;
+            let confirm = ctx.text("#close-confirm-text").await;
+            assert!(
+                confirm.contains(&yuan(&preview["allocated"])) && confirm.contains("2026-11"),
+                "{confirm}"
+            );
+            ctx.script(
+                "const b = document.querySelector('#close-do'); b.click(); b.click();",
+                vec![],
+            )
+            .await;
+            let closed = ctx
+                .text_until("#close-status", |t| t.starts_with("已结账"))
+                .await;
+            let stored = ctx
+                .api_get(&ctx.accountant, "/v1/months/2026-11/close")
+                .await;
+            assert_eq!(stored["dry_run"], json!(false), "{stored}");
+            assert_eq!(closed, format!("已结账（凭证 #{}）", stored["entry"]));
+            // The close is what the preview showed, to the fen.
+            for field in [
+                "profit",
+                "pool",
+                "allocated",
+                "reserve",
+                "households",
+                "companies",
+            ] {
+                assert_eq!(stored[field], preview[field], "{field}");
+            }
+            // Exactly one entry was posted.
+            let head_after = ctx.api_get(&ctx.admin, "/v1/audit/head").await;
+            assert_eq!(
+                head_after["seq"].as_i64(),
+                head_before["seq"].as_i64().map(|s| s + 1),
+                "{head_before} → {head_after}"
+            );
+            let offered = ctx
+                .script(
+                    "return !document.querySelector('#close-actions').hidden",
+                    vec![],
+                )
+                .await;
+            assert_eq!(offered, json!(false));
+        },
+    );
 }
 
 #[test]

@@ -69,6 +69,16 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()>,
 {
+    browser_test_at(name, TODAY, test)
+}
+
+/// Like [`browser_test`], with the server's business date at `today` (on or after [`TODAY`],
+/// the demo's last day: the business clock never goes back).
+pub fn browser_test_at<F, Fut>(name: &str, today: &str, test: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let Some(bins) = binaries() else {
         if std::env::var_os("CI").is_some() {
             panic!(
@@ -93,14 +103,19 @@ where
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let admin = create_token(dir.path(), &["--role", "admin"]);
-        let cashier = create_token(dir.path(), &["--role", "cashier", "--shop", "S1"]);
+        let admin = create_token(dir.path(), today, &["--role", "admin"]);
+        let cashier = create_token(dir.path(), today, &["--role", "cashier", "--shop", "S1"]);
         let accountant = create_token(
             dir.path(),
+            today,
             &["--role", "coop_accountant", "--cooperative", "COOP"],
         );
-        let company = create_token(dir.path(), &["--role", "company", "--company", "K01"]);
-        let server = Server::start(dir.path());
+        let company = create_token(
+            dir.path(),
+            today,
+            &["--role", "company", "--company", "K01"],
+        );
+        let server = Server::start(dir.path(), today);
         let driver = Driver::start(&bins, dir.path());
         let downloads = dir.path().join("downloads");
         std::fs::create_dir_all(&downloads).expect("downloads dir");
@@ -131,6 +146,7 @@ fn demo_copy() -> TempDir {
         let dir = TempDir::new().expect("temp dir");
         let out = hongxin(
             dir.path(),
+            TODAY,
             &["demo", "--households", "300", "--months", "2"],
         )
         .output()
@@ -152,7 +168,7 @@ fn demo_copy() -> TempDir {
     dir
 }
 
-fn hongxin(dir: &Path, args: &[&str]) -> Command {
+fn hongxin(dir: &Path, today: &str, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hongxin"));
     c.current_dir(dir)
         .env_remove("HONGXIN_DATABASE")
@@ -161,17 +177,19 @@ fn hongxin(dir: &Path, args: &[&str]) -> Command {
         .env_remove("HONGXIN_POLICIES")
         .env_remove("HONGXIN_LISTEN")
         .env_remove("HONGXIN_PUBLIC_URL")
-        .env("HONGXIN_TODAY", TODAY)
+        .env("HONGXIN_TODAY", today)
         .env("RUST_LOG", "warn")
         .args(["--policies", POLICIES, "--database", "sqlite://demo.db"])
         .args(args);
     c
 }
 
-fn create_token(dir: &Path, args: &[&str]) -> String {
+fn create_token(dir: &Path, today: &str, args: &[&str]) -> String {
     let mut all = vec!["token", "create"];
     all.extend_from_slice(args);
-    let out = hongxin(dir, &all).output().expect("hongxin token create");
+    let out = hongxin(dir, today, &all)
+        .output()
+        .expect("hongxin token create");
     assert!(
         out.status.success(),
         "token create: {}",
@@ -214,11 +232,11 @@ struct Server {
 }
 
 impl Server {
-    fn start(dir: &Path) -> Server {
+    fn start(dir: &Path, today: &str) -> Server {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(dir.join("server.log")).expect("server log");
-        let child = hongxin(dir, &["serve", "--listen", &listen])
+        let child = hongxin(dir, today, &["serve", "--listen", &listen])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
