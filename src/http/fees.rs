@@ -53,7 +53,7 @@ fn company_for(principal: &Principal, requested: Option<&str>) -> Result<String,
 }
 
 /// Reading a company's books: its own staff and admins; to another company it does not exist.
-fn may_read_company(principal: &Principal, company: &str) -> Result<(), ApiError> {
+pub(super) fn may_read_company(principal: &Principal, company: &str) -> Result<(), ApiError> {
     principal.allow(&[Role::Company, Role::Admin])?;
     match principal.role() {
         Role::Company if principal.token.company.as_deref() != Some(company) => {

@@ -16,8 +16,8 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
 use super::extract::Principal;
+use super::fees::may_read_company;
 use super::AppState;
-use crate::domain::Role;
 use crate::fees::statement::Totals;
 use crate::money::Amount;
 
@@ -68,18 +68,6 @@ pub struct MonthsResponse {
     latest_closed: Option<String>,
     /// Oldest first, from the first month closed or with any fee movement or balance on.
     months: Vec<MonthFigures>,
-}
-
-/// Reading a company's books: its own staff and admins; to another company it does not exist
-/// (as for its statements and arrears).
-fn may_read_company(principal: &Principal, company: &str) -> Result<(), ApiError> {
-    principal.allow(&[Role::Company, Role::Admin])?;
-    match principal.role() {
-        Role::Company if principal.token.company.as_deref() != Some(company) => {
-            Err(ApiError::not_found("company"))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// The `count` months ending with `today`'s, oldest first, as `YYYY-MM`.

@@ -5,32 +5,7 @@
 use hongxin::money::Amount;
 use serde_json::{json, Value};
 
-use crate::browser_support::{browser_test, browser_test_at, Ctx, CLOSED_MONTH, TODAY};
-
-/// What `HX.yuan` shows for an amount string: `"1234.50"` → `"¥1,234.50"`.
-fn yuan(v: &Value) -> String {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("amount string, got {v}"));
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    let frac = if frac.is_empty() {
-        String::new()
-    } else {
-        format!(".{frac}")
-    };
-    format!("{}¥{grouped}{frac}", if neg { "-" } else { "" })
-}
+use crate::browser_support::{browser_test, browser_test_at, yuan, Ctx, CLOSED_MONTH, TODAY};
 
 fn amount(v: &Value) -> Amount {
     Amount::parse(v.as_str().expect("amount string")).expect("amount")

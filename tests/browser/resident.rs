@@ -7,34 +7,12 @@
 
 use serde_json::{json, Value};
 
-use crate::browser_support::{browser_test, Ctx};
+use crate::browser_support::{browser_test, yuan, Ctx};
 
 /// A demo household of company K01 with credit, a voucher, bills paid and unpaid over the two
 /// closed months and the current one, and a share of the cooperative's profit.
 const HOUSEHOLD: &str = "HX01-0033";
 const COMPANY: &str = "K01";
-
-/// The API's `"1234.50"` as the page writes it: `"¥1,234.50"`.
-fn yuan(v: &Value) -> String {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("amount must be a string: {v}"));
-    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    let frac = if frac.is_empty() {
-        String::new()
-    } else {
-        format!(".{frac}")
-    };
-    format!("{}¥{grouped}{frac}", if neg { "-" } else { "" })
-}
 
 /// A history change as the page writes it: `"+¥55.00"`, `"-¥4.70"`.
 fn signed(fen: i64) -> String {

@@ -454,6 +454,28 @@ impl Ctx {
     }
 }
 
+/// The API's amount string as the pages show it (`HX.yuan`): `"1234.50"` → `"¥1,234.50"`.
+pub fn yuan(v: &Value) -> String {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("amount must be a string: {v}"));
+    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let frac = if frac.is_empty() {
+        String::new()
+    } else {
+        format!(".{frac}")
+    };
+    format!("{}¥{grouped}{frac}", if neg { "-" } else { "" })
+}
+
 fn rand_key() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
