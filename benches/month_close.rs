@@ -37,6 +37,13 @@ async fn ok(app: &App, command: Command) -> Receipt {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // Where the close spends its time: HONGXIN_LOG=hongxin=debug.
+    if let Ok(filter) = std::env::var("HONGXIN_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let n: i64 = std::env::var("HONGXIN_BENCH_HOUSEHOLDS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -926,6 +926,110 @@ async fn a_household_owing_less_than_its_share_gets_what_it_owes_and_the_rest_is
     assert_eq!(report.close_runs, 4);
 }
 
+/// A close over more households than the stores post one at a time (their bulk paths start
+/// above 64 postings), run from a freshly opened app as `hongxin close-month` would be: every
+/// share reaches its household's fees, the heavy spenders are capped at what they owe, each
+/// credit settles that household's bills oldest first, and a repeat answers the same.
+async fn a_close_over_many_households_settles_every_share_oldest_bill_first(backend: Backend) {
+    let fx = Fx::new(backend, "2026-09-01").await;
+    // 150 households of 90.00 m²: 49.50 a month in HX01 (K01), 54.00 in HX02 (K02).
+    let codes: Vec<String> = (1..=150).map(|i| format!("G{i:03}")).collect();
+    for (i, code) in codes.iter().enumerate() {
+        let r = fx
+            .run(Command::CreateHousehold(NewHousehold {
+                code: code.clone(),
+                compound: if i % 2 == 0 { "HX01" } else { "HX02" }.into(),
+                area_m2: "90.00".parse().expect("area"),
+                name: None,
+            }))
+            .await;
+        assert!(matches!(r, Ok(Receipt::Created(_))), "{code}: {r:?}");
+    }
+    fx.bill_months(2026, 9, 9).await;
+    fx.at("2026-10-05");
+    fx.bill_months(2026, 10, 10).await;
+    // G001 paid part of September; G003 paid both months and 100.00 ahead (owes nothing).
+    fx.pay("G001", "20.00").await.expect("payment");
+    fx.pay("G003", "203.50").await.expect("payment");
+    // The first hundred spend 10.00 to 70.00 from their wallets; the rest nothing.
+    for (i, code) in codes.iter().take(100).enumerate() {
+        let spend = format!("{}.00", 10 * (i % 7 + 1));
+        fx.top_up_and_spend(code, "100.00", &spend).await;
+    }
+    fx.cash_sale("50000.00").await;
+    let mut before = BTreeMap::new();
+    for code in &codes {
+        let bills = fx.app.store.open_bills(code).await.expect("bills");
+        before.insert(code.clone(), (fx.fees(code).await, bills));
+    }
+
+    fx.at("2026-11-02");
+    let fresh = App::open_with_clock(&fx.settings, fx.clock.clone())
+        .await
+        .expect("a second app on the same database");
+    let r = match fresh
+        .run(Command::CloseMonth(CloseMonth {
+            cooperative: "COOP".into(),
+            month: "2026-10".into(),
+            dry_run: false,
+        }))
+        .await
+        .expect("the store failed")
+    {
+        Ok(Receipt::MonthClose(r)) => r,
+        other => panic!("a close answered {other:?}"),
+    };
+    assert!(r.households > 64, "{r:?}");
+    assert_eq!(r.allocated.fen() + r.reserve.fen(), r.pool.fen(), "{r:?}");
+
+    let mut credited = 0i64;
+    let mut capped = 0;
+    for (i, code) in codes.iter().enumerate() {
+        let (fees_before, bills_before) = &before[code];
+        let credit = fees_before.fen() - fx.fees(code).await.fen();
+        credited += credit;
+        let owed = fees_before.fen().max(0);
+        assert!(credit >= 0 && credit <= owed, "{code}: {credit} of {owed}");
+        if i >= 100 || code == "G003" {
+            assert_eq!(credit, 0, "{code} spent nothing or owes nothing");
+        } else if credit == owed {
+            capped += 1;
+        } else {
+            assert!(credit > 0, "{code} spent and owes, so gets a share");
+        }
+        // The credit went to the oldest bill first.
+        let mut left = credit;
+        let mut expected = Vec::new();
+        for (month, amount, settled) in bills_before {
+            let take = (amount.fen() - settled.fen()).min(left);
+            left -= take;
+            let settled = Amount::from_fen(settled.fen() + take);
+            if settled < *amount {
+                expected.push((month.clone(), *amount, settled));
+            }
+        }
+        assert_eq!(
+            fx.app.store.open_bills(code).await.expect("bills"),
+            expected,
+            "{code}"
+        );
+    }
+    assert_eq!(credited, r.allocated.fen());
+    assert!(capped > 0, "the heavy spenders reach their caps: {r:?}");
+    assert_eq!(
+        r.companies.iter().map(|c| c.amount.fen()).sum::<i64>(),
+        r.allocated.fen()
+    );
+
+    // Closing again, from the first app, answers the stored result and posts nothing.
+    let head = fx.head().await;
+    assert_eq!(fx.close("2026-10", false).await.expect("again"), r);
+    assert_eq!(fx.head().await, head);
+    let report = fx.app.verify().await.expect("verify");
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.close_runs, 1);
+}
+
 async fn a_loss_is_carried_forward_against_the_next_profit(backend: Backend) {
     let fx = Fx::new(backend, "2026-09-01").await;
     fx.at("2026-09-10");
@@ -1108,8 +1212,16 @@ async fn verify_recomputes_every_close_and_names_a_tampered_one(backend: Backend
     let v = fx.get_ok(ADMIN, "/v1/audit/verify").await;
     assert_eq!(v["ok"], json!(true), "{v}");
 
-    // Someone edits the stored shares behind the ledger's back.
-    let tamper = "UPDATE month_close_shares SET amount = amount + 1";
+    // Someone edits a household's stored share behind the ledger's back (the shares are one
+    // JSON document per close: [household, company, weight, cap, amount] each).
+    let tamper = match fx.backend {
+        Backend::Sqlite => {
+            "UPDATE month_closes SET shares = json_replace(shares, '$[0][4]', json_extract(shares, '$[0][4]') + 1)"
+        }
+        Backend::Postgres => {
+            "UPDATE month_closes SET shares = jsonb_set(shares::jsonb, '{0,4}', to_jsonb((shares::jsonb #>> '{0,4}')::bigint + 1))::text"
+        }
+    };
     let changed = match fx.backend {
         Backend::Sqlite => {
             use sqlx::ConnectOptions;
@@ -1138,7 +1250,7 @@ async fn verify_recomputes_every_close_and_names_a_tampered_one(backend: Backend
                 .rows_affected()
         }
     };
-    assert_eq!(changed, 3);
+    assert_eq!(changed, 1);
     let report = fx.app.verify().await.expect("verify");
     let problem = report.first_problem.expect("verify must fail");
     assert!(problem.contains("month close COOP 2026-10"), "{problem}");
@@ -1725,6 +1837,7 @@ on_every_backend! {
     arrears_are_aged_by_the_month_of_each_bill,
     a_thousand_is_shared_by_three_equal_spenders_and_the_tie_break_picks_the_extra_fen,
     a_household_owing_less_than_its_share_gets_what_it_owes_and_the_rest_is_reallocated,
+    a_close_over_many_households_settles_every_share_oldest_bill_first,
     a_loss_is_carried_forward_against_the_next_profit,
     a_month_is_closed_once_after_it_ends_and_nothing_is_posted_into_it_afterwards,
     verify_recomputes_every_close_and_names_a_tampered_one,

@@ -372,6 +372,8 @@ pub trait Tx: Send {
             })
             .collect())
     }
+    /// Stores a closed month: its inputs, its result, and every household's share as one
+    /// document ([`crate::fees::shares_document`]).
     async fn insert_month_close(
         &mut self,
         coop: i64,
@@ -379,7 +381,7 @@ pub trait Tx: Send {
         entry: Option<i64>,
         inputs: &str,
         result: &str,
-        shares: &[ShareRow],
+        shares: &str,
     ) -> OpResult<()>;
     async fn insert_settlement(
         &mut self,

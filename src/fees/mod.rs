@@ -224,11 +224,11 @@ pub const AGE_BUCKETS: [&str; 4] = ["0-30", "31-90", "91-180", "over-180"];
 // ---------------------------------------------------------------------------------------------
 // Month close
 
-/// One household's claim on a month's pool.
+/// One household's claim on a month's pool; its code breaks ties (SPEC §3).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Claim {
+pub struct Claim<'a> {
     pub household: i64,
-    pub code: String,
+    pub code: &'a str,
     pub weight: i64,
     /// At most this much (fees owed), when the policy caps.
     pub cap: Option<Amount>,
@@ -239,10 +239,11 @@ pub struct Claim {
 /// what cannot be placed is returned as the remainder (to the reserve).
 pub fn allocate_pool(
     pool: Amount,
-    claims: &[Claim],
+    claims: &[Claim<'_>],
     seed: &[u8],
 ) -> Result<(Vec<Amount>, Amount), AllocationError> {
     let mut parts = vec![Amount::ZERO; claims.len()];
+    let mut capped = vec![false; claims.len()];
     let mut active: Vec<usize> = (0..claims.len())
         .filter(|&i| claims[i].weight > 0 && claims[i].cap.is_none_or(|c| c.is_positive()))
         .collect();
@@ -253,13 +254,14 @@ pub fn allocate_pool(
             .map(|&i| (claims[i].code.as_bytes(), claims[i].weight))
             .collect();
         let round = allocate(left, &shares, seed)?;
-        let over: Vec<usize> = active
-            .iter()
-            .zip(&round)
-            .filter(|(&i, part)| claims[i].cap.is_some_and(|cap| **part > cap))
-            .map(|(&i, _)| i)
-            .collect();
-        if over.is_empty() {
+        let mut over = 0usize;
+        for (&i, part) in active.iter().zip(&round) {
+            if claims[i].cap.is_some_and(|cap| *part > cap) {
+                capped[i] = true;
+                over += 1;
+            }
+        }
+        if over == 0 {
             for (&i, part) in active.iter().zip(round) {
                 parts[i] = part;
             }
@@ -267,7 +269,7 @@ pub fn allocate_pool(
             break;
         }
         // Fill the capped to their caps and split what is left again among the rest.
-        for &i in &over {
+        for &i in active.iter().filter(|&&i| capped[i]) {
             let cap = claims[i].cap.unwrap_or(Amount::ZERO);
             parts[i] = cap;
             // A capped share is below its round's part, which is at most what is left.
@@ -275,7 +277,7 @@ pub fn allocate_pool(
                 .checked_sub(cap)
                 .ok_or(AllocationError::NegativeTotal)?;
         }
-        active.retain(|i| !over.contains(i));
+        active.retain(|&i| !capped[i]);
     }
     Ok((parts, left))
 }
@@ -292,6 +294,80 @@ pub struct CloseInputs {
     pub pool: Amount,
 }
 
+/// Each household's part of a close as stored with the run: one JSON document per run, an array
+/// of `[household id, company id, weight, cap or null, amount in fen]`. One document rather than
+/// a row per household keeps storing a province-sized run to one write (SPEC §12); `hongxin
+/// verify` still recomputes every household's share from it.
+pub fn shares_document(rows: &[ShareRow]) -> Result<String, serde_json::Error> {
+    let rows: Vec<(i64, i64, i64, Option<i64>, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.household,
+                r.company,
+                r.weight,
+                r.cap.map(Amount::fen),
+                r.amount.fen(),
+            )
+        })
+        .collect();
+    serde_json::to_string(&rows)
+}
+
+/// The rows of a [`shares_document`].
+pub fn read_shares_document(document: &str) -> Result<Vec<ShareRow>, serde_json::Error> {
+    let rows: Vec<(i64, i64, i64, Option<i64>, i64)> = serde_json::from_str(document)?;
+    Ok(rows
+        .into_iter()
+        .map(|(household, company, weight, cap, amount)| ShareRow {
+            household,
+            company,
+            weight,
+            cap: cap.map(Amount::from_fen),
+            amount: Amount::from_fen(amount),
+        })
+        .collect())
+}
+
+/// Wall time of a close's steps, logged at the end (`HONGXIN_LOG=hongxin::fees=info`): a
+/// province-sized close has a budget (SPEC §12), and this says where it goes.
+struct Phases {
+    last: std::time::Instant,
+    spent: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        Phases {
+            last: std::time::Instant::now(),
+            spent: Vec::new(),
+        }
+    }
+
+    fn done(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.spent.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    fn log(&self, cooperative: &str, month: &str, households: usize) {
+        let total: std::time::Duration = self.spent.iter().map(|(_, d)| *d).sum();
+        let phases: Vec<String> = self
+            .spent
+            .iter()
+            .map(|(p, d)| format!("{p} {:.3}s", d.as_secs_f64()))
+            .collect();
+        tracing::info!(
+            cooperative,
+            month,
+            households,
+            total = format!("{:.3}s", total.as_secs_f64()),
+            phases = phases.join(", "),
+            "month close"
+        );
+    }
+}
+
 /// The seed of a close's tie-breaks: fixed by cooperative and month, so a rerun agrees.
 pub fn close_seed(coop_code: &str, month: &str) -> String {
     format!("hongxin/close/{coop_code}/{month}")
@@ -302,6 +378,7 @@ pub(crate) async fn close_month<T: Tx>(
     ctx: &Ctx<'_>,
     req: &CloseMonth,
 ) -> OpResult<CloseReceipt> {
+    let mut phases = Phases::start();
     let (first, last) = month_bounds("month", &req.month)?;
     let coop = tx
         .cooperative(&req.cooperative)
@@ -381,14 +458,16 @@ pub(crate) async fn close_month<T: Tx>(
     };
     let reserve_in = tx.balance(&chart::coop_allocation_reserve(coop.id)).await?;
     let pool = distributed.checked_add(reserve_in).ok_or_else(overflow)?;
+    phases.done("totals");
 
     let candidates = tx.close_candidates(coop.id, first, last).await?;
+    phases.done("candidates");
     let owed_of = |c: &Candidate| c.fees_balance.max(Amount::ZERO);
     let claims: Vec<Claim> = candidates
         .iter()
         .map(|h| Claim {
             household: h.household.id,
-            code: h.household.code.clone(),
+            code: &h.household.code,
             weight: match rules.basis {
                 AllocationBasis::CreditSpend => h.credit_spend.max(0),
                 AllocationBasis::Equal => 1,
@@ -401,16 +480,22 @@ pub(crate) async fn close_month<T: Tx>(
     let seed = close_seed(&coop.code, &req.month);
     let (parts, reserve) = allocate_pool(pool, &claims, seed.as_bytes()).map_err(internal)?;
     let allocated = pool.checked_sub(reserve).ok_or_else(overflow)?;
+    phases.done("allocation");
 
     let mut by_company: BTreeMap<String, (i64, u64, Amount)> = BTreeMap::new();
     for (h, part) in households.iter().zip(&parts) {
-        if part.is_positive() {
-            let e =
-                by_company
-                    .entry(h.company_code.clone())
-                    .or_insert((h.company, 0, Amount::ZERO));
-            e.1 += 1;
-            e.2 = e.2.checked_add(*part).ok_or_else(overflow)?;
+        if !part.is_positive() {
+            continue;
+        }
+        // Looked up by reference: a million households share a handful of company codes.
+        match by_company.get_mut(&h.company_code) {
+            Some(e) => {
+                e.1 += 1;
+                e.2 = e.2.checked_add(*part).ok_or_else(overflow)?;
+            }
+            None => {
+                by_company.insert(h.company_code.clone(), (h.company, 1, *part));
+            }
         }
     }
     let mut receipt = CloseReceipt {
@@ -443,6 +528,8 @@ pub(crate) async fn close_month<T: Tx>(
             .collect(),
     };
     if req.dry_run {
+        phases.done("receipt");
+        phases.log(&coop.code, &req.month, candidates.len());
         return Ok(receipt);
     }
 
@@ -472,7 +559,9 @@ pub(crate) async fn close_month<T: Tx>(
     }
     if entry.postings.len() >= 2 {
         let entry = entry.balanced().map_err(internal)?;
+        phases.done("entry");
         let posted = tx.post(entry, "month").await?;
+        phases.done("post");
         receipt.entry = Some(posted.id);
         // Each household's share is in the entry and in the stored shares; here it only
         // settles bills, oldest first.
@@ -483,6 +572,7 @@ pub(crate) async fn close_month<T: Tx>(
             .map(|(h, part)| (h.id, *part))
             .collect();
         tx.settle_bills_for(&to_bills).await?;
+        phases.done("settle bills");
     }
     let shares: Vec<ShareRow> = households
         .iter()
@@ -507,6 +597,7 @@ pub(crate) async fn close_month<T: Tx>(
     };
     let inputs = serde_json::to_string(&inputs).map_err(internal)?;
     let result = serde_json::to_string(&receipt).map_err(internal)?;
+    let shares = shares_document(&shares).map_err(internal)?;
     tx.insert_month_close(
         coop.id,
         &req.month,
@@ -516,6 +607,8 @@ pub(crate) async fn close_month<T: Tx>(
         &shares,
     )
     .await?;
+    phases.done("store run");
+    phases.log(&coop.code, &req.month, candidates.len());
     Ok(receipt)
 }
 
@@ -530,7 +623,7 @@ pub fn recheck_close(
         .enumerate()
         .map(|(i, (code, weight, cap, _))| Claim {
             household: i as i64,
-            code: code.clone(),
+            code,
             weight: *weight,
             cap: *cap,
         })
@@ -607,10 +700,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn claim(code: &str, weight: i64, cap: Option<i64>) -> Claim {
+    fn claim(code: &str, weight: i64, cap: Option<i64>) -> Claim<'_> {
         Claim {
             household: 0,
-            code: code.into(),
+            code,
             weight,
             cap: cap.map(Amount::from_fen),
         }
@@ -692,10 +785,11 @@ mod tests {
             pool in 0i64..10_000_000,
             claims in prop::collection::vec((0i64..100_000, prop::option::of(0i64..500_000)), 1..30),
         ) {
+            let codes: Vec<String> = (0..claims.len()).map(|i| format!("h{i:03}")).collect();
             let claims: Vec<Claim> = claims
                 .iter()
-                .enumerate()
-                .map(|(i, (w, cap))| claim(&format!("h{i:03}"), *w, *cap))
+                .zip(&codes)
+                .map(|((w, cap), code)| claim(code, *w, *cap))
                 .collect();
             let (parts, rest) = allocate_pool(Amount::from_fen(pool), &claims, b"seed").unwrap();
             // Everything is accounted for, nothing is negative, no cap is exceeded.

@@ -65,7 +65,7 @@ use crate::domain::{
     self, BillingRow, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold, HouseholdRef,
     MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop, NewToken,
     NewVoucher, OpError, OpResult, OpenBill, Posted, SaleLineRecord, SaleRecord, SaleRefundRecord,
-    ShareRow, ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx, VoucherRecord,
+    ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx, VoucherRecord,
 };
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
@@ -527,55 +527,14 @@ impl Store for PostgresStore {
     }
 
     async fn close_runs(&self) -> Result<Vec<CloseRun>, StoreError> {
-        let closes = sqlx::query(
-            "SELECT m.cooperative_id, c.code, m.month, m.inputs, m.entry_id FROM month_closes m
-             JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY c.code, m.month",
-        )
-        .fetch_all(&self.read)
-        .await?;
-        let mut runs = Vec::with_capacity(closes.len());
-        for m in closes {
-            let coop: i64 = m.try_get(0)?;
-            let month: String = m.try_get(2)?;
-            let shares = sqlx::query(
-                "SELECT h.code, s.weight, s.cap, s.amount FROM month_close_shares s
-                 JOIN households h ON h.id = s.household_id
-                 WHERE s.cooperative_id = $1 AND s.month = $2 ORDER BY h.code",
-            )
-            .bind(coop)
-            .bind(&month)
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get::<Option<i64>, _>(2)?.map(Amount::from_fen),
-                    Amount::from_fen(r.try_get(3)?),
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-            let posted = sqlx::query(
-                "SELECT h.code, -p.amount FROM postings p JOIN accounts a ON a.id = p.account_id
-                 JOIN households h ON a.owner_kind = 'household' AND h.id = a.owner_id
-                 WHERE p.entry_id = $1 AND a.name = 'fees'",
-            )
-            .bind(m.try_get::<Option<i64>, _>(4)?)
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
-            .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
-            runs.push(CloseRun {
-                cooperative: m.try_get(1)?,
-                month,
-                inputs: m.try_get(3)?,
-                shares,
-                posted,
-            });
-        }
-        Ok(runs)
+        let mut conn = self.read.acquire().await?;
+        // One snapshot for the runs, their entries and the households they name.
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *conn)
+            .await?;
+        let runs = close_runs_in(&mut conn).await;
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        runs
     }
 
     async fn applied_policies(&self) -> Result<Vec<PolicyRef>, StoreError> {
@@ -647,6 +606,62 @@ impl Store for PostgresStore {
         })
         .collect()
     }
+}
+
+/// Every stored close, read inside the caller's snapshot.
+async fn close_runs_in(tx: &mut PgConnection) -> Result<Vec<CloseRun>, StoreError> {
+    let closes = sqlx::query(
+        "SELECT c.code, m.month, m.inputs, m.entry_id, m.shares FROM month_closes m
+             JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY c.code, m.month",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut runs = Vec::with_capacity(closes.len());
+    for m in closes {
+        let shares = crate::fees::read_shares_document(m.try_get(4)?)
+            .map_err(|e| StoreError(format!("stored shares unreadable: {e}")))?;
+        // What the close's entry credited each household's fees.
+        let posted: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT a.owner_id, -p.amount FROM postings p JOIN accounts a ON a.id = p.account_id
+                 WHERE p.entry_id = $1 AND a.owner_kind = 'household' AND a.name = 'fees'",
+        )
+        .bind(m.try_get::<Option<i64>, _>(3)?)
+        .fetch_all(&mut *tx)
+        .await?;
+        // Households are named by code: the allocator breaks ties by it.
+        let mut ids: Vec<i64> = shares.iter().map(|s| s.household).collect();
+        ids.extend(posted.iter().map(|(id, _)| *id));
+        ids.sort_unstable();
+        ids.dedup();
+        let code_of: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(
+            "SELECT id, code FROM households WHERE id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let code = |id: i64| {
+            code_of
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| StoreError(format!("no household {id}")))
+        };
+        runs.push(CloseRun {
+            cooperative: m.try_get(0)?,
+            month: m.try_get(1)?,
+            inputs: m.try_get(2)?,
+            shares: shares
+                .iter()
+                .map(|s| Ok((code(s.household)?, s.weight, s.cap, s.amount)))
+                .collect::<Result<Vec<_>, StoreError>>()?,
+            posted: posted
+                .into_iter()
+                .map(|(id, fen)| Ok((code(id)?, Amount::from_fen(fen))))
+                .collect::<Result<BTreeMap<_, _>, StoreError>>()?,
+        });
+    }
+    Ok(runs)
 }
 
 /// The verifier fed in chain order, a chunk of entries at a time, inside the caller's snapshot.
@@ -2682,13 +2697,13 @@ impl Tx for PgTx<'_> {
         entry: Option<i64>,
         inputs: &str,
         result: &str,
-        shares: &[ShareRow],
+        shares: &str,
     ) -> OpResult<()> {
         db!(
             self,
             sqlx::query(
-                "INSERT INTO month_closes (cooperative_id, month, entry_id, closed_on, inputs, result)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO month_closes (cooperative_id, month, entry_id, closed_on, inputs, result, shares)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(coop)
             .bind(month)
@@ -2696,23 +2711,9 @@ impl Tx for PgTx<'_> {
             .bind(&self.now)
             .bind(inputs)
             .bind(result)
+            .bind(shares)
             .execute(&mut *self.conn)
         );
-        for chunk in shares.chunks(INSERT_CHUNK) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "INSERT INTO month_close_shares (cooperative_id, month, household_id, company_id, weight, cap, amount) ",
-            );
-            q.push_values(chunk, |mut b, s| {
-                b.push_bind(coop)
-                    .push_bind(month)
-                    .push_bind(s.household)
-                    .push_bind(s.company)
-                    .push_bind(s.weight)
-                    .push_bind(s.cap.map(Amount::fen))
-                    .push_bind(s.amount.fen());
-            });
-            db!(self, q.build().execute(&mut *self.conn));
-        }
         Ok(())
     }
 

@@ -26,7 +26,7 @@ use crate::domain::{
     self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
     HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
     NewToken, NewVoucher, OpError, OpResult, OpenBill, Posted, SaleLineRecord, SaleRecord,
-    SaleRefundRecord, ShareRow, ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx,
+    SaleRefundRecord, ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx,
     VoucherRecord,
 };
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
@@ -116,8 +116,7 @@ impl SqliteStore {
             head_seq: head.seq,
             head_hash: hash32(&head.hash)?,
             last_date: head.business_date,
-            accounts: HashMap::new(),
-            pending_accounts: Vec::new(),
+            accounts: AccountCache::default(),
         };
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
@@ -551,7 +550,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(String, Amount, Amount)>, StoreError> {
         sqlx::query(
             "SELECT b.month, b.amount, b.settled FROM fee_bills b JOIN households h ON h.id = b.household_id
-             WHERE h.code = ? AND b.settled < b.amount ORDER BY b.month",
+             WHERE h.code = ? AND b.open = 1 ORDER BY b.month",
         )
         .bind(household)
         .fetch_all(&self.read)
@@ -562,54 +561,69 @@ impl Store for SqliteStore {
     }
 
     async fn close_runs(&self) -> Result<Vec<CloseRun>, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        // One snapshot for the runs, their entries and the households they name.
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
         let closes = sqlx::query(
-            "SELECT m.cooperative_id, c.code, m.month, m.inputs, m.entry_id FROM month_closes m
+            "SELECT c.code, m.month, m.inputs, m.entry_id, m.shares FROM month_closes m
              JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY c.code, m.month",
         )
-        .fetch_all(&self.read)
+        .fetch_all(&mut *conn)
         .await?;
         let mut runs = Vec::with_capacity(closes.len());
         for m in closes {
-            let coop: i64 = m.try_get(0)?;
-            let month: String = m.try_get(2)?;
-            let shares = sqlx::query(
-                "SELECT h.code, s.weight, s.cap, s.amount FROM month_close_shares s
-                 JOIN households h ON h.id = s.household_id
-                 WHERE s.cooperative_id = ? AND s.month = ? ORDER BY h.code",
-            )
-            .bind(coop)
-            .bind(&month)
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get::<Option<i64>, _>(2)?.map(Amount::from_fen),
-                    Amount::from_fen(r.try_get(3)?),
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            let shares = crate::fees::read_shares_document(m.try_get(4)?)
+                .map_err(|e| StoreError(format!("stored shares unreadable: {e}")))?;
+            // What the close's entry credited each household's fees.
             let posted = sqlx::query(
-                "SELECT h.code, -p.amount FROM postings p JOIN accounts a ON a.id = p.account_id
-                 JOIN households h ON a.owner_kind = 'household' AND h.id = a.owner_id
-                 WHERE p.entry_id = ? AND a.name = 'fees'",
+                "SELECT json_group_array(a.owner_id), json_group_array(-p.amount)
+                 FROM postings p JOIN accounts a ON a.id = p.account_id
+                 WHERE p.entry_id = ? AND a.owner_kind = 'household' AND a.name = 'fees'",
             )
-            .bind(m.try_get::<Option<i64>, _>(4)?)
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
-            .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
+            .bind(m.try_get::<Option<i64>, _>(3)?)
+            .fetch_one(&mut *conn)
+            .await?;
+            let posted_to: Vec<i64> = json_column(&posted, 0)?;
+            let posted_fen: Vec<i64> = json_column(&posted, 1)?;
+            // Households are named by code: the allocator breaks ties by it.
+            let mut ids: Vec<i64> = shares.iter().map(|s| s.household).collect();
+            ids.extend(&posted_to);
+            ids.sort_unstable();
+            ids.dedup();
+            // CROSS JOIN: the JSON array is the outer loop, parsed once.
+            let named = sqlx::query(
+                "SELECT json_group_array(h.id), json_group_array(h.code)
+                 FROM json_each(?) j CROSS JOIN households h ON h.id = j.value",
+            )
+            .bind(serde_json::to_string(&ids).map_err(|e| StoreError(e.to_string()))?)
+            .fetch_one(&mut *conn)
+            .await?;
+            let code_of: HashMap<i64, String> = json_column::<i64>(&named, 0)?
+                .into_iter()
+                .zip(json_column::<String>(&named, 1)?)
+                .collect();
+            let code = |id: i64| {
+                code_of
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| StoreError(format!("no household {id}")))
+            };
             runs.push(CloseRun {
-                cooperative: m.try_get(1)?,
-                month,
-                inputs: m.try_get(3)?,
-                shares,
-                posted,
+                cooperative: m.try_get(0)?,
+                month: m.try_get(1)?,
+                inputs: m.try_get(2)?,
+                shares: shares
+                    .iter()
+                    .map(|s| Ok((code(s.household)?, s.weight, s.cap, s.amount)))
+                    .collect::<Result<Vec<_>, StoreError>>()?,
+                posted: posted_to
+                    .into_iter()
+                    .zip(posted_fen)
+                    .map(|(id, fen)| Ok((code(id)?, Amount::from_fen(fen))))
+                    .collect::<Result<BTreeMap<_, _>, StoreError>>()?,
             });
         }
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
         Ok(runs)
     }
 
@@ -646,7 +660,7 @@ impl Store for SqliteStore {
         let bills = sqlx::query(
             "SELECT h.code, b.month, b.amount, b.settled
              FROM fee_bills b JOIN households h ON h.id = b.household_id
-             WHERE b.company_id = ? AND b.settled < b.amount
+             WHERE b.company_id = ? AND b.open = 1
              ORDER BY h.code, b.month",
         )
         .bind(company_id)
@@ -1079,20 +1093,103 @@ struct AccountMeta {
     bounded: bool,
 }
 
-type AccountKey = (&'static str, i64, String);
+/// Hashes a database id with one multiplication (Fibonacci hashing). The writer's account cache
+/// holds a million of them for a month close, and SipHash's defence against chosen keys buys
+/// nothing for ids the database hands out.
+#[derive(Clone, Copy, Default)]
+struct IdHasher(u64);
 
-fn key_of(spec: &AccountSpec) -> AccountKey {
-    (spec.owner.kind(), spec.owner.id(), spec.name.clone())
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i64(&mut self, id: i64) {
+        self.0 = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<i64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// Account ids the writer has resolved: by owner kind, then name, then owner id, so that a
+/// large entry (a month close credits a million households' `fees`) finds each of its accounts
+/// without allocating. Accounts created by a command that is then rolled back are forgotten
+/// again.
+#[derive(Default)]
+struct AccountCache {
+    by_kind: [HashMap<String, IdMap<AccountMeta>>; 4],
+    /// Accounts created since the batch began: (kind slot, name, owner ids).
+    created: Vec<(usize, String, Vec<i64>)>,
+}
+
+fn kind_slot(owner: Owner) -> usize {
+    match owner {
+        Owner::Cooperative(_) => 0,
+        Owner::Company(_) => 1,
+        Owner::Household(_) => 2,
+        Owner::Voucher(_) => 3,
+    }
+}
+
+impl AccountCache {
+    fn get(&self, spec: &AccountSpec) -> Option<AccountMeta> {
+        self.by_kind[kind_slot(spec.owner)]
+            .get(spec.name.as_str())?
+            .get(&spec.owner.id())
+            .copied()
+    }
+
+    fn group(&mut self, slot: usize, name: &str) -> &mut IdMap<AccountMeta> {
+        self.by_kind[slot].entry(name.to_string()).or_default()
+    }
+
+    fn insert(&mut self, spec: &AccountSpec, meta: AccountMeta) {
+        self.group(kind_slot(spec.owner), &spec.name)
+            .insert(spec.owner.id(), meta);
+    }
+
+    /// Remembers that these accounts were created in the current command.
+    fn created(&mut self, slot: usize, name: &str, owners: Vec<i64>) {
+        self.created.push((slot, name.to_string(), owners));
+    }
+
+    /// Where the current command begins, for [`AccountCache::forget_since`].
+    fn mark(&self) -> usize {
+        self.created.len()
+    }
+
+    /// Forgets the accounts created since `mark`: their command was rolled back.
+    fn forget_since(&mut self, mark: usize) {
+        for (slot, name, owners) in self.created.drain(mark..) {
+            if let Some(group) = self.by_kind[slot].get_mut(&name) {
+                for owner in owners {
+                    group.remove(&owner);
+                }
+            }
+        }
+    }
+
+    /// The batch committed: what it created exists for good.
+    fn committed(&mut self) {
+        self.created.clear();
+    }
+
+    fn clear(&mut self) {
+        *self = AccountCache::default();
+    }
 }
 
 struct WriterState {
     head_seq: i64,
     head_hash: [u8; 32],
     last_date: Option<NaiveDate>,
-    /// Account ids resolved so far; an account created inside a command that is rolled back
-    /// is forgotten again (see `pending_accounts`).
-    accounts: HashMap<AccountKey, AccountMeta>,
-    pending_accounts: Vec<AccountKey>,
+    accounts: AccountCache,
 }
 
 struct Writer {
@@ -1136,7 +1233,6 @@ impl Writer {
 
     async fn reload(&mut self) -> Result<(), StoreError> {
         self.state.accounts.clear();
-        self.state.pending_accounts.clear();
         self.reload_head().await
     }
 
@@ -1176,8 +1272,14 @@ impl Writer {
         for job in jobs {
             outcomes.push(self.run_one(&job.envelope).await?);
         }
+        let committing = std::time::Instant::now();
         sqlx::query("COMMIT").execute(&mut self.conn).await?;
-        self.state.pending_accounts.clear();
+        tracing::debug!(
+            commands = jobs.len(),
+            commit_s = committing.elapsed().as_secs_f64(),
+            "write batch committed"
+        );
+        self.state.accounts.committed();
         Ok(outcomes)
     }
 
@@ -1226,7 +1328,7 @@ impl Writer {
             self.state.head_hash,
             self.state.last_date,
         );
-        let mark = self.state.pending_accounts.len();
+        let mark = self.state.accounts.mark();
         let services = self.services.clone();
         let ctx = Ctx {
             policies: &services.policies,
@@ -1263,9 +1365,7 @@ impl Writer {
                     self.state.head_hash,
                     self.state.last_date,
                 ) = saved;
-                for key in self.state.pending_accounts.drain(mark..) {
-                    self.state.accounts.remove(&key);
-                }
+                self.state.accounts.forget_since(mark);
                 match e {
                     OpError::Rejected(r) => Err(r),
                     OpError::Store(e) => return Ok(Err(e)),
@@ -1298,31 +1398,31 @@ struct SqliteTx<'a> {
 
 impl SqliteTx<'_> {
     async fn resolve(&mut self, spec: &AccountSpec, create: bool) -> OpResult<Option<AccountMeta>> {
-        let key = key_of(spec);
-        if let Some(meta) = self.state.accounts.get(&key) {
-            return Ok(Some(*meta));
+        if let Some(meta) = self.state.accounts.get(spec) {
+            return Ok(Some(meta));
         }
+        let (kind, owner) = (spec.owner.kind(), spec.owner.id());
         let found = sqlx::query("SELECT id, type, bounded FROM accounts WHERE owner_kind = ? AND owner_id = ? AND name = ?")
-            .bind(key.0)
-            .bind(key.1)
-            .bind(&key.2)
+            .bind(kind)
+            .bind(owner)
+            .bind(&spec.name)
             .fetch_optional(&mut *self.conn)
             .await?;
         let meta = match found {
             Some(r) => {
-                let kind: String = r.try_get(1)?;
-                let kind = AccountType::parse(&kind)
-                    .ok_or_else(|| StoreError(format!("bad type {kind}")))?;
-                if kind != spec.kind || (r.try_get::<i64, _>(2)? != 0) != spec.bounded {
+                let kind_text: String = r.try_get(1)?;
+                let account_type = AccountType::parse(&kind_text)
+                    .ok_or_else(|| StoreError(format!("bad type {kind_text}")))?;
+                if account_type != spec.kind || (r.try_get::<i64, _>(2)? != 0) != spec.bounded {
                     return Err(StoreError(format!(
-                        "account {}:{}:{} has another type",
-                        key.0, key.1, key.2
+                        "account {kind}:{owner}:{} has another type",
+                        spec.name
                     ))
                     .into());
                 }
                 AccountMeta {
                     id: AccountId(r.try_get(0)?),
-                    sign: kind.normal_sign(),
+                    sign: account_type.normal_sign(),
                     bounded: spec.bounded,
                 }
             }
@@ -1330,14 +1430,16 @@ impl SqliteTx<'_> {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO accounts (owner_kind, owner_id, name, type, bounded) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 )
-                .bind(key.0)
-                .bind(key.1)
-                .bind(&key.2)
+                .bind(kind)
+                .bind(owner)
+                .bind(&spec.name)
                 .bind(spec.kind.as_str())
                 .bind(i64::from(spec.bounded))
                 .fetch_one(&mut *self.conn)
                 .await?;
-                self.state.pending_accounts.push(key.clone());
+                self.state
+                    .accounts
+                    .created(kind_slot(spec.owner), &spec.name, vec![owner]);
                 AccountMeta {
                     id: AccountId(id),
                     sign: spec.kind.normal_sign(),
@@ -1346,7 +1448,7 @@ impl SqliteTx<'_> {
             }
             None => return Ok(None),
         };
-        self.state.accounts.insert(key, meta);
+        self.state.accounts.insert(spec, meta);
         Ok(Some(meta))
     }
 
@@ -1355,90 +1457,108 @@ impl SqliteTx<'_> {
         &mut self,
         postings: &[(AccountSpec, i64)],
     ) -> OpResult<Vec<(AccountMeta, i64)>> {
+        let mut known: Vec<Option<AccountMeta>> = postings
+            .iter()
+            .map(|(spec, _)| self.state.accounts.get(spec))
+            .collect();
         if postings.len() > BULK_POSTINGS {
-            let missing: Vec<&AccountSpec> = postings
-                .iter()
-                .map(|(spec, _)| spec)
-                .filter(|spec| !self.state.accounts.contains_key(&key_of(spec)))
-                .collect();
-            self.bulk_resolve(&missing).await?;
+            // The accounts not yet known, by (owner kind, name): two statements per group.
+            let mut missing: BTreeMap<(usize, &str), (&AccountSpec, Vec<i64>)> = BTreeMap::new();
+            for ((spec, _), meta) in postings.iter().zip(&known) {
+                if meta.is_none() {
+                    missing
+                        .entry((kind_slot(spec.owner), spec.name.as_str()))
+                        .or_insert((spec, Vec::new()))
+                        .1
+                        .push(spec.owner.id());
+                }
+            }
+            if !missing.is_empty() {
+                for (template, owners) in missing.into_values() {
+                    self.bulk_resolve(template, owners).await?;
+                }
+                for ((spec, _), meta) in postings.iter().zip(known.iter_mut()) {
+                    if meta.is_none() {
+                        *meta = self.state.accounts.get(spec);
+                    }
+                }
+            }
         }
         let mut resolved = Vec::with_capacity(postings.len());
-        for (spec, fen) in postings {
-            let meta = self
-                .resolve(spec, true)
-                .await?
-                .ok_or_else(|| StoreError("account not created".into()))?;
+        for ((spec, fen), meta) in postings.iter().zip(known) {
+            let meta = match meta {
+                Some(meta) => meta,
+                None => self
+                    .resolve(spec, true)
+                    .await?
+                    .ok_or_else(|| StoreError("account not created".into()))?,
+            };
             resolved.push((meta, *fen));
         }
         Ok(resolved)
     }
 
-    /// Loads (and creates where missing) many accounts with a few statements per
-    /// (owner kind, name) group, filling the writer's account cache.
-    async fn bulk_resolve(&mut self, specs: &[&AccountSpec]) -> OpResult<()> {
-        let mut groups: BTreeMap<(&'static str, &str), Vec<&AccountSpec>> = BTreeMap::new();
-        for spec in specs {
-            groups
-                .entry((spec.owner.kind(), spec.name.as_str()))
-                .or_default()
-                .push(spec);
+    /// Loads, creating where missing, the accounts named like `template` of these owners, with
+    /// two statements whatever their number, into the writer's account cache.
+    async fn bulk_resolve(&mut self, template: &AccountSpec, mut owners: Vec<i64>) -> OpResult<()> {
+        owners.sort_unstable();
+        owners.dedup();
+        let kind = template.owner.kind();
+        let owners_json = serde_json::to_string(&owners).map_err(|e| StoreError(e.to_string()))?;
+        let inserted = sqlx::query(
+            "INSERT OR IGNORE INTO accounts (owner_kind, owner_id, name, type, bounded)
+             SELECT ?1, value, ?2, ?3, ?4 FROM json_each(?5)",
+        )
+        .bind(kind)
+        .bind(&template.name)
+        .bind(template.kind.as_str())
+        .bind(i64::from(template.bounded))
+        .bind(&owners_json)
+        .execute(&mut *self.conn)
+        .await?;
+        // CROSS JOIN keeps the JSON array the outer loop: parsed once, one index probe per owner.
+        let row = sqlx::query(
+            "SELECT json_group_array(a.owner_id), json_group_array(a.id),
+                    COALESCE(SUM(a.type <> ?3 OR a.bounded <> ?4), 0)
+             FROM json_each(?5) AS j
+             CROSS JOIN accounts a ON a.owner_kind = ?1 AND a.owner_id = j.value AND a.name = ?2",
+        )
+        .bind(kind)
+        .bind(&template.name)
+        .bind(template.kind.as_str())
+        .bind(i64::from(template.bounded))
+        .bind(&owners_json)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        if row.try_get::<i64, _>(2)? != 0 {
+            return Err(
+                StoreError(format!("account {kind}:{} has another type", template.name)).into(),
+            );
         }
-        for ((kind, name), specs) in groups {
-            let template = specs[0];
-            // Five values a row here.
-            for chunk in specs.chunks(ROWS_PER_INSERT * 4 / 5) {
-                // Create the missing ones; existing rows are left alone.
-                let mut q = QueryBuilder::new(
-                    "INSERT OR IGNORE INTO accounts (owner_kind, owner_id, name, type, bounded) ",
-                );
-                q.push_values(chunk, |mut b, spec| {
-                    b.push_bind(kind)
-                        .push_bind(spec.owner.id())
-                        .push_bind(name)
-                        .push_bind(template.kind.as_str())
-                        .push_bind(i64::from(template.bounded));
-                });
-                let inserted = q.build().execute(&mut *self.conn).await?;
-                let mut q = QueryBuilder::new(
-                    "SELECT owner_id, id, type, bounded FROM accounts WHERE owner_kind = ",
-                );
-                q.push_bind(kind)
-                    .push(" AND name = ")
-                    .push_bind(name)
-                    .push(" AND owner_id IN (");
-                let mut list = q.separated(", ");
-                for spec in chunk {
-                    list.push_bind(spec.owner.id());
-                }
-                q.push(")");
-                for r in q.build().fetch_all(&mut *self.conn).await? {
-                    let kind_text: String = r.try_get(2)?;
-                    let account_type = AccountType::parse(&kind_text)
-                        .ok_or_else(|| StoreError(format!("bad type {kind_text}")))?;
-                    if account_type != template.kind
-                        || (r.try_get::<i64, _>(3)? != 0) != template.bounded
-                    {
-                        return Err(
-                            StoreError(format!("account {kind}:{name} has another type")).into(),
-                        );
-                    }
-                    let owner: i64 = r.try_get(0)?;
-                    let key = (kind, owner, name.to_string());
-                    if inserted.rows_affected() > 0 {
-                        // Conservatively forget all of this chunk if the command rolls back.
-                        self.state.pending_accounts.push(key.clone());
-                    }
-                    self.state.accounts.insert(
-                        key,
-                        AccountMeta {
-                            id: AccountId(r.try_get(1)?),
-                            sign: account_type.normal_sign(),
-                            bounded: template.bounded,
-                        },
-                    );
-                }
-            }
+        let found: Vec<i64> = json_column(&row, 0)?;
+        let ids: Vec<i64> = json_column(&row, 1)?;
+        if found.len() != owners.len() || ids.len() != owners.len() {
+            return Err(
+                StoreError(format!("accounts {kind}:{} not created", template.name)).into(),
+            );
+        }
+        let slot = kind_slot(template.owner);
+        let sign = template.kind.normal_sign();
+        let group = self.state.accounts.group(slot, &template.name);
+        group.reserve(ids.len());
+        for (owner, id) in found.into_iter().zip(ids) {
+            group.insert(
+                owner,
+                AccountMeta {
+                    id: AccountId(id),
+                    sign,
+                    bounded: template.bounded,
+                },
+            );
+        }
+        if inserted.rows_affected() > 0 {
+            // Which of them are new is not known: forget them all if the command rolls back.
+            self.state.accounts.created(slot, &template.name, owners);
         }
         Ok(())
     }
@@ -1498,6 +1618,41 @@ fn voucher_record(r: &sqlx::sqlite::SqliteRow) -> OpResult<VoucherRecord> {
         status: VoucherStatus::parse(&status)
             .ok_or_else(|| StoreError(format!("bad status {status}")))?,
     })
+}
+
+/// Wall time of the steps of a large read or write, logged at debug level
+/// (`HONGXIN_LOG=hongxin=debug`): where a month close's seconds go.
+struct Lap {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl Lap {
+    /// Logs nothing unless `on`.
+    fn new(on: bool) -> Lap {
+        Lap {
+            on,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn done(&mut self, step: &str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            tracing::debug!(secs = (now - self.last).as_secs_f64(), "{step}");
+            self.last = now;
+        }
+    }
+}
+
+/// A column holding a JSON array (`json_group_array`), decoded: one row instead of a million.
+fn json_column<T: serde::de::DeserializeOwned>(
+    r: &sqlx::sqlite::SqliteRow,
+    i: usize,
+) -> Result<Vec<T>, StoreError> {
+    let text: Option<&str> = r.try_get(i)?;
+    serde_json::from_str(text.unwrap_or("[]"))
+        .map_err(|e| StoreError(format!("column {i} is not the JSON array expected: {e}")))
 }
 
 fn amount(r: &sqlx::sqlite::SqliteRow, i: usize) -> OpResult<Amount> {
@@ -1731,14 +1886,18 @@ impl Tx for SqliteTx<'_> {
 
     async fn post(&mut self, entry: EntryDraft, field: &str) -> OpResult<Posted> {
         let EntryDraft { header, postings } = entry;
+        let large = postings.len() > BULK_POSTINGS;
+        let mut lap = Lap::new(large);
         let resolved = self.resolve_all(&postings).await?;
+        drop(postings);
+        lap.done("post: resolve accounts");
         // Bounded accounts (wallets, vouchers) are checked one by one; everything else moves
-        // in one statement when the entry is large (fee bills, a month close).
-        let mut bulk: Vec<(AccountId, i64)> = Vec::new();
+        // in a few statements when the entry is large (fee bills, a month close).
+        let mut bulk: Vec<(i64, i64)> = Vec::new();
         for (meta, fen) in &resolved {
             let delta = fen * meta.sign;
-            if !meta.bounded && resolved.len() > BULK_POSTINGS {
-                bulk.push((meta.id, delta));
+            if !meta.bounded && large {
+                bulk.push((meta.id.0, delta));
                 continue;
             }
             if meta.bounded && delta < 0 {
@@ -1779,7 +1938,9 @@ impl Tx for SqliteTx<'_> {
         }
         let seq = self.state.head_seq + 1;
         let ids: Vec<(AccountId, i64)> = resolved.iter().map(|(m, fen)| (m.id, *fen)).collect();
+        drop(resolved);
         let hash = entry_hash(&self.state.head_hash, seq, &header, &ids);
+        lap.done("post: hash");
         let (policy, policy_hash) = match &header.policy {
             Some((p, h)) => (Some(p.as_str()), Some(h.as_str())),
             None => (None, None),
@@ -1803,46 +1964,49 @@ impl Tx for SqliteTx<'_> {
         .bind(hex::encode(hash))
         .execute(&mut *self.conn)
         .await?;
-        if ids.len() > BULK_POSTINGS {
-            // A large entry goes in as one JSON array that SQLite unpacks itself: one bound
-            // value instead of four per posting.
-            let rows: Vec<(i64, i64)> = ids.iter().map(|(a, fen)| (a.0, *fen)).collect();
-            let json = serde_json::to_string(&rows).map_err(|e| StoreError(e.to_string()))?;
-            sqlx::query(
-                "INSERT INTO postings (entry_id, idx, account_id, amount)
-                 SELECT ?1, key, value ->> 0, value ->> 1 FROM json_each(?2)",
-            )
-            .bind(seq)
-            .bind(json)
-            .execute(&mut *self.conn)
-            .await?;
-        } else {
+        // Multi-row INSERTs of a fixed size: SQLite prepares the statement once (sqlx caches
+        // it) and binds plain integers, which beats unpacking JSON row by row.
+        for (n, chunk) in ids.chunks(ROWS_PER_INSERT).enumerate() {
             let mut insert =
                 QueryBuilder::new("INSERT INTO postings (entry_id, idx, account_id, amount) ");
-            insert.push_values(ids.iter().enumerate(), |mut b, (i, (account, fen))| {
+            insert.push_values(chunk.iter().enumerate(), |mut b, (i, (account, fen))| {
                 b.push_bind(seq)
-                    .push_bind(i as i64)
+                    .push_bind((n * ROWS_PER_INSERT + i) as i64)
                     .push_bind(account.0)
                     .push_bind(*fen);
             });
             insert.build().execute(&mut *self.conn).await?;
         }
+        lap.done("post: insert postings");
         if !bulk.is_empty() {
-            // Unbounded accounts of a large entry move in one statement, from its postings.
-            let updated = sqlx::query(
-                "UPDATE accounts SET balance = balance + p.amount *
-                    (CASE accounts.type WHEN 'asset' THEN 1 WHEN 'expense' THEN 1 ELSE -1 END)
-                 FROM (SELECT account_id, SUM(amount) AS amount FROM postings WHERE entry_id = ?1 GROUP BY account_id) AS p
-                 WHERE accounts.id = p.account_id AND accounts.bounded = 0",
-            )
-            .bind(seq)
-            .execute(&mut *self.conn)
-            .await?;
-            let distinct: std::collections::HashSet<i64> =
-                bulk.iter().map(|(id, _)| id.0).collect();
-            if updated.rows_affected() != distinct.len() as u64 {
-                return Err(StoreError("a bulk balance update missed an account".into()).into());
+            // Unbounded accounts of a large entry: one change per account, in id order.
+            bulk.sort_unstable();
+            let mut changes: Vec<(i64, i64)> = Vec::with_capacity(bulk.len());
+            for (id, delta) in bulk {
+                match changes.last_mut() {
+                    Some((last, sum)) if *last == id => {
+                        *sum = sum
+                            .checked_add(delta)
+                            .ok_or_else(|| Rejection::bad_amount(field, "is too large"))?;
+                    }
+                    _ => changes.push((id, delta)),
+                }
             }
+            for chunk in changes.chunks(ROWS_PER_INSERT * 2) {
+                let mut update = QueryBuilder::new("WITH change (id, delta) AS (");
+                update.push_values(chunk, |mut b, (id, delta)| {
+                    b.push_bind(*id).push_bind(*delta);
+                });
+                update.push(
+                    ") UPDATE accounts SET balance = balance + change.delta FROM change
+                     WHERE accounts.id = change.id AND accounts.bounded = 0",
+                );
+                let updated = update.build().execute(&mut *self.conn).await?;
+                if updated.rows_affected() != chunk.len() as u64 {
+                    return Err(StoreError("a bulk balance update missed an account".into()).into());
+                }
+            }
+            lap.done("post: move balances");
         }
         if let (Some(name), Some(hash)) = (policy, policy_hash) {
             if let Some((id, version)) = name.rsplit_once('@') {
@@ -2203,15 +2367,17 @@ impl Tx for SqliteTx<'_> {
         month: &str,
         bills: &[(i64, Amount, Amount)],
     ) -> OpResult<()> {
-        for chunk in bills.chunks(5_000) {
-            let mut q = QueryBuilder::new("INSERT INTO fee_bills (household_id, company_id, month, amount, settled, entry_id) ");
+        // Seven values a row: 4,000 rows stay under SQLite's 32,766 bound values.
+        for chunk in bills.chunks(4_000) {
+            let mut q = QueryBuilder::new("INSERT INTO fee_bills (household_id, company_id, month, amount, settled, entry_id, open) ");
             q.push_values(chunk, |mut b, (household, amount, settled)| {
                 b.push_bind(*household)
                     .push_bind(company)
                     .push_bind(month)
                     .push_bind(amount.fen())
                     .push_bind(settled.fen())
-                    .push_bind(entry);
+                    .push_bind(entry)
+                    .push_bind(i64::from(settled < amount));
             });
             q.build().execute(&mut *self.conn).await?;
         }
@@ -2220,7 +2386,7 @@ impl Tx for SqliteTx<'_> {
 
     async fn open_bills(&mut self, household: i64) -> OpResult<Vec<OpenBill>> {
         let rows = sqlx::query(
-            "SELECT id, month, amount, settled FROM fee_bills WHERE household_id = ? AND settled < amount ORDER BY month",
+            "SELECT id, month, amount, settled FROM fee_bills WHERE household_id = ? AND open = 1 ORDER BY month",
         )
         .bind(household)
         .fetch_all(&mut *self.conn)
@@ -2239,11 +2405,14 @@ impl Tx for SqliteTx<'_> {
 
     async fn settle_bills(&mut self, settled: &[(i64, Amount)]) -> OpResult<()> {
         for (bill, add) in settled {
-            sqlx::query("UPDATE fee_bills SET settled = settled + ? WHERE id = ?")
-                .bind(add.fen())
-                .bind(bill)
-                .execute(&mut *self.conn)
-                .await?;
+            sqlx::query(
+                "UPDATE fee_bills SET settled = settled + ?1, open = (settled + ?1 < amount)
+                 WHERE id = ?2",
+            )
+            .bind(add.fen())
+            .bind(bill)
+            .execute(&mut *self.conn)
+            .await?;
         }
         Ok(())
     }
@@ -2252,38 +2421,73 @@ impl Tx for SqliteTx<'_> {
         if credits.is_empty() {
             return Ok(());
         }
-        let mut left: HashMap<i64, i64> = credits.iter().map(|(h, a)| (*h, a.fen())).collect();
-        // Every open bill, oldest first per household, in one JSON row (the partial index
-        // fee_bills_open serves it); the credits are spread in Rust and written back at once.
-        let open: Option<String> = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(id, household_id, amount - settled)) FROM (
-                SELECT id, household_id, amount, settled FROM fee_bills
-                WHERE settled < amount ORDER BY household_id, month)",
+        let mut lap = Lap::new(credits.len() > BULK_POSTINGS);
+        let mut credits: Vec<(i64, i64)> = credits.iter().map(|(h, a)| (*h, a.fen())).collect();
+        credits.sort_unstable();
+        // Every open bill, by household and oldest first (the partial index fee_bills_open
+        // yields them in that order), as one row of JSON arrays; the credits are spread here and
+        // written back in a few statements.
+        let open = sqlx::query(
+            "SELECT json_group_array(id), json_group_array(household_id), json_group_array(unpaid)
+             FROM (SELECT id, household_id, amount - settled AS unpaid FROM fee_bills
+                   WHERE open = 1 ORDER BY household_id, month)",
         )
         .fetch_one(&mut *self.conn)
         .await?;
-        let open: Vec<(i64, i64, i64)> = serde_json::from_str(open.as_deref().unwrap_or("[]"))
-            .map_err(|e| StoreError(format!("open bills: {e}")))?;
-        let mut takes: Vec<(i64, i64)> = Vec::new();
-        for (bill, household, open_amount) in open {
-            if let Some(credit) = left.get_mut(&household) {
-                let take = open_amount.min(*credit);
-                if take > 0 {
-                    takes.push((bill, take));
+        let bills: Vec<i64> = json_column(&open, 0)?;
+        let households: Vec<i64> = json_column(&open, 1)?;
+        let amounts: Vec<i64> = json_column(&open, 2)?;
+        drop(open);
+        if households.len() != bills.len() || amounts.len() != bills.len() {
+            return Err(StoreError("open bills: columns of unequal length".into()).into());
+        }
+        if households.windows(2).any(|w| w[0] > w[1]) {
+            return Err(StoreError("open bills did not come in household order".into()).into());
+        }
+        // (bill, amount taken, whether that closes the bill)
+        let mut takes: Vec<(i64, i64, bool)> = Vec::with_capacity(credits.len());
+        let mut c = 0;
+        for ((bill, household), unpaid) in bills.into_iter().zip(households).zip(amounts) {
+            while c < credits.len() && credits[c].0 < household {
+                c += 1;
+            }
+            if let Some((h, credit)) = credits.get_mut(c) {
+                let take = unpaid.min(*credit);
+                if *h == household && take > 0 {
+                    takes.push((bill, take, take == unpaid));
                     *credit -= take;
                 }
             }
         }
-        if takes.is_empty() {
-            return Ok(());
+        takes.sort_unstable();
+        lap.done("settle bills: open bills");
+        // Bills that stay open keep their place in the index of open bills; only those that
+        // close are taken out of it.
+        for closing in [false, true] {
+            let group: Vec<(i64, i64)> = takes
+                .iter()
+                .filter(|t| t.2 == closing)
+                .map(|t| (t.0, t.1))
+                .collect();
+            for chunk in group.chunks(ROWS_PER_INSERT * 2) {
+                let mut update = QueryBuilder::new("WITH take (id, amount) AS (");
+                update.push_values(chunk, |mut b, (bill, take)| {
+                    b.push_bind(*bill).push_bind(*take);
+                });
+                update.push(if closing {
+                    ") UPDATE fee_bills SET settled = settled + take.amount, open = 0 FROM take
+                     WHERE fee_bills.id = take.id"
+                } else {
+                    ") UPDATE fee_bills SET settled = settled + take.amount FROM take
+                     WHERE fee_bills.id = take.id"
+                });
+                let updated = update.build().execute(&mut *self.conn).await?;
+                if updated.rows_affected() != chunk.len() as u64 {
+                    return Err(StoreError("a bill to settle is missing".into()).into());
+                }
+            }
         }
-        sqlx::query(
-            "UPDATE fee_bills SET settled = settled + t.value ->> 1
-             FROM json_each(?) AS t WHERE fee_bills.id = t.value ->> 0",
-        )
-        .bind(serde_json::to_string(&takes).map_err(|e| StoreError(e.to_string()))?)
-        .execute(&mut *self.conn)
-        .await?;
+        lap.done("settle bills: update");
         Ok(())
     }
 
@@ -2418,53 +2622,130 @@ impl Tx for SqliteTx<'_> {
         from: NaiveDate,
         to: NaiveDate,
     ) -> OpResult<Vec<Candidate>> {
-        // Each read comes back as one JSON array: a million households are one row instead of
-        // a million, which is what makes a province-sized close fast.
-        let spend: Option<String> = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(h, s)) FROM (
-                SELECT COALESCE(t.household_id, v.household_id) AS h, SUM(t.amount - t.refunded) AS s
-                FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
-                LEFT JOIN vouchers v ON v.id = t.voucher_id
-                WHERE s.cooperative_id = ?1 AND s.business_date BETWEEN ?2 AND ?3
-                  AND t.type IN ('wallet', 'voucher')
-                GROUP BY 1 HAVING h IS NOT NULL)",
+        // Each read is one row of JSON arrays, a column each, merged here by household id rather
+        // than joined in SQL: a million households are then three rows and three sequential
+        // scans, with no index probe per household (SPEC §12: a province-sized close).
+        let mut lap = Lap::new(true);
+        // CROSS JOIN keeps households the outer loop: they come in id order.
+        let households = sqlx::query(
+            "SELECT json_group_array(h.id), json_group_array(h.code), json_group_array(c.company_id)
+             FROM households h CROSS JOIN compounds c ON c.id = h.compound_id WHERE c.eligible = 1",
+        )
+        .fetch_one(&mut *self.conn)
+        .await?;
+        let ids: Vec<i64> = json_column(&households, 0)?;
+        let codes: Vec<String> = json_column(&households, 1)?;
+        let companies: Vec<i64> = json_column(&households, 2)?;
+        drop(households);
+        if codes.len() != ids.len() || companies.len() != ids.len() {
+            return Err(StoreError("close candidates: columns of unequal length".into()).into());
+        }
+        let mut households: Vec<(i64, String, i64)> = ids
+            .into_iter()
+            .zip(codes)
+            .zip(companies)
+            .map(|((id, code), company)| (id, code, company))
+            .collect();
+        households.sort_unstable_by_key(|h| h.0);
+        lap.done("candidates: households");
+        let company_codes: IdMap<String> =
+            sqlx::query_as::<_, (i64, String)>("SELECT id, code FROM companies")
+                .fetch_all(&mut *self.conn)
+                .await?
+                .into_iter()
+                .collect();
+        // Fee balances, and the accounts' ids for the writer's cache: the close credits them.
+        let fees = sqlx::query(
+            "SELECT json_group_array(owner_id), json_group_array(id), json_group_array(balance)
+             FROM accounts NOT INDEXED
+             WHERE owner_kind = 'household' AND name = 'fees' AND type = 'asset' AND bounded = 0",
+        )
+        .fetch_one(&mut *self.conn)
+        .await?;
+        let owners: Vec<i64> = json_column(&fees, 0)?;
+        let accounts: Vec<i64> = json_column(&fees, 1)?;
+        let balances: Vec<i64> = json_column(&fees, 2)?;
+        drop(fees);
+        let mut fees: Vec<(i64, i64, i64)> = owners
+            .into_iter()
+            .zip(accounts)
+            .zip(balances)
+            .map(|((owner, account), balance)| (owner, account, balance))
+            .collect();
+        fees.sort_unstable();
+        let spec = crate::ledger::chart::household_fees(0);
+        let cache = self.state.accounts.group(kind_slot(spec.owner), &spec.name);
+        cache.reserve(fees.len());
+        for (owner, account, _) in &fees {
+            let meta = AccountMeta {
+                id: AccountId(*account),
+                sign: spec.kind.normal_sign(),
+                bounded: spec.bounded,
+            };
+            cache.insert(*owner, meta);
+        }
+        lap.done("candidates: fee balances");
+        // Wallet and voucher tenders of the month, summed here per household.
+        let tenders = sqlx::query(
+            "SELECT json_group_array(COALESCE(t.household_id, v.household_id)),
+                    json_group_array(t.amount - t.refunded)
+             FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
+             LEFT JOIN vouchers v ON v.id = t.voucher_id
+             WHERE s.cooperative_id = ?1 AND s.business_date BETWEEN ?2 AND ?3
+               AND t.type IN ('wallet', 'voucher')",
         )
         .bind(coop)
         .bind(from.to_string())
         .bind(to.to_string())
         .fetch_one(&mut *self.conn)
         .await?;
-        let spend: HashMap<i64, i64> =
-            serde_json::from_str::<Vec<(i64, i64)>>(spend.as_deref().unwrap_or("[]"))
-                .map_err(|e| StoreError(format!("credit spend: {e}")))?
-                .into_iter()
-                .collect();
-        let households: Option<String> = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(h.id, h.code, k.id, k.code, COALESCE(a.balance, 0)))
-             FROM households h JOIN compounds c ON c.id = h.compound_id
-             JOIN companies k ON k.id = c.company_id
-             LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
-             WHERE c.eligible = 1",
-        )
-        .fetch_one(&mut *self.conn)
-        .await?;
-        let mut rows: Vec<(i64, String, i64, String, i64)> =
-            serde_json::from_str(households.as_deref().unwrap_or("[]"))
-                .map_err(|e| StoreError(format!("close candidates: {e}")))?;
-        rows.sort_unstable_by_key(|r| r.0);
-        Ok(rows
+        let spenders: Vec<Option<i64>> = json_column(&tenders, 0)?;
+        let spent: Vec<i64> = json_column(&tenders, 1)?;
+        drop(tenders);
+        let mut spend: Vec<(i64, i64)> = spenders
             .into_iter()
-            .map(|(id, code, company, company_code, balance)| Candidate {
-                credit_spend: spend.get(&id).copied().unwrap_or(0),
+            .zip(spent)
+            .filter_map(|(household, fen)| Some((household?, fen)))
+            .collect();
+        spend.sort_unstable();
+        lap.done("candidates: spending");
+        // Merge the three by household id.
+        let (mut f, mut t) = (0, 0);
+        let mut candidates = Vec::with_capacity(households.len());
+        for (id, code, company) in households {
+            while f < fees.len() && fees[f].0 < id {
+                f += 1;
+            }
+            let balance = match fees.get(f) {
+                Some(row) if row.0 == id => row.2,
+                _ => 0,
+            };
+            while t < spend.len() && spend[t].0 < id {
+                t += 1;
+            }
+            let mut credit_spend = 0i64;
+            while t < spend.len() && spend[t].0 == id {
+                credit_spend = credit_spend
+                    .checked_add(spend[t].1)
+                    .ok_or_else(|| StoreError("credit spending overflows".into()))?;
+                t += 1;
+            }
+            candidates.push(Candidate {
+                credit_spend,
+                fees_balance: Amount::from_fen(balance),
                 household: EligibleHousehold {
                     id,
                     code,
                     company,
-                    company_code,
+                    company_code: company_codes
+                        .get(&company)
+                        .cloned()
+                        .ok_or_else(|| StoreError(format!("no company {company}")))?,
                 },
-                fees_balance: Amount::from_fen(balance),
-            })
-            .collect())
+            });
+        }
+        lap.done("candidates: merge");
+        Ok(candidates)
     }
 
     async fn insert_month_close(
@@ -2474,38 +2755,18 @@ impl Tx for SqliteTx<'_> {
         entry: Option<i64>,
         inputs: &str,
         result: &str,
-        shares: &[ShareRow],
+        shares: &str,
     ) -> OpResult<()> {
-        sqlx::query("INSERT INTO month_closes (cooperative_id, month, entry_id, closed_on, inputs, result) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO month_closes (cooperative_id, month, entry_id, closed_on, inputs, result, shares) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(coop)
             .bind(month)
             .bind(entry)
             .bind(&self.now)
             .bind(inputs)
             .bind(result)
+            .bind(shares)
             .execute(&mut *self.conn)
             .await?;
-        let rows: Vec<(i64, i64, i64, Option<i64>, i64)> = shares
-            .iter()
-            .map(|r| {
-                (
-                    r.household,
-                    r.company,
-                    r.weight,
-                    r.cap.map(Amount::fen),
-                    r.amount.fen(),
-                )
-            })
-            .collect();
-        sqlx::query(
-            "INSERT INTO month_close_shares (cooperative_id, month, household_id, company_id, weight, cap, amount)
-             SELECT ?1, ?2, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?3)",
-        )
-        .bind(coop)
-        .bind(month)
-        .bind(serde_json::to_string(&rows).map_err(|e| StoreError(e.to_string()))?)
-        .execute(&mut *self.conn)
-        .await?;
         Ok(())
     }
 
