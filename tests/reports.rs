@@ -1,7 +1,8 @@
 //! Cooperative reports and the Beancount export end to end (SPEC §7): a small ledger built
 //! through the application on known dates, then the till report, the prepaid liability and its
 //! custody deposit asserted to the fen, the export parsed back and summed per account against
-//! hongxin's balances, and who may read which report over HTTP.
+//! hongxin's balances, and who may read which report over HTTP. Every body runs on each backend:
+//! SQLite, and PostgreSQL where a server can be had (see `pg_support`).
 //!
 //! The ledger (cooperative COOP with shops S1 and S2, COOP2 with T1; see `common`):
 //!
@@ -303,7 +304,7 @@ fn coop_prepaid() -> Value {
     })
 }
 
-async fn reports_on(backend: Backend) {
+async fn till_and_prepaid_reports_add_up(backend: Backend) {
     let l = build(backend).await;
     let store = l.app.store.as_ref();
     let day = date(REPORT_DAY);
@@ -371,11 +372,6 @@ async fn reports_on(backend: Backend) {
         .await
         .expect("prepaid report")
         .is_none());
-}
-
-#[tokio::test]
-async fn till_and_prepaid_reports_add_up() {
-    reports_on(Backend::Sqlite).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,7 +457,7 @@ fn beancount_sign(account: &str) -> i64 {
     }
 }
 
-async fn export_on(backend: Backend) {
+async fn beancount_export_has_every_entry_and_hongxins_balances(backend: Backend) {
     let l = build(backend).await;
     let mut out = Vec::new();
     let mut csv_out = Vec::new();
@@ -525,17 +521,15 @@ async fn export_on(backend: Backend) {
     assert_eq!(rows, balances.len());
 }
 
-#[tokio::test]
-async fn beancount_export_has_every_entry_and_hongxins_balances() {
-    export_on(Backend::Sqlite).await;
-}
-
 /// The command line writes the same export to files, and the reports as JSON.
-#[tokio::test]
-async fn command_line_export_and_reports() {
-    let l = build(Backend::Sqlite).await;
+async fn command_line_export_and_reports(backend: Backend) {
+    let l = build(backend).await;
     let run = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_hongxin"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hongxin"));
+        if let Some(keys) = &l.settings.key_file {
+            command.arg("--key-file").arg(keys);
+        }
+        let o = command
             .current_dir(l.dir())
             .env_remove("HONGXIN_CONFIG")
             .env_remove("HONGXIN_KEY_FILE")
@@ -637,7 +631,7 @@ async fn get(base: &str, token: Option<&str>, path: &str) -> (StatusCode, Value)
     (status, body)
 }
 
-async fn access_on(backend: Backend) {
+async fn report_access_follows_the_token_scope(backend: Backend) {
     let l = build(backend).await;
     let (running, base) = serve(&l).await;
     let till = format!("/v1/reports/till?date={REPORT_DAY}");
@@ -795,7 +789,37 @@ async fn access_on(backend: Backend) {
     running.shutdown().await.expect("shutdown");
 }
 
-#[tokio::test]
-async fn report_access_follows_the_token_scope() {
-    access_on(Backend::Sqlite).await;
+// ---------------------------------------------------------------------------------------------
+// Every body above on every backend
+// ---------------------------------------------------------------------------------------------
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if !super::pg_support::available() {
+                        return;
+                    }
+                    super::$name(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend! {
+    till_and_prepaid_reports_add_up,
+    beancount_export_has_every_entry_and_hongxins_balances,
+    command_line_export_and_reports,
+    report_access_follows_the_token_scope,
 }

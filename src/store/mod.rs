@@ -1,11 +1,13 @@
-//! Storage: the [`Store`] trait of application operations, and its SQLite implementation. This
-//! is the only place SQL lives.
+//! Storage: the [`Store`] trait of application operations, and its two implementations, SQLite
+//! and PostgreSQL, which decode what they read through the same `rows` functions. This is the
+//! only place SQL lives.
 //!
 //! All writes go through [`Store::execute`], one write path that queues commands and commits
 //! them in batches, one transaction per batch and a savepoint per command, so each command
 //! succeeds or fails on its own while many share one durable commit (group commit).
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -215,53 +217,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every unpaid bill of a company's households, by household code and then oldest first:
     /// (household, month, amount, settled); `None` for an unknown company. The arrears report
-    /// ages them. A store answers in one query; this default, for a store that does not yet,
-    /// asks household by household.
+    /// ages them.
     async fn company_open_bills(
         &self,
         company: &str,
-    ) -> Result<Option<Vec<(String, String, Amount, Amount)>>, StoreError> {
-        // Any month's statement lists every household of the company.
-        let Some(statement) = self.statement(company, "2024-01").await? else {
-            return Ok(None);
-        };
-        let mut bills = Vec::new();
-        for line in &statement.households {
-            for (month, amount, settled) in self.open_bills(&line.household).await? {
-                bills.push((line.household.clone(), month, amount, settled));
-            }
-        }
-        bills.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        Ok(Some(bills))
-    }
+    ) -> Result<Option<Vec<(String, String, Amount, Amount)>>, StoreError>;
 
-    // Reading the journal for export and reports (src/export, src/reports). Read-only. The
-    // defaults refuse, so a store compiles before it implements them; SQLite overrides all.
+    // Reading the journal for export and reports (src/export, src/reports). Read-only.
 
     /// Every account with its owner's code, its stored balance and the business date of its
     /// first posting, in id order.
-    async fn accounts(&self) -> Result<Vec<AccountInfo>, StoreError> {
-        Err(unimplemented_read("accounts"))
-    }
+    async fn accounts(&self) -> Result<Vec<AccountInfo>, StoreError>;
     /// Up to `limit` (at most [`MAX_JOURNAL_CHUNK`]) entries with sequence above `after`, in
     /// sequence order, each with its postings in order.
-    async fn journal_chunk(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>, StoreError> {
-        let _ = (after, limit);
-        Err(unimplemented_read("journal_chunk"))
-    }
+    async fn journal_chunk(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>, StoreError>;
     /// Every shop with its cooperative, by code.
-    async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError> {
-        Err(unimplemented_read("shops"))
-    }
+    async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError>;
     /// What passed over a shop's till on a business date; `None` for an unknown shop.
     async fn till_figures(
         &self,
         shop: &str,
         date: NaiveDate,
-    ) -> Result<Option<TillFigures>, StoreError> {
-        let _ = (shop, date);
-        Err(unimplemented_read("till_figures"))
-    }
+    ) -> Result<Option<TillFigures>, StoreError>;
     /// Outstanding prepaid credit of a cooperative: from stored balances, or with `as_of`
     /// recomputed from the postings of entries dated on or before it. `None` for an unknown
     /// cooperative.
@@ -269,10 +246,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         cooperative: &str,
         as_of: Option<NaiveDate>,
-    ) -> Result<Option<PrepaidFigures>, StoreError> {
-        let _ = (cooperative, as_of);
-        Err(unimplemented_read("prepaid_figures"))
-    }
+    ) -> Result<Option<PrepaidFigures>, StoreError>;
 
     /// Bonus granted to a household by top-ups dated in `month` (`YYYY-MM`), into its wallets
     /// or onto its vouchers: what the monthly bonus cap weighs (the till's top-up preview).
@@ -325,10 +299,6 @@ pub trait Store: Send + Sync + 'static {
 /// The most catalogue items [`Store::catalog`] returns.
 pub const MAX_CATALOG: u32 = 5_000;
 
-fn unimplemented_read(method: &str) -> StoreError {
-    StoreError(format!("this store does not implement {method} yet"))
-}
-
 /// The most entries one [`Store::journal_chunk`] returns.
 pub const MAX_JOURNAL_CHUNK: u32 = 10_000;
 
@@ -367,6 +337,7 @@ pub struct JournalEntry {
     pub policy: Option<String>,
     /// The entry's chain hash, lowercase hex.
     pub hash: String,
+    /// The sequence of the entry this one reverses or refunds.
     pub reverses: Option<i64>,
     /// In fen, positive = debit, in posting order.
     pub postings: Vec<(AccountId, i64)>,

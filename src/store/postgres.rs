@@ -59,6 +59,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use super::rows::{self, date, hash32};
 use super::sqlite::Services;
 use super::*;
 use crate::domain::{
@@ -70,7 +71,7 @@ use crate::domain::{
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
     canonical_time, entry_hash, AccountId, AccountRecord, AccountSpec, AccountType, EntryDraft,
-    EntryHeader, EntryKind, Owner, StoredEntry, Verifier,
+    EntryHeader, EntryKind, Owner, Verifier,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -117,16 +118,6 @@ fn certainly_aborted(e: &sqlx::Error) -> bool {
 /// characters), so a key with NUL is simply not found, as it is on SQLite.
 fn storable(key: &str) -> bool {
     !key.contains('\0')
-}
-
-fn date(s: &str) -> Result<NaiveDate, StoreError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| StoreError(format!("bad date {s:?}: {e}")))
-}
-
-fn hash32(s: &str) -> Result<[u8; 32], StoreError> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).map_err(|e| StoreError(format!("bad hash {s:?}: {e}")))?;
-    Ok(out)
 }
 
 fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
@@ -590,21 +581,269 @@ impl Store for PostgresStore {
     }
 
     async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError> {
-        sqlx::query(
+        let shops: Vec<rows::ShopRow> = sqlx::query_as(
             "SELECT s.code, s.name, c.code FROM shops s
-             JOIN cooperatives c ON c.id = s.cooperative_id ORDER BY s.code",
+             JOIN cooperatives c ON c.id = s.cooperative_id ORDER BY s.code COLLATE \"C\"",
         )
         .fetch_all(&self.read)
-        .await?
-        .into_iter()
-        .map(|r| {
-            Ok(ShopInfo {
-                code: r.try_get(0)?,
-                name: r.try_get(1)?,
-                cooperative: r.try_get(2)?,
+        .await?;
+        Ok(shops.into_iter().map(rows::shop).collect())
+    }
+
+    async fn company_open_bills(
+        &self,
+        company: &str,
+    ) -> Result<Option<Vec<(String, String, Amount, Amount)>>, StoreError> {
+        if !storable(company) {
+            return Ok(None);
+        }
+        let Some(company_id): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM companies WHERE code = $1")
+                .bind(company)
+                .fetch_optional(&self.read)
+                .await?
+        else {
+            return Ok(None);
+        };
+        // Codes in byte order, as on SQLite, whatever the database's collation.
+        let bills = sqlx::query_as(
+            "SELECT h.code, b.month, b.amount, b.settled
+             FROM fee_bills b JOIN households h ON h.id = b.household_id
+             WHERE b.company_id = $1 AND b.settled < b.amount
+             ORDER BY h.code COLLATE \"C\", b.month",
+        )
+        .bind(company_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some(bills.into_iter().map(rows::open_bill).collect()))
+    }
+
+    async fn accounts(&self) -> Result<Vec<AccountInfo>, StoreError> {
+        // Entries take their place in the chain when their batch commits, so entry ids need not
+        // follow it (nor business dates): an account's first date is the least of its postings'.
+        let accounts: Vec<rows::AccountRow> = sqlx::query_as(
+            "SELECT a.id, a.owner_kind, COALESCE(c.code, k.code, h.code, v.serial::TEXT),
+                    a.name, a.type, a.balance, f.first_posted
+             FROM accounts a
+             LEFT JOIN cooperatives c ON a.owner_kind = 'cooperative' AND c.id = a.owner_id
+             LEFT JOIN companies k ON a.owner_kind = 'company' AND k.id = a.owner_id
+             LEFT JOIN households h ON a.owner_kind = 'household' AND h.id = a.owner_id
+             LEFT JOIN vouchers v ON a.owner_kind = 'voucher' AND v.id = a.owner_id
+             LEFT JOIN (
+                SELECT p.account_id, MIN(e.business_date COLLATE \"C\") AS first_posted
+                FROM postings p JOIN entries e ON e.id = p.entry_id
+                GROUP BY p.account_id
+             ) f ON f.account_id = a.id
+             ORDER BY a.id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        accounts.into_iter().map(rows::account).collect()
+    }
+
+    async fn journal_chunk(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>, StoreError> {
+        // By place in the chain (`seq`); a reversal names the place of the entry it reverses.
+        let journal = sqlx::query_as(
+            "WITH page AS (
+                SELECT id, seq, kind, business_date, memo, policy, hash, reverses FROM entries
+                WHERE seq > $1 ORDER BY seq LIMIT $2
+             )
+             SELECT page.seq, page.kind, page.business_date, page.memo, page.policy, page.hash,
+                    r.seq, p.account_id, p.amount
+             FROM page LEFT JOIN entries r ON r.id = page.reverses
+             LEFT JOIN postings p ON p.entry_id = page.id
+             ORDER BY page.seq, p.idx",
+        )
+        .bind(after)
+        .bind(i64::from(limit.clamp(1, MAX_JOURNAL_CHUNK)))
+        .fetch_all(&self.read)
+        .await?;
+        rows::journal(journal)
+    }
+
+    async fn till_figures(
+        &self,
+        shop: &str,
+        day: NaiveDate,
+    ) -> Result<Option<TillFigures>, StoreError> {
+        if !storable(shop) {
+            return Ok(None);
+        }
+        let Some(shop): Option<i64> = sqlx::query_scalar("SELECT id FROM shops WHERE code = $1")
+            .bind(shop)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let day = day.to_string();
+        let mut conn = self.read.acquire().await?;
+        // One snapshot: the figures are one picture of the till.
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *conn)
+            .await?;
+        let figures = till_figures_in(&mut conn, shop, &day).await;
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        figures.map(Some)
+    }
+
+    async fn prepaid_figures(
+        &self,
+        cooperative: &str,
+        as_of: Option<NaiveDate>,
+    ) -> Result<Option<PrepaidFigures>, StoreError> {
+        if !storable(cooperative) {
+            return Ok(None);
+        }
+        let Some(coop): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM cooperatives WHERE code = $1")
+                .bind(cooperative)
+                .fetch_optional(&self.read)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let paid = format!("wallet:{cooperative}:paid");
+        let bonus = format!("wallet:{cooperative}:bonus");
+        let wallets = format!(
+            "WITH bal AS ({}),
+             holder AS (
+                SELECT SUM(CASE WHEN name = $1 THEN balance ELSE 0 END) AS paid,
+                       SUM(CASE WHEN name = $2 THEN balance ELSE 0 END) AS bonus
+                FROM bal GROUP BY owner_id
+             )
+             SELECT COUNT(*), COALESCE(SUM(paid), 0)::BIGINT, COALESCE(SUM(bonus), 0)::BIGINT
+             FROM holder WHERE paid + bonus > 0",
+            credit_balances("owner_kind = 'household' AND name IN ($1, $2)", "$3", as_of)
+        );
+        let vouchers = format!(
+            "WITH bal AS ({}),
+             holder AS (
+                SELECT SUM(CASE WHEN name = 'paid' THEN balance ELSE 0 END) AS paid,
+                       SUM(CASE WHEN name = 'bonus' THEN balance ELSE 0 END) AS bonus
+                FROM bal GROUP BY owner_id
+             )
+             SELECT COUNT(*), COALESCE(SUM(paid), 0)::BIGINT, COALESCE(SUM(bonus), 0)::BIGINT
+             FROM holder WHERE paid + bonus > 0",
+            credit_balances(
+                "owner_kind = 'voucher'
+                 AND owner_id IN (SELECT id FROM vouchers WHERE cooperative_id = $1)",
+                "$2",
+                as_of
+            )
+        );
+        let day = as_of.map(|d| d.to_string());
+        let mut conn = self.read.acquire().await?;
+        // One snapshot: wallets and vouchers at the same moment.
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *conn)
+            .await?;
+        let read = async {
+            let mut q = sqlx::query_as(&wallets).bind(&paid).bind(&bonus);
+            if let Some(d) = &day {
+                q = q.bind(d);
+            }
+            let w = q.fetch_one(&mut *conn).await?;
+            let mut q = sqlx::query_as(&vouchers).bind(coop);
+            if let Some(d) = &day {
+                q = q.bind(d);
+            }
+            let v = q.fetch_one(&mut *conn).await?;
+            Ok::<_, StoreError>(PrepaidFigures {
+                wallets: rows::credit(w)?,
+                vouchers: rows::credit(v)?,
             })
-        })
-        .collect()
+        }
+        .await;
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        read.map(Some)
+    }
+}
+
+/// What passed over a shop's till on a day, read inside the caller's snapshot.
+async fn till_figures_in(
+    conn: &mut PgConnection,
+    shop: i64,
+    day: &str,
+) -> Result<TillFigures, StoreError> {
+    let topups = sqlx::query_as(
+        "SELECT method, COUNT(*), SUM(paid)::BIGINT, SUM(bonus)::BIGINT, COUNT(voucher_id),
+                COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN paid END), 0)::BIGINT,
+                COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN bonus END), 0)::BIGINT
+         FROM topups WHERE shop_id = $1 AND business_date = $2
+         GROUP BY method ORDER BY method COLLATE \"C\"",
+    )
+    .bind(shop)
+    .bind(day)
+    .fetch_all(&mut *conn)
+    .await?;
+    let sales = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(total), 0)::BIGINT FROM sales
+         WHERE shop_id = $1 AND business_date = $2",
+    )
+    .bind(shop)
+    .bind(day)
+    .fetch_one(&mut *conn)
+    .await?;
+    let tenders = sqlx::query_as(
+        "SELECT t.type, COUNT(*), SUM(t.amount)::BIGINT, SUM(t.paid_part)::BIGINT,
+                SUM(t.bonus_part)::BIGINT, COUNT(DISTINCT t.voucher_id)
+         FROM sales s JOIN sale_tenders t ON t.sale_id = s.id
+         WHERE s.shop_id = $1 AND s.business_date = $2
+         GROUP BY t.type ORDER BY t.type COLLATE \"C\"",
+    )
+    .bind(shop)
+    .bind(day)
+    .fetch_all(&mut *conn)
+    .await?;
+    // Refunds count on the day they were posted, at the shop of the sale they refund.
+    let refunds = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(r.amount), 0)::BIGINT
+         FROM entries e JOIN sale_refunds r ON r.entry_id = e.id
+         JOIN sales s ON s.id = r.sale_id
+         WHERE e.business_date = $1 AND e.kind = 'sale_refund' AND s.shop_id = $2",
+    )
+    .bind(day)
+    .bind(shop)
+    .fetch_one(&mut *conn)
+    .await?;
+    // Where the money of those refunds went: the credits of their entries, but for the cost of
+    // goods taken back.
+    let refunded = sqlx::query_as(
+        "SELECT went, (-SUM(amount))::BIGINT FROM (
+            SELECT CASE WHEN a.owner_kind = 'household' THEN 'wallet'
+                        WHEN a.owner_kind = 'voucher' THEN 'voucher'
+                        WHEN a.name LIKE 'cash:%' THEN substr(a.name, 6)
+                        ELSE 'forfeited' END AS went,
+                   p.amount
+            FROM entries e JOIN sale_refunds r ON r.entry_id = e.id
+            JOIN sales s ON s.id = r.sale_id
+            JOIN postings p ON p.entry_id = e.id JOIN accounts a ON a.id = p.account_id
+            WHERE e.business_date = $1 AND e.kind = 'sale_refund' AND s.shop_id = $2
+              AND p.amount < 0 AND NOT (a.owner_kind = 'cooperative' AND a.name = 'cogs')
+         ) AS credits
+         GROUP BY went ORDER BY went COLLATE \"C\"",
+    )
+    .bind(day)
+    .bind(shop)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows::till(topups, sales, tenders, refunds, refunded)
+}
+
+/// The balances (`owner_kind, owner_id, name, balance`) of the wallet or voucher accounts that
+/// `filter` picks: as stored, or as of a date (the parameter `date_param`) from the postings of
+/// entries dated on or before it. Both are liabilities, so a credit (negative) adds to them.
+fn credit_balances(filter: &str, date_param: &str, as_of: Option<NaiveDate>) -> String {
+    match as_of {
+        None => format!("SELECT owner_kind, owner_id, name, balance FROM accounts WHERE {filter}"),
+        Some(_) => format!(
+            "SELECT a.owner_kind, a.owner_id, a.name, -SUM(p.amount) AS balance
+             FROM accounts a JOIN postings p ON p.account_id = a.id
+             JOIN entries e ON e.id = p.entry_id
+             WHERE {filter} AND e.business_date <= {date_param}
+             GROUP BY a.id"
+        ),
     }
 }
 
@@ -683,8 +922,8 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         .collect::<Result<Vec<_>, StoreError>>()?;
     let mut verifier = Verifier::new(accounts);
     let mut after = 0i64;
-    'chunks: loop {
-        let rows = sqlx::query(
+    loop {
+        let chain: Vec<rows::ChainRow> = sqlx::query_as(
             "SELECT e.seq, e.kind, e.business_date, e.created_at, e.actor_token_id, e.policy,
                     e.policy_hash, e.idempotency_key, e.memo, e.reverses, e.prev_hash, e.hash,
                     p.account_id, p.amount
@@ -696,7 +935,7 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         .bind(after + VERIFY_CHUNK)
         .fetch_all(&mut *conn)
         .await?;
-        if rows.is_empty() {
+        if chain.is_empty() {
             let more: Option<i64> =
                 sqlx::query_scalar("SELECT MIN(seq) FROM entries WHERE seq > $1")
                     .bind(after)
@@ -712,27 +951,8 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
                 None => break,
             }
         }
-        let mut current: Option<StoredEntry> = None;
-        for r in rows {
-            let seq: i64 = r.try_get(0)?;
-            if current.as_ref().is_some_and(|e| e.seq != seq) {
-                if let Some(e) = current.take() {
-                    if !verifier.feed(&e) {
-                        break 'chunks;
-                    }
-                }
-            }
-            if current.is_none() {
-                current = Some(stored_entry(&r)?);
-            }
-            if let (Some(e), Some(account)) = (current.as_mut(), r.try_get::<Option<i64>, _>(12)?) {
-                e.postings.push((AccountId(account), r.try_get(13)?));
-            }
-        }
-        if let Some(e) = current.take() {
-            if !verifier.feed(&e) {
-                break;
-            }
+        if !rows::feed_chain(&mut verifier, chain)? {
+            break;
         }
         after += VERIFY_CHUNK;
     }
@@ -812,32 +1032,6 @@ async fn statement_in(
     Ok((lines, positions, head.try_get(0)?, head.try_get(1)?))
 }
 
-fn stored_entry(r: &PgRow) -> Result<StoredEntry, StoreError> {
-    let kind: String = r.try_get(1)?;
-    let created: String = r.try_get(3)?;
-    let policy: Option<String> = r.try_get(5)?;
-    let policy_hash: Option<String> = r.try_get(6)?;
-    Ok(StoredEntry {
-        seq: r.try_get(0)?,
-        header: EntryHeader {
-            kind: EntryKind::parse(&kind)
-                .ok_or_else(|| StoreError(format!("bad entry kind {kind}")))?,
-            business_date: date(r.try_get(2)?)?,
-            created_at: chrono::DateTime::parse_from_rfc3339(&created)
-                .map_err(|e| StoreError(format!("bad timestamp {created:?}: {e}")))?
-                .to_utc(),
-            actor: r.try_get(4)?,
-            policy: policy.map(|p| (p, policy_hash.unwrap_or_default())),
-            idempotency_key: r.try_get(7)?,
-            memo: r.try_get(8)?,
-            reverses: r.try_get(9)?,
-        },
-        prev_hash: hash32(r.try_get(10)?)?,
-        hash: hash32(r.try_get(11)?)?,
-        postings: Vec::new(),
-    })
-}
-
 async fn voucher_rows(
     pool: &PgPool,
     filter: &str,
@@ -851,32 +1045,9 @@ async fn voucher_rows(
          LEFT JOIN households h ON h.id = v.household_id
          WHERE {filter} ORDER BY v.id"
     );
-    sqlx::query(&sql)
-        .bind(value)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let status: String = r.try_get(5)?;
-            let paid: i64 = r.try_get(8)?;
-            let bonus: i64 = r.try_get(9)?;
-            Ok(VoucherRow {
-                id: r.try_get(0)?,
-                serial: r.try_get::<i64, _>(1)? as u64,
-                key_id: u8::try_from(r.try_get::<i64, _>(2)?)
-                    .map_err(|e| StoreError(e.to_string()))?,
-                cooperative: r.try_get(3)?,
-                household: r.try_get(4)?,
-                status: VoucherStatus::parse(&status)
-                    .ok_or_else(|| StoreError(format!("bad status {status}")))?,
-                paid: Amount::from_fen(paid),
-                bonus: Amount::from_fen(bonus),
-                balance: Amount::from_fen(paid + bonus),
-                issued_on: date(r.try_get(6)?)?,
-                expires_on: date(r.try_get(7)?)?,
-            })
-        })
-        .collect()
+    let vouchers: Vec<rows::VoucherTuple> =
+        sqlx::query_as(&sql).bind(value).fetch_all(pool).await?;
+    vouchers.into_iter().map(rows::voucher).collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::rows::{self, date, hash32};
 use super::*;
 use crate::clock::Clock;
 use crate::domain::{
@@ -32,7 +33,7 @@ use crate::domain::{
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
     canonical_time, entry_hash, AccountId, AccountRecord, AccountSpec, AccountType, EntryDraft,
-    EntryHeader, EntryKind, Owner, StoredEntry, Verifier, GENESIS_HASH,
+    EntryKind, Owner, Verifier, GENESIS_HASH,
 };
 use crate::policy::PolicySet;
 use crate::voucher::KeyRing;
@@ -74,16 +75,6 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         .busy_timeout(Duration::from_secs(10))
         .pragma("temp_store", "memory")
         .disable_statement_logging())
-}
-
-fn date(s: &str) -> Result<NaiveDate, StoreError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| StoreError(format!("bad date {s:?}: {e}")))
-}
-
-fn hash32(s: &str) -> Result<[u8; 32], StoreError> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).map_err(|e| StoreError(format!("bad hash {s:?}: {e}")))?;
-    Ok(out)
 }
 
 impl SqliteStore {
@@ -189,8 +180,8 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut verifier = Verifier::new(accounts);
         let mut after = 0i64;
-        'chunks: loop {
-            let rows = sqlx::query(
+        loop {
+            let chain: Vec<rows::ChainRow> = sqlx::query_as(
                 "SELECT e.id, e.kind, e.business_date, e.created_at, e.actor_token_id, e.policy,
                         e.policy_hash, e.idempotency_key, e.memo, e.reverses, e.prev_hash, e.hash,
                         p.account_id, p.amount
@@ -202,7 +193,7 @@ impl Store for SqliteStore {
             .bind(after + VERIFY_CHUNK)
             .fetch_all(&mut *conn)
             .await?;
-            if rows.is_empty() {
+            if chain.is_empty() {
                 let more: Option<i64> =
                     sqlx::query_scalar("SELECT MIN(id) FROM entries WHERE id > ?")
                         .bind(after)
@@ -218,29 +209,8 @@ impl Store for SqliteStore {
                     None => break,
                 }
             }
-            let mut current: Option<StoredEntry> = None;
-            for r in rows {
-                let seq: i64 = r.try_get(0)?;
-                if current.as_ref().is_some_and(|e| e.seq != seq) {
-                    if let Some(e) = current.take() {
-                        if !verifier.feed(&e) {
-                            break 'chunks;
-                        }
-                    }
-                }
-                if current.is_none() {
-                    current = Some(stored_entry(&r)?);
-                }
-                if let (Some(e), Some(account)) =
-                    (current.as_mut(), r.try_get::<Option<i64>, _>(12)?)
-                {
-                    e.postings.push((AccountId(account), r.try_get(13)?));
-                }
-            }
-            if let Some(e) = current.take() {
-                if !verifier.feed(&e) {
-                    break;
-                }
+            if !rows::feed_chain(&mut verifier, chain)? {
+                break;
             }
             after += VERIFY_CHUNK;
         }
@@ -657,7 +627,7 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let bills = sqlx::query(
+        let bills = sqlx::query_as(
             "SELECT h.code, b.month, b.amount, b.settled
              FROM fee_bills b JOIN households h ON h.id = b.household_id
              WHERE b.company_id = ? AND b.open = 1
@@ -665,25 +635,15 @@ impl Store for SqliteStore {
         )
         .bind(company_id)
         .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                Amount::from_fen(r.try_get(2)?),
-                Amount::from_fen(r.try_get(3)?),
-            ))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Some(bills))
+        .await?;
+        Ok(Some(bills.into_iter().map(rows::open_bill).collect()))
     }
 
     async fn accounts(&self) -> Result<Vec<AccountInfo>, StoreError> {
         // Business dates never run backwards along the chain (the writer clamps them and
         // `verify` checks it), so an account's first posting by sequence is also its earliest by
         // date: one index probe per account instead of a scan of its postings.
-        let rows = sqlx::query(
+        let accounts: Vec<rows::AccountRow> = sqlx::query_as(
             "SELECT a.id, a.owner_kind, COALESCE(c.code, k.code, h.code, CAST(v.serial AS TEXT)),
                     a.name, a.type, a.balance,
                     (SELECT e.business_date FROM postings p JOIN entries e ON e.id = p.entry_id
@@ -697,31 +657,12 @@ impl Store for SqliteStore {
         )
         .fetch_all(&self.read)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let id: i64 = r.try_get(0)?;
-                let kind: String = r.try_get(4)?;
-                Ok(AccountInfo {
-                    id: AccountId(id),
-                    owner_kind: r.try_get(1)?,
-                    owner_code: r
-                        .try_get::<Option<String>, _>(2)?
-                        .ok_or_else(|| StoreError(format!("account {id} has no owner")))?,
-                    name: r.try_get(3)?,
-                    kind: AccountType::parse(&kind)
-                        .ok_or_else(|| StoreError(format!("bad account type {kind}")))?,
-                    balance: Amount::from_fen(r.try_get(5)?),
-                    first_posted: match r.try_get::<Option<String>, _>(6)? {
-                        Some(d) => Some(date(&d)?),
-                        None => None,
-                    },
-                })
-            })
-            .collect()
+        accounts.into_iter().map(rows::account).collect()
     }
 
     async fn journal_chunk(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>, StoreError> {
-        let rows = sqlx::query(
+        // An entry's id is its sequence here, and so is the id it reverses.
+        let journal = sqlx::query_as(
             "WITH page AS (
                 SELECT id, kind, business_date, memo, policy, hash, reverses FROM entries
                 WHERE id > ?1 ORDER BY id LIMIT ?2
@@ -735,47 +676,17 @@ impl Store for SqliteStore {
         .bind(i64::from(limit.clamp(1, MAX_JOURNAL_CHUNK)))
         .fetch_all(&self.read)
         .await?;
-        let mut entries: Vec<JournalEntry> = Vec::new();
-        for r in rows {
-            let seq: i64 = r.try_get(0)?;
-            if entries.last().is_none_or(|e| e.seq != seq) {
-                let kind: String = r.try_get(1)?;
-                entries.push(JournalEntry {
-                    seq,
-                    kind: EntryKind::parse(&kind)
-                        .ok_or_else(|| StoreError(format!("bad entry kind {kind}")))?,
-                    business_date: date(r.try_get(2)?)?,
-                    memo: r.try_get(3)?,
-                    policy: r.try_get(4)?,
-                    hash: r.try_get(5)?,
-                    reverses: r.try_get(6)?,
-                    postings: Vec::new(),
-                });
-            }
-            if let (Some(e), Some(account)) = (entries.last_mut(), r.try_get::<Option<i64>, _>(7)?)
-            {
-                e.postings.push((AccountId(account), r.try_get(8)?));
-            }
-        }
-        Ok(entries)
+        rows::journal(journal)
     }
 
     async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError> {
-        sqlx::query(
+        let shops: Vec<rows::ShopRow> = sqlx::query_as(
             "SELECT s.code, s.name, c.code FROM shops s
              JOIN cooperatives c ON c.id = s.cooperative_id ORDER BY s.code",
         )
         .fetch_all(&self.read)
-        .await?
-        .into_iter()
-        .map(|r| {
-            Ok(ShopInfo {
-                code: r.try_get(0)?,
-                name: r.try_get(1)?,
-                cooperative: r.try_get(2)?,
-            })
-        })
-        .collect()
+        .await?;
+        Ok(shops.into_iter().map(rows::shop).collect())
     }
 
     async fn till_figures(
@@ -794,7 +705,7 @@ impl Store for SqliteStore {
         let mut conn = self.read.acquire().await?;
         // One read transaction: the figures are one snapshot of the till.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
-        let topups = sqlx::query(
+        let topups = sqlx::query_as(
             "SELECT method, COUNT(*), SUM(paid), SUM(bonus), COUNT(voucher_id),
                     COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN paid END), 0),
                     COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN bonus END), 0)
@@ -804,21 +715,8 @@ impl Store for SqliteStore {
         .bind(shop)
         .bind(&day)
         .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(TopupFigures {
-                method: r.try_get(0)?,
-                count: count(r, 1)?,
-                paid: Amount::from_fen(r.try_get(2)?),
-                bonus: Amount::from_fen(r.try_get(3)?),
-                vouchers: count(r, 4)?,
-                voucher_paid: Amount::from_fen(r.try_get(5)?),
-                voucher_bonus: Amount::from_fen(r.try_get(6)?),
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-        let sales = sqlx::query(
+        .await?;
+        let sales = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(total), 0) FROM sales
              WHERE shop_id = ? AND business_date = ?",
         )
@@ -826,7 +724,7 @@ impl Store for SqliteStore {
         .bind(&day)
         .fetch_one(&mut *conn)
         .await?;
-        let tenders = sqlx::query(
+        let tenders = sqlx::query_as(
             "SELECT t.type, COUNT(*), SUM(t.amount), SUM(t.paid_part), SUM(t.bonus_part),
                     COUNT(DISTINCT t.voucher_id)
              FROM sales s JOIN sale_tenders t ON t.sale_id = s.id
@@ -836,21 +734,9 @@ impl Store for SqliteStore {
         .bind(shop)
         .bind(&day)
         .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(TenderFigures {
-                tender: r.try_get(0)?,
-                count: count(r, 1)?,
-                amount: Amount::from_fen(r.try_get(2)?),
-                paid: Amount::from_fen(r.try_get(3)?),
-                bonus: Amount::from_fen(r.try_get(4)?),
-                vouchers: count(r, 5)?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .await?;
         // Refunds count on the day they were posted, at the shop of the sale they refund.
-        let refunds = sqlx::query(
+        let refunds = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(r.amount), 0)
              FROM entries e JOIN sale_refunds r ON r.entry_id = e.id
              JOIN sales s ON s.id = r.sale_id
@@ -862,7 +748,7 @@ impl Store for SqliteStore {
         .await?;
         // Where the money of those refunds went: the credits of their entries, but for the
         // cost of goods taken back.
-        let refunded = sqlx::query(
+        let refunded = sqlx::query_as(
             "SELECT CASE WHEN a.owner_kind = 'household' THEN 'wallet'
                          WHEN a.owner_kind = 'voucher' THEN 'voucher'
                          WHEN a.name LIKE 'cash:%' THEN substr(a.name, 6)
@@ -878,20 +764,9 @@ impl Store for SqliteStore {
         .bind(&day)
         .bind(shop)
         .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .await?;
         sqlx::query("COMMIT").execute(&mut *conn).await?;
-        Ok(Some(TillFigures {
-            topups,
-            sales: count(&sales, 0)?,
-            sales_total: Amount::from_fen(sales.try_get(1)?),
-            tenders,
-            refunds: count(&refunds, 0)?,
-            refunds_total: Amount::from_fen(refunds.try_get(1)?),
-            refunded,
-        }))
+        rows::till(topups, sales, tenders, refunds, refunded).map(Some)
     }
 
     async fn prepaid_figures(
@@ -940,27 +815,20 @@ impl Store for SqliteStore {
         let mut conn = self.read.acquire().await?;
         // One read transaction: wallets and vouchers are one snapshot.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
-        let mut q = sqlx::query(&wallets).bind(&paid).bind(&bonus);
+        let mut q = sqlx::query_as(&wallets).bind(&paid).bind(&bonus);
         if let Some(d) = &day {
             q = q.bind(d);
         }
         let w = q.fetch_one(&mut *conn).await?;
-        let mut q = sqlx::query(&vouchers).bind(coop);
+        let mut q = sqlx::query_as(&vouchers).bind(coop);
         if let Some(d) = &day {
             q = q.bind(d);
         }
         let v = q.fetch_one(&mut *conn).await?;
         sqlx::query("COMMIT").execute(&mut *conn).await?;
-        let figures = |r: &sqlx::sqlite::SqliteRow| -> Result<CreditFigures, StoreError> {
-            Ok(CreditFigures {
-                holders: count(r, 0)?,
-                paid: Amount::from_fen(r.try_get(1)?),
-                bonus: Amount::from_fen(r.try_get(2)?),
-            })
-        };
         Ok(Some(PrepaidFigures {
-            wallets: figures(&w)?,
-            vouchers: figures(&v)?,
+            wallets: rows::credit(w)?,
+            vouchers: rows::credit(v)?,
         }))
     }
 
@@ -1011,37 +879,6 @@ fn credit_balances(filter: &str, date_param: &str, as_of: Option<NaiveDate>) -> 
     }
 }
 
-/// A `COUNT(*)` column as an unsigned count.
-fn count(r: &sqlx::sqlite::SqliteRow, i: usize) -> Result<u64, StoreError> {
-    u64::try_from(r.try_get::<i64, _>(i)?).map_err(|e| StoreError(e.to_string()))
-}
-
-fn stored_entry(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEntry, StoreError> {
-    let kind: String = r.try_get(1)?;
-    let created: String = r.try_get(3)?;
-    let policy: Option<String> = r.try_get(5)?;
-    let policy_hash: Option<String> = r.try_get(6)?;
-    Ok(StoredEntry {
-        seq: r.try_get(0)?,
-        header: EntryHeader {
-            kind: EntryKind::parse(&kind)
-                .ok_or_else(|| StoreError(format!("bad entry kind {kind}")))?,
-            business_date: date(r.try_get(2)?)?,
-            created_at: chrono::DateTime::parse_from_rfc3339(&created)
-                .map_err(|e| StoreError(format!("bad timestamp {created:?}: {e}")))?
-                .to_utc(),
-            actor: r.try_get(4)?,
-            policy: policy.map(|p| (p, policy_hash.unwrap_or_default())),
-            idempotency_key: r.try_get(7)?,
-            memo: r.try_get(8)?,
-            reverses: r.try_get(9)?,
-        },
-        prev_hash: hash32(r.try_get(10)?)?,
-        hash: hash32(r.try_get(11)?)?,
-        postings: Vec::new(),
-    })
-}
-
 async fn voucher_rows(
     pool: &SqlitePool,
     filter: &str,
@@ -1055,32 +892,9 @@ async fn voucher_rows(
          LEFT JOIN households h ON h.id = v.household_id
          WHERE {filter} ORDER BY v.id"
     );
-    sqlx::query(&sql)
-        .bind(value)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let status: String = r.try_get(5)?;
-            let paid: i64 = r.try_get(8)?;
-            let bonus: i64 = r.try_get(9)?;
-            Ok(VoucherRow {
-                id: r.try_get(0)?,
-                serial: r.try_get::<i64, _>(1)? as u64,
-                key_id: u8::try_from(r.try_get::<i64, _>(2)?)
-                    .map_err(|e| StoreError(e.to_string()))?,
-                cooperative: r.try_get(3)?,
-                household: r.try_get(4)?,
-                status: VoucherStatus::parse(&status)
-                    .ok_or_else(|| StoreError(format!("bad status {status}")))?,
-                paid: Amount::from_fen(paid),
-                bonus: Amount::from_fen(bonus),
-                balance: Amount::from_fen(paid + bonus),
-                issued_on: date(r.try_get(6)?)?,
-                expires_on: date(r.try_get(7)?)?,
-            })
-        })
-        .collect()
+    let vouchers: Vec<rows::VoucherTuple> =
+        sqlx::query_as(&sql).bind(value).fetch_all(pool).await?;
+    vouchers.into_iter().map(rows::voucher).collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,289 @@
+//! Rows as both stores read them, turned into the store's types. The SQL differs per backend;
+//! what a row means does not. Each store fetches plain typed tuples (`query_as`, which works for
+//! SQLite and PostgreSQL alike) and hands them here, so the two cannot drift in how they decode
+//! a report or the journal.
+
+use chrono::NaiveDate;
+
+use super::{
+    AccountInfo, CreditFigures, JournalEntry, ShopInfo, TenderFigures, TillFigures, TopupFigures,
+    VoucherRow,
+};
+use crate::domain::{StoreError, VoucherStatus};
+use crate::ledger::{AccountId, AccountType, EntryHeader, EntryKind, StoredEntry, Verifier};
+use crate::money::Amount;
+
+/// A stored `YYYY-MM-DD`.
+pub(super) fn date(s: &str) -> Result<NaiveDate, StoreError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| StoreError(format!("bad date {s:?}: {e}")))
+}
+
+/// A stored hash, 64 hex digits.
+pub(super) fn hash32(s: &str) -> Result<[u8; 32], StoreError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).map_err(|e| StoreError(format!("bad hash {s:?}: {e}")))?;
+    Ok(out)
+}
+
+/// A `COUNT(…)` as an unsigned count.
+pub(super) fn count(n: i64) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|e| StoreError(format!("bad count {n}: {e}")))
+}
+
+/// `id, owner_kind, owner code, name, type, balance, business date of its first posting`.
+pub(super) type AccountRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    Option<String>,
+);
+
+pub(super) fn account(
+    (id, owner_kind, owner_code, name, kind, balance, first): AccountRow,
+) -> Result<AccountInfo, StoreError> {
+    Ok(AccountInfo {
+        id: AccountId(id),
+        owner_kind,
+        owner_code: owner_code.ok_or_else(|| StoreError(format!("account {id} has no owner")))?,
+        name,
+        kind: AccountType::parse(&kind)
+            .ok_or_else(|| StoreError(format!("bad account type {kind}")))?,
+        balance: Amount::from_fen(balance),
+        first_posted: first.as_deref().map(date).transpose()?,
+    })
+}
+
+/// An entry's `seq, kind, business_date, memo, policy, hash, reverses` (the sequence of the entry
+/// it reverses) with one of its postings `account_id, amount`, or none for an entry without
+/// postings. Rows come in sequence order, an entry's postings in posting order.
+pub(super) type JournalRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+pub(super) fn journal(rows: Vec<JournalRow>) -> Result<Vec<JournalEntry>, StoreError> {
+    let mut entries: Vec<JournalEntry> = Vec::new();
+    for (seq, kind, business_date, memo, policy, hash, reverses, account, amount) in rows {
+        if entries.last().is_none_or(|e| e.seq != seq) {
+            entries.push(JournalEntry {
+                seq,
+                kind: EntryKind::parse(&kind)
+                    .ok_or_else(|| StoreError(format!("bad entry kind {kind}")))?,
+                business_date: date(&business_date)?,
+                memo,
+                policy,
+                hash,
+                reverses,
+                postings: Vec::new(),
+            });
+        }
+        if let (Some(e), Some(account), Some(amount)) = (entries.last_mut(), account, amount) {
+            e.postings.push((AccountId(account), amount));
+        }
+    }
+    Ok(entries)
+}
+
+/// A voucher with its balances: `id, serial, key id, cooperative code, household code, status,
+/// issued on, expires on, paid balance, bonus balance`.
+pub(super) type VoucherTuple = (
+    i64,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+);
+
+pub(super) fn voucher(row: VoucherTuple) -> Result<VoucherRow, StoreError> {
+    let (id, serial, key_id, cooperative, household, status, issued, expires, paid, bonus) = row;
+    Ok(VoucherRow {
+        id,
+        serial: serial as u64,
+        key_id: u8::try_from(key_id)
+            .map_err(|e| StoreError(format!("bad key id {key_id}: {e}")))?,
+        cooperative,
+        household,
+        status: VoucherStatus::parse(&status)
+            .ok_or_else(|| StoreError(format!("bad status {status}")))?,
+        paid: Amount::from_fen(paid),
+        bonus: Amount::from_fen(bonus),
+        balance: Amount::from_fen(
+            paid.checked_add(bonus)
+                .ok_or_else(|| StoreError(format!("voucher {id}: balance overflows")))?,
+        ),
+        issued_on: date(&issued)?,
+        expires_on: date(&expires)?,
+    })
+}
+
+/// `code, name, cooperative code`.
+pub(super) type ShopRow = (String, String, String);
+
+pub(super) fn shop((code, name, cooperative): ShopRow) -> ShopInfo {
+    ShopInfo {
+        code,
+        name,
+        cooperative,
+    }
+}
+
+/// Top-ups of one method: `method, count, paid, bonus, as vouchers, their paid, their bonus`.
+pub(super) type TopupRow = (String, i64, i64, i64, i64, i64, i64);
+/// Tenders of one type: `type, count, amount, paid part, bonus part, distinct vouchers`.
+pub(super) type TenderRow = (String, i64, i64, i64, i64, i64);
+
+/// A till's figures from its parts: top-ups by method, `(count, total)` of sales, tenders by
+/// type, `(count, total)` of refunds, and where the refunds went.
+pub(super) fn till(
+    topups: Vec<TopupRow>,
+    sales: (i64, i64),
+    tenders: Vec<TenderRow>,
+    refunds: (i64, i64),
+    refunded: Vec<(String, i64)>,
+) -> Result<TillFigures, StoreError> {
+    Ok(TillFigures {
+        topups: topups
+            .into_iter()
+            .map(
+                |(method, n, paid, bonus, vouchers, voucher_paid, voucher_bonus)| {
+                    Ok(TopupFigures {
+                        method,
+                        count: count(n)?,
+                        paid: Amount::from_fen(paid),
+                        bonus: Amount::from_fen(bonus),
+                        vouchers: count(vouchers)?,
+                        voucher_paid: Amount::from_fen(voucher_paid),
+                        voucher_bonus: Amount::from_fen(voucher_bonus),
+                    })
+                },
+            )
+            .collect::<Result<_, StoreError>>()?,
+        sales: count(sales.0)?,
+        sales_total: Amount::from_fen(sales.1),
+        tenders: tenders
+            .into_iter()
+            .map(|(tender, n, amount, paid, bonus, vouchers)| {
+                Ok(TenderFigures {
+                    tender,
+                    count: count(n)?,
+                    amount: Amount::from_fen(amount),
+                    paid: Amount::from_fen(paid),
+                    bonus: Amount::from_fen(bonus),
+                    vouchers: count(vouchers)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        refunds: count(refunds.0)?,
+        refunds_total: Amount::from_fen(refunds.1),
+        refunded: refunded
+            .into_iter()
+            .map(|(went, fen)| (went, Amount::from_fen(fen)))
+            .collect(),
+    })
+}
+
+/// Outstanding credit of one kind: `holders, paid, bonus`.
+pub(super) fn credit((holders, paid, bonus): (i64, i64, i64)) -> Result<CreditFigures, StoreError> {
+    Ok(CreditFigures {
+        holders: count(holders)?,
+        paid: Amount::from_fen(paid),
+        bonus: Amount::from_fen(bonus),
+    })
+}
+
+/// A company's unpaid bill: `household code, month, amount, settled`.
+pub(super) fn open_bill(
+    (household, month, amount, settled): (String, String, i64, i64),
+) -> (String, String, Amount, Amount) {
+    (
+        household,
+        month,
+        Amount::from_fen(amount),
+        Amount::from_fen(settled),
+    )
+}
+
+/// An entry as the verifier reads it: `seq, kind, business_date, created_at, actor, policy,
+/// policy_hash, idempotency_key, memo, reverses, prev_hash, hash`, with one of its postings
+/// `account_id, amount` (none for an entry without postings). Rows come in sequence order, an
+/// entry's postings in posting order.
+pub(super) type ChainRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// Feeds a chunk of the chain to the verifier, entry by entry; false once it has found a
+/// problem (the caller may stop reading).
+pub(super) fn feed_chain(verifier: &mut Verifier, rows: Vec<ChainRow>) -> Result<bool, StoreError> {
+    let mut current: Option<StoredEntry> = None;
+    for row in rows {
+        let (seq, posting) = (row.0, (row.12, row.13));
+        if current.as_ref().is_some_and(|e| e.seq != seq) {
+            if let Some(e) = current.take() {
+                if !verifier.feed(&e) {
+                    return Ok(false);
+                }
+            }
+        }
+        let entry = match current.as_mut() {
+            Some(e) => e,
+            None => current.insert(stored_entry(row)?),
+        };
+        if let (Some(account), Some(amount)) = posting {
+            entry.postings.push((AccountId(account), amount));
+        }
+    }
+    Ok(current.is_none_or(|e| verifier.feed(&e)))
+}
+
+fn stored_entry(row: ChainRow) -> Result<StoredEntry, StoreError> {
+    let (seq, kind, business_date, created, actor, policy, policy_hash, key, memo, reverses) = (
+        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9,
+    );
+    Ok(StoredEntry {
+        seq,
+        header: EntryHeader {
+            kind: EntryKind::parse(&kind)
+                .ok_or_else(|| StoreError(format!("bad entry kind {kind}")))?,
+            business_date: date(&business_date)?,
+            created_at: chrono::DateTime::parse_from_rfc3339(&created)
+                .map_err(|e| StoreError(format!("bad timestamp {created:?}: {e}")))?
+                .to_utc(),
+            actor,
+            policy: policy.map(|p| (p, policy_hash.unwrap_or_default())),
+            idempotency_key: key,
+            memo,
+            reverses,
+        },
+        prev_hash: hash32(&row.10)?,
+        hash: hash32(&row.11)?,
+        postings: Vec::new(),
+    })
+}
