@@ -2949,6 +2949,20 @@ async fn settlements_owed_per_company(app: &TestApp) {
     assert_eq!(shares.keys().collect::<Vec<_>>(), ["K01", "K02"], "{close}");
     let k01 = shares["K01"];
     assert!(k01 > Amount::parse("10.00").unwrap(), "{close}");
+    // Each household's fee view shows what the close credited it: on the credit-spend basis
+    // the one spender of each company takes that company's whole share.
+    for (household, company) in [("H1", "K01"), ("H3", "K02")] {
+        let fees = fx
+            .get(ADMIN, &format!("/v1/households/{household}/fees"))
+            .await;
+        let share = shares[company].to_string();
+        assert_eq!(
+            fees["covered"],
+            json!([{ "cooperative": "COOP", "month": "2026-10", "amount": share }]),
+            "{fees}"
+        );
+        assert_eq!(fees["covered_total"], json!(share));
+    }
     let position = |opening: &str, allocated: Amount, settled: &str, outstanding: Amount| {
         json!({ "opening": opening, "allocated": allocated.to_string(), "settled": settled,
             "outstanding": outstanding.to_string() })

@@ -120,10 +120,10 @@ async fn get_months(
     let store = state.app.store.as_ref();
     let today = state.app.clock.today();
     let closed: BTreeSet<String> = store
-        .close_runs()
+        .closed_months()
         .await?
         .into_iter()
-        .map(|run| run.month)
+        .map(|(_, month)| month)
         .collect();
     let mut months: Vec<MonthFigures> = Vec::new();
     for month in months_ending(today, last) {

@@ -180,22 +180,19 @@ async fn get_household_fees(
         });
     }
 
-    let mut covered: Vec<ProfitCover> = state
+    let covered: Vec<ProfitCover> = state
         .app
         .store
-        .close_runs()
+        .household_close_credits(&view.code)
         .await?
         .into_iter()
-        .filter_map(|run| {
-            let amount = run.posted.get(&view.code).copied()?;
-            (!amount.is_zero()).then_some(ProfitCover {
-                cooperative: run.cooperative,
-                month: run.month,
-                amount,
-            })
+        .filter(|(_, _, amount)| !amount.is_zero())
+        .map(|(cooperative, month, amount)| ProfitCover {
+            cooperative,
+            month,
+            amount,
         })
         .collect();
-    covered.sort_by(|a, b| (&b.month, &a.cooperative).cmp(&(&a.month, &b.cooperative)));
     let covered_total =
         Amount::checked_sum(covered.iter().map(|c| c.amount)).ok_or_else(ApiError::internal)?;
 

@@ -215,6 +215,16 @@ pub trait Store: Send + Sync + 'static {
     /// amount), and what its entry actually credited each household, for audit.
     async fn close_runs(&self) -> Result<Vec<CloseRun>, StoreError>;
 
+    /// Every closed month: (cooperative, month), oldest first. Cheap, unlike [`Self::close_runs`].
+    async fn closed_months(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// What month closes credited toward one household's fees, read from the closes' own
+    /// postings to its fee account: (cooperative, month, amount), newest month first.
+    async fn household_close_credits(
+        &self,
+        household: &str,
+    ) -> Result<Vec<(String, String, Amount)>, StoreError>;
+
     /// Every unpaid bill of a company's households, by household code and then oldest first:
     /// (household, month, amount, settled); `None` for an unknown company. The arrears report
     /// ages them.

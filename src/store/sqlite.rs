@@ -530,6 +530,44 @@ impl Store for SqliteStore {
         .collect()
     }
 
+    async fn closed_months(&self) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query(
+            "SELECT c.code, m.month FROM month_closes m
+             JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY m.month, c.code",
+        )
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+    }
+
+    async fn household_close_credits(
+        &self,
+        household: &str,
+    ) -> Result<Vec<(String, String, Amount)>, StoreError> {
+        sqlx::query(
+            "SELECT c.code, m.month, -p.amount FROM households h
+             JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
+             JOIN postings p ON p.account_id = a.id
+             JOIN month_closes m ON m.entry_id = p.entry_id
+             JOIN cooperatives c ON c.id = m.cooperative_id
+             WHERE h.code = ? ORDER BY m.month DESC, c.code",
+        )
+        .bind(household)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                Amount::from_fen(r.try_get(2)?),
+            ))
+        })
+        .collect()
+    }
+
     async fn close_runs(&self) -> Result<Vec<CloseRun>, StoreError> {
         let mut conn = self.read.acquire().await?;
         // One snapshot for the runs, their entries and the households they name.
