@@ -412,6 +412,7 @@ impl Seeder {
                 let secret = format!("hx_bench_{}", random_hex(16));
                 let r = self
                     .run(Command::CreateToken(NewToken {
+                        parent: None,
                         hash: token_hash(&secret),
                         role,
                         scope,

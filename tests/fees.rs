@@ -163,6 +163,7 @@ impl Fx {
         }
         for (secret, role, scope) in TOKENS {
             commands.push(Command::CreateToken(NewToken {
+                parent: None,
                 hash: token_hash(secret),
                 role: *role,
                 scope: scope.map(str::to_string),

@@ -3103,6 +3103,7 @@ impl ClockedApp {
         for (secret, role, scope) in TOKENS {
             if [ADMIN, CASHIER_S1, ACCOUNTANT_COOP, COMPANY_K01, COMPANY_K02].contains(secret) {
                 commands.push(Command::CreateToken(NewToken {
+                    parent: None,
                     hash: hongxin::http::extract::token_hash(secret),
                     role: *role,
                     scope: scope.map(str::to_string),

@@ -191,6 +191,7 @@ async fn seed(app: &App) -> Vec<String> {
         created(
             app,
             Op::CreateToken(NewToken {
+                parent: None,
                 hash: token_hash(secret),
                 role,
                 scope: scope.map(str::to_string),

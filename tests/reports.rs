@@ -601,6 +601,7 @@ async fn serve(l: &TestLedger) -> (Running, String) {
     for (secret, role, scope) in TOKENS {
         let r = l
             .run(Command::CreateToken(NewToken {
+                parent: None,
                 hash: token_hash(secret),
                 role: *role,
                 scope: scope.map(str::to_string),

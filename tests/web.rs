@@ -272,6 +272,45 @@ async fn sign_out_ends_the_session(app: &TestApp) {
     app.get_ok(COMPANY_K01, "/v1/companies/K01/arrears").await;
 }
 
+async fn revoking_a_token_ends_its_sessions(app: &TestApp) {
+    let (status, made, _) = app
+        .post(
+            ADMIN,
+            "/v1/tokens",
+            json!({"role": "company", "scope": "K01", "label": "office PC"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let secret = made["token"].as_str().expect("token").to_string();
+    let id = made["id"].as_i64().expect("id");
+    let revoked = sign_in(app, json!({"token": secret})).await;
+    let other = sign_in(app, json!({"token": COMPANY_K01})).await;
+    for s in [&revoked, &other] {
+        let (status, _, _) =
+            cookie_request(app, Method::GET, "/web/session", &s.cookie, None, None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, body, _) = app
+        .post(ADMIN, &format!("/v1/tokens/{id}/revoke"), json!({}), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The session made from the revoked token ends with it; another token's session does not.
+    let reply = cookie_request(
+        app,
+        Method::GET,
+        "/web/session",
+        &revoked.cookie,
+        None,
+        None,
+    )
+    .await;
+    assert_problem(&reply, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    let (status, _, _) =
+        cookie_request(app, Method::GET, "/web/session", &other.cookie, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 async fn staff_sessions_expire(app: &TestApp) {
     let s = sign_in(app, json!({"token": ACCOUNTANT_COOP})).await;
     let (status, _, _) =
@@ -477,6 +516,7 @@ on_every_backend! {
     staff_sessions_need_csrf_for_writes(HttpConfig::default());
     sign_in_refusals_change_nothing(HttpConfig::default());
     sign_out_ends_the_session(HttpConfig::default());
+    revoking_a_token_ends_its_sessions(HttpConfig::default());
     staff_sessions_expire(HttpConfig { staff_session: Duration::from_secs(2), ..HttpConfig::default() });
     pairing_codes(HttpConfig::default());
     resident_web_sessions(HttpConfig::default());

@@ -124,6 +124,7 @@ pub async fn create(
 ) -> anyhow::Result<(i64, String)> {
     let (token, hash) = new_token()?;
     let command = Command::CreateToken(NewToken {
+        parent: None,
         hash,
         role,
         scope,

@@ -190,6 +190,9 @@ pub struct NewToken {
     /// Residents' sessions expire; `None` lives until revoked.
     #[serde(default)]
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The token a web session was made from: revoking that token ends the session too.
+    #[serde(default)]
+    pub parent: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

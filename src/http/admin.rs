@@ -240,6 +240,7 @@ async fn post_token(
     let token = new_token();
     let req = b.value;
     let command = Command::CreateToken(NewToken {
+        parent: None,
         hash: token_hash(&token),
         role: req.role,
         scope: req.scope,

@@ -177,6 +177,7 @@ pub(crate) async fn resident_sign_in(
         Some(household.code.clone()),
         "resident session",
         expires_at,
+        None,
     )
     .await?;
     Ok(NewSession {
@@ -193,9 +194,11 @@ pub(crate) async fn create_session_token(
     scope: Option<String>,
     label: &str,
     expires_at: DateTime<Utc>,
+    parent: Option<i64>,
 ) -> Result<(String, i64), ApiError> {
     let token = new_token();
     let command = Command::CreateToken(NewToken {
+        parent,
         hash: token_hash(&token),
         role,
         scope,

@@ -2032,8 +2032,8 @@ impl Tx for PgTx<'_> {
         Ok(db!(
             self,
             sqlx::query_scalar(
-                "INSERT INTO tokens (hash, role, cooperative_id, shop_id, company_id, household_id, label, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                "INSERT INTO tokens (hash, role, cooperative_id, shop_id, company_id, household_id, label, created_at, expires_at, parent_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             )
             .bind(&t.hash)
             .bind(t.role.as_str())
@@ -2044,6 +2044,7 @@ impl Tx for PgTx<'_> {
             .bind(&t.label)
             .bind(&self.now)
             .bind(t.expires_at.as_ref().map(canonical_time))
+            .bind(t.parent)
             .fetch_one(&mut *self.conn)
         ))
     }
@@ -2055,6 +2056,16 @@ impl Tx for PgTx<'_> {
                 .bind(&self.now)
                 .bind(id)
                 .execute(&mut *self.conn)
+        );
+        // The web sessions made from it end with it.
+        db!(
+            self,
+            sqlx::query(
+                "UPDATE tokens SET revoked_at = $1 WHERE parent_id = $2 AND revoked_at IS NULL"
+            )
+            .bind(&self.now)
+            .bind(id)
+            .execute(&mut *self.conn)
         );
         Ok(done.rows_affected() == 1)
     }

@@ -1675,8 +1675,8 @@ impl Tx for SqliteTx<'_> {
 
     async fn insert_token(&mut self, t: &NewToken, scope: &TokenScopeIds) -> OpResult<i64> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO tokens (hash, role, cooperative_id, shop_id, company_id, household_id, label, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO tokens (hash, role, cooperative_id, shop_id, company_id, household_id, label, created_at, expires_at, parent_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&t.hash)
         .bind(t.role.as_str())
@@ -1687,6 +1687,7 @@ impl Tx for SqliteTx<'_> {
         .bind(&t.label)
         .bind(&self.now)
         .bind(t.expires_at.as_ref().map(canonical_time))
+        .bind(t.parent)
         .fetch_one(&mut *self.conn)
         .await?)
     }
@@ -1722,6 +1723,12 @@ impl Tx for SqliteTx<'_> {
                 .bind(id)
                 .execute(&mut *self.conn)
                 .await?;
+        // The web sessions made from it end with it.
+        sqlx::query("UPDATE tokens SET revoked_at = ? WHERE parent_id = ? AND revoked_at IS NULL")
+            .bind(&self.now)
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -186,8 +186,15 @@ async fn staff_session(
     if let Some(parent_end) = parent.expires_at {
         expires_at = expires_at.min(parent_end);
     }
-    let (token, _) =
-        create_session_token(state, parent.role, scope_of(parent), label, expires_at).await?;
+    let (token, _) = create_session_token(
+        state,
+        parent.role,
+        scope_of(parent),
+        label,
+        expires_at,
+        Some(parent.id),
+    )
+    .await?;
     Ok(token)
 }
 
@@ -351,6 +358,7 @@ async fn post_pairing(
             actor: Some(p.id()),
             idempotency: None,
             command: Command::CreateToken(crate::domain::NewToken {
+                parent: None,
                 hash: token_hash(&pairing_secret(&code)),
                 role: Role::Cashier,
                 scope: Some(shop.clone()),

@@ -158,6 +158,7 @@ impl TestApp {
             let id = created(
                 &app,
                 Command::CreateToken(NewToken {
+                    parent: None,
                     hash: token_hash(secret),
                     role: *role,
                     scope: scope.map(str::to_string),
