@@ -77,11 +77,26 @@ async fn topups(ctx: &Ctx, household: &str) -> Vec<i64> {
 async fn open_household(ctx: &Ctx, household: &str) -> i64 {
     ctx.open("/till").await;
     ctx.sign_in(&ctx.cashier).await;
+    scan(ctx, household).await
+}
+
+/// Scans the household's code into the till and waits for its wallet as the API has it.
+async fn scan(ctx: &Ctx, household: &str) -> i64 {
     let before = wallet(ctx, household).await;
     ctx.fill("#scan", &format!("{household}\u{E007}")).await;
     ctx.text_until("#hh-code", |t| t == household).await;
     ctx.text_until("#hh-wallet", |t| t == yuan(before)).await;
     before
+}
+
+/// Whether the page has ended its customer: no household shown and the scan box focused.
+async fn customer_ended(ctx: &Ctx) -> Value {
+    ctx.script(
+        "return [document.querySelector('#household-card').hidden, \
+         document.activeElement && document.activeElement.id]",
+        vec![],
+    )
+    .await
 }
 
 async fn value(ctx: &Ctx, css: &str) -> String {
@@ -124,8 +139,12 @@ fn a_cashier_tops_up_sells_with_a_split_tender_and_refunds() {
         assert_eq!(ctx.text("#r-wallet").await, yuan(start + 11_000));
         let after_topup = wallet(&ctx, hh).await;
         assert_eq!(after_topup, start + 11_000);
-        ctx.text_until("#hh-wallet", |t| t == yuan(after_topup))
-            .await;
+        // The top-up ended the customer: the next one starts from a scan and an empty form.
+        assert_eq!(customer_ended(&ctx).await, json!([true, "scan"]));
+        assert_eq!(value(&ctx, "#topup-paid").await, "");
+
+        // The same household comes back to shop: its card is scanned for the sale.
+        assert_eq!(scan(&ctx, hh).await, after_topup);
 
         // Sale of 30.50: 20.00 from the wallet, the rest in cash, worked out by the page.
         ctx.click("#tab-sale").await;
@@ -143,8 +162,8 @@ fn a_cashier_tops_up_sells_with_a_split_tender_and_refunds() {
         let after_sale = wallet(&ctx, hh).await;
         assert_eq!(after_sale, start + 11_000 - 2_000);
         assert_eq!(ctx.text("#r-wallet").await, yuan(after_sale));
-        ctx.text_until("#hh-wallet", |t| t == yuan(after_sale))
-            .await;
+        assert_eq!(customer_ended(&ctx).await, json!([true, "scan"]));
+        assert_eq!(value(&ctx, "#refund-sale").await, "");
 
         // Refund from the receipt just made: part first, then everything left.
         ctx.click("#receipt-refund").await;
@@ -157,7 +176,12 @@ fn a_cashier_tops_up_sells_with_a_split_tender_and_refunds() {
         let back_cash = fen(ctx.text("#r-tender-cash").await.trim_start_matches('¥'));
         assert_eq!(back_wallet + back_cash, 1_000);
         assert_eq!(wallet(&ctx, hh).await, after_sale + back_wallet);
+        // The refund ended the customer and emptied its form.
+        assert_eq!(customer_ended(&ctx).await, json!([true, "scan"]));
+        assert_eq!(value(&ctx, "#refund-sale").await, "");
+        assert_eq!(value(&ctx, "#refund-amount").await, "");
 
+        ctx.fill("#refund-sale", &sale.to_string()).await;
         ctx.click("#refund-submit").await;
         ctx.text_until("#r-refunded", |t| t == "¥20.50").await;
         assert_eq!(ctx.text("#r-remaining").await, "¥0.00");
@@ -167,9 +191,9 @@ fn a_cashier_tops_up_sells_with_a_split_tender_and_refunds() {
             start + 11_000,
             "the whole sale went back to the wallet"
         );
-        ctx.text_until("#hh-wallet", |t| t == yuan(end)).await;
 
         // Nothing is left to refund: the page says so and nothing moves.
+        ctx.fill("#refund-sale", &sale.to_string()).await;
         ctx.click("#refund-submit").await;
         ctx.text_until("#refund-problem", |t| t == "无法退款（已退或超过可退金额）")
             .await;
@@ -211,6 +235,7 @@ fn a_double_tap_or_a_retry_after_a_dropped_connection_posts_one_top_up() {
             vec![],
         )
         .await;
+        assert_eq!(scan(&ctx, hh).await, start + 5_500);
         ctx.fill("#topup-paid", "50.00").await;
         ctx.text_until("#topup-credited", |t| t == "¥55.00").await;
         ctx.click("#topup-submit").await;
@@ -222,6 +247,8 @@ fn a_double_tap_or_a_retry_after_a_dropped_connection_posts_one_top_up() {
             ctx.script("return window.__dropped", vec![]).await,
             json!(1)
         );
+        // An attempt whose answer never came is not finished: the household stays for the retry.
+        assert_eq!(ctx.text("#hh-code").await, hh);
         // The first attempt was posted although the page never heard back.
         assert_eq!(wallet(&ctx, hh).await, start + 11_000);
         ctx.click("#topup-submit").await;
@@ -231,8 +258,7 @@ fn a_double_tap_or_a_retry_after_a_dropped_connection_posts_one_top_up() {
         assert_eq!(wallet(&ctx, hh).await, start + 11_000);
         let end = topups(&ctx, hh).await;
         assert_eq!(end.len(), before.len() + 2, "{before:?} → {end:?}");
-        ctx.text_until("#hh-wallet", |t| t == yuan(start + 11_000))
-            .await;
+        assert_eq!(customer_ended(&ctx).await, json!([true, "scan"]));
     });
 }
 
@@ -427,5 +453,248 @@ fn a_voucher_top_up_prints_its_qr_code_and_a_catalogue_basket_is_paid_by_voucher
             .await;
         assert_eq!(v["balance"], json!("100.00"));
         assert_eq!(wallet(&ctx, hh).await, start);
+        // The sale ended the customer, the voucher checked for it included.
+        assert_eq!(customer_ended(&ctx).await, json!([true, "scan"]));
+        assert_eq!(value(&ctx, "#voucher-code").await, "");
+        assert_eq!(value(&ctx, "#sale-voucher-code").await, "");
+        assert_eq!(
+            ctx.script(
+                "return document.querySelector('#voucher-result').hidden",
+                vec![]
+            )
+            .await,
+            json!(true)
+        );
     });
+}
+
+/// Every entry of the household's history (the latest 100), as the API reports them.
+async fn history(ctx: &Ctx, household: &str) -> Value {
+    ctx.api_get(
+        &ctx.admin,
+        &format!("/v1/households/{household}/history?limit=100"),
+    )
+    .await["items"]
+        .clone()
+}
+
+/// The household a stored sale names (`sales.household_id` → its code), read from the test's
+/// copy of the database: no API answer carries it, and it is what the sale is booked to.
+async fn sale_household(ctx: &Ctx, sale: i64) -> Option<String> {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}?mode=ro", ctx.dir.join("demo.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("open the test's database");
+    let row: (Option<String>,) = sqlx::query_as(
+        "SELECT h.code FROM sales s LEFT JOIN households h ON h.id = s.household_id \
+         WHERE s.id = ?",
+    )
+    .bind(sale)
+    .fetch_one(&mut conn)
+    .await
+    .expect("the sale is stored");
+    row.0
+}
+
+/// Counts the page's `POST /v1/sales` from now on, with each request's body and answer.
+async fn record_sales(ctx: &Ctx) {
+    ctx.script(
+        "const real = window.fetch; window.__sales = []; \
+         window.fetch = async function (input, init) { \
+           const mine = init && init.method === 'POST' && String(input).endsWith('/v1/sales'); \
+           const seen = mine ? { body: JSON.parse(init.body) } : null; \
+           if (seen) window.__sales.push(seen); \
+           const r = await real(input, init); \
+           if (seen) { seen.status = r.status; seen.reply = await r.clone().json(); } \
+           return r; }; return true;",
+        vec![],
+    )
+    .await;
+}
+
+async fn recorded_sales(ctx: &Ctx) -> Vec<Value> {
+    ctx.script("return window.__sales", vec![])
+        .await
+        .as_array()
+        .expect("recorded sales")
+        .clone()
+}
+
+/// Waits until the script returns true.
+async fn until(ctx: &Ctx, js: &str, what: &str) {
+    let started = std::time::Instant::now();
+    while ctx.script(js, vec![]).await != json!(true) {
+        assert!(
+            started.elapsed() < crate::browser_support::WAIT,
+            "never: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn focused(ctx: &Ctx) -> Value {
+    ctx.script(
+        "return document.activeElement && document.activeElement.id",
+        vec![],
+    )
+    .await
+}
+
+#[test]
+fn a_finished_wallet_sale_ends_the_customer_and_the_next_sale_charges_nobody_without_a_scan() {
+    browser_test(
+        "till: the previous customer is not charged",
+        |ctx: Ctx| async move {
+            let hh = "HX01-0006";
+            let (status, topped) = ctx
+                .api_post(
+                    &ctx.cashier,
+                    "/v1/topups",
+                    json!({"household": hh, "paid": "100.00", "method": "cash"}),
+                )
+                .await;
+            assert_eq!(status, 201, "{topped}");
+            let start = open_household(&ctx, hh).await;
+            assert!(start >= 11_000, "{hh} holds {start} fen");
+            record_sales(&ctx).await;
+
+            // Household A pays 12.00 from its wallet.
+            ctx.click("#tab-sale").await;
+            ctx.fill("#sale-amount", "12.00").await;
+            ctx.fill("#tender-wallet", "12.00").await;
+            ctx.text_until("#sale-remaining", |t| t == "¥0.00").await;
+            ctx.click("#sale-submit").await;
+            ctx.text_until("#r-total", |t| t == "¥12.00").await;
+            assert_eq!(ctx.text("#r-tender-wallet").await, "¥12.00");
+            let first: i64 = ctx.text("#r-sale").await.parse().expect("sale number");
+            let after_first = wallet(&ctx, hh).await;
+            assert_eq!(after_first, start - 1_200);
+            assert_eq!(ctx.text("#r-wallet").await, yuan(after_first));
+            assert_eq!(sale_household(&ctx, first).await.as_deref(), Some(hh));
+            // What the page shows once the sale is done (asserted below, after the money).
+            let ended = ctx
+                .script(
+                    "return [document.querySelector('#household-card').hidden, \
+                 document.querySelector('#sale-amount').value, \
+                 document.querySelector('#tender-wallet').value, \
+                 document.activeElement && document.activeElement.id]",
+                    vec![],
+                )
+                .await;
+            let history_after_first = history(&ctx, hh).await;
+
+            // The next customer, with no new scan, tries to pay 8.00 from "the" wallet: the page
+            // refuses and posts nothing.
+            ctx.fill("#sale-amount", "8.00").await;
+            ctx.fill("#tender-wallet", "8.00").await;
+            ctx.text_until("#sale-remaining", |t| t == "¥0.00").await;
+            ctx.click("#sale-submit").await;
+            until(
+                &ctx,
+                "return !document.querySelector('#sale-problem').hidden \
+             || (window.__sales.length > 1 && window.__sales[1].reply !== undefined)",
+                "the second wallet sale is refused or posted",
+            )
+            .await;
+            assert_eq!(
+                wallet(&ctx, hh).await,
+                after_first,
+                "a wallet sale with no scan was charged to the previous household"
+            );
+            assert_eq!(
+                recorded_sales(&ctx).await.len(),
+                1,
+                "the page posted a sale"
+            );
+            assert_eq!(
+                ctx.text("#sale-problem").await,
+                "用钱包付款请先为本单扫描住户码"
+            );
+            let wallet_class = ctx
+                .find("#tender-wallet")
+                .await
+                .attr("class")
+                .await
+                .expect("class");
+            assert!(wallet_class.unwrap_or_default().contains("invalid"));
+            assert_eq!(focused(&ctx).await, json!("scan"));
+            ctx.click("#lang-switch").await;
+            ctx.text_until("#sale-problem", |t| {
+                t == "Scan the household’s code for this sale to pay from its wallet"
+            })
+            .await;
+            ctx.click("#lang-switch").await;
+
+            // The same 8.00 in cash is posted, to no household.
+            ctx.fill("#tender-wallet", "").await;
+            ctx.fill("#tender-cash", "8.00").await;
+            ctx.text_until("#sale-remaining", |t| t == "¥0.00").await;
+            ctx.click("#sale-submit").await;
+            ctx.text_until("#r-total", |t| t == "¥8.00").await;
+            assert_eq!(ctx.text("#r-tender-cash").await, "¥8.00");
+            let second: i64 = ctx.text("#r-sale").await.parse().expect("sale number");
+            assert_ne!(second, first);
+            let sent = recorded_sales(&ctx).await;
+            assert_eq!(sent.len(), 2, "{sent:?}");
+            assert_eq!(sent[1]["status"], json!(201), "{sent:?}");
+            assert_eq!(sent[1]["body"].get("household"), None, "{sent:?}");
+            assert_eq!(sent[1]["reply"]["wallet"], Value::Null, "{sent:?}");
+            assert_eq!(sale_household(&ctx, second).await, None);
+            assert_eq!(
+                ctx.script(
+                    "return document.querySelector('#r-wallet') === null",
+                    vec![]
+                )
+                .await,
+                json!(true),
+                "a cash sale's receipt shows no wallet"
+            );
+            assert_eq!(wallet(&ctx, hh).await, after_first);
+            assert_eq!(history(&ctx, hh).await, history_after_first);
+            assert_eq!(focused(&ctx).await, json!("scan"));
+            // The wallet sale had ended the customer: no household, an empty form, the scan box
+            // ready for the next one.
+            assert_eq!(ended, json!([true, "", "", "scan"]));
+        },
+    );
+}
+
+#[test]
+fn a_household_scanned_while_a_sale_is_on_its_way_stays_for_the_next_sale() {
+    browser_test(
+        "till: a scan during a sale is kept",
+        |ctx: Ctx| async move {
+            let (a, b) = ("HX01-0007", "HX01-0008");
+            open_household(&ctx, a).await;
+            // The sale's answer is held back until the test lets it through.
+            ctx.script(
+                "const real = window.fetch; window.__hold = null; \
+             window.fetch = async function (input, init) { \
+               const r = await real(input, init); \
+               if (init && init.method === 'POST' && String(input).endsWith('/v1/sales')) \
+                 await new Promise(ok => { window.__hold = ok; }); \
+               return r; }; return true;",
+                vec![],
+            )
+            .await;
+            ctx.click("#tab-sale").await;
+            ctx.fill("#sale-amount", "5.00").await;
+            ctx.fill("#tender-cash", "5.00").await;
+            ctx.text_until("#sale-remaining", |t| t == "¥0.00").await;
+            ctx.click("#sale-submit").await;
+            until(&ctx, "return window.__hold !== null", "the sale is posted").await;
+            // The next customer's card is scanned before the page has heard back.
+            let b_wallet = scan(&ctx, b).await;
+            ctx.script("window.__hold(); return true;", vec![]).await;
+            ctx.text_until("#r-total", |t| t == "¥5.00").await;
+            let sale: i64 = ctx.text("#r-sale").await.parse().expect("sale number");
+            assert_eq!(sale_household(&ctx, sale).await.as_deref(), Some(a));
+            // A's sale ended A, not B.
+            assert_eq!(ctx.text("#hh-code").await, b);
+            assert_eq!(ctx.text("#hh-wallet").await, yuan(b_wallet));
+            assert_eq!(customer_ended(&ctx).await, json!([false, "scan"]));
+            assert_eq!(value(&ctx, "#sale-amount").await, "");
+        },
+    );
 }

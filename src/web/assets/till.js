@@ -99,7 +99,7 @@
       'till.problem.cap.voucher_face_value': '一张券面额最多 {limit}',
       'till.problem.not_eligible': '住户 {household} 不在交50得55活动范围内，不能充值',
       'till.problem.household_code': '请输入住户码',
-      'till.problem.wallet_needs_household': '用钱包付款需先查询住户',
+      'till.problem.wallet_needs_household': '用钱包付款请先为本单扫描住户码',
       'till.problem.voucher_needs_code': '用券付款请输入券码',
       'till.problem.remaining': '各付款方式之和与应收金额不符（还差 {remaining}）',
     },
@@ -193,7 +193,7 @@
       'till.problem.cap.voucher_face_value': 'A voucher carries at most {limit}',
       'till.problem.not_eligible': 'Household {household} is not in spend-50-get-55 and cannot top up',
       'till.problem.household_code': 'Enter a household code',
-      'till.problem.wallet_needs_household': 'Look up the household to pay from its wallet',
+      'till.problem.wallet_needs_household': 'Scan the household’s code for this sale to pay from its wallet',
       'till.problem.voucher_needs_code': 'Enter the voucher code to pay with it',
       'till.problem.remaining': 'The tenders do not add up to the amount due ({remaining} left)',
     },
@@ -207,7 +207,6 @@
     receipt: null, // {kind, data, replayed}
     catalog: [], // GET /v1/catalog items
     lines: [], // {sku, name, unit, qty, amount}: each priced by the server
-    topupProblem: null,
     quoteSeq: 0,
   };
   const attempts = { topup: new HX.Attempt(), sale: new HX.Attempt(), refund: new HX.Attempt() };
@@ -247,9 +246,14 @@
     return HX.problemText(problem);
   }
 
+  // The problem each box shows, so that a change of language says it again in the new one.
+  const shown = new Map();
+
   function showProblem(box, problem, form) {
     HX.showProblem(box, problem, form);
     if (problem) box.textContent = explain(problem);
+    if (problem) shown.set(box, problem);
+    else shown.delete(box);
   }
 
   // ---- household ------------------------------------------------------------------------
@@ -277,15 +281,36 @@
       showProblem($('#scan-problem'), Object.assign({}, r.problem, { field: 'household' }), $('#scan-form'));
       return false;
     }
-    HX.showProblem($('#scan-problem'), null, $('#scan-form'));
+    showProblem($('#scan-problem'), null, $('#scan-form'));
     state.household = r.data;
     renderHousehold();
     quoteSoon();
     return true;
   }
 
-  async function refreshHousehold() {
-    if (state.household) await loadHousehold(state.household.household);
+  // A finished sale, refund or top-up ends its customer on the page: the household and any
+  // scanned voucher are forgotten and every form starts empty, so the next sale is booked to
+  // nobody until the next customer's card is scanned. The receipt stays, for the one just served.
+  // `served` is the household the action was for: one scanned while it was on its way is the
+  // next customer's and stays.
+  function endCustomer(served) {
+    if (state.household === served) {
+      state.household = null;
+      renderHousehold();
+    }
+    clearTimeout(quoteTimer);
+    state.quoteSeq += 1; // a quote still on its way is for the customer who left
+    show($('#topup-quoting'), false);
+    for (const form of ['#topup-form', '#sale-form', '#refund-form', '#voucher-form']) $(form).reset();
+    setTopupProblem(null);
+    show($('#topup-preview'), false);
+    showProblem($('#sale-problem'), null, $('#sale-form'));
+    showProblem($('#refund-problem'), null, $('#refund-form'));
+    showProblem($('#voucher-problem'), null, $('#voucher-form'));
+    show($('#voucher-result'), false);
+    state.lines = [];
+    renderLines();
+    $('#scan').focus();
   }
 
   // ---- tabs -----------------------------------------------------------------------------
@@ -316,7 +341,6 @@
   }
 
   function setTopupProblem(problem) {
-    state.topupProblem = problem;
     showProblem($('#topup-problem'), problem, $('#topup-form'));
   }
 
@@ -375,6 +399,7 @@
       setTopupProblem({ code: 'till.problem.household_code', field: 'household' });
       return;
     }
+    const served = state.household;
     const body = topupBody();
     if (fen(body.paid) === null) {
       setTopupProblem({ code: 'invalid_amount', field: 'paid' });
@@ -387,11 +412,8 @@
       setTopupProblem(r.problem);
       return;
     }
-    setTopupProblem(null);
-    $('#topup-paid').value = '';
-    show($('#topup-preview'), false);
     showReceipt('topup', r.data, r.replayed);
-    await refreshHousehold();
+    endCustomer(served);
   }
 
   // ---- sale -----------------------------------------------------------------------------
@@ -546,17 +568,20 @@
       }
       tenders.push(tender);
     }
+    // The household is only ever the one scanned since the last finished action (endCustomer).
+    if (tenders.some((x) => x.type === 'wallet') && !state.household) {
+      showProblem(box, { code: 'till.problem.wallet_needs_household', field: 'tender-wallet' }, form);
+      $('#scan').focus();
+      return;
+    }
     if (remainingFen() !== 0n) {
       showProblem(box, { code: 'remaining', field: 'amount' }, form);
       return;
     }
-    if (tenders.some((x) => x.type === 'wallet') && !state.household) {
-      showProblem(box, { code: 'till.problem.wallet_needs_household', field: 'tender-wallet' }, form);
-      return;
-    }
+    const served = state.household;
     const lines = state.lines.map((l) => ({ sku: l.sku, qty: l.qty }));
     const body = lines.length ? { lines, tenders } : { amount: amount(due), tenders };
-    if (state.household) body.household = state.household.household;
+    if (served) body.household = served.household;
     const button = $('#sale-submit');
     button.disabled = true;
     const r = await attempt.post('/v1/sales', body);
@@ -571,14 +596,8 @@
       showProblem(box, problem, form);
       return;
     }
-    showProblem(box, null, form);
-    const sold = state.lines;
-    form.reset();
-    state.lines = [];
-    renderLines();
-    $('#refund-sale').value = String(r.data.sale);
-    showReceipt('sale', Object.assign({ lines: sold }, r.data), r.replayed);
-    await refreshHousehold();
+    showReceipt('sale', Object.assign({ lines: state.lines }, r.data), r.replayed);
+    endCustomer(served);
   }
 
   // ---- refund ---------------------------------------------------------------------------
@@ -604,6 +623,7 @@
       }
       body.amount = amount(f);
     }
+    const served = state.household;
     const button = $('#refund-submit');
     button.disabled = true;
     const r = await attempt.post(`/v1/sales/${sale}/refunds`, body);
@@ -612,10 +632,8 @@
       showProblem(box, r.problem, form);
       return;
     }
-    showProblem(box, null, form);
-    $('#refund-amount').value = '';
     showReceipt('refund', r.data, r.replayed);
-    await refreshHousehold();
+    endCustomer(served);
   }
 
   // ---- voucher check --------------------------------------------------------------------
@@ -730,7 +748,7 @@
       });
     } else {
       // Anything else is a voucher code: check it.
-      HX.showProblem($('#scan-problem'), null, $('#scan-form'));
+      showProblem($('#scan-problem'), null, $('#scan-form'));
       $('#voucher-code').value = raw;
       $('#scan').value = '';
       selectTab('voucher');
@@ -785,7 +803,9 @@
       renderHousehold();
       renderLines();
       renderReceipt();
-      if (state.topupProblem) showProblem($('#topup-problem'), state.topupProblem, topup);
+      for (const [box, problem] of shown) {
+        if (!box.hidden) box.textContent = explain(problem);
+      }
       if (!$('#voucher-result').hidden) checkVoucher();
     });
   }
