@@ -17,11 +17,14 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CatalogItem, Command, Receipt, Rejection, Role, StoreError, VoucherStatus};
+use crate::domain::{
+    CatalogItem, Command, Receipt, Rejection, Role, StoreError, TopUpReceipt, VoucherStatus,
+};
 use crate::fees::statement::Statement;
 use crate::ledger::{AccountId, AccountType, EntryKind, VerifyReport};
 use crate::money::Amount;
 use crate::policy::PolicyRef;
+use crate::voucher::{KeyRing, VoucherCode};
 
 /// The most commands one write transaction takes.
 pub const MAX_BATCH: usize = 512;
@@ -55,6 +58,90 @@ pub struct Idempotency {
     pub key: String,
     /// A digest of the request; the same key with another request is refused.
     pub fingerprint: String,
+}
+
+/// What the idempotency table keeps of a command's outcome. A voucher code is a bearer
+/// instrument, so it is never stored: the receipt is kept with the code blanked, beside the
+/// code's key id and serial, and a replay signs the serial again with the key ring
+/// ([`VoucherCode::reissue`]) to answer with the identical code. Both stores go through
+/// [`outcome_to_store`] and [`outcome_from_store`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredOutcome {
+    result: Result<Receipt, Rejection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    voucher: Option<SealedCode>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedCode {
+    key_id: u8,
+    serial: u64,
+}
+
+/// The text stored for an outcome: the receipt without any voucher code in it.
+pub(crate) fn outcome_to_store(
+    result: &Result<Receipt, Rejection>,
+    ring: &KeyRing,
+) -> Result<String, StoreError> {
+    let mut result = result.clone();
+    let voucher = match &mut result {
+        Ok(Receipt::TopUp(TopUpReceipt {
+            voucher: Some(v), ..
+        })) => {
+            let code = VoucherCode::verify(ring, &v.code)
+                .map_err(|e| StoreError(format!("a receipt's voucher code: {e}")))?;
+            v.code = String::new();
+            Some(SealedCode {
+                key_id: code.key_id(),
+                serial: code.serial(),
+            })
+        }
+        _ => None,
+    };
+    serde_json::to_string(&StoredOutcome { result, voucher })
+        .map_err(|e| StoreError(format!("storing an outcome: {e}")))
+}
+
+/// The outcome a replay answers with, its voucher code signed again from the stored serial.
+/// Rows written before codes were taken out (the bare `Result`) are still read.
+pub(crate) fn outcome_from_store(
+    text: &str,
+    ring: &KeyRing,
+) -> Result<Result<Receipt, Rejection>, StoreError> {
+    let unreadable = |e: serde_json::Error| StoreError(format!("stored outcome unreadable: {e}"));
+    let stored: StoredOutcome = match serde_json::from_str(text) {
+        Ok(s) => s,
+        Err(_) => {
+            return serde_json::from_str::<Result<Receipt, Rejection>>(text).map_err(unreadable)
+        }
+    };
+    let mut result = stored.result;
+    match (&mut result, stored.voucher) {
+        (
+            Ok(Receipt::TopUp(TopUpReceipt {
+                voucher: Some(v), ..
+            })),
+            Some(sealed),
+        ) => {
+            v.code = VoucherCode::reissue(ring, sealed.key_id, sealed.serial)
+                .ok_or_else(|| {
+                    StoreError(format!(
+                        "the voucher key {} of a stored receipt is retired or unknown",
+                        sealed.key_id
+                    ))
+                })?
+                .encode();
+        }
+        (_, None) => {}
+        (_, Some(_)) => {
+            return Err(StoreError(
+                "stored outcome unreadable: a sealed code without a voucher".into(),
+            ))
+        }
+    }
+    Ok(result)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

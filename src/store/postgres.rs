@@ -1392,8 +1392,7 @@ impl BatchRun<'_> {
                         })));
                     }
                     let outcome: String = r.try_get(1)?;
-                    let result = serde_json::from_str(&outcome)
-                        .map_err(|e| StoreError(format!("stored outcome unreadable: {e}")))?;
+                    let result = super::outcome_from_store(&outcome, &services.keys)?;
                     return Ok(Step::Done(Ok(Outcome {
                         result,
                         replayed: true,
@@ -1441,7 +1440,7 @@ impl BatchRun<'_> {
             }
         };
         if let Some(idem) = &envelope.idempotency {
-            let outcome = serde_json::to_string(&result).map_err(|e| StoreError(e.to_string()))?;
+            let outcome = super::outcome_to_store(&result, &services.keys)?;
             let stored = sqlx::query(
                 "INSERT INTO idempotency (scope, key, fingerprint, outcome, created_at) VALUES ($1, $2, $3, $4, $5)",
             )
