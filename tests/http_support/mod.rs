@@ -208,6 +208,14 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The database URL the app was opened on, for checks below the API.
+    pub fn database_url(&self) -> String {
+        match &self.pg {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", self.dir.path().join("t.db").display()),
+        }
+    }
+
     /// A fresh Idempotency-Key, unique within this app.
     pub fn key(&self) -> String {
         format!("k-{}", self.next_key.fetch_add(1, Ordering::Relaxed))
