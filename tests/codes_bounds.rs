@@ -86,7 +86,8 @@ async fn a_company_office_reads_a_household_without_its_voucher_codes(app: &Test
 
 async fn the_idempotency_store_keeps_no_voucher_code_and_a_replay_signs_it_again(app: &TestApp) {
     let key = "voucher-topup-1";
-    let body = json!({ "household": "H1", "paid": "100.00", "method": "cash", "deliver": "voucher" });
+    let body =
+        json!({ "household": "H1", "paid": "100.00", "method": "cash", "deliver": "voucher" });
     let (status, first, headers) = app
         .post(CASHIER_S1, "/v1/topups", body.clone(), Some(key))
         .await;
@@ -324,7 +325,10 @@ async fn quantities_and_areas_are_plain_decimals(app: &TestApp) {
         let r = app
             .get(
                 CASHIER_S1,
-                &format!("/v1/catalog/price?sku=APPLE&qty={}", qty.replace('+', "%2B")),
+                &format!(
+                    "/v1/catalog/price?sku=APPLE&qty={}",
+                    qty.replace('+', "%2B")
+                ),
             )
             .await;
         assert_problem(
@@ -392,12 +396,16 @@ async fn the_same_body_in_another_layout_is_a_replay(app: &TestApp) {
     assert!(!is_replayed(&headers));
     let (status, again, headers) = send(reordered).await;
     assert_eq!(status, StatusCode::CREATED, "{again}");
-    assert!(is_replayed(&headers), "keys in another order are the same request");
+    assert!(
+        is_replayed(&headers),
+        "keys in another order are the same request"
+    );
     assert_eq!(again, first);
     assert_eq!(app.wallet("H1").await["total"], json!("110.00"));
 
     // Another value under the same key is still refused.
-    let reply = send(r#"{"deliver":"wallet","method":"cash","paid":"150.00","household":"H1"}"#).await;
+    let reply =
+        send(r#"{"deliver":"wallet","method":"cash","paid":"150.00","household":"H1"}"#).await;
     assert_problem(
         &reply,
         StatusCode::UNPROCESSABLE_ENTITY,
