@@ -20,12 +20,15 @@ fn is_replayed(headers: &reqwest::header::HeaderMap) -> bool {
 
 /// Every outcome text in the idempotency table, read below the API.
 async fn stored_outcomes(app: &TestApp) -> Vec<String> {
+    outcomes_at(app.backend, &app.database_url()).await
+}
+
+async fn outcomes_at(backend: Backend, url: &str) -> Vec<String> {
     use sqlx::Connection;
-    let url = app.database_url();
     let sql = "SELECT outcome FROM idempotency";
-    match app.backend {
+    match backend {
         Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&url)
+            let mut conn = sqlx::SqliteConnection::connect(url)
                 .await
                 .expect("open the SQLite database");
             sqlx::query_scalar(sql)
@@ -34,7 +37,7 @@ async fn stored_outcomes(app: &TestApp) -> Vec<String> {
                 .expect("read idempotency")
         }
         Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&url)
+            let mut conn = sqlx::PgConnection::connect(url)
                 .await
                 .expect("connect to PostgreSQL");
             sqlx::query_scalar(sql)
@@ -42,6 +45,112 @@ async fn stored_outcomes(app: &TestApp) -> Vec<String> {
                 .await
                 .expect("read idempotency")
         }
+    }
+}
+
+/// Overwrites every stored outcome with `text`, below the API.
+async fn set_outcomes_at(backend: Backend, url: &str, text: &str) {
+    use sqlx::Connection;
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(url)
+                .await
+                .expect("open the SQLite database");
+            sqlx::query("UPDATE idempotency SET outcome = ?")
+                .bind(text)
+                .execute(&mut conn)
+                .await
+                .expect("write idempotency");
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url)
+                .await
+                .expect("connect to PostgreSQL");
+            sqlx::query("UPDATE idempotency SET outcome = $1")
+                .bind(text)
+                .execute(&mut conn)
+                .await
+                .expect("write idempotency");
+        }
+    }
+}
+
+/// An outcome stored before codes were taken out of them (the bare receipt, code in clear) is
+/// rewritten without its code when the store next opens, and still replays the same code.
+async fn old_outcomes_lose_their_codes_when_the_store_opens(backend: Backend) {
+    use hongxin::app::{App, Settings};
+    use hongxin::domain::{Command, Delivery, PayMethod, Receipt, TopUp};
+    use hongxin::money::Amount;
+    use hongxin::store::{Envelope, Idempotency};
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (database, _pg, key_file) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("old.db").display()),
+            None,
+            None,
+        ),
+        Backend::Postgres => {
+            let db = pg_support::fresh_database().await;
+            (db.url.clone(), Some(db), Some(dir.path().join("keys.toml")))
+        }
+    };
+    let settings = Settings {
+        database: database.clone(),
+        policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+        key_file,
+        today: Some(chrono::NaiveDate::from_ymd_opt(2026, 11, 16).expect("date")),
+    };
+    let envelope = Envelope {
+        actor: None,
+        idempotency: Some(Idempotency {
+            scope: "till".into(),
+            key: "old-1".into(),
+            fingerprint: "f".into(),
+        }),
+        command: Command::TopUp(TopUp {
+            shop: "S1".into(),
+            household: "H1".into(),
+            paid: Amount::from_yuan(100),
+            method: PayMethod::Cash,
+            deliver: Delivery::Voucher,
+        }),
+    };
+    let app = App::open(&settings).await.expect("App::open");
+    seed(&app).await;
+    let first = app.store.execute(envelope.clone()).await.expect("top-up");
+    let code = match &first.result {
+        Ok(Receipt::TopUp(t)) => t.voucher.as_ref().expect("a voucher").code.clone(),
+        other => panic!("expected a top-up receipt, got {other:?}"),
+    };
+    let old = serde_json::to_string(&first.result).expect("the bare receipt");
+    assert!(old.contains(&code));
+    set_outcomes_at(backend, &database, &old).await;
+    drop(app);
+
+    let app = App::open(&settings).await.expect("App::open again");
+    let outcomes = outcomes_at(backend, &database).await;
+    assert_eq!(outcomes.len(), 1);
+    assert!(!outcomes[0].contains(&code), "{}", outcomes[0]);
+    assert!(
+        !outcomes[0].contains(&code.replace('-', "")),
+        "{}",
+        outcomes[0]
+    );
+    let again = app.store.execute(envelope).await.expect("replay");
+    assert!(again.replayed);
+    assert_eq!(again.result, first.result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_old_outcomes_lose_their_codes_when_the_store_opens() {
+    old_outcomes_lose_their_codes_when_the_store_opens(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_old_outcomes_lose_their_codes_when_the_store_opens() {
+    if pg_support::available() {
+        old_outcomes_lose_their_codes_when_the_store_opens(Backend::Postgres).await;
     }
 }
 

@@ -104,6 +104,28 @@ pub(crate) fn outcome_to_store(
         .map_err(|e| StoreError(format!("storing an outcome: {e}")))
 }
 
+/// A SQL condition that finds the outcomes stored before codes were taken out of them: a bare
+/// top-up receipt that issued a voucher. (New outcomes start with `{"result":`.)
+pub(crate) const OUTCOMES_WITH_CODES: &str =
+    "outcome LIKE '{\"Ok\":{\"kind\":\"top_up\"%' AND outcome NOT LIKE '%\"voucher\":null%'";
+
+/// An outcome stored with its voucher code in clear, rewritten as [`outcome_to_store`] writes it;
+/// `None` when there is nothing to rewrite, or when the code no longer verifies (its key was
+/// retired: the code is spent as a credential and is left to the retention prune).
+pub(crate) fn outcome_without_code(text: &str, ring: &KeyRing) -> Option<String> {
+    if serde_json::from_str::<StoredOutcome>(text).is_ok() {
+        return None;
+    }
+    let legacy = serde_json::from_str::<Result<Receipt, Rejection>>(text).ok()?;
+    match outcome_to_store(&legacy, ring) {
+        Ok(sealed) => Some(sealed),
+        Err(e) => {
+            tracing::warn!(error = %e, "an old idempotency outcome keeps its voucher code until it is pruned");
+            None
+        }
+    }
+}
+
 /// The outcome a replay answers with, its voucher code signed again from the stored serial.
 /// Rows written before codes were taken out (the bare `Result`) are still read.
 pub(crate) fn outcome_from_store(
@@ -514,4 +536,62 @@ pub struct CloseRun {
     pub shares: Vec<(String, i64, Option<Amount>, Amount)>,
     /// Per household code, the fee credit posted by the close's entry.
     pub posted: BTreeMap<String, Amount>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{IssuedVoucher, PayMethod, WalletBalance};
+
+    fn top_up(code: Option<String>) -> Result<Receipt, Rejection> {
+        Ok(Receipt::TopUp(TopUpReceipt {
+            entry: 7,
+            household: "H1".into(),
+            paid: Amount::from_yuan(100),
+            bonus: Amount::from_yuan(10),
+            credited: Amount::from_yuan(110),
+            method: PayMethod::Cash,
+            wallet: WalletBalance {
+                paid: Amount::ZERO,
+                bonus: Amount::ZERO,
+                total: Amount::ZERO,
+            },
+            voucher: code.map(|code| IssuedVoucher {
+                code,
+                balance: Amount::from_yuan(110),
+                expires_on: NaiveDate::from_ymd_opt(2029, 11, 16).unwrap(),
+            }),
+            policy: "spend-50-get-55@1".into(),
+            business_date: NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
+        }))
+    }
+
+    #[test]
+    fn a_stored_outcome_holds_no_code_and_restores_the_same_one() {
+        let ring = KeyRing::from_secrets(vec![(1, [7; 32], false), (2, [9; 32], false)]).unwrap();
+        let code = VoucherCode::issue(&ring, 0x1234_5678_9abc).encode();
+        let result = top_up(Some(code.clone()));
+        let stored = outcome_to_store(&result, &ring).unwrap();
+        assert!(!stored.contains(&code), "{stored}");
+        assert!(!stored.contains(&code.replace('-', "")), "{stored}");
+        assert_eq!(outcome_from_store(&stored, &ring).unwrap(), result);
+
+        // Without a voucher, and a rejection, nothing changes but the envelope.
+        for r in [top_up(None), Err(Rejection::IdempotencyKeyReused)] {
+            let stored = outcome_to_store(&r, &ring).unwrap();
+            assert_eq!(outcome_from_store(&stored, &ring).unwrap(), r);
+            assert_eq!(outcome_without_code(&stored, &ring), None);
+        }
+
+        // An outcome stored the old way (the bare result) is still read, and is rewritten.
+        let old = serde_json::to_string(&result).unwrap();
+        assert!(old.contains(&code));
+        assert_eq!(outcome_from_store(&old, &ring).unwrap(), result);
+        let rewritten = outcome_without_code(&old, &ring).unwrap();
+        assert!(!rewritten.contains(&code));
+        assert_eq!(outcome_from_store(&rewritten, &ring).unwrap(), result);
+
+        // A code that does not verify is never stored as if it did.
+        assert!(outcome_to_store(&top_up(Some("NOT-A-CODE".into())), &ring).is_err());
+    }
 }

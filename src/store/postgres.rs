@@ -163,6 +163,24 @@ impl PostgresStore {
             .policies
             .check_applied(&applied)
             .map_err(|e| StoreError(e.to_string()))?;
+        // Outcomes stored with a voucher code in clear (before codes were taken out of them)
+        // are rewritten without it. Processes starting together write the same text.
+        let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
+            "SELECT scope, key, outcome FROM idempotency WHERE {}",
+            super::OUTCOMES_WITH_CODES
+        ))
+        .fetch_all(&store.read)
+        .await?;
+        for (scope, key, text) in rows {
+            if let Some(sealed) = super::outcome_without_code(&text, &services.keys) {
+                sqlx::query("UPDATE idempotency SET outcome = $1 WHERE scope = $2 AND key = $3")
+                    .bind(sealed)
+                    .bind(scope)
+                    .bind(key)
+                    .execute(&store.read)
+                    .await?;
+            }
+        }
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let shared = Arc::new(Shared {
             rx: Mutex::new(rx),

@@ -111,6 +111,31 @@ fn create_private(path: &Path, url: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Rewrites idempotency outcomes stored with a voucher code in clear (before codes were taken
+/// out of them) so that none is left in the database.
+async fn take_codes_out_of_stored_outcomes(
+    conn: &mut SqliteConnection,
+    ring: &crate::voucher::KeyRing,
+) -> Result<(), StoreError> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
+        "SELECT scope, key, outcome FROM idempotency WHERE {}",
+        super::OUTCOMES_WITH_CODES
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (scope, key, text) in rows {
+        if let Some(sealed) = super::outcome_without_code(&text, ring) {
+            sqlx::query("UPDATE idempotency SET outcome = ? WHERE scope = ? AND key = ?")
+                .bind(sealed)
+                .bind(scope)
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating on first use) the database at `url`, checks that no
     /// applied policy was edited, and starts the writer.
@@ -122,6 +147,7 @@ impl SqliteStore {
             .run(&mut conn)
             .await
             .map_err(|e| StoreError(format!("migrating {url}: {e}")))?;
+        take_codes_out_of_stored_outcomes(&mut conn, &services.keys).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)

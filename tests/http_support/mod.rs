@@ -490,7 +490,7 @@ async fn created(app: &App, command: Command) -> i64 {
     }
 }
 
-async fn seed(app: &App) {
+pub async fn seed(app: &App) {
     for (code, name) in [("COOP", "红心农场合作社"), ("COOP2", "第二合作社")] {
         created(
             app,
