@@ -412,6 +412,15 @@ async fn no_single_amount_passes_the_ceiling(app: &TestApp) {
         assert_eq!(status, StatusCode::CREATED, "{path}: {body}");
         assert_eq!(body["amount"], json!(CEILING), "{path}");
     }
+    // A settlement over the ceiling is refused as such, not as more than is owed.
+    let r = app
+        .post_keyed(
+            ACCOUNTANT_COOP,
+            "/v1/settlements",
+            json!({ "company": "K01", "amount": OVER, "reference": "T-1" }),
+        )
+        .await;
+    refused("amount")(&r);
     app.assert_verifies().await;
 }
 
