@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench --bench month_close` (N from `HONGXIN_BENCH_HOUSEHOLDS`).
 //!
-//! Master data, one large cash sale (the month's profit) and the bills go through the real
+//! Master data, ten large cash sales (the month's profit) and the bills go through the real
 //! write path. Households are inserted with SQL, and each household's credit spending (the
 //! allocation weights) is seeded as tenders of one sale, because posting a million real sales
 //! would measure the till, not the close.
@@ -98,22 +98,29 @@ async fn main() {
         )
         .await;
     }
-    // The month's profit: one large cash sale (cost at the policy's default ratio).
-    let sale = ok(
-        &app,
-        Command::Sale(Sale {
-            shop: "S1".into(),
-            household: None,
-            lines: vec![],
-            amount: Some(Amount::from_yuan(10_000_000)),
-            tenders: vec![Tender {
-                kind: TenderType::Cash,
-                amount: Amount::from_yuan(10_000_000),
-                code: None,
-            }],
-        }),
-    )
-    .await;
+    // The month's profit: ten large cash sales of 1,000,000.00, the most a single amount may
+    // be (cost at the policy's default ratio). The last one carries the seeded tenders.
+    let mut sale = None;
+    for _ in 0..10 {
+        sale = Some(
+            ok(
+                &app,
+                Command::Sale(Sale {
+                    shop: "S1".into(),
+                    household: None,
+                    lines: vec![],
+                    amount: Some(Amount::from_yuan(1_000_000)),
+                    tenders: vec![Tender {
+                        kind: TenderType::Cash,
+                        amount: Amount::from_yuan(1_000_000),
+                        code: None,
+                    }],
+                }),
+            )
+            .await,
+        );
+    }
+    let sale = sale.expect("ten sales");
     let Receipt::Sale(sale) = sale else {
         panic!("not a sale")
     };

@@ -95,12 +95,17 @@ impl Amount {
                 }
             }
         };
+        // Built on the amount's own side of zero, so that i64::MIN ("-92233720368547758.08"),
+        // whose magnitude has no positive i64, parses as Display writes it.
         let whole: i64 = whole.parse().map_err(|_| AmountError::Overflow)?;
-        let fen = whole
-            .checked_mul(100)
-            .and_then(|w| w.checked_add(frac_fen))
-            .ok_or(AmountError::Overflow)?;
-        Ok(Amount(if negative { -fen } else { fen }))
+        let fen = if negative {
+            whole
+                .checked_mul(-100)
+                .and_then(|w| w.checked_sub(frac_fen))
+        } else {
+            whole.checked_mul(100).and_then(|w| w.checked_add(frac_fen))
+        };
+        fen.map(Amount).ok_or(AmountError::Overflow)
     }
 
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
@@ -182,6 +187,53 @@ impl utoipa::PartialSchema for Amount {
 }
 
 impl utoipa::ToSchema for Amount {}
+
+/// A quantity or an area as clients write it: plain decimal notation only, `"1"`, `"1.5"`,
+/// `"-0.25"`. Refuses what `Decimal::from_str` and `rust_decimal`'s serde would also take: an
+/// exponent (`"1e1"`), digit separators (`"1_0"`), a `+`, spaces, a bare `.`.
+pub fn parse_plain_decimal(s: &str) -> Option<Decimal> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    let plain = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+    if plain {
+        Decimal::from_str(s).ok()
+    } else {
+        None
+    }
+}
+
+/// `#[serde(with = "crate::money::plain_decimal")]`: a [`Decimal`] sent as a string in plain
+/// notation ([`parse_plain_decimal`]), written back with `Display`.
+pub mod plain_decimal {
+    use super::*;
+
+    /// The message a refused value gets (the field is named by the caller's path).
+    pub const EXPECTED: &str =
+        "is not a plain decimal number: write digits with an optional decimal point, like \"1.5\"";
+
+    pub fn serialize<S: Serializer>(d: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(d)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Decimal;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a decimal number as a string, like \"1.5\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Decimal, E> {
+                parse_plain_decimal(v).ok_or_else(|| E::custom(EXPECTED))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
 
 /// How a rate computation is rounded to fen, once, at the end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,6 +417,32 @@ mod tests {
     }
 
     #[test]
+    fn plain_decimals_only() {
+        let d = |s: &str| parse_plain_decimal(s).map(|d| d.to_string());
+        assert_eq!(d("1.5").as_deref(), Some("1.5"));
+        assert_eq!(d("10").as_deref(), Some("10"));
+        assert_eq!(d("0.125").as_deref(), Some("0.125"));
+        assert_eq!(d("-2.50").as_deref(), Some("-2.50"));
+        for bad in [
+            "1e1", "1E1", "1.5e0", "1e-1", "1_0", "+1", " 1", "1 ", ".5", "5.", "", "-", "NaN",
+            "inf", "0x10", "1,5", "--1",
+        ] {
+            assert_eq!(parse_plain_decimal(bad), None, "{bad}");
+        }
+        #[derive(Deserialize)]
+        struct Q {
+            #[serde(with = "plain_decimal")]
+            qty: Decimal,
+        }
+        assert!(serde_json::from_str::<Q>(r#"{"qty":"1e1"}"#).is_err());
+        assert!(serde_json::from_str::<Q>(r#"{"qty":10}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<Q>(r#"{"qty":"10"}"#).unwrap().qty,
+            Decimal::from(10)
+        );
+    }
+
+    #[test]
     fn json_numbers_are_refused() {
         assert!(serde_json::from_str::<Amount>("55").is_err());
         assert!(serde_json::from_str::<Amount>("55.0").is_err());
@@ -376,6 +454,34 @@ mod tests {
             serde_json::to_string(&Amount::from_fen(5)).unwrap(),
             "\"0.05\""
         );
+    }
+
+    #[test]
+    fn the_ends_of_i64_round_trip() {
+        for fen in [i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1, 0, -1, 1] {
+            let amount = Amount::from_fen(fen);
+            assert_eq!(Amount::parse(&amount.to_string()), Ok(amount), "{fen}");
+        }
+        assert_eq!(
+            Amount::parse("-92233720368547758.08"),
+            Ok(Amount::from_fen(i64::MIN))
+        );
+        assert_eq!(
+            Amount::parse("92233720368547758.07"),
+            Ok(Amount::from_fen(i64::MAX))
+        );
+        // One fen past either end is refused, as is the negation of i64::MIN.
+        for beyond in [
+            "-92233720368547758.09",
+            "92233720368547758.08",
+            "-92233720368547759",
+        ] {
+            assert_eq!(
+                Amount::parse(beyond),
+                Err(AmountError::Overflow),
+                "{beyond}"
+            );
+        }
     }
 
     #[test]
@@ -480,6 +586,36 @@ mod tests {
         fn amount_round_trips_through_its_string(fen in any::<i64>()) {
             let amount = Amount::from_fen(fen);
             prop_assert_eq!(Amount::parse(&amount.to_string()), Ok(amount));
+        }
+
+        /// The ends of the range, where `any::<i64>()` rarely looks.
+        #[test]
+        fn amount_round_trips_near_the_ends_of_i64(offset in 0i64..1_000_000) {
+            for fen in [i64::MIN + offset, i64::MAX - offset, offset, -offset] {
+                let amount = Amount::from_fen(fen);
+                prop_assert_eq!(Amount::parse(&amount.to_string()), Ok(amount));
+            }
+        }
+
+        /// Whatever `parse` accepts, `Display` writes back in canonical form and that parses
+        /// to the same value; what is out of range is refused, never wrapped.
+        #[test]
+        fn parse_and_display_agree_past_the_ends(
+            whole in -100_000_000_000_000_000i128..100_000_000_000_000_000,
+            frac in 0u8..100,
+        ) {
+            let text = format!("{}.{:02}", whole, frac);
+            let exact = whole * 100 + if whole < 0 { -i128::from(frac) } else { i128::from(frac) };
+            match Amount::parse(&text) {
+                Ok(a) => {
+                    prop_assert_eq!(i128::from(a.fen()), exact);
+                    prop_assert_eq!(Amount::parse(&a.to_string()), Ok(a));
+                }
+                Err(e) => {
+                    prop_assert_eq!(e, AmountError::Overflow);
+                    prop_assert!(i64::try_from(exact).is_err(), "{} refused", text);
+                }
+            }
         }
 
         #[test]

@@ -1480,6 +1480,47 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
         .find(|r| &r[0] == "journal")
         .expect("a journal row");
     assert_eq!(&journal[2], head.hash.as_str());
+    // The cooperative's row, read by header: each figure under its own name, and nothing under
+    // a household's columns.
+    let header = reader.headers().expect("CSV header").clone();
+    let cell = |r: &csv::StringRecord, name: &str| -> String {
+        let i = header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+        r[i].to_string()
+    };
+    let coop = rows
+        .iter()
+        .find(|r| &r[0] == "cooperative")
+        .expect("a cooperative row");
+    let by_header: Vec<(&str, String)> = [
+        "cooperative",
+        "opening",
+        "allocated",
+        "settled",
+        "outstanding",
+        "paid",
+        "closing",
+    ]
+    .iter()
+    .map(|h| (*h, cell(coop, h)))
+    .collect();
+    assert_eq!(
+        by_header,
+        vec![
+            ("cooperative", "COOP".to_string()),
+            ("opening", "0.00".to_string()),
+            ("allocated", k01.to_string()),
+            ("settled", "600.00".to_string()),
+            (
+                "outstanding",
+                k01.checked_sub(y("600.00")).unwrap().to_string()
+            ),
+            ("paid", String::new()),
+            ("closing", String::new()),
+        ]
+    );
 
     // XLSX: a zip archive, as a download.
     let (status, headers, body) = fx

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -309,8 +308,8 @@ impl<'a> LineIndex<'a> {
 
 fn parse_household(row: &Row) -> Result<NewHousehold, String> {
     let area = row.get("area_m2");
-    let area_m2 = Decimal::from_str(area)
-        .map_err(|_| format!("area_m2: {area:?} is not a number of square metres like 87.35"))?;
+    let area_m2 = crate::money::parse_plain_decimal(area)
+        .ok_or_else(|| format!("area_m2: {area:?} is not a number of square metres like 87.35"))?;
     let name = row.get("name");
     Ok(NewHousehold {
         code: row.get("code").to_string(),
@@ -379,6 +378,20 @@ mod tests {
         let h = parse_household(&table.rows[0]).unwrap();
         assert_eq!(h.area_m2, Decimal::new(805, 1));
         assert_eq!(h.name, None);
+    }
+
+    #[test]
+    fn an_area_is_a_plain_decimal() {
+        let f = write("code,compound,area_m2\nA,HX01,1e2\nB,HX01,1_00\nC,HX01,100\n");
+        let table = read_csv(f.path(), &["code", "compound", "area_m2"], &["name"]).unwrap();
+        for (row, text) in table.rows[..2].iter().zip(["1e2", "1_00"]) {
+            let err = parse_household(row).unwrap_err();
+            assert!(err.starts_with(&format!("area_m2: {text:?}")), "{err}");
+        }
+        assert_eq!(
+            parse_household(&table.rows[2]).unwrap().area_m2,
+            Decimal::from(100)
+        );
     }
 
     #[test]

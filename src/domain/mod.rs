@@ -393,8 +393,48 @@ pub trait Tx: Send {
     ) -> OpResult<()>;
 }
 
+/// Refuses an amount above the ceiling in force ([`PolicySet::max_amount`]) as `invalid_amount`
+/// naming the field.
+pub(crate) fn within_ceiling(ctx: &Ctx<'_>, field: &str, amount: Amount) -> Result<(), Rejection> {
+    let max = ctx.policies.max_amount(ctx.today);
+    if amount > max {
+        return Err(Rejection::bad_amount(
+            field,
+            format!("is more than {max}, the most any single amount may be"),
+        ));
+    }
+    Ok(())
+}
+
+/// Every amount a command carries, checked against the ceiling before anything is read or
+/// written. (A sale's line totals, which the command does not carry, are checked where they are
+/// priced.)
+fn amounts_within_ceiling(ctx: &Ctx<'_>, command: &Command) -> Result<(), Rejection> {
+    match command {
+        Command::TopUp(t) => within_ceiling(ctx, "paid", t.paid),
+        Command::Sale(s) => {
+            if let Some(amount) = s.amount {
+                within_ceiling(ctx, "amount", amount)?;
+            }
+            for (i, t) in s.tenders.iter().enumerate() {
+                within_ceiling(ctx, &format!("tenders[{i}].amount"), t.amount)?;
+            }
+            Ok(())
+        }
+        Command::RefundSale(r) => r
+            .amount
+            .map_or(Ok(()), |a| within_ceiling(ctx, "amount", a)),
+        Command::Expense(e) => within_ceiling(ctx, "amount", e.amount),
+        Command::StockReceipt(s) => within_ceiling(ctx, "amount", s.amount),
+        Command::PayFee(p) => within_ceiling(ctx, "amount", p.amount),
+        Command::Settle(s) => within_ceiling(ctx, "amount", s.amount),
+        _ => Ok(()),
+    }
+}
+
 /// Runs one command. The caller (a store's write path) owns the transaction and savepoint.
 pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResult<Receipt> {
+    amounts_within_ceiling(ctx, command)?;
     Ok(match command {
         Command::CreateCooperative(c) => Receipt::Created(master::create_cooperative(tx, c).await?),
         Command::CreateShop(s) => Receipt::Created(master::create_shop(tx, s).await?),

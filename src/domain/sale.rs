@@ -127,6 +127,7 @@ async fn price<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, coop: i64, req: &Sale) -> OpRes
                     Rejection::not_found(&format!("lines[{i}].sku"), "catalogue item", &line.sku)
                 })?;
                 let priced = price_line(i, &item, qty)?;
+                within_ceiling(ctx, &format!("lines[{i}]"), priced.amount)?;
                 total = total.checked_add(priced.amount).ok_or_else(overflow)?;
                 cost = cost.checked_add(priced.cost).ok_or_else(overflow)?;
                 lines.push(priced);
@@ -134,6 +135,7 @@ async fn price<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, coop: i64, req: &Sale) -> OpRes
             if !total.is_positive() {
                 return Err(Rejection::bad_amount("lines", "the sale comes to zero").into());
             }
+            within_ceiling(ctx, "lines", total)?;
             Ok(Priced { total, cost, lines })
         }
     }
@@ -159,7 +161,7 @@ pub fn price_line(
     qty: Decimal,
 ) -> Result<SaleLineRecord, Rejection> {
     let qty = line_qty(index, qty)?;
-    let too_large = || Rejection::bad_amount("amount", "is too large");
+    let too_large = || Rejection::bad_amount(format!("lines[{index}]"), "is too large");
     let amount = mul_rate(item.price, qty, Rounding::HalfUp).map_err(|_| too_large())?;
     let cost = mul_rate(item.cost, qty, Rounding::HalfUp).map_err(|_| too_large())?;
     Ok(SaleLineRecord {

@@ -128,7 +128,7 @@ pub struct NewHousehold {
     pub code: String,
     pub compound: String,
     /// Floor area in m², at most two decimals.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::money::plain_decimal")]
     #[schema(value_type = String, example = "87.35")]
     pub area_m2: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,7 +246,7 @@ pub struct TopUp {
 #[serde(deny_unknown_fields)]
 pub struct SaleLine {
     pub sku: String,
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::money::plain_decimal")]
     #[schema(value_type = String, example = "1.5")]
     pub qty: Decimal,
 }

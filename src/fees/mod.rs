@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     AppliedToBill, BillsReceipt, Candidate, CloseMonth, CloseReceipt, CompanyShare, Ctx,
-    EligibleHousehold, FeePayment, FeePaymentReceipt, GenerateBills, OpError, OpResult, Rejection,
-    Settlement, SettlementReceipt, ShareRow, StoreError, Tx,
+    EligibleHousehold, FeePayment, FeePaymentReceipt, GenerateBills, MonthTotals, OpError,
+    OpResult, Rejection, Settlement, SettlementReceipt, ShareRow, StoreError, Tx,
 };
 use crate::ledger::{chart, EntryDraft, EntryKind};
 use crate::money::{allocate, mul_rate, AllocationError, Amount};
@@ -282,6 +282,70 @@ pub fn allocate_pool(
     Ok((parts, left))
 }
 
+/// A month close's sums, before any household is weighed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MonthFigures {
+    /// Sales less cost of goods, promotion (bonus spent) and expenses.
+    pub profit: Amount,
+    /// The policy's share of the profit left after the loss carried in.
+    pub distributed: Amount,
+    pub loss_carried_out: Amount,
+    /// What is shared: distributed plus the reserve carried in.
+    pub pool: Amount,
+}
+
+/// Why a close cannot be formed: one of its sums is beyond what an amount holds. Refused as
+/// `invalid_amount` on the month, naming the sum, so the operator knows which figure to look at.
+fn too_large(what: &str) -> OpError {
+    Rejection::bad_amount(
+        "month",
+        format!("{what} is beyond the largest amount the ledger holds"),
+    )
+    .into()
+}
+
+/// Profit, loss carried in and out, distributed share and pool of a month close, each sum
+/// checked: an overflow is a clear refusal naming the sum, never a wrap or a panic.
+pub fn month_figures(
+    totals: &MonthTotals,
+    loss_carried_in: Amount,
+    reserve_in: Amount,
+    rules: &crate::policy::ProfitPolicy,
+) -> Result<MonthFigures, OpError> {
+    let profit = [totals.cogs, totals.promotion, totals.expenses]
+        .into_iter()
+        .try_fold(totals.sales, |acc, a| acc.checked_sub(a))
+        .ok_or_else(|| too_large("the month's profit"))?;
+    let after_losses = profit
+        .checked_sub(loss_carried_in)
+        .ok_or_else(|| too_large("the profit less the loss carried in"))?;
+    let (distributed, loss_carried_out) = if after_losses.is_positive() {
+        (
+            mul_rate(after_losses, rules.share, rules.rounding)
+                .map_err(|_| too_large("the share distributed"))?,
+            Amount::ZERO,
+        )
+    } else if rules.carry_losses_forward {
+        (
+            Amount::ZERO,
+            after_losses
+                .checked_neg()
+                .ok_or_else(|| too_large("the loss carried out"))?,
+        )
+    } else {
+        (Amount::ZERO, Amount::ZERO)
+    };
+    let pool = distributed
+        .checked_add(reserve_in)
+        .ok_or_else(|| too_large("the pool (distributed plus the reserve carried in)"))?;
+    Ok(MonthFigures {
+        profit,
+        distributed,
+        loss_carried_out,
+        pool,
+    })
+}
+
 /// What a close run stores besides its shares, so it can be recomputed.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CloseInputs {
@@ -430,10 +494,6 @@ pub(crate) async fn close_month<T: Tx>(
         })?;
     let rules = &policy.rules;
     let totals = tx.coop_month_totals(coop.id, first, last).await?;
-    let profit = [totals.cogs, totals.promotion, totals.expenses]
-        .into_iter()
-        .try_fold(totals.sales, |acc, a| acc.checked_sub(a))
-        .ok_or_else(overflow)?;
     let loss_carried_in = match &previous {
         Some((_, result)) if rules.carry_losses_forward => {
             serde_json::from_str::<CloseReceipt>(result)
@@ -442,22 +502,13 @@ pub(crate) async fn close_month<T: Tx>(
         }
         _ => Amount::ZERO,
     };
-    let after_losses = profit.checked_sub(loss_carried_in).ok_or_else(overflow)?;
-    let (distributed, loss_carried_out) = if after_losses.is_positive() {
-        (
-            mul_rate(after_losses, rules.share, rules.rounding).map_err(|_| overflow())?,
-            Amount::ZERO,
-        )
-    } else if rules.carry_losses_forward {
-        (
-            Amount::ZERO,
-            after_losses.checked_neg().ok_or_else(overflow)?,
-        )
-    } else {
-        (Amount::ZERO, Amount::ZERO)
-    };
     let reserve_in = tx.balance(&chart::coop_allocation_reserve(coop.id)).await?;
-    let pool = distributed.checked_add(reserve_in).ok_or_else(overflow)?;
+    let MonthFigures {
+        profit,
+        distributed,
+        loss_carried_out,
+        pool,
+    } = month_figures(&totals, loss_carried_in, reserve_in, rules)?;
     phases.done("totals");
 
     let candidates = tx.close_candidates(coop.id, first, last).await?;
@@ -479,7 +530,9 @@ pub(crate) async fn close_month<T: Tx>(
     let households: Vec<&EligibleHousehold> = candidates.iter().map(|c| &c.household).collect();
     let seed = close_seed(&coop.code, &req.month);
     let (parts, reserve) = allocate_pool(pool, &claims, seed.as_bytes()).map_err(internal)?;
-    let allocated = pool.checked_sub(reserve).ok_or_else(overflow)?;
+    let allocated = pool
+        .checked_sub(reserve)
+        .ok_or_else(|| too_large("the pool less the reserve"))?;
     phases.done("allocation");
 
     let mut by_company: BTreeMap<String, (i64, u64, Amount)> = BTreeMap::new();
@@ -491,7 +544,9 @@ pub(crate) async fn close_month<T: Tx>(
         match by_company.get_mut(&h.company_code) {
             Some(e) => {
                 e.1 += 1;
-                e.2 = e.2.checked_add(*part).ok_or_else(overflow)?;
+                e.2 =
+                    e.2.checked_add(*part)
+                        .ok_or_else(|| too_large("a company's share"))?;
             }
             None => {
                 by_company.insert(h.company_code.clone(), (h.company, 1, *part));
@@ -542,9 +597,13 @@ pub(crate) async fn close_month<T: Tx>(
     let mut entry = EntryDraft::new(header);
     entry.debit(chart::coop_profit_distributed(coop.id), distributed);
     // Only the reserve's net change is posted: carried in and carried out are one account.
-    let reserve_change = reserve.checked_sub(reserve_in).ok_or_else(overflow)?;
+    let reserve_change = reserve
+        .checked_sub(reserve_in)
+        .ok_or_else(|| too_large("the change in the reserve"))?;
     if reserve_change.is_negative() {
-        let release = reserve_change.checked_neg().ok_or_else(overflow)?;
+        let release = reserve_change
+            .checked_neg()
+            .ok_or_else(|| too_large("the reserve released"))?;
         entry.debit(chart::coop_allocation_reserve(coop.id), release);
     } else {
         entry.credit(chart::coop_allocation_reserve(coop.id), reserve_change);
@@ -699,6 +758,130 @@ pub fn month_of(d: NaiveDate) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn rules(carry_losses_forward: bool) -> crate::policy::ProfitPolicy {
+        crate::policy::ProfitPolicy {
+            share: Decimal::new(60, 2),
+            basis: AllocationBasis::CreditSpend,
+            cap_at_fees_owed: true,
+            carry_losses_forward,
+            default_cost_ratio: Decimal::new(70, 2),
+            rounding: crate::money::Rounding::HalfUp,
+            max_amount: crate::policy::DEFAULT_MAX_AMOUNT,
+        }
+    }
+
+    fn totals(sales: i64, cogs: i64, promotion: i64, expenses: i64) -> MonthTotals {
+        MonthTotals {
+            sales: Amount::from_fen(sales),
+            cogs: Amount::from_fen(cogs),
+            promotion: Amount::from_fen(promotion),
+            expenses: Amount::from_fen(expenses),
+        }
+    }
+
+    fn refused_naming(r: Result<MonthFigures, OpError>, what: &str) {
+        match r {
+            Err(OpError::Rejected(Rejection::InvalidAmount { field, reason })) => {
+                assert_eq!(field, "month");
+                assert!(reason.starts_with(what), "{reason}");
+            }
+            other => panic!("expected a refusal naming {what}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn month_figures_are_exact() {
+        // 1000.00 sold, 700.00 cost, 10.00 promotion, 90.00 expenses: 200.00 profit, less
+        // 50.00 carried in: 60% of 150.00 is 90.00, plus 5.00 reserve is a 95.00 pool.
+        let f = month_figures(
+            &totals(100_000, 70_000, 1_000, 9_000),
+            Amount::from_fen(5_000),
+            Amount::from_fen(500),
+            &rules(true),
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            MonthFigures {
+                profit: Amount::from_fen(20_000),
+                distributed: Amount::from_fen(9_000),
+                loss_carried_out: Amount::ZERO,
+                pool: Amount::from_fen(9_500),
+            }
+        );
+        // A loss month carries its loss out and distributes nothing.
+        let f = month_figures(
+            &totals(10_000, 20_000, 0, 0),
+            Amount::from_fen(3_000),
+            Amount::ZERO,
+            &rules(true),
+        )
+        .unwrap();
+        assert_eq!(
+            (f.profit, f.distributed, f.loss_carried_out, f.pool),
+            (
+                Amount::from_fen(-10_000),
+                Amount::ZERO,
+                Amount::from_fen(13_000),
+                Amount::ZERO
+            )
+        );
+    }
+
+    #[test]
+    fn every_sum_of_a_close_is_checked() {
+        let max = i64::MAX;
+        let min = i64::MIN;
+        refused_naming(
+            month_figures(
+                &totals(min, 1, 0, 0),
+                Amount::ZERO,
+                Amount::ZERO,
+                &rules(true),
+            ),
+            "the month's profit",
+        );
+        refused_naming(
+            month_figures(
+                &totals(max, 0, 0, 0),
+                Amount::from_fen(-1),
+                Amount::ZERO,
+                &rules(true),
+            ),
+            "the profit less the loss carried in",
+        );
+        refused_naming(
+            month_figures(
+                &totals(min + 1, 0, 0, 0),
+                Amount::from_fen(1),
+                Amount::ZERO,
+                &rules(true),
+            ),
+            "the loss carried out",
+        );
+        refused_naming(
+            month_figures(
+                &totals(max, 0, 0, 0),
+                Amount::ZERO,
+                Amount::from_fen(max),
+                &rules(true),
+            ),
+            "the pool",
+        );
+        // Without carrying losses forward a loss month is simply nothing to share.
+        let f = month_figures(
+            &totals(min + 1, 0, 0, 0),
+            Amount::ZERO,
+            Amount::ZERO,
+            &rules(false),
+        )
+        .unwrap();
+        assert_eq!(
+            (f.distributed, f.loss_carried_out),
+            (Amount::ZERO, Amount::ZERO)
+        );
+    }
 
     fn claim(code: &str, weight: i64, cap: Option<i64>) -> Claim<'_> {
         Claim {

@@ -166,6 +166,9 @@ pub fn build(
 /// The statement as CSV: one row per household, then compound and total rows, then the summary.
 pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
+    // Every figure sits under the header that names it. The first eight columns serve the
+    // household, compound and total rows (and keep their places for readers that count);
+    // the cooperative rows add the columns only they have.
     w.write_record([
         "row",
         "compound",
@@ -175,6 +178,9 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
         "paid",
         "allocated",
         "closing",
+        "cooperative",
+        "settled",
+        "outstanding",
     ])?;
     for h in &s.households {
         w.write_record([
@@ -186,6 +192,9 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
             &h.paid.to_string(),
             &h.allocated.to_string(),
             &h.closing.to_string(),
+            "",
+            "",
+            "",
         ])?;
     }
     for c in &s.compounds {
@@ -199,6 +208,9 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
             &t.paid.to_string(),
             &t.allocated.to_string(),
             &t.closing.to_string(),
+            "",
+            "",
+            "",
         ])?;
     }
     let t = &s.totals;
@@ -211,6 +223,9 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
         &t.paid.to_string(),
         &t.allocated.to_string(),
         &t.closing.to_string(),
+        "",
+        "",
+        "",
     ])?;
     let m = &s.summary;
     for (label, value) in [
@@ -222,17 +237,32 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
         ("received", m.received),
         ("covered_by_cooperative", m.covered_by_cooperative),
     ] {
-        w.write_record(["summary", label, "", &value.to_string(), "", "", "", ""])?;
+        w.write_record([
+            "summary",
+            label,
+            "",
+            &value.to_string(),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ])?;
     }
     for c in &s.cooperatives {
         w.write_record([
             "cooperative",
-            &c.cooperative,
+            "",
             "",
             &c.opening.to_string(),
             "",
-            &c.settled.to_string(),
+            "",
             &c.allocated.to_string(),
+            "",
+            &c.cooperative,
+            &c.settled.to_string(),
             &c.outstanding.to_string(),
         ])?;
     }
@@ -240,6 +270,9 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
         "journal",
         &s.journal_seq.to_string(),
         &s.journal_hash,
+        "",
+        "",
+        "",
         "",
         "",
         "",
@@ -291,10 +324,52 @@ mod tests {
         assert_eq!(s.summary.covered_by_cooperative, Amount::from_fen(1000));
         assert_eq!(s.totals.closing, Amount::from_fen(2804 + 1855 - 5196));
         let csv = String::from_utf8(to_csv(&s).unwrap()).unwrap();
-        assert!(csv.contains("household,HX01,a,100.00,48.04,120.00,0.00,28.04"));
+        assert!(csv.contains("household,HX01,a,100.00,48.04,120.00,0.00,28.04,,,"));
         // A closing that does not follow from its movements is flagged.
         let mut bad = line("d", 0, 100, 0, 0);
         bad.closing = Amount::from_fen(99);
         assert!(!build("K01", "2026-11", vec![bad], vec![], 0, String::new()).ties_out);
+    }
+
+    #[test]
+    fn each_cooperative_figure_is_under_its_own_header() {
+        let s = build(
+            "K01",
+            "2026-11",
+            vec![line("a", 0, 4804, 0, 1000)],
+            vec![CooperativePosition {
+                cooperative: "COOP".into(),
+                opening: Amount::from_fen(50_000),
+                allocated: Amount::from_fen(1000),
+                settled: Amount::from_fen(30_000),
+                outstanding: Amount::from_fen(21_000),
+            }],
+            7,
+            "ab".into(),
+        );
+        let bytes = to_csv(&s).unwrap();
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
+        let headers = reader.headers().unwrap().clone();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        let cell = |r: &csv::StringRecord, name: &str| -> String {
+            let i = headers.iter().position(|h| h == name).unwrap();
+            r[i].to_string()
+        };
+        assert!(rows.iter().all(|r| r.len() == headers.len()));
+        let coop = rows.iter().find(|r| &r[0] == "cooperative").unwrap();
+        assert_eq!(cell(coop, "cooperative"), "COOP");
+        assert_eq!(cell(coop, "opening"), "500.00");
+        assert_eq!(cell(coop, "allocated"), "10.00");
+        assert_eq!(cell(coop, "settled"), "300.00");
+        assert_eq!(cell(coop, "outstanding"), "210.00");
+        for other in ["compound", "household", "billed", "paid", "closing"] {
+            assert_eq!(cell(coop, other), "", "{other}");
+        }
+        let household = rows.iter().find(|r| &r[0] == "household").unwrap();
+        assert_eq!(cell(household, "allocated"), "10.00");
+        assert_eq!(cell(household, "closing"), "38.04");
+        for theirs in ["cooperative", "settled", "outstanding"] {
+            assert_eq!(cell(household, theirs), "", "{theirs}");
+        }
     }
 }

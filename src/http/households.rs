@@ -32,7 +32,8 @@ pub struct CoopWallet {
 
 #[derive(Serialize, ToSchema)]
 pub struct VoucherView {
-    /// The printed code (the household's own vouchers only).
+    /// The printed code: to the household itself and to admins only; `null` for cashiers and
+    /// company offices.
     code: Option<String>,
     cooperative: String,
     status: VoucherStatus,
@@ -133,10 +134,9 @@ async fn get_household(
             total: add(wallet.total, w.total)?,
         };
     }
-    let own_vouchers = matches!(
-        principal.role(),
-        Role::Resident | Role::Admin | Role::Company
-    );
+    // A code is a bearer instrument: only the household itself (and an admin) may read it.
+    // A company office has no part in vouchers (SPEC §10), so it sees them as a cashier does.
+    let own_vouchers = matches!(principal.role(), Role::Resident | Role::Admin);
     let fees = v.fees_balance;
     let open_bills = state.app.store.open_bills(&v.code).await?;
     let arrears_by_age = arrears_by_age(&open_bills, state.app.clock.today())?;

@@ -298,6 +298,52 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// The body as canonical JSON, for the idempotency fingerprint: object keys sorted, no
+/// insignificant whitespace, strings and numbers as `serde_json` writes them. The same request
+/// sent with its keys in another order, or pretty-printed, is the same request. A body that is
+/// not JSON (the command was parsed from something else) is taken as it is.
+fn canonical_body(raw: &[u8]) -> Vec<u8> {
+    fn write(v: &serde_json::Value, out: &mut Vec<u8>) {
+        use serde_json::Value;
+        match v {
+            Value::Object(map) => {
+                // Sorted here, whatever order the map keeps (serde_json's `preserve_order`).
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                out.push(b'{');
+                for (i, (k, v)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write(&Value::String(k.clone()), out);
+                    out.push(b':');
+                    write(v, out);
+                }
+                out.push(b'}');
+            }
+            Value::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write(item, out);
+                }
+                out.push(b']');
+            }
+            scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(v) => {
+            let mut out = Vec::with_capacity(raw.len());
+            write(&v, &mut out);
+            out
+        }
+        Err(_) => raw.to_vec(),
+    }
+}
+
 /// Whether the request must carry an Idempotency-Key.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Key {
@@ -347,7 +393,7 @@ pub(crate) async fn submit(
         let mut h = Sha256::new();
         h.update(route.as_bytes());
         h.update([0]);
-        h.update(raw);
+        h.update(canonical_body(raw));
         Idempotency {
             scope: principal.id().to_string(),
             key,
@@ -411,5 +457,31 @@ impl Running {
             let _ = stop.send(());
         }
         (&mut self.task).await.map_err(std::io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_body;
+
+    #[test]
+    fn the_fingerprint_body_ignores_key_order_and_whitespace() {
+        let a = br#"{"household":"H1","paid":"100.00","method":"cash","tenders":[{"type":"cash","amount":"1"}]}"#;
+        let b = b"{ \"tenders\" : [ {\"amount\":\"1\", \"type\":\"cash\"} ],\n  \"method\":\"cash\",\"paid\":\"100.00\",\"household\":\"H1\" }";
+        assert_eq!(canonical_body(a), canonical_body(b));
+        assert_eq!(
+            String::from_utf8(canonical_body(b)).unwrap(),
+            r#"{"household":"H1","method":"cash","paid":"100.00","tenders":[{"amount":"1","type":"cash"}]}"#
+        );
+        // A different value, or the same values in another array order, is another request.
+        let c = br#"{"household":"H1","paid":"150.00","method":"cash","tenders":[{"type":"cash","amount":"1"}]}"#;
+        assert_ne!(canonical_body(a), canonical_body(c));
+        assert_ne!(canonical_body(b"[1,2]"), canonical_body(b"[2,1]"));
+        // Escapes are normalised too: "\u0048" is "H".
+        assert_eq!(
+            canonical_body(br#"{"h":"\u0048"}"#),
+            canonical_body(br#"{"h":"H"}"#)
+        );
+        assert_eq!(canonical_body(b"not json"), b"not json".to_vec());
     }
 }

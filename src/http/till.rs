@@ -268,11 +268,8 @@ async fn get_line_price(
     let Query(q) =
         query.map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))?;
     let cooperative = catalog_cooperative(&principal, q.cooperative)?;
-    let qty: rust_decimal::Decimal = q
-        .qty
-        .trim()
-        .parse()
-        .map_err(|_| Rejection::invalid("qty", "a quantity such as 1 or 1.5"))?;
+    let qty = crate::money::parse_plain_decimal(q.qty.trim())
+        .ok_or_else(|| Rejection::invalid("qty", "a quantity such as 1 or 1.5"))?;
     let item = state
         .app
         .store

@@ -19,10 +19,12 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::money::Amount;
+
 pub use parse::MIN_VOUCHER_VALIDITY_MONTHS;
 pub use rules::{
     rounding_name, AllocationBasis, Bonus, Eligibility, FeePolicy, FeeRate, ProfitPolicy,
-    TopupMethod, TopupPolicy, TopupRuleError, UnknownName,
+    TopupMethod, TopupPolicy, TopupRuleError, UnknownName, DEFAULT_MAX_AMOUNT,
 };
 
 use parse::{parse_file, utf8, ParsedFile, ParsedRules};
@@ -329,6 +331,20 @@ impl PolicySet {
 
     pub fn fees(&self, date: NaiveDate) -> Option<&Versioned<FeePolicy>> {
         in_effect(&self.fees, date)
+    }
+
+    /// The ceiling on any single amount on `date`: the lowest `max_amount` of the versions in
+    /// force (each defaults to [`DEFAULT_MAX_AMOUNT`]), or the default when none is.
+    pub fn max_amount(&self, date: NaiveDate) -> Amount {
+        [
+            self.topup(date).map(|p| p.rules.max_amount),
+            self.profit(date).map(|p| p.rules.max_amount),
+            self.fees(date).map(|p| p.rules.max_amount),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(DEFAULT_MAX_AMOUNT)
     }
 
     /// All versions of every kind: top-up, then profit, then fees, each oldest first.

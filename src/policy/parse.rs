@@ -15,7 +15,7 @@ use toml::Spanned;
 
 use super::rules::{
     parse_rounding, AllocationBasis, Eligibility, FeePolicy, FeeRate, ProfitPolicy, TopupMethod,
-    TopupPolicy,
+    TopupPolicy, DEFAULT_MAX_AMOUNT,
 };
 use super::{PolicyError, PolicyKind};
 use crate::money::{Amount, Rounding};
@@ -111,6 +111,8 @@ struct RawTopup {
     version: Spanned<Whole>,
     effective_from: Spanned<toml::Value>,
     title: Spanned<String>,
+    /// The most any single amount sent to the ledger may be ([`DEFAULT_MAX_AMOUNT`]).
+    max_amount: Option<Spanned<Text>>,
     unit: Spanned<Text>,
     bonus_per_unit: Spanned<Text>,
     max_units_per_topup: Spanned<Whole>,
@@ -133,6 +135,8 @@ struct RawProfit {
     version: Spanned<Whole>,
     effective_from: Spanned<toml::Value>,
     title: Spanned<String>,
+    /// The most any single amount sent to the ledger may be ([`DEFAULT_MAX_AMOUNT`]).
+    max_amount: Option<Spanned<Text>>,
     share: Spanned<Text>,
     basis: Option<Spanned<String>>,
     cap_at_fees_owed: bool,
@@ -150,6 +154,8 @@ struct RawFees {
     version: Spanned<Whole>,
     effective_from: Spanned<toml::Value>,
     title: Spanned<String>,
+    /// The most any single amount sent to the ledger may be ([`DEFAULT_MAX_AMOUNT`]).
+    max_amount: Option<Spanned<Text>>,
     default: Spanned<RawRate>,
     rounding: Option<Spanned<String>>,
     #[serde(default)]
@@ -270,6 +276,13 @@ impl Src<'_> {
             ));
         }
         Ok(a)
+    }
+
+    /// `max_amount`, when the file sets one; [`DEFAULT_MAX_AMOUNT`] otherwise.
+    fn max_amount(&self, v: Option<&Spanned<Text>>) -> R<Amount> {
+        v.map_or(Ok(DEFAULT_MAX_AMOUNT), |v| {
+            self.positive_amount("max_amount", v)
+        })
     }
 
     fn non_negative_amount(&self, key: &str, v: &Spanned<Text>) -> R<Amount> {
@@ -395,6 +408,7 @@ impl Src<'_> {
         )?;
         let custody_deposit_ratio =
             self.ratio("custody_deposit_ratio", &raw.custody_deposit_ratio)?;
+        let max_amount = self.max_amount(raw.max_amount.as_ref())?;
         let rules = ParsedRules::Topup(TopupPolicy {
             unit,
             bonus_per_unit,
@@ -406,6 +420,7 @@ impl Src<'_> {
             voucher_face_cap,
             voucher_validity_months,
             custody_deposit_ratio,
+            max_amount,
         });
         self.header(
             PolicyKind::TopupBonus,
@@ -495,6 +510,7 @@ impl Src<'_> {
         };
         let default_cost_ratio = self.ratio("default_cost_ratio", &raw.default_cost_ratio)?;
         let rounding = self.rounding(raw.rounding.as_ref())?;
+        let max_amount = self.max_amount(raw.max_amount.as_ref())?;
         let rules = ParsedRules::Profit(ProfitPolicy {
             share,
             basis,
@@ -502,6 +518,7 @@ impl Src<'_> {
             carry_losses_forward: raw.carry_losses_forward,
             default_cost_ratio,
             rounding,
+            max_amount,
         });
         self.header(
             PolicyKind::ProfitToFees,
@@ -542,10 +559,12 @@ impl Src<'_> {
                 ));
             }
         }
+        let max_amount = self.max_amount(raw.max_amount.as_ref())?;
         let rules = ParsedRules::Fees(FeePolicy {
             default,
             compounds,
             rounding,
+            max_amount,
         });
         self.header(
             PolicyKind::PropertyFees,

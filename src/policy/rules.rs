@@ -11,6 +11,12 @@ use serde::Serialize;
 
 use crate::money::{round_to_fen, Amount, MoneyError, Rounding};
 
+/// The ceiling on any single amount (a top-up, a sale, a line, a tender, a refund, an expense,
+/// a stock receipt, a fee payment, a settlement) when no policy in force sets `max_amount`:
+/// 1,000,000.00 yuan. Far below what the ledger's sums can hold, so a month of such amounts
+/// can always be closed.
+pub const DEFAULT_MAX_AMOUNT: Amount = Amount::from_yuan(1_000_000);
+
 /// Rules of `kind = "topup_bonus"` (居民购物50元换55元): pay whole units, get a bonus per unit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TopupPolicy {
@@ -32,6 +38,8 @@ pub struct TopupPolicy {
     pub voucher_validity_months: u32,
     /// Share of last quarter's prepaid balance to hold in custody, 0..=1.
     pub custody_deposit_ratio: Decimal,
+    /// The most any single amount may be while this version is in force.
+    pub max_amount: Amount,
 }
 
 /// Units bought by one top-up and the bonus credit they earn (before the monthly cap).
@@ -167,6 +175,8 @@ pub struct ProfitPolicy {
     /// Cost of goods assumed for sales recorded without catalogue items, 0..=1.
     pub default_cost_ratio: Decimal,
     pub rounding: Rounding,
+    /// The most any single amount may be while this version is in force.
+    pub max_amount: Amount,
 }
 
 /// How the fee pool is split between households.
@@ -269,6 +279,8 @@ pub struct FeePolicy {
     pub default: FeeRate,
     pub compounds: BTreeMap<String, FeeRate>,
     pub rounding: Rounding,
+    /// The most any single amount may be while this version is in force.
+    pub max_amount: Amount,
 }
 
 impl FeePolicy {

@@ -935,3 +935,49 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn the_amount_ceiling_is_the_lowest_max_amount_in_force() {
+    // None of the files sets one: the default.
+    let set = PolicySet::from_sources(&[("a.toml", TOPUP), ("b.toml", PROFIT), ("c.toml", FEES)])
+        .expect("base texts");
+    assert_eq!(set.max_amount(date("2026-11-16")), DEFAULT_MAX_AMOUNT);
+    assert_eq!(DEFAULT_MAX_AMOUNT, amt("1000000.00"));
+    // No policy in force yet: still the default.
+    assert_eq!(set.max_amount(date("2020-01-01")), DEFAULT_MAX_AMOUNT);
+
+    // A later version lowers it from its date; another kind may lower it further.
+    let v2 = topup_v2("5.00", "2026-01-01").replace(
+        "custody_deposit_ratio = \"0.40\"",
+        "custody_deposit_ratio = \"0.40\"\nmax_amount = \"20000.00\"",
+    );
+    let fees = FEES.replace(
+        "rounding = \"half_up\"",
+        "rounding = \"half_up\"\nmax_amount = \"5000.00\"",
+    );
+    let set = PolicySet::from_sources(&[
+        ("a.toml", TOPUP),
+        ("a2.toml", &v2),
+        ("b.toml", PROFIT),
+        ("c.toml", &fees),
+    ])
+    .expect("with ceilings");
+    assert_eq!(set.max_amount(date("2025-12-31")), amt("5000.00"));
+    let set = PolicySet::from_sources(&[("a.toml", TOPUP), ("a2.toml", &v2), ("b.toml", PROFIT)])
+        .expect("with a top-up ceiling");
+    assert_eq!(set.max_amount(date("2025-12-31")), DEFAULT_MAX_AMOUNT);
+    assert_eq!(set.max_amount(date("2026-01-01")), amt("20000.00"));
+
+    // It is an amount, more than zero.
+    let profit = |v: &str| {
+        PROFIT.replace(
+            "rounding = \"half_up\"",
+            &format!("rounding = \"half_up\"\nmax_amount = {v}"),
+        )
+    };
+    for bad in ["\"0\"", "\"-1.00\"", "\"1e6\"", "\"1.001\""] {
+        let (line, reason) = malformed(&profit(bad));
+        assert_eq!(line, line_of(&profit(bad), "max_amount"), "{bad}");
+        assert!(reason.contains("max_amount"), "{bad}: {reason}");
+    }
+}

@@ -17,11 +17,14 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CatalogItem, Command, Receipt, Rejection, Role, StoreError, VoucherStatus};
+use crate::domain::{
+    CatalogItem, Command, Receipt, Rejection, Role, StoreError, TopUpReceipt, VoucherStatus,
+};
 use crate::fees::statement::Statement;
 use crate::ledger::{AccountId, AccountType, EntryKind, VerifyReport};
 use crate::money::Amount;
 use crate::policy::PolicyRef;
+use crate::voucher::{KeyRing, VoucherCode};
 
 /// The most commands one write transaction takes.
 pub const MAX_BATCH: usize = 512;
@@ -55,6 +58,112 @@ pub struct Idempotency {
     pub key: String,
     /// A digest of the request; the same key with another request is refused.
     pub fingerprint: String,
+}
+
+/// What the idempotency table keeps of a command's outcome. A voucher code is a bearer
+/// instrument, so it is never stored: the receipt is kept with the code blanked, beside the
+/// code's key id and serial, and a replay signs the serial again with the key ring
+/// ([`VoucherCode::reissue`]) to answer with the identical code. Both stores go through
+/// [`outcome_to_store`] and [`outcome_from_store`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredOutcome {
+    result: Result<Receipt, Rejection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    voucher: Option<SealedCode>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedCode {
+    key_id: u8,
+    serial: u64,
+}
+
+/// The text stored for an outcome: the receipt without any voucher code in it.
+pub(crate) fn outcome_to_store(
+    result: &Result<Receipt, Rejection>,
+    ring: &KeyRing,
+) -> Result<String, StoreError> {
+    let mut result = result.clone();
+    let voucher = match &mut result {
+        Ok(Receipt::TopUp(TopUpReceipt {
+            voucher: Some(v), ..
+        })) => {
+            let code = VoucherCode::verify(ring, &v.code)
+                .map_err(|e| StoreError(format!("a receipt's voucher code: {e}")))?;
+            v.code = String::new();
+            Some(SealedCode {
+                key_id: code.key_id(),
+                serial: code.serial(),
+            })
+        }
+        _ => None,
+    };
+    serde_json::to_string(&StoredOutcome { result, voucher })
+        .map_err(|e| StoreError(format!("storing an outcome: {e}")))
+}
+
+/// A SQL condition that finds the outcomes stored before codes were taken out of them: a bare
+/// top-up receipt that issued a voucher. (New outcomes start with `{"result":`.)
+pub(crate) const OUTCOMES_WITH_CODES: &str =
+    "outcome LIKE '{\"Ok\":{\"kind\":\"top_up\"%' AND outcome NOT LIKE '%\"voucher\":null%'";
+
+/// An outcome stored with its voucher code in clear, rewritten as [`outcome_to_store`] writes it;
+/// `None` when there is nothing to rewrite, or when the code no longer verifies (its key was
+/// retired: the code is spent as a credential and is left to the retention prune).
+pub(crate) fn outcome_without_code(text: &str, ring: &KeyRing) -> Option<String> {
+    if serde_json::from_str::<StoredOutcome>(text).is_ok() {
+        return None;
+    }
+    let legacy = serde_json::from_str::<Result<Receipt, Rejection>>(text).ok()?;
+    match outcome_to_store(&legacy, ring) {
+        Ok(sealed) => Some(sealed),
+        Err(e) => {
+            tracing::warn!(error = %e, "an old idempotency outcome keeps its voucher code until it is pruned");
+            None
+        }
+    }
+}
+
+/// The outcome a replay answers with, its voucher code signed again from the stored serial.
+/// Rows written before codes were taken out (the bare `Result`) are still read.
+pub(crate) fn outcome_from_store(
+    text: &str,
+    ring: &KeyRing,
+) -> Result<Result<Receipt, Rejection>, StoreError> {
+    let unreadable = |e: serde_json::Error| StoreError(format!("stored outcome unreadable: {e}"));
+    let stored: StoredOutcome = match serde_json::from_str(text) {
+        Ok(s) => s,
+        Err(_) => {
+            return serde_json::from_str::<Result<Receipt, Rejection>>(text).map_err(unreadable)
+        }
+    };
+    let mut result = stored.result;
+    match (&mut result, stored.voucher) {
+        (
+            Ok(Receipt::TopUp(TopUpReceipt {
+                voucher: Some(v), ..
+            })),
+            Some(sealed),
+        ) => {
+            v.code = VoucherCode::reissue(ring, sealed.key_id, sealed.serial)
+                .ok_or_else(|| {
+                    StoreError(format!(
+                        "the voucher key {} of a stored receipt is retired or unknown",
+                        sealed.key_id
+                    ))
+                })?
+                .encode();
+        }
+        (_, None) => {}
+        (_, Some(_)) => {
+            return Err(StoreError(
+                "stored outcome unreadable: a sealed code without a voucher".into(),
+            ))
+        }
+    }
+    Ok(result)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -427,4 +536,62 @@ pub struct CloseRun {
     pub shares: Vec<(String, i64, Option<Amount>, Amount)>,
     /// Per household code, the fee credit posted by the close's entry.
     pub posted: BTreeMap<String, Amount>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{IssuedVoucher, PayMethod, WalletBalance};
+
+    fn top_up(code: Option<String>) -> Result<Receipt, Rejection> {
+        Ok(Receipt::TopUp(TopUpReceipt {
+            entry: 7,
+            household: "H1".into(),
+            paid: Amount::from_yuan(100),
+            bonus: Amount::from_yuan(10),
+            credited: Amount::from_yuan(110),
+            method: PayMethod::Cash,
+            wallet: WalletBalance {
+                paid: Amount::ZERO,
+                bonus: Amount::ZERO,
+                total: Amount::ZERO,
+            },
+            voucher: code.map(|code| IssuedVoucher {
+                code,
+                balance: Amount::from_yuan(110),
+                expires_on: NaiveDate::from_ymd_opt(2029, 11, 16).unwrap(),
+            }),
+            policy: "spend-50-get-55@1".into(),
+            business_date: NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
+        }))
+    }
+
+    #[test]
+    fn a_stored_outcome_holds_no_code_and_restores_the_same_one() {
+        let ring = KeyRing::from_secrets(vec![(1, [7; 32], false), (2, [9; 32], false)]).unwrap();
+        let code = VoucherCode::issue(&ring, 0x1234_5678_9abc).encode();
+        let result = top_up(Some(code.clone()));
+        let stored = outcome_to_store(&result, &ring).unwrap();
+        assert!(!stored.contains(&code), "{stored}");
+        assert!(!stored.contains(&code.replace('-', "")), "{stored}");
+        assert_eq!(outcome_from_store(&stored, &ring).unwrap(), result);
+
+        // Without a voucher, and a rejection, nothing changes but the envelope.
+        for r in [top_up(None), Err(Rejection::IdempotencyKeyReused)] {
+            let stored = outcome_to_store(&r, &ring).unwrap();
+            assert_eq!(outcome_from_store(&stored, &ring).unwrap(), r);
+            assert_eq!(outcome_without_code(&stored, &ring), None);
+        }
+
+        // An outcome stored the old way (the bare result) is still read, and is rewritten.
+        let old = serde_json::to_string(&result).unwrap();
+        assert!(old.contains(&code));
+        assert_eq!(outcome_from_store(&old, &ring).unwrap(), result);
+        let rewritten = outcome_without_code(&old, &ring).unwrap();
+        assert!(!rewritten.contains(&code));
+        assert_eq!(outcome_from_store(&rewritten, &ring).unwrap(), result);
+
+        // A code that does not verify is never stored as if it did.
+        assert!(outcome_to_store(&top_up(Some("NOT-A-CODE".into())), &ring).is_err());
+    }
 }

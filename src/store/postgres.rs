@@ -163,6 +163,24 @@ impl PostgresStore {
             .policies
             .check_applied(&applied)
             .map_err(|e| StoreError(e.to_string()))?;
+        // Outcomes stored with a voucher code in clear (before codes were taken out of them)
+        // are rewritten without it. Processes starting together write the same text.
+        let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
+            "SELECT scope, key, outcome FROM idempotency WHERE {}",
+            super::OUTCOMES_WITH_CODES
+        ))
+        .fetch_all(&store.read)
+        .await?;
+        for (scope, key, text) in rows {
+            if let Some(sealed) = super::outcome_without_code(&text, &services.keys) {
+                sqlx::query("UPDATE idempotency SET outcome = $1 WHERE scope = $2 AND key = $3")
+                    .bind(sealed)
+                    .bind(scope)
+                    .bind(key)
+                    .execute(&store.read)
+                    .await?;
+            }
+        }
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let shared = Arc::new(Shared {
             rx: Mutex::new(rx),
@@ -1392,8 +1410,7 @@ impl BatchRun<'_> {
                         })));
                     }
                     let outcome: String = r.try_get(1)?;
-                    let result = serde_json::from_str(&outcome)
-                        .map_err(|e| StoreError(format!("stored outcome unreadable: {e}")))?;
+                    let result = super::outcome_from_store(&outcome, &services.keys)?;
                     return Ok(Step::Done(Ok(Outcome {
                         result,
                         replayed: true,
@@ -1441,7 +1458,7 @@ impl BatchRun<'_> {
             }
         };
         if let Some(idem) = &envelope.idempotency {
-            let outcome = serde_json::to_string(&result).map_err(|e| StoreError(e.to_string()))?;
+            let outcome = super::outcome_to_store(&result, &services.keys)?;
             let stored = sqlx::query(
                 "INSERT INTO idempotency (scope, key, fingerprint, outcome, created_at) VALUES ($1, $2, $3, $4, $5)",
             )

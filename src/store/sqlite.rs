@@ -7,6 +7,7 @@
 //! Reads use a separate pool of read-only connections.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,16 +78,76 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         .disable_statement_logging())
 }
 
+/// Creates a new database file readable and writable by its owner only (0600), before SQLite
+/// would create it under the umask. SQLite gives the `-wal` and `-shm` files it makes beside a
+/// database the database file's own permissions, so they are private too. An existing file is
+/// left as it is; an in-memory database has no file.
+fn create_private(path: &Path, url: &str) -> Result<(), StoreError> {
+    let name = path.to_string_lossy();
+    if name.is_empty() || name.starts_with("file:") || url.contains("mode=memory") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(file) => {
+            // The open mode is filtered by the umask; set it outright to be exact.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| StoreError(format!("restricting {}: {e}", path.display())))?;
+            }
+            drop(file);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError(format!("creating {}: {e}", path.display()))),
+    }
+}
+
+/// Rewrites idempotency outcomes stored with a voucher code in clear (before codes were taken
+/// out of them) so that none is left in the database.
+async fn take_codes_out_of_stored_outcomes(
+    conn: &mut SqliteConnection,
+    ring: &crate::voucher::KeyRing,
+) -> Result<(), StoreError> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
+        "SELECT scope, key, outcome FROM idempotency WHERE {}",
+        super::OUTCOMES_WITH_CODES
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    for (scope, key, text) in rows {
+        if let Some(sealed) = super::outcome_without_code(&text, ring) {
+            sqlx::query("UPDATE idempotency SET outcome = ? WHERE scope = ? AND key = ?")
+                .bind(sealed)
+                .bind(scope)
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating on first use) the database at `url`, checks that no
     /// applied policy was edited, and starts the writer.
     pub async fn open(url: &str, services: Services) -> Result<SqliteStore, StoreError> {
         let options = connect_options(url)?;
+        create_private(options.get_filename(), url)?;
         let mut conn = options.connect().await?;
         MIGRATOR
             .run(&mut conn)
             .await
             .map_err(|e| StoreError(format!("migrating {url}: {e}")))?;
+        take_codes_out_of_stored_outcomes(&mut conn, &services.keys).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
@@ -1164,8 +1225,7 @@ impl Writer {
                     }));
                 }
                 let outcome: String = r.try_get(1)?;
-                let result = serde_json::from_str(&outcome)
-                    .map_err(|e| StoreError(format!("stored outcome unreadable: {e}")))?;
+                let result = super::outcome_from_store(&outcome, &self.services.keys)?;
                 return Ok(Ok(Outcome {
                     result,
                     replayed: true,
@@ -1225,7 +1285,7 @@ impl Writer {
             }
         };
         if let Some(idem) = &envelope.idempotency {
-            let outcome = serde_json::to_string(&result).map_err(|e| StoreError(e.to_string()))?;
+            let outcome = super::outcome_to_store(&result, &services.keys)?;
             sqlx::query("INSERT INTO idempotency (scope, key, fingerprint, outcome, created_at) VALUES (?, ?, ?, ?, ?)")
                 .bind(&idem.scope)
                 .bind(&idem.key)

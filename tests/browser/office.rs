@@ -224,7 +224,10 @@ fn the_statement_downloads_as_csv_and_xlsx_with_the_api_s_totals() {
                 "billed",
                 "paid",
                 "allocated",
-                "closing"
+                "closing",
+                "cooperative",
+                "settled",
+                "outstanding"
             ]
         );
         let total = rows.iter().find(|r| r[0] == "total").expect("a total row");

@@ -208,6 +208,14 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The database URL the app was opened on, for checks below the API.
+    pub fn database_url(&self) -> String {
+        match &self.pg {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", self.dir.path().join("t.db").display()),
+        }
+    }
+
     /// A fresh Idempotency-Key, unique within this app.
     pub fn key(&self) -> String {
         format!("k-{}", self.next_key.fetch_add(1, Ordering::Relaxed))
@@ -482,7 +490,7 @@ async fn created(app: &App, command: Command) -> i64 {
     }
 }
 
-async fn seed(app: &App) {
+pub async fn seed(app: &App) {
     for (code, name) in [("COOP", "红心农场合作社"), ("COOP2", "第二合作社")] {
         created(
             app,
