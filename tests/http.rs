@@ -3463,12 +3463,12 @@ async fn company_months(app: &TestApp) {
 }
 
 /// K01's September to November in [`company_months`]: opening, billed, paid, closing.
-/// The three bills are posted on the business date, in November; September and October are
-/// closed with nothing in them, and still listed.
+/// The three bills are posted on the business date, in November, and each counts in the month
+/// it is for; the payment counts in November, when it was made.
 const MONTHS_K01: [[&str; 4]; 3] = [
-    ["0.00", "0.00", "0.00", "0.00"],
-    ["0.00", "0.00", "0.00", "0.00"],
-    ["0.00", "419.28", "100.00", "319.28"],
+    ["0.00", "139.76", "0.00", "139.76"],
+    ["139.76", "139.76", "0.00", "279.52"],
+    ["279.52", "139.76", "100.00", "319.28"],
 ];
 
 /// The till's top-up preview: the policy's own computation, nothing posted, the same refusals

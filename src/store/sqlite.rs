@@ -437,28 +437,27 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let (first, last) =
-            crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
-        let (first, last) = (first.to_string(), last.to_string());
+        crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
         let mut conn = self.read.acquire().await?;
-        // One snapshot for the lines, the positions and the head.
+        // One snapshot for the lines, the positions and the head. Every movement counts in its
+        // service month (the `entry_months` view): bills and allocations in the month they are
+        // for, payments and settlements in the month of their business date.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
         let rows = sqlx::query(
             "SELECT c.code, h.code,
-                COALESCE(SUM(CASE WHEN e.business_date < ?1 THEN p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'fee_bill' THEN p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'fee_payment' THEN -p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'profit_allocation' THEN -p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date <= ?2 THEN p.amount END), 0)
+                COALESCE(SUM(CASE WHEN e.service_month < ?1 THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_bill' THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_payment' THEN -p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'profit_allocation' THEN -p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0)
              FROM households h JOIN compounds c ON c.id = h.compound_id
              LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
              LEFT JOIN postings p ON p.account_id = a.id
-             LEFT JOIN entries e ON e.id = p.entry_id
-             WHERE c.company_id = ?3
+             LEFT JOIN entry_months e ON e.entry_id = p.entry_id
+             WHERE c.company_id = ?2
              GROUP BY h.id",
         )
-        .bind(&first)
-        .bind(&last)
+        .bind(month)
         .bind(company_id)
         .fetch_all(&mut *conn)
         .await?;
@@ -476,17 +475,16 @@ impl Store for SqliteStore {
         }
         let positions = sqlx::query(
             "SELECT substr(a.name, 10),
-                COALESCE(SUM(CASE WHEN e.business_date < ?1 THEN p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'profit_allocation' THEN p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'settlement' THEN -p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date <= ?2 THEN p.amount END), 0)
+                COALESCE(SUM(CASE WHEN e.service_month < ?1 THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'profit_allocation' THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'settlement' THEN -p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0)
              FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
-             LEFT JOIN entries e ON e.id = p.entry_id
-             WHERE a.owner_kind = 'company' AND a.owner_id = ?3 AND a.name LIKE 'due_from:%'
+             LEFT JOIN entry_months e ON e.entry_id = p.entry_id
+             WHERE a.owner_kind = 'company' AND a.owner_id = ?2 AND a.name LIKE 'due_from:%'
              GROUP BY a.id ORDER BY a.name",
         )
-        .bind(&first)
-        .bind(&last)
+        .bind(month)
         .bind(company_id)
         .fetch_all(&mut *conn)
         .await?
@@ -547,12 +545,13 @@ impl Store for SqliteStore {
         household: &str,
     ) -> Result<Vec<(String, String, Amount)>, StoreError> {
         sqlx::query(
-            "SELECT c.code, m.month, -p.amount FROM households h
+            "SELECT c.code, e.service_month, -p.amount FROM households h
              JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
              JOIN postings p ON p.account_id = a.id
+             JOIN entry_months e ON e.entry_id = p.entry_id AND e.kind = 'profit_allocation'
              JOIN month_closes m ON m.entry_id = p.entry_id
              JOIN cooperatives c ON c.id = m.cooperative_id
-             WHERE h.code = ? ORDER BY m.month DESC, c.code",
+             WHERE h.code = ? ORDER BY e.service_month DESC, c.code",
         )
         .bind(household)
         .fetch_all(&self.read)
@@ -2163,6 +2162,15 @@ impl Tx for SqliteTx<'_> {
             .bind(i as i64)
             .execute(&mut *self.conn)
             .await?;
+            sqlx::query(
+                "INSERT INTO sale_refund_tenders (entry_id, sale_id, idx, amount) VALUES (?, ?, ?, ?)",
+            )
+            .bind(refund.entry)
+            .bind(sale)
+            .bind(i as i64)
+            .bind(total.fen())
+            .execute(&mut *self.conn)
+            .await?;
         }
         sqlx::query(
             "INSERT INTO sale_refunds (entry_id, sale_id, amount, cost) VALUES (?, ?, ?, ?)",
@@ -2217,6 +2225,33 @@ impl Tx for SqliteTx<'_> {
             }
         }
         Ok(out)
+    }
+
+    async fn fee_changes_after(
+        &mut self,
+        coop: i64,
+        month: &str,
+        last: NaiveDate,
+    ) -> OpResult<HashMap<i64, Amount>> {
+        // Anything for a later month is dated after `last`: the entries index narrows the scan
+        // to the days since the month ended.
+        let rows = sqlx::query(
+            "SELECT a.owner_id, SUM(p.amount) FROM entry_months e
+             JOIN postings p ON p.entry_id = e.entry_id
+             JOIN accounts a ON a.id = p.account_id
+             WHERE e.business_date > ?1 AND a.owner_kind = 'household' AND a.name = 'fees'
+               AND (e.service_month > ?2 OR e.entry_id IN (
+                    SELECT entry_id FROM month_closes WHERE cooperative_id = ?3 AND month = ?2))
+             GROUP BY a.owner_id",
+        )
+        .bind(last.to_string())
+        .bind(month)
+        .bind(coop)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
+            .collect()
     }
 
     async fn insert_fee_bills(
@@ -2458,10 +2493,15 @@ impl Tx for SqliteTx<'_> {
         to: NaiveDate,
     ) -> OpResult<HashMap<i64, i64>> {
         let rows = sqlx::query(
-            "SELECT COALESCE(t.household_id, v.household_id) AS h, SUM(t.amount - t.refunded)
+            "SELECT COALESCE(t.household_id, v.household_id) AS h,
+                    SUM(t.amount - t.refunded + CASE WHEN t.refunded > 0 THEN (
+                        SELECT COALESCE(SUM(r.amount), 0) FROM sale_refund_tenders r
+                        JOIN entries re ON re.id = r.entry_id
+                        WHERE r.sale_id = t.sale_id AND r.idx = t.idx AND re.business_date > ?3)
+                    ELSE 0 END)
              FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
              LEFT JOIN vouchers v ON v.id = t.voucher_id
-             WHERE s.cooperative_id = ? AND s.business_date BETWEEN ? AND ?
+             WHERE s.cooperative_id = ?1 AND s.business_date BETWEEN ?2 AND ?3
                AND t.type IN ('wallet', 'voucher')
              GROUP BY h HAVING h IS NOT NULL",
         )
@@ -2543,11 +2583,28 @@ impl Tx for SqliteTx<'_> {
             };
             cache.insert(*owner, meta);
         }
+        // As of the month's last day: what moved the balances since, for later months, is
+        // taken back out.
+        let later = self
+            .fee_changes_after(coop, &domain::month_of(from), to)
+            .await?;
+        for (owner, _, balance) in &mut fees {
+            if let Some(change) = later.get(owner) {
+                *balance = balance.checked_sub(change.fen()).ok_or_else(|| {
+                    StoreError(format!("fee balance of household {owner} overflows"))
+                })?;
+            }
+        }
         lap.done("candidates: fee balances");
-        // Wallet and voucher tenders of the month, summed here per household.
+        // Wallet and voucher tenders of the month, net of what was refunded by its last day,
+        // summed here per household.
         let tenders = sqlx::query(
             "SELECT json_group_array(COALESCE(t.household_id, v.household_id)),
-                    json_group_array(t.amount - t.refunded)
+                    json_group_array(t.amount - t.refunded + CASE WHEN t.refunded > 0 THEN (
+                        SELECT COALESCE(SUM(r.amount), 0) FROM sale_refund_tenders r
+                        JOIN entries re ON re.id = r.entry_id
+                        WHERE r.sale_id = t.sale_id AND r.idx = t.idx AND re.business_date > ?3)
+                    ELSE 0 END)
              FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
              LEFT JOIN vouchers v ON v.id = t.voucher_id
              WHERE s.cooperative_id = ?1 AND s.business_date BETWEEN ?2 AND ?3
