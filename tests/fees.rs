@@ -2072,6 +2072,67 @@ async fn a_close_weighs_the_month_as_it_ended_whenever_it_runs(backend: Backend)
 }
 
 // ---------------------------------------------------------------------------------------------
+// The till's top-up quote
+
+async fn the_top_up_quote_and_the_top_up_agree_on_the_bonus_given_this_month(backend: Backend) {
+    let fx = Fx::new(backend, "2026-11-10").await;
+    let top_up = |household: &'static str, paid: &'static str| {
+        let fx = &fx;
+        async move {
+            match fx
+                .run(Command::TopUp(top_up_request(
+                    household,
+                    paid,
+                    Delivery::Wallet,
+                )))
+                .await
+            {
+                Ok(Receipt::TopUp(r)) => r,
+                other => panic!("top-up {household} {paid}: {other:?}"),
+            }
+        }
+    };
+    // H1 reaches November's bonus cap (100.00); the journal then moves into December while
+    // the host's clock falls back to 30 November (a skewed host).
+    assert_eq!(top_up("H1", "1000.00").await.bonus, y("100.00"));
+    fx.at("2026-12-01");
+    top_up("H2", "100.00").await;
+    fx.at("2026-11-30");
+    let quote = |paid: &str| format!("/v1/topups/quote?household=H1&paid={paid}");
+    let q = fx.get_ok(CASHIER, &quote("100.00")).await;
+    let r = top_up("H1", "100.00").await;
+    assert_eq!(r.business_date, date("2026-12-01"));
+    assert_eq!(q["business_date"], json!("2026-12-01"), "{q}");
+    assert_eq!(q["bonus_this_month"], json!("0.00"), "{q}");
+    assert_eq!(a(&q["bonus"]), r.bonus);
+    assert_eq!(a(&q["credited"]), r.credited);
+    // After that top-up, the quote's bonus is the next top-up's, to the cap and past it.
+    let q = fx.get_ok(CASHIER, &quote("900.00")).await;
+    assert_eq!(q["bonus_this_month"], json!("10.00"), "{q}");
+    assert_eq!(q["bonus_room_after"], json!("0.00"), "{q}");
+    let r = top_up("H1", "900.00").await;
+    assert_eq!((a(&q["bonus"]), r.bonus), (y("90.00"), y("90.00")));
+    let reply = fx.get(CASHIER, &quote("50.00")).await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "cap_exceeded",
+        Some("paid"),
+    );
+    let refused = fx
+        .run(Command::TopUp(top_up_request(
+            "H1",
+            "50.00",
+            Delivery::Wallet,
+        )))
+        .await;
+    assert!(
+        matches!(refused, Err(Rejection::CapExceeded { ref cap, .. }) if cap == "monthly bonus"),
+        "{refused:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Every body above on every backend
 
 macro_rules! on_every_backend {
@@ -2113,4 +2174,5 @@ on_every_backend! {
     the_commands_bill_pay_close_and_print_statements,
     bills_and_closes_count_in_the_month_they_are_for,
     a_close_weighs_the_month_as_it_ended_whenever_it_runs,
+    the_top_up_quote_and_the_top_up_agree_on_the_bonus_given_this_month,
 }

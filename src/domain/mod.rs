@@ -228,6 +228,13 @@ impl Ctx<'_> {
     }
 }
 
+/// The business date a command run now is given: the clock's day, never before the journal's
+/// last business date. The write path dates entries by it and the till's top-up quote previews
+/// with it, so a quote weighs the same month as the top-up it announces.
+pub fn business_date(journal: Option<NaiveDate>, clock: NaiveDate) -> NaiveDate {
+    journal.map_or(clock, |d| d.max(clock))
+}
+
 pub fn month_of(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
 }

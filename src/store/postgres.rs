@@ -204,6 +204,23 @@ impl PostgresStore {
     }
 }
 
+/// Bonus granted to a household by top-ups dated in `month` (`YYYY-MM`), into its wallets or
+/// onto its vouchers: what the monthly bonus cap weighs. The one reading of it, for the top-up
+/// in its transaction and for the till's quote.
+async fn bonus_granted<'c, E>(db: E, household: i64, month: &str) -> Result<Amount, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    let fen: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(bonus), 0)::BIGINT FROM topups WHERE household_id = $1 AND month = $2",
+    )
+    .bind(household)
+    .bind(month)
+    .fetch_one(db)
+    .await?;
+    Ok(Amount::from_fen(fen))
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn execute(&self, envelope: Envelope) -> Result<Outcome, StoreError> {
@@ -513,6 +530,24 @@ impl Store for PostgresStore {
             ))
         })
         .collect()
+    }
+
+    async fn bonus_in_month(
+        &self,
+        household: &str,
+        month: &str,
+    ) -> Result<Option<Amount>, StoreError> {
+        if !storable(household) {
+            return Ok(None);
+        }
+        let Some(id): Option<i64> = sqlx::query_scalar("SELECT id FROM households WHERE code = $1")
+            .bind(household)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(bonus_granted(&self.read, id, month).await?))
     }
 
     async fn closed_months(&self) -> Result<Vec<(String, String)>, StoreError> {
@@ -1361,10 +1396,7 @@ impl BatchRun<'_> {
         let now = services.clock.now();
         let clock_today = services.clock.today();
         // Business dates never run backwards against the journal.
-        let today = self
-            .state
-            .last_date
-            .map_or(clock_today, |d| d.max(clock_today));
+        let today = domain::business_date(self.state.last_date, clock_today);
         sqlx::query("SAVEPOINT command")
             .execute(&mut *self.conn)
             .await?;
@@ -2350,16 +2382,7 @@ impl Tx for PgTx<'_> {
     async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount> {
         // The monthly cap is checked against this sum: top-ups of one household take turns.
         self.lock_row("households", household).await?;
-        let fen: i64 = db!(
-            self,
-            sqlx::query_scalar(
-                "SELECT COALESCE(SUM(bonus), 0)::BIGINT FROM topups WHERE household_id = $1 AND month = $2",
-            )
-            .bind(household)
-            .bind(month)
-            .fetch_one(&mut *self.conn)
-        );
-        Ok(Amount::from_fen(fen))
+        Ok(db!(self, bonus_granted(&mut *self.conn, household, month)))
     }
 
     async fn insert_topup(&mut self, t: &TopupRecord) -> OpResult<()> {

@@ -127,6 +127,23 @@ impl SqliteStore {
     }
 }
 
+/// Bonus granted to a household by top-ups dated in `month` (`YYYY-MM`), into its wallets or
+/// onto its vouchers: what the monthly bonus cap weighs. The one reading of it, for the top-up
+/// in its transaction and for the till's quote.
+async fn bonus_granted<'c, E>(db: E, household: i64, month: &str) -> Result<Amount, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    let fen: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(bonus), 0) FROM topups WHERE household_id = ? AND month = ?",
+    )
+    .bind(household)
+    .bind(month)
+    .fetch_one(db)
+    .await?;
+    Ok(Amount::from_fen(fen))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn execute(&self, envelope: Envelope) -> Result<Outcome, StoreError> {
@@ -405,6 +422,21 @@ impl Store for SqliteStore {
             }),
             None => None,
         })
+    }
+
+    async fn bonus_in_month(
+        &self,
+        household: &str,
+        month: &str,
+    ) -> Result<Option<Amount>, StoreError> {
+        let Some(id): Option<i64> = sqlx::query_scalar("SELECT id FROM households WHERE code = ?")
+            .bind(household)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(bonus_granted(&self.read, id, month).await?))
     }
 
     async fn balances(&self) -> Result<BTreeMap<String, Amount>, StoreError> {
@@ -1142,10 +1174,7 @@ impl Writer {
         let now = self.services.clock.now();
         let clock_today = self.services.clock.today();
         // Business dates never run backwards against the journal.
-        let today = self
-            .state
-            .last_date
-            .map_or(clock_today, |d| d.max(clock_today));
+        let today = domain::business_date(self.state.last_date, clock_today);
         if let Some(idem) = &envelope.idempotency {
             let seen = sqlx::query(
                 "SELECT fingerprint, outcome FROM idempotency WHERE scope = ? AND key = ?",
@@ -1939,14 +1968,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount> {
-        let fen: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(bonus), 0) FROM topups WHERE household_id = ? AND month = ?",
-        )
-        .bind(household)
-        .bind(month)
-        .fetch_one(&mut *self.conn)
-        .await?;
-        Ok(Amount::from_fen(fen))
+        Ok(bonus_granted(&mut *self.conn, household, month).await?)
     }
 
     async fn insert_topup(&mut self, t: &TopupRecord) -> OpResult<()> {
