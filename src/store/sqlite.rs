@@ -2256,11 +2256,12 @@ impl Tx for SqliteTx<'_> {
         last: NaiveDate,
     ) -> OpResult<HashMap<i64, Amount>> {
         // Anything for a later month is dated after `last`: the entries index narrows the scan
-        // to the days since the month ended.
+        // to the days since the month ended (CROSS JOIN keeps entries the outer loop, rather
+        // than every household's fee postings).
         let rows = sqlx::query(
             "SELECT a.owner_id, SUM(p.amount) FROM entry_months e
-             JOIN postings p ON p.entry_id = e.entry_id
-             JOIN accounts a ON a.id = p.account_id
+             CROSS JOIN postings p ON p.entry_id = e.entry_id
+             CROSS JOIN accounts a ON a.id = p.account_id
              WHERE e.business_date > ?1 AND a.owner_kind = 'household' AND a.name = 'fees'
                AND (e.service_month > ?2 OR e.entry_id IN (
                     SELECT entry_id FROM month_closes WHERE cooperative_id = ?3 AND month = ?2))
