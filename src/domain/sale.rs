@@ -362,7 +362,7 @@ pub(crate) struct WalletRefund {
 }
 
 impl WalletRefund {
-    fn to_wallet(&self) -> Result<Amount, OpError> {
+    fn to_wallet(self) -> Result<Amount, OpError> {
         self.wallet_paid
             .checked_add(self.wallet_bonus)
             .ok_or_else(overflow)
