@@ -226,17 +226,22 @@ fn demo_months_are_billed_paid_closed_and_settled() {
         fen(&october, &["summary", "arrears_this_month"]) > 0,
         "{october}"
     );
-    // November carries October's arrears, recovers some, and holds October's profit share, of
-    // which the cooperative has settled part.
+    // October's profit share, posted by the close on 3 November, is October's.
+    let october_share = fen(&october["cooperatives"][0], &["allocated"]);
+    assert!(october_share > 0, "{october}");
+    assert_eq!(
+        fen(&october, &["summary", "covered_by_cooperative"]),
+        october_share,
+        "{october}"
+    );
+    // November carries October's arrears and recovers some; it brings October's profit share
+    // forward as owed by the cooperative, which has settled part of it.
     let november = statement(dir.path(), "K01", "2026-11");
     assert_eq!(november["ties_out"], true, "{november}");
-    for line in [
-        "arrears_brought_forward",
-        "arrears_recovered",
-        "covered_by_cooperative",
-    ] {
+    for line in ["arrears_brought_forward", "arrears_recovered"] {
         assert!(fen(&november, &["summary", line]) > 0, "{line}: {november}");
     }
+    assert_eq!(fen(&november, &["summary", "covered_by_cooperative"]), 0);
     let coop = &november["cooperatives"][0];
     assert_eq!(coop["cooperative"], "COOP", "{november}");
     let (allocated, settled, outstanding) = (
@@ -244,6 +249,8 @@ fn demo_months_are_billed_paid_closed_and_settled() {
         fen(coop, &["settled"]),
         fen(coop, &["outstanding"]),
     );
+    assert_eq!(allocated, 0, "{november}");
+    assert_eq!(fen(coop, &["opening"]), october_share, "{november}");
     assert!(settled > 0 && outstanding > 0, "{november}");
     assert_eq!(
         fen(coop, &["opening"]) + allocated - settled,

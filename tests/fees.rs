@@ -310,6 +310,15 @@ impl Fx {
             .unwrap_or(Amount::ZERO)
     }
 
+    /// What each month close credited the household: (cooperative, month, amount).
+    async fn close_credits(&self, household: &str) -> Vec<(String, String, Amount)> {
+        self.app
+            .store
+            .household_close_credits(household)
+            .await
+            .expect("the store failed")
+    }
+
     async fn fees(&self, household: &str) -> Amount {
         self.balance(&format!("household:{household}:fees")).await
     }
@@ -1393,20 +1402,21 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
     };
     let lines = s["households"].as_array().expect("households");
     assert_eq!(lines.len(), 3);
-    // By compound, then household: H1 (HX01), H2 (HX03), H9 (HX11).
+    // By compound, then household: H1 (HX01), H2 (HX03), H9 (HX11). October's close, posted
+    // on 2 November, is October's: November opens after it and allocates nothing.
+    let after_close = |owed: &str, h: &str| y(owed).checked_sub(share(h)).unwrap();
     let expect = [
-        ("HX01", "H1", "480.40", "48.04", "100.00", share("H1")),
-        ("HX03", "H2", "485.50", "48.55", "0.00", share("H2")),
-        ("HX11", "H9", "277.50", "27.75", "300.00", Amount::ZERO),
+        ("HX01", "H1", after_close("480.40", "H1"), "48.04", "100.00"),
+        ("HX03", "H2", after_close("485.50", "H2"), "48.55", "0.00"),
+        ("HX11", "H9", y("277.50"), "27.75", "300.00"),
     ];
-    for (line, (compound, household, opening, billed, paid, allocated)) in lines.iter().zip(expect)
-    {
+    for (line, (compound, household, opening, billed, paid)) in lines.iter().zip(expect) {
         assert_eq!(line["compound"], json!(compound));
         assert_eq!(line["household"], json!(household));
-        assert_eq!(line["opening"], json!(opening));
+        assert_eq!(a(&line["opening"]), opening);
         assert_eq!(line["billed"], json!(billed));
         assert_eq!(line["paid"], json!(paid));
-        assert_eq!(a(&line["allocated"]), allocated);
+        assert_eq!(a(&line["allocated"]), Amount::ZERO);
         let closing = a(&line["opening"]).fen() + a(&line["billed"]).fen()
             - a(&line["paid"]).fen()
             - a(&line["allocated"]).fen();
@@ -1414,11 +1424,11 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
         assert_eq!(a(&line["closing"]), fx.fees(household).await);
     }
     let t = &s["totals"];
-    assert_eq!(t["opening"], json!("1243.40"));
+    let k01 = share("H1").checked_add(share("H2")).unwrap();
+    assert_eq!(a(&t["opening"]), y("1243.40").checked_sub(k01).unwrap());
     assert_eq!(t["billed"], json!("124.34"));
     assert_eq!(t["paid"], json!("400.00"));
-    let k01 = share("H1").checked_add(share("H2")).unwrap();
-    assert_eq!(a(&t["allocated"]), k01);
+    assert_eq!(a(&t["allocated"]), Amount::ZERO);
     assert_eq!(
         a(&t["closing"]).fen(),
         a(&t["opening"]).fen() + a(&t["billed"]).fen()
@@ -1426,17 +1436,20 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
             - a(&t["allocated"]).fen()
     );
     // H9 paid 300.00 against 305.25 owed: not ahead. Arrears before the month were every
-    // opening; H1's 100.00 and H9's 300.00 and both allocations went to them.
-    assert_eq!(s["summary"]["arrears_brought_forward"], json!("1243.40"));
+    // opening; H1's 100.00 and H9's 300.00 went to them.
+    assert_eq!(
+        a(&s["summary"]["arrears_brought_forward"]),
+        y("1243.40").checked_sub(k01).unwrap()
+    );
     assert_eq!(s["summary"]["received"], json!("400.00"));
-    assert_eq!(a(&s["summary"]["covered_by_cooperative"]), k01);
+    assert_eq!(a(&s["summary"]["covered_by_cooperative"]), Amount::ZERO);
     assert_eq!(s["summary"]["billed"], json!("124.34"));
-    // What the cooperative owes K01: the November allocation (the October close was posted on
-    // 2 November), less the 600.00 settled.
+    // What the cooperative owes K01: October's allocation (posted on 2 November, for October),
+    // brought forward, less the 600.00 settled in November.
     assert_eq!(
         s["cooperatives"],
         json!([{
-            "cooperative": "COOP", "opening": "0.00", "allocated": k01.to_string(),
+            "cooperative": "COOP", "opening": k01.to_string(), "allocated": "0.00",
             "settled": "600.00", "outstanding": k01.checked_sub(y("600.00")).unwrap().to_string()
         }])
     );
@@ -1570,13 +1583,17 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
         .await;
     assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
 
-    // October's statement closes where November's opens.
+    // October's statement closes where November's opens: January to September's bills (made on
+    // 5 October) are their own months', October's close is October's.
     let oct = fx
         .get_ok(ADMIN, "/v1/companies/K01/statements/2026-10")
         .await;
     assert_eq!(oct["ties_out"], json!(true));
     assert_eq!(oct["totals"]["closing"], s["totals"]["opening"]);
-    assert_eq!(oct["totals"]["billed"], json!("1243.40"));
+    assert_eq!(oct["totals"]["opening"], json!("1119.06"));
+    assert_eq!(oct["totals"]["billed"], json!("124.34"));
+    assert_eq!(a(&oct["totals"]["allocated"]), k01);
+    assert_eq!(a(&oct["cooperatives"][0]["allocated"]), k01);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1708,8 +1725,9 @@ async fn the_commands_bill_pay_close_and_print_statements(backend: Backend) {
             "csv",
         ],
     ));
+    // October's close, run on 2 November, is October's: it covers H1's October bill.
     assert!(
-        out.contains("household,HX01,H1,0.00,48.04,0.00,0.00,48.04"),
+        out.contains("household,HX01,H1,0.00,48.04,0.00,48.04,0.00"),
         "{out}"
     );
     let json: Value = serde_json::from_str(&stdout(&hongxin(
@@ -1718,7 +1736,7 @@ async fn the_commands_bill_pay_close_and_print_statements(backend: Backend) {
         &["statement", "--company", "K01", "--month", "2026-11"],
     )))
     .expect("JSON statement");
-    assert_eq!(json["totals"]["allocated"], json!("48.04"));
+    assert_eq!(json["totals"]["allocated"], json!("0.00"));
     assert_eq!(json["ties_out"], json!(true));
     let file = dir.path().join("k01.xlsx");
     let file_arg = file.to_string_lossy().into_owned();
@@ -1847,6 +1865,315 @@ mod pool_is_accounted_for {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Which month a bill and an allocation belong to, and what a close weighs
+
+/// One household's line of a statement, as (opening, billed, paid, allocated, closing) in fen.
+fn line_fen(statement: &Value, household: &str) -> [i64; 5] {
+    let line = statement["households"]
+        .as_array()
+        .expect("households")
+        .iter()
+        .find(|l| l["household"] == json!(household))
+        .unwrap_or_else(|| panic!("no line for {household}: {statement}"));
+    ["opening", "billed", "paid", "allocated", "closing"].map(|k| a(&line[k]).fen())
+}
+
+async fn bills_and_closes_count_in_the_month_they_are_for(backend: Backend) {
+    let fx = Fx::new(backend, "2026-10-01").await;
+    // January to October billed on 5 October, October closed on 1 November.
+    fx.october("433.33").await;
+    fx.at("2026-11-01");
+    fx.close("2026-10", false).await.expect("close");
+    fx.at("2026-11-02");
+    fx.pay("H1", "100.00").await.expect("payment");
+    // November billed on 3 December, then a December payment.
+    fx.at("2026-12-03");
+    fx.bills("K01", "2026-11").await;
+    fx.pay("H2", "50.00").await.expect("payment");
+    fx.at("2026-12-05");
+
+    let winner = tie_winner(
+        &["H1", "H2", "H3"],
+        &hongxin::fees::close_seed("COOP", "2026-10"),
+    );
+    let share = |h: &str| if h == winner { 33334 } else { 33333 };
+    let (s1, s2) = (share("H1"), share("H2"));
+    let expected: [(&str, [[i64; 5]; 3]); 3] = [
+        (
+            "2026-10",
+            [
+                [9 * 4804, 4804, 0, s1, 10 * 4804 - s1],
+                [9 * 4855, 4855, 0, s2, 10 * 4855 - s2],
+                [9 * 2775, 2775, 0, 0, 10 * 2775],
+            ],
+        ),
+        (
+            "2026-11",
+            [
+                [10 * 4804 - s1, 4804, 10000, 0, 11 * 4804 - s1 - 10000],
+                [10 * 4855 - s2, 4855, 0, 0, 11 * 4855 - s2],
+                [10 * 2775, 2775, 0, 0, 11 * 2775],
+            ],
+        ),
+        (
+            "2026-12",
+            [
+                [11 * 4804 - s1 - 10000, 0, 0, 0, 11 * 4804 - s1 - 10000],
+                [11 * 4855 - s2, 0, 5000, 0, 11 * 4855 - s2 - 5000],
+                [11 * 2775, 0, 0, 0, 11 * 2775],
+            ],
+        ),
+    ];
+    let months = fx
+        .get_ok(COMPANY_K01, "/v1/companies/K01/months?last=3")
+        .await;
+    let series = months["months"].as_array().expect("months");
+    assert_eq!(series.len(), 3, "{months}");
+    assert_eq!(months["latest_closed"], json!("2026-10"));
+    let mut resident = BTreeMap::new();
+    for h in ["H1", "H2", "H9"] {
+        resident.insert(
+            h,
+            fx.get_ok(COMPANY_K01, &format!("/v1/households/{h}/fees?months=3"))
+                .await,
+        );
+    }
+    for ((month, lines), figures) in expected.iter().zip(series) {
+        let s = fx
+            .get_ok(
+                COMPANY_K01,
+                &format!("/v1/companies/K01/statements/{month}"),
+            )
+            .await;
+        assert_eq!(s["ties_out"], json!(true), "{month}: {s}");
+        let mut totals = [0i64; 5];
+        for (h, want) in ["H1", "H2", "H9"].iter().zip(lines) {
+            let got = line_fen(&s, h);
+            assert_eq!(&got, want, "{month} {h}");
+            for (t, g) in totals.iter_mut().zip(got) {
+                *t += g;
+            }
+            // The resident's fee view shows the same line for the month.
+            let view = &resident[h];
+            let m = view["months"]
+                .as_array()
+                .expect("months")
+                .iter()
+                .find(|m| m["month"] == json!(month))
+                .unwrap_or_else(|| panic!("{h} {month}: {view}"));
+            let seen = ["opening", "billed", "paid", "covered", "closing"].map(|k| a(&m[k]).fen());
+            assert_eq!(&seen, want, "resident view {h} {month}");
+        }
+        let t = &s["totals"];
+        assert_eq!(
+            ["opening", "billed", "paid", "allocated", "closing"].map(|k| a(&t[k]).fen()),
+            totals,
+            "{month}"
+        );
+        // The office's month series is the statement's totals, October closed and covered.
+        assert_eq!(figures["month"], json!(month));
+        assert_eq!(figures["closed"], json!(*month == "2026-10"), "{figures}");
+        assert_eq!(
+            ["opening", "billed", "paid", "covered", "closing"].map(|k| a(&figures[k]).fen()),
+            totals,
+            "{month}"
+        );
+        assert_eq!(figures["ties_out"], json!(true));
+        // The cooperative's position: October's close is October's.
+        let coop = &s["cooperatives"][0];
+        let covered = if *month == "2026-10" { s1 + s2 } else { 0 };
+        assert_eq!(a(&coop["allocated"]).fen(), covered, "{month}: {coop}");
+    }
+    // The latest closing is the ledger's balance; the close credits are October's.
+    for (h, want) in [
+        ("H1", 11 * 4804 - s1 - 10000),
+        ("H2", 11 * 4855 - s2 - 5000),
+        ("H9", 11 * 2775),
+    ] {
+        assert_eq!(fx.fees(h).await.fen(), want, "{h}");
+    }
+    for (h, s) in [("H1", s1), ("H2", s2)] {
+        let covered = resident[h]["covered"].as_array().expect("covered").clone();
+        assert_eq!(covered.len(), 1, "{h}: {covered:?}");
+        assert_eq!(covered[0]["month"], json!("2026-10"));
+        assert_eq!(a(&covered[0]["amount"]).fen(), s, "{h}");
+    }
+}
+
+/// October of three spenders (1000.00 each from the wallet, 5000.00 in cash), every household
+/// owing January to October, so no share is capped; answers H2's wallet sale.
+async fn october_of_three_spenders(fx: &Fx) -> i64 {
+    fx.at("2026-10-05");
+    fx.bill_months(2026, 1, 10).await;
+    for h in ["H1", "H3"] {
+        fx.top_up_and_spend(h, "1000.00", "1000.00").await;
+    }
+    fx.top_up_and_spend("H2", "1000.00", "0.00").await;
+    let sale = match fx
+        .run(Command::Sale(sale_amount(
+            Some("H2"),
+            "1000.00",
+            vec![wallet("1000.00")],
+        )))
+        .await
+    {
+        Ok(Receipt::Sale(r)) => r.sale,
+        other => panic!("sale: {other:?}"),
+    };
+    fx.cash_sale("5000.00").await;
+    assert!(fx.expense("433.33", "2026-10-05").await.is_ok());
+    sale
+}
+
+/// November's business before October is closed (or after): next month's bills, a payment that
+/// leaves H1 owing less than its share, and most of H2's October wallet sale refunded.
+async fn november_business(fx: &Fx, sale: i64) {
+    fx.bill_months(2026, 11, 11).await;
+    fx.pay("H1", "450.00").await.expect("payment");
+    let refund = fx
+        .run(Command::RefundSale(hongxin::domain::RefundSale {
+            sale,
+            amount: Some(y("600.00")),
+            shop: Some("S1".into()),
+            cooperative: None,
+        }))
+        .await;
+    assert!(matches!(refund, Ok(Receipt::SaleRefund(_))), "{refund:?}");
+}
+
+fn close_figures(close: &CloseReceipt) -> Value {
+    let mut v = serde_json::to_value(close).expect("receipt");
+    v.as_object_mut().expect("object").remove("entry");
+    v
+}
+
+async fn a_close_weighs_the_month_as_it_ended_whenever_it_runs(backend: Backend) {
+    // Two identical ledgers: `early` closes October before November's business, `late` after.
+    let early = Fx::new(backend, "2026-10-01").await;
+    let late = Fx::new(backend, "2026-10-01").await;
+    let sale_early = october_of_three_spenders(&early).await;
+    let sale_late = october_of_three_spenders(&late).await;
+    early.at("2026-11-02");
+    late.at("2026-11-02");
+    let closed_early = early.close("2026-10", false).await.expect("close");
+    november_business(&early, sale_early).await;
+    november_business(&late, sale_late).await;
+    let closed_late = late.close("2026-10", false).await.expect("close");
+    assert_eq!(close_figures(&closed_early), close_figures(&closed_late));
+    for h in ["H1", "H2", "H3", "H9"] {
+        assert_eq!(
+            early.close_credits(h).await,
+            late.close_credits(h).await,
+            "{h}"
+        );
+        assert_eq!(early.fees(h).await, late.fees(h).await, "{h}");
+    }
+    // The shares as the month ended: H1 owed 480.40 then (not the 78.44 left after its
+    // November payment), and H2's sale counts in full though 600.00 of it was refunded since.
+    let winner = tie_winner(
+        &["H1", "H2", "H3"],
+        &hongxin::fees::close_seed("COOP", "2026-10"),
+    );
+    let pool = closed_late.pool.fen();
+    assert_eq!(closed_late.allocated.fen(), pool);
+    let credits = late.close_credits("H1").await;
+    assert_eq!(credits.len(), 1);
+    assert!(
+        credits[0].2.fen() > 33000,
+        "H1 not capped: {credits:?} (winner {winner})"
+    );
+    assert_eq!(closed_late.households, 3);
+
+    // November: H2 and H3 spend alike; the refund of H2's October sale, dated in November,
+    // weighs nothing here either. (H1 is paid ahead by then: its cap is zero.)
+    late.at("2026-11-05");
+    for h in ["H1", "H2", "H3"] {
+        late.top_up_and_spend(h, "100.00", "100.00").await;
+    }
+    late.cash_sale("500.00").await;
+    late.at("2026-12-01");
+    let november = late.close("2026-11", false).await.expect("close");
+    assert!(november.allocated.is_positive(), "{november:?}");
+    let mut shares: Vec<i64> = Vec::new();
+    for h in ["H1", "H2", "H3"] {
+        let credits = late.close_credits(h).await;
+        shares.push(
+            credits
+                .iter()
+                .find(|c| c.1 == "2026-11")
+                .map_or(0, |c| c.2.fen()),
+        );
+    }
+    assert_eq!(shares[0], 0, "H1 owes nothing: {shares:?}");
+    assert!(
+        (shares[1] - shares[2]).abs() <= 1,
+        "equal spenders share alike: {shares:?}"
+    );
+    assert_eq!(shares.iter().sum::<i64>(), november.allocated.fen());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The till's top-up quote
+
+async fn the_top_up_quote_and_the_top_up_agree_on_the_bonus_given_this_month(backend: Backend) {
+    let fx = Fx::new(backend, "2026-11-10").await;
+    let top_up = |household: &'static str, paid: &'static str| {
+        let fx = &fx;
+        async move {
+            match fx
+                .run(Command::TopUp(top_up_request(
+                    household,
+                    paid,
+                    Delivery::Wallet,
+                )))
+                .await
+            {
+                Ok(Receipt::TopUp(r)) => r,
+                other => panic!("top-up {household} {paid}: {other:?}"),
+            }
+        }
+    };
+    // H1 reaches November's bonus cap (100.00); the journal then moves into December while
+    // the host's clock falls back to 30 November (a skewed host).
+    assert_eq!(top_up("H1", "1000.00").await.bonus, y("100.00"));
+    fx.at("2026-12-01");
+    top_up("H2", "100.00").await;
+    fx.at("2026-11-30");
+    let quote = |paid: &str| format!("/v1/topups/quote?household=H1&paid={paid}");
+    let q = fx.get_ok(CASHIER, &quote("100.00")).await;
+    let r = top_up("H1", "100.00").await;
+    assert_eq!(r.business_date, date("2026-12-01"));
+    assert_eq!(q["business_date"], json!("2026-12-01"), "{q}");
+    assert_eq!(q["bonus_this_month"], json!("0.00"), "{q}");
+    assert_eq!(a(&q["bonus"]), r.bonus);
+    assert_eq!(a(&q["credited"]), r.credited);
+    // After that top-up, the quote's bonus is the next top-up's, to the cap and past it.
+    let q = fx.get_ok(CASHIER, &quote("900.00")).await;
+    assert_eq!(q["bonus_this_month"], json!("10.00"), "{q}");
+    assert_eq!(q["bonus_room_after"], json!("0.00"), "{q}");
+    let r = top_up("H1", "900.00").await;
+    assert_eq!((a(&q["bonus"]), r.bonus), (y("90.00"), y("90.00")));
+    let reply = fx.get(CASHIER, &quote("50.00")).await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "cap_exceeded",
+        Some("paid"),
+    );
+    let refused = fx
+        .run(Command::TopUp(top_up_request(
+            "H1",
+            "50.00",
+            Delivery::Wallet,
+        )))
+        .await;
+    assert!(
+        matches!(refused, Err(Rejection::CapExceeded { ref cap, .. }) if cap == "monthly bonus"),
+        "{refused:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Every body above on every backend
 
 macro_rules! on_every_backend {
@@ -1886,4 +2213,7 @@ on_every_backend! {
     settlements_pay_what_the_cooperative_owes_and_no_more,
     the_statement_ties_out_in_json_csv_and_xlsx,
     the_commands_bill_pay_close_and_print_statements,
+    bills_and_closes_count_in_the_month_they_are_for,
+    a_close_weighs_the_month_as_it_ended_whenever_it_runs,
+    the_top_up_quote_and_the_top_up_agree_on_the_bonus_given_this_month,
 }

@@ -2957,14 +2957,17 @@ async fn settlements_owed_per_company(app: &TestApp) {
         v.as_object_mut().expect("object").remove("company");
         v
     };
-    // The close is posted on 2 November: November's allocation, nothing in October.
+    // The close is posted on 2 November, for October: October's allocation, brought forward
+    // into November.
     let october = fx
         .get(ACCOUNTANT_COOP, "/v1/settlements?month=2026-10")
         .await;
     let zero = Amount::ZERO;
     for c in october["companies"].as_array().unwrap() {
-        assert_eq!(strip(c.clone()), position("0.00", zero, "0.00", zero));
+        let share = shares[c["company"].as_str().unwrap()];
+        assert_eq!(strip(c.clone()), position("0.00", share, "0.00", share));
     }
+    assert_eq!(october["total"]["allocated"], close["allocated"]);
     let november = fx.get(ACCOUNTANT_COOP, "/v1/settlements").await;
     assert_eq!(november["month"], json!("2026-11"));
     assert_eq!(november["as_of"], json!("2026-11-02"));
@@ -2972,9 +2975,12 @@ async fn settlements_owed_per_company(app: &TestApp) {
     assert_eq!(list.len(), 2, "{november}");
     for c in list {
         let share = shares[c["company"].as_str().unwrap()];
-        assert_eq!(strip(c.clone()), position("0.00", share, "0.00", share));
+        assert_eq!(
+            strip(c.clone()),
+            position(&share.to_string(), zero, "0.00", share)
+        );
     }
-    assert_eq!(november["total"]["allocated"], close["allocated"]);
+    assert_eq!(november["total"]["allocated"], json!("0.00"));
     assert_eq!(november["total"]["outstanding"], close["allocated"]);
 
     // Ten yuan paid to K01: settled 10.00, outstanding 10.00 less, the same as K01's statement.
@@ -2991,7 +2997,7 @@ async fn settlements_owed_per_company(app: &TestApp) {
     let after = fx.get(ACCOUNTANT_COOP, "/v1/settlements").await;
     assert_eq!(
         strip(after["companies"][0].clone()),
-        position("0.00", k01, "10.00", left)
+        position(&k01.to_string(), zero, "10.00", left)
     );
     assert_eq!(after["companies"][1], list[1]);
     assert_eq!(after["total"]["settled"], json!("10.00"));
@@ -3000,7 +3006,7 @@ async fn settlements_owed_per_company(app: &TestApp) {
         .await;
     assert_eq!(
         statement["cooperatives"][0],
-        json!({ "cooperative": "COOP", "opening": "0.00", "allocated": k01.to_string(),
+        json!({ "cooperative": "COOP", "opening": k01.to_string(), "allocated": "0.00",
             "settled": "10.00", "outstanding": left.to_string() })
     );
     // An admin names the cooperative and sees the same.
@@ -3449,12 +3455,12 @@ async fn company_months(app: &TestApp) {
 }
 
 /// K01's September to November in [`company_months`]: opening, billed, paid, closing.
-/// The three bills are posted on the business date, in November; September and October are
-/// closed with nothing in them, and still listed.
+/// The three bills are posted on the business date, in November, and each counts in the month
+/// it is for; the payment counts in November, when it was made.
 const MONTHS_K01: [[&str; 4]; 3] = [
-    ["0.00", "0.00", "0.00", "0.00"],
-    ["0.00", "0.00", "0.00", "0.00"],
-    ["0.00", "419.28", "100.00", "319.28"],
+    ["0.00", "139.76", "0.00", "139.76"],
+    ["139.76", "139.76", "0.00", "279.52"],
+    ["279.52", "139.76", "100.00", "319.28"],
 ];
 
 /// The till's top-up preview: the policy's own computation, nothing posted, the same refusals

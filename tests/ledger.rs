@@ -54,6 +54,7 @@ conformance!(
     sale_refusals_change_nothing,
     sales_by_catalogue_and_by_amount,
     split_tender_refunds,
+    a_refund_to_a_full_wallet_pays_the_excess_back_in_cash,
     voucher_lifecycle,
     concurrent_wallet_spending,
     concurrent_voucher_spending,
@@ -333,6 +334,73 @@ async fn wallet_cap_across_months(backend: Backend) {
     t.top_up("H1", "50.00", Delivery::Voucher).await.unwrap();
     let r = t.top_up("H1", "500.00", Delivery::Wallet).await.unwrap();
     assert_eq!(r.wallet, wallet_balance("4500.00", "450.00"));
+    t.assert_sound().await;
+}
+
+/// A sale refund never takes a wallet over the policy's wallet cap (5000.00): the wallet takes
+/// what fits, in the tender's paid/bonus proportion; the rest of the paid part goes back by the
+/// sale's cash method and the rest of the bonus is forfeited to promotion.
+async fn a_refund_to_a_full_wallet_pays_the_excess_back_in_cash(backend: Backend) {
+    let mut t = TestLedger::on(backend, "2026-01-10").await;
+    t.top_up("H1", "1000.00", Delivery::Wallet).await.unwrap();
+    // 1000.00 from 1000.00 paid / 100.00 bonus: 909.09 + 90.91; 10.00 in cash.
+    let s = t
+        .sell(sale_amount(
+            Some("H1"),
+            "1010.00",
+            vec![wallet("1000.00"), cash("10.00")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        tender(&s.tenders[0]),
+        credit(TenderType::Wallet, "1000.00", "909.09", "90.91")
+    );
+    assert_eq!(t.wallet("H1").await, (y("90.91"), y("9.09")));
+    // Four months of top-ups fill the wallet to 4500.00: room for 500.00 more.
+    for month in ["2026-02-10", "2026-03-10", "2026-04-10", "2026-05-10"] {
+        t.reopen(month).await;
+        t.top_up("H1", "1000.00", Delivery::Wallet).await.unwrap();
+    }
+    assert_eq!(t.wallet("H1").await, (y("4090.91"), y("409.09")));
+    let cash_before = t.coop_balance("cash:cash").await;
+    let promotion_before = t.coop_balance("promotion").await;
+
+    let r = t.refund_sale(s.sale, None, None).await.unwrap();
+    assert_eq!(r.amount, y("1010.00"));
+    let (wallet_paid, wallet_bonus) = t.wallet("H1").await;
+    assert_eq!(wallet_paid.checked_add(wallet_bonus), Some(y("5000.00")));
+    let to_paid = wallet_paid.checked_sub(y("4090.91")).unwrap();
+    let to_bonus = wallet_bonus.checked_sub(y("409.09")).unwrap();
+    // 500.00 split 909.09 : 90.91 is 454.545… : 45.454…; the allocator gives the odd fen to
+    // the paid part.
+    assert_eq!((to_paid, to_bonus), (y("454.55"), y("45.45")));
+    let (excess_cash, forfeited) = (y("454.54"), y("45.46"));
+    let mut tenders: Vec<_> = r.tenders.iter().map(tender).collect();
+    tenders.sort_by_key(|t| (t.0.as_str(), t.1));
+    let mut expected = vec![
+        (
+            TenderType::Wallet,
+            y("500.00"),
+            Some(to_paid),
+            Some(to_bonus),
+        ),
+        plain(TenderType::Cash, "10.00"),
+        (TenderType::Cash, excess_cash, None, None),
+    ];
+    expected.sort_by_key(|t| (t.0.as_str(), t.1));
+    assert_eq!(tenders, expected);
+    // The cash drawer pays out the sale's 10.00 and the paid credit the wallet could not take;
+    // the bonus it could not take goes back to promotion.
+    assert_eq!(
+        cash_before.checked_sub(t.coop_balance("cash:cash").await),
+        excess_cash.checked_add(y("10.00"))
+    );
+    assert_eq!(
+        promotion_before.checked_sub(t.coop_balance("promotion").await),
+        Some(forfeited)
+    );
+    assert_eq!(excess_cash.checked_add(forfeited), Some(y("500.00")));
     t.assert_sound().await;
 }
 

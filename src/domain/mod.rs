@@ -228,6 +228,13 @@ impl Ctx<'_> {
     }
 }
 
+/// The business date a command run now is given: the clock's day, never before the journal's
+/// last business date. The write path dates entries by it and the till's top-up quote previews
+/// with it, so a quote weighs the same month as the top-up it announces.
+pub fn business_date(journal: Option<NaiveDate>, clock: NaiveDate) -> NaiveDate {
+    journal.map_or(clock, |d| d.max(clock))
+}
+
 pub fn month_of(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
 }
@@ -310,6 +317,17 @@ pub trait Tx: Send {
         &mut self,
         households: &[i64],
     ) -> OpResult<std::collections::HashMap<i64, Amount>>;
+    /// Per household, what moved its fees after `last`, the last day of `month`, that is not
+    /// for `month` or an earlier one (next month's bills, later payments and closes), together
+    /// with the cooperative's own close of `month` if it is posted: subtracted from the fee
+    /// balance, what remains is the balance as of the end of `month` by service month (the
+    /// `entry_months` view).
+    async fn fee_changes_after(
+        &mut self,
+        coop: i64,
+        month: &str,
+        last: NaiveDate,
+    ) -> OpResult<std::collections::HashMap<i64, Amount>>;
     async fn insert_fee_bills(
         &mut self,
         entry: i64,
@@ -343,7 +361,7 @@ pub trait Tx: Send {
     ) -> OpResult<MonthTotals>;
     async fn eligible_households(&mut self) -> OpResult<Vec<EligibleHousehold>>;
     /// Wallet and voucher spending per household at the cooperative between the dates, net of
-    /// refunds (vouchers count for the household they were issued to).
+    /// the refunds made by `to` (vouchers count for the household they were issued to).
     async fn credit_spend(
         &mut self,
         coop: i64,
@@ -351,7 +369,8 @@ pub trait Tx: Send {
         to: NaiveDate,
     ) -> OpResult<std::collections::HashMap<i64, i64>>;
     /// Every eligible household with its fee balance and its credit spending at the
-    /// cooperative between the dates: what a month close weighs. Backends may answer it in one
+    /// cooperative between the dates, both as of `to`, the last day of the month closed: what
+    /// a month close weighs, the same whenever the close runs. Backends may answer it in one
     /// pass; this default composes the finer-grained reads.
     async fn close_candidates(
         &mut self,
@@ -362,15 +381,22 @@ pub trait Tx: Send {
         let households = self.eligible_households().await?;
         let ids: Vec<i64> = households.iter().map(|h| h.id).collect();
         let balances = self.fee_balances(&ids).await?;
+        let later = self.fee_changes_after(coop, &month_of(from), to).await?;
         let spend = self.credit_spend(coop, from, to).await?;
-        Ok(households
+        households
             .into_iter()
-            .map(|h| Candidate {
-                fees_balance: balances.get(&h.id).copied().unwrap_or(Amount::ZERO),
-                credit_spend: spend.get(&h.id).copied().unwrap_or(0),
-                household: h,
+            .map(|h| {
+                let now = balances.get(&h.id).copied().unwrap_or(Amount::ZERO);
+                let after = later.get(&h.id).copied().unwrap_or(Amount::ZERO);
+                Ok(Candidate {
+                    fees_balance: now.checked_sub(after).ok_or_else(|| {
+                        StoreError(format!("fee balance of household {} overflows", h.id))
+                    })?,
+                    credit_spend: spend.get(&h.id).copied().unwrap_or(0),
+                    household: h,
+                })
             })
-            .collect())
+            .collect()
     }
     /// Stores a closed month: its inputs, its result, and every household's share as one
     /// document ([`crate::fees::shares_document`]).

@@ -350,6 +350,48 @@ pub(crate) async fn sell<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Sale) -> OpResu
     })
 }
 
+/// Where a refund to a wallet tender goes when the wallet may take at most `room` more (the
+/// policy's wallet cap less its balance; `None`: no cap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WalletRefund {
+    pub wallet_paid: Amount,
+    pub wallet_bonus: Amount,
+    /// The paid credit the wallet cannot take, back in money by the sale's cash method.
+    pub cash: Amount,
+    /// The bonus the wallet cannot take: it goes back to promotion, as bonus never becomes
+    /// money (the rule of a credit refund and of a refund to a void voucher).
+    pub forfeited: Amount,
+}
+
+impl WalletRefund {
+    fn to_wallet(self) -> Result<Amount, OpError> {
+        self.wallet_paid
+            .checked_add(self.wallet_bonus)
+            .ok_or_else(overflow)
+    }
+}
+
+/// Splits a wallet tender's refund of `paid` and `bonus` credit: the wallet takes what fits in
+/// `room`, in the tender's paid/bonus proportion; the rest of the paid part goes back by cash
+/// and the rest of the bonus is forfeited.
+pub(crate) fn wallet_refund(
+    paid: Amount,
+    bonus: Amount,
+    room: Option<Amount>,
+) -> Result<WalletRefund, OpError> {
+    let total = paid.checked_add(bonus).ok_or_else(overflow)?;
+    let (wallet_paid, wallet_bonus) = match room {
+        Some(room) if room < total => split_paid_bonus(room.max(Amount::ZERO), paid, bonus)?,
+        _ => (paid, bonus),
+    };
+    Ok(WalletRefund {
+        wallet_paid,
+        wallet_bonus,
+        cash: paid.checked_sub(wallet_paid).ok_or_else(overflow)?,
+        forfeited: bonus.checked_sub(wallet_bonus).ok_or_else(overflow)?,
+    })
+}
+
 pub(crate) async fn refund<T: Tx>(
     tx: &mut T,
     ctx: &Ctx<'_>,
@@ -420,6 +462,16 @@ pub(crate) async fn refund<T: Tx>(
     let mut entry = EntryDraft::new(header);
     let mut refunds = Vec::with_capacity(sale.tenders.len());
     let mut receipts = Vec::new();
+    // What a wallet may still take under the top-up policy's wallet cap; what it cannot take
+    // goes back by the sale's own cash method (see `wallet_refund`).
+    let wallet_cap = ctx.policies.topup(ctx.today).map(|p| p.rules.wallet_cap);
+    let cash_method = sale
+        .tenders
+        .iter()
+        .map(|t| t.kind)
+        .find(|k| !matches!(k, TenderType::Wallet | TenderType::Voucher))
+        .unwrap_or(TenderType::Cash);
+    let mut wallet_room: std::collections::HashMap<i64, Amount> = Default::default();
     for (t, part) in sale.tenders.iter().zip(parts) {
         let (mut paid, mut bonus) = (Amount::ZERO, Amount::ZERO);
         if part.is_positive() {
@@ -433,10 +485,53 @@ pub(crate) async fn refund<T: Tx>(
             match (t.kind, t.household, t.voucher) {
                 (TenderType::Wallet, Some(h), _) => {
                     (paid, bonus) = refund_split(t, part)?;
+                    let room = match (wallet_room.get(&h), wallet_cap) {
+                        (Some(room), _) => Some(*room),
+                        (None, Some(cap)) => {
+                            let total = wallet_balance(tx, h, &sale.coop_code).await?.total;
+                            Some(
+                                cap.checked_sub(total)
+                                    .ok_or_else(overflow)?
+                                    .max(Amount::ZERO),
+                            )
+                        }
+                        (None, None) => None,
+                    };
+                    let back = wallet_refund(paid, bonus, room)?;
+                    if let Some(room) = room {
+                        let left = room.checked_sub(back.to_wallet()?).ok_or_else(overflow)?;
+                        wallet_room.insert(h, left);
+                    }
                     entry
-                        .credit(chart::household_wallet_paid(h, &sale.coop_code), paid)
-                        .credit(chart::household_wallet_bonus(h, &sale.coop_code), bonus);
-                    (receipt.paid, receipt.bonus) = (Some(paid), Some(bonus));
+                        .credit(
+                            chart::household_wallet_paid(h, &sale.coop_code),
+                            back.wallet_paid,
+                        )
+                        .credit(
+                            chart::household_wallet_bonus(h, &sale.coop_code),
+                            back.wallet_bonus,
+                        );
+                    receipt.amount = back.to_wallet()?;
+                    (receipt.paid, receipt.bonus) =
+                        (Some(back.wallet_paid), Some(back.wallet_bonus));
+                    if back.cash.is_positive() || back.forfeited.is_positive() {
+                        entry
+                            .credit(chart::coop_cash(sale.coop, cash_method.as_str()), back.cash)
+                            .credit(chart::coop_promotion(sale.coop), back.forfeited);
+                        if back.cash.is_positive() {
+                            receipts.push(TenderReceipt {
+                                kind: cash_method,
+                                amount: back.cash,
+                                paid: None,
+                                bonus: None,
+                                voucher_balance: None,
+                            });
+                        }
+                    }
+                    if !receipt.amount.is_positive() {
+                        refunds.push((part, paid, bonus));
+                        continue;
+                    }
                 }
                 (TenderType::Voucher, _, Some(v)) => {
                     (paid, bonus) = refund_split(t, part)?;
@@ -489,4 +584,41 @@ pub(crate) async fn refund<T: Tx>(
         tenders: receipts,
         remaining: remaining.checked_sub(amount).ok_or_else(overflow)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn y(s: &str) -> Amount {
+        Amount::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_wallet_refund_takes_what_fits_and_the_rest_goes_back_as_money() {
+        // No cap, or room enough: all of it to the wallet.
+        for room in [None, Some(y("1000.00")), Some(y("5000.00"))] {
+            let r = wallet_refund(y("909.09"), y("90.91"), room).unwrap();
+            assert_eq!(
+                (r.wallet_paid, r.wallet_bonus, r.cash, r.forfeited),
+                (y("909.09"), y("90.91"), Amount::ZERO, Amount::ZERO)
+            );
+        }
+        // Room for 500.00: split 909.09 : 90.91, the rest of the paid part in money.
+        let r = wallet_refund(y("909.09"), y("90.91"), Some(y("500.00"))).unwrap();
+        assert_eq!(r.to_wallet().unwrap(), y("500.00"));
+        assert_eq!(
+            (r.wallet_paid, r.wallet_bonus, r.cash, r.forfeited),
+            (y("454.55"), y("45.45"), y("454.54"), y("45.46"))
+        );
+        assert!(r.wallet_paid <= y("909.09") && r.wallet_bonus <= y("90.91"));
+        assert_eq!(r.cash.checked_add(r.wallet_paid), Some(y("909.09")));
+        assert_eq!(r.forfeited.checked_add(r.wallet_bonus), Some(y("90.91")));
+        // A full wallet takes nothing.
+        let r = wallet_refund(y("10.00"), y("1.00"), Some(Amount::ZERO)).unwrap();
+        assert_eq!(
+            (r.wallet_paid, r.wallet_bonus, r.cash, r.forfeited),
+            (Amount::ZERO, Amount::ZERO, y("10.00"), y("1.00"))
+        );
+    }
 }

@@ -2,6 +2,10 @@
 //! billed, paid by the resident, covered by the cooperative's allocation and the closing
 //! balance; the summary the companies reconcile by; and what the cooperative owes.
 //! It ties out: opening + billed − paid − allocated = closing, per household and in total.
+//! Bills and allocations count in the month they are for (a bill's month, the month closed),
+//! payments and settlements in the month of their business date: the store reads the
+//! `entry_months` view (see docs/architecture.md, "Which month a bill and an allocation belong
+//! to").
 
 use serde::Serialize;
 

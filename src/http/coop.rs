@@ -44,7 +44,8 @@ pub struct CompanyPosition {
     pub company: String,
     /// Due at the start of the month.
     pub opening: Amount,
-    /// Added by the month's closes (profit allocated toward the company's fees).
+    /// Added by the close of this month (its profit allocated toward the company's fees),
+    /// whenever the close was posted.
     pub allocated: Amount,
     /// Paid to the company by bank transfer during the month.
     pub settled: Amount,

@@ -52,7 +52,8 @@ pub struct MonthFigures {
     billed: Amount,
     /// Paid by residents.
     paid: Amount,
-    /// Covered by the cooperative's profit allocation.
+    /// Covered by the cooperative's profit allocation of this month (its close, whenever
+    /// posted); bills count in the month they are for, payments in the month they were made.
     covered: Amount,
     closing: Amount,
     /// The statement's own tie-out: opening + billed − paid − covered = closing.

@@ -45,11 +45,11 @@ pub struct FeeMonth {
     month: String,
     /// Owed (positive) or paid ahead (negative) when the month began.
     opening: Amount,
-    /// Billed in the month.
+    /// The bill for the month, whenever it was made.
     billed: Amount,
-    /// Paid by the resident in the month.
+    /// Paid by the resident in the month (by payment date).
     paid: Amount,
-    /// Covered in the month by the cooperative's profit (a month close posted then).
+    /// Covered by the cooperative's profit of the month (its month close, whenever posted).
     covered: Amount,
     /// Owed (positive) or paid ahead (negative) when the month ended, or now for the current
     /// month: opening + billed − paid − covered.

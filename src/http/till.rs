@@ -14,7 +14,8 @@ use super::error::{ApiError, Problem};
 use super::extract::Principal;
 use super::AppState;
 use crate::domain::{
-    month_of, price_line, top_up_terms, Delivery, PayMethod, Rejection, Role, TopUpFacts,
+    business_date, month_of, price_line, top_up_terms, Delivery, PayMethod, Rejection, Role,
+    TopUpFacts,
 };
 use crate::money::Amount;
 
@@ -98,7 +99,9 @@ async fn get_topup_quote(
         .household(&q.household)
         .await?
         .ok_or_else(|| Rejection::not_found("household", "household", &q.household))?;
-    let today = state.app.clock.today();
+    // The date the top-up would be given, not the clock's alone: the journal never runs back.
+    let journal = state.app.store.head().await?.business_date;
+    let today = business_date(journal, state.app.clock.today());
     let policy = state
         .app
         .policies

@@ -368,47 +368,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<PrepaidFigures>, StoreError>;
 
     /// Bonus granted to a household by top-ups dated in `month` (`YYYY-MM`), into its wallets
-    /// or onto its vouchers: what the monthly bonus cap weighs (the till's top-up preview).
-    /// `None` for an unknown household. This default reads the household's history, newest
-    /// first, back to the start of the month; a backend may answer from its top-up records.
+    /// or onto its vouchers: what the monthly bonus cap weighs (the till's top-up preview), read
+    /// by the same query the top-up itself runs. `None` for an unknown household.
     async fn bonus_in_month(
         &self,
         household: &str,
         month: &str,
-    ) -> Result<Option<Amount>, StoreError> {
-        /// Pages of history read at most: a month's entries of one household fit many times.
-        const MAX_PAGES: usize = 100;
-        let mut total = Amount::ZERO;
-        let mut before = None;
-        for _ in 0..MAX_PAGES {
-            let Some(page) = self.history(household, before, 100).await? else {
-                return Ok(None);
-            };
-            for item in &page.items {
-                let item_month = crate::domain::month_of(item.business_date);
-                if item_month.as_str() < month {
-                    return Ok(Some(total));
-                }
-                if item_month != month || item.kind != EntryKind::TopUp.as_str() {
-                    continue;
-                }
-                for (account, change) in &item.changes {
-                    if account.ends_with(":bonus") && change.is_positive() {
-                        total = total
-                            .checked_add(*change)
-                            .ok_or_else(|| StoreError("bonus total overflows".into()))?;
-                    }
-                }
-            }
-            match page.next_before {
-                Some(next) => before = Some(next),
-                None => return Ok(Some(total)),
-            }
-        }
-        Err(StoreError(format!(
-            "bonus_in_month: more than {MAX_PAGES} pages of history for {household}"
-        )))
-    }
+    ) -> Result<Option<Amount>, StoreError>;
 
     /// A cooperative's catalogue, by SKU, at most [`MAX_CATALOG`] items (what a till sells
     /// from); `None` for an unknown cooperative.

@@ -222,6 +222,23 @@ impl PostgresStore {
     }
 }
 
+/// Bonus granted to a household by top-ups dated in `month` (`YYYY-MM`), into its wallets or
+/// onto its vouchers: what the monthly bonus cap weighs. The one reading of it, for the top-up
+/// in its transaction and for the till's quote.
+async fn bonus_granted<'c, E>(db: E, household: i64, month: &str) -> Result<Amount, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    let fen: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(bonus), 0)::BIGINT FROM topups WHERE household_id = $1 AND month = $2",
+    )
+    .bind(household)
+    .bind(month)
+    .fetch_one(db)
+    .await?;
+    Ok(Amount::from_fen(fen))
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn execute(&self, envelope: Envelope) -> Result<Outcome, StoreError> {
@@ -494,15 +511,13 @@ impl Store for PostgresStore {
         else {
             return Ok(None);
         };
-        let (first, last) =
-            crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
-        let (first, last) = (first.to_string(), last.to_string());
+        crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
         let mut conn = self.read.acquire().await?;
         // One snapshot for the lines, the positions and the head.
         sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *conn)
             .await?;
-        let parts = statement_in(&mut conn, company_id, &first, &last).await;
+        let parts = statement_in(&mut conn, company_id, month).await;
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
         let (lines, positions, seq, hash) = parts?;
         Ok(Some(crate::fees::statement::build(
@@ -535,6 +550,24 @@ impl Store for PostgresStore {
         .collect()
     }
 
+    async fn bonus_in_month(
+        &self,
+        household: &str,
+        month: &str,
+    ) -> Result<Option<Amount>, StoreError> {
+        if !storable(household) {
+            return Ok(None);
+        }
+        let Some(id): Option<i64> = sqlx::query_scalar("SELECT id FROM households WHERE code = $1")
+            .bind(household)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(bonus_granted(&self.read, id, month).await?))
+    }
+
     async fn closed_months(&self) -> Result<Vec<(String, String)>, StoreError> {
         sqlx::query(
             "SELECT c.code, m.month FROM month_closes m
@@ -552,12 +585,13 @@ impl Store for PostgresStore {
         household: &str,
     ) -> Result<Vec<(String, String, Amount)>, StoreError> {
         sqlx::query(
-            "SELECT c.code, m.month, -p.amount FROM households h
+            "SELECT c.code, e.service_month, -p.amount FROM households h
              JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
              JOIN postings p ON p.account_id = a.id
+             JOIN entry_months e ON e.entry_id = p.entry_id AND e.kind = 'profit_allocation'
              JOIN month_closes m ON m.entry_id = p.entry_id
              JOIN cooperatives c ON c.id = m.cooperative_id
-             WHERE h.code = $1 ORDER BY m.month DESC, c.code",
+             WHERE h.code = $1 ORDER BY e.service_month DESC, c.code",
         )
         .bind(household)
         .fetch_all(&self.read)
@@ -1017,29 +1051,30 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
 
 type StatementParts = (Vec<HouseholdLine>, Vec<CooperativePosition>, i64, String);
 
+/// A company's statement lines and positions for `month`, every movement counted in its service
+/// month (the `entry_months` view): bills and allocations in the month they are for, payments
+/// and settlements in the month of their business date.
 async fn statement_in(
     conn: &mut PgConnection,
     company_id: i64,
-    first: &str,
-    last: &str,
+    month: &str,
 ) -> Result<StatementParts, StoreError> {
     let rows = sqlx::query(
         "SELECT c.code, h.code,
-            COALESCE(SUM(CASE WHEN e.business_date < $1 THEN p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.business_date BETWEEN $1 AND $2 AND e.kind = 'fee_bill' THEN p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.business_date BETWEEN $1 AND $2 AND e.kind = 'fee_payment' THEN -p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.business_date BETWEEN $1 AND $2 AND e.kind = 'profit_allocation' THEN -p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.business_date <= $2 THEN p.amount END), 0)::BIGINT
+            COALESCE(SUM(CASE WHEN e.service_month < $1 THEN p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'fee_bill' THEN p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'fee_payment' THEN -p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'profit_allocation' THEN -p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.service_month <= $1 THEN p.amount END), 0)::BIGINT
          FROM households h JOIN compounds c ON c.id = h.compound_id
          LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
          LEFT JOIN postings p ON p.account_id = a.id
-         LEFT JOIN entries e ON e.id = p.entry_id
-         WHERE c.company_id = $3
+         LEFT JOIN entry_months e ON e.entry_id = p.entry_id
+         WHERE c.company_id = $2
          GROUP BY h.id, c.code, h.code
          ORDER BY h.id",
     )
-    .bind(first)
-    .bind(last)
+    .bind(month)
     .bind(company_id)
     .fetch_all(&mut *conn)
     .await?;
@@ -1057,17 +1092,16 @@ async fn statement_in(
     }
     let positions = sqlx::query(
         "SELECT substr(a.name, 10),
-            COALESCE(SUM(CASE WHEN e.business_date < $1 THEN p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.business_date BETWEEN $1 AND $2 AND e.kind = 'profit_allocation' THEN p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.business_date BETWEEN $1 AND $2 AND e.kind = 'settlement' THEN -p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.business_date <= $2 THEN p.amount END), 0)::BIGINT
+            COALESCE(SUM(CASE WHEN e.service_month < $1 THEN p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'profit_allocation' THEN p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'settlement' THEN -p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.service_month <= $1 THEN p.amount END), 0)::BIGINT
          FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
-         LEFT JOIN entries e ON e.id = p.entry_id
-         WHERE a.owner_kind = 'company' AND a.owner_id = $3 AND a.name LIKE 'due\\_from:%'
+         LEFT JOIN entry_months e ON e.entry_id = p.entry_id
+         WHERE a.owner_kind = 'company' AND a.owner_id = $2 AND a.name LIKE 'due\\_from:%'
          GROUP BY a.id ORDER BY a.name",
     )
-    .bind(first)
-    .bind(last)
+    .bind(month)
     .bind(company_id)
     .fetch_all(&mut *conn)
     .await?
@@ -1380,10 +1414,7 @@ impl BatchRun<'_> {
         let now = services.clock.now();
         let clock_today = services.clock.today();
         // Business dates never run backwards against the journal.
-        let today = self
-            .state
-            .last_date
-            .map_or(clock_today, |d| d.max(clock_today));
+        let today = domain::business_date(self.state.last_date, clock_today);
         sqlx::query("SAVEPOINT command")
             .execute(&mut *self.conn)
             .await?;
@@ -2368,16 +2399,7 @@ impl Tx for PgTx<'_> {
     async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount> {
         // The monthly cap is checked against this sum: top-ups of one household take turns.
         self.lock_row("households", household).await?;
-        let fen: i64 = db!(
-            self,
-            sqlx::query_scalar(
-                "SELECT COALESCE(SUM(bonus), 0)::BIGINT FROM topups WHERE household_id = $1 AND month = $2",
-            )
-            .bind(household)
-            .bind(month)
-            .fetch_one(&mut *self.conn)
-        );
-        Ok(Amount::from_fen(fen))
+        Ok(db!(self, bonus_granted(&mut *self.conn, household, month)))
     }
 
     async fn insert_topup(&mut self, t: &TopupRecord) -> OpResult<()> {
@@ -2621,6 +2643,17 @@ impl Tx for PgTx<'_> {
                 .bind(i as i64)
                 .execute(&mut *self.conn)
             );
+            db!(
+                self,
+                sqlx::query(
+                    "INSERT INTO sale_refund_tenders (entry_id, sale_id, idx, amount) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(refund.entry)
+                .bind(sale)
+                .bind(i as i64)
+                .bind(total.fen())
+                .execute(&mut *self.conn)
+            );
         }
         db!(
             self,
@@ -2682,6 +2715,35 @@ impl Tx for PgTx<'_> {
             out.insert(r.try_get::<i64, _>(0)?, Amount::from_fen(fen + pending));
         }
         Ok(out)
+    }
+
+    async fn fee_changes_after(
+        &mut self,
+        coop: i64,
+        month: &str,
+        last: NaiveDate,
+    ) -> OpResult<HashMap<i64, Amount>> {
+        // Anything for a later month is dated after `last`: the entries index narrows the scan
+        // to the days since the month ended.
+        let rows = db!(
+            self,
+            sqlx::query(
+                "SELECT a.owner_id, SUM(p.amount)::BIGINT FROM entry_months e
+                 JOIN postings p ON p.entry_id = e.entry_id
+                 JOIN accounts a ON a.id = p.account_id
+                 WHERE e.business_date > $1 AND a.owner_kind = 'household' AND a.name = 'fees'
+                   AND (e.service_month > $2 OR e.entry_id IN (
+                        SELECT entry_id FROM month_closes WHERE cooperative_id = $3 AND month = $2))
+                 GROUP BY a.owner_id",
+            )
+            .bind(last.to_string())
+            .bind(month)
+            .bind(coop)
+            .fetch_all(&mut *self.conn)
+        );
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
+            .collect()
     }
 
     async fn insert_fee_bills(
@@ -2909,7 +2971,12 @@ impl Tx for PgTx<'_> {
         let rows = db!(
             self,
             sqlx::query(
-                "SELECT COALESCE(t.household_id, v.household_id), SUM(t.amount - t.refunded)::BIGINT
+                "SELECT COALESCE(t.household_id, v.household_id),
+                        SUM(t.amount - t.refunded + CASE WHEN t.refunded > 0 THEN (
+                            SELECT COALESCE(SUM(r.amount), 0) FROM sale_refund_tenders r
+                            JOIN entries re ON re.id = r.entry_id
+                            WHERE r.sale_id = t.sale_id AND r.idx = t.idx AND re.business_date > $3)
+                        ELSE 0 END)::BIGINT
                  FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
                  LEFT JOIN vouchers v ON v.id = t.voucher_id
                  WHERE s.cooperative_id = $1 AND s.business_date BETWEEN $2 AND $3

@@ -188,6 +188,23 @@ impl SqliteStore {
     }
 }
 
+/// Bonus granted to a household by top-ups dated in `month` (`YYYY-MM`), into its wallets or
+/// onto its vouchers: what the monthly bonus cap weighs. The one reading of it, for the top-up
+/// in its transaction and for the till's quote.
+async fn bonus_granted<'c, E>(db: E, household: i64, month: &str) -> Result<Amount, sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    let fen: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(bonus), 0) FROM topups WHERE household_id = ? AND month = ?",
+    )
+    .bind(household)
+    .bind(month)
+    .fetch_one(db)
+    .await?;
+    Ok(Amount::from_fen(fen))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn execute(&self, envelope: Envelope) -> Result<Outcome, StoreError> {
@@ -468,6 +485,21 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn bonus_in_month(
+        &self,
+        household: &str,
+        month: &str,
+    ) -> Result<Option<Amount>, StoreError> {
+        let Some(id): Option<i64> = sqlx::query_scalar("SELECT id FROM households WHERE code = ?")
+            .bind(household)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(bonus_granted(&self.read, id, month).await?))
+    }
+
     async fn balances(&self) -> Result<BTreeMap<String, Amount>, StoreError> {
         let rows = sqlx::query(
             "SELECT a.owner_kind || ':' || COALESCE(c.code, k.code, h.code, CAST(v.serial AS TEXT)) || ':' || a.name,
@@ -498,28 +530,27 @@ impl Store for SqliteStore {
         else {
             return Ok(None);
         };
-        let (first, last) =
-            crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
-        let (first, last) = (first.to_string(), last.to_string());
+        crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
         let mut conn = self.read.acquire().await?;
-        // One snapshot for the lines, the positions and the head.
+        // One snapshot for the lines, the positions and the head. Every movement counts in its
+        // service month (the `entry_months` view): bills and allocations in the month they are
+        // for, payments and settlements in the month of their business date.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
         let rows = sqlx::query(
             "SELECT c.code, h.code,
-                COALESCE(SUM(CASE WHEN e.business_date < ?1 THEN p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'fee_bill' THEN p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'fee_payment' THEN -p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'profit_allocation' THEN -p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date <= ?2 THEN p.amount END), 0)
+                COALESCE(SUM(CASE WHEN e.service_month < ?1 THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_bill' THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_payment' THEN -p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'profit_allocation' THEN -p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0)
              FROM households h JOIN compounds c ON c.id = h.compound_id
              LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
              LEFT JOIN postings p ON p.account_id = a.id
-             LEFT JOIN entries e ON e.id = p.entry_id
-             WHERE c.company_id = ?3
+             LEFT JOIN entry_months e ON e.entry_id = p.entry_id
+             WHERE c.company_id = ?2
              GROUP BY h.id",
         )
-        .bind(&first)
-        .bind(&last)
+        .bind(month)
         .bind(company_id)
         .fetch_all(&mut *conn)
         .await?;
@@ -537,17 +568,16 @@ impl Store for SqliteStore {
         }
         let positions = sqlx::query(
             "SELECT substr(a.name, 10),
-                COALESCE(SUM(CASE WHEN e.business_date < ?1 THEN p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'profit_allocation' THEN p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date BETWEEN ?1 AND ?2 AND e.kind = 'settlement' THEN -p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.business_date <= ?2 THEN p.amount END), 0)
+                COALESCE(SUM(CASE WHEN e.service_month < ?1 THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'profit_allocation' THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'settlement' THEN -p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0)
              FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
-             LEFT JOIN entries e ON e.id = p.entry_id
-             WHERE a.owner_kind = 'company' AND a.owner_id = ?3 AND a.name LIKE 'due_from:%'
+             LEFT JOIN entry_months e ON e.entry_id = p.entry_id
+             WHERE a.owner_kind = 'company' AND a.owner_id = ?2 AND a.name LIKE 'due_from:%'
              GROUP BY a.id ORDER BY a.name",
         )
-        .bind(&first)
-        .bind(&last)
+        .bind(month)
         .bind(company_id)
         .fetch_all(&mut *conn)
         .await?
@@ -608,12 +638,13 @@ impl Store for SqliteStore {
         household: &str,
     ) -> Result<Vec<(String, String, Amount)>, StoreError> {
         sqlx::query(
-            "SELECT c.code, m.month, -p.amount FROM households h
+            "SELECT c.code, e.service_month, -p.amount FROM households h
              JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
              JOIN postings p ON p.account_id = a.id
+             JOIN entry_months e ON e.entry_id = p.entry_id AND e.kind = 'profit_allocation'
              JOIN month_closes m ON m.entry_id = p.entry_id
              JOIN cooperatives c ON c.id = m.cooperative_id
-             WHERE h.code = ? ORDER BY m.month DESC, c.code",
+             WHERE h.code = ? ORDER BY e.service_month DESC, c.code",
         )
         .bind(household)
         .fetch_all(&self.read)
@@ -1204,10 +1235,7 @@ impl Writer {
         let now = self.services.clock.now();
         let clock_today = self.services.clock.today();
         // Business dates never run backwards against the journal.
-        let today = self
-            .state
-            .last_date
-            .map_or(clock_today, |d| d.max(clock_today));
+        let today = domain::business_date(self.state.last_date, clock_today);
         if let Some(idem) = &envelope.idempotency {
             let seen = sqlx::query(
                 "SELECT fingerprint, outcome FROM idempotency WHERE scope = ? AND key = ?",
@@ -2000,14 +2028,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount> {
-        let fen: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(bonus), 0) FROM topups WHERE household_id = ? AND month = ?",
-        )
-        .bind(household)
-        .bind(month)
-        .fetch_one(&mut *self.conn)
-        .await?;
-        Ok(Amount::from_fen(fen))
+        Ok(bonus_granted(&mut *self.conn, household, month).await?)
     }
 
     async fn insert_topup(&mut self, t: &TopupRecord) -> OpResult<()> {
@@ -2223,6 +2244,15 @@ impl Tx for SqliteTx<'_> {
             .bind(i as i64)
             .execute(&mut *self.conn)
             .await?;
+            sqlx::query(
+                "INSERT INTO sale_refund_tenders (entry_id, sale_id, idx, amount) VALUES (?, ?, ?, ?)",
+            )
+            .bind(refund.entry)
+            .bind(sale)
+            .bind(i as i64)
+            .bind(total.fen())
+            .execute(&mut *self.conn)
+            .await?;
         }
         sqlx::query(
             "INSERT INTO sale_refunds (entry_id, sale_id, amount, cost) VALUES (?, ?, ?, ?)",
@@ -2277,6 +2307,34 @@ impl Tx for SqliteTx<'_> {
             }
         }
         Ok(out)
+    }
+
+    async fn fee_changes_after(
+        &mut self,
+        coop: i64,
+        month: &str,
+        last: NaiveDate,
+    ) -> OpResult<HashMap<i64, Amount>> {
+        // Anything for a later month is dated after `last`: the entries index narrows the scan
+        // to the days since the month ended (CROSS JOIN keeps entries the outer loop, rather
+        // than every household's fee postings).
+        let rows = sqlx::query(
+            "SELECT a.owner_id, SUM(p.amount) FROM entry_months e
+             CROSS JOIN postings p ON p.entry_id = e.entry_id
+             CROSS JOIN accounts a ON a.id = p.account_id
+             WHERE e.business_date > ?1 AND a.owner_kind = 'household' AND a.name = 'fees'
+               AND (e.service_month > ?2 OR e.entry_id IN (
+                    SELECT entry_id FROM month_closes WHERE cooperative_id = ?3 AND month = ?2))
+             GROUP BY a.owner_id",
+        )
+        .bind(last.to_string())
+        .bind(month)
+        .bind(coop)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
+            .collect()
     }
 
     async fn insert_fee_bills(
@@ -2518,10 +2576,15 @@ impl Tx for SqliteTx<'_> {
         to: NaiveDate,
     ) -> OpResult<HashMap<i64, i64>> {
         let rows = sqlx::query(
-            "SELECT COALESCE(t.household_id, v.household_id) AS h, SUM(t.amount - t.refunded)
+            "SELECT COALESCE(t.household_id, v.household_id) AS h,
+                    SUM(t.amount - t.refunded + CASE WHEN t.refunded > 0 THEN (
+                        SELECT COALESCE(SUM(r.amount), 0) FROM sale_refund_tenders r
+                        JOIN entries re ON re.id = r.entry_id
+                        WHERE r.sale_id = t.sale_id AND r.idx = t.idx AND re.business_date > ?3)
+                    ELSE 0 END)
              FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
              LEFT JOIN vouchers v ON v.id = t.voucher_id
-             WHERE s.cooperative_id = ? AND s.business_date BETWEEN ? AND ?
+             WHERE s.cooperative_id = ?1 AND s.business_date BETWEEN ?2 AND ?3
                AND t.type IN ('wallet', 'voucher')
              GROUP BY h HAVING h IS NOT NULL",
         )
@@ -2603,11 +2666,28 @@ impl Tx for SqliteTx<'_> {
             };
             cache.insert(*owner, meta);
         }
+        // As of the month's last day: what moved the balances since, for later months, is
+        // taken back out.
+        let later = self
+            .fee_changes_after(coop, &domain::month_of(from), to)
+            .await?;
+        for (owner, _, balance) in &mut fees {
+            if let Some(change) = later.get(owner) {
+                *balance = balance.checked_sub(change.fen()).ok_or_else(|| {
+                    StoreError(format!("fee balance of household {owner} overflows"))
+                })?;
+            }
+        }
         lap.done("candidates: fee balances");
-        // Wallet and voucher tenders of the month, summed here per household.
+        // Wallet and voucher tenders of the month, net of what was refunded by its last day,
+        // summed here per household.
         let tenders = sqlx::query(
             "SELECT json_group_array(COALESCE(t.household_id, v.household_id)),
-                    json_group_array(t.amount - t.refunded)
+                    json_group_array(t.amount - t.refunded + CASE WHEN t.refunded > 0 THEN (
+                        SELECT COALESCE(SUM(r.amount), 0) FROM sale_refund_tenders r
+                        JOIN entries re ON re.id = r.entry_id
+                        WHERE r.sale_id = t.sale_id AND r.idx = t.idx AND re.business_date > ?3)
+                    ELSE 0 END)
              FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
              LEFT JOIN vouchers v ON v.id = t.voucher_id
              WHERE s.cooperative_id = ?1 AND s.business_date BETWEEN ?2 AND ?3
