@@ -23,7 +23,7 @@ use crate::domain::{
     EligibleHousehold, FeePayment, FeePaymentReceipt, GenerateBills, OpError, OpResult, Rejection,
     Settlement, SettlementReceipt, ShareRow, StoreError, Tx,
 };
-use crate::ledger::{chart, EntryDraft, EntryKind};
+use crate::ledger::{chart, EntryDraft, EntryKind, Fact};
 use crate::money::{allocate, mul_rate, AllocationError, Amount};
 use crate::policy::AllocationBasis;
 
@@ -105,6 +105,13 @@ pub(crate) async fn generate_bills<T: Tx>(
     let mut header = ctx.header(EntryKind::FeeBill);
     header.policy = Some((policy_name, policy.reference.hash.clone()));
     header.memo = Some(format!("property fees {} {}", req.company, req.month));
+    header.facts = Some(
+        Fact::FeeBills {
+            company,
+            month: req.month.clone(),
+        }
+        .encode(),
+    );
     let mut entry = EntryDraft::new(header);
     let mut rows = Vec::with_capacity(bills.len());
     for (household, fee) in &bills {
@@ -539,6 +546,16 @@ pub(crate) async fn close_month<T: Tx>(
         "{} profit {} toward property fees",
         coop.code, req.month
     ));
+    // A close is always an entry of the journal, even one that posts nothing (a loss month):
+    // it names the month closed in hashed bytes, and its business date, after that month,
+    // dates every later entry after the month too (business dates never run backwards).
+    header.facts = Some(
+        Fact::MonthClosed {
+            cooperative: coop.id,
+            month: req.month.clone(),
+        }
+        .encode(),
+    );
     let mut entry = EntryDraft::new(header);
     entry.debit(chart::coop_profit_distributed(coop.id), distributed);
     // Only the reserve's net change is posted: carried in and carried out are one account.
@@ -557,7 +574,7 @@ pub(crate) async fn close_month<T: Tx>(
     for (h, part) in households.iter().zip(&parts) {
         entry.credit(chart::household_fees(h.id), *part);
     }
-    if entry.postings.len() >= 2 {
+    {
         let entry = entry.balanced().map_err(internal)?;
         phases.done("entry");
         let posted = tx.post(entry, "month").await?;

@@ -70,8 +70,8 @@ use crate::domain::{
 };
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
-    canonical_time, entry_hash, AccountId, AccountRecord, AccountSpec, AccountType, EntryDraft,
-    EntryHeader, EntryKind, Owner, Verifier,
+    audit, canonical_time, entry_hash_v2, AccountId, AccountSpec, AccountType, EntryDraft, EntryHeader,
+    EntryKind, Owner, Verifier, HASH_VERSION,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -943,20 +943,14 @@ async fn close_runs_in(tx: &mut PgConnection) -> Result<Vec<CloseRun>, StoreErro
 
 /// The verifier fed in chain order, a chunk of entries at a time, inside the caller's snapshot.
 async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> {
-    let accounts = sqlx::query("SELECT id, type, bounded, balance FROM accounts")
-        .fetch_all(&mut *conn)
-        .await?
+    let accounts: Vec<rows::AccountRecordRow> = sqlx::query_as(
+        "SELECT id, owner_kind, owner_id, name, type, bounded, balance FROM accounts",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let accounts = accounts
         .into_iter()
-        .map(|r| {
-            let kind: String = r.try_get(1)?;
-            Ok(AccountRecord {
-                id: AccountId(r.try_get(0)?),
-                kind: AccountType::parse(&kind)
-                    .ok_or_else(|| StoreError(format!("bad account type {kind}")))?,
-                bounded: r.try_get(2)?,
-                stored_balance: r.try_get(3)?,
-            })
-        })
+        .map(rows::account_record)
         .collect::<Result<Vec<_>, StoreError>>()?;
     let mut verifier = Verifier::new(accounts);
     let mut after = 0i64;
@@ -964,7 +958,7 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         let chain: Vec<rows::ChainRow> = sqlx::query_as(
             "SELECT e.seq, e.kind, e.business_date, e.created_at, e.actor_token_id, e.policy,
                     e.policy_hash, e.idempotency_key, e.memo, e.reverses, e.prev_hash, e.hash,
-                    p.account_id, p.amount
+                    p.account_id, p.amount, e.hash_version, e.facts
              FROM entries e LEFT JOIN postings p ON p.entry_id = e.id
              WHERE e.seq > $1 AND e.seq <= $2
              ORDER BY e.seq, p.idx",
@@ -994,7 +988,41 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         }
         after += VERIFY_CHUNK;
     }
-    Ok(verifier.finish())
+    let mut report = verifier.finish();
+    if report.ok() {
+        // The tables that repeat or derive from the journal, in the caller's snapshot; entries
+        // named by their place in the chain.
+        let vouchers: Vec<audit::VoucherTableRow> = sqlx::query_as(
+            "SELECT id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status
+             FROM vouchers ORDER BY id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let closes: Vec<audit::CloseTableRow> = sqlx::query_as(
+            "SELECT m.cooperative_id, m.month, e.seq FROM month_closes m
+             LEFT JOIN entries e ON e.id = m.entry_id ORDER BY m.cooperative_id, m.month",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let bills: Vec<audit::BillTableRow> = sqlx::query_as(
+            "SELECT b.id, b.household_id, b.company_id, b.month, b.amount, b.settled, e.seq
+             FROM fee_bills b JOIN entries e ON e.id = b.entry_id ORDER BY b.id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let tenders: Vec<audit::TenderTableRow> = sqlx::query_as(
+            "SELECT e.seq, t.type, t.household_id, t.voucher_id, t.amount, t.paid_part, t.bonus_part
+             FROM sale_tenders t JOIN sales s ON s.id = t.sale_id JOIN entries e ON e.id = s.entry_id
+             ORDER BY t.sale_id, t.idx",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        if let Some(p) = audit::check_tables(&report.summary, &vouchers, &closes, &bills, &tenders)
+        {
+            report.fail(p);
+        }
+    }
+    Ok(report)
 }
 
 type StatementParts = (Vec<HouseholdLine>, Vec<CooperativePosition>, i64, String);
@@ -1161,6 +1189,8 @@ struct PendingEntry {
     id: i64,
     header: EntryHeader,
     postings: Vec<(AccountId, i64)>,
+    /// Each posting's account identity, hashed with it (hash version 2).
+    identities: Vec<AccountSpec>,
 }
 
 /// What a batch has done that is not yet in the database, or must be undone when one of its
@@ -1542,7 +1572,8 @@ impl BatchRun<'_> {
                 );
                 for e in &self.state.entries {
                     seq += 1;
-                    let hash = entry_hash(&prev, seq, &e.header, &e.postings);
+                    let identities: Vec<&AccountSpec> = e.identities.iter().collect();
+                    let hash = entry_hash_v2(&prev, seq, &e.header, &e.postings, &identities);
                     ids.push(e.id);
                     seqs.push(seq);
                     prevs.push(hex::encode(prev));
@@ -2134,6 +2165,7 @@ impl Tx for PgTx<'_> {
 
     async fn post(&mut self, entry: EntryDraft, field: &str) -> OpResult<Posted> {
         let EntryDraft { header, postings } = entry;
+        let identities: Vec<AccountSpec> = postings.iter().map(|(spec, _)| spec.clone()).collect();
         let mut resolved = Vec::with_capacity(postings.len());
         for (spec, fen) in &postings {
             let meta = self
@@ -2236,8 +2268,8 @@ impl Tx for PgTx<'_> {
             self,
             sqlx::query_scalar(
                 "INSERT INTO entries (kind, business_date, created_at, actor_token_id, policy, policy_hash,
-                                      idempotency_key, memo, reverses)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                                      idempotency_key, memo, reverses, hash_version, facts)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
             )
             .bind(header.kind.as_str())
             .bind(header.business_date.to_string())
@@ -2248,6 +2280,8 @@ impl Tx for PgTx<'_> {
             .bind(&header.idempotency_key)
             .bind(&header.memo)
             .bind(header.reverses)
+            .bind(HASH_VERSION)
+            .bind(&header.facts)
             .fetch_one(&mut *self.conn)
         );
         let accounts: Vec<i64> = ids.iter().map(|(a, _)| a.0).collect();
@@ -2282,6 +2316,7 @@ impl Tx for PgTx<'_> {
             id,
             header,
             postings: ids,
+            identities,
         });
         self.state.last_date = Some(business_date);
         // The hash is known only when the batch takes its place in the chain, at commit.

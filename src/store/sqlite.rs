@@ -32,8 +32,8 @@ use crate::domain::{
 };
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
-    canonical_time, entry_hash, AccountId, AccountRecord, AccountSpec, AccountType, EntryDraft,
-    EntryKind, Owner, Verifier, GENESIS_HASH,
+    audit, canonical_time, entry_hash_v2, AccountId, AccountSpec, AccountType, EntryDraft,
+    EntryKind, Owner, Verifier, GENESIS_HASH, HASH_VERSION,
 };
 use crate::policy::PolicySet;
 use crate::voucher::KeyRing;
@@ -163,20 +163,14 @@ impl Store for SqliteStore {
         let mut conn = self.read.acquire().await?;
         // One read transaction, so the journal and the balances are one snapshot.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
-        let accounts = sqlx::query("SELECT id, type, bounded, balance FROM accounts")
-            .fetch_all(&mut *conn)
-            .await?
+        let accounts: Vec<rows::AccountRecordRow> = sqlx::query_as(
+            "SELECT id, owner_kind, owner_id, name, type, bounded <> 0, balance FROM accounts",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let accounts = accounts
             .into_iter()
-            .map(|r| {
-                let kind: String = r.try_get(1)?;
-                Ok(AccountRecord {
-                    id: AccountId(r.try_get(0)?),
-                    kind: AccountType::parse(&kind)
-                        .ok_or_else(|| StoreError(format!("bad account type {kind}")))?,
-                    bounded: r.try_get::<i64, _>(2)? != 0,
-                    stored_balance: r.try_get(3)?,
-                })
-            })
+            .map(rows::account_record)
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut verifier = Verifier::new(accounts);
         let mut after = 0i64;
@@ -184,7 +178,7 @@ impl Store for SqliteStore {
             let chain: Vec<rows::ChainRow> = sqlx::query_as(
                 "SELECT e.id, e.kind, e.business_date, e.created_at, e.actor_token_id, e.policy,
                         e.policy_hash, e.idempotency_key, e.memo, e.reverses, e.prev_hash, e.hash,
-                        p.account_id, p.amount
+                        p.account_id, p.amount, e.hash_version, e.facts
                  FROM entries e LEFT JOIN postings p ON p.entry_id = e.id
                  WHERE e.id > ? AND e.id <= ?
                  ORDER BY e.id, p.idx",
@@ -214,8 +208,40 @@ impl Store for SqliteStore {
             }
             after += VERIFY_CHUNK;
         }
+        let mut report = verifier.finish();
+        if report.ok() {
+            // The tables that repeat or derive from the journal, in the same snapshot.
+            let vouchers: Vec<audit::VoucherTableRow> = sqlx::query_as(
+                "SELECT id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status
+                 FROM vouchers ORDER BY id",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let closes: Vec<audit::CloseTableRow> = sqlx::query_as(
+                "SELECT cooperative_id, month, entry_id FROM month_closes ORDER BY cooperative_id, month",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let bills: Vec<audit::BillTableRow> = sqlx::query_as(
+                "SELECT id, household_id, company_id, month, amount, settled, entry_id FROM fee_bills
+                 ORDER BY id",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let tenders: Vec<audit::TenderTableRow> = sqlx::query_as(
+                "SELECT s.entry_id, t.type, t.household_id, t.voucher_id, t.amount, t.paid_part, t.bonus_part
+                 FROM sale_tenders t JOIN sales s ON s.id = t.sale_id ORDER BY t.sale_id, t.idx",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            if let Some(p) =
+                audit::check_tables(&report.summary, &vouchers, &closes, &bills, &tenders)
+            {
+                report.fail(p);
+            }
+        }
         sqlx::query("COMMIT").execute(&mut *conn).await?;
-        Ok(verifier.finish())
+        Ok(report)
     }
 
     async fn household(&self, code: &str) -> Result<Option<HouseholdView>, StoreError> {
@@ -1748,7 +1774,6 @@ impl Tx for SqliteTx<'_> {
         let large = postings.len() > BULK_POSTINGS;
         let mut lap = Lap::new(large);
         let resolved = self.resolve_all(&postings).await?;
-        drop(postings);
         lap.done("post: resolve accounts");
         // Bounded accounts (wallets, vouchers) are checked one by one; everything else moves
         // in a few statements when the entry is large (fee bills, a month close).
@@ -1798,7 +1823,10 @@ impl Tx for SqliteTx<'_> {
         let seq = self.state.head_seq + 1;
         let ids: Vec<(AccountId, i64)> = resolved.iter().map(|(m, fen)| (m.id, *fen)).collect();
         drop(resolved);
-        let hash = entry_hash(&self.state.head_hash, seq, &header, &ids);
+        let identities: Vec<&AccountSpec> = postings.iter().map(|(spec, _)| spec).collect();
+        let hash = entry_hash_v2(&self.state.head_hash, seq, &header, &ids, &identities);
+        drop(identities);
+        drop(postings);
         lap.done("post: hash");
         let (policy, policy_hash) = match &header.policy {
             Some((p, h)) => (Some(p.as_str()), Some(h.as_str())),
@@ -1806,8 +1834,8 @@ impl Tx for SqliteTx<'_> {
         };
         sqlx::query(
             "INSERT INTO entries (id, kind, business_date, created_at, actor_token_id, policy, policy_hash,
-                                  idempotency_key, memo, reverses, prev_hash, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                  idempotency_key, memo, reverses, prev_hash, hash, hash_version, facts)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(seq)
         .bind(header.kind.as_str())
@@ -1821,6 +1849,8 @@ impl Tx for SqliteTx<'_> {
         .bind(header.reverses)
         .bind(hex::encode(self.state.head_hash))
         .bind(hex::encode(hash))
+        .bind(HASH_VERSION)
+        .bind(&header.facts)
         .execute(&mut *self.conn)
         .await?;
         // Multi-row INSERTs of a fixed size: SQLite prepares the statement once (sqlx caches
