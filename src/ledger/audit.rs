@@ -147,7 +147,9 @@ pub fn check_closes(summary: &ChainSummary, rows: &[CloseTableRow]) -> Option<St
         closes.remove(&(*coop, month.as_str()));
     }
     closes.into_iter().next().map(|((coop, month), seq)| {
-        format!("month_closes: the close of cooperative {coop} month {month} in entry {seq} has no row")
+        format!(
+            "month_closes: the close of cooperative {coop} month {month} in entry {seq} has no row"
+        )
     })
 }
 

@@ -70,8 +70,8 @@ use crate::domain::{
 };
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
-    audit, canonical_time, entry_hash_v2, AccountId, AccountSpec, AccountType, EntryDraft, EntryHeader,
-    EntryKind, Owner, Verifier, HASH_VERSION,
+    audit, canonical_time, entry_hash_v2, AccountId, AccountSpec, AccountType, EntryDraft,
+    EntryHeader, EntryKind, Owner, Verifier, HASH_VERSION,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
