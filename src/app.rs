@@ -242,9 +242,49 @@ impl App {
     /// `hongxin verify`: the journal (hash chain, balances) and then every stored month close,
     /// recomputed from its inputs and compared with what its entry posted.
     pub async fn verify(&self) -> Result<crate::ledger::VerifyReport, StoreError> {
+        self.verify_expecting(None).await
+    }
+
+    /// [`Self::verify`], and with `expect` also that the entry of that head is still in the
+    /// chain with that hash: a journal cut short fails.
+    pub async fn verify_expecting(
+        &self,
+        expect: Option<&crate::ledger::ExpectedHead>,
+    ) -> Result<crate::ledger::VerifyReport, StoreError> {
         let mut report = self.store.verify().await?;
         if report.first_problem.is_some() {
             return Ok(report);
+        }
+        if let Some(expect) = expect {
+            let found = if expect.seq == 0 {
+                Some(hex::encode(crate::ledger::GENESIS_HASH))
+            } else if expect.seq > report.head_seq {
+                None
+            } else {
+                self.store
+                    .journal_chunk(expect.seq - 1, 1)
+                    .await?
+                    .into_iter()
+                    .find(|e| e.seq == expect.seq)
+                    .map(|e| e.hash)
+            };
+            match found {
+                None => {
+                    report.fail(format!(
+                        "expected head {expect}: entry {} is not in the chain (it ends at {}):                          the journal was cut short",
+                        expect.seq, report.head_seq
+                    ));
+                    return Ok(report);
+                }
+                Some(hash) if hash != expect.hash => {
+                    report.fail(format!(
+                        "expected head {expect}: entry {} now has hash {hash}",
+                        expect.seq
+                    ));
+                    return Ok(report);
+                }
+                Some(_) => {}
+            }
         }
         for run in self.store.close_runs().await? {
             report.close_runs += 1;

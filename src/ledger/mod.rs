@@ -712,6 +712,42 @@ impl VerifyReport {
     }
 }
 
+/// A chain head published earlier (printed on every company statement): `SEQ:HASH`, the
+/// sequence of an entry and its hash in 64 lowercase hex digits. `verify` with it fails unless
+/// that entry is still in the chain with that hash, so cutting entries off the end is caught.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl std::str::FromStr for ExpectedHead {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ExpectedHead, String> {
+        let bad = || format!("must be SEQ:HASH, e.g. 42:{}", "0".repeat(64));
+        let (seq, hash) = s.split_once(':').ok_or_else(bad)?;
+        let seq: i64 = seq.parse().map_err(|_| bad())?;
+        let hex_ok = hash.len() == 64
+            && hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if seq < 0 || !hex_ok {
+            return Err(bad());
+        }
+        Ok(ExpectedHead {
+            seq,
+            hash: hash.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for ExpectedHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
 /// Whether the audit of stored figures needs this account's postings.
 fn audited(spec: &AccountSpec) -> bool {
     match spec.owner {
