@@ -795,6 +795,12 @@ impl Verifier {
         }
     }
 
+    /// An entry the store could not even decode (a malformed date, kind or hash): a problem
+    /// naming it, like any other alteration.
+    pub fn unreadable(&mut self, seq: i64, why: &str) {
+        self.fail(format!("entry {seq}: unreadable ({why})"));
+    }
+
     /// Feeds the next entry; returns false once a problem has been found (callers may stop).
     pub fn feed(&mut self, entry: &StoredEntry) -> bool {
         if self.problem.is_some() {

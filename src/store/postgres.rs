@@ -1021,6 +1021,18 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         {
             report.fail(p);
         }
+        // The head every writer extends the chain from must be the chain's last entry.
+        let (seq, hash, date): (i64, String, Option<String>) =
+            sqlx::query_as("SELECT seq, hash, business_date FROM chain_head WHERE id = 1")
+                .fetch_one(&mut *conn)
+                .await?;
+        let last_date = report.summary.entries.last().map(|e| e.2.to_string());
+        if (seq, hash.as_str(), date) != (report.head_seq, report.head_hash.as_str(), last_date) {
+            report.fail(format!(
+                "chain_head: says {seq} {hash} but the chain ends at {} {}",
+                report.head_seq, report.head_hash
+            ));
+        }
     }
     Ok(report)
 }

@@ -279,7 +279,13 @@ pub(super) fn feed_chain(verifier: &mut Verifier, rows: Vec<ChainRow>) -> Result
         }
         let entry = match current.as_mut() {
             Some(e) => e,
-            None => current.insert(stored_entry(row)?),
+            None => match stored_entry(row) {
+                Ok(e) => current.insert(e),
+                Err(e) => {
+                    verifier.unreadable(seq, &e.0);
+                    return Ok(false);
+                }
+            },
         };
         if let (Some(account), Some(amount)) = posting {
             entry.postings.push((AccountId(account), amount));

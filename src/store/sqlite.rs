@@ -161,87 +161,12 @@ impl Store for SqliteStore {
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
         let mut conn = self.read.acquire().await?;
-        // One read transaction, so the journal and the balances are one snapshot.
+        // One read transaction, so the journal and the balances are one snapshot; ended
+        // whatever happens, so the connection goes back to the pool outside a transaction.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
-        let accounts: Vec<rows::AccountRecordRow> = sqlx::query_as(
-            "SELECT id, owner_kind, owner_id, name, type, bounded <> 0, balance FROM accounts",
-        )
-        .fetch_all(&mut *conn)
-        .await?;
-        let accounts = accounts
-            .into_iter()
-            .map(rows::account_record)
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut verifier = Verifier::new(accounts);
-        let mut after = 0i64;
-        loop {
-            let chain: Vec<rows::ChainRow> = sqlx::query_as(
-                "SELECT e.id, e.kind, e.business_date, e.created_at, e.actor_token_id, e.policy,
-                        e.policy_hash, e.idempotency_key, e.memo, e.reverses, e.prev_hash, e.hash,
-                        p.account_id, p.amount, e.hash_version, e.facts
-                 FROM entries e LEFT JOIN postings p ON p.entry_id = e.id
-                 WHERE e.id > ? AND e.id <= ?
-                 ORDER BY e.id, p.idx",
-            )
-            .bind(after)
-            .bind(after + VERIFY_CHUNK)
-            .fetch_all(&mut *conn)
-            .await?;
-            if chain.is_empty() {
-                let more: Option<i64> =
-                    sqlx::query_scalar("SELECT MIN(id) FROM entries WHERE id > ?")
-                        .bind(after)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                match more {
-                    // A gap in the sequence larger than a chunk: continue from there, the
-                    // verifier names the gap as a chain break.
-                    Some(next) => {
-                        after = next - 1;
-                        continue;
-                    }
-                    None => break,
-                }
-            }
-            if !rows::feed_chain(&mut verifier, chain)? {
-                break;
-            }
-            after += VERIFY_CHUNK;
-        }
-        let mut report = verifier.finish();
-        if report.ok() {
-            // The tables that repeat or derive from the journal, in the same snapshot.
-            let vouchers: Vec<audit::VoucherTableRow> = sqlx::query_as(
-                "SELECT id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status
-                 FROM vouchers ORDER BY id",
-            )
-            .fetch_all(&mut *conn)
-            .await?;
-            let closes: Vec<audit::CloseTableRow> = sqlx::query_as(
-                "SELECT cooperative_id, month, entry_id FROM month_closes ORDER BY cooperative_id, month",
-            )
-            .fetch_all(&mut *conn)
-            .await?;
-            let bills: Vec<audit::BillTableRow> = sqlx::query_as(
-                "SELECT id, household_id, company_id, month, amount, settled, entry_id FROM fee_bills
-                 ORDER BY id",
-            )
-            .fetch_all(&mut *conn)
-            .await?;
-            let tenders: Vec<audit::TenderTableRow> = sqlx::query_as(
-                "SELECT s.entry_id, t.type, t.household_id, t.voucher_id, t.amount, t.paid_part, t.bonus_part
-                 FROM sale_tenders t JOIN sales s ON s.id = t.sale_id ORDER BY t.sale_id, t.idx",
-            )
-            .fetch_all(&mut *conn)
-            .await?;
-            if let Some(p) =
-                audit::check_tables(&report.summary, &vouchers, &closes, &bills, &tenders)
-            {
-                report.fail(p);
-            }
-        }
+        let report = verify_in(&mut conn).await;
         sqlx::query("COMMIT").execute(&mut *conn).await?;
-        Ok(report)
+        report
     }
 
     async fn household(&self, code: &str) -> Result<Option<HouseholdView>, StoreError> {
@@ -927,6 +852,87 @@ impl Store for SqliteStore {
         Ok(Some(items))
     }
 }
+/// The verifier fed in chain order, a chunk of entries at a time, then the tables that derive
+/// from the journal, inside the caller's snapshot.
+async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreError> {
+    let accounts: Vec<rows::AccountRecordRow> = sqlx::query_as(
+        "SELECT id, owner_kind, owner_id, name, type, bounded <> 0, balance FROM accounts",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let accounts = accounts
+        .into_iter()
+        .map(rows::account_record)
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut verifier = Verifier::new(accounts);
+    let mut after = 0i64;
+    loop {
+        let chain: Vec<rows::ChainRow> = sqlx::query_as(
+            "SELECT e.id, e.kind, e.business_date, e.created_at, e.actor_token_id, e.policy,
+                    e.policy_hash, e.idempotency_key, e.memo, e.reverses, e.prev_hash, e.hash,
+                    p.account_id, p.amount, e.hash_version, e.facts
+             FROM entries e LEFT JOIN postings p ON p.entry_id = e.id
+             WHERE e.id > ? AND e.id <= ?
+             ORDER BY e.id, p.idx",
+        )
+        .bind(after)
+        .bind(after + VERIFY_CHUNK)
+        .fetch_all(&mut *conn)
+        .await?;
+        if chain.is_empty() {
+            let more: Option<i64> = sqlx::query_scalar("SELECT MIN(id) FROM entries WHERE id > ?")
+                .bind(after)
+                .fetch_one(&mut *conn)
+                .await?;
+            match more {
+                // A gap in the sequence larger than a chunk: continue from there, the
+                // verifier names the gap as a chain break.
+                Some(next) => {
+                    after = next - 1;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        if !rows::feed_chain(&mut verifier, chain)? {
+            break;
+        }
+        after += VERIFY_CHUNK;
+    }
+    let mut report = verifier.finish();
+    if report.ok() {
+        // The tables that repeat or derive from the journal, in the same snapshot.
+        let vouchers: Vec<audit::VoucherTableRow> = sqlx::query_as(
+            "SELECT id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status
+             FROM vouchers ORDER BY id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let closes: Vec<audit::CloseTableRow> = sqlx::query_as(
+            "SELECT cooperative_id, month, entry_id FROM month_closes ORDER BY cooperative_id, month",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let bills: Vec<audit::BillTableRow> = sqlx::query_as(
+            "SELECT id, household_id, company_id, month, amount, settled, entry_id FROM fee_bills
+             ORDER BY id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let tenders: Vec<audit::TenderTableRow> = sqlx::query_as(
+            "SELECT s.entry_id, t.type, t.household_id, t.voucher_id, t.amount, t.paid_part, t.bonus_part
+             FROM sale_tenders t JOIN sales s ON s.id = t.sale_id ORDER BY t.sale_id, t.idx",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        if let Some(p) = audit::check_tables(&report.summary, &vouchers, &closes, &bills, &tenders)
+        {
+            report.fail(p);
+        }
+    }
+    Ok(report)
+}
+
 /// The balances (`owner_kind, owner_id, name, balance`) of the wallet or voucher accounts that
 /// `filter` picks: as stored, or as of a date (the parameter `date_param`) from the postings of
 /// entries dated on or before it. Both are liabilities, so a credit (negative) adds to them.
