@@ -1157,6 +1157,64 @@ async fn nothing_lands_in_a_month_closed_at_a_loss_even_with_the_clock_set_back(
     assert_eq!(r.loss_carried_in, y("200.00"));
 }
 
+/// A close's stored result is what the next close reads back (the loss carried out): `verify`
+/// recomputes it from the journal and the policy in force, so rewriting it is caught.
+async fn verify_recomputes_a_closes_stored_result_from_the_journal(backend: Backend) {
+    let fx = Fx::new(backend, "2026-09-01").await;
+    fx.at("2026-09-10");
+    fx.expense("200.00", "2026-09-10").await.expect("expense");
+    fx.at("2026-10-01");
+    let r = fx.close("2026-09", false).await.expect("close");
+    assert_eq!(r.loss_carried_out, y("200.00"));
+    assert!(fx.app.verify().await.expect("verify").ok());
+    // The loss carried out made smaller, so October would share more.
+    let tamper = match fx.backend {
+        Backend::Sqlite => {
+            "UPDATE month_closes SET result = json_replace(result, '$.loss_carried_out', '0.00')"
+        }
+        Backend::Postgres => {
+            "UPDATE month_closes SET result = jsonb_set(result::jsonb, '{loss_carried_out}', '\"0.00\"')::text"
+        }
+    };
+    let changed = match fx.backend {
+        Backend::Sqlite => {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&fx.settings.database)
+                .await
+                .expect("a second connection");
+            sqlx::query(tamper)
+                .execute(&mut conn)
+                .await
+                .expect("tamper")
+                .rows_affected()
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&fx.settings.database)
+                .await
+                .expect("a second connection");
+            sqlx::query(tamper)
+                .execute(&mut conn)
+                .await
+                .expect("tamper")
+                .rows_affected()
+        }
+    };
+    assert_eq!(changed, 1);
+    let problem = fx
+        .app
+        .verify()
+        .await
+        .expect("verify")
+        .first_problem
+        .expect("verify must fail");
+    assert!(
+        problem.contains("month close COOP 2026-09 (month_closes)"),
+        "{problem}"
+    );
+    assert!(problem.contains("loss_carried_out: Amount(0)"), "{problem}");
+}
+
 async fn a_month_is_closed_once_after_it_ends_and_nothing_is_posted_into_it_afterwards(
     backend: Backend,
 ) {
@@ -1917,6 +1975,7 @@ on_every_backend! {
     a_close_over_many_households_settles_every_share_oldest_bill_first,
     a_loss_is_carried_forward_against_the_next_profit,
     nothing_lands_in_a_month_closed_at_a_loss_even_with_the_clock_set_back,
+    verify_recomputes_a_closes_stored_result_from_the_journal,
     a_month_is_closed_once_after_it_ends_and_nothing_is_posted_into_it_afterwards,
     verify_recomputes_every_close_and_names_a_tampered_one,
     settlements_pay_what_the_cooperative_owes_and_no_more,

@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     AppliedToBill, BillsReceipt, Candidate, CloseMonth, CloseReceipt, CompanyShare, Ctx,
-    EligibleHousehold, FeePayment, FeePaymentReceipt, GenerateBills, OpError, OpResult, Rejection,
-    Settlement, SettlementReceipt, ShareRow, StoreError, Tx,
+    EligibleHousehold, FeePayment, FeePaymentReceipt, GenerateBills, MonthTotals, OpError,
+    OpResult, Rejection, Settlement, SettlementReceipt, ShareRow, StoreError, Tx,
 };
-use crate::ledger::{chart, EntryDraft, EntryKind, Fact};
+use crate::ledger::{chart, ChainSummary, EntryDraft, EntryKind, Fact, Owner};
 use crate::money::{allocate, mul_rate, AllocationError, Amount};
-use crate::policy::AllocationBasis;
+use crate::policy::{AllocationBasis, ProfitPolicy};
 
 /// The first and last day of a `YYYY-MM` month.
 pub fn month_bounds(field: &str, month: &str) -> Result<(NaiveDate, NaiveDate), Rejection> {
@@ -375,6 +375,37 @@ impl Phases {
     }
 }
 
+/// A month's profit: sales less cost of goods, promotion and expenses.
+pub fn month_profit(totals: &MonthTotals) -> OpResult<Amount> {
+    [totals.cogs, totals.promotion, totals.expenses]
+        .into_iter()
+        .try_fold(totals.sales, |acc, a| acc.checked_sub(a))
+        .ok_or_else(overflow)
+}
+
+/// What a close gives toward fees (`distributed`) and the loss it carries out, from the
+/// month's profit and the loss carried in, under the profit policy.
+pub fn profit_shared(
+    rules: &ProfitPolicy,
+    profit: Amount,
+    loss_carried_in: Amount,
+) -> OpResult<(Amount, Amount)> {
+    let after_losses = profit.checked_sub(loss_carried_in).ok_or_else(overflow)?;
+    Ok(if after_losses.is_positive() {
+        (
+            mul_rate(after_losses, rules.share, rules.rounding).map_err(|_| overflow())?,
+            Amount::ZERO,
+        )
+    } else if rules.carry_losses_forward {
+        (
+            Amount::ZERO,
+            after_losses.checked_neg().ok_or_else(overflow)?,
+        )
+    } else {
+        (Amount::ZERO, Amount::ZERO)
+    })
+}
+
 /// The seed of a close's tie-breaks: fixed by cooperative and month, so a rerun agrees.
 pub fn close_seed(coop_code: &str, month: &str) -> String {
     format!("hongxin/close/{coop_code}/{month}")
@@ -437,10 +468,7 @@ pub(crate) async fn close_month<T: Tx>(
         })?;
     let rules = &policy.rules;
     let totals = tx.coop_month_totals(coop.id, first, last).await?;
-    let profit = [totals.cogs, totals.promotion, totals.expenses]
-        .into_iter()
-        .try_fold(totals.sales, |acc, a| acc.checked_sub(a))
-        .ok_or_else(overflow)?;
+    let profit = month_profit(&totals)?;
     let loss_carried_in = match &previous {
         Some((_, result)) if rules.carry_losses_forward => {
             serde_json::from_str::<CloseReceipt>(result)
@@ -449,20 +477,7 @@ pub(crate) async fn close_month<T: Tx>(
         }
         _ => Amount::ZERO,
     };
-    let after_losses = profit.checked_sub(loss_carried_in).ok_or_else(overflow)?;
-    let (distributed, loss_carried_out) = if after_losses.is_positive() {
-        (
-            mul_rate(after_losses, rules.share, rules.rounding).map_err(|_| overflow())?,
-            Amount::ZERO,
-        )
-    } else if rules.carry_losses_forward {
-        (
-            Amount::ZERO,
-            after_losses.checked_neg().ok_or_else(overflow)?,
-        )
-    } else {
-        (Amount::ZERO, Amount::ZERO)
-    };
+    let (distributed, loss_carried_out) = profit_shared(rules, profit, loss_carried_in)?;
     let reserve_in = tx.balance(&chart::coop_allocation_reserve(coop.id)).await?;
     let pool = distributed.checked_add(reserve_in).ok_or_else(overflow)?;
     phases.done("totals");
@@ -627,6 +642,117 @@ pub(crate) async fn close_month<T: Tx>(
     phases.done("store run");
     phases.log(&coop.code, &req.month, candidates.len());
     Ok(receipt)
+}
+
+/// A close's figures as the journal and the policy in force give them, for `verify` to compare
+/// with the stored result; the same functions as the close itself ([`month_profit`],
+/// [`profit_shared`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseFigures {
+    pub sales: Amount,
+    pub cogs: Amount,
+    pub promotion: Amount,
+    pub expenses: Amount,
+    pub profit: Amount,
+    pub loss_carried_in: Amount,
+    pub loss_carried_out: Amount,
+    pub distributed: Amount,
+    pub reserve_in: Amount,
+    pub pool: Amount,
+    pub allocated: Amount,
+    pub reserve: Amount,
+}
+
+impl CloseFigures {
+    /// The stored result's figures in the same shape.
+    pub fn of(r: &CloseReceipt) -> CloseFigures {
+        CloseFigures {
+            sales: r.sales,
+            cogs: r.cogs,
+            promotion: r.promotion,
+            expenses: r.expenses,
+            profit: r.profit,
+            loss_carried_in: r.loss_carried_in,
+            loss_carried_out: r.loss_carried_out,
+            distributed: r.distributed,
+            reserve_in: r.reserve_in,
+            pool: r.pool,
+            allocated: r.allocated,
+            reserve: r.reserve,
+        }
+    }
+}
+
+/// Recomputes a close of `month` for cooperative `coop` from the chain: the month's totals from
+/// the postings of entries dated in it, the reserve carried in from the reserve account's
+/// postings before the close's entry, and what was allocated from the stored shares (which the
+/// entry's postings are checked against separately). Also returns the reserve the close's own
+/// entry leaves, which must be the reserve carried out.
+pub fn close_figures_from_chain(
+    summary: &ChainSummary,
+    coop: i64,
+    month: &str,
+    entry_seq: i64,
+    rules: &ProfitPolicy,
+    loss_carried_in: Amount,
+    allocated: Amount,
+) -> Result<(CloseFigures, Amount), String> {
+    let (first, last) = month_bounds("month", month).map_err(|e| e.to_string())?;
+    let mut totals = MonthTotals::default();
+    let mut reserve_in = 0i64;
+    let mut reserve_after = 0i64;
+    let too_large = || "figures too large".to_string();
+    for m in &summary.movements {
+        if m.owner != Owner::Cooperative(coop) {
+            continue;
+        }
+        if m.name == "allocation_reserve" {
+            // A liability: a credit (negative) adds to it.
+            if m.seq < entry_seq {
+                reserve_in = reserve_in.checked_sub(m.amount).ok_or_else(too_large)?;
+            }
+            if m.seq <= entry_seq {
+                reserve_after = reserve_after.checked_sub(m.amount).ok_or_else(too_large)?;
+            }
+            continue;
+        }
+        if m.business_date < first || m.business_date > last {
+            continue;
+        }
+        let (slot, sign) = match m.name.as_str() {
+            "sales" => (&mut totals.sales, -1),
+            "cogs" => (&mut totals.cogs, 1),
+            "promotion" => (&mut totals.promotion, 1),
+            name if name.starts_with("expense:") => (&mut totals.expenses, 1),
+            _ => continue,
+        };
+        *slot = slot
+            .checked_add(Amount::from_fen(m.amount * sign))
+            .ok_or_else(too_large)?;
+    }
+    let profit = month_profit(&totals).map_err(|_| too_large())?;
+    let (distributed, loss_carried_out) =
+        profit_shared(rules, profit, loss_carried_in).map_err(|_| too_large())?;
+    let reserve_in = Amount::from_fen(reserve_in);
+    let pool = distributed.checked_add(reserve_in).ok_or_else(too_large)?;
+    let reserve = pool.checked_sub(allocated).ok_or_else(too_large)?;
+    Ok((
+        CloseFigures {
+            sales: totals.sales,
+            cogs: totals.cogs,
+            promotion: totals.promotion,
+            expenses: totals.expenses,
+            profit,
+            loss_carried_in,
+            loss_carried_out,
+            distributed,
+            reserve_in,
+            pool,
+            allocated,
+            reserve,
+        },
+        Amount::from_fen(reserve_after),
+    ))
 }
 
 /// Recomputes a stored close from its inputs and shares; `None` when it agrees, else the first

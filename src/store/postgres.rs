@@ -888,8 +888,10 @@ fn credit_balances(filter: &str, date_param: &str, as_of: Option<NaiveDate>) -> 
 /// Every stored close, read inside the caller's snapshot.
 async fn close_runs_in(tx: &mut PgConnection) -> Result<Vec<CloseRun>, StoreError> {
     let closes = sqlx::query(
-        "SELECT c.code, m.month, m.inputs, m.entry_id, m.shares FROM month_closes m
-             JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY c.code, m.month",
+        "SELECT c.code, m.month, m.inputs, m.entry_id, m.shares, m.cooperative_id, m.result,
+                (SELECT e.seq FROM entries e WHERE e.id = m.entry_id)
+         FROM month_closes m
+         JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY c.code, m.month",
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -926,8 +928,11 @@ async fn close_runs_in(tx: &mut PgConnection) -> Result<Vec<CloseRun>, StoreErro
         };
         runs.push(CloseRun {
             cooperative: m.try_get(0)?,
+            cooperative_id: m.try_get(5)?,
             month: m.try_get(1)?,
+            entry_seq: m.try_get(7)?,
             inputs: m.try_get(2)?,
+            result: m.try_get(6)?,
             shares: shares
                 .iter()
                 .map(|s| Ok((code(s.household)?, s.weight, s.cap, s.amount)))

@@ -524,7 +524,8 @@ impl Store for SqliteStore {
         // One snapshot for the runs, their entries and the households they name.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
         let closes = sqlx::query(
-            "SELECT c.code, m.month, m.inputs, m.entry_id, m.shares FROM month_closes m
+            "SELECT c.code, m.month, m.inputs, m.entry_id, m.shares, m.cooperative_id, m.result
+             FROM month_closes m
              JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY c.code, m.month",
         )
         .fetch_all(&mut *conn)
@@ -569,8 +570,11 @@ impl Store for SqliteStore {
             };
             runs.push(CloseRun {
                 cooperative: m.try_get(0)?,
+                cooperative_id: m.try_get(5)?,
                 month: m.try_get(1)?,
+                entry_seq: m.try_get(3)?,
                 inputs: m.try_get(2)?,
+                result: m.try_get(6)?,
                 shares: shares
                     .iter()
                     .map(|s| Ok((code(s.household)?, s.weight, s.cap, s.amount)))
