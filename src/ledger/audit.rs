@@ -304,6 +304,189 @@ pub fn check_tenders(summary: &ChainSummary, rows: &[TenderTableRow]) -> Option<
     None
 }
 
+/// `sequence of its entry, cooperative id, household id, method, paid, bonus, voucher id,
+/// business date, month` of a top-up.
+pub type TopupTableRow = (i64, i64, i64, String, i64, i64, Option<i64>, String, String);
+
+/// `sequence of its entry, cooperative id, company id, amount, business date` of a settlement.
+pub type SettlementTableRow = (i64, i64, i64, i64, String);
+
+/// `sequence of its entry, household id, kind, amount, method` of a fee credit.
+pub type FeeCreditTableRow = (i64, i64, String, i64, Option<String>);
+
+/// `sequence of its entry, stored id of the sale's entry, amount, cost` of a sale refund.
+pub type SaleRefundTableRow = (i64, i64, i64, i64);
+
+/// `sequence of its entry, stored id of its entry, cooperative id, total, cost, refunded,
+/// refunded cost, business date` of a sale.
+pub type SaleTableRow = (i64, i64, i64, i64, i64, i64, i64, String);
+
+/// The records the write path keeps beside the entries they describe.
+pub struct Records<'a> {
+    pub topups: &'a [TopupTableRow],
+    pub settlements: &'a [SettlementTableRow],
+    pub fee_credits: &'a [FeeCreditTableRow],
+    pub sale_refunds: &'a [SaleRefundTableRow],
+    pub sales: &'a [SaleTableRow],
+}
+
+/// What one entry posted to each audited account: `(owner, account name) -> fen`.
+fn postings_of(summary: &ChainSummary) -> HashMap<i64, BTreeMap<(Owner, &str), i64>> {
+    let mut out: HashMap<i64, BTreeMap<(Owner, &str), i64>> = HashMap::new();
+    for m in &summary.movements {
+        *out.entry(m.seq)
+            .or_default()
+            .entry((m.owner, m.name.as_str()))
+            .or_default() += m.amount;
+    }
+    out
+}
+
+/// Each record agrees with the entry it describes: its kind and date, and the amounts, holder,
+/// method and owners its postings show; each entry of those kinds has its record.
+pub fn check_records(summary: &ChainSummary, r: &Records<'_>) -> Option<String> {
+    let posted = postings_of(summary);
+    let empty = BTreeMap::new();
+    let at = |seq: i64| posted.get(&seq).unwrap_or(&empty);
+    let kind_date = |seq: i64, kind: EntryKind, date: Option<&str>| -> bool {
+        summary
+            .entry(seq)
+            .is_some_and(|(k, d)| k == kind && date.is_none_or(|date| d.to_string() == date))
+    };
+    let sum_of = |p: &BTreeMap<(Owner, &str), i64>, owner: Owner, pred: &dyn Fn(&str) -> bool| {
+        p.iter()
+            .filter(|((o, n), _)| *o == owner && pred(n))
+            .map(|(_, a)| *a)
+            .sum::<i64>()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (seq, coop, household, method, paid, bonus, voucher, date, month) in r.topups {
+        seen.insert(*seq);
+        let p = at(*seq);
+        let holder = voucher.map_or(Owner::Household(*household), Owner::Voucher);
+        let ok = kind_date(*seq, EntryKind::TopUp, Some(date))
+            && summary
+                .entry(*seq)
+                .is_some_and(|(_, d)| month_of(d) == *month)
+            && sum_of(p, holder, &|n| n.ends_with("paid")) == -paid
+            && sum_of(p, holder, &|n| n.ends_with("bonus")) == -bonus
+            && p.get(&(Owner::Cooperative(*coop), format!("cash:{method}").as_str())) == Some(paid)
+            && sum_of(p, Owner::Cooperative(*coop), &|n| n == "promotion") == *bonus;
+        let issued_to = summary.facts.iter().find_map(|(s, _, f)| match f {
+            Fact::VoucherIssued {
+                voucher: v,
+                household: h,
+                ..
+            } if s == seq => Some((*v, *h)),
+            _ => None,
+        });
+        let voucher_ok = match (voucher, issued_to) {
+            (None, None) => true,
+            (Some(v), Some((iv, ih))) => *v == iv && ih == Some(*household),
+            // An entry from before vouchers were facts: its postings name the voucher.
+            (Some(_), None) => summary.last_v1_date.is_some(),
+            (None, Some(_)) => false,
+        };
+        if !ok || !voucher_ok {
+            return Some(format!(
+                "topups: the top-up of entry {seq} differs from its entry"
+            ));
+        }
+    }
+    if let Some((seq, _, _)) = summary
+        .entries
+        .iter()
+        .find(|(s, k, _)| *k == EntryKind::TopUp && !seen.contains(s))
+    {
+        return Some(format!("topups: entry {seq} is a top-up with no record"));
+    }
+    for (seq, coop, company, amount, date) in r.settlements {
+        let p = at(*seq);
+        let ok = kind_date(*seq, EntryKind::Settlement, Some(date))
+            && p.get(&(Owner::Cooperative(*coop), "cash:bank")) == Some(&-amount)
+            && p.get(&(Owner::Company(*company), "cash:bank")) == Some(amount);
+        if !ok {
+            return Some(format!(
+                "settlements: the settlement of entry {seq} differs from its entry"
+            ));
+        }
+    }
+    let mut paid_entries = std::collections::HashSet::new();
+    for (seq, household, kind, amount, method) in r.fee_credits {
+        let p = at(*seq);
+        let entry_kind = match kind.as_str() {
+            "payment" => EntryKind::FeePayment,
+            _ => EntryKind::ProfitAllocation,
+        };
+        let method_ok = match (entry_kind, method) {
+            (EntryKind::FeePayment, Some(m)) => p.iter().any(|((o, n), a)| {
+                matches!(o, Owner::Company(_)) && *n == format!("cash:{m}") && a == amount
+            }),
+            (EntryKind::FeePayment, None) => false,
+            _ => true,
+        };
+        let ok = kind_date(*seq, entry_kind, None)
+            && p.get(&(Owner::Household(*household), "fees")) == Some(&-amount)
+            && method_ok;
+        if !ok {
+            return Some(format!(
+                "fee_credits: the {kind} of entry {seq} differs from its entry"
+            ));
+        }
+        paid_entries.insert(*seq);
+    }
+    if let Some((seq, _, _)) = summary
+        .entries
+        .iter()
+        .find(|(s, k, _)| *k == EntryKind::FeePayment && !paid_entries.contains(s))
+    {
+        return Some(format!(
+            "fee_credits: entry {seq} is a fee payment with no record"
+        ));
+    }
+    let reverses: HashMap<i64, i64> = summary.reverses.iter().copied().collect();
+    let mut refunded: HashMap<i64, (i64, i64)> = HashMap::new();
+    for (seq, sale_entry, amount, cost) in r.sale_refunds {
+        let p = at(*seq);
+        let coop_sales: i64 = p
+            .iter()
+            .filter(|((o, n), _)| matches!(o, Owner::Cooperative(_)) && *n == "sales")
+            .map(|(_, a)| *a)
+            .sum();
+        let coop_cogs: i64 = p
+            .iter()
+            .filter(|((o, n), _)| matches!(o, Owner::Cooperative(_)) && *n == "cogs")
+            .map(|(_, a)| *a)
+            .sum();
+        let ok = kind_date(*seq, EntryKind::SaleRefund, None)
+            && reverses.get(seq) == Some(sale_entry)
+            && coop_sales == *amount
+            && coop_cogs == -cost;
+        if !ok {
+            return Some(format!(
+                "sale_refunds: the refund of entry {seq} differs from its entry"
+            ));
+        }
+        let t = refunded.entry(*sale_entry).or_default();
+        t.0 += amount;
+        t.1 += cost;
+    }
+    for (seq, entry_id, coop, total, cost, refunded_total, refunded_cost, date) in r.sales {
+        let p = at(*seq);
+        let ok = kind_date(*seq, EntryKind::Sale, Some(date))
+            && p.get(&(Owner::Cooperative(*coop), "sales")) == Some(&-total)
+            && sum_of(p, Owner::Cooperative(*coop), &|n| n == "cogs") == *cost
+            && refunded.get(entry_id).copied().unwrap_or((0, 0))
+                == (*refunded_total, *refunded_cost);
+        if !ok {
+            return Some(format!(
+                "sales: the sale of entry {seq} differs from its entry or refunds"
+            ));
+        }
+    }
+    None
+}
+
 /// All of the above, in order; the first problem found.
 pub fn check_tables(
     summary: &ChainSummary,
@@ -311,9 +494,11 @@ pub fn check_tables(
     closes: &[CloseTableRow],
     bills: &[BillTableRow],
     tenders: &[TenderTableRow],
+    records: &Records<'_>,
 ) -> Option<String> {
     check_vouchers(summary, vouchers)
         .or_else(|| check_closes(summary, closes))
         .or_else(|| check_bills(summary, bills))
         .or_else(|| check_tenders(summary, tenders))
+        .or_else(|| check_records(summary, records))
 }

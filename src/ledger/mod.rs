@@ -672,6 +672,8 @@ pub struct ChainSummary {
     pub last_v1_date: Option<NaiveDate>,
     /// Sequence to kind and business date of every entry, for the tables that name entries.
     pub entries: Vec<(i64, EntryKind, NaiveDate)>,
+    /// `(sequence, the stored id of the entry it reverses or refunds)`, for entries that do.
+    pub reverses: Vec<(i64, i64)>,
 }
 
 impl ChainSummary {
@@ -758,8 +760,9 @@ fn audited(spec: &AccountSpec) -> bool {
                 spec.name.as_str(),
                 "sales" | "cogs" | "promotion" | "allocation_reserve"
             ) || spec.name.starts_with("expense:")
+                || spec.name.starts_with("cash:")
         }
-        Owner::Company(_) => false,
+        Owner::Company(_) => spec.name.starts_with("cash:"),
     }
 }
 
@@ -878,6 +881,9 @@ impl Verifier {
         self.summary
             .entries
             .push((seq, entry.header.kind, entry.header.business_date));
+        if let Some(r) = entry.header.reverses {
+            self.summary.reverses.push((seq, r));
+        }
         if entry.version < 2 {
             self.summary.last_v1_date = Some(entry.header.business_date);
         }

@@ -1022,8 +1022,53 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         )
         .fetch_all(&mut *conn)
         .await?;
-        if let Some(p) = audit::check_tables(&report.summary, &vouchers, &closes, &bills, &tenders)
-        {
+        let topups: Vec<audit::TopupTableRow> = sqlx::query_as(
+            "SELECT e.seq, t.cooperative_id, t.household_id, t.method, t.paid, t.bonus, t.voucher_id,
+                    t.business_date, t.month
+             FROM topups t JOIN entries e ON e.id = t.entry_id ORDER BY e.seq",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let settlements: Vec<audit::SettlementTableRow> = sqlx::query_as(
+            "SELECT e.seq, s.cooperative_id, s.company_id, s.amount, s.business_date
+             FROM settlements s JOIN entries e ON e.id = s.entry_id ORDER BY e.seq",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let fee_credits: Vec<audit::FeeCreditTableRow> = sqlx::query_as(
+            "SELECT e.seq, c.household_id, c.kind, c.amount, c.method
+             FROM fee_credits c JOIN entries e ON e.id = c.entry_id ORDER BY e.seq, c.household_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let sale_refunds: Vec<audit::SaleRefundTableRow> = sqlx::query_as(
+            "SELECT e.seq, s.entry_id, r.amount, r.cost FROM sale_refunds r
+             JOIN sales s ON s.id = r.sale_id JOIN entries e ON e.id = r.entry_id ORDER BY e.seq",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let sales: Vec<audit::SaleTableRow> = sqlx::query_as(
+            "SELECT e.seq, s.entry_id, s.cooperative_id, s.total, s.cost, s.refunded, s.refunded_cost,
+                    s.business_date
+             FROM sales s JOIN entries e ON e.id = s.entry_id ORDER BY e.seq",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let records = audit::Records {
+            topups: &topups,
+            settlements: &settlements,
+            fee_credits: &fee_credits,
+            sale_refunds: &sale_refunds,
+            sales: &sales,
+        };
+        if let Some(p) = audit::check_tables(
+            &report.summary,
+            &vouchers,
+            &closes,
+            &bills,
+            &tenders,
+            &records,
+        ) {
             report.fail(p);
         }
         // The head every writer extends the chain from must be the chain's last entry.

@@ -929,8 +929,51 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
         )
         .fetch_all(&mut *conn)
         .await?;
-        if let Some(p) = audit::check_tables(&report.summary, &vouchers, &closes, &bills, &tenders)
-        {
+        let topups: Vec<audit::TopupTableRow> = sqlx::query_as(
+            "SELECT entry_id, cooperative_id, household_id, method, paid, bonus, voucher_id,
+                    business_date, month FROM topups ORDER BY entry_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let settlements: Vec<audit::SettlementTableRow> = sqlx::query_as(
+            "SELECT entry_id, cooperative_id, company_id, amount, business_date FROM settlements
+             ORDER BY entry_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let fee_credits: Vec<audit::FeeCreditTableRow> = sqlx::query_as(
+            "SELECT entry_id, household_id, kind, amount, method FROM fee_credits
+             ORDER BY entry_id, household_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let sale_refunds: Vec<audit::SaleRefundTableRow> = sqlx::query_as(
+            "SELECT r.entry_id, s.entry_id, r.amount, r.cost FROM sale_refunds r
+             JOIN sales s ON s.id = r.sale_id ORDER BY r.entry_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let sales: Vec<audit::SaleTableRow> = sqlx::query_as(
+            "SELECT entry_id, entry_id, cooperative_id, total, cost, refunded, refunded_cost,
+                    business_date FROM sales ORDER BY entry_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let records = audit::Records {
+            topups: &topups,
+            settlements: &settlements,
+            fee_credits: &fee_credits,
+            sale_refunds: &sale_refunds,
+            sales: &sales,
+        };
+        if let Some(p) = audit::check_tables(
+            &report.summary,
+            &vouchers,
+            &closes,
+            &bills,
+            &tenders,
+            &records,
+        ) {
             report.fail(p);
         }
     }
