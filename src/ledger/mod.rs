@@ -1126,4 +1126,140 @@ mod tests {
         assert_ne!(entry_hash(&GENESIS_HASH, 2, &base, &p), h0);
         assert_ne!(entry_hash(&[1; 32], 1, &base, &p), h0);
     }
+
+    fn v2_entry(
+        seq: i64,
+        prev: [u8; 32],
+        header: EntryHeader,
+        postings: Vec<(AccountId, i64)>,
+        accounts: &[AccountRecord],
+    ) -> StoredEntry {
+        let ids: Vec<&AccountSpec> = postings
+            .iter()
+            .map(|(a, _)| &accounts[(a.0 - 1) as usize].spec)
+            .collect();
+        let hash = entry_hash_v2(&prev, seq, &header, &postings, &ids);
+        StoredEntry {
+            seq,
+            version: 2,
+            header,
+            prev_hash: prev,
+            hash,
+            postings,
+        }
+    }
+
+    fn verify_one(entry: &StoredEntry, accounts: Vec<AccountRecord>) -> Option<String> {
+        let mut v = Verifier::new(accounts);
+        v.feed(entry);
+        v.finish().first_problem
+    }
+
+    #[test]
+    fn version_2_hashes_account_identity_and_facts_and_cannot_be_downgraded() {
+        let books = accounts([100, 100, 0]);
+        let e = v2_entry(
+            1,
+            GENESIS_HASH,
+            header(),
+            vec![(AccountId(1), 100), (AccountId(2), -100)],
+            &books,
+        );
+        assert_eq!(verify_one(&e, books.clone()), None);
+        // The same account id with another owner, name, type or bound: the hash breaks.
+        let edits: [fn(&mut AccountSpec); 4] = [
+            |s| s.owner = Owner::Household(9),
+            |s| s.name = "a9".into(),
+            |s| s.kind = AccountType::Equity,
+            |s| s.bounded = !s.bounded,
+        ];
+        for edit in edits {
+            let mut moved = books.clone();
+            edit(&mut moved[1].spec);
+            let problem = verify_one(&e, moved).expect("an identity edit is caught");
+            assert!(problem.starts_with("entry 1: hash"), "{problem}");
+        }
+        // Facts are hashed.
+        let mut f = e.clone();
+        f.header.facts = Some(Fact::VoucherVoided { voucher: 1 }.encode());
+        assert!(verify_one(&f, books.clone()).is_some());
+        // Recorded as version 1, a version 2 entry no longer matches its hash.
+        let mut v1 = e.clone();
+        v1.version = 1;
+        assert!(verify_one(&v1, books.clone()).is_some());
+        // A version 1 entry cannot carry facts its hash does not cover.
+        let mut h = header();
+        h.facts = Some(Fact::VoucherVoided { voucher: 1 }.encode());
+        let p = vec![(AccountId(1), 100), (AccountId(2), -100)];
+        let legacy = StoredEntry {
+            seq: 1,
+            version: 1,
+            hash: entry_hash(&GENESIS_HASH, 1, &h, &p),
+            header: h,
+            prev_hash: GENESIS_HASH,
+            postings: p,
+        };
+        let problem = verify_one(&legacy, books).expect("facts outside the hash");
+        assert!(problem.contains("facts"), "{problem}");
+    }
+
+    #[test]
+    fn only_a_close_void_or_expiry_with_a_fact_may_have_no_postings() {
+        let books = accounts([0, 0, 0]);
+        let fact = Fact::MonthClosed {
+            cooperative: 1,
+            month: "2026-09".into(),
+        }
+        .encode();
+        let close = EntryHeader {
+            kind: EntryKind::ProfitAllocation,
+            facts: Some(fact.clone()),
+            ..header()
+        };
+        assert!(EntryDraft::new(close.clone()).balanced().is_ok());
+        let e = v2_entry(1, GENESIS_HASH, close.clone(), vec![], &books);
+        assert_eq!(verify_one(&e, books.clone()), None);
+        let summary = {
+            let mut v = Verifier::new(books.clone());
+            v.feed(&e);
+            v.finish().summary
+        };
+        assert_eq!(summary.facts.len(), 1);
+        // Without its fact, or of another kind, an empty entry is refused and not verified.
+        for h in [
+            EntryHeader {
+                facts: None,
+                ..close.clone()
+            },
+            EntryHeader {
+                kind: EntryKind::Sale,
+                facts: Some(fact),
+                ..close
+            },
+        ] {
+            assert_eq!(
+                EntryDraft::new(h.clone()).balanced().unwrap_err(),
+                EntryError::TooFewPostings
+            );
+            let e = v2_entry(1, GENESIS_HASH, h, vec![], &books);
+            let problem = verify_one(&e, books.clone()).expect("an empty entry");
+            assert!(problem.contains("two non-zero postings"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn expected_heads_parse() {
+        let h: ExpectedHead = format!("7:{}", "ab".repeat(32)).parse().unwrap();
+        assert_eq!((h.seq, h.hash.len()), (7, 64));
+        assert_eq!(h.to_string(), format!("7:{}", "ab".repeat(32)));
+        for bad in [
+            "7",
+            "x:ab",
+            "-1:00",
+            &format!("7:{}", "AB".repeat(32)),
+            "7:abc",
+        ] {
+            assert!(bad.parse::<ExpectedHead>().is_err(), "{bad}");
+        }
+    }
 }
