@@ -20,8 +20,20 @@ pub type CloseTableRow = (i64, String, Option<i64>);
 /// `id, household id, company id, month, amount, settled, sequence of its entry`.
 pub type BillTableRow = (i64, i64, i64, String, i64, i64, i64);
 
-/// `sequence of the sale's entry, type, household id, voucher id, amount, paid part, bonus part`.
-pub type TenderTableRow = (i64, String, Option<i64>, Option<i64>, i64, i64, i64);
+/// `sequence of the sale's entry, type, household id, voucher id, amount, paid part, bonus part,
+/// refunded, refunded paid, refunded bonus`.
+pub type TenderTableRow = (
+    i64,
+    String,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
 
 /// The last day of a `YYYY-MM` month.
 fn month_end(month: &str) -> Option<NaiveDate> {
@@ -269,7 +281,7 @@ pub fn check_tenders(summary: &ChainSummary, rows: &[TenderTableRow]) -> Option<
         }
     }
     let mut stored: BTreeMap<(i64, Owner), (i64, i64)> = BTreeMap::new();
-    for (seq, kind, household, voucher, amount, paid, bonus) in rows {
+    for (seq, kind, household, voucher, amount, paid, bonus, ..) in rows {
         let holder = match (kind.as_str(), household, voucher) {
             ("wallet", Some(h), _) => Owner::Household(*h),
             ("voucher", _, Some(v)) => Owner::Voucher(*v),
@@ -487,6 +499,125 @@ pub fn check_records(summary: &ChainSummary, r: &Records<'_>) -> Option<String> 
     None
 }
 
+/// What has been refunded to each tender: within what it paid, split into paid and bonus for a
+/// wallet or voucher, adding up to the sale's refunded total, and per wallet or voucher what the
+/// sale's refund entries gave back to it (unless the voucher could no longer take credit back:
+/// void or past its expiry at the refund, when the refund went out in cash).
+pub fn check_tender_refunds(
+    summary: &ChainSummary,
+    tenders: &[TenderTableRow],
+    records: &Records<'_>,
+) -> Option<String> {
+    let entry_id_of: HashMap<i64, i64> = records.sales.iter().map(|s| (s.0, s.1)).collect();
+    let sale_refunded: HashMap<i64, i64> = records.sales.iter().map(|s| (s.0, s.5)).collect();
+    // Per sale (by its entry's sequence): the refunded total of its tenders, and per holder
+    // what the tenders say was refunded (paid, bonus).
+    let mut totals: HashMap<i64, i64> = HashMap::new();
+    let mut stored: BTreeMap<(i64, Owner), (i64, i64)> = BTreeMap::new();
+    for (seq, kind, household, voucher, amount, _, _, refunded, r_paid, r_bonus) in tenders {
+        let name = format!("sale_tenders: a {kind} tender of entry {seq}");
+        if refunded < &0 || refunded > amount || *r_paid < 0 || *r_bonus < 0 {
+            return Some(format!("{name} says {refunded} fen refunded of {amount}"));
+        }
+        *totals.entry(*seq).or_default() += refunded;
+        let holder = match (kind.as_str(), household, voucher) {
+            ("wallet", Some(h), _) => Owner::Household(*h),
+            ("voucher", _, Some(v)) => Owner::Voucher(*v),
+            _ => {
+                if *r_paid != 0 || *r_bonus != 0 {
+                    return Some(format!("{name} has a refunded paid or bonus part"));
+                }
+                continue;
+            }
+        };
+        if r_paid + r_bonus != *refunded {
+            return Some(format!(
+                "{name} splits its {refunded} fen refunded as {r_paid} paid and {r_bonus} bonus"
+            ));
+        }
+        let slot = stored.entry((*seq, holder)).or_default();
+        slot.0 += r_paid;
+        slot.1 += r_bonus;
+    }
+    for (seq, total) in &totals {
+        if sale_refunded.get(seq) != Some(total) {
+            return Some(format!(
+                "sales, sale_tenders: the tenders of entry {seq} add up to {total} fen refunded"
+            ));
+        }
+    }
+    // What the refund entries gave back to each holder, by the sale's entry.
+    let seq_of_sale: HashMap<i64, i64> = entry_id_of.iter().map(|(s, id)| (*id, *s)).collect();
+    let refund_of: HashMap<i64, i64> = records
+        .sale_refunds
+        .iter()
+        .filter_map(|r| seq_of_sale.get(&r.1).map(|sale| (r.0, *sale)))
+        .collect();
+    let mut ended: HashMap<i64, i64> = HashMap::new();
+    let mut expiry: HashMap<i64, NaiveDate> = HashMap::new();
+    for (seq, _, fact) in &summary.facts {
+        match fact {
+            Fact::VoucherVoided { voucher } | Fact::VoucherExpired { voucher } => {
+                ended.entry(*voucher).or_insert(*seq);
+            }
+            Fact::VoucherIssued {
+                voucher,
+                expires_on,
+                ..
+            } => {
+                expiry.insert(*voucher, *expires_on);
+            }
+            _ => {}
+        }
+    }
+    let mut given: BTreeMap<(i64, Owner), (i64, i64)> = BTreeMap::new();
+    let mut unattributable = std::collections::HashSet::new();
+    for m in &summary.movements {
+        let Some(sale) = refund_of.get(&m.seq) else {
+            continue;
+        };
+        let holder = match (m.owner, m.name.as_str()) {
+            (Owner::Voucher(_), _) => m.owner,
+            (Owner::Household(_), name) if name.starts_with("wallet:") => m.owner,
+            _ => continue,
+        };
+        let slot = given.entry((*sale, holder)).or_default();
+        if m.name.ends_with("paid") {
+            slot.0 -= m.amount;
+        } else {
+            slot.1 -= m.amount;
+        }
+    }
+    for refund in records.sale_refunds {
+        let (Some(sale), Some((_, date))) = (refund_of.get(&refund.0), summary.entry(refund.0))
+        else {
+            continue;
+        };
+        for (_, _, _, voucher, ..) in tenders.iter().filter(|t| t.0 == *sale) {
+            if let Some(v) = voucher {
+                let gone = ended.get(v).is_some_and(|s| *s < refund.0)
+                    || expiry.get(v).is_some_and(|e| *e < date);
+                if gone {
+                    unattributable.insert((*sale, Owner::Voucher(*v)));
+                }
+            }
+        }
+    }
+    for (key, refunded) in &stored {
+        if unattributable.contains(key) {
+            continue;
+        }
+        let back = given.get(key).copied().unwrap_or((0, 0));
+        if back != *refunded {
+            return Some(format!(
+                "sale_tenders: the tenders of entry {} say {refunded:?} (paid, bonus) refunded to a holder, its refunds gave back {back:?}",
+                key.0
+            ));
+        }
+    }
+    None
+}
+
 /// All of the above, in order; the first problem found.
 pub fn check_tables(
     summary: &ChainSummary,
@@ -501,4 +632,5 @@ pub fn check_tables(
         .or_else(|| check_bills(summary, bills))
         .or_else(|| check_tenders(summary, tenders))
         .or_else(|| check_records(summary, records))
+        .or_else(|| check_tender_refunds(summary, tenders, records))
 }

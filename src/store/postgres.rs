@@ -1016,7 +1016,8 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         .fetch_all(&mut *conn)
         .await?;
         let tenders: Vec<audit::TenderTableRow> = sqlx::query_as(
-            "SELECT e.seq, t.type, t.household_id, t.voucher_id, t.amount, t.paid_part, t.bonus_part
+            "SELECT e.seq, t.type, t.household_id, t.voucher_id, t.amount, t.paid_part, t.bonus_part,
+                    t.refunded, t.refunded_paid, t.refunded_bonus
              FROM sale_tenders t JOIN sales s ON s.id = t.sale_id JOIN entries e ON e.id = s.entry_id
              ORDER BY t.sale_id, t.idx",
         )

@@ -924,7 +924,8 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
         .fetch_all(&mut *conn)
         .await?;
         let tenders: Vec<audit::TenderTableRow> = sqlx::query_as(
-            "SELECT s.entry_id, t.type, t.household_id, t.voucher_id, t.amount, t.paid_part, t.bonus_part
+            "SELECT s.entry_id, t.type, t.household_id, t.voucher_id, t.amount, t.paid_part, t.bonus_part,
+                t.refunded, t.refunded_paid, t.refunded_bonus
              FROM sale_tenders t JOIN sales s ON s.id = t.sale_id ORDER BY t.sale_id, t.idx",
         )
         .fetch_all(&mut *conn)
