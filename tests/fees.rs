@@ -1157,6 +1157,39 @@ async fn nothing_lands_in_a_month_closed_at_a_loss_even_with_the_clock_set_back(
     assert_eq!(r.loss_carried_in, y("200.00"));
 }
 
+/// The closed-month rule with two writers on one database (a second server process, or a tool,
+/// whose clock is behind): what the second posts after the close is dated after the closed month
+/// too, because it extends the same chain.
+async fn a_second_writer_with_its_clock_behind_dates_forward_after_a_close(backend: Backend) {
+    let fx = Fx::new(backend, "2026-09-01").await;
+    fx.at("2026-09-10");
+    fx.expense("200.00", "2026-09-10").await.expect("expense");
+    // The second writer opens before the close, with a clock still in September.
+    let behind = App::open_with_clock(&fx.settings, Clock::manual(date("2026-09-25")))
+        .await
+        .expect("a second writer");
+    fx.at("2026-10-01");
+    let r = fx.close("2026-09", false).await.expect("close");
+    let close_entry = r.entry.expect("the close is an entry");
+    let topup = match behind
+        .run(Command::TopUp(top_up_request(
+            "H2",
+            "50.00",
+            Delivery::Wallet,
+        )))
+        .await
+        .expect("the store failed")
+    {
+        Ok(Receipt::TopUp(t)) => t,
+        other => panic!("top-up: {other:?}"),
+    };
+    assert_eq!(topup.business_date, date("2026-10-01"));
+    assert!(topup.entry != close_entry);
+    let report = fx.app.verify().await.expect("verify");
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.entries, 3);
+}
+
 /// A close's stored result is what the next close reads back (the loss carried out): `verify`
 /// recomputes it from the journal and the policy in force, so rewriting it is caught.
 async fn verify_recomputes_a_closes_stored_result_from_the_journal(backend: Backend) {
@@ -1976,6 +2009,7 @@ on_every_backend! {
     a_loss_is_carried_forward_against_the_next_profit,
     nothing_lands_in_a_month_closed_at_a_loss_even_with_the_clock_set_back,
     verify_recomputes_a_closes_stored_result_from_the_journal,
+    a_second_writer_with_its_clock_behind_dates_forward_after_a_close,
     a_month_is_closed_once_after_it_ends_and_nothing_is_posted_into_it_afterwards,
     verify_recomputes_every_close_and_names_a_tampered_one,
     settlements_pay_what_the_cooperative_owes_and_no_more,
