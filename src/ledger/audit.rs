@@ -371,6 +371,17 @@ pub fn check_records(summary: &ChainSummary, r: &Records<'_>) -> Option<String> 
             .map(|(_, a)| *a)
             .sum::<i64>()
     };
+    // The voucher each top-up entry issued, and to whom.
+    let issued_at: HashMap<i64, (i64, Option<i64>)> = summary
+        .facts
+        .iter()
+        .filter_map(|(s, _, f)| match f {
+            Fact::VoucherIssued {
+                voucher, household, ..
+            } => Some((*s, (*voucher, *household))),
+            _ => None,
+        })
+        .collect();
     let mut seen = std::collections::HashSet::new();
     for (seq, coop, household, method, paid, bonus, voucher, date, month) in r.topups {
         seen.insert(*seq);
@@ -384,14 +395,7 @@ pub fn check_records(summary: &ChainSummary, r: &Records<'_>) -> Option<String> 
             && sum_of(p, holder, &|n| n.ends_with("bonus")) == -bonus
             && p.get(&(Owner::Cooperative(*coop), format!("cash:{method}").as_str())) == Some(paid)
             && sum_of(p, Owner::Cooperative(*coop), &|n| n == "promotion") == *bonus;
-        let issued_to = summary.facts.iter().find_map(|(s, _, f)| match f {
-            Fact::VoucherIssued {
-                voucher: v,
-                household: h,
-                ..
-            } if s == seq => Some((*v, *h)),
-            _ => None,
-        });
+        let issued_to = issued_at.get(seq).copied();
         let voucher_ok = match (voucher, issued_to) {
             (None, None) => true,
             (Some(v), Some((iv, ih))) => *v == iv && ih == Some(*household),
@@ -588,18 +592,23 @@ pub fn check_tender_refunds(
             slot.1 -= m.amount;
         }
     }
+    let mut vouchers_of: HashMap<i64, Vec<i64>> = HashMap::new();
+    for t in tenders {
+        if let Some(v) = t.3 {
+            vouchers_of.entry(t.0).or_default().push(v);
+        }
+    }
     for refund in records.sale_refunds {
         let (Some(sale), Some((_, date))) = (refund_of.get(&refund.0), summary.entry(refund.0))
         else {
             continue;
         };
-        for (_, _, _, voucher, ..) in tenders.iter().filter(|t| t.0 == *sale) {
-            if let Some(v) = voucher {
-                let gone = ended.get(v).is_some_and(|s| *s < refund.0)
-                    || expiry.get(v).is_some_and(|e| *e < date);
-                if gone {
-                    unattributable.insert((*sale, Owner::Voucher(*v)));
-                }
+        for v in vouchers_of.get(sale).into_iter().flatten() {
+            // A voucher issued before its facts were recorded has no expiry in the chain.
+            let gone = ended.get(v).is_some_and(|s| *s < refund.0)
+                || expiry.get(v).is_none_or(|e| *e < date);
+            if gone {
+                unattributable.insert((*sale, Owner::Voucher(*v)));
             }
         }
     }
