@@ -1149,6 +1149,16 @@ async fn nothing_lands_in_a_month_closed_at_a_loss_even_with_the_clock_set_back(
     let report = fx.app.verify().await.expect("verify");
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.close_runs, 1);
+    // The Beancount export keeps the close that posted nothing, as an event.
+    let mut exported = Vec::new();
+    hongxin::export::beancount::export(fx.app.store.as_ref(), &mut exported, None, &|_| {})
+        .await
+        .expect("export");
+    let exported = String::from_utf8(exported).expect("utf-8");
+    assert!(
+        exported.contains("2026-10-01 event \"profit_allocation\" \"COOP profit 2026-09"),
+        "{exported}"
+    );
 
     // October's close reads September's loss back in: the sale's margin is in October.
     fx.at("2026-11-01");

@@ -148,10 +148,10 @@ const NOT_YET_PROVEN: &[(&str, &str, &str)] = &[
     ("catalog_items", "price", "the price of the next sale"),
     ("catalog_items", "cost", "the cost of the next sale"),
     ("policy_applications", "*", "checked against the policy files when the app opens, not by verify"),
-    ("sales", "shop_id", "the sale record beside its entry; not yet recomputed"),
-    ("sales", "household_id", "the sale record beside its entry (close weights); not yet recomputed"),
+    ("sales", "shop_id", "which till sold (the till report); the entry does not name the shop"),
+    ("sales", "household_id", "the customer the sale names (receipts, history); refunds and close weights use the tenders' holders, which are checked; not yet held to the chain"),
     ("sale_lines", "*", "the goods of a sale (what a refund may return); not yet held to the entry"),
-    ("sale_tenders", "idx", "the order of tenders; the split by holder is checked"),
+    ("sale_tenders", "idx", "the order of tenders breaks ties when a partial refund is split among them; the split by holder is checked, the order is not"),
     ("idempotency", "outcome", "a replayed receipt; no money moves on a replay"),
 ];
 

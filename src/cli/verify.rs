@@ -26,7 +26,9 @@ pub async fn run(config: &Config, args: VerifyArgs) -> anyhow::Result<()> {
     println!("closes    {} month closes recomputed", report.close_runs);
     match report.first_problem {
         None => {
-            println!("ok: the chain, every balance and every month close check out");
+            println!(
+                "ok: the chain, every balance, every stored figure and every month close check out"
+            );
             Ok(())
         }
         // The statistics above stop at the entry that failed; the problem names it.
