@@ -242,13 +242,60 @@ impl App {
     /// `hongxin verify`: the journal (hash chain, balances) and then every stored month close,
     /// recomputed from its inputs and compared with what its entry posted.
     pub async fn verify(&self) -> Result<crate::ledger::VerifyReport, StoreError> {
+        self.verify_expecting(None).await
+    }
+
+    /// [`Self::verify`], and with `expect` also that the entry of that head is still in the
+    /// chain with that hash: a journal cut short fails.
+    pub async fn verify_expecting(
+        &self,
+        expect: Option<&crate::ledger::ExpectedHead>,
+    ) -> Result<crate::ledger::VerifyReport, StoreError> {
         let mut report = self.store.verify().await?;
         if report.first_problem.is_some() {
             return Ok(report);
         }
+        if let Some(expect) = expect {
+            let found = if expect.seq == 0 {
+                Some(hex::encode(crate::ledger::GENESIS_HASH))
+            } else if expect.seq > report.head_seq {
+                None
+            } else {
+                self.store
+                    .journal_chunk(expect.seq - 1, 1)
+                    .await?
+                    .into_iter()
+                    .find(|e| e.seq == expect.seq)
+                    .map(|e| e.hash)
+            };
+            match found {
+                None => {
+                    report.fail(format!(
+                        "expected head {expect}: entry {} is not in the chain (it ends at {}):                          the journal was cut short",
+                        expect.seq, report.head_seq
+                    ));
+                    return Ok(report);
+                }
+                Some(hash) if hash != expect.hash => {
+                    report.fail(format!(
+                        "expected head {expect}: entry {} now has hash {hash}",
+                        expect.seq
+                    ));
+                    return Ok(report);
+                }
+                Some(_) => {}
+            }
+        }
+        // The loss each cooperative's last close carried out, as recomputed.
+        let mut loss_out: std::collections::HashMap<i64, crate::money::Amount> =
+            std::collections::HashMap::new();
         for run in self.store.close_runs().await? {
             report.close_runs += 1;
             let name = format!("month close {} {}", run.cooperative, run.month);
+            if let Some(p) = self.recheck_close_figures(&report.summary, &run, &mut loss_out) {
+                report.first_problem = Some(format!("{name} (month_closes): {p}"));
+                break;
+            }
             let problem = match serde_json::from_str::<crate::fees::CloseInputs>(&run.inputs) {
                 Err(e) => Some(format!("stored inputs unreadable: {e}")),
                 Ok(inputs) => crate::fees::recheck_close(&inputs, &run.shares).or_else(|| {
@@ -270,6 +317,103 @@ impl App {
             }
         }
         Ok(report)
+    }
+
+    /// A stored close's result and inputs against the journal and the policy in force: the
+    /// month's totals, profit, loss carried in (the previous close's, recomputed) and out, the
+    /// reserve carried in and out, the pool and what was allocated. `None` when they agree.
+    fn recheck_close_figures(
+        &self,
+        summary: &crate::ledger::ChainSummary,
+        run: &crate::store::CloseRun,
+        loss_out: &mut std::collections::HashMap<i64, crate::money::Amount>,
+    ) -> Option<String> {
+        use crate::fees::{close_figures_from_chain, close_seed, month_bounds, CloseFigures};
+        let result: crate::domain::CloseReceipt = match serde_json::from_str(&run.result) {
+            Ok(r) => r,
+            Err(e) => return Some(format!("stored result unreadable: {e}")),
+        };
+        let inputs: crate::fees::CloseInputs = match serde_json::from_str(&run.inputs) {
+            Ok(i) => i,
+            Err(e) => return Some(format!("stored inputs unreadable: {e}")),
+        };
+        let last = match month_bounds("month", &run.month) {
+            Ok((_, last)) => last,
+            Err(e) => return Some(e.to_string()),
+        };
+        let Some(policy) = self.policies.profit(last) else {
+            return Some(format!("no profit policy in force on {last}"));
+        };
+        let rules = &policy.rules;
+        let in_force = crate::fees::CloseInputs {
+            policy: policy.reference.to_string(),
+            policy_hash: policy.reference.hash.clone(),
+            basis: rules.basis.as_str().to_string(),
+            share: rules.share.to_string(),
+            cap_at_fees_owed: rules.cap_at_fees_owed,
+            seed: close_seed(&run.cooperative, &run.month),
+            pool: inputs.pool,
+        };
+        if inputs != in_force || result.policy != in_force.policy || result.basis != in_force.basis
+        {
+            return Some("stored inputs differ from the policy in force".into());
+        }
+        let Some(seq) = run.entry_seq else {
+            // A close from before closes were always entries, which posted nothing: whether it
+            // may stand is the store's check (month_closes); its loss is taken as stored.
+            loss_out.insert(run.cooperative_id, result.loss_carried_out);
+            return None;
+        };
+        let loss_in = if rules.carry_losses_forward {
+            loss_out
+                .get(&run.cooperative_id)
+                .copied()
+                .unwrap_or(crate::money::Amount::ZERO)
+        } else {
+            crate::money::Amount::ZERO
+        };
+        let Some(allocated) = crate::money::Amount::checked_sum(run.shares.iter().map(|s| s.3))
+        else {
+            return Some("stored shares add up beyond any amount".into());
+        };
+        let (figures, reserve_after) = match close_figures_from_chain(
+            summary,
+            run.cooperative_id,
+            &run.month,
+            seq,
+            rules,
+            loss_in,
+            allocated,
+        ) {
+            Ok(f) => f,
+            Err(e) => return Some(e),
+        };
+        loss_out.insert(run.cooperative_id, figures.loss_carried_out);
+        let stored = CloseFigures::of(&result);
+        if stored != figures {
+            return Some(format!(
+                "stored result {stored:?} but the journal gives {figures:?}"
+            ));
+        }
+        if inputs.pool != figures.pool {
+            return Some(format!(
+                "stored pool {} but the journal gives {}",
+                inputs.pool, figures.pool
+            ));
+        }
+        if reserve_after != figures.reserve {
+            return Some(format!(
+                "the reserve after its entry is {reserve_after}, not the {} it carried out",
+                figures.reserve
+            ));
+        }
+        let households = run.shares.iter().filter(|s| s.3.is_positive()).count() as u64;
+        let by_company =
+            crate::money::Amount::checked_sum(result.companies.iter().map(|c| c.amount));
+        if result.households != households || by_company != Some(figures.allocated) {
+            return Some("stored households or companies do not add up to the shares".into());
+        }
+        None
     }
 
     /// The printed code of a stored voucher, while its key is not retired.

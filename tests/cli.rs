@@ -282,6 +282,47 @@ fn tamper(db: &Path) {
     });
 }
 
+/// `verify --expect-head SEQ:HASH`: a head printed earlier passes while its entry is still in
+/// the chain with that hash; a head the chain no longer reaches (cut short) or another hash
+/// fails with exit status 1; a malformed head is a usage error.
+#[test]
+fn verify_expect_head_catches_a_journal_cut_short() {
+    let dir = demo_copy();
+    let verify = hongxin(dir.path(), &["verify"]);
+    assert_ok(&verify);
+    let report = stdout(&verify);
+    let head = report
+        .lines()
+        .find_map(|l| l.strip_prefix("head"))
+        .expect("a head line")
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    let (seq, hash): (i64, &str) = (head[0].parse().expect("seq"), head[1]);
+    let ok = hongxin(
+        dir.path(),
+        &["verify", "--expect-head", &format!("{seq}:{hash}")],
+    );
+    assert_ok(&ok);
+    let earlier = hongxin(
+        dir.path(),
+        &["verify", "--expect-head", &format!("{}:{hash}", seq - 1)],
+    );
+    assert_eq!(earlier.status.code(), Some(1), "{}", stderr(&earlier));
+    assert!(
+        stderr(&earlier).contains("now has hash"),
+        "{}",
+        stderr(&earlier)
+    );
+    let beyond = hongxin(
+        dir.path(),
+        &["verify", "--expect-head", &format!("{}:{hash}", seq + 1)],
+    );
+    assert_eq!(beyond.status.code(), Some(1), "{}", stderr(&beyond));
+    assert!(stderr(&beyond).contains("cut short"), "{}", stderr(&beyond));
+    let bad = hongxin(dir.path(), &["verify", "--expect-head", "12"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
 #[test]
 fn verify_names_the_tampered_entry() {
     let dir = demo_copy();

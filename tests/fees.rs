@@ -1054,7 +1054,10 @@ async fn a_loss_is_carried_forward_against_the_next_profit(backend: Backend) {
         (r.distributed, r.pool, r.allocated, r.reserve),
         (Amount::ZERO, Amount::ZERO, Amount::ZERO, Amount::ZERO)
     );
-    assert_eq!((r.entry, r.households), (None, 0));
+    // The close posts nothing, but it is an entry of the journal all the same (the closed-month
+    // rule, docs/architecture.md).
+    assert!(r.entry.is_some(), "{r:?}");
+    assert_eq!(r.households, 0);
 
     // October earns 1866.67; 200.00 of it makes good September's loss; 1666.67 × 0.60 is the
     // pool.
@@ -1088,6 +1091,180 @@ async fn a_loss_is_carried_forward_against_the_next_profit(backend: Backend) {
     );
     assert_eq!(r.pool, Amount::ZERO);
     assert!(fx.app.verify().await.expect("verify").ok());
+}
+
+/// The closed-month rule: a close is an entry of the journal even when it posts nothing (a loss
+/// month), and business dates never run backwards along the chain, so with the clock set back
+/// into the closed month a top-up and a sale are dated forward, after it. Before the rule, the
+/// loss month's close left the journal's date where it was and both landed in September.
+async fn nothing_lands_in_a_month_closed_at_a_loss_even_with_the_clock_set_back(backend: Backend) {
+    let fx = Fx::new(backend, "2026-09-01").await;
+    fx.at("2026-09-10");
+    fx.expense("200.00", "2026-09-10").await.expect("expense");
+    fx.at("2026-10-01");
+    let r = fx.close("2026-09", false).await.expect("close");
+    assert_eq!(r.loss_carried_out, y("200.00"));
+    assert_eq!((r.pool, r.households), (Amount::ZERO, 0));
+    let close_entry = r
+        .entry
+        .expect("a close that posts nothing is still an entry");
+    assert_eq!(fx.head().await, close_entry);
+
+    // A server whose clock is behind (a skewed host, `--today`, a cron job on the 1st).
+    fx.at("2026-09-20");
+    let topup = match fx
+        .run(Command::TopUp(top_up_request(
+            "H1",
+            "100.00",
+            Delivery::Wallet,
+        )))
+        .await
+    {
+        Ok(Receipt::TopUp(t)) => t,
+        other => panic!("top-up: {other:?}"),
+    };
+    let sale = match fx
+        .run(Command::Sale(sale_amount(
+            Some("H1"),
+            "50.00",
+            vec![wallet("50.00")],
+        )))
+        .await
+    {
+        Ok(Receipt::Sale(s)) => s,
+        other => panic!("sale: {other:?}"),
+    };
+    assert_eq!(topup.business_date, date("2026-10-01"));
+    assert_eq!(sale.business_date, date("2026-10-01"));
+    assert!(topup.entry > close_entry && sale.entry > topup.entry);
+    let history = fx
+        .app
+        .store
+        .history("H1", None, 10)
+        .await
+        .expect("history")
+        .expect("H1");
+    assert_eq!(history.items.len(), 2);
+    for item in &history.items {
+        assert_eq!(item.business_date, date("2026-10-01"), "{item:?}");
+    }
+    // An expense naming a date in the closed month is still refused.
+    assert_eq!(
+        fx.expense("10.00", "2026-09-15").await.unwrap_err(),
+        Rejection::PeriodClosed {
+            month: "2026-09".into()
+        }
+    );
+    let report = fx.app.verify().await.expect("verify");
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.close_runs, 1);
+    // The Beancount export keeps the close that posted nothing, as an event.
+    let mut exported = Vec::new();
+    hongxin::export::beancount::export(fx.app.store.as_ref(), &mut exported, None, &|_| {})
+        .await
+        .expect("export");
+    let exported = String::from_utf8(exported).expect("utf-8");
+    assert!(
+        exported.contains("2026-10-01 event \"profit_allocation\" \"COOP profit 2026-09"),
+        "{exported}"
+    );
+
+    // October's close reads September's loss back in: the sale's margin is in October.
+    fx.at("2026-11-01");
+    let r = fx.close("2026-10", false).await.expect("close");
+    assert_eq!(r.sales, y("50.00"));
+    assert_eq!(r.loss_carried_in, y("200.00"));
+}
+
+/// The closed-month rule with two writers on one database (a second server process, or a tool,
+/// whose clock is behind): what the second posts after the close is dated after the closed month
+/// too, because it extends the same chain.
+async fn a_second_writer_with_its_clock_behind_dates_forward_after_a_close(backend: Backend) {
+    let fx = Fx::new(backend, "2026-09-01").await;
+    fx.at("2026-09-10");
+    fx.expense("200.00", "2026-09-10").await.expect("expense");
+    // The second writer opens before the close, with a clock still in September.
+    let behind = App::open_with_clock(&fx.settings, Clock::manual(date("2026-09-25")))
+        .await
+        .expect("a second writer");
+    fx.at("2026-10-01");
+    let r = fx.close("2026-09", false).await.expect("close");
+    let close_entry = r.entry.expect("the close is an entry");
+    let topup = match behind
+        .run(Command::TopUp(top_up_request(
+            "H2",
+            "50.00",
+            Delivery::Wallet,
+        )))
+        .await
+        .expect("the store failed")
+    {
+        Ok(Receipt::TopUp(t)) => t,
+        other => panic!("top-up: {other:?}"),
+    };
+    assert_eq!(topup.business_date, date("2026-10-01"));
+    assert!(topup.entry != close_entry);
+    let report = fx.app.verify().await.expect("verify");
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.entries, 3);
+}
+
+/// A close's stored result is what the next close reads back (the loss carried out): `verify`
+/// recomputes it from the journal and the policy in force, so rewriting it is caught.
+async fn verify_recomputes_a_closes_stored_result_from_the_journal(backend: Backend) {
+    let fx = Fx::new(backend, "2026-09-01").await;
+    fx.at("2026-09-10");
+    fx.expense("200.00", "2026-09-10").await.expect("expense");
+    fx.at("2026-10-01");
+    let r = fx.close("2026-09", false).await.expect("close");
+    assert_eq!(r.loss_carried_out, y("200.00"));
+    assert!(fx.app.verify().await.expect("verify").ok());
+    // The loss carried out made smaller, so October would share more.
+    let tamper = match fx.backend {
+        Backend::Sqlite => {
+            "UPDATE month_closes SET result = json_replace(result, '$.loss_carried_out', '0.00')"
+        }
+        Backend::Postgres => {
+            "UPDATE month_closes SET result = jsonb_set(result::jsonb, '{loss_carried_out}', '\"0.00\"')::text"
+        }
+    };
+    let changed = match fx.backend {
+        Backend::Sqlite => {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&fx.settings.database)
+                .await
+                .expect("a second connection");
+            sqlx::query(tamper)
+                .execute(&mut conn)
+                .await
+                .expect("tamper")
+                .rows_affected()
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&fx.settings.database)
+                .await
+                .expect("a second connection");
+            sqlx::query(tamper)
+                .execute(&mut conn)
+                .await
+                .expect("tamper")
+                .rows_affected()
+        }
+    };
+    assert_eq!(changed, 1);
+    let problem = fx
+        .app
+        .verify()
+        .await
+        .expect("verify")
+        .first_problem
+        .expect("verify must fail");
+    assert!(
+        problem.contains("month close COOP 2026-09 (month_closes)"),
+        "{problem}"
+    );
+    assert!(problem.contains("loss_carried_out: Amount(0)"), "{problem}");
 }
 
 async fn a_month_is_closed_once_after_it_ends_and_nothing_is_posted_into_it_afterwards(
@@ -2209,6 +2386,9 @@ on_every_backend! {
     a_household_owing_less_than_its_share_gets_what_it_owes_and_the_rest_is_reallocated,
     a_close_over_many_households_settles_every_share_oldest_bill_first,
     a_loss_is_carried_forward_against_the_next_profit,
+    nothing_lands_in_a_month_closed_at_a_loss_even_with_the_clock_set_back,
+    verify_recomputes_a_closes_stored_result_from_the_journal,
+    a_second_writer_with_its_clock_behind_dates_forward_after_a_close,
     a_month_is_closed_once_after_it_ends_and_nothing_is_posted_into_it_afterwards,
     verify_recomputes_every_close_and_names_a_tampered_one,
     settlements_pay_what_the_cooperative_owes_and_no_more,

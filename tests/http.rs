@@ -913,6 +913,42 @@ async fn operations(app: &TestApp) {
     assert_eq!(doc["openapi"], json!("3.1.0"));
     assert!(doc["paths"]["/v1/topups"]["post"].is_object(), "{doc}");
 
+    // A head published earlier: still in the chain with its hash, or the check fails.
+    let published = format!("1:{}", head["hash"].as_str().expect("hash"));
+    let v = app
+        .get_ok(ADMIN, &format!("/v1/audit/verify?expect_head={published}"))
+        .await;
+    assert_eq!(v["ok"], json!(true), "{v}");
+    app.top_up(CASHIER_S1, "H1", "50", "wallet").await;
+    let v = app
+        .get_ok(ADMIN, &format!("/v1/audit/verify?expect_head={published}"))
+        .await;
+    assert_eq!(
+        v["ok"],
+        json!(true),
+        "an older head is still in a longer chain: {v}"
+    );
+    // A head beyond the end: the journal it was published from was longer than this one.
+    let beyond = format!("3:{}", head["hash"].as_str().expect("hash"));
+    let v = app
+        .get_ok(ADMIN, &format!("/v1/audit/verify?expect_head={beyond}"))
+        .await;
+    assert_eq!(v["ok"], json!(false), "{v}");
+    let problem = v["report"]["first_problem"].as_str().expect("a problem");
+    assert!(problem.contains("cut short"), "{problem}");
+    let other = format!("1:{}", "0".repeat(64));
+    let v = app
+        .get_ok(ADMIN, &format!("/v1/audit/verify?expect_head={other}"))
+        .await;
+    assert_eq!(v["ok"], json!(false), "{v}");
+    let reply = app.get(ADMIN, "/v1/audit/verify?expect_head=1:xyz").await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("expect_head"),
+    );
+
     // Every response carries a request id.
     let (_, _, headers) = app.request(Method::GET, None, "/healthz", None, None).await;
     assert!(headers.get("x-request-id").is_some());

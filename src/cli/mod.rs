@@ -55,7 +55,7 @@ pub enum CliCommand {
     /// Build a demo database: companies, compounds, a cooperative, households and weeks of history
     Demo(demo::DemoArgs),
     /// Recompute the hash chain and every balance; exit 1 at the first mismatch
-    Verify,
+    Verify(verify::VerifyArgs),
     /// Create or revoke bearer tokens for tills, offices and residents
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -147,7 +147,7 @@ pub async fn run(command: CliCommand, config: Config) -> anyhow::Result<()> {
     match command {
         CliCommand::Serve(args) => serve::run(&config, args).await,
         CliCommand::Demo(args) => demo::run(&config, args).await,
-        CliCommand::Verify => verify::run(&config).await,
+        CliCommand::Verify(args) => verify::run(&config, args).await,
         CliCommand::Token(t) => token::run(&config, t).await,
         CliCommand::Import(i) => import::run(&config, i).await,
         CliCommand::Keys(k) => keys::run(&config, k),

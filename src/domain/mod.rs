@@ -219,6 +219,7 @@ impl Ctx<'_> {
             idempotency_key: self.idempotency_key.map(str::to_owned),
             memo: None,
             reverses: None,
+            facts: None,
         }
     }
 

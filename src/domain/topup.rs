@@ -184,6 +184,7 @@ pub(crate) async fn top_up<T: Tx>(
         },
     )?;
 
+    let mut issue_fact = None;
     let (paid_account, bonus_account, voucher) = match req.deliver {
         Delivery::Wallet => (
             chart::household_wallet_paid(household.id, &coop.code),
@@ -200,16 +201,25 @@ pub(crate) async fn top_up<T: Tx>(
             while tx.voucher_exists(serial).await? {
                 serial = random_serial();
             }
-            let id = tx
-                .insert_voucher(&NewVoucher {
-                    serial,
-                    key_id: ctx.keys.active().id,
-                    coop: coop.id,
-                    household: Some(household.id),
-                    issued_on: ctx.today,
-                    expires_on,
-                })
-                .await?;
+            let issued = NewVoucher {
+                serial,
+                key_id: ctx.keys.active().id,
+                coop: coop.id,
+                household: Some(household.id),
+                issued_on: ctx.today,
+                expires_on,
+            };
+            let id = tx.insert_voucher(&issued).await?;
+            // The chain covers what the voucher is: whose, until when, under which serial.
+            issue_fact = Some(crate::ledger::Fact::VoucherIssued {
+                voucher: id,
+                serial: issued.serial,
+                key_id: issued.key_id,
+                cooperative: issued.coop,
+                household: issued.household,
+                issued_on: issued.issued_on,
+                expires_on: issued.expires_on,
+            });
             let code = VoucherCode::issue(ctx.keys, serial).encode();
             (
                 chart::voucher_paid(id),
@@ -228,6 +238,7 @@ pub(crate) async fn top_up<T: Tx>(
 
     let mut header = ctx.header(EntryKind::TopUp);
     header.policy = Some((policy_name.clone(), policy.reference.hash.clone()));
+    header.facts = issue_fact.map(|f| f.encode());
     let mut entry = EntryDraft::new(header);
     entry
         .debit(chart::coop_cash(coop.id, req.method.as_str()), req.paid)

@@ -3,7 +3,7 @@
 use super::sale::usable_voucher;
 use super::topup::overflow;
 use super::*;
-use crate::ledger::chart;
+use crate::ledger::{chart, Fact};
 
 /// Bounds one expiry run; the next run picks up the rest.
 const EXPIRE_BATCH: u32 = 1000;
@@ -25,15 +25,9 @@ pub(crate) async fn void<T: Tx>(
     tx.set_voucher_status(v.id, VoucherStatus::Void).await?;
     let mut header = ctx.header(EntryKind::VoucherVoid);
     header.memo = req.memo.clone();
-    if paid.checked_add(bonus).ok_or_else(overflow)?.is_zero() {
-        // Nothing left on it: the status change is all there is to record.
-        return Ok(CreditRefundReceipt {
-            entry: 0,
-            refunded: paid,
-            forfeited: bonus,
-            method: req.method,
-        });
-    }
+    // The void is a ledger event even when nothing is left on the voucher: an entry without
+    // postings then records it.
+    header.facts = Some(Fact::VoucherVoided { voucher: v.id }.encode());
     let mut entry = EntryDraft::new(header);
     entry
         .debit(chart::voucher_paid(v.id), paid)
@@ -64,11 +58,10 @@ pub(crate) async fn expire<T: Tx>(tx: &mut T, ctx: &Ctx<'_>) -> OpResult<Expired
         let bonus = tx.balance(&chart::voucher_bonus(v.id)).await?;
         tx.set_voucher_status(v.id, VoucherStatus::Expired).await?;
         receipt.vouchers += 1;
-        if paid.is_zero() && bonus.is_zero() {
-            continue;
-        }
+        // An empty voucher's expiry is recorded too, by an entry without postings.
         let mut header = ctx.header(EntryKind::VoucherExpiry);
         header.memo = Some(format!("voucher {} expired {}", v.id, v.expires_on));
+        header.facts = Some(Fact::VoucherExpired { voucher: v.id }.encode());
         let mut entry = EntryDraft::new(header);
         entry
             .debit(chart::voucher_paid(v.id), paid)

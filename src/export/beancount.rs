@@ -163,6 +163,21 @@ fn write_entry(
     e: &JournalEntry,
     sums: &mut HashMap<AccountId, i64>,
 ) -> Result<(), ExportError> {
+    if e.postings.is_empty() && e.kind.may_be_empty() {
+        // A ledger event without postings (a close that posted nothing, an empty voucher voided
+        // or expired): an `event` directive keeps it in the export, moving no balance.
+        writeln!(
+            out,
+            "{} event {} {}",
+            e.business_date,
+            quoted(e.kind.as_str()),
+            quoted(e.memo.as_deref().unwrap_or(""))
+        )?;
+        writeln!(out, "  hongxin-entry: {}", e.seq)?;
+        writeln!(out, "  hash: {}", quoted(&e.hash))?;
+        writeln!(out)?;
+        return Ok(());
+    }
     let total: i128 = e.postings.iter().map(|(_, a)| i128::from(*a)).sum();
     if total != 0 || e.postings.len() < 2 {
         return Err(ExportError::Unbalanced { entry: e.seq });

@@ -23,9 +23,9 @@ use crate::domain::{
     EligibleHousehold, FeePayment, FeePaymentReceipt, GenerateBills, MonthTotals, OpError,
     OpResult, Rejection, Settlement, SettlementReceipt, ShareRow, StoreError, Tx,
 };
-use crate::ledger::{chart, EntryDraft, EntryKind};
+use crate::ledger::{chart, ChainSummary, EntryDraft, EntryKind, Fact, Owner};
 use crate::money::{allocate, mul_rate, AllocationError, Amount};
-use crate::policy::AllocationBasis;
+use crate::policy::{AllocationBasis, ProfitPolicy};
 
 /// The first and last day of a `YYYY-MM` month.
 pub fn month_bounds(field: &str, month: &str) -> Result<(NaiveDate, NaiveDate), Rejection> {
@@ -105,6 +105,13 @@ pub(crate) async fn generate_bills<T: Tx>(
     let mut header = ctx.header(EntryKind::FeeBill);
     header.policy = Some((policy_name, policy.reference.hash.clone()));
     header.memo = Some(format!("property fees {} {}", req.company, req.month));
+    header.facts = Some(
+        Fact::FeeBills {
+            company,
+            month: req.month.clone(),
+        }
+        .encode(),
+    );
     let mut entry = EntryDraft::new(header);
     let mut rows = Vec::with_capacity(bills.len());
     for (household, fee) in &bills {
@@ -594,6 +601,16 @@ pub(crate) async fn close_month<T: Tx>(
         "{} profit {} toward property fees",
         coop.code, req.month
     ));
+    // A close is always an entry of the journal, even one that posts nothing (a loss month):
+    // it names the month closed in hashed bytes, and its business date, after that month,
+    // dates every later entry after the month too (business dates never run backwards).
+    header.facts = Some(
+        Fact::MonthClosed {
+            cooperative: coop.id,
+            month: req.month.clone(),
+        }
+        .encode(),
+    );
     let mut entry = EntryDraft::new(header);
     entry.debit(chart::coop_profit_distributed(coop.id), distributed);
     // Only the reserve's net change is posted: carried in and carried out are one account.
@@ -616,7 +633,7 @@ pub(crate) async fn close_month<T: Tx>(
     for (h, part) in households.iter().zip(&parts) {
         entry.credit(chart::household_fees(h.id), *part);
     }
-    if entry.postings.len() >= 2 {
+    {
         let entry = entry.balanced().map_err(internal)?;
         phases.done("entry");
         let posted = tx.post(entry, "month").await?;
@@ -669,6 +686,118 @@ pub(crate) async fn close_month<T: Tx>(
     phases.done("store run");
     phases.log(&coop.code, &req.month, candidates.len());
     Ok(receipt)
+}
+
+/// A close's figures as the journal and the policy in force give them, for `verify` to compare
+/// with the stored result; the same function as the close itself ([`month_figures`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseFigures {
+    pub sales: Amount,
+    pub cogs: Amount,
+    pub promotion: Amount,
+    pub expenses: Amount,
+    pub profit: Amount,
+    pub loss_carried_in: Amount,
+    pub loss_carried_out: Amount,
+    pub distributed: Amount,
+    pub reserve_in: Amount,
+    pub pool: Amount,
+    pub allocated: Amount,
+    pub reserve: Amount,
+}
+
+impl CloseFigures {
+    /// The stored result's figures in the same shape.
+    pub fn of(r: &CloseReceipt) -> CloseFigures {
+        CloseFigures {
+            sales: r.sales,
+            cogs: r.cogs,
+            promotion: r.promotion,
+            expenses: r.expenses,
+            profit: r.profit,
+            loss_carried_in: r.loss_carried_in,
+            loss_carried_out: r.loss_carried_out,
+            distributed: r.distributed,
+            reserve_in: r.reserve_in,
+            pool: r.pool,
+            allocated: r.allocated,
+            reserve: r.reserve,
+        }
+    }
+}
+
+/// Recomputes a close of `month` for cooperative `coop` from the chain: the month's totals from
+/// the postings of entries dated in it, the reserve carried in from the reserve account's
+/// postings before the close's entry, and what was allocated from the stored shares (which the
+/// entry's postings are checked against separately). Also returns the reserve the close's own
+/// entry leaves, which must be the reserve carried out.
+pub fn close_figures_from_chain(
+    summary: &ChainSummary,
+    coop: i64,
+    month: &str,
+    entry_seq: i64,
+    rules: &ProfitPolicy,
+    loss_carried_in: Amount,
+    allocated: Amount,
+) -> Result<(CloseFigures, Amount), String> {
+    let (first, last) = month_bounds("month", month).map_err(|e| e.to_string())?;
+    let mut totals = MonthTotals::default();
+    let mut reserve_in = 0i64;
+    let mut reserve_after = 0i64;
+    let too_large = || "figures too large".to_string();
+    for m in &summary.movements {
+        if m.owner != Owner::Cooperative(coop) {
+            continue;
+        }
+        if m.name == "allocation_reserve" {
+            // A liability: a credit (negative) adds to it.
+            if m.seq < entry_seq {
+                reserve_in = reserve_in.checked_sub(m.amount).ok_or_else(too_large)?;
+            }
+            if m.seq <= entry_seq {
+                reserve_after = reserve_after.checked_sub(m.amount).ok_or_else(too_large)?;
+            }
+            continue;
+        }
+        if m.business_date < first || m.business_date > last {
+            continue;
+        }
+        let (slot, sign) = match m.name.as_str() {
+            "sales" => (&mut totals.sales, -1),
+            "cogs" => (&mut totals.cogs, 1),
+            "promotion" => (&mut totals.promotion, 1),
+            name if name.starts_with("expense:") => (&mut totals.expenses, 1),
+            _ => continue,
+        };
+        *slot = slot
+            .checked_add(Amount::from_fen(m.amount * sign))
+            .ok_or_else(too_large)?;
+    }
+    let reserve_in = Amount::from_fen(reserve_in);
+    let MonthFigures {
+        profit,
+        distributed,
+        loss_carried_out,
+        pool,
+    } = month_figures(&totals, loss_carried_in, reserve_in, rules).map_err(|e| e.to_string())?;
+    let reserve = pool.checked_sub(allocated).ok_or_else(too_large)?;
+    Ok((
+        CloseFigures {
+            sales: totals.sales,
+            cogs: totals.cogs,
+            promotion: totals.promotion,
+            expenses: totals.expenses,
+            profit,
+            loss_carried_in,
+            loss_carried_out,
+            distributed,
+            reserve_in,
+            pool,
+            allocated,
+            reserve,
+        },
+        Amount::from_fen(reserve_after),
+    ))
 }
 
 /// Recomputes a stored close from its inputs and shares; `None` when it agrees, else the first

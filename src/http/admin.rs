@@ -1,7 +1,7 @@
 //! The alliance operator's master data, tokens and audit; the catalogue is also the
 //! cooperative accountant's.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rand::RngCore;
@@ -15,9 +15,9 @@ use super::extract::{path_id, token_hash, ApiJson, OptionalJson, Principal};
 use super::{submit, AppState, Key};
 use crate::domain::{
     CatalogItemInput, Command, Created, NewCompany, NewCompound, NewCooperative, NewHousehold,
-    NewShop, NewToken, Receipt, Role,
+    NewShop, NewToken, Receipt, Rejection, Role,
 };
-use crate::ledger::VerifyReport;
+use crate::ledger::{ExpectedHead, VerifyReport};
 use crate::money::Amount;
 use crate::store::Head;
 
@@ -319,15 +319,33 @@ pub struct VerifyResponse {
     report: VerifyReport,
 }
 
-/// Recompute the hash chain and every balance from postings.
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
-    responses((status = 200, body = VerifyResponse)), security(("bearer" = [])))]
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct VerifyQuery {
+    /// `SEQ:HASH`, a head published earlier: the check fails unless that entry is still in the
+    /// chain with that hash.
+    expect_head: Option<String>,
+}
+
+/// Recompute the hash chain and every balance from postings, and every stored figure that
+/// derives from them.
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyQuery),
+    responses((status = 200, body = VerifyResponse), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
 async fn get_audit_verify(
     State(s): State<AppState>,
     p: Principal,
+    query: Result<Query<VerifyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<VerifyResponse>, ApiError> {
     p.allow(&[Role::Admin])?;
-    let report = s.app.verify().await?;
+    let Query(q) =
+        query.map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))?;
+    let expect = q
+        .expect_head
+        .as_deref()
+        .map(str::parse::<ExpectedHead>)
+        .transpose()
+        .map_err(|e| Rejection::invalid("expect_head", e))?;
+    let report = s.app.verify_expecting(expect.as_ref()).await?;
     Ok(axum::Json(VerifyResponse {
         ok: report.ok(),
         report,

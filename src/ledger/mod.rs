@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::money::Amount;
 
+pub mod audit;
+
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -358,6 +360,56 @@ pub struct EntryHeader {
     pub memo: Option<String>,
     /// The entry this one reverses or refunds.
     pub reverses: Option<i64>,
+    /// A ledger event the entry records besides its postings ([`Fact`] as JSON); hashed from
+    /// hash version 2 on.
+    pub facts: Option<String>,
+}
+
+/// The hash version of entries posted now; entries keep the version they were posted with.
+pub const HASH_VERSION: i64 = 2;
+
+/// A ledger event that moves no money by itself but that money depends on: which voucher an
+/// account belongs to and until when it is valid, which month a close closed, which month and
+/// company a fee bill is for. Recorded in the entry's hashed `facts` (hash version 2), so
+/// `verify` can hold the tables that repeat it to what the chain says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fact", rename_all = "snake_case")]
+pub enum Fact {
+    VoucherIssued {
+        voucher: i64,
+        serial: u64,
+        key_id: u8,
+        cooperative: i64,
+        household: Option<i64>,
+        issued_on: NaiveDate,
+        expires_on: NaiveDate,
+    },
+    VoucherVoided {
+        voucher: i64,
+    },
+    VoucherExpired {
+        voucher: i64,
+    },
+    MonthClosed {
+        cooperative: i64,
+        month: String,
+    },
+    FeeBills {
+        company: i64,
+        month: String,
+    },
+}
+
+impl Fact {
+    /// The canonical text stored and hashed.
+    pub fn encode(&self) -> String {
+        // Serializing a plain enum of integers, strings and dates cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn decode(s: &str) -> Option<Fact> {
+        serde_json::from_str(s).ok()
+    }
 }
 
 /// A draft entry with accounts named by spec; [`EntryDraft::balanced`] checks it.
@@ -373,6 +425,17 @@ pub enum EntryError {
     TooFewPostings,
     #[error("debits {debits} and credits {credits} differ")]
     Unbalanced { debits: i128, credits: i128 },
+}
+
+impl EntryKind {
+    /// Kinds that may record an event with no postings at all (a close that posts nothing,
+    /// voiding or expiring an empty voucher): the entry then exists for its [`Fact`].
+    pub fn may_be_empty(self) -> bool {
+        matches!(
+            self,
+            EntryKind::ProfitAllocation | EntryKind::VoucherVoid | EntryKind::VoucherExpiry
+        )
+    }
 }
 
 impl EntryDraft {
@@ -398,8 +461,15 @@ impl EntryDraft {
         self
     }
 
-    /// Checks that the draft is an entry: two or more non-zero postings, debits = credits.
+    /// Checks that the draft is an entry: two or more non-zero postings, debits = credits; or,
+    /// for a kind that [may be empty](EntryKind::may_be_empty), no postings and a fact.
     pub fn balanced(self) -> Result<EntryDraft, EntryError> {
+        if self.postings.is_empty()
+            && self.header.kind.may_be_empty()
+            && self.header.facts.is_some()
+        {
+            return Ok(self);
+        }
         check_postings(self.postings.iter().map(|(_, a)| *a))?;
         Ok(self)
     }
@@ -484,6 +554,68 @@ pub fn entry_hash(
     h.finalize().into()
 }
 
+/// Hash version 2: as [`entry_hash`] under its own domain tag, with the entry's facts, and each
+/// posting with its account's identity (owner kind and id, name, type, bounded), so moving an
+/// account to another owner or renaming or unbounding it breaks the chain.
+pub fn entry_hash_v2(
+    prev: &[u8; 32],
+    seq: i64,
+    header: &EntryHeader,
+    postings: &[(AccountId, i64)],
+    identities: &[&AccountSpec],
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"hongxin/entry/v2\0");
+    h.update(prev);
+    h.update(seq.to_be_bytes());
+    let v1_header = entry_hash(&GENESIS_HASH, 0, header, &[]);
+    h.update(v1_header);
+    match &header.facts {
+        None => h.update([0u8]),
+        Some(f) => {
+            h.update([1u8]);
+            h.update((f.len() as u64).to_be_bytes());
+            h.update(f.as_bytes());
+        }
+    }
+    h.update((postings.len() as u64).to_be_bytes());
+    for (i, (account, amount)) in postings.iter().enumerate() {
+        h.update(account.0.to_be_bytes());
+        h.update(amount.to_be_bytes());
+        match identities.get(i) {
+            None => h.update([0u8]),
+            Some(spec) => {
+                h.update([1u8]);
+                let kind = spec.owner.kind().as_bytes();
+                h.update((kind.len() as u64).to_be_bytes());
+                h.update(kind);
+                h.update(spec.owner.id().to_be_bytes());
+                h.update((spec.name.len() as u64).to_be_bytes());
+                h.update(spec.name.as_bytes());
+                h.update(spec.kind.as_str().as_bytes());
+                h.update([u8::from(spec.bounded)]);
+            }
+        }
+    }
+    h.finalize().into()
+}
+
+/// The hash of an entry under the version it was posted with; `None` for an unknown version.
+pub fn versioned_hash(
+    version: i64,
+    prev: &[u8; 32],
+    seq: i64,
+    header: &EntryHeader,
+    postings: &[(AccountId, i64)],
+    identities: &[&AccountSpec],
+) -> Option<[u8; 32]> {
+    match version {
+        1 => Some(entry_hash(prev, seq, header, postings)),
+        2 => Some(entry_hash_v2(prev, seq, header, postings, identities)),
+        _ => None,
+    }
+}
+
 /// The one text form of a timestamp, used in storage and in the hash: RFC 3339, microseconds,
 /// UTC.
 pub fn canonical_time(t: &DateTime<Utc>) -> String {
@@ -494,8 +626,8 @@ pub fn canonical_time(t: &DateTime<Utc>) -> String {
 #[derive(Clone, Debug)]
 pub struct AccountRecord {
     pub id: AccountId,
-    pub kind: AccountType,
-    pub bounded: bool,
+    /// Its identity as stored: hashed into every hash version 2 entry that posts to it.
+    pub spec: AccountSpec,
     /// The balance the store keeps, to compare with the recomputed one.
     pub stored_balance: i64,
 }
@@ -504,10 +636,53 @@ pub struct AccountRecord {
 #[derive(Clone, Debug)]
 pub struct StoredEntry {
     pub seq: i64,
+    /// The hash version it was posted with (see [`versioned_hash`]).
+    pub version: i64,
     pub header: EntryHeader,
     pub prev_hash: [u8; 32],
     pub hash: [u8; 32],
     pub postings: Vec<(AccountId, i64)>,
+}
+
+/// A posting the audit of stored figures replays: which entry, of what kind, on which date,
+/// to which account (by identity), how much (positive = debit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Movement {
+    pub seq: i64,
+    pub kind: EntryKind,
+    pub business_date: NaiveDate,
+    pub owner: Owner,
+    pub name: String,
+    pub amount: i64,
+}
+
+/// What the chain says, gathered while verifying, for checking the tables that repeat or
+/// derive from it (see [`audit`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainSummary {
+    /// Every fact, in chain order, with its entry's sequence and business date.
+    pub facts: Vec<(i64, NaiveDate, Fact)>,
+    /// Postings to household fee accounts, wallets and vouchers, and the cooperatives'
+    /// sales, cogs, promotion, expense and allocation reserve accounts, in chain order.
+    pub movements: Vec<Movement>,
+    /// Vouchers whose accounts were posted to by hash version 1 entries: issued before the
+    /// chain recorded voucher facts.
+    pub legacy_vouchers: Vec<i64>,
+    /// Business date of the last hash version 1 entry, if any.
+    pub last_v1_date: Option<NaiveDate>,
+    /// Sequence to kind and business date of every entry, for the tables that name entries.
+    pub entries: Vec<(i64, EntryKind, NaiveDate)>,
+    /// `(sequence, the stored id of the entry it reverses or refunds)`, for entries that do.
+    pub reverses: Vec<(i64, i64)>,
+}
+
+impl ChainSummary {
+    pub fn entry(&self, seq: i64) -> Option<(EntryKind, NaiveDate)> {
+        self.entries
+            .binary_search_by_key(&seq, |e| e.0)
+            .ok()
+            .map(|i| (self.entries[i].1, self.entries[i].2))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -521,11 +696,73 @@ pub struct VerifyReport {
     pub close_runs: u64,
     /// The first problem found, naming the entry or account; `None` when all is well.
     pub first_problem: Option<String>,
+    /// What the chain says, for the checks of stored figures that follow the chain's.
+    #[serde(skip)]
+    pub summary: ChainSummary,
 }
 
 impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.first_problem.is_none()
+    }
+
+    /// Records a problem unless one was found already.
+    pub fn fail(&mut self, problem: String) {
+        if self.first_problem.is_none() {
+            self.first_problem = Some(problem);
+        }
+    }
+}
+
+/// A chain head published earlier (printed on every company statement): `SEQ:HASH`, the
+/// sequence of an entry and its hash in 64 lowercase hex digits. `verify` with it fails unless
+/// that entry is still in the chain with that hash, so cutting entries off the end is caught.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl std::str::FromStr for ExpectedHead {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ExpectedHead, String> {
+        let bad = || format!("must be SEQ:HASH, e.g. 42:{}", "0".repeat(64));
+        let (seq, hash) = s.split_once(':').ok_or_else(bad)?;
+        let seq: i64 = seq.parse().map_err(|_| bad())?;
+        let hex_ok = hash.len() == 64
+            && hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if seq < 0 || !hex_ok {
+            return Err(bad());
+        }
+        Ok(ExpectedHead {
+            seq,
+            hash: hash.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for ExpectedHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+/// Whether the audit of stored figures needs this account's postings.
+fn audited(spec: &AccountSpec) -> bool {
+    match spec.owner {
+        Owner::Household(_) => spec.name == "fees" || spec.name.starts_with("wallet:"),
+        Owner::Voucher(_) => true,
+        Owner::Cooperative(_) => {
+            matches!(
+                spec.name.as_str(),
+                "sales" | "cogs" | "promotion" | "allocation_reserve"
+            ) || spec.name.starts_with("expense:")
+                || spec.name.starts_with("cash:")
+        }
+        Owner::Company(_) => spec.name.starts_with("cash:"),
     }
 }
 
@@ -538,6 +775,7 @@ pub struct Verifier {
     entries: u64,
     postings: u64,
     problem: Option<String>,
+    summary: ChainSummary,
 }
 
 impl Verifier {
@@ -550,6 +788,7 @@ impl Verifier {
             entries: 0,
             postings: 0,
             problem: None,
+            summary: ChainSummary::default(),
         }
     }
 
@@ -557,6 +796,12 @@ impl Verifier {
         if self.problem.is_none() {
             self.problem = Some(problem);
         }
+    }
+
+    /// An entry the store could not even decode (a malformed date, kind or hash): a problem
+    /// naming it, like any other alteration.
+    pub fn unreadable(&mut self, seq: i64, why: &str) {
+        self.fail(format!("entry {seq}: unreadable ({why})"));
     }
 
     /// Feeds the next entry; returns false once a problem has been found (callers may stop).
@@ -567,17 +812,60 @@ impl Verifier {
         let seq = entry.seq;
         self.entries += 1;
         self.postings += entry.postings.len() as u64;
+        let identities: Vec<&AccountSpec> = entry
+            .postings
+            .iter()
+            .filter_map(|(a, _)| self.accounts.get(a).map(|(r, _)| &r.spec))
+            .collect();
+        let fact = entry.header.facts.as_deref().map(Fact::decode);
+        let hash = if identities.len() == entry.postings.len() {
+            versioned_hash(
+                entry.version,
+                &self.prev,
+                seq,
+                &entry.header,
+                &entry.postings,
+                &identities,
+            )
+        } else {
+            None
+        };
+        let empty_event = entry.postings.is_empty()
+            && entry.version >= 2
+            && entry.header.kind.may_be_empty()
+            && entry.header.facts.is_some();
         if seq <= self.prev_seq {
             self.fail(format!("entry {seq}: sequence does not increase"));
         } else if entry.prev_hash != self.prev {
             self.fail(format!(
                 "entry {seq}: previous hash does not match the chain"
             ));
-        } else if entry_hash(&self.prev, seq, &entry.header, &entry.postings) != entry.hash {
+        } else if identities.len() != entry.postings.len() {
+            let unknown = entry
+                .postings
+                .iter()
+                .find(|(a, _)| !self.accounts.contains_key(a))
+                .map_or(0, |(a, _)| a.0);
+            self.fail(format!("entry {seq}: unknown account {unknown}"));
+        } else if hash.is_none() {
+            self.fail(format!(
+                "entry {seq}: unknown hash version {}",
+                entry.version
+            ));
+        } else if hash != Some(entry.hash) {
             self.fail(format!(
                 "entry {seq}: hash does not match its contents (altered after posting)"
             ));
-        } else if let Err(e) = check_postings(entry.postings.iter().map(|(_, a)| *a)) {
+        } else if entry.version < 2 && entry.header.facts.is_some() {
+            self.fail(format!(
+                "entry {seq}: facts on an entry whose hash version does not cover them"
+            ));
+        } else if matches!(fact, Some(None)) {
+            self.fail(format!("entry {seq}: facts unreadable"));
+        } else if let (false, Err(e)) = (
+            empty_event,
+            check_postings(entry.postings.iter().map(|(_, a)| *a)),
+        ) {
             self.fail(format!("entry {seq}: {e}"));
         } else if self
             .prev_date
@@ -585,19 +873,45 @@ impl Verifier {
         {
             self.fail(format!("entry {seq}: business date runs backwards"));
         }
+        if let Some(Some(fact)) = fact {
+            self.summary
+                .facts
+                .push((seq, entry.header.business_date, fact));
+        }
+        self.summary
+            .entries
+            .push((seq, entry.header.kind, entry.header.business_date));
+        if let Some(r) = entry.header.reverses {
+            self.summary.reverses.push((seq, r));
+        }
+        if entry.version < 2 {
+            self.summary.last_v1_date = Some(entry.header.business_date);
+        }
+        let mut problems = Vec::new();
         for (account, amount) in &entry.postings {
-            match self.accounts.get_mut(account) {
-                None => {
-                    self.fail(format!("entry {seq}: unknown account {}", account.0));
+            if let Some((record, balance)) = self.accounts.get_mut(account) {
+                *balance += amount * record.spec.kind.normal_sign();
+                if record.spec.bounded && *balance < 0 {
+                    let id = record.id.0;
+                    problems.push(format!("entry {seq}: account {id} goes below zero"));
                 }
-                Some((record, balance)) => {
-                    *balance += amount * record.kind.normal_sign();
-                    if record.bounded && *balance < 0 {
-                        let id = record.id.0;
-                        self.fail(format!("entry {seq}: account {id} goes below zero"));
-                    }
+                if audited(&record.spec) {
+                    self.summary.movements.push(Movement {
+                        seq,
+                        kind: entry.header.kind,
+                        business_date: entry.header.business_date,
+                        owner: record.spec.owner,
+                        name: record.spec.name.clone(),
+                        amount: *amount,
+                    });
+                }
+                if let (Owner::Voucher(v), true) = (record.spec.owner, entry.version < 2) {
+                    self.summary.legacy_vouchers.push(v);
                 }
             }
+        }
+        for p in problems {
+            self.fail(p);
         }
         self.prev = entry.hash;
         self.prev_seq = seq;
@@ -622,6 +936,8 @@ impl Verifier {
                 ));
             }
         }
+        self.summary.legacy_vouchers.sort_unstable();
+        self.summary.legacy_vouchers.dedup();
         VerifyReport {
             entries: self.entries,
             postings: self.postings,
@@ -630,6 +946,7 @@ impl Verifier {
             head_hash: hex::encode(self.prev),
             close_runs: 0,
             first_problem: self.problem,
+            summary: self.summary,
         }
     }
 }
@@ -648,6 +965,7 @@ mod tests {
             idempotency_key: Some("k1".into()),
             memo: None,
             reverses: None,
+            facts: None,
         }
     }
 
@@ -661,6 +979,7 @@ mod tests {
                 let hash = entry_hash(&prev, seq, &header(), p);
                 let e = StoredEntry {
                     seq,
+                    version: 1,
                     header: header(),
                     prev_hash: prev,
                     hash,
@@ -683,8 +1002,12 @@ mod tests {
         .enumerate()
         .map(|(i, (kind, b))| AccountRecord {
             id: AccountId(i as i64 + 1),
-            kind: *kind,
-            bounded: *kind == AccountType::Liability,
+            spec: AccountSpec {
+                owner: Owner::Cooperative(1),
+                name: format!("a{i}"),
+                kind: *kind,
+                bounded: *kind == AccountType::Liability,
+            },
             stored_balance: b,
         })
         .collect()
@@ -802,5 +1125,141 @@ mod tests {
         }
         assert_ne!(entry_hash(&GENESIS_HASH, 2, &base, &p), h0);
         assert_ne!(entry_hash(&[1; 32], 1, &base, &p), h0);
+    }
+
+    fn v2_entry(
+        seq: i64,
+        prev: [u8; 32],
+        header: EntryHeader,
+        postings: Vec<(AccountId, i64)>,
+        accounts: &[AccountRecord],
+    ) -> StoredEntry {
+        let ids: Vec<&AccountSpec> = postings
+            .iter()
+            .map(|(a, _)| &accounts[(a.0 - 1) as usize].spec)
+            .collect();
+        let hash = entry_hash_v2(&prev, seq, &header, &postings, &ids);
+        StoredEntry {
+            seq,
+            version: 2,
+            header,
+            prev_hash: prev,
+            hash,
+            postings,
+        }
+    }
+
+    fn verify_one(entry: &StoredEntry, accounts: Vec<AccountRecord>) -> Option<String> {
+        let mut v = Verifier::new(accounts);
+        v.feed(entry);
+        v.finish().first_problem
+    }
+
+    #[test]
+    fn version_2_hashes_account_identity_and_facts_and_cannot_be_downgraded() {
+        let books = accounts([100, 100, 0]);
+        let e = v2_entry(
+            1,
+            GENESIS_HASH,
+            header(),
+            vec![(AccountId(1), 100), (AccountId(2), -100)],
+            &books,
+        );
+        assert_eq!(verify_one(&e, books.clone()), None);
+        // The same account id with another owner, name, type or bound: the hash breaks.
+        let edits: [fn(&mut AccountSpec); 4] = [
+            |s| s.owner = Owner::Household(9),
+            |s| s.name = "a9".into(),
+            |s| s.kind = AccountType::Equity,
+            |s| s.bounded = !s.bounded,
+        ];
+        for edit in edits {
+            let mut moved = books.clone();
+            edit(&mut moved[1].spec);
+            let problem = verify_one(&e, moved).expect("an identity edit is caught");
+            assert!(problem.starts_with("entry 1: hash"), "{problem}");
+        }
+        // Facts are hashed.
+        let mut f = e.clone();
+        f.header.facts = Some(Fact::VoucherVoided { voucher: 1 }.encode());
+        assert!(verify_one(&f, books.clone()).is_some());
+        // Recorded as version 1, a version 2 entry no longer matches its hash.
+        let mut v1 = e.clone();
+        v1.version = 1;
+        assert!(verify_one(&v1, books.clone()).is_some());
+        // A version 1 entry cannot carry facts its hash does not cover.
+        let mut h = header();
+        h.facts = Some(Fact::VoucherVoided { voucher: 1 }.encode());
+        let p = vec![(AccountId(1), 100), (AccountId(2), -100)];
+        let legacy = StoredEntry {
+            seq: 1,
+            version: 1,
+            hash: entry_hash(&GENESIS_HASH, 1, &h, &p),
+            header: h,
+            prev_hash: GENESIS_HASH,
+            postings: p,
+        };
+        let problem = verify_one(&legacy, books).expect("facts outside the hash");
+        assert!(problem.contains("facts"), "{problem}");
+    }
+
+    #[test]
+    fn only_a_close_void_or_expiry_with_a_fact_may_have_no_postings() {
+        let books = accounts([0, 0, 0]);
+        let fact = Fact::MonthClosed {
+            cooperative: 1,
+            month: "2026-09".into(),
+        }
+        .encode();
+        let close = EntryHeader {
+            kind: EntryKind::ProfitAllocation,
+            facts: Some(fact.clone()),
+            ..header()
+        };
+        assert!(EntryDraft::new(close.clone()).balanced().is_ok());
+        let e = v2_entry(1, GENESIS_HASH, close.clone(), vec![], &books);
+        assert_eq!(verify_one(&e, books.clone()), None);
+        let summary = {
+            let mut v = Verifier::new(books.clone());
+            v.feed(&e);
+            v.finish().summary
+        };
+        assert_eq!(summary.facts.len(), 1);
+        // Without its fact, or of another kind, an empty entry is refused and not verified.
+        for h in [
+            EntryHeader {
+                facts: None,
+                ..close.clone()
+            },
+            EntryHeader {
+                kind: EntryKind::Sale,
+                facts: Some(fact),
+                ..close
+            },
+        ] {
+            assert_eq!(
+                EntryDraft::new(h.clone()).balanced().unwrap_err(),
+                EntryError::TooFewPostings
+            );
+            let e = v2_entry(1, GENESIS_HASH, h, vec![], &books);
+            let problem = verify_one(&e, books.clone()).expect("an empty entry");
+            assert!(problem.contains("two non-zero postings"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn expected_heads_parse() {
+        let h: ExpectedHead = format!("7:{}", "ab".repeat(32)).parse().unwrap();
+        assert_eq!((h.seq, h.hash.len()), (7, 64));
+        assert_eq!(h.to_string(), format!("7:{}", "ab".repeat(32)));
+        for bad in [
+            "7",
+            "x:ab",
+            "-1:00",
+            &format!("7:{}", "AB".repeat(32)),
+            "7:abc",
+        ] {
+            assert!(bad.parse::<ExpectedHead>().is_err(), "{bad}");
+        }
     }
 }

@@ -497,8 +497,13 @@ pub struct PrepaidFigures {
 #[derive(Clone, Debug)]
 pub struct CloseRun {
     pub cooperative: String,
+    pub cooperative_id: i64,
     pub month: String,
+    /// The place of its entry in the chain.
+    pub entry_seq: Option<i64>,
     pub inputs: String,
+    /// The stored result (a `CloseReceipt` as JSON), which the next close reads back.
+    pub result: String,
     pub shares: Vec<(String, i64, Option<Amount>, Amount)>,
     /// Per household code, the fee credit posted by the close's entry.
     pub posted: BTreeMap<String, Amount>,

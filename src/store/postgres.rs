@@ -70,8 +70,8 @@ use crate::domain::{
 };
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
-    canonical_time, entry_hash, AccountId, AccountRecord, AccountSpec, AccountType, EntryDraft,
-    EntryHeader, EntryKind, Owner, Verifier,
+    audit, canonical_time, entry_hash_v2, AccountId, AccountSpec, AccountType, EntryDraft,
+    EntryHeader, EntryKind, Owner, Verifier, HASH_VERSION,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -940,8 +940,10 @@ fn credit_balances(filter: &str, date_param: &str, as_of: Option<NaiveDate>) -> 
 /// Every stored close, read inside the caller's snapshot.
 async fn close_runs_in(tx: &mut PgConnection) -> Result<Vec<CloseRun>, StoreError> {
     let closes = sqlx::query(
-        "SELECT c.code, m.month, m.inputs, m.entry_id, m.shares FROM month_closes m
-             JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY c.code, m.month",
+        "SELECT c.code, m.month, m.inputs, m.entry_id, m.shares, m.cooperative_id, m.result,
+                (SELECT e.seq FROM entries e WHERE e.id = m.entry_id)
+         FROM month_closes m
+         JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY c.code, m.month",
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -978,8 +980,11 @@ async fn close_runs_in(tx: &mut PgConnection) -> Result<Vec<CloseRun>, StoreErro
         };
         runs.push(CloseRun {
             cooperative: m.try_get(0)?,
+            cooperative_id: m.try_get(5)?,
             month: m.try_get(1)?,
+            entry_seq: m.try_get(7)?,
             inputs: m.try_get(2)?,
+            result: m.try_get(6)?,
             shares: shares
                 .iter()
                 .map(|s| Ok((code(s.household)?, s.weight, s.cap, s.amount)))
@@ -995,20 +1000,14 @@ async fn close_runs_in(tx: &mut PgConnection) -> Result<Vec<CloseRun>, StoreErro
 
 /// The verifier fed in chain order, a chunk of entries at a time, inside the caller's snapshot.
 async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> {
-    let accounts = sqlx::query("SELECT id, type, bounded, balance FROM accounts")
-        .fetch_all(&mut *conn)
-        .await?
+    let accounts: Vec<rows::AccountRecordRow> = sqlx::query_as(
+        "SELECT id, owner_kind, owner_id, name, type, bounded, balance FROM accounts",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let accounts = accounts
         .into_iter()
-        .map(|r| {
-            let kind: String = r.try_get(1)?;
-            Ok(AccountRecord {
-                id: AccountId(r.try_get(0)?),
-                kind: AccountType::parse(&kind)
-                    .ok_or_else(|| StoreError(format!("bad account type {kind}")))?,
-                bounded: r.try_get(2)?,
-                stored_balance: r.try_get(3)?,
-            })
-        })
+        .map(rows::account_record)
         .collect::<Result<Vec<_>, StoreError>>()?;
     let mut verifier = Verifier::new(accounts);
     let mut after = 0i64;
@@ -1016,7 +1015,7 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         let chain: Vec<rows::ChainRow> = sqlx::query_as(
             "SELECT e.seq, e.kind, e.business_date, e.created_at, e.actor_token_id, e.policy,
                     e.policy_hash, e.idempotency_key, e.memo, e.reverses, e.prev_hash, e.hash,
-                    p.account_id, p.amount
+                    p.account_id, p.amount, e.hash_version, e.facts
              FROM entries e LEFT JOIN postings p ON p.entry_id = e.id
              WHERE e.seq > $1 AND e.seq <= $2
              ORDER BY e.seq, p.idx",
@@ -1046,7 +1045,99 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         }
         after += VERIFY_CHUNK;
     }
-    Ok(verifier.finish())
+    let mut report = verifier.finish();
+    if report.ok() {
+        // The tables that repeat or derive from the journal, in the caller's snapshot; entries
+        // named by their place in the chain.
+        let vouchers: Vec<audit::VoucherTableRow> = sqlx::query_as(
+            "SELECT id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status
+             FROM vouchers ORDER BY id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let closes: Vec<audit::CloseTableRow> = sqlx::query_as(
+            "SELECT m.cooperative_id, m.month, e.seq FROM month_closes m
+             LEFT JOIN entries e ON e.id = m.entry_id ORDER BY m.cooperative_id, m.month",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let bills: Vec<audit::BillTableRow> = sqlx::query_as(
+            "SELECT b.id, b.household_id, b.company_id, b.month, b.amount, b.settled, e.seq
+             FROM fee_bills b JOIN entries e ON e.id = b.entry_id ORDER BY b.id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let tenders: Vec<audit::TenderTableRow> = sqlx::query_as(
+            "SELECT e.seq, t.type, t.household_id, t.voucher_id, t.amount, t.paid_part, t.bonus_part,
+                    t.refunded, t.refunded_paid, t.refunded_bonus
+             FROM sale_tenders t JOIN sales s ON s.id = t.sale_id JOIN entries e ON e.id = s.entry_id
+             ORDER BY t.sale_id, t.idx",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let topups: Vec<audit::TopupTableRow> = sqlx::query_as(
+            "SELECT e.seq, t.cooperative_id, t.household_id, t.method, t.paid, t.bonus, t.voucher_id,
+                    t.business_date, t.month
+             FROM topups t JOIN entries e ON e.id = t.entry_id ORDER BY e.seq",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let settlements: Vec<audit::SettlementTableRow> = sqlx::query_as(
+            "SELECT e.seq, s.cooperative_id, s.company_id, s.amount, s.business_date
+             FROM settlements s JOIN entries e ON e.id = s.entry_id ORDER BY e.seq",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let fee_credits: Vec<audit::FeeCreditTableRow> = sqlx::query_as(
+            "SELECT e.seq, c.household_id, c.kind, c.amount, c.method
+             FROM fee_credits c JOIN entries e ON e.id = c.entry_id ORDER BY e.seq, c.household_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let sale_refunds: Vec<audit::SaleRefundTableRow> = sqlx::query_as(
+            "SELECT e.seq, s.entry_id, r.amount, r.cost FROM sale_refunds r
+             JOIN sales s ON s.id = r.sale_id JOIN entries e ON e.id = r.entry_id ORDER BY e.seq",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let sales: Vec<audit::SaleTableRow> = sqlx::query_as(
+            "SELECT e.seq, s.entry_id, s.cooperative_id, s.total, s.cost, s.refunded, s.refunded_cost,
+                    s.business_date
+             FROM sales s JOIN entries e ON e.id = s.entry_id ORDER BY e.seq",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let records = audit::Records {
+            topups: &topups,
+            settlements: &settlements,
+            fee_credits: &fee_credits,
+            sale_refunds: &sale_refunds,
+            sales: &sales,
+        };
+        if let Some(p) = audit::check_tables(
+            &report.summary,
+            &vouchers,
+            &closes,
+            &bills,
+            &tenders,
+            &records,
+        ) {
+            report.fail(p);
+        }
+        // The head every writer extends the chain from must be the chain's last entry.
+        let (seq, hash, date): (i64, String, Option<String>) =
+            sqlx::query_as("SELECT seq, hash, business_date FROM chain_head WHERE id = 1")
+                .fetch_one(&mut *conn)
+                .await?;
+        let last_date = report.summary.entries.last().map(|e| e.2.to_string());
+        if (seq, hash.as_str(), date) != (report.head_seq, report.head_hash.as_str(), last_date) {
+            report.fail(format!(
+                "chain_head: says {seq} {hash} but the chain ends at {} {}",
+                report.head_seq, report.head_hash
+            ));
+        }
+    }
+    Ok(report)
 }
 
 type StatementParts = (Vec<HouseholdLine>, Vec<CooperativePosition>, i64, String);
@@ -1213,6 +1304,8 @@ struct PendingEntry {
     id: i64,
     header: EntryHeader,
     postings: Vec<(AccountId, i64)>,
+    /// Each posting's account identity, hashed with it (hash version 2).
+    identities: Vec<AccountSpec>,
 }
 
 /// What a batch has done that is not yet in the database, or must be undone when one of its
@@ -1590,7 +1683,8 @@ impl BatchRun<'_> {
                 );
                 for e in &self.state.entries {
                     seq += 1;
-                    let hash = entry_hash(&prev, seq, &e.header, &e.postings);
+                    let identities: Vec<&AccountSpec> = e.identities.iter().collect();
+                    let hash = entry_hash_v2(&prev, seq, &e.header, &e.postings, &identities);
                     ids.push(e.id);
                     seqs.push(seq);
                     prevs.push(hex::encode(prev));
@@ -2182,6 +2276,7 @@ impl Tx for PgTx<'_> {
 
     async fn post(&mut self, entry: EntryDraft, field: &str) -> OpResult<Posted> {
         let EntryDraft { header, postings } = entry;
+        let identities: Vec<AccountSpec> = postings.iter().map(|(spec, _)| spec.clone()).collect();
         let mut resolved = Vec::with_capacity(postings.len());
         for (spec, fen) in &postings {
             let meta = self
@@ -2284,8 +2379,8 @@ impl Tx for PgTx<'_> {
             self,
             sqlx::query_scalar(
                 "INSERT INTO entries (kind, business_date, created_at, actor_token_id, policy, policy_hash,
-                                      idempotency_key, memo, reverses)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                                      idempotency_key, memo, reverses, hash_version, facts)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
             )
             .bind(header.kind.as_str())
             .bind(header.business_date.to_string())
@@ -2296,6 +2391,8 @@ impl Tx for PgTx<'_> {
             .bind(&header.idempotency_key)
             .bind(&header.memo)
             .bind(header.reverses)
+            .bind(HASH_VERSION)
+            .bind(&header.facts)
             .fetch_one(&mut *self.conn)
         );
         let accounts: Vec<i64> = ids.iter().map(|(a, _)| a.0).collect();
@@ -2330,6 +2427,7 @@ impl Tx for PgTx<'_> {
             id,
             header,
             postings: ids,
+            identities,
         });
         self.state.last_date = Some(business_date);
         // The hash is known only when the batch takes its place in the chain, at commit.

@@ -10,7 +10,10 @@ use super::{
     VoucherRow,
 };
 use crate::domain::{StoreError, VoucherStatus};
-use crate::ledger::{AccountId, AccountType, EntryHeader, EntryKind, StoredEntry, Verifier};
+use crate::ledger::{
+    AccountId, AccountRecord, AccountSpec, AccountType, EntryHeader, EntryKind, Owner, StoredEntry,
+    Verifier,
+};
 use crate::money::Amount;
 
 /// A stored `YYYY-MM-DD`.
@@ -237,7 +240,29 @@ pub(super) type ChainRow = (
     String,
     Option<i64>,
     Option<i64>,
+    i64,
+    Option<String>,
 );
+
+/// `id, owner_kind, owner_id, name, type, bounded, balance` of an account, for the verifier.
+pub(super) type AccountRecordRow = (i64, String, i64, String, String, bool, i64);
+
+pub(super) fn account_record(
+    (id, owner_kind, owner_id, name, kind, bounded, balance): AccountRecordRow,
+) -> Result<AccountRecord, StoreError> {
+    Ok(AccountRecord {
+        id: AccountId(id),
+        spec: AccountSpec {
+            owner: Owner::from_parts(&owner_kind, owner_id)
+                .ok_or_else(|| StoreError(format!("account {id}: bad owner kind {owner_kind}")))?,
+            name,
+            kind: AccountType::parse(&kind)
+                .ok_or_else(|| StoreError(format!("account {id}: bad account type {kind}")))?,
+            bounded,
+        },
+        stored_balance: balance,
+    })
+}
 
 /// Feeds a chunk of the chain to the verifier, entry by entry; false once it has found a
 /// problem (the caller may stop reading).
@@ -254,7 +279,13 @@ pub(super) fn feed_chain(verifier: &mut Verifier, rows: Vec<ChainRow>) -> Result
         }
         let entry = match current.as_mut() {
             Some(e) => e,
-            None => current.insert(stored_entry(row)?),
+            None => match stored_entry(row) {
+                Ok(e) => current.insert(e),
+                Err(e) => {
+                    verifier.unreadable(seq, &e.0);
+                    return Ok(false);
+                }
+            },
         };
         if let (Some(account), Some(amount)) = posting {
             entry.postings.push((AccountId(account), amount));
@@ -267,8 +298,10 @@ fn stored_entry(row: ChainRow) -> Result<StoredEntry, StoreError> {
     let (seq, kind, business_date, created, actor, policy, policy_hash, key, memo, reverses) = (
         row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9,
     );
+    let (version, facts) = (row.14, row.15);
     Ok(StoredEntry {
         seq,
+        version,
         header: EntryHeader {
             kind: EntryKind::parse(&kind)
                 .ok_or_else(|| StoreError(format!("bad entry kind {kind}")))?,
@@ -281,6 +314,7 @@ fn stored_entry(row: ChainRow) -> Result<StoredEntry, StoreError> {
             idempotency_key: key,
             memo,
             reverses,
+            facts,
         },
         prev_hash: hash32(&row.10)?,
         hash: hash32(&row.11)?,

@@ -33,8 +33,8 @@ use crate::domain::{
 };
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
-    canonical_time, entry_hash, AccountId, AccountRecord, AccountSpec, AccountType, EntryDraft,
-    EntryKind, Owner, Verifier, GENESIS_HASH,
+    audit, canonical_time, entry_hash_v2, AccountId, AccountSpec, AccountType, EntryDraft,
+    EntryKind, Owner, Verifier, GENESIS_HASH, HASH_VERSION,
 };
 use crate::policy::PolicySet;
 use crate::voucher::KeyRing;
@@ -239,61 +239,12 @@ impl Store for SqliteStore {
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
         let mut conn = self.read.acquire().await?;
-        // One read transaction, so the journal and the balances are one snapshot.
+        // One read transaction, so the journal and the balances are one snapshot; ended
+        // whatever happens, so the connection goes back to the pool outside a transaction.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
-        let accounts = sqlx::query("SELECT id, type, bounded, balance FROM accounts")
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .map(|r| {
-                let kind: String = r.try_get(1)?;
-                Ok(AccountRecord {
-                    id: AccountId(r.try_get(0)?),
-                    kind: AccountType::parse(&kind)
-                        .ok_or_else(|| StoreError(format!("bad account type {kind}")))?,
-                    bounded: r.try_get::<i64, _>(2)? != 0,
-                    stored_balance: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut verifier = Verifier::new(accounts);
-        let mut after = 0i64;
-        loop {
-            let chain: Vec<rows::ChainRow> = sqlx::query_as(
-                "SELECT e.id, e.kind, e.business_date, e.created_at, e.actor_token_id, e.policy,
-                        e.policy_hash, e.idempotency_key, e.memo, e.reverses, e.prev_hash, e.hash,
-                        p.account_id, p.amount
-                 FROM entries e LEFT JOIN postings p ON p.entry_id = e.id
-                 WHERE e.id > ? AND e.id <= ?
-                 ORDER BY e.id, p.idx",
-            )
-            .bind(after)
-            .bind(after + VERIFY_CHUNK)
-            .fetch_all(&mut *conn)
-            .await?;
-            if chain.is_empty() {
-                let more: Option<i64> =
-                    sqlx::query_scalar("SELECT MIN(id) FROM entries WHERE id > ?")
-                        .bind(after)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                match more {
-                    // A gap in the sequence larger than a chunk: continue from there, the
-                    // verifier names the gap as a chain break.
-                    Some(next) => {
-                        after = next - 1;
-                        continue;
-                    }
-                    None => break,
-                }
-            }
-            if !rows::feed_chain(&mut verifier, chain)? {
-                break;
-            }
-            after += VERIFY_CHUNK;
-        }
+        let report = verify_in(&mut conn).await;
         sqlx::query("COMMIT").execute(&mut *conn).await?;
-        Ok(verifier.finish())
+        report
     }
 
     async fn household(&self, code: &str) -> Result<Option<HouseholdView>, StoreError> {
@@ -665,7 +616,8 @@ impl Store for SqliteStore {
         // One snapshot for the runs, their entries and the households they name.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
         let closes = sqlx::query(
-            "SELECT c.code, m.month, m.inputs, m.entry_id, m.shares FROM month_closes m
+            "SELECT c.code, m.month, m.inputs, m.entry_id, m.shares, m.cooperative_id, m.result
+             FROM month_closes m
              JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY c.code, m.month",
         )
         .fetch_all(&mut *conn)
@@ -710,8 +662,11 @@ impl Store for SqliteStore {
             };
             runs.push(CloseRun {
                 cooperative: m.try_get(0)?,
+                cooperative_id: m.try_get(5)?,
                 month: m.try_get(1)?,
+                entry_seq: m.try_get(3)?,
                 inputs: m.try_get(2)?,
+                result: m.try_get(6)?,
                 shares: shares
                     .iter()
                     .map(|s| Ok((code(s.household)?, s.weight, s.cap, s.amount)))
@@ -993,6 +948,131 @@ impl Store for SqliteStore {
         Ok(Some(items))
     }
 }
+/// The verifier fed in chain order, a chunk of entries at a time, then the tables that derive
+/// from the journal, inside the caller's snapshot.
+async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreError> {
+    let accounts: Vec<rows::AccountRecordRow> = sqlx::query_as(
+        "SELECT id, owner_kind, owner_id, name, type, bounded <> 0, balance FROM accounts",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let accounts = accounts
+        .into_iter()
+        .map(rows::account_record)
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut verifier = Verifier::new(accounts);
+    let mut after = 0i64;
+    loop {
+        let chain: Vec<rows::ChainRow> = sqlx::query_as(
+            "SELECT e.id, e.kind, e.business_date, e.created_at, e.actor_token_id, e.policy,
+                    e.policy_hash, e.idempotency_key, e.memo, e.reverses, e.prev_hash, e.hash,
+                    p.account_id, p.amount, e.hash_version, e.facts
+             FROM entries e LEFT JOIN postings p ON p.entry_id = e.id
+             WHERE e.id > ? AND e.id <= ?
+             ORDER BY e.id, p.idx",
+        )
+        .bind(after)
+        .bind(after + VERIFY_CHUNK)
+        .fetch_all(&mut *conn)
+        .await?;
+        if chain.is_empty() {
+            let more: Option<i64> = sqlx::query_scalar("SELECT MIN(id) FROM entries WHERE id > ?")
+                .bind(after)
+                .fetch_one(&mut *conn)
+                .await?;
+            match more {
+                // A gap in the sequence larger than a chunk: continue from there, the
+                // verifier names the gap as a chain break.
+                Some(next) => {
+                    after = next - 1;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        if !rows::feed_chain(&mut verifier, chain)? {
+            break;
+        }
+        after += VERIFY_CHUNK;
+    }
+    let mut report = verifier.finish();
+    if report.ok() {
+        // The tables that repeat or derive from the journal, in the same snapshot.
+        let vouchers: Vec<audit::VoucherTableRow> = sqlx::query_as(
+            "SELECT id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status
+             FROM vouchers ORDER BY id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let closes: Vec<audit::CloseTableRow> = sqlx::query_as(
+            "SELECT cooperative_id, month, entry_id FROM month_closes ORDER BY cooperative_id, month",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let bills: Vec<audit::BillTableRow> = sqlx::query_as(
+            "SELECT id, household_id, company_id, month, amount, settled, entry_id FROM fee_bills
+             ORDER BY id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let tenders: Vec<audit::TenderTableRow> = sqlx::query_as(
+            "SELECT s.entry_id, t.type, t.household_id, t.voucher_id, t.amount, t.paid_part, t.bonus_part,
+                t.refunded, t.refunded_paid, t.refunded_bonus
+             FROM sale_tenders t JOIN sales s ON s.id = t.sale_id ORDER BY t.sale_id, t.idx",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let topups: Vec<audit::TopupTableRow> = sqlx::query_as(
+            "SELECT entry_id, cooperative_id, household_id, method, paid, bonus, voucher_id,
+                    business_date, month FROM topups ORDER BY entry_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let settlements: Vec<audit::SettlementTableRow> = sqlx::query_as(
+            "SELECT entry_id, cooperative_id, company_id, amount, business_date FROM settlements
+             ORDER BY entry_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let fee_credits: Vec<audit::FeeCreditTableRow> = sqlx::query_as(
+            "SELECT entry_id, household_id, kind, amount, method FROM fee_credits
+             ORDER BY entry_id, household_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let sale_refunds: Vec<audit::SaleRefundTableRow> = sqlx::query_as(
+            "SELECT r.entry_id, s.entry_id, r.amount, r.cost FROM sale_refunds r
+             JOIN sales s ON s.id = r.sale_id ORDER BY r.entry_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let sales: Vec<audit::SaleTableRow> = sqlx::query_as(
+            "SELECT entry_id, entry_id, cooperative_id, total, cost, refunded, refunded_cost,
+                    business_date FROM sales ORDER BY entry_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let records = audit::Records {
+            topups: &topups,
+            settlements: &settlements,
+            fee_credits: &fee_credits,
+            sale_refunds: &sale_refunds,
+            sales: &sales,
+        };
+        if let Some(p) = audit::check_tables(
+            &report.summary,
+            &vouchers,
+            &closes,
+            &bills,
+            &tenders,
+            &records,
+        ) {
+            report.fail(p);
+        }
+    }
+    Ok(report)
+}
+
 /// The balances (`owner_kind, owner_id, name, balance`) of the wallet or voucher accounts that
 /// `filter` picks: as stored, or as of a date (the parameter `date_param`) from the postings of
 /// entries dated on or before it. Both are liabilities, so a credit (negative) adds to them.
@@ -1836,7 +1916,6 @@ impl Tx for SqliteTx<'_> {
         let large = postings.len() > BULK_POSTINGS;
         let mut lap = Lap::new(large);
         let resolved = self.resolve_all(&postings).await?;
-        drop(postings);
         lap.done("post: resolve accounts");
         // Bounded accounts (wallets, vouchers) are checked one by one; everything else moves
         // in a few statements when the entry is large (fee bills, a month close).
@@ -1886,7 +1965,10 @@ impl Tx for SqliteTx<'_> {
         let seq = self.state.head_seq + 1;
         let ids: Vec<(AccountId, i64)> = resolved.iter().map(|(m, fen)| (m.id, *fen)).collect();
         drop(resolved);
-        let hash = entry_hash(&self.state.head_hash, seq, &header, &ids);
+        let identities: Vec<&AccountSpec> = postings.iter().map(|(spec, _)| spec).collect();
+        let hash = entry_hash_v2(&self.state.head_hash, seq, &header, &ids, &identities);
+        drop(identities);
+        drop(postings);
         lap.done("post: hash");
         let (policy, policy_hash) = match &header.policy {
             Some((p, h)) => (Some(p.as_str()), Some(h.as_str())),
@@ -1894,8 +1976,8 @@ impl Tx for SqliteTx<'_> {
         };
         sqlx::query(
             "INSERT INTO entries (id, kind, business_date, created_at, actor_token_id, policy, policy_hash,
-                                  idempotency_key, memo, reverses, prev_hash, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                  idempotency_key, memo, reverses, prev_hash, hash, hash_version, facts)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(seq)
         .bind(header.kind.as_str())
@@ -1909,6 +1991,8 @@ impl Tx for SqliteTx<'_> {
         .bind(header.reverses)
         .bind(hex::encode(self.state.head_hash))
         .bind(hex::encode(hash))
+        .bind(HASH_VERSION)
+        .bind(&header.facts)
         .execute(&mut *self.conn)
         .await?;
         // Multi-row INSERTs of a fixed size: SQLite prepares the statement once (sqlx caches

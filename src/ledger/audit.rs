@@ -1,0 +1,645 @@
+//! Holding the tables that repeat or derive from the journal to what the chain says: vouchers to
+//! their issue, void and expiry facts, month closes to their close entries, each fee bill's
+//! `settled` to a replay of the household's fee postings, and each sale tender's paid and bonus
+//! parts to the sale entry's postings. Stores read the rows (entries named by chain sequence);
+//! the rules live here, once for both backends. Each check returns the first problem, naming the
+//! table.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Datelike, NaiveDate};
+
+use super::{ChainSummary, EntryKind, Fact, Owner};
+
+/// `id, serial, key id, cooperative id, household id, issued on, expires on, status`.
+pub type VoucherTableRow = (i64, i64, i64, i64, Option<i64>, String, String, String);
+
+/// `cooperative id, month, sequence of its entry`.
+pub type CloseTableRow = (i64, String, Option<i64>);
+
+/// `id, household id, company id, month, amount, settled, sequence of its entry`.
+pub type BillTableRow = (i64, i64, i64, String, i64, i64, i64);
+
+/// `sequence of the sale's entry, type, household id, voucher id, amount, paid part, bonus part,
+/// refunded, refunded paid, refunded bonus`.
+pub type TenderTableRow = (
+    i64,
+    String,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+/// The last day of a `YYYY-MM` month.
+fn month_end(month: &str) -> Option<NaiveDate> {
+    let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()?;
+    let next = first.checked_add_months(chrono::Months::new(1))?;
+    next.pred_opt()
+}
+
+/// The month a date falls in, `YYYY-MM`.
+pub fn month_of(d: NaiveDate) -> String {
+    format!("{:04}-{:02}", d.year(), d.month())
+}
+
+/// Every voucher row agrees with its issue fact (serial, key, cooperative, holder, dates) and
+/// its status with the last of its void or expiry facts; every voucher the chain issued has a
+/// row. Vouchers issued before the chain recorded facts (legacy) are checked on status only
+/// where a fact names them.
+pub fn check_vouchers(summary: &ChainSummary, rows: &[VoucherTableRow]) -> Option<String> {
+    let mut issued: HashMap<i64, (i64, &Fact)> = HashMap::new();
+    let mut status: HashMap<i64, &str> = HashMap::new();
+    for (seq, _, fact) in &summary.facts {
+        match fact {
+            Fact::VoucherIssued { voucher, .. } => {
+                issued.insert(*voucher, (*seq, fact));
+                status.insert(*voucher, "active");
+            }
+            Fact::VoucherVoided { voucher } => {
+                status.insert(*voucher, "void");
+            }
+            Fact::VoucherExpired { voucher } => {
+                status.insert(*voucher, "expired");
+            }
+            _ => {}
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (id, serial, key_id, coop, household, issued_on, expires_on, stored_status) in rows {
+        seen.insert(*id);
+        let name = format!("vouchers: voucher {id}");
+        match issued.get(id) {
+            Some((
+                seq,
+                Fact::VoucherIssued {
+                    serial: s,
+                    key_id: k,
+                    cooperative: c,
+                    household: h,
+                    issued_on: i,
+                    expires_on: e,
+                    ..
+                },
+            )) => {
+                let agrees = i64::try_from(*s).ok() == Some(*serial)
+                    && i64::from(*k) == *key_id
+                    && c == coop
+                    && h == household
+                    && i.to_string() == *issued_on
+                    && e.to_string() == *expires_on;
+                if !agrees {
+                    return Some(format!(
+                        "{name} differs from its issue in entry {seq} (serial, key, owner or dates)"
+                    ));
+                }
+            }
+            _ if summary.legacy_vouchers.binary_search(id).is_ok() => {}
+            _ => return Some(format!("{name} was never issued in the chain")),
+        }
+        if let Some(expected) = status.get(id) {
+            if expected != stored_status {
+                return Some(format!(
+                    "{name} is {stored_status} but the chain says {expected}"
+                ));
+            }
+        }
+    }
+    let mut missing: Vec<&i64> = issued.keys().filter(|id| !seen.contains(*id)).collect();
+    missing.sort();
+    missing
+        .first()
+        .map(|id| format!("vouchers: voucher {id} issued in the chain has no row"))
+}
+
+/// Every stored close has its close entry, which names that cooperative and month and is dated
+/// after the month; every close entry has its row.
+pub fn check_closes(summary: &ChainSummary, rows: &[CloseTableRow]) -> Option<String> {
+    let mut closes: BTreeMap<(i64, &str), i64> = BTreeMap::new();
+    let mut fact_at: HashMap<i64, (i64, &str)> = HashMap::new();
+    for (seq, _, fact) in &summary.facts {
+        if let Fact::MonthClosed { cooperative, month } = fact {
+            closes.insert((*cooperative, month.as_str()), *seq);
+            fact_at.insert(*seq, (*cooperative, month.as_str()));
+        }
+    }
+    for (coop, month, entry) in rows {
+        let name = format!("month_closes: cooperative {coop} month {month}");
+        let Some(end) = month_end(month) else {
+            return Some(format!("{name}: not a month"));
+        };
+        let Some(seq) = entry else {
+            return Some(format!("{name} has no close entry in the chain"));
+        };
+        let Some((kind, date)) = summary.entry(*seq) else {
+            return Some(format!("{name}: its entry {seq} is not in the chain"));
+        };
+        if kind != EntryKind::ProfitAllocation {
+            return Some(format!("{name}: its entry {seq} is not a close"));
+        }
+        match fact_at.get(seq) {
+            Some(named) if *named == (*coop, month.as_str()) => {}
+            // A close posted before the chain recorded facts names its month in its memo only.
+            None if summary.last_v1_date.is_some_and(|d| date <= d) => {}
+            _ => {
+                return Some(format!(
+                    "{name}: its entry {seq} closes another cooperative or month"
+                ))
+            }
+        }
+        if date <= end {
+            return Some(format!(
+                "{name}: its entry {seq} is dated {date}, inside the month closed"
+            ));
+        }
+        closes.remove(&(*coop, month.as_str()));
+    }
+    closes.into_iter().next().map(|((coop, month), seq)| {
+        format!(
+            "month_closes: the close of cooperative {coop} month {month} in entry {seq} has no row"
+        )
+    })
+}
+
+/// Replays each household's fee postings in chain order the way bills are settled: a new bill
+/// takes what was paid ahead (a negative fee balance), and every payment or allocation covers
+/// open bills oldest month first. Every bill must be posted by its entry for its amount, for the
+/// month and company its entry names, and its `settled` must be what the replay gives.
+pub fn check_bills(summary: &ChainSummary, rows: &[BillTableRow]) -> Option<String> {
+    // (household, entry) -> index in rows
+    let mut by_entry: HashMap<(i64, i64), usize> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        if by_entry.insert((row.1, row.6), i).is_some() {
+            return Some(format!(
+                "fee_bills: entry {} bills household {} twice",
+                row.6, row.1
+            ));
+        }
+    }
+    let bill_facts: HashMap<i64, (i64, &str)> = summary
+        .facts
+        .iter()
+        .filter_map(|(seq, _, f)| match f {
+            Fact::FeeBills { company, month } => Some((*seq, (*company, month.as_str()))),
+            _ => None,
+        })
+        .collect();
+    let mut settled: Vec<Option<i64>> = vec![None; rows.len()];
+    // household -> (fee balance, open bills by index)
+    let mut households: HashMap<i64, (i64, Vec<usize>)> = HashMap::new();
+    for m in &summary.movements {
+        let (Owner::Household(h), "fees") = (m.owner, m.name.as_str()) else {
+            continue;
+        };
+        let (balance, open) = households.entry(h).or_default();
+        if m.kind == EntryKind::FeeBill && m.amount > 0 {
+            let Some(&i) = by_entry.get(&(h, m.seq)) else {
+                return Some(format!(
+                    "fee_bills: entry {} bills household {h} but no bill names it",
+                    m.seq
+                ));
+            };
+            let (id, _, company, month, amount, _, _) = &rows[i];
+            if *amount != m.amount {
+                return Some(format!(
+                    "fee_bills: bill {id} is for {amount} fen but its entry {} posts {}",
+                    m.seq, m.amount
+                ));
+            }
+            if let Some(named) = bill_facts.get(&m.seq) {
+                if *named != (*company, month.as_str()) {
+                    return Some(format!(
+                        "fee_bills: bill {id} differs from the company or month its entry {} names",
+                        m.seq
+                    ));
+                }
+            }
+            let prepaid = balance.checked_neg().unwrap_or(0).max(0);
+            settled[i] = Some(prepaid.min(*amount));
+            open.push(i);
+        } else if m.amount < 0 {
+            let mut left = m.amount.checked_neg().unwrap_or(0);
+            open.sort_by(|a, b| rows[*a].3.cmp(&rows[*b].3));
+            for &i in open.iter() {
+                if left <= 0 {
+                    break;
+                }
+                let done = settled[i].unwrap_or(0);
+                let take = (rows[i].4 - done).min(left);
+                if take > 0 {
+                    settled[i] = Some(done + take);
+                    left -= take;
+                }
+            }
+            open.retain(|&i| settled[i].unwrap_or(0) < rows[i].4);
+        }
+        *balance = balance.saturating_add(m.amount);
+    }
+    for (i, row) in rows.iter().enumerate() {
+        match settled[i] {
+            None => {
+                return Some(format!(
+                    "fee_bills: bill {} is not posted by its entry {}",
+                    row.0, row.6
+                ))
+            }
+            Some(s) if s != row.5 => {
+                return Some(format!(
+                    "fee_bills: bill {} says {} fen settled but the fee postings settle {s}",
+                    row.0, row.5
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// Each sale's wallet and voucher tenders take from each holder exactly what the sale entry
+/// debits that holder's paid and bonus accounts; other tenders have no paid or bonus part.
+pub fn check_tenders(summary: &ChainSummary, rows: &[TenderTableRow]) -> Option<String> {
+    // (sale entry, holder) -> (paid, bonus)
+    let mut posted: BTreeMap<(i64, Owner), (i64, i64)> = BTreeMap::new();
+    for m in &summary.movements {
+        if m.kind != EntryKind::Sale {
+            continue;
+        }
+        let holder = match (m.owner, m.name.as_str()) {
+            (Owner::Voucher(_), _) => m.owner,
+            (Owner::Household(_), name) if name.starts_with("wallet:") => m.owner,
+            _ => continue,
+        };
+        let slot = posted.entry((m.seq, holder)).or_default();
+        if m.name.ends_with("paid") {
+            slot.0 += m.amount;
+        } else {
+            slot.1 += m.amount;
+        }
+    }
+    let mut stored: BTreeMap<(i64, Owner), (i64, i64)> = BTreeMap::new();
+    for (seq, kind, household, voucher, amount, paid, bonus, ..) in rows {
+        let holder = match (kind.as_str(), household, voucher) {
+            ("wallet", Some(h), _) => Owner::Household(*h),
+            ("voucher", _, Some(v)) => Owner::Voucher(*v),
+            _ => {
+                if *paid != 0 || *bonus != 0 {
+                    return Some(format!(
+                        "sale_tenders: a {kind} tender of entry {seq} has a paid or bonus part"
+                    ));
+                }
+                continue;
+            }
+        };
+        if paid + bonus != *amount {
+            return Some(format!(
+                "sale_tenders: a {kind} tender of entry {seq} splits {amount} fen as {paid} paid and {bonus} bonus"
+            ));
+        }
+        let slot = stored.entry((*seq, holder)).or_default();
+        slot.0 += paid;
+        slot.1 += bonus;
+    }
+    if posted != stored {
+        let differs = posted
+            .iter()
+            .find(|(k, v)| stored.get(k) != Some(v))
+            .or_else(|| stored.iter().find(|(k, v)| posted.get(k) != Some(v)))
+            .map_or(0, |((seq, _), _)| *seq);
+        return Some(format!(
+            "sales, sale_tenders: the tenders of entry {differs} differ from what its postings take from wallets and vouchers"
+        ));
+    }
+    None
+}
+
+/// `sequence of its entry, cooperative id, household id, method, paid, bonus, voucher id,
+/// business date, month` of a top-up.
+pub type TopupTableRow = (i64, i64, i64, String, i64, i64, Option<i64>, String, String);
+
+/// `sequence of its entry, cooperative id, company id, amount, business date` of a settlement.
+pub type SettlementTableRow = (i64, i64, i64, i64, String);
+
+/// `sequence of its entry, household id, kind, amount, method` of a fee credit.
+pub type FeeCreditTableRow = (i64, i64, String, i64, Option<String>);
+
+/// `sequence of its entry, stored id of the sale's entry, amount, cost` of a sale refund.
+pub type SaleRefundTableRow = (i64, i64, i64, i64);
+
+/// `sequence of its entry, stored id of its entry, cooperative id, total, cost, refunded,
+/// refunded cost, business date` of a sale.
+pub type SaleTableRow = (i64, i64, i64, i64, i64, i64, i64, String);
+
+/// The records the write path keeps beside the entries they describe.
+pub struct Records<'a> {
+    pub topups: &'a [TopupTableRow],
+    pub settlements: &'a [SettlementTableRow],
+    pub fee_credits: &'a [FeeCreditTableRow],
+    pub sale_refunds: &'a [SaleRefundTableRow],
+    pub sales: &'a [SaleTableRow],
+}
+
+/// What one entry posted to each audited account: `(owner, account name) -> fen`.
+fn postings_of(summary: &ChainSummary) -> HashMap<i64, BTreeMap<(Owner, &str), i64>> {
+    let mut out: HashMap<i64, BTreeMap<(Owner, &str), i64>> = HashMap::new();
+    for m in &summary.movements {
+        *out.entry(m.seq)
+            .or_default()
+            .entry((m.owner, m.name.as_str()))
+            .or_default() += m.amount;
+    }
+    out
+}
+
+/// Each record agrees with the entry it describes: its kind and date, and the amounts, holder,
+/// method and owners its postings show; each entry of those kinds has its record.
+pub fn check_records(summary: &ChainSummary, r: &Records<'_>) -> Option<String> {
+    let posted = postings_of(summary);
+    let empty = BTreeMap::new();
+    let at = |seq: i64| posted.get(&seq).unwrap_or(&empty);
+    let kind_date = |seq: i64, kind: EntryKind, date: Option<&str>| -> bool {
+        summary
+            .entry(seq)
+            .is_some_and(|(k, d)| k == kind && date.is_none_or(|date| d.to_string() == date))
+    };
+    let sum_of = |p: &BTreeMap<(Owner, &str), i64>, owner: Owner, pred: &dyn Fn(&str) -> bool| {
+        p.iter()
+            .filter(|((o, n), _)| *o == owner && pred(n))
+            .map(|(_, a)| *a)
+            .sum::<i64>()
+    };
+    // The voucher each top-up entry issued, and to whom.
+    let issued_at: HashMap<i64, (i64, Option<i64>)> = summary
+        .facts
+        .iter()
+        .filter_map(|(s, _, f)| match f {
+            Fact::VoucherIssued {
+                voucher, household, ..
+            } => Some((*s, (*voucher, *household))),
+            _ => None,
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (seq, coop, household, method, paid, bonus, voucher, date, month) in r.topups {
+        seen.insert(*seq);
+        let p = at(*seq);
+        let holder = voucher.map_or(Owner::Household(*household), Owner::Voucher);
+        let ok = kind_date(*seq, EntryKind::TopUp, Some(date))
+            && summary
+                .entry(*seq)
+                .is_some_and(|(_, d)| month_of(d) == *month)
+            && sum_of(p, holder, &|n| n.ends_with("paid")) == -paid
+            && sum_of(p, holder, &|n| n.ends_with("bonus")) == -bonus
+            && p.get(&(Owner::Cooperative(*coop), format!("cash:{method}").as_str())) == Some(paid)
+            && sum_of(p, Owner::Cooperative(*coop), &|n| n == "promotion") == *bonus;
+        let issued_to = issued_at.get(seq).copied();
+        let voucher_ok = match (voucher, issued_to) {
+            (None, None) => true,
+            (Some(v), Some((iv, ih))) => *v == iv && ih == Some(*household),
+            // An entry from before vouchers were facts: its postings name the voucher.
+            (Some(_), None) => summary.last_v1_date.is_some(),
+            (None, Some(_)) => false,
+        };
+        if !ok || !voucher_ok {
+            return Some(format!(
+                "topups: the top-up of entry {seq} differs from its entry"
+            ));
+        }
+    }
+    if let Some((seq, _, _)) = summary
+        .entries
+        .iter()
+        .find(|(s, k, _)| *k == EntryKind::TopUp && !seen.contains(s))
+    {
+        return Some(format!("topups: entry {seq} is a top-up with no record"));
+    }
+    for (seq, coop, company, amount, date) in r.settlements {
+        let p = at(*seq);
+        let ok = kind_date(*seq, EntryKind::Settlement, Some(date))
+            && p.get(&(Owner::Cooperative(*coop), "cash:bank")) == Some(&-amount)
+            && p.get(&(Owner::Company(*company), "cash:bank")) == Some(amount);
+        if !ok {
+            return Some(format!(
+                "settlements: the settlement of entry {seq} differs from its entry"
+            ));
+        }
+    }
+    let mut paid_entries = std::collections::HashSet::new();
+    for (seq, household, kind, amount, method) in r.fee_credits {
+        let p = at(*seq);
+        let entry_kind = match kind.as_str() {
+            "payment" => EntryKind::FeePayment,
+            _ => EntryKind::ProfitAllocation,
+        };
+        let method_ok = match (entry_kind, method) {
+            (EntryKind::FeePayment, Some(m)) => p.iter().any(|((o, n), a)| {
+                matches!(o, Owner::Company(_)) && *n == format!("cash:{m}") && a == amount
+            }),
+            (EntryKind::FeePayment, None) => false,
+            _ => true,
+        };
+        let ok = kind_date(*seq, entry_kind, None)
+            && p.get(&(Owner::Household(*household), "fees")) == Some(&-amount)
+            && method_ok;
+        if !ok {
+            return Some(format!(
+                "fee_credits: the {kind} of entry {seq} differs from its entry"
+            ));
+        }
+        paid_entries.insert(*seq);
+    }
+    if let Some((seq, _, _)) = summary
+        .entries
+        .iter()
+        .find(|(s, k, _)| *k == EntryKind::FeePayment && !paid_entries.contains(s))
+    {
+        return Some(format!(
+            "fee_credits: entry {seq} is a fee payment with no record"
+        ));
+    }
+    let reverses: HashMap<i64, i64> = summary.reverses.iter().copied().collect();
+    let mut refunded: HashMap<i64, (i64, i64)> = HashMap::new();
+    for (seq, sale_entry, amount, cost) in r.sale_refunds {
+        let p = at(*seq);
+        let coop_sales: i64 = p
+            .iter()
+            .filter(|((o, n), _)| matches!(o, Owner::Cooperative(_)) && *n == "sales")
+            .map(|(_, a)| *a)
+            .sum();
+        let coop_cogs: i64 = p
+            .iter()
+            .filter(|((o, n), _)| matches!(o, Owner::Cooperative(_)) && *n == "cogs")
+            .map(|(_, a)| *a)
+            .sum();
+        let ok = kind_date(*seq, EntryKind::SaleRefund, None)
+            && reverses.get(seq) == Some(sale_entry)
+            && coop_sales == *amount
+            && coop_cogs == -cost;
+        if !ok {
+            return Some(format!(
+                "sale_refunds: the refund of entry {seq} differs from its entry"
+            ));
+        }
+        let t = refunded.entry(*sale_entry).or_default();
+        t.0 += amount;
+        t.1 += cost;
+    }
+    for (seq, entry_id, coop, total, cost, refunded_total, refunded_cost, date) in r.sales {
+        let p = at(*seq);
+        let ok = kind_date(*seq, EntryKind::Sale, Some(date))
+            && p.get(&(Owner::Cooperative(*coop), "sales")) == Some(&-total)
+            && sum_of(p, Owner::Cooperative(*coop), &|n| n == "cogs") == *cost
+            && refunded.get(entry_id).copied().unwrap_or((0, 0))
+                == (*refunded_total, *refunded_cost);
+        if !ok {
+            return Some(format!(
+                "sales: the sale of entry {seq} differs from its entry or refunds"
+            ));
+        }
+    }
+    None
+}
+
+/// What has been refunded to each tender: within what it paid, split into paid and bonus for a
+/// wallet or voucher, adding up to the sale's refunded total, and per wallet or voucher what the
+/// sale's refund entries gave back to it (unless the voucher could no longer take credit back:
+/// void or past its expiry at the refund, when the refund went out in cash).
+pub fn check_tender_refunds(
+    summary: &ChainSummary,
+    tenders: &[TenderTableRow],
+    records: &Records<'_>,
+) -> Option<String> {
+    let entry_id_of: HashMap<i64, i64> = records.sales.iter().map(|s| (s.0, s.1)).collect();
+    let sale_refunded: HashMap<i64, i64> = records.sales.iter().map(|s| (s.0, s.5)).collect();
+    // Per sale (by its entry's sequence): the refunded total of its tenders, and per holder
+    // what the tenders say was refunded (paid, bonus).
+    let mut totals: HashMap<i64, i64> = HashMap::new();
+    let mut stored: BTreeMap<(i64, Owner), (i64, i64)> = BTreeMap::new();
+    for (seq, kind, household, voucher, amount, _, _, refunded, r_paid, r_bonus) in tenders {
+        let name = format!("sale_tenders: a {kind} tender of entry {seq}");
+        if refunded < &0 || refunded > amount || *r_paid < 0 || *r_bonus < 0 {
+            return Some(format!("{name} says {refunded} fen refunded of {amount}"));
+        }
+        *totals.entry(*seq).or_default() += refunded;
+        let holder = match (kind.as_str(), household, voucher) {
+            ("wallet", Some(h), _) => Owner::Household(*h),
+            ("voucher", _, Some(v)) => Owner::Voucher(*v),
+            _ => {
+                if *r_paid != 0 || *r_bonus != 0 {
+                    return Some(format!("{name} has a refunded paid or bonus part"));
+                }
+                continue;
+            }
+        };
+        if r_paid + r_bonus != *refunded {
+            return Some(format!(
+                "{name} splits its {refunded} fen refunded as {r_paid} paid and {r_bonus} bonus"
+            ));
+        }
+        let slot = stored.entry((*seq, holder)).or_default();
+        slot.0 += r_paid;
+        slot.1 += r_bonus;
+    }
+    for (seq, total) in &totals {
+        if sale_refunded.get(seq) != Some(total) {
+            return Some(format!(
+                "sales, sale_tenders: the tenders of entry {seq} add up to {total} fen refunded"
+            ));
+        }
+    }
+    // What the refund entries gave back to each holder, by the sale's entry.
+    let seq_of_sale: HashMap<i64, i64> = entry_id_of.iter().map(|(s, id)| (*id, *s)).collect();
+    let refund_of: HashMap<i64, i64> = records
+        .sale_refunds
+        .iter()
+        .filter_map(|r| seq_of_sale.get(&r.1).map(|sale| (r.0, *sale)))
+        .collect();
+    let mut ended: HashMap<i64, i64> = HashMap::new();
+    let mut expiry: HashMap<i64, NaiveDate> = HashMap::new();
+    for (seq, _, fact) in &summary.facts {
+        match fact {
+            Fact::VoucherVoided { voucher } | Fact::VoucherExpired { voucher } => {
+                ended.entry(*voucher).or_insert(*seq);
+            }
+            Fact::VoucherIssued {
+                voucher,
+                expires_on,
+                ..
+            } => {
+                expiry.insert(*voucher, *expires_on);
+            }
+            _ => {}
+        }
+    }
+    let mut given: BTreeMap<(i64, Owner), (i64, i64)> = BTreeMap::new();
+    let mut unattributable = std::collections::HashSet::new();
+    for m in &summary.movements {
+        let Some(sale) = refund_of.get(&m.seq) else {
+            continue;
+        };
+        let holder = match (m.owner, m.name.as_str()) {
+            (Owner::Voucher(_), _) => m.owner,
+            (Owner::Household(_), name) if name.starts_with("wallet:") => m.owner,
+            _ => continue,
+        };
+        let slot = given.entry((*sale, holder)).or_default();
+        if m.name.ends_with("paid") {
+            slot.0 -= m.amount;
+        } else {
+            slot.1 -= m.amount;
+        }
+    }
+    let mut vouchers_of: HashMap<i64, Vec<i64>> = HashMap::new();
+    for t in tenders {
+        if let Some(v) = t.3 {
+            vouchers_of.entry(t.0).or_default().push(v);
+        }
+    }
+    for refund in records.sale_refunds {
+        let (Some(sale), Some((_, date))) = (refund_of.get(&refund.0), summary.entry(refund.0))
+        else {
+            continue;
+        };
+        for v in vouchers_of.get(sale).into_iter().flatten() {
+            // A voucher issued before its facts were recorded has no expiry in the chain.
+            let gone = ended.get(v).is_some_and(|s| *s < refund.0)
+                || expiry.get(v).is_none_or(|e| *e < date);
+            if gone {
+                unattributable.insert((*sale, Owner::Voucher(*v)));
+            }
+        }
+    }
+    for (key, refunded) in &stored {
+        if unattributable.contains(key) {
+            continue;
+        }
+        let back = given.get(key).copied().unwrap_or((0, 0));
+        if back != *refunded {
+            return Some(format!(
+                "sale_tenders: the tenders of entry {} say {refunded:?} (paid, bonus) refunded to a holder, its refunds gave back {back:?}",
+                key.0
+            ));
+        }
+    }
+    None
+}
+
+/// All of the above, in order; the first problem found.
+pub fn check_tables(
+    summary: &ChainSummary,
+    vouchers: &[VoucherTableRow],
+    closes: &[CloseTableRow],
+    bills: &[BillTableRow],
+    tenders: &[TenderTableRow],
+    records: &Records<'_>,
+) -> Option<String> {
+    check_vouchers(summary, vouchers)
+        .or_else(|| check_closes(summary, closes))
+        .or_else(|| check_bills(summary, bills))
+        .or_else(|| check_tenders(summary, tenders))
+        .or_else(|| check_records(summary, records))
+        .or_else(|| check_tender_refunds(summary, tenders, records))
+}
