@@ -333,6 +333,11 @@ pub type SaleRefundTableRow = (i64, i64, i64, i64);
 /// refunded cost, business date` of a sale.
 pub type SaleTableRow = (i64, i64, i64, i64, i64, i64, i64, String);
 
+/// `sequence of the refund's entry, stored id of the sale's entry, tender index, amount, and
+/// what the tender says was refunded to it in all (none when the sale has no such tender)` of
+/// what one refund gave back to one tender.
+pub type RefundTenderTableRow = (i64, i64, i64, i64, Option<i64>);
+
 /// The records the write path keeps beside the entries they describe.
 pub struct Records<'a> {
     pub topups: &'a [TopupTableRow],
@@ -340,6 +345,7 @@ pub struct Records<'a> {
     pub fee_credits: &'a [FeeCreditTableRow],
     pub sale_refunds: &'a [SaleRefundTableRow],
     pub sales: &'a [SaleTableRow],
+    pub refund_tenders: &'a [RefundTenderTableRow],
 }
 
 /// What one entry posted to each audited account: `(owner, account name) -> fen`.
@@ -627,6 +633,66 @@ pub fn check_tender_refunds(
     None
 }
 
+/// What each refund gave back to each tender (`sale_refund_tenders`, which a month close reads to
+/// weigh a month's spending as of its end) agrees with the refunds and the tenders: every row
+/// names a refund of its sale and a tender of that sale, a refund's rows add up to its amount
+/// (itself checked against its entry), and a tender's rows add up to what the tender says was
+/// refunded to it (itself replayed from the refund entries) — exactly once every refund of the
+/// sale has its rows. Refunds made before the table existed have none; every refund after the
+/// first one that has rows must have them.
+pub fn check_refund_tenders(r: &Records<'_>) -> Option<String> {
+    let refunds: HashMap<i64, (i64, i64)> =
+        r.sale_refunds.iter().map(|x| (x.0, (x.1, x.2))).collect();
+    // Sums in i128: no count of i64 rows can overflow them.
+    let mut by_refund: BTreeMap<i64, i128> = BTreeMap::new();
+    let mut by_tender: BTreeMap<(i64, i64), (i128, i128)> = BTreeMap::new();
+    for (seq, sale, idx, amount, tender_refunded) in r.refund_tenders {
+        let name = format!("sale_refund_tenders: the refund of entry {seq}");
+        match refunds.get(seq) {
+            Some((of_sale, _)) if of_sale == sale => {}
+            _ => return Some(format!("{name} is not a refund of the sale it names")),
+        }
+        let Some(tender_refunded) = tender_refunded else {
+            return Some(format!("{name} names no tender {idx} of its sale"));
+        };
+        if *amount <= 0 {
+            return Some(format!("{name} gives back {amount} fen to tender {idx}"));
+        }
+        *by_refund.entry(*seq).or_default() += i128::from(*amount);
+        by_tender
+            .entry((*sale, *idx))
+            .or_insert((0, i128::from(*tender_refunded)))
+            .0 += i128::from(*amount);
+    }
+    for (seq, total) in &by_refund {
+        if refunds.get(seq).map(|x| i128::from(x.1)) != Some(*total) {
+            return Some(format!(
+                "sale_refund_tenders: the refund of entry {seq} gives back {total} fen over its tenders"
+            ));
+        }
+    }
+    let first_listed = by_refund.keys().next().copied();
+    let mut complete: HashMap<i64, bool> = HashMap::new();
+    for (seq, sale, _, _) in r.sale_refunds {
+        let listed = by_refund.contains_key(seq);
+        if !listed && first_listed.is_some_and(|f| *seq > f) {
+            return Some(format!(
+                "sale_refund_tenders: the refund of entry {seq} has no rows"
+            ));
+        }
+        *complete.entry(*sale).or_insert(true) &= listed;
+    }
+    for ((sale, idx), (given, refunded)) in &by_tender {
+        let whole = complete.get(sale).copied().unwrap_or(false);
+        if given > refunded || (whole && given != refunded) {
+            return Some(format!(
+                "sale_refund_tenders: tender {idx} of the sale of entry id {sale} was given back {given} fen, it says {refunded}"
+            ));
+        }
+    }
+    None
+}
+
 /// All of the above, in order; the first problem found.
 pub fn check_tables(
     summary: &ChainSummary,
@@ -642,4 +708,5 @@ pub fn check_tables(
         .or_else(|| check_tenders(summary, tenders))
         .or_else(|| check_records(summary, records))
         .or_else(|| check_tender_refunds(summary, tenders, records))
+        .or_else(|| check_refund_tenders(records))
 }

@@ -1107,12 +1107,21 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         )
         .fetch_all(&mut *conn)
         .await?;
+        let refund_tenders: Vec<audit::RefundTenderTableRow> = sqlx::query_as(
+            "SELECT e.seq, s.entry_id, r.idx, r.amount, t.refunded FROM sale_refund_tenders r
+             JOIN sales s ON s.id = r.sale_id JOIN entries e ON e.id = r.entry_id
+             LEFT JOIN sale_tenders t ON t.sale_id = r.sale_id AND t.idx = r.idx
+             ORDER BY e.seq, r.idx",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
         let records = audit::Records {
             topups: &topups,
             settlements: &settlements,
             fee_credits: &fee_credits,
             sale_refunds: &sale_refunds,
             sales: &sales,
+            refund_tenders: &refund_tenders,
         };
         if let Some(p) = audit::check_tables(
             &report.summary,

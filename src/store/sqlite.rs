@@ -1052,12 +1052,21 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
         )
         .fetch_all(&mut *conn)
         .await?;
+        let refund_tenders: Vec<audit::RefundTenderTableRow> = sqlx::query_as(
+            "SELECT r.entry_id, s.entry_id, r.idx, r.amount, t.refunded FROM sale_refund_tenders r
+             JOIN sales s ON s.id = r.sale_id
+             LEFT JOIN sale_tenders t ON t.sale_id = r.sale_id AND t.idx = r.idx
+             ORDER BY r.entry_id, r.idx",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
         let records = audit::Records {
             topups: &topups,
             settlements: &settlements,
             fee_credits: &fee_credits,
             sale_refunds: &sale_refunds,
             sales: &sales,
+            refund_tenders: &refund_tenders,
         };
         if let Some(p) = audit::check_tables(
             &report.summary,
