@@ -328,6 +328,14 @@ async fn no_single_amount_passes_the_ceiling(app: &TestApp) {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_ne!(body["code"], json!("invalid_amount"), "{body}");
+    // The till's quote refuses what the top-up would, the same way.
+    let r = app
+        .get(
+            CASHIER_S1,
+            &format!("/v1/topups/quote?household=H1&paid={OVER}&method=cash"),
+        )
+        .await;
+    refused("paid")(&r);
 
     // Sale by amount, a tender, a catalogue line, and the lines' total.
     let r = app

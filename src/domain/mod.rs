@@ -423,7 +423,18 @@ pub trait Tx: Send {
 /// Refuses an amount above the ceiling in force ([`PolicySet::max_amount`]) as `invalid_amount`
 /// naming the field.
 pub(crate) fn within_ceiling(ctx: &Ctx<'_>, field: &str, amount: Amount) -> Result<(), Rejection> {
-    let max = ctx.policies.max_amount(ctx.today);
+    amount_within_ceiling(ctx.policies, ctx.today, field, amount)
+}
+
+/// The ceiling check on its own, for what previews a command (the top-up quote) so that the
+/// preview refuses what the command would.
+pub fn amount_within_ceiling(
+    policies: &PolicySet,
+    date: NaiveDate,
+    field: &str,
+    amount: Amount,
+) -> Result<(), Rejection> {
+    let max = policies.max_amount(date);
     if amount > max {
         return Err(Rejection::bad_amount(
             field,

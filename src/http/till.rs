@@ -14,8 +14,8 @@ use super::error::{ApiError, Problem};
 use super::extract::Principal;
 use super::AppState;
 use crate::domain::{
-    business_date, month_of, price_line, top_up_terms, Delivery, PayMethod, Rejection, Role,
-    TopUpFacts,
+    amount_within_ceiling, business_date, month_of, price_line, top_up_terms, Delivery, PayMethod,
+    Rejection, Role, TopUpFacts,
 };
 use crate::money::Amount;
 
@@ -121,6 +121,7 @@ async fn get_topup_quote(
         .iter()
         .find(|w| w.cooperative == cooperative)
         .map_or(Amount::ZERO, |w| w.total);
+    amount_within_ceiling(&state.app.policies, today, "paid", paid)?;
     let method = q.method.unwrap_or(PayMethod::Cash);
     let deliver = q.deliver.unwrap_or_default();
     let terms = top_up_terms(
