@@ -1253,6 +1253,7 @@ async fn store_only(app: App, world: Arc<World>, tills: usize, seconds: u64) {
                         scope: id.unwrap_or(0).to_string(),
                         key: format!("store-{t}-{n}"),
                         fingerprint: format!("{t}-{n}"),
+                        raw_fingerprint: None,
                     }),
                     command,
                 };

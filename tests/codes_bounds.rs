@@ -50,13 +50,18 @@ async fn outcomes_at(backend: Backend, url: &str) -> Vec<String> {
 
 /// Overwrites every stored outcome with `text`, below the API.
 async fn set_outcomes_at(backend: Backend, url: &str, text: &str) {
+    set_column_at(backend, url, "outcome", text).await
+}
+
+/// Overwrites `column` of every idempotency row with `text`, below the API.
+async fn set_column_at(backend: Backend, url: &str, column: &str, text: &str) {
     use sqlx::Connection;
     match backend {
         Backend::Sqlite => {
             let mut conn = sqlx::SqliteConnection::connect(url)
                 .await
                 .expect("open the SQLite database");
-            sqlx::query("UPDATE idempotency SET outcome = ?")
+            sqlx::query(&format!("UPDATE idempotency SET {column} = ?"))
                 .bind(text)
                 .execute(&mut conn)
                 .await
@@ -66,7 +71,7 @@ async fn set_outcomes_at(backend: Backend, url: &str, text: &str) {
             let mut conn = sqlx::PgConnection::connect(url)
                 .await
                 .expect("connect to PostgreSQL");
-            sqlx::query("UPDATE idempotency SET outcome = $1")
+            sqlx::query(&format!("UPDATE idempotency SET {column} = $1"))
                 .bind(text)
                 .execute(&mut conn)
                 .await
@@ -107,6 +112,7 @@ async fn old_outcomes_lose_their_codes_when_the_store_opens(backend: Backend) {
             scope: "till".into(),
             key: "old-1".into(),
             fingerprint: "f".into(),
+            raw_fingerprint: None,
         }),
         command: Command::TopUp(TopUp {
             shop: "S1".into(),
@@ -541,6 +547,36 @@ async fn the_same_body_in_another_layout_is_a_replay(app: &TestApp) {
     assert_eq!(app.wallet("H1").await["total"], json!("110.00"));
 }
 
+/// A key stored by a release that took the fingerprint over the raw body (before canonical JSON)
+/// still replays when the till retries the same bytes after the upgrade, instead of being
+/// refused as reused (which would lead a cashier to charge again under a new key).
+async fn a_retry_across_the_fingerprint_upgrade_replays(app: &TestApp) {
+    use sha2::{Digest, Sha256};
+    let body = r#"{"household":"H1", "paid":"50.00","method":"cash"}"#;
+    let send = || {
+        app.request_raw(
+            Method::POST,
+            Some(CASHIER_S1),
+            "/v1/topups",
+            "application/json",
+            body,
+            Some("upgrade-1"),
+        )
+    };
+    let (status, first, _) = send().await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let mut h = Sha256::new();
+    h.update(b"POST /v1/topups\0");
+    h.update(body.as_bytes());
+    let old = hex::encode(h.finalize());
+    set_column_at(app.backend, &app.database_url(), "fingerprint", &old).await;
+    let (status, again, headers) = send().await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert!(is_replayed(&headers), "the same bytes are the same request");
+    assert_eq!(again, first);
+    assert_eq!(app.wallet("H1").await["total"], json!("55.00"));
+}
+
 macro_rules! on_every_backend {
     ($($name:ident;)*) => {
         mod sqlite {
@@ -577,4 +613,5 @@ on_every_backend! {
     no_single_amount_passes_the_ceiling;
     quantities_and_areas_are_plain_decimals;
     the_same_body_in_another_layout_is_a_replay;
+    a_retry_across_the_fingerprint_upgrade_replays;
 }

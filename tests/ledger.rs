@@ -1116,6 +1116,7 @@ fn keyed(scope: &str, key: &str, fingerprint: &str, command: Command) -> Envelop
             scope: scope.into(),
             key: key.into(),
             fingerprint: fingerprint.into(),
+            raw_fingerprint: None,
         }),
         command,
     }

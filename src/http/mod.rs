@@ -390,14 +390,18 @@ pub(crate) async fn submit(
         None => None,
     };
     let idempotency = key.map(|key| {
-        let mut h = Sha256::new();
-        h.update(route.as_bytes());
-        h.update([0]);
-        h.update(canonical_body(raw));
+        let digest = |body: &[u8]| {
+            let mut h = Sha256::new();
+            h.update(route.as_bytes());
+            h.update([0]);
+            h.update(body);
+            hex::encode(h.finalize())
+        };
         Idempotency {
             scope: principal.id().to_string(),
             key,
-            fingerprint: hex::encode(h.finalize()),
+            fingerprint: digest(&canonical_body(raw)),
+            raw_fingerprint: Some(digest(raw)),
         }
     });
     let outcome = state

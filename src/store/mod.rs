@@ -58,6 +58,16 @@ pub struct Idempotency {
     pub key: String,
     /// A digest of the request; the same key with another request is refused.
     pub fingerprint: String,
+    /// The digest releases before canonical fingerprints took of the same request (over its
+    /// raw bytes), so a retry sent across that upgrade still replays instead of being refused.
+    pub raw_fingerprint: Option<String>,
+}
+
+impl Idempotency {
+    /// Whether a stored fingerprint is this request's.
+    pub fn matches(&self, stored: &str) -> bool {
+        stored == self.fingerprint || self.raw_fingerprint.as_deref() == Some(stored)
+    }
 }
 
 /// What the idempotency table keeps of a command's outcome. A voucher code is a bearer

@@ -1536,7 +1536,7 @@ impl BatchRun<'_> {
                         .execute(&mut *self.conn)
                         .await?;
                     let fingerprint: String = r.try_get(0)?;
-                    if fingerprint != idem.fingerprint {
+                    if !idem.matches(&fingerprint) {
                         return Ok(Step::Done(Ok(Outcome {
                             result: Err(Rejection::IdempotencyKeyReused),
                             replayed: false,

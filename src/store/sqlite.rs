@@ -1335,7 +1335,7 @@ impl Writer {
             .await?;
             if let Some(r) = seen {
                 let fingerprint: String = r.try_get(0)?;
-                if fingerprint != idem.fingerprint {
+                if !idem.matches(&fingerprint) {
                     return Ok(Ok(Outcome {
                         result: Err(Rejection::IdempotencyKeyReused),
                         replayed: false,
