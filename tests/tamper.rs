@@ -129,17 +129,17 @@ const NOT_YET_PROVEN: &[(&str, &str, &str)] = &[
         "shop_id",
         "which till took the money (the till report); the entry does not name the shop",
     ),
-    // month_closes.shares: each share is recomputed from the stored weights and caps, and
-    // what was allocated, pooled and reserved from the journal; the weights and caps themselves
-    // are not yet recomputed from the journal as of the month's end (an edit of the amounts is
-    // caught, so the column is not listed).
+    // month_closes.shares is proven, so it is not listed: each share is recomputed from the
+    // stored weights and caps, what was allocated, pooled and reserved from the journal, and
+    // the weights and caps themselves from the close's candidates read again as of the month's
+    // end (a_close_s_weights_and_caps_are_recomputed_from_the_journal).
     ("cooperatives", "code", "names wallet accounts (wallet:CODE:…) and seeds the close's tie-breaks; not yet held to the hashed account names"),
     ("shops", "code", "the till's identity in reports; not yet held to the chain"),
     ("shops", "cooperative_id", "which cooperative a till sells for; not yet held to the chain"),
     ("companies", "code", "names due_to/due_from accounts; not yet held to the hashed account names"),
     ("compounds", "code", "the fee schedule's key; bills already posted are hashed, the next bills are not yet checked"),
     ("compounds", "company_id", "who bills the next month; bills posted are checked, the next are not"),
-    ("compounds", "eligible", "who shares the next close; the stored shares are rechecked, eligibility is not"),
+    ("compounds", "eligible", "who shares the next close; a close's shares are held to the eligible households (an edit that drops one fails as month_closes), the flag is not held to the chain"),
     ("households", "code", "breaks the close's tie-breaks; not yet held to the chain"),
     ("households", "compound_id", "which schedule and company bill the next month; not yet held to the chain"),
     ("households", "area_dm2", "the next month's fee; bills posted are checked, the area is not"),
