@@ -987,6 +987,81 @@ mod tests {
         }
     }
 
+    fn candidate(id: i64, code: &str, owes: i64, spent: i64) -> Candidate {
+        Candidate {
+            household: EligibleHousehold {
+                id,
+                code: code.into(),
+                company: 1,
+                company_code: "K01".into(),
+            },
+            fees_balance: Amount::from_fen(owes),
+            credit_spend: spent,
+        }
+    }
+
+    #[test]
+    fn a_close_s_weights_and_caps_are_held_to_its_candidates() {
+        let rules = rules(true);
+        let candidates = [
+            candidate(1, "H1", 10_000, 500),
+            candidate(2, "H2", -300, 200),
+            candidate(3, "H3", 4_000, 0),
+        ];
+        // As the close stores them: H3 spent nothing and is left out.
+        let claims = close_claims(&rules, &candidates);
+        assert_eq!(
+            claims
+                .iter()
+                .map(|c| (c.code, c.weight, c.cap))
+                .collect::<Vec<_>>(),
+            vec![
+                ("H1", 500, Some(Amount::from_fen(10_000))),
+                ("H2", 200, Some(Amount::ZERO)),
+                ("H3", 0, Some(Amount::from_fen(4_000))),
+            ]
+        );
+        let row = |code: &str, weight: i64, cap: i64, amount: i64| {
+            (
+                code.to_string(),
+                weight,
+                Some(Amount::from_fen(cap)),
+                Amount::from_fen(amount),
+            )
+        };
+        let stored = vec![row("H1", 500, 10_000, 900), row("H2", 200, 0, 0)];
+        assert_eq!(recheck_close_weights(&rules, &candidates, &stored), None);
+        let problem = |shares: &[(String, i64, Option<Amount>, Amount)]| {
+            recheck_close_weights(&rules, &candidates, shares).expect("a difference")
+        };
+        // A weight, a cap, a missing weighed household, a row for no candidate, a row twice.
+        let p = problem(&[row("H1", 501, 10_000, 900), row("H2", 200, 0, 0)]);
+        assert!(p.starts_with("household H1: stored weight 501"), "{p}");
+        let p = problem(&[row("H1", 500, 10_001, 900), row("H2", 200, 0, 0)]);
+        assert!(
+            p.starts_with("household H1:") && p.contains("cap 100.01"),
+            "{p}"
+        );
+        let p = problem(&[row("H1", 500, 10_000, 900)]);
+        assert!(p.starts_with("household H2 weighs 200"), "{p}");
+        let mut extra = stored.clone();
+        extra.push(row("H9", 0, 0, 0));
+        assert!(problem(&extra).starts_with("household H9 is in the shares but was not"));
+        let mut twice = stored.clone();
+        twice.push(row("H2", 200, 0, 0));
+        assert!(problem(&twice).starts_with("household H2 is in the shares twice"));
+        // Under `equal` a household made after the close (an id above every listed one) was
+        // no candidate then; one made before it must be listed.
+        let equal = ProfitPolicy {
+            basis: AllocationBasis::Equal,
+            ..rules.clone()
+        };
+        let listed = vec![row("H1", 1, 10_000, 900), row("H2", 1, 0, 0)];
+        assert_eq!(recheck_close_weights(&equal, &candidates, &listed), None);
+        let p = recheck_close_weights(&equal, &candidates, &listed[1..]).expect("H1 missing");
+        assert!(p.starts_with("household H1 weighs 1"), "{p}");
+    }
+
     #[test]
     fn month_figures_are_exact() {
         // 1000.00 sold, 700.00 cost, 10.00 promotion, 90.00 expenses: 200.00 profit, less
