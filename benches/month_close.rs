@@ -5,9 +5,11 @@
 //! Run: `cargo bench --bench month_close` (N from `HONGXIN_BENCH_HOUSEHOLDS`).
 //!
 //! Master data, ten large cash sales (the month's profit) and the bills go through the real
-//! write path. Households are inserted with SQL, and each household's credit spending (the
-//! allocation weights) is seeded as tenders of one sale, because posting a million real sales
-//! would measure the till, not the close.
+//! write path; households are inserted with SQL. The close weighs each household by the fees it
+//! owes (the policy's `fee_due` basis, in a copy of the shipped policies): those weights are in
+//! the journal (the bills), so `verify` recomputes them like any close's. (Weighing by credit
+//! spending would need a million real sales, which would measure the till, not the close; tenders
+//! seeded with SQL are in no entry, and `verify` holds every weight to the journal.)
 
 use std::str::FromStr;
 use std::time::Instant;
@@ -50,9 +52,23 @@ async fn main() {
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let database = format!("sqlite://{}/bench.db", dir.path().display());
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).expect("policies dir");
+    for file in
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).expect("policies")
+    {
+        let file = file.expect("policy file").path();
+        let mut text = std::fs::read_to_string(&file).expect("policy text");
+        if text.contains("kind = \"profit_to_fees\"") {
+            let weighed = text.replace("basis = \"credit_spend\"", "basis = \"fee_due\"");
+            assert_ne!(weighed, text, "the profit policy's basis is credit_spend");
+            text = weighed;
+        }
+        std::fs::write(policies.join(file.file_name().expect("name")), text).expect("copy");
+    }
     let settings = Settings {
         database: database.clone(),
-        policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+        policies_dir: policies,
         key_file: None,
         today: None,
     };
@@ -100,30 +116,23 @@ async fn main() {
     }
     // The month's profit: ten large cash sales of 1,000,000.00, the most a single amount may
     // be (cost at the policy's default ratio). The last one carries the seeded tenders.
-    let mut sale = None;
     for _ in 0..10 {
-        sale = Some(
-            ok(
-                &app,
-                Command::Sale(Sale {
-                    shop: "S1".into(),
-                    household: None,
-                    lines: vec![],
-                    amount: Some(Amount::from_yuan(1_000_000)),
-                    tenders: vec![Tender {
-                        kind: TenderType::Cash,
-                        amount: Amount::from_yuan(1_000_000),
-                        code: None,
-                    }],
-                }),
-            )
-            .await,
-        );
+        ok(
+            &app,
+            Command::Sale(Sale {
+                shop: "S1".into(),
+                household: None,
+                lines: vec![],
+                amount: Some(Amount::from_yuan(1_000_000)),
+                tenders: vec![Tender {
+                    kind: TenderType::Cash,
+                    amount: Amount::from_yuan(1_000_000),
+                    code: None,
+                }],
+            }),
+        )
+        .await;
     }
-    let sale = sale.expect("ten sales");
-    let Receipt::Sale(sale) = sale else {
-        panic!("not a sale")
-    };
 
     let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(&database)
         .expect("url")
@@ -143,15 +152,6 @@ async fn main() {
     .execute(&mut conn)
     .await
     .expect("households");
-    // Credit spending: every household spent something, a few the same (ties for the allocator).
-    sqlx::query(
-        "INSERT INTO sale_tenders (sale_id, idx, type, household_id, amount)
-         SELECT ?1, h.id, 'wallet', h.id, 100 + (h.id * 104729) % 20000 FROM households h",
-    )
-    .bind(sale.sale)
-    .execute(&mut conn)
-    .await
-    .expect("spending");
     let seeded = t.elapsed();
 
     let t = Instant::now();
@@ -201,14 +201,6 @@ async fn main() {
     tx.commit().await.expect("commit");
     let baseline = t.elapsed();
 
-    // The seeded tenders stand in for a million sales and are in no entry; `verify` holds every
-    // tender to its sale's postings, so they go before it runs (the close's weights are kept in
-    // its stored shares, which `verify` recomputes the allocation from).
-    sqlx::query("DELETE FROM sale_tenders WHERE sale_id = ?1 AND type = 'wallet'")
-        .bind(sale.sale)
-        .execute(&mut conn)
-        .await
-        .expect("drop the seeded tenders");
     let t = Instant::now();
     let report = app.verify().await.expect("verify");
     let verifying = t.elapsed();
@@ -217,7 +209,7 @@ async fn main() {
 
     println!("month close benchmark, SQLite, {n} households ({COMPANIES} companies)");
     println!(
-        "  seed households and spending (SQL)   {:>8.2} s",
+        "  seed households (SQL)                {:>8.2} s",
         seeded.as_secs_f64()
     );
     println!(

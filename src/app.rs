@@ -296,6 +296,10 @@ impl App {
                 report.first_problem = Some(format!("{name} (month_closes): {p}"));
                 break;
             }
+            if let Some(p) = self.recheck_close_weights(&run).await? {
+                report.first_problem = Some(format!("{name} (month_closes): {p}"));
+                break;
+            }
             let problem = match serde_json::from_str::<crate::fees::CloseInputs>(&run.inputs) {
                 Err(e) => Some(format!("stored inputs unreadable: {e}")),
                 Ok(inputs) => crate::fees::recheck_close(&inputs, &run.shares).or_else(|| {
@@ -317,6 +321,35 @@ impl App {
             }
         }
         Ok(report)
+    }
+
+    /// A stored close's weights and caps against those of its candidates, read again as of the
+    /// end of its month from the entries up to its own, by the close's own read and rule.
+    /// `None` when they agree. A close from before closes were always entries posted nothing
+    /// and has no place in the chain to read up to: its weights are taken as stored.
+    async fn recheck_close_weights(
+        &self,
+        run: &crate::store::CloseRun,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(seq) = run.entry_seq else {
+            return Ok(None);
+        };
+        let last = match crate::fees::month_bounds("month", &run.month) {
+            Ok((_, last)) => last,
+            Err(e) => return Ok(Some(e.to_string())),
+        };
+        let Some(policy) = self.policies.profit(last) else {
+            return Ok(Some(format!("no profit policy in force on {last}")));
+        };
+        let candidates = self
+            .store
+            .close_candidates(run.cooperative_id, &run.month, seq)
+            .await?;
+        Ok(crate::fees::recheck_close_weights(
+            &policy.rules,
+            &candidates,
+            &run.shares,
+        ))
     }
 
     /// A stored close's result and inputs against the journal and the policy in force: the

@@ -2290,6 +2290,104 @@ async fn a_close_weighs_the_month_as_it_ended_whenever_it_runs(backend: Backend)
     assert_eq!(shares.iter().sum::<i64>(), november.allocated.fen());
 }
 
+/// Two cooperatives close the same month, one after the other: each weighs the fees owed as of
+/// the month's end before any close of it, so the second's caps do not take the first's
+/// allocation off, whichever closes first, and `verify` recomputes both closes' weights and caps.
+async fn two_cooperatives_closing_one_month_cap_at_the_fees_owed_before_either(backend: Backend) {
+    let fx = Fx::new(backend, "2026-09-20").await;
+    for c in [
+        Command::CreateCooperative(NewCooperative {
+            code: "COOP2".into(),
+            name: "第二合作社".into(),
+        }),
+        Command::CreateShop(NewShop {
+            code: "S2".into(),
+            name: "二社一号店".into(),
+            cooperative: "COOP2".into(),
+        }),
+    ] {
+        assert!(matches!(fx.run(c).await, Ok(Receipt::Created(_))));
+    }
+    // Wallets at COOP2 filled in September (a month's bonus is capped across cooperatives).
+    for h in ["H1", "H2", "H3"] {
+        let top_up = hongxin::domain::TopUp {
+            shop: "S2".into(),
+            ..top_up_request(h, "500.00", Delivery::Wallet)
+        };
+        let r = fx.run(Command::TopUp(top_up)).await;
+        assert!(matches!(r, Ok(Receipt::TopUp(_))), "{r:?}");
+    }
+    fx.at("2026-10-05");
+    fx.bill_months(2026, 10, 10).await;
+    // Both cooperatives make a profit far above October's fees, from the same three spenders.
+    for h in ["H1", "H2", "H3"] {
+        fx.top_up_and_spend(h, "1000.00", "1000.00").await;
+        let sale = hongxin::domain::Sale {
+            shop: "S2".into(),
+            ..sale_amount(Some(h), "500.00", vec![wallet("500.00")])
+        };
+        let r = fx.run(Command::Sale(sale)).await;
+        assert!(matches!(r, Ok(Receipt::Sale(_))), "{r:?}");
+    }
+    fx.cash_sale("5000.00").await;
+    let sale = hongxin::domain::Sale {
+        shop: "S2".into(),
+        ..sale_amount(None, "5000.00", vec![cash("5000.00")])
+    };
+    assert!(matches!(
+        fx.run(Command::Sale(sale)).await,
+        Ok(Receipt::Sale(_))
+    ));
+    fx.at("2026-11-02");
+    let mut owed = BTreeMap::new();
+    for h in ["H1", "H2", "H3"] {
+        let fees = fx.fees(h).await;
+        assert!(fees.is_positive(), "{h} owes October's fee");
+        owed.insert(h.to_string(), fees);
+    }
+    let first = fx.close("2026-10", false).await.expect("COOP closes");
+    assert_eq!(first.households, 3, "{first:?}");
+    let second = match fx
+        .run(Command::CloseMonth(CloseMonth {
+            cooperative: "COOP2".into(),
+            month: "2026-10".into(),
+            dry_run: false,
+        }))
+        .await
+    {
+        Ok(Receipt::MonthClose(r)) => r,
+        other => panic!("COOP2 closes: {other:?}"),
+    };
+    // Each close covers every household's October fee in full: the pools are far larger.
+    let owed_in_all = Amount::checked_sum(owed.values().copied()).expect("sum");
+    assert_eq!(first.allocated, owed_in_all, "{first:?}");
+    assert_eq!(second.allocated, owed_in_all, "{second:?}");
+    let runs = fx.app.store.close_runs().await.expect("close runs");
+    assert_eq!(runs.len(), 2);
+    for run in &runs {
+        let rows: BTreeMap<&str, (Option<Amount>, Amount)> = run
+            .shares
+            .iter()
+            .map(|(code, _, cap, amount)| (code.as_str(), (*cap, *amount)))
+            .collect();
+        for (h, fees) in &owed {
+            assert_eq!(
+                rows.get(h.as_str()),
+                Some(&(Some(*fees), *fees)),
+                "{} {h}: capped at the fees owed before either close",
+                run.cooperative
+            );
+        }
+    }
+    for h in ["H1", "H2", "H3"] {
+        let ahead = owed[h].checked_neg().expect("an amount");
+        assert_eq!(fx.fees(h).await, ahead, "{h} is paid a month ahead");
+    }
+    let report = fx.app.verify().await.expect("verify");
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.close_runs, 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The till's top-up quote
 
@@ -2396,5 +2494,6 @@ on_every_backend! {
     the_commands_bill_pay_close_and_print_statements,
     bills_and_closes_count_in_the_month_they_are_for,
     a_close_weighs_the_month_as_it_ended_whenever_it_runs,
+    two_cooperatives_closing_one_month_cap_at_the_fees_owed_before_either,
     the_top_up_quote_and_the_top_up_agree_on_the_bonus_given_this_month,
 }

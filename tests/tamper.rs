@@ -129,17 +129,17 @@ const NOT_YET_PROVEN: &[(&str, &str, &str)] = &[
         "shop_id",
         "which till took the money (the till report); the entry does not name the shop",
     ),
-    // month_closes.shares: each share is recomputed from the stored weights and caps, and
-    // what was allocated, pooled and reserved from the journal; the weights and caps themselves
-    // are not yet recomputed from the journal as of the month's end (an edit of the amounts is
-    // caught, so the column is not listed).
+    // month_closes.shares is proven, so it is not listed: each share is recomputed from the
+    // stored weights and caps, what was allocated, pooled and reserved from the journal, and
+    // the weights and caps themselves from the close's candidates read again as of the month's
+    // end (a_close_s_weights_and_caps_are_recomputed_from_the_journal).
     ("cooperatives", "code", "names wallet accounts (wallet:CODE:…) and seeds the close's tie-breaks; not yet held to the hashed account names"),
     ("shops", "code", "the till's identity in reports; not yet held to the chain"),
     ("shops", "cooperative_id", "which cooperative a till sells for; not yet held to the chain"),
     ("companies", "code", "names due_to/due_from accounts; not yet held to the hashed account names"),
     ("compounds", "code", "the fee schedule's key; bills already posted are hashed, the next bills are not yet checked"),
     ("compounds", "company_id", "who bills the next month; bills posted are checked, the next are not"),
-    ("compounds", "eligible", "who shares the next close; the stored shares are rechecked, eligibility is not"),
+    ("compounds", "eligible", "who shares the next close; a close's shares are held to the eligible households (an edit that drops one fails as month_closes), the flag is not held to the chain"),
     ("households", "code", "breaks the close's tie-breaks; not yet held to the chain"),
     ("households", "compound_id", "which schedule and company bill the next month; not yet held to the chain"),
     ("households", "area_dm2", "the next month's fee; bills posted are checked, the area is not"),
@@ -655,6 +655,82 @@ async fn every_column_edited_fails_verify_or_is_classified(backend: Backend) {
     );
 }
 
+/// The weights and caps a close stored, edited so that every share still recomputes from them
+/// (all weights doubled, which leaves the split as it was; a row added for a household that
+/// was no candidate, weighing nothing): `verify` reads each close's candidates again as of the
+/// month's end and fails naming month_closes and the household.
+async fn a_close_s_weights_and_caps_are_recomputed_from_the_journal(backend: Backend) {
+    let ledger = build(backend).await;
+    let mut raw = Raw::open(&ledger).await;
+    let stored = raw
+        .texts("SELECT shares FROM month_closes")
+        .await
+        .into_iter()
+        .next()
+        .and_then(|r| r[0].clone())
+        .expect("a close");
+    let rows: Vec<(i64, i64, i64, Option<i64>, i64)> =
+        serde_json::from_str(&stored).expect("shares");
+    assert!(
+        rows.iter().filter(|r| r.2 > 0).count() >= 2,
+        "at least two weighed households: {stored}"
+    );
+    let doubled: Vec<_> = rows
+        .iter()
+        .map(|&(h, k, w, cap, amount)| (h, k, w * 2, cap, amount))
+        .collect();
+    // H9's compound is not eligible: it was no candidate.
+    let h9 = raw
+        .texts(
+            "SELECT CAST(h.id AS TEXT), CAST(c.company_id AS TEXT) FROM households h
+                JOIN compounds c ON c.id = h.compound_id WHERE h.code = 'H9'",
+        )
+        .await;
+    let h9: (i64, i64) = (
+        h9[0][0].as_deref().expect("id").parse().expect("id"),
+        h9[0][1]
+            .as_deref()
+            .expect("company")
+            .parse()
+            .expect("company"),
+    );
+    let mut extra = rows.clone();
+    extra.push((h9.0, h9.1, 0, Some(0), 0));
+    for (edit, names) in [
+        (serde_json::to_string(&doubled).expect("json"), "weight"),
+        (
+            serde_json::to_string(&extra).expect("json"),
+            "H9 is in the shares but was not a candidate",
+        ),
+    ] {
+        assert_eq!(
+            raw.exec(&format!(
+                "UPDATE month_closes SET shares = {}",
+                quote(&edit)
+            ))
+            .await
+            .expect("edit"),
+            1
+        );
+        let problem = ledger.app.verify().await.expect("verify").first_problem;
+        raw.exec(&format!(
+            "UPDATE month_closes SET shares = {}",
+            quote(&stored)
+        ))
+        .await
+        .expect("restore");
+        let problem = problem.unwrap_or_else(|| panic!("{edit}: verify still ok"));
+        assert!(
+            problem.contains("month_closes")
+                && problem.contains("household H")
+                && problem.contains(names),
+            "{problem}"
+        );
+    }
+    let report = ledger.app.verify().await.expect("verify");
+    assert!(report.ok(), "restored: {report:?}");
+}
+
 /// Cutting entries off the end, with the balances they moved put back, verifies on its own;
 /// only a head published before catches it.
 async fn a_journal_cut_short_fails_against_a_published_head(backend: Backend) {
@@ -735,4 +811,5 @@ macro_rules! on_every_backend {
 on_every_backend! {
     every_column_edited_fails_verify_or_is_classified,
     a_journal_cut_short_fails_against_a_published_head,
+    a_close_s_weights_and_caps_are_recomputed_from_the_journal,
 }

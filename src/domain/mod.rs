@@ -318,17 +318,6 @@ pub trait Tx: Send {
         &mut self,
         households: &[i64],
     ) -> OpResult<std::collections::HashMap<i64, Amount>>;
-    /// Per household, what moved its fees after `last`, the last day of `month`, that is not
-    /// for `month` or an earlier one (next month's bills, later payments and closes), together
-    /// with the cooperative's own close of `month` if it is posted: subtracted from the fee
-    /// balance, what remains is the balance as of the end of `month` by service month (the
-    /// `entry_months` view).
-    async fn fee_changes_after(
-        &mut self,
-        coop: i64,
-        month: &str,
-        last: NaiveDate,
-    ) -> OpResult<std::collections::HashMap<i64, Amount>>;
     async fn insert_fee_bills(
         &mut self,
         entry: i64,
@@ -360,45 +349,21 @@ pub trait Tx: Send {
         from: NaiveDate,
         to: NaiveDate,
     ) -> OpResult<MonthTotals>;
-    async fn eligible_households(&mut self) -> OpResult<Vec<EligibleHousehold>>;
-    /// Wallet and voucher spending per household at the cooperative between the dates, net of
-    /// the refunds made by `to` (vouchers count for the household they were issued to).
-    async fn credit_spend(
-        &mut self,
-        coop: i64,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> OpResult<std::collections::HashMap<i64, i64>>;
     /// Every eligible household with its fee balance and its credit spending at the
     /// cooperative between the dates, both as of `to`, the last day of the month closed: what
-    /// a month close weighs, the same whenever the close runs. Backends may answer it in one
-    /// pass; this default composes the finer-grained reads.
+    /// a month close weighs, the same whenever the close runs. The fee balance is the balance
+    /// now less what moved it after `to` that is not for that month or an earlier one (later
+    /// months' bills, payments dated after the month, and every close of that month or a later
+    /// one, whichever cooperative's): the balance at the month's end by service month, before
+    /// any close of it. Credit spending is the month's wallet and voucher tenders net of the
+    /// refunds dated by `to`. Each backend reads it with one function, which `verify` also
+    /// calls on its snapshot ([`crate::store::Store::close_candidates`]).
     async fn close_candidates(
         &mut self,
         coop: i64,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> OpResult<Vec<Candidate>> {
-        let households = self.eligible_households().await?;
-        let ids: Vec<i64> = households.iter().map(|h| h.id).collect();
-        let balances = self.fee_balances(&ids).await?;
-        let later = self.fee_changes_after(coop, &month_of(from), to).await?;
-        let spend = self.credit_spend(coop, from, to).await?;
-        households
-            .into_iter()
-            .map(|h| {
-                let now = balances.get(&h.id).copied().unwrap_or(Amount::ZERO);
-                let after = later.get(&h.id).copied().unwrap_or(Amount::ZERO);
-                Ok(Candidate {
-                    fees_balance: now.checked_sub(after).ok_or_else(|| {
-                        StoreError(format!("fee balance of household {} overflows", h.id))
-                    })?,
-                    credit_spend: spend.get(&h.id).copied().unwrap_or(0),
-                    household: h,
-                })
-            })
-            .collect()
-    }
+    ) -> OpResult<Vec<Candidate>>;
     /// Stores a closed month: its inputs, its result, and every household's share as one
     /// document ([`crate::fees::shares_document`]).
     async fn insert_month_close(

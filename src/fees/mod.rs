@@ -241,6 +241,27 @@ pub struct Claim<'a> {
     pub cap: Option<Amount>,
 }
 
+/// Each candidate's claim on a close's pool by the policy's rule: its weight (credit spending
+/// in the month net of refunds, 1 for `equal`, or fees owed for `fee_due`) and, when the policy
+/// caps, its cap (fees owed), both as of the month's end. The close and `verify` both call this,
+/// on the same candidates read, so the weights and caps a close stores are the ones recomputed.
+pub fn close_claims<'a>(rules: &ProfitPolicy, candidates: &'a [Candidate]) -> Vec<Claim<'a>> {
+    let owed_of = |c: &Candidate| c.fees_balance.max(Amount::ZERO);
+    candidates
+        .iter()
+        .map(|h| Claim {
+            household: h.household.id,
+            code: &h.household.code,
+            weight: match rules.basis {
+                AllocationBasis::CreditSpend => h.credit_spend.max(0),
+                AllocationBasis::Equal => 1,
+                AllocationBasis::FeeDue => owed_of(h).fen(),
+            },
+            cap: rules.cap_at_fees_owed.then(|| owed_of(h)),
+        })
+        .collect()
+}
+
 /// Splits `pool` over the claims by weight with the one allocator. A share above its cap is cut
 /// to the cap and the excess re-allocated among the uncapped, until no share exceeds its cap;
 /// what cannot be placed is returned as the remainder (to the reserve).
@@ -520,20 +541,7 @@ pub(crate) async fn close_month<T: Tx>(
 
     let candidates = tx.close_candidates(coop.id, first, last).await?;
     phases.done("candidates");
-    let owed_of = |c: &Candidate| c.fees_balance.max(Amount::ZERO);
-    let claims: Vec<Claim> = candidates
-        .iter()
-        .map(|h| Claim {
-            household: h.household.id,
-            code: &h.household.code,
-            weight: match rules.basis {
-                AllocationBasis::CreditSpend => h.credit_spend.max(0),
-                AllocationBasis::Equal => 1,
-                AllocationBasis::FeeDue => owed_of(h).fen(),
-            },
-            cap: rules.cap_at_fees_owed.then(|| owed_of(h)),
-        })
-        .collect();
+    let claims = close_claims(rules, &candidates);
     let households: Vec<&EligibleHousehold> = candidates.iter().map(|c| &c.household).collect();
     let seed = close_seed(&coop.code, &req.month);
     let (parts, reserve) = allocate_pool(pool, &claims, seed.as_bytes()).map_err(internal)?;
@@ -800,6 +808,66 @@ pub fn close_figures_from_chain(
     ))
 }
 
+/// A stored close's weights and caps (household code, weight, cap, amount) against the claims
+/// recomputed from `candidates`, read as of the month's end by the same function as the close.
+/// Every household with a weight or a share must be in the document with the weight and cap of
+/// its claim, and every row of the document must be a candidate. `None` when they agree, else
+/// the first household that differs.
+pub fn recheck_close_weights(
+    rules: &ProfitPolicy,
+    candidates: &[Candidate],
+    shares: &[(String, i64, Option<Amount>, Amount)],
+) -> Option<String> {
+    let claims = close_claims(rules, candidates);
+    let mut stored: std::collections::HashMap<&str, (i64, Option<Amount>)> =
+        std::collections::HashMap::with_capacity(shares.len());
+    for (code, weight, cap, _) in shares {
+        if stored.insert(code, (*weight, *cap)).is_some() {
+            return Some(format!("household {code} is in the shares twice"));
+        }
+    }
+    let cap_text = |cap: Option<Amount>| cap.map_or_else(|| "none".to_string(), |c| c.to_string());
+    let mut found = 0usize;
+    // Under `equal` every household weighs 1 whatever the journal says, so one made after the
+    // close (ids only grow) is a candidate now that was not then.
+    let mut newest_listed = i64::MIN;
+    for c in &claims {
+        let Some(&(weight, cap)) = stored.get(c.code) else {
+            continue;
+        };
+        found += 1;
+        newest_listed = newest_listed.max(c.household);
+        if (weight, cap) != (c.weight, c.cap) {
+            return Some(format!(
+                "household {}: stored weight {weight} and cap {}, but as of the month's end its \
+                 weight is {} and its cap {}",
+                c.code,
+                cap_text(cap),
+                c.weight,
+                cap_text(c.cap)
+            ));
+        }
+    }
+    if found != stored.len() {
+        let candidate: std::collections::HashSet<&str> = claims.iter().map(|c| c.code).collect();
+        if let Some((code, ..)) = shares.iter().find(|s| !candidate.contains(s.0.as_str())) {
+            return Some(format!(
+                "household {code} is in the shares but was not a candidate of the close"
+            ));
+        }
+    }
+    let later = |c: &Claim| rules.basis == AllocationBasis::Equal && c.household > newest_listed;
+    claims
+        .iter()
+        .find(|c| c.weight > 0 && !stored.contains_key(c.code) && !later(c))
+        .map(|c| {
+            format!(
+                "household {} weighs {} as of the month's end but is not in the shares",
+                c.code, c.weight
+            )
+        })
+}
+
 /// Recomputes a stored close from its inputs and shares; `None` when it agrees, else the first
 /// difference.
 pub fn recheck_close(
@@ -917,6 +985,81 @@ mod tests {
             }
             other => panic!("expected a refusal naming {what}, got {other:?}"),
         }
+    }
+
+    fn candidate(id: i64, code: &str, owes: i64, spent: i64) -> Candidate {
+        Candidate {
+            household: EligibleHousehold {
+                id,
+                code: code.into(),
+                company: 1,
+                company_code: "K01".into(),
+            },
+            fees_balance: Amount::from_fen(owes),
+            credit_spend: spent,
+        }
+    }
+
+    #[test]
+    fn a_close_s_weights_and_caps_are_held_to_its_candidates() {
+        let rules = rules(true);
+        let candidates = [
+            candidate(1, "H1", 10_000, 500),
+            candidate(2, "H2", -300, 200),
+            candidate(3, "H3", 4_000, 0),
+        ];
+        // As the close stores them: H3 spent nothing and is left out.
+        let claims = close_claims(&rules, &candidates);
+        assert_eq!(
+            claims
+                .iter()
+                .map(|c| (c.code, c.weight, c.cap))
+                .collect::<Vec<_>>(),
+            vec![
+                ("H1", 500, Some(Amount::from_fen(10_000))),
+                ("H2", 200, Some(Amount::ZERO)),
+                ("H3", 0, Some(Amount::from_fen(4_000))),
+            ]
+        );
+        let row = |code: &str, weight: i64, cap: i64, amount: i64| {
+            (
+                code.to_string(),
+                weight,
+                Some(Amount::from_fen(cap)),
+                Amount::from_fen(amount),
+            )
+        };
+        let stored = vec![row("H1", 500, 10_000, 900), row("H2", 200, 0, 0)];
+        assert_eq!(recheck_close_weights(&rules, &candidates, &stored), None);
+        let problem = |shares: &[(String, i64, Option<Amount>, Amount)]| {
+            recheck_close_weights(&rules, &candidates, shares).expect("a difference")
+        };
+        // A weight, a cap, a missing weighed household, a row for no candidate, a row twice.
+        let p = problem(&[row("H1", 501, 10_000, 900), row("H2", 200, 0, 0)]);
+        assert!(p.starts_with("household H1: stored weight 501"), "{p}");
+        let p = problem(&[row("H1", 500, 10_001, 900), row("H2", 200, 0, 0)]);
+        assert!(
+            p.starts_with("household H1:") && p.contains("cap 100.01"),
+            "{p}"
+        );
+        let p = problem(&[row("H1", 500, 10_000, 900)]);
+        assert!(p.starts_with("household H2 weighs 200"), "{p}");
+        let mut extra = stored.clone();
+        extra.push(row("H9", 0, 0, 0));
+        assert!(problem(&extra).starts_with("household H9 is in the shares but was not"));
+        let mut twice = stored.clone();
+        twice.push(row("H2", 200, 0, 0));
+        assert!(problem(&twice).starts_with("household H2 is in the shares twice"));
+        // Under `equal` a household made after the close (an id above every listed one) was
+        // no candidate then; one made before it must be listed.
+        let equal = ProfitPolicy {
+            basis: AllocationBasis::Equal,
+            ..rules.clone()
+        };
+        let listed = vec![row("H1", 1, 10_000, 900), row("H2", 1, 0, 0)];
+        assert_eq!(recheck_close_weights(&equal, &candidates, &listed), None);
+        let p = recheck_close_weights(&equal, &candidates, &listed[1..]).expect("H1 missing");
+        assert!(p.starts_with("household H1 weighs 1"), "{p}");
     }
 
     #[test]

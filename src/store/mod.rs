@@ -334,6 +334,18 @@ pub trait Store: Send + Sync + 'static {
     /// amount), and what its entry actually credited each household, for audit.
     async fn close_runs(&self) -> Result<Vec<CloseRun>, StoreError>;
 
+    /// A stored close's candidates recomputed for `verify`: every eligible household with its
+    /// fees and credit spending as of the end of `month`, read on one snapshot by the same
+    /// function as the close's own read ([`crate::domain::Tx::close_candidates`]), from the
+    /// entries up to the close's own (`entry_seq`) only, so that what was posted since (bills
+    /// for the month generated later, another close) does not count.
+    async fn close_candidates(
+        &self,
+        coop: i64,
+        month: &str,
+        entry_seq: i64,
+    ) -> Result<Vec<crate::domain::Candidate>, StoreError>;
+
     /// Every closed month: (cooperative, month), oldest first. Cheap, unlike [`Self::close_runs`].
     async fn closed_months(&self) -> Result<Vec<(String, String)>, StoreError>;
 

@@ -63,10 +63,11 @@ use super::rows::{self, date, hash32};
 use super::sqlite::Services;
 use super::*;
 use crate::domain::{
-    self, BillingRow, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold, HouseholdRef,
-    MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop, NewToken,
-    NewVoucher, OpError, OpResult, OpenBill, Posted, SaleLineRecord, SaleRecord, SaleRefundRecord,
-    ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx, VoucherRecord,
+    self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
+    HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
+    NewToken, NewVoucher, OpError, OpResult, OpenBill, Posted, SaleLineRecord, SaleRecord,
+    SaleRefundRecord, ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx,
+    VoucherRecord,
 };
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
@@ -566,6 +567,24 @@ impl Store for PostgresStore {
             return Ok(None);
         };
         Ok(Some(bonus_granted(&self.read, id, month).await?))
+    }
+
+    async fn close_candidates(
+        &self,
+        coop: i64,
+        month: &str,
+        entry_seq: i64,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let (first, last) =
+            crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
+        let mut conn = self.read.acquire().await?;
+        // One snapshot for the balances and the postings taken back out of them.
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *conn)
+            .await?;
+        let reads = candidate_reads(&mut conn, coop, first, last, entry_seq).await;
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        reads?.merge(&HashMap::new())
     }
 
     async fn closed_months(&self) -> Result<Vec<(String, String)>, StoreError> {
@@ -2824,35 +2843,6 @@ impl Tx for PgTx<'_> {
         Ok(out)
     }
 
-    async fn fee_changes_after(
-        &mut self,
-        coop: i64,
-        month: &str,
-        last: NaiveDate,
-    ) -> OpResult<HashMap<i64, Amount>> {
-        // Anything for a later month is dated after `last`: the entries index narrows the scan
-        // to the days since the month ended.
-        let rows = db!(
-            self,
-            sqlx::query(
-                "SELECT a.owner_id, SUM(p.amount)::BIGINT FROM entry_months e
-                 JOIN postings p ON p.entry_id = e.entry_id
-                 JOIN accounts a ON a.id = p.account_id
-                 WHERE e.business_date > $1 AND a.owner_kind = 'household' AND a.name = 'fees'
-                   AND (e.service_month > $2 OR e.entry_id IN (
-                        SELECT entry_id FROM month_closes WHERE cooperative_id = $3 AND month = $2))
-                 GROUP BY a.owner_id",
-            )
-            .bind(last.to_string())
-            .bind(month)
-            .bind(coop)
-            .fetch_all(&mut *self.conn)
-        );
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
-            .collect()
-    }
-
     async fn insert_fee_bills(
         &mut self,
         entry: i64,
@@ -3047,58 +3037,15 @@ impl Tx for PgTx<'_> {
         Ok(t)
     }
 
-    async fn eligible_households(&mut self) -> OpResult<Vec<EligibleHousehold>> {
-        let rows = db!(
-            self,
-            sqlx::query(
-                "SELECT h.id, h.code, k.id, k.code FROM households h
-                 JOIN compounds c ON c.id = h.compound_id JOIN companies k ON k.id = c.company_id
-                 WHERE c.eligible ORDER BY h.id",
-            )
-            .fetch_all(&mut *self.conn)
-        );
-        rows.iter()
-            .map(|r| {
-                Ok(EligibleHousehold {
-                    id: r.try_get(0)?,
-                    code: r.try_get(1)?,
-                    company: r.try_get(2)?,
-                    company_code: r.try_get(3)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn credit_spend(
+    async fn close_candidates(
         &mut self,
         coop: i64,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> OpResult<HashMap<i64, i64>> {
-        let rows = db!(
-            self,
-            sqlx::query(
-                "SELECT COALESCE(t.household_id, v.household_id),
-                        SUM(t.amount - t.refunded + CASE WHEN t.refunded > 0 THEN (
-                            SELECT COALESCE(SUM(r.amount), 0) FROM sale_refund_tenders r
-                            JOIN entries re ON re.id = r.entry_id
-                            WHERE r.sale_id = t.sale_id AND r.idx = t.idx AND re.business_date > $3)
-                        ELSE 0 END)::BIGINT
-                 FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
-                 LEFT JOIN vouchers v ON v.id = t.voucher_id
-                 WHERE s.cooperative_id = $1 AND s.business_date BETWEEN $2 AND $3
-                   AND t.type IN ('wallet', 'voucher')
-                   AND COALESCE(t.household_id, v.household_id) IS NOT NULL
-                 GROUP BY 1",
-            )
-            .bind(coop)
-            .bind(from.to_string())
-            .bind(to.to_string())
-            .fetch_all(&mut *self.conn)
-        );
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+    ) -> OpResult<Vec<Candidate>> {
+        let reads = db!(self, candidate_reads(self.conn, coop, from, to, i64::MAX));
+        // What this batch has posted but not yet written counts, as in every balance it reads.
+        Ok(reads.merge(&self.state.deltas)?)
     }
 
     async fn insert_month_close(
@@ -3151,4 +3098,143 @@ impl Tx for PgTx<'_> {
         );
         Ok(())
     }
+}
+
+/// What a close's candidates are made of, read on one connection: the writer's for the close,
+/// a read snapshot for `verify`.
+struct CandidateReads {
+    households: Vec<EligibleHousehold>,
+    /// Household fee accounts: owner → (account id, balance).
+    fees: HashMap<i64, (i64, i64)>,
+    /// What moved them after the month, taken back out ([`fee_changes_after_in`]).
+    later: HashMap<i64, i64>,
+    spend: HashMap<i64, i64>,
+}
+
+impl CandidateReads {
+    /// The candidates, with the batch's pending balance changes (`deltas`, by account id)
+    /// added to the stored balances; `verify` has none.
+    fn merge(self, deltas: &HashMap<i64, i64>) -> Result<Vec<Candidate>, StoreError> {
+        let CandidateReads {
+            households,
+            fees,
+            later,
+            spend,
+        } = self;
+        households
+            .into_iter()
+            .map(|h| {
+                let (account, stored) = fees.get(&h.id).copied().unwrap_or((0, 0));
+                let pending = deltas.get(&account).copied().unwrap_or(0);
+                let after = later.get(&h.id).copied().unwrap_or(0);
+                let balance = stored
+                    .checked_add(pending)
+                    .and_then(|b| b.checked_sub(after))
+                    .ok_or_else(|| {
+                        StoreError(format!("fee balance of household {} overflows", h.id))
+                    })?;
+                Ok(Candidate {
+                    fees_balance: Amount::from_fen(balance),
+                    credit_spend: spend.get(&h.id).copied().unwrap_or(0),
+                    household: h,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Per household, what moved its fees after `last`, the last day of `month`, that is not for
+/// `month` or an earlier one: later months' bills and payments, and every close of `month` or a
+/// later one (any cooperative's), so that the balance less this is the balance at the month's
+/// end, before any close of it, whichever cooperative closed first. With `before` (a chain
+/// place), every entry after it counts as after too: `verify` recomputing a close leaves out
+/// what was posted since.
+async fn fee_changes_after_in(
+    conn: &mut PgConnection,
+    month: &str,
+    last: NaiveDate,
+    before: i64,
+) -> Result<HashMap<i64, i64>, sqlx::Error> {
+    // Anything for a later month, or posted after a close, is dated after `last`: the entries
+    // index narrows the scan to the days since the month ended.
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT a.owner_id, SUM(p.amount)::BIGINT FROM entry_months e
+         JOIN entries n ON n.id = e.entry_id
+         JOIN postings p ON p.entry_id = e.entry_id
+         JOIN accounts a ON a.id = p.account_id
+         WHERE e.business_date > $1 AND a.owner_kind = 'household' AND a.name = 'fees'
+           AND (e.service_month > $2 OR n.seq > $3
+                OR e.entry_id IN (SELECT entry_id FROM month_closes WHERE month = $2))
+         GROUP BY a.owner_id",
+    )
+    .bind(last.to_string())
+    .bind(month)
+    .bind(before)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The reads of a close's candidates as of `to` ([`domain::Tx::close_candidates`]); `before`
+/// is the close's own place in the chain when `verify` recomputes it, `i64::MAX` for the close.
+async fn candidate_reads(
+    conn: &mut PgConnection,
+    coop: i64,
+    from: NaiveDate,
+    to: NaiveDate,
+    before: i64,
+) -> Result<CandidateReads, sqlx::Error> {
+    let households = sqlx::query(
+        "SELECT h.id, h.code, k.id, k.code FROM households h
+         JOIN compounds c ON c.id = h.compound_id JOIN companies k ON k.id = c.company_id
+         WHERE c.eligible ORDER BY h.id",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(EligibleHousehold {
+            id: r.try_get(0)?,
+            code: r.try_get(1)?,
+            company: r.try_get(2)?,
+            company_code: r.try_get(3)?,
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let fees: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT owner_id, id, balance FROM accounts
+         WHERE owner_kind = 'household' AND name = 'fees'",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let later = fee_changes_after_in(conn, &domain::month_of(from), to, before).await?;
+    // Wallet and voucher tenders of the month, net of what was refunded by its last day.
+    let spend: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT COALESCE(t.household_id, v.household_id),
+                SUM(t.amount - t.refunded + CASE WHEN t.refunded > 0 THEN (
+                    SELECT COALESCE(SUM(r.amount), 0) FROM sale_refund_tenders r
+                    JOIN entries re ON re.id = r.entry_id
+                    WHERE r.sale_id = t.sale_id AND r.idx = t.idx AND re.business_date > $3)
+                ELSE 0 END)::BIGINT
+         FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
+         LEFT JOIN vouchers v ON v.id = t.voucher_id
+         WHERE s.cooperative_id = $1 AND s.business_date BETWEEN $2 AND $3
+           AND t.type IN ('wallet', 'voucher')
+           AND COALESCE(t.household_id, v.household_id) IS NOT NULL
+         GROUP BY 1",
+    )
+    .bind(coop)
+    .bind(from.to_string())
+    .bind(to.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(CandidateReads {
+        households,
+        fees: fees
+            .into_iter()
+            .map(|(owner, account, balance)| (owner, (account, balance)))
+            .collect(),
+        later,
+        spend: spend.into_iter().collect(),
+    })
 }

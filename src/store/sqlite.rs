@@ -572,6 +572,26 @@ impl Store for SqliteStore {
         .collect()
     }
 
+    async fn close_candidates(
+        &self,
+        coop: i64,
+        month: &str,
+        entry_seq: i64,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let (first, last) =
+            crate::fees::month_bounds("month", month).map_err(|e| StoreError(e.to_string()))?;
+        let mut conn = self.read.acquire().await?;
+        // One snapshot for the balances and the postings taken back out of them.
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        let read = close_candidates_in(&mut conn, coop, first, last, entry_seq).await;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        match read {
+            Ok((candidates, _)) => Ok(candidates),
+            Err(OpError::Store(e)) => Err(e),
+            Err(OpError::Rejected(r)) => Err(StoreError(r.to_string())),
+        }
+    }
+
     async fn closed_months(&self) -> Result<Vec<(String, String)>, StoreError> {
         sqlx::query(
             "SELECT c.code, m.month FROM month_closes m
@@ -2402,34 +2422,6 @@ impl Tx for SqliteTx<'_> {
         Ok(out)
     }
 
-    async fn fee_changes_after(
-        &mut self,
-        coop: i64,
-        month: &str,
-        last: NaiveDate,
-    ) -> OpResult<HashMap<i64, Amount>> {
-        // Anything for a later month is dated after `last`: the entries index narrows the scan
-        // to the days since the month ended (CROSS JOIN keeps entries the outer loop, rather
-        // than every household's fee postings).
-        let rows = sqlx::query(
-            "SELECT a.owner_id, SUM(p.amount) FROM entry_months e
-             CROSS JOIN postings p ON p.entry_id = e.entry_id
-             CROSS JOIN accounts a ON a.id = p.account_id
-             WHERE e.business_date > ?1 AND a.owner_kind = 'household' AND a.name = 'fees'
-               AND (e.service_month > ?2 OR e.entry_id IN (
-                    SELECT entry_id FROM month_closes WHERE cooperative_id = ?3 AND month = ?2))
-             GROUP BY a.owner_id",
-        )
-        .bind(last.to_string())
-        .bind(month)
-        .bind(coop)
-        .fetch_all(&mut *self.conn)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
-            .collect()
-    }
-
     async fn insert_fee_bills(
         &mut self,
         entry: i64,
@@ -2642,201 +2634,26 @@ impl Tx for SqliteTx<'_> {
         Ok(t)
     }
 
-    async fn eligible_households(&mut self) -> OpResult<Vec<EligibleHousehold>> {
-        let rows = sqlx::query(
-            "SELECT h.id, h.code, k.id, k.code FROM households h
-             JOIN compounds c ON c.id = h.compound_id JOIN companies k ON k.id = c.company_id
-             WHERE c.eligible = 1 ORDER BY h.id",
-        )
-        .fetch_all(&mut *self.conn)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EligibleHousehold {
-                    id: r.try_get(0)?,
-                    code: r.try_get(1)?,
-                    company: r.try_get(2)?,
-                    company_code: r.try_get(3)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn credit_spend(
-        &mut self,
-        coop: i64,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> OpResult<HashMap<i64, i64>> {
-        let rows = sqlx::query(
-            "SELECT COALESCE(t.household_id, v.household_id) AS h,
-                    SUM(t.amount - t.refunded + CASE WHEN t.refunded > 0 THEN (
-                        SELECT COALESCE(SUM(r.amount), 0) FROM sale_refund_tenders r
-                        JOIN entries re ON re.id = r.entry_id
-                        WHERE r.sale_id = t.sale_id AND r.idx = t.idx AND re.business_date > ?3)
-                    ELSE 0 END)
-             FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
-             LEFT JOIN vouchers v ON v.id = t.voucher_id
-             WHERE s.cooperative_id = ?1 AND s.business_date BETWEEN ?2 AND ?3
-               AND t.type IN ('wallet', 'voucher')
-             GROUP BY h HAVING h IS NOT NULL",
-        )
-        .bind(coop)
-        .bind(from.to_string())
-        .bind(to.to_string())
-        .fetch_all(&mut *self.conn)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
-    }
-
     async fn close_candidates(
         &mut self,
         coop: i64,
         from: NaiveDate,
         to: NaiveDate,
     ) -> OpResult<Vec<Candidate>> {
-        // Each read is one row of JSON arrays, a column each, merged here by household id rather
-        // than joined in SQL: a million households are then three rows and three sequential
-        // scans, with no index probe per household (SPEC §12: a province-sized close).
-        let mut lap = Lap::new(true);
-        // CROSS JOIN keeps households the outer loop: they come in id order.
-        let households = sqlx::query(
-            "SELECT json_group_array(h.id), json_group_array(h.code), json_group_array(c.company_id)
-             FROM households h CROSS JOIN compounds c ON c.id = h.compound_id WHERE c.eligible = 1",
-        )
-        .fetch_one(&mut *self.conn)
-        .await?;
-        let ids: Vec<i64> = json_column(&households, 0)?;
-        let codes: Vec<String> = json_column(&households, 1)?;
-        let companies: Vec<i64> = json_column(&households, 2)?;
-        drop(households);
-        if codes.len() != ids.len() || companies.len() != ids.len() {
-            return Err(StoreError("close candidates: columns of unequal length".into()).into());
-        }
-        let mut households: Vec<(i64, String, i64)> = ids
-            .into_iter()
-            .zip(codes)
-            .zip(companies)
-            .map(|((id, code), company)| (id, code, company))
-            .collect();
-        households.sort_unstable_by_key(|h| h.0);
-        lap.done("candidates: households");
-        let company_codes: IdMap<String> =
-            sqlx::query_as::<_, (i64, String)>("SELECT id, code FROM companies")
-                .fetch_all(&mut *self.conn)
-                .await?
-                .into_iter()
-                .collect();
-        // Fee balances, and the accounts' ids for the writer's cache: the close credits them.
-        let fees = sqlx::query(
-            "SELECT json_group_array(owner_id), json_group_array(id), json_group_array(balance)
-             FROM accounts NOT INDEXED
-             WHERE owner_kind = 'household' AND name = 'fees' AND type = 'asset' AND bounded = 0",
-        )
-        .fetch_one(&mut *self.conn)
-        .await?;
-        let owners: Vec<i64> = json_column(&fees, 0)?;
-        let accounts: Vec<i64> = json_column(&fees, 1)?;
-        let balances: Vec<i64> = json_column(&fees, 2)?;
-        drop(fees);
-        let mut fees: Vec<(i64, i64, i64)> = owners
-            .into_iter()
-            .zip(accounts)
-            .zip(balances)
-            .map(|((owner, account), balance)| (owner, account, balance))
-            .collect();
-        fees.sort_unstable();
+        let (candidates, fee_accounts) =
+            close_candidates_in(self.conn, coop, from, to, i64::MAX).await?;
+        // The accounts' ids for the writer's cache: the close credits them.
         let spec = crate::ledger::chart::household_fees(0);
         let cache = self.state.accounts.group(kind_slot(spec.owner), &spec.name);
-        cache.reserve(fees.len());
-        for (owner, account, _) in &fees {
+        cache.reserve(fee_accounts.len());
+        for (owner, account) in fee_accounts {
             let meta = AccountMeta {
-                id: AccountId(*account),
+                id: AccountId(account),
                 sign: spec.kind.normal_sign(),
                 bounded: spec.bounded,
             };
-            cache.insert(*owner, meta);
+            cache.insert(owner, meta);
         }
-        // As of the month's last day: what moved the balances since, for later months, is
-        // taken back out.
-        let later = self
-            .fee_changes_after(coop, &domain::month_of(from), to)
-            .await?;
-        for (owner, _, balance) in &mut fees {
-            if let Some(change) = later.get(owner) {
-                *balance = balance.checked_sub(change.fen()).ok_or_else(|| {
-                    StoreError(format!("fee balance of household {owner} overflows"))
-                })?;
-            }
-        }
-        lap.done("candidates: fee balances");
-        // Wallet and voucher tenders of the month, net of what was refunded by its last day,
-        // summed here per household.
-        let tenders = sqlx::query(
-            "SELECT json_group_array(COALESCE(t.household_id, v.household_id)),
-                    json_group_array(t.amount - t.refunded + CASE WHEN t.refunded > 0 THEN (
-                        SELECT COALESCE(SUM(r.amount), 0) FROM sale_refund_tenders r
-                        JOIN entries re ON re.id = r.entry_id
-                        WHERE r.sale_id = t.sale_id AND r.idx = t.idx AND re.business_date > ?3)
-                    ELSE 0 END)
-             FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
-             LEFT JOIN vouchers v ON v.id = t.voucher_id
-             WHERE s.cooperative_id = ?1 AND s.business_date BETWEEN ?2 AND ?3
-               AND t.type IN ('wallet', 'voucher')",
-        )
-        .bind(coop)
-        .bind(from.to_string())
-        .bind(to.to_string())
-        .fetch_one(&mut *self.conn)
-        .await?;
-        let spenders: Vec<Option<i64>> = json_column(&tenders, 0)?;
-        let spent: Vec<i64> = json_column(&tenders, 1)?;
-        drop(tenders);
-        let mut spend: Vec<(i64, i64)> = spenders
-            .into_iter()
-            .zip(spent)
-            .filter_map(|(household, fen)| Some((household?, fen)))
-            .collect();
-        spend.sort_unstable();
-        lap.done("candidates: spending");
-        // Merge the three by household id.
-        let (mut f, mut t) = (0, 0);
-        let mut candidates = Vec::with_capacity(households.len());
-        for (id, code, company) in households {
-            while f < fees.len() && fees[f].0 < id {
-                f += 1;
-            }
-            let balance = match fees.get(f) {
-                Some(row) if row.0 == id => row.2,
-                _ => 0,
-            };
-            while t < spend.len() && spend[t].0 < id {
-                t += 1;
-            }
-            let mut credit_spend = 0i64;
-            while t < spend.len() && spend[t].0 == id {
-                credit_spend = credit_spend
-                    .checked_add(spend[t].1)
-                    .ok_or_else(|| StoreError("credit spending overflows".into()))?;
-                t += 1;
-            }
-            candidates.push(Candidate {
-                credit_spend,
-                fees_balance: Amount::from_fen(balance),
-                household: EligibleHousehold {
-                    id,
-                    code,
-                    company,
-                    company_code: company_codes
-                        .get(&company)
-                        .cloned()
-                        .ok_or_else(|| StoreError(format!("no company {company}")))?,
-                },
-            });
-        }
-        lap.done("candidates: merge");
         Ok(candidates)
     }
 
@@ -2884,4 +2701,182 @@ impl Tx for SqliteTx<'_> {
         .await?;
         Ok(())
     }
+}
+
+/// Per household, what moved its fees after `last`, the last day of `month`, that is not for
+/// `month` or an earlier one: later months' bills and payments, and every close of `month` or a
+/// later one (any cooperative's), so that the balance less this is the balance at the month's
+/// end, before any close of it, whichever cooperative closed first. With `before` (a chain
+/// place), every entry after it counts as after too: `verify` recomputing a close leaves out
+/// what was posted since.
+async fn fee_changes_after_in(
+    conn: &mut SqliteConnection,
+    month: &str,
+    last: NaiveDate,
+    before: i64,
+) -> OpResult<HashMap<i64, Amount>> {
+    // Anything for a later month, or posted after a close, is dated after `last`: the entries
+    // index narrows the scan to the days since the month ended (CROSS JOIN keeps entries the
+    // outer loop, rather than every household's fee postings).
+    let rows = sqlx::query(
+        "SELECT a.owner_id, SUM(p.amount) FROM entry_months e
+         CROSS JOIN postings p ON p.entry_id = e.entry_id
+         CROSS JOIN accounts a ON a.id = p.account_id
+         WHERE e.business_date > ?1 AND a.owner_kind = 'household' AND a.name = 'fees'
+           AND (e.service_month > ?2 OR e.entry_id > ?3
+                OR e.entry_id IN (SELECT entry_id FROM month_closes WHERE month = ?2))
+         GROUP BY a.owner_id",
+    )
+    .bind(last.to_string())
+    .bind(month)
+    .bind(before)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
+        .collect()
+}
+
+/// A close's candidates as of `to` ([`domain::Tx::close_candidates`]), read on `conn`: the
+/// writer's connection for the close, a read snapshot for `verify` (with `before`, the close's
+/// own place in the chain; `i64::MAX` for the close itself). Also returns every household fee
+/// account as (owner, account id), which the writer caches.
+async fn close_candidates_in(
+    conn: &mut SqliteConnection,
+    coop: i64,
+    from: NaiveDate,
+    to: NaiveDate,
+    before: i64,
+) -> OpResult<(Vec<Candidate>, Vec<(i64, i64)>)> {
+    // Each read is one row of JSON arrays, a column each, merged here by household id rather
+    // than joined in SQL: a million households are then three rows and three sequential
+    // scans, with no index probe per household (SPEC §12: a province-sized close).
+    let mut lap = Lap::new(true);
+    // CROSS JOIN keeps households the outer loop: they come in id order.
+    let households = sqlx::query(
+        "SELECT json_group_array(h.id), json_group_array(h.code), json_group_array(c.company_id)
+         FROM households h CROSS JOIN compounds c ON c.id = h.compound_id WHERE c.eligible = 1",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let ids: Vec<i64> = json_column(&households, 0)?;
+    let codes: Vec<String> = json_column(&households, 1)?;
+    let companies: Vec<i64> = json_column(&households, 2)?;
+    drop(households);
+    if codes.len() != ids.len() || companies.len() != ids.len() {
+        return Err(StoreError("close candidates: columns of unequal length".into()).into());
+    }
+    let mut households: Vec<(i64, String, i64)> = ids
+        .into_iter()
+        .zip(codes)
+        .zip(companies)
+        .map(|((id, code), company)| (id, code, company))
+        .collect();
+    households.sort_unstable_by_key(|h| h.0);
+    lap.done("candidates: households");
+    let company_codes: IdMap<String> =
+        sqlx::query_as::<_, (i64, String)>("SELECT id, code FROM companies")
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+    let fees = sqlx::query(
+        "SELECT json_group_array(owner_id), json_group_array(id), json_group_array(balance)
+         FROM accounts NOT INDEXED
+         WHERE owner_kind = 'household' AND name = 'fees' AND type = 'asset' AND bounded = 0",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let owners: Vec<i64> = json_column(&fees, 0)?;
+    let accounts: Vec<i64> = json_column(&fees, 1)?;
+    let balances: Vec<i64> = json_column(&fees, 2)?;
+    drop(fees);
+    let mut fees: Vec<(i64, i64, i64)> = owners
+        .into_iter()
+        .zip(accounts)
+        .zip(balances)
+        .map(|((owner, account), balance)| (owner, account, balance))
+        .collect();
+    fees.sort_unstable();
+    // As of the month's last day: what moved the balances since, for later months, is taken
+    // back out.
+    let later = fee_changes_after_in(conn, &domain::month_of(from), to, before).await?;
+    for (owner, _, balance) in &mut fees {
+        if let Some(change) = later.get(owner) {
+            *balance = balance
+                .checked_sub(change.fen())
+                .ok_or_else(|| StoreError(format!("fee balance of household {owner} overflows")))?;
+        }
+    }
+    lap.done("candidates: fee balances");
+    // Wallet and voucher tenders of the month, net of what was refunded by its last day,
+    // summed here per household.
+    let tenders = sqlx::query(
+        "SELECT json_group_array(COALESCE(t.household_id, v.household_id)),
+                json_group_array(t.amount - t.refunded + CASE WHEN t.refunded > 0 THEN (
+                    SELECT COALESCE(SUM(r.amount), 0) FROM sale_refund_tenders r
+                    JOIN entries re ON re.id = r.entry_id
+                    WHERE r.sale_id = t.sale_id AND r.idx = t.idx AND re.business_date > ?3)
+                ELSE 0 END)
+         FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
+         LEFT JOIN vouchers v ON v.id = t.voucher_id
+         WHERE s.cooperative_id = ?1 AND s.business_date BETWEEN ?2 AND ?3
+           AND t.type IN ('wallet', 'voucher')",
+    )
+    .bind(coop)
+    .bind(from.to_string())
+    .bind(to.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    let spenders: Vec<Option<i64>> = json_column(&tenders, 0)?;
+    let spent: Vec<i64> = json_column(&tenders, 1)?;
+    drop(tenders);
+    let mut spend: Vec<(i64, i64)> = spenders
+        .into_iter()
+        .zip(spent)
+        .filter_map(|(household, fen)| Some((household?, fen)))
+        .collect();
+    spend.sort_unstable();
+    lap.done("candidates: spending");
+    // Merge the three by household id.
+    let (mut f, mut t) = (0, 0);
+    let mut candidates = Vec::with_capacity(households.len());
+    for (id, code, company) in households {
+        while f < fees.len() && fees[f].0 < id {
+            f += 1;
+        }
+        let balance = match fees.get(f) {
+            Some(row) if row.0 == id => row.2,
+            _ => 0,
+        };
+        while t < spend.len() && spend[t].0 < id {
+            t += 1;
+        }
+        let mut credit_spend = 0i64;
+        while t < spend.len() && spend[t].0 == id {
+            credit_spend = credit_spend
+                .checked_add(spend[t].1)
+                .ok_or_else(|| StoreError("credit spending overflows".into()))?;
+            t += 1;
+        }
+        candidates.push(Candidate {
+            credit_spend,
+            fees_balance: Amount::from_fen(balance),
+            household: EligibleHousehold {
+                id,
+                code,
+                company,
+                company_code: company_codes
+                    .get(&company)
+                    .cloned()
+                    .ok_or_else(|| StoreError(format!("no company {company}")))?,
+            },
+        });
+    }
+    lap.done("candidates: merge");
+    let fee_accounts = fees
+        .into_iter()
+        .map(|(owner, account, _)| (owner, account))
+        .collect();
+    Ok((candidates, fee_accounts))
 }
