@@ -115,7 +115,7 @@ async fn main() {
         .await;
     }
     // The month's profit: ten large cash sales of 1,000,000.00, the most a single amount may
-    // be (cost at the policy's default ratio). The last one carries the seeded tenders.
+    // be (cost at the policy's default ratio).
     for _ in 0..10 {
         ok(
             &app,
