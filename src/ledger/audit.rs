@@ -736,3 +736,173 @@ pub fn check_tables(
         .or_else(|| check_tender_refunds(summary, tenders, records))
         .or_else(|| check_refund_tenders(records))
 }
+
+/// `id, code, cooperative id`: a shop row.
+pub type ShopTableRow = (i64, String, i64);
+/// `id, code, company id, eligible`: a compound row.
+pub type CompoundTableRow = (i64, String, i64, bool);
+/// `id, code, compound id, area in dm²`: a household row.
+pub type HouseholdTableRow = (i64, String, i64, i64);
+/// `id, cooperative id, sku, price, cost`: a catalogue item row.
+pub type CatalogTableRow = (i64, i64, String, i64, i64);
+
+/// The master data tables, as stored.
+pub struct MasterRows<'a> {
+    /// `id, code` of each cooperative.
+    pub cooperatives: &'a [(i64, String)],
+    pub shops: &'a [ShopTableRow],
+    /// `id, code` of each company.
+    pub companies: &'a [(i64, String)],
+    pub compounds: &'a [CompoundTableRow],
+    pub households: &'a [HouseholdTableRow],
+    pub catalog: &'a [CatalogTableRow],
+}
+
+/// One master table against the master data facts: `recorded` maps a row's key to what the
+/// last fact naming it says. Each row a fact names must say the same; each recorded key must
+/// have its row. A row no fact names is accepted only if it was made before the chain
+/// recorded this table's rows (its id below that of every row a fact names, or no fact names
+/// the table yet), as vouchers issued before voucher facts are.
+fn check_master_table<K, V>(
+    table: &str,
+    recorded: &BTreeMap<K, (i64, V)>,
+    rows: impl Iterator<Item = (i64, K, V)>,
+) -> Option<String>
+where
+    K: Ord + Clone + std::fmt::Debug,
+    V: PartialEq + std::fmt::Debug,
+{
+    let rows: Vec<(i64, K, V)> = rows.collect();
+    let first_recorded = rows
+        .iter()
+        .filter(|(_, k, _)| recorded.contains_key(k))
+        .map(|(id, _, _)| *id)
+        .min();
+    let mut seen = std::collections::BTreeSet::new();
+    for (id, key, stored) in &rows {
+        seen.insert(key.clone());
+        match recorded.get(key) {
+            Some((seq, value)) if value != stored => {
+                return Some(format!(
+                    "{table}: row {id} says {stored:?} but the chain (entry {seq}) says {value:?}"
+                ));
+            }
+            Some(_) => {}
+            None if first_recorded.is_none_or(|first| *id < first) => {}
+            None => {
+                return Some(format!(
+                    "{table}: row {id} ({key:?}) was never recorded in the chain"
+                ))
+            }
+        }
+    }
+    recorded
+        .iter()
+        .find(|(k, _)| !seen.contains(*k))
+        .map(|(k, (seq, _))| {
+            format!("{table}: {k:?} recorded in the chain (entry {seq}) has no row")
+        })
+}
+
+/// Every master data row that money depends on agrees with the last master data fact naming
+/// it: codes (which name accounts and break ties), the cooperative a shop sells for, the
+/// company that bills a compound and whether it shares closes, a household's compound and
+/// area (its next fees), a catalogue item's price and cost (the next sale's). Rows are keyed
+/// by id, catalogue items by cooperative and SKU.
+pub fn check_master(summary: &ChainSummary, r: &MasterRows<'_>) -> Option<String> {
+    let mut coops: BTreeMap<i64, (i64, String)> = BTreeMap::new();
+    let mut shops: BTreeMap<i64, (i64, (String, i64))> = BTreeMap::new();
+    let mut companies: BTreeMap<i64, (i64, String)> = BTreeMap::new();
+    let mut compounds: BTreeMap<i64, (i64, (String, i64, bool))> = BTreeMap::new();
+    let mut households: BTreeMap<i64, (i64, (String, i64, i64))> = BTreeMap::new();
+    let mut catalog: BTreeMap<(i64, String), (i64, (i64, i64))> = BTreeMap::new();
+    for (seq, _, fact) in &summary.facts {
+        let seq = *seq;
+        match fact {
+            Fact::Cooperative { id, code } => {
+                coops.insert(*id, (seq, code.clone()));
+            }
+            Fact::Shop {
+                id,
+                code,
+                cooperative,
+            } => {
+                shops.insert(*id, (seq, (code.clone(), *cooperative)));
+            }
+            Fact::Company { id, code } => {
+                companies.insert(*id, (seq, code.clone()));
+            }
+            Fact::Compound {
+                id,
+                code,
+                company,
+                eligible,
+            } => {
+                compounds.insert(*id, (seq, (code.clone(), *company, *eligible)));
+            }
+            Fact::Households { rows } => {
+                for (id, code, compound, area) in rows {
+                    households.insert(*id, (seq, (code.clone(), *compound, *area)));
+                }
+            }
+            Fact::CatalogItems { cooperative, rows } => {
+                for (sku, price, cost) in rows {
+                    catalog.insert((*cooperative, sku.clone()), (seq, (*price, *cost)));
+                }
+            }
+            _ => {}
+        }
+    }
+    check_master_table(
+        "cooperatives",
+        &coops,
+        r.cooperatives
+            .iter()
+            .map(|(id, code)| (*id, *id, code.clone())),
+    )
+    .or_else(|| {
+        check_master_table(
+            "shops",
+            &shops,
+            r.shops
+                .iter()
+                .map(|(id, code, coop)| (*id, *id, (code.clone(), *coop))),
+        )
+    })
+    .or_else(|| {
+        check_master_table(
+            "companies",
+            &companies,
+            r.companies
+                .iter()
+                .map(|(id, code)| (*id, *id, code.clone())),
+        )
+    })
+    .or_else(|| {
+        check_master_table(
+            "compounds",
+            &compounds,
+            r.compounds.iter().map(|(id, code, company, eligible)| {
+                (*id, *id, (code.clone(), *company, *eligible))
+            }),
+        )
+    })
+    .or_else(|| {
+        check_master_table(
+            "households",
+            &households,
+            r.households
+                .iter()
+                .map(|(id, code, compound, area)| (*id, *id, (code.clone(), *compound, *area))),
+        )
+    })
+    .or_else(|| {
+        check_master_table(
+            "catalog_items",
+            &catalog,
+            r.catalog
+                .iter()
+                .map(|(id, coop, sku, price, cost)| (*id, (*coop, sku.clone()), (*price, *cost))),
+        )
+    })
+}

@@ -298,6 +298,9 @@ pub enum EntryKind {
     FeePayment,
     ProfitAllocation,
     Settlement,
+    /// Master data created or changed (a cooperative, shop, company, compound, households or
+    /// catalogue items): no postings, one [`Fact`] recording the rows as written.
+    MasterData,
 }
 
 impl EntryKind {
@@ -316,6 +319,7 @@ impl EntryKind {
             EntryKind::FeePayment => "fee_payment",
             EntryKind::ProfitAllocation => "profit_allocation",
             EntryKind::Settlement => "settlement",
+            EntryKind::MasterData => "master_data",
         }
     }
 
@@ -324,7 +328,7 @@ impl EntryKind {
     }
 }
 
-const ALL_KINDS: [EntryKind; 13] = [
+const ALL_KINDS: [EntryKind; 14] = [
     EntryKind::TopUp,
     EntryKind::Sale,
     EntryKind::SaleRefund,
@@ -338,6 +342,7 @@ const ALL_KINDS: [EntryKind; 13] = [
     EntryKind::FeePayment,
     EntryKind::ProfitAllocation,
     EntryKind::Settlement,
+    EntryKind::MasterData,
 ];
 
 impl fmt::Display for EntryKind {
@@ -398,6 +403,36 @@ pub enum Fact {
         company: i64,
         month: String,
     },
+    /// Master data as written (see [`EntryKind::MasterData`]); the last fact naming a row is
+    /// what the row must say.
+    Cooperative {
+        id: i64,
+        code: String,
+    },
+    Shop {
+        id: i64,
+        code: String,
+        cooperative: i64,
+    },
+    Company {
+        id: i64,
+        code: String,
+    },
+    Compound {
+        id: i64,
+        code: String,
+        company: i64,
+        eligible: bool,
+    },
+    /// `(id, code, compound id, area in dm²)` of each household created.
+    Households {
+        rows: Vec<(i64, String, i64, i64)>,
+    },
+    /// `(sku, price in fen, cost in fen)` of each catalogue item written for a cooperative.
+    CatalogItems {
+        cooperative: i64,
+        rows: Vec<(String, i64, i64)>,
+    },
 }
 
 impl Fact {
@@ -425,16 +460,27 @@ pub enum EntryError {
     TooFewPostings,
     #[error("debits {debits} and credits {credits} differ")]
     Unbalanced { debits: i128, credits: i128 },
+    #[error("a master data entry moves no money: no postings, and a fact")]
+    MasterDataPosts,
 }
 
 impl EntryKind {
     /// Kinds that may record an event with no postings at all (a close that posts nothing,
-    /// voiding or expiring an empty voucher): the entry then exists for its [`Fact`].
+    /// voiding or expiring an empty voucher, master data): the entry then exists for its
+    /// [`Fact`].
     pub fn may_be_empty(self) -> bool {
         matches!(
             self,
-            EntryKind::ProfitAllocation | EntryKind::VoucherVoid | EntryKind::VoucherExpiry
+            EntryKind::ProfitAllocation
+                | EntryKind::VoucherVoid
+                | EntryKind::VoucherExpiry
+                | EntryKind::MasterData
         )
+    }
+
+    /// Kinds that never post: master data, which moves no money.
+    pub fn never_posts(self) -> bool {
+        self == EntryKind::MasterData
     }
 }
 
@@ -464,6 +510,11 @@ impl EntryDraft {
     /// Checks that the draft is an entry: two or more non-zero postings, debits = credits; or,
     /// for a kind that [may be empty](EntryKind::may_be_empty), no postings and a fact.
     pub fn balanced(self) -> Result<EntryDraft, EntryError> {
+        if self.header.kind.never_posts()
+            && (!self.postings.is_empty() || self.header.facts.is_none())
+        {
+            return Err(EntryError::MasterDataPosts);
+        }
         if self.postings.is_empty()
             && self.header.kind.may_be_empty()
             && self.header.facts.is_some()
@@ -862,6 +913,8 @@ impl Verifier {
             ));
         } else if matches!(fact, Some(None)) {
             self.fail(format!("entry {seq}: facts unreadable"));
+        } else if entry.header.kind.never_posts() && !empty_event {
+            self.fail(format!("entry {seq}: {}", EntryError::MasterDataPosts));
         } else if let (false, Err(e)) = (
             empty_event,
             check_postings(entry.postings.iter().map(|(_, a)| *a)),

@@ -1133,6 +1133,9 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         ) {
             report.fail(p);
         }
+        if let Some(p) = master_problem(&mut *conn, &report.summary).await? {
+            report.fail(p);
+        }
         // The head every writer extends the chain from must be the chain's last entry.
         let (seq, hash, date): (i64, String, Option<String>) =
             sqlx::query_as("SELECT seq, hash, business_date FROM chain_head WHERE id = 1")
@@ -3151,4 +3154,47 @@ impl Tx for PgTx<'_> {
         );
         Ok(())
     }
+}
+
+/// The master data tables held to the master data facts (see [`audit::check_master`]).
+async fn master_problem(
+    conn: &mut PgConnection,
+    summary: &crate::ledger::ChainSummary,
+) -> Result<Option<String>, StoreError> {
+    let cooperatives: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, code FROM cooperatives ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let shops: Vec<audit::ShopTableRow> =
+        sqlx::query_as("SELECT id, code, cooperative_id FROM shops ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let companies: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, code FROM companies ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let compounds: Vec<audit::CompoundTableRow> =
+        sqlx::query_as("SELECT id, code, company_id, eligible FROM compounds ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let households: Vec<audit::HouseholdTableRow> =
+        sqlx::query_as("SELECT id, code, compound_id, area_dm2 FROM households ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let catalog: Vec<audit::CatalogTableRow> = sqlx::query_as(
+        "SELECT id, cooperative_id, sku, price, cost FROM catalog_items ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(audit::check_master(
+        summary,
+        &audit::MasterRows {
+            cooperatives: &cooperatives,
+            shops: &shops,
+            companies: &companies,
+            compounds: &compounds,
+            households: &households,
+            catalog: &catalog,
+        },
+    ))
 }

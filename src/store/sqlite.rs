@@ -1078,6 +1078,9 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
         ) {
             report.fail(p);
         }
+        if let Some(p) = master_problem(&mut *conn, &report.summary).await? {
+            report.fail(p);
+        }
     }
     Ok(report)
 }
@@ -2884,4 +2887,47 @@ impl Tx for SqliteTx<'_> {
         .await?;
         Ok(())
     }
+}
+
+/// The master data tables held to the master data facts (see [`audit::check_master`]).
+async fn master_problem(
+    conn: &mut SqliteConnection,
+    summary: &crate::ledger::ChainSummary,
+) -> Result<Option<String>, StoreError> {
+    let cooperatives: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, code FROM cooperatives ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let shops: Vec<audit::ShopTableRow> =
+        sqlx::query_as("SELECT id, code, cooperative_id FROM shops ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let companies: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, code FROM companies ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let compounds: Vec<audit::CompoundTableRow> =
+        sqlx::query_as("SELECT id, code, company_id, eligible FROM compounds ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let households: Vec<audit::HouseholdTableRow> =
+        sqlx::query_as("SELECT id, code, compound_id, area_dm2 FROM households ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let catalog: Vec<audit::CatalogTableRow> = sqlx::query_as(
+        "SELECT id, cooperative_id, sku, price, cost FROM catalog_items ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(audit::check_master(
+        summary,
+        &audit::MasterRows {
+            cooperatives: &cooperatives,
+            shops: &shops,
+            companies: &companies,
+            compounds: &compounds,
+            households: &households,
+            catalog: &catalog,
+        },
+    ))
 }
