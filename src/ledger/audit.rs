@@ -906,3 +906,84 @@ pub fn check_master(summary: &ChainSummary, r: &MasterRows<'_>) -> Option<String
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(facts: Vec<Fact>) -> ChainSummary {
+        let day = NaiveDate::from_ymd_opt(2026, 10, 5).expect("date");
+        ChainSummary {
+            facts: facts
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| (i as i64 + 1, day, f))
+                .collect(),
+            ..ChainSummary::default()
+        }
+    }
+
+    fn check(
+        s: &ChainSummary,
+        households: &[HouseholdTableRow],
+        catalog: &[CatalogTableRow],
+    ) -> Option<String> {
+        check_master(
+            s,
+            &MasterRows {
+                cooperatives: &[],
+                shops: &[],
+                companies: &[],
+                compounds: &[],
+                households,
+                catalog,
+            },
+        )
+    }
+
+    #[test]
+    fn master_rows_are_held_to_the_last_fact_naming_them() {
+        let s = summary(vec![
+            Fact::Households {
+                rows: vec![(2, "H2".into(), 1, 100), (3, "H3".into(), 1, 200)],
+            },
+            Fact::CatalogItems {
+                cooperative: 1,
+                rows: vec![("A".into(), 125, 80)],
+            },
+            // A later price for A replaces the first.
+            Fact::CatalogItems {
+                cooperative: 1,
+                rows: vec![("A".into(), 130, 80)],
+            },
+        ]);
+        let households = [(2, "H2".to_string(), 1, 100), (3, "H3".to_string(), 1, 200)];
+        let catalog = [(5, 1, "A".to_string(), 130, 80)];
+        assert_eq!(check(&s, &households, &catalog), None);
+        // A row made before the chain recorded households (a lower id) passes unrecorded.
+        let mut with_legacy = vec![(1, "H1".to_string(), 1, 50)];
+        with_legacy.extend(households.iter().cloned());
+        assert_eq!(check(&s, &with_legacy, &catalog), None);
+        // An edited area, an old price, a row added later, a row removed: each names its table.
+        let mut area = households.clone();
+        area[1].3 = 201;
+        let p = check(&s, &area, &catalog).expect("an area edit");
+        assert!(p.starts_with("households: row 3"), "{p}");
+        let p = check(&s, &households, &[(5, 1, "A".to_string(), 125, 80)]).expect("old price");
+        assert!(p.starts_with("catalog_items: row 5"), "{p}");
+        let mut added = households.to_vec();
+        added.push((4, "H4".to_string(), 1, 10));
+        let p = check(&s, &added, &catalog).expect("a row never recorded");
+        assert!(
+            p.contains("households: row 4") && p.contains("never recorded"),
+            "{p}"
+        );
+        let p = check(&s, &households[..1], &catalog).expect("a row removed");
+        assert!(
+            p.starts_with("households: 3") && p.contains("has no row"),
+            "{p}"
+        );
+        let p = check(&s, &households, &[(5, 2, "A".to_string(), 130, 80)]).expect("moved");
+        assert!(p.starts_with("catalog_items:"), "{p}");
+    }
+}

@@ -1257,6 +1257,60 @@ mod tests {
     }
 
     #[test]
+    fn master_data_moves_no_money_and_always_records_its_fact() {
+        let books = accounts([0, 0, 0]);
+        let fact = Fact::Households {
+            rows: vec![(7, "H7".into(), 2, 8735)],
+        };
+        let text = fact.encode();
+        assert_eq!(
+            text, r#"{"fact":"households","rows":[[7,"H7",2,8735]]}"#,
+            "compact and canonical"
+        );
+        assert_eq!(Fact::decode(&text), Some(fact));
+        let master = EntryHeader {
+            kind: EntryKind::MasterData,
+            facts: Some(text.clone()),
+            ..header()
+        };
+        assert_eq!(EntryKind::parse("master_data"), Some(EntryKind::MasterData));
+        // No postings and a fact: an entry, verified, its fact in the summary.
+        assert!(EntryDraft::new(master.clone()).balanced().is_ok());
+        let e = v2_entry(1, GENESIS_HASH, master.clone(), vec![], &books);
+        let mut v = Verifier::new(books.clone());
+        v.feed(&e);
+        let report = v.finish();
+        assert_eq!(report.first_problem, None);
+        assert_eq!(report.summary.facts.len(), 1);
+        // Without its fact it is refused, and not verified either.
+        let bare = EntryHeader {
+            facts: None,
+            ..master.clone()
+        };
+        assert_eq!(
+            EntryDraft::new(bare.clone()).balanced().unwrap_err(),
+            EntryError::MasterDataPosts
+        );
+        let e = v2_entry(1, GENESIS_HASH, bare, vec![], &books);
+        assert!(verify_one(&e, books.clone()).is_some());
+        // With postings, even balanced ones, it is refused and not verified.
+        let mut draft = EntryDraft::new(master.clone());
+        draft
+            .debit(chart::coop_cash(1, "cash"), Amount::from_fen(100))
+            .credit(chart::household_wallet_paid(1, "C1"), Amount::from_fen(100));
+        assert_eq!(draft.balanced().unwrap_err(), EntryError::MasterDataPosts);
+        let e = v2_entry(
+            1,
+            GENESIS_HASH,
+            master,
+            vec![(AccountId(1), 100), (AccountId(2), -100)],
+            &books,
+        );
+        let problem = verify_one(&e, books).expect("master data that posts");
+        assert!(problem.contains("master data entry moves no money"), "{problem}");
+    }
+
+    #[test]
     fn only_a_close_void_or_expiry_with_a_fact_may_have_no_postings() {
         let books = accounts([0, 0, 0]);
         let fact = Fact::MonthClosed {
