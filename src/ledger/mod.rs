@@ -388,6 +388,10 @@ pub enum Fact {
         household: Option<i64>,
         issued_on: NaiveDate,
         expires_on: NaiveDate,
+        /// The shop whose till took the money; absent from facts recorded before the chain
+        /// named the shop.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shop: Option<i64>,
     },
     VoucherVoided {
         voucher: i64,
@@ -402,6 +406,17 @@ pub enum Fact {
     FeeBills {
         company: i64,
         month: String,
+    },
+    /// A top-up to a wallet: the shop whose till took the money.
+    ToppedUp {
+        shop: i64,
+    },
+    /// A sale: the shop that sold, the household it names, and the [digest](lines_digest)
+    /// of its lines (what a refund may give back).
+    Sold {
+        shop: i64,
+        household: Option<i64>,
+        lines: String,
     },
     /// Master data as written (see [`EntryKind::MasterData`]); the last fact naming a row is
     /// what the row must say.
@@ -445,6 +460,29 @@ impl Fact {
     pub fn decode(s: &str) -> Option<Fact> {
         serde_json::from_str(s).ok()
     }
+}
+
+/// The canonical digest of a sale's lines, as a [`Fact::Sold`] records it: SHA-256, in hex,
+/// over each line's `index, sku, quantity, price, amount, cost` in order, each field
+/// length-prefixed. The till writes it from the lines it stores; `verify` recomputes it from
+/// the stored `sale_lines`.
+pub fn lines_digest<'a>(
+    lines: impl Iterator<Item = (i64, &'a str, &'a str, i64, i64, i64)>,
+) -> String {
+    let mut h = Sha256::new();
+    let mut text = |t: &[u8]| {
+        h.update((t.len() as u64).to_be_bytes());
+        h.update(t);
+    };
+    for (idx, sku, qty, price, amount, cost) in lines {
+        text(&idx.to_be_bytes());
+        text(sku.as_bytes());
+        text(qty.as_bytes());
+        text(&price.to_be_bytes());
+        text(&amount.to_be_bytes());
+        text(&cost.to_be_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 /// A draft entry with accounts named by spec; [`EntryDraft::balanced`] checks it.
@@ -1307,7 +1345,10 @@ mod tests {
             &books,
         );
         let problem = verify_one(&e, books).expect("master data that posts");
-        assert!(problem.contains("master data entry moves no money"), "{problem}");
+        assert!(
+            problem.contains("master data entry moves no money"),
+            "{problem}"
+        );
     }
 
     #[test]

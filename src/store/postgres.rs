@@ -3156,7 +3156,9 @@ impl Tx for PgTx<'_> {
     }
 }
 
-/// The master data tables held to the master data facts (see [`audit::check_master`]).
+/// The till's records (a sale's shop, household and lines, a top-up's shop) held to their
+/// entries' facts, and the master data tables to the master data facts (see
+/// [`audit::check_till`], [`audit::check_master`]).
 async fn master_problem(
     conn: &mut PgConnection,
     summary: &crate::ledger::ChainSummary,
@@ -3186,6 +3188,22 @@ async fn master_problem(
     )
     .fetch_all(&mut *conn)
     .await?;
+    let sales: Vec<audit::SaleTillRow> = sqlx::query_as("SELECT e.seq, s.shop_id, s.household_id FROM sales s JOIN entries e ON e.id = s.entry_id ORDER BY e.seq")
+        .fetch_all(&mut *conn)
+        .await?;
+    let lines: Vec<audit::SaleLineTableRow> = sqlx::query_as(
+        "SELECT COALESCE(e.seq, -1), l.idx, l.sku, l.qty, l.price, l.amount, l.cost FROM sale_lines l LEFT JOIN sales s ON s.id = l.sale_id LEFT JOIN entries e ON e.id = s.entry_id ORDER BY 1, l.idx",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let topups: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT e.seq, t.shop_id FROM topups t JOIN entries e ON e.id = t.entry_id ORDER BY e.seq",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if let Some(p) = audit::check_till(summary, &sales, &lines, &topups) {
+        return Ok(Some(p));
+    }
     Ok(audit::check_master(
         summary,
         &audit::MasterRows {

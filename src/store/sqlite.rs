@@ -2889,7 +2889,9 @@ impl Tx for SqliteTx<'_> {
     }
 }
 
-/// The master data tables held to the master data facts (see [`audit::check_master`]).
+/// The till's records (a sale's shop, household and lines, a top-up's shop) held to their
+/// entries' facts, and the master data tables to the master data facts (see
+/// [`audit::check_till`], [`audit::check_master`]).
 async fn master_problem(
     conn: &mut SqliteConnection,
     summary: &crate::ledger::ChainSummary,
@@ -2919,6 +2921,22 @@ async fn master_problem(
     )
     .fetch_all(&mut *conn)
     .await?;
+    let sales: Vec<audit::SaleTillRow> =
+        sqlx::query_as("SELECT entry_id, shop_id, household_id FROM sales ORDER BY entry_id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let lines: Vec<audit::SaleLineTableRow> = sqlx::query_as(
+        "SELECT COALESCE(s.entry_id, -1), l.idx, l.sku, l.qty, l.price, l.amount, l.cost FROM sale_lines l LEFT JOIN sales s ON s.id = l.sale_id ORDER BY 1, l.idx",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let topups: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT entry_id, shop_id FROM topups ORDER BY entry_id")
+            .fetch_all(&mut *conn)
+            .await?;
+    if let Some(p) = audit::check_till(summary, &sales, &lines, &topups) {
+        return Ok(Some(p));
+    }
     Ok(audit::check_master(
         summary,
         &audit::MasterRows {
