@@ -116,6 +116,11 @@ const IRRELEVANT: &[(&str, &str, &str)] = &[
         "the wall time the close ran; the close's entry carries the hashed business date and time",
     ),
     (
+        "policy_applications",
+        "first_applied_at",
+        "when the policy was first applied; no figure reads it (the entries that applied it carry their hashed dates)",
+    ),
+    (
         "entries",
         "prev_hash",
         "a copy of the previous entry's hash; a mismatch is reported, but as a chain break",
@@ -128,7 +133,6 @@ const NOT_YET_PROVEN: &[(&str, &str, &str)] = &[
     // what was allocated, pooled and reserved from the journal; the weights and caps themselves
     // are not yet recomputed from the journal as of the month's end (an edit of the amounts is
     // caught, so the column is not listed).
-    ("policy_applications", "*", "checked against the policy files when the app opens, not by verify"),
     ("sale_tenders", "idx", "the order of tenders breaks ties when a partial refund is split among them; the split by holder is checked, the order is not"),
     ("idempotency", "outcome", "a replayed receipt; no money moves on a replay"),
 ];

@@ -981,6 +981,45 @@ pub fn check_till(
     })
 }
 
+/// `policy id, version, content hash`: a `policy_applications` row.
+pub type PolicyTableRow = (String, i64, String);
+
+/// `policy_applications` lists exactly the policies the entries applied: each row is an
+/// `id@version` and content hash some entry carries in its hashed policy reference, and each
+/// reference entries carry has its row (which the app checks the policy files against when it
+/// opens, so a policy file changed after it was applied is refused).
+pub fn check_policies(summary: &ChainSummary, rows: &[PolicyTableRow]) -> Option<String> {
+    let applied: BTreeMap<(&str, i64), (&str, i64)> = summary
+        .policies
+        .iter()
+        .filter_map(|(name, hash, seq)| {
+            let (id, version) = name.rsplit_once('@')?;
+            Some(((id, version.parse().ok()?), (hash.as_str(), *seq)))
+        })
+        .collect();
+    for (id, version, hash) in rows {
+        match applied.get(&(id.as_str(), *version)) {
+            Some((h, _)) if h == hash => {}
+            Some((h, seq)) => {
+                return Some(format!(
+                    "policy_applications: {id}@{version} has hash {hash}, entry {seq} applied it with hash {h}"
+                ))
+            }
+            None => {
+                return Some(format!(
+                    "policy_applications: {id}@{version} was applied by no entry"
+                ))
+            }
+        }
+    }
+    applied
+        .iter()
+        .find(|((id, version), _)| !rows.iter().any(|(i, v, _)| i == id && v == version))
+        .map(|((id, version), (_, seq))| {
+            format!("policy_applications: {id}@{version}, applied by entry {seq}, has no row")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

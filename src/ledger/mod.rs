@@ -763,6 +763,9 @@ pub struct ChainSummary {
     pub entries: Vec<(i64, EntryKind, NaiveDate)>,
     /// `(sequence, the stored id of the entry it reverses or refunds)`, for entries that do.
     pub reverses: Vec<(i64, i64)>,
+    /// Each distinct `(id@version, content hash)` of a policy some entry applied, with the
+    /// first entry that did.
+    pub policies: Vec<(String, String, i64)>,
 }
 
 impl ChainSummary {
@@ -974,6 +977,19 @@ impl Verifier {
             .push((seq, entry.header.kind, entry.header.business_date));
         if let Some(r) = entry.header.reverses {
             self.summary.reverses.push((seq, r));
+        }
+        if let Some((name, hash)) = &entry.header.policy {
+            // A handful of policies in all: a scan, no allocation per entry.
+            let known = self
+                .summary
+                .policies
+                .iter()
+                .any(|(n, h, _)| n == name && h == hash);
+            if !known {
+                self.summary
+                    .policies
+                    .push((name.clone(), hash.clone(), seq));
+            }
         }
         if entry.version < 2 {
             self.summary.last_v1_date = Some(entry.header.business_date);

@@ -3204,6 +3204,14 @@ async fn master_problem(
     if let Some(p) = audit::check_till(summary, &sales, &lines, &topups) {
         return Ok(Some(p));
     }
+    let policies: Vec<audit::PolicyTableRow> = sqlx::query_as(
+        "SELECT policy_id, version, hash FROM policy_applications ORDER BY policy_id, version",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if let Some(p) = audit::check_policies(summary, &policies) {
+        return Ok(Some(p));
+    }
     Ok(audit::check_master(
         summary,
         &audit::MasterRows {
