@@ -15,8 +15,8 @@ use sqlx::{Connection, Row};
 
 use common::{cash, sale_amount, sale_lines, voucher, wallet, y, Backend, TestLedger};
 use hongxin::domain::{
-    CloseMonth, Command, Delivery, FeePayment, GenerateBills, NewToken, PayMethod, Receipt, Role,
-    Settlement,
+    CatalogItemInput, CloseMonth, Command, Delivery, FeePayment, GenerateBills, Lined,
+    NewHousehold, NewToken, PayMethod, Receipt, Role, Settlement, FACT_ROWS,
 };
 
 /// Columns money does not depend on, and why.
@@ -730,7 +730,91 @@ macro_rules! on_every_backend {
     };
 }
 
+/// An import is recorded in the chain in entries of at most `FACT_ROWS` rows, each moving no
+/// money; an edit of any imported row, or a row added behind the chain's back, fails `verify`
+/// naming the table.
+async fn imported_master_data_is_chained_in_bounded_entries(backend: Backend) {
+    let ledger = TestLedger::on(backend, "2026-10-05").await;
+    let before = ledger.head().await.seq;
+    let n = FACT_ROWS + 1;
+    let rows: Vec<Lined<NewHousehold>> = (0..n)
+        .map(|i| Lined {
+            line: i as u64 + 2,
+            row: NewHousehold {
+                code: format!("IMP{i}"),
+                compound: "HX01".into(),
+                area_m2: rust_decimal::Decimal::new(5000 + i as i64, 2),
+                name: None,
+            },
+        })
+        .collect();
+    match ledger.run(Command::ImportHouseholds { rows }).await {
+        Ok(Receipt::Imported(i)) => assert_eq!(i.created, n as u64),
+        other => panic!("import: {other:?}"),
+    }
+    let items: Vec<Lined<CatalogItemInput>> = [("FIG", "3.20", "2.10"), ("APPLE", "1.30", "0.80")]
+        .iter()
+        .enumerate()
+        .map(|(i, (sku, price, cost))| Lined {
+            line: i as u64 + 2,
+            row: CatalogItemInput {
+                sku: (*sku).into(),
+                name: (*sku).into(),
+                unit: "kg".into(),
+                price: y(price),
+                cost: y(cost),
+            },
+        })
+        .collect();
+    match ledger
+        .run(Command::ImportCatalog {
+            cooperative: "COOP".into(),
+            rows: items,
+        })
+        .await
+    {
+        Ok(Receipt::Imported(i)) => assert_eq!((i.created, i.updated), (1, 1)),
+        other => panic!("import: {other:?}"),
+    }
+    // Two entries for the households (1000 + 1), one for the catalogue; no balance moved.
+    let head = ledger.head().await;
+    assert_eq!(head.seq, before + 3);
+    let report = ledger.app.verify().await.expect("verify");
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.postings, 0, "master data posts nothing");
+    let mut raw = Raw::open(&ledger).await;
+    let last = format!("IMP{}", n - 1);
+    for (edit, undo, table) in [
+        (
+            format!("UPDATE households SET area_dm2 = area_dm2 + 1 WHERE code = '{last}'"),
+            format!("UPDATE households SET area_dm2 = area_dm2 - 1 WHERE code = '{last}'"),
+            "households",
+        ),
+        (
+            "UPDATE catalog_items SET price = 125 WHERE sku = 'APPLE'".to_string(),
+            "UPDATE catalog_items SET price = 130 WHERE sku = 'APPLE'".to_string(),
+            "catalog_items",
+        ),
+        (
+            "INSERT INTO households (code, compound_id, area_dm2, created_at)
+             SELECT 'ADDED', compound_id, 100, created_at FROM households WHERE code = 'IMP0'"
+                .to_string(),
+            "DELETE FROM households WHERE code = 'ADDED'".to_string(),
+            "households",
+        ),
+    ] {
+        assert_eq!(raw.exec(&edit).await.expect(&edit), 1, "{edit}");
+        let problem = ledger.app.verify().await.expect("verify").first_problem;
+        raw.exec(&undo).await.expect(&undo);
+        let problem = problem.unwrap_or_else(|| panic!("{edit}: verify still ok"));
+        assert!(problem.starts_with(table), "{edit}: {problem}");
+    }
+    let report = ledger.app.verify().await.expect("verify");
+    assert!(report.ok(), "every edit was restored: {report:?}");
+}
+
 on_every_backend! {
     every_column_edited_fails_verify_or_is_classified,
     a_journal_cut_short_fails_against_a_published_head,
+    imported_master_data_is_chained_in_bounded_entries,
 }

@@ -274,8 +274,9 @@ pub(crate) async fn import_households<T: Tx>(
         let id = tx.insert_household(row, compound, area).await?;
         written.push((id, row.code.clone(), compound, area));
     }
-    if !written.is_empty() {
-        record(tx, ctx, Fact::Households { rows: written }).await?;
+    for chunk in written.chunks(FACT_ROWS) {
+        let rows = chunk.to_vec();
+        record(tx, ctx, Fact::Households { rows }).await?;
     }
     Ok(Imported {
         created: rows.len() as u64,
@@ -371,19 +372,19 @@ pub(crate) async fn import_catalog<T: Tx>(
         }
         written.push((row.sku.clone(), row.price.fen(), row.cost.fen()));
     }
-    if !written.is_empty() {
-        record(
-            tx,
-            ctx,
-            Fact::CatalogItems {
-                cooperative: coop.id,
-                rows: written,
-            },
-        )
-        .await?;
+    for chunk in written.chunks(FACT_ROWS) {
+        let fact = Fact::CatalogItems {
+            cooperative: coop.id,
+            rows: chunk.to_vec(),
+        };
+        record(tx, ctx, fact).await?;
     }
     Ok(Imported { created, updated })
 }
+
+/// Rows one master data fact lists at most (about 30 KB of JSON): an import of more posts one
+/// entry per this many rows, all in the import's transaction, so no entry grows without bound.
+pub const FACT_ROWS: usize = 1000;
 
 /// Posts the master data entry that records `fact` in the hashed chain: no postings, so no
 /// figure moves, but `verify` holds the rows to it.

@@ -8,6 +8,7 @@
 
 mod credit;
 mod master;
+pub use master::FACT_ROWS;
 mod sale;
 mod topup;
 mod types;

@@ -1099,4 +1099,91 @@ mod tests {
         let p = check(&s, &households, &[(5, 2, "A".to_string(), 130, 80)]).expect("moved");
         assert!(p.starts_with("catalog_items:"), "{p}");
     }
+
+    #[test]
+    fn the_tills_records_are_held_to_their_entries_facts() {
+        let line = |seq: i64, idx: i64, qty: &str| -> SaleLineTableRow {
+            (seq, idx, "APPLE".into(), qty.into(), 125, 250, 160)
+        };
+        let lines = [line(2, 0, "2"), line(2, 1, "1")];
+        let digest = super::super::lines_digest(
+            lines
+                .iter()
+                .map(|(_, i, s, q, p, a, c)| (*i, s.as_str(), q.as_str(), *p, *a, *c)),
+        );
+        let issued = Fact::VoucherIssued {
+            voucher: 1,
+            serial: 7,
+            key_id: 1,
+            cooperative: 1,
+            household: Some(1),
+            issued_on: NaiveDate::from_ymd_opt(2026, 10, 5).expect("date"),
+            expires_on: NaiveDate::from_ymd_opt(2029, 10, 5).expect("date"),
+            shop: Some(3),
+        };
+        let s = summary(vec![
+            Fact::ToppedUp { shop: 3 },
+            Fact::Sold {
+                shop: 3,
+                household: Some(9),
+                lines: digest,
+            },
+            issued,
+        ]);
+        let sales = [(2, 3, Some(9))];
+        let topups = [(1, 3), (3, 3)];
+        assert_eq!(check_till(&s, &sales, &lines, &topups), None);
+        // A sale whose entry has no fact (posted before the chain named the till) is not checked.
+        assert_eq!(
+            check_till(&s, &[(2, 3, Some(9)), (5, 4, None)], &lines, &topups),
+            None
+        );
+        let p = check_till(&s, &[(2, 4, Some(9))], &lines, &topups).expect("another shop");
+        assert!(p.starts_with("sales:"), "{p}");
+        let p = check_till(&s, &[(2, 3, None)], &lines, &topups).expect("no customer");
+        assert!(p.starts_with("sales:"), "{p}");
+        let p = check_till(&s, &sales, &[line(2, 0, "2"), line(2, 1, "2")], &topups)
+            .expect("a quantity");
+        assert!(p.starts_with("sale_lines:"), "{p}");
+        let p = check_till(&s, &sales, &lines[..1], &topups).expect("a line removed");
+        assert!(p.starts_with("sale_lines:"), "{p}");
+        let mut orphan = lines.to_vec();
+        orphan.push(line(-1, 0, "1"));
+        let p = check_till(&s, &sales, &orphan, &topups).expect("a line of no sale");
+        assert!(p.starts_with("sale_lines:"), "{p}");
+        // The wallet top-up's shop, and the voucher top-up's (in its issue fact).
+        for topups in [[(1, 4), (3, 3)], [(1, 3), (3, 4)]] {
+            let p = check_till(&s, &sales, &lines, &topups).expect("another till");
+            assert!(p.starts_with("topups:"), "{p}");
+        }
+    }
+
+    #[test]
+    fn policy_applications_list_exactly_the_policies_entries_applied() {
+        let s = ChainSummary {
+            policies: vec![
+                ("topup@1".into(), "aa".into(), 1),
+                ("fees@2".into(), "bb".into(), 4),
+            ],
+            ..ChainSummary::default()
+        };
+        let rows = |r: &[(&str, i64, &str)]| -> Vec<PolicyTableRow> {
+            r.iter()
+                .map(|(i, v, h)| (i.to_string(), *v, h.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            check_policies(&s, &rows(&[("fees", 2, "bb"), ("topup", 1, "aa")])),
+            None
+        );
+        for bad in [
+            rows(&[("fees", 2, "bc"), ("topup", 1, "aa")]),
+            rows(&[("fees", 3, "bb"), ("topup", 1, "aa")]),
+            rows(&[("topup", 1, "aa")]),
+            rows(&[("fees", 2, "bb"), ("topup", 1, "aa"), ("other", 1, "cc")]),
+        ] {
+            let p = check_policies(&s, &bad).expect("a mismatch");
+            assert!(p.starts_with("policy_applications:"), "{p}");
+        }
+    }
 }
