@@ -419,6 +419,9 @@ fn parse_beancount(text: &str) -> Parsed {
                     in_transaction = true;
                     transaction_sum = 0;
                 }
+                // A ledger event without postings (master data written, a close that
+                // posted nothing): kept in the export, moving no balance.
+                Some(&"event") => {}
                 _ if line.starts_with("option ") => {}
                 _ => panic!("unexpected line {line:?}"),
             }

@@ -68,15 +68,18 @@ async fn a_second_writer_on_the_same_file_does_not_break_the_chain() {
     ] {
         server.run(command).await.unwrap().unwrap();
     }
-    assert_eq!(top_up(&server, 50).await, 1);
+    // The master data is in the chain: one entry each, no postings.
+    let seeded = server.verify().await.unwrap().head_seq;
+    assert_eq!(seeded, 5);
+    assert_eq!(top_up(&server, 50).await, seeded + 1);
     // A tool opens the same file and posts while the server stays up.
     let tool = App::open(&settings(dir.path())).await.unwrap();
-    assert_eq!(top_up(&tool, 50).await, 2);
-    // The server posts next: entry 3, chained after the tool's entry.
-    assert_eq!(top_up(&server, 100).await, 3);
+    assert_eq!(top_up(&tool, 50).await, seeded + 2);
+    // The server posts next, chained after the tool's entry.
+    assert_eq!(top_up(&server, 100).await, seeded + 3);
     let report = server.verify().await.unwrap();
     assert!(report.ok(), "{:?}", report.first_problem);
-    assert_eq!(report.entries, 3);
+    assert_eq!(report.entries as i64, seeded + 3);
     let wallet = server.store.household("H1").await.unwrap().unwrap().wallets;
     assert_eq!(wallet[0].total, Amount::from_yuan(220));
 }

@@ -4,6 +4,7 @@
 use rust_decimal::Decimal;
 
 use super::*;
+use crate::ledger::Fact;
 
 /// Codes are what clients key master data by: short, printable, no spaces.
 pub(crate) fn check_code(field: &str, code: &str) -> Result<(), Rejection> {
@@ -56,20 +57,37 @@ pub(crate) fn area_dm2(field: &str, area: Decimal) -> Result<i64, Rejection> {
     i64::try_from(dm2.trunc()).map_err(|_| bad())
 }
 
-pub(crate) async fn create_cooperative<T: Tx>(tx: &mut T, c: &NewCooperative) -> OpResult<Created> {
+pub(crate) async fn create_cooperative<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    c: &NewCooperative,
+) -> OpResult<Created> {
     check_code("code", &c.code)?;
     check_text("name", &c.name, 100)?;
     if tx.cooperative(&c.code).await?.is_some() {
         return Err(Rejection::exists("code", "cooperative", &c.code).into());
     }
     let id = tx.insert_cooperative(c).await?;
+    record(
+        tx,
+        ctx,
+        Fact::Cooperative {
+            id,
+            code: c.code.clone(),
+        },
+    )
+    .await?;
     Ok(Created {
         id,
         code: c.code.clone(),
     })
 }
 
-pub(crate) async fn create_shop<T: Tx>(tx: &mut T, s: &NewShop) -> OpResult<Created> {
+pub(crate) async fn create_shop<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    s: &NewShop,
+) -> OpResult<Created> {
     check_code("code", &s.code)?;
     check_text("name", &s.name, 100)?;
     let coop = tx
@@ -80,26 +98,53 @@ pub(crate) async fn create_shop<T: Tx>(tx: &mut T, s: &NewShop) -> OpResult<Crea
         return Err(Rejection::exists("code", "shop", &s.code).into());
     }
     let id = tx.insert_shop(s, coop.id).await?;
+    record(
+        tx,
+        ctx,
+        Fact::Shop {
+            id,
+            code: s.code.clone(),
+            cooperative: coop.id,
+        },
+    )
+    .await?;
     Ok(Created {
         id,
         code: s.code.clone(),
     })
 }
 
-pub(crate) async fn create_company<T: Tx>(tx: &mut T, c: &NewCompany) -> OpResult<Created> {
+pub(crate) async fn create_company<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    c: &NewCompany,
+) -> OpResult<Created> {
     check_code("code", &c.code)?;
     check_text("name", &c.name, 100)?;
     if tx.company(&c.code).await?.is_some() {
         return Err(Rejection::exists("code", "company", &c.code).into());
     }
     let id = tx.insert_company(c).await?;
+    record(
+        tx,
+        ctx,
+        Fact::Company {
+            id,
+            code: c.code.clone(),
+        },
+    )
+    .await?;
     Ok(Created {
         id,
         code: c.code.clone(),
     })
 }
 
-pub(crate) async fn create_compound<T: Tx>(tx: &mut T, c: &NewCompound) -> OpResult<Created> {
+pub(crate) async fn create_compound<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    c: &NewCompound,
+) -> OpResult<Created> {
     check_code("code", &c.code)?;
     check_text("name", &c.name, 100)?;
     let company = tx
@@ -110,13 +155,28 @@ pub(crate) async fn create_compound<T: Tx>(tx: &mut T, c: &NewCompound) -> OpRes
         return Err(Rejection::exists("code", "compound", &c.code).into());
     }
     let id = tx.insert_compound(c, company).await?;
+    record(
+        tx,
+        ctx,
+        Fact::Compound {
+            id,
+            code: c.code.clone(),
+            company,
+            eligible: c.eligible,
+        },
+    )
+    .await?;
     Ok(Created {
         id,
         code: c.code.clone(),
     })
 }
 
-pub(crate) async fn create_household<T: Tx>(tx: &mut T, h: &NewHousehold) -> OpResult<Created> {
+pub(crate) async fn create_household<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    h: &NewHousehold,
+) -> OpResult<Created> {
     check_code("code", &h.code)?;
     let area = area_dm2("area_m2", h.area_m2)?;
     if let Some(name) = &h.name {
@@ -130,6 +190,14 @@ pub(crate) async fn create_household<T: Tx>(tx: &mut T, h: &NewHousehold) -> OpR
         return Err(Rejection::exists("code", "household", &h.code).into());
     }
     let id = tx.insert_household(h, compound, area).await?;
+    record(
+        tx,
+        ctx,
+        Fact::Households {
+            rows: vec![(id, h.code.clone(), compound, area)],
+        },
+    )
+    .await?;
     Ok(Created {
         id,
         code: h.code.clone(),
@@ -151,6 +219,7 @@ fn check_catalog_item(item: &CatalogItemInput) -> Result<(), Rejection> {
 
 pub(crate) async fn upsert_catalog_item<T: Tx>(
     tx: &mut T,
+    ctx: &Ctx<'_>,
     cooperative: &str,
     item: &CatalogItemInput,
 ) -> OpResult<Created> {
@@ -160,6 +229,15 @@ pub(crate) async fn upsert_catalog_item<T: Tx>(
         .await?
         .ok_or_else(|| Rejection::not_found("cooperative", "cooperative", cooperative))?;
     tx.upsert_catalog_item(coop.id, item).await?;
+    record(
+        tx,
+        ctx,
+        Fact::CatalogItems {
+            cooperative: coop.id,
+            rows: vec![(item.sku.clone(), item.price.fen(), item.cost.fen())],
+        },
+    )
+    .await?;
     let stored = tx.catalog_item(coop.id, &item.sku).await?;
     let id = stored.map(|s| s.id).unwrap_or_default();
     Ok(Created {
@@ -172,6 +250,7 @@ pub(crate) async fn upsert_catalog_item<T: Tx>(
 /// rows are good, so an import is never half done.
 pub(crate) async fn import_households<T: Tx>(
     tx: &mut T,
+    ctx: &Ctx<'_>,
     rows: &[Lined<NewHousehold>],
 ) -> OpResult<Imported> {
     let mut errors = Vec::new();
@@ -190,8 +269,14 @@ pub(crate) async fn import_households<T: Tx>(
     if !errors.is_empty() {
         return Err(Rejection::ImportFailed { errors }.into());
     }
+    let mut written = Vec::with_capacity(rows.len());
     for (Lined { row, .. }, (compound, area)) in rows.iter().zip(resolved) {
-        tx.insert_household(row, compound, area).await?;
+        let id = tx.insert_household(row, compound, area).await?;
+        written.push((id, row.code.clone(), compound, area));
+    }
+    for chunk in written.chunks(FACT_ROWS) {
+        let rows = chunk.to_vec();
+        record(tx, ctx, Fact::Households { rows }).await?;
     }
     Ok(Imported {
         created: rows.len() as u64,
@@ -246,6 +331,7 @@ async fn check_household_row<T: Tx>(
 
 pub(crate) async fn import_catalog<T: Tx>(
     tx: &mut T,
+    ctx: &Ctx<'_>,
     cooperative: &str,
     rows: &[Lined<CatalogItemInput>],
 ) -> OpResult<Imported> {
@@ -277,14 +363,39 @@ pub(crate) async fn import_catalog<T: Tx>(
         return Err(Rejection::ImportFailed { errors }.into());
     }
     let (mut created, mut updated) = (0, 0);
+    let mut written = Vec::with_capacity(rows.len());
     for Lined { row, .. } in rows {
         if tx.upsert_catalog_item(coop.id, row).await? {
             created += 1;
         } else {
             updated += 1;
         }
+        written.push((row.sku.clone(), row.price.fen(), row.cost.fen()));
+    }
+    for chunk in written.chunks(FACT_ROWS) {
+        let fact = Fact::CatalogItems {
+            cooperative: coop.id,
+            rows: chunk.to_vec(),
+        };
+        record(tx, ctx, fact).await?;
     }
     Ok(Imported { created, updated })
+}
+
+/// Rows one master data fact lists at most (about 30 KB of JSON): an import of more posts one
+/// entry per this many rows, all in the import's transaction, so no entry grows without bound.
+pub const FACT_ROWS: usize = 1000;
+
+/// Posts the master data entry that records `fact` in the hashed chain: no postings, so no
+/// figure moves, but `verify` holds the rows to it.
+async fn record<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, fact: Fact) -> OpResult<()> {
+    let mut header = ctx.header(EntryKind::MasterData);
+    header.facts = Some(fact.encode());
+    let entry = EntryDraft::new(header)
+        .balanced()
+        .map_err(|e| StoreError(e.to_string()))?;
+    tx.post(entry, "code").await?;
+    Ok(())
 }
 
 pub(crate) async fn create_token<T: Tx>(tx: &mut T, t: &NewToken) -> OpResult<Created> {

@@ -8,6 +8,7 @@
 
 mod credit;
 mod master;
+pub use master::FACT_ROWS;
 mod sale;
 mod topup;
 mod types;
@@ -439,19 +440,23 @@ fn amounts_within_ceiling(ctx: &Ctx<'_>, command: &Command) -> Result<(), Reject
 pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResult<Receipt> {
     amounts_within_ceiling(ctx, command)?;
     Ok(match command {
-        Command::CreateCooperative(c) => Receipt::Created(master::create_cooperative(tx, c).await?),
-        Command::CreateShop(s) => Receipt::Created(master::create_shop(tx, s).await?),
-        Command::CreateCompany(c) => Receipt::Created(master::create_company(tx, c).await?),
-        Command::CreateCompound(c) => Receipt::Created(master::create_compound(tx, c).await?),
-        Command::CreateHousehold(h) => Receipt::Created(master::create_household(tx, h).await?),
+        Command::CreateCooperative(c) => {
+            Receipt::Created(master::create_cooperative(tx, ctx, c).await?)
+        }
+        Command::CreateShop(s) => Receipt::Created(master::create_shop(tx, ctx, s).await?),
+        Command::CreateCompany(c) => Receipt::Created(master::create_company(tx, ctx, c).await?),
+        Command::CreateCompound(c) => Receipt::Created(master::create_compound(tx, ctx, c).await?),
+        Command::CreateHousehold(h) => {
+            Receipt::Created(master::create_household(tx, ctx, h).await?)
+        }
         Command::UpsertCatalogItem { cooperative, item } => {
-            Receipt::Created(master::upsert_catalog_item(tx, cooperative, item).await?)
+            Receipt::Created(master::upsert_catalog_item(tx, ctx, cooperative, item).await?)
         }
         Command::ImportHouseholds { rows } => {
-            Receipt::Imported(master::import_households(tx, rows).await?)
+            Receipt::Imported(master::import_households(tx, ctx, rows).await?)
         }
         Command::ImportCatalog { cooperative, rows } => {
-            Receipt::Imported(master::import_catalog(tx, cooperative, rows).await?)
+            Receipt::Imported(master::import_catalog(tx, ctx, cooperative, rows).await?)
         }
         Command::CreateToken(t) => Receipt::Created(master::create_token(tx, t).await?),
         Command::RevokeToken { id } => Receipt::Created(master::revoke_token(tx, *id).await?),

@@ -214,7 +214,26 @@ pub(crate) async fn sell<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, req: &Sale) -> OpResu
         .into());
     }
 
-    let mut entry = EntryDraft::new(ctx.header(EntryKind::Sale));
+    let mut header = ctx.header(EntryKind::Sale);
+    // The chain names the till, the customer and (by digest) the goods.
+    header.facts = Some(
+        crate::ledger::Fact::Sold {
+            shop: shop.id,
+            household: household.as_ref().map(|h| h.id),
+            lines: crate::ledger::lines_digest(priced.lines.iter().enumerate().map(|(i, l)| {
+                (
+                    i as i64,
+                    l.sku.as_str(),
+                    l.qty.as_str(),
+                    l.price.fen(),
+                    l.amount.fen(),
+                    l.cost.fen(),
+                )
+            })),
+        }
+        .encode(),
+    );
+    let mut entry = EntryDraft::new(header);
     let mut tender_records = Vec::with_capacity(req.tenders.len());
     let mut receipts = Vec::with_capacity(req.tenders.len());
     let mut wallets_used = 0;

@@ -219,6 +219,7 @@ pub(crate) async fn top_up<T: Tx>(
                 household: issued.household,
                 issued_on: issued.issued_on,
                 expires_on: issued.expires_on,
+                shop: Some(shop.id),
             });
             let code = VoucherCode::issue(ctx.keys, serial).encode();
             (
@@ -238,7 +239,9 @@ pub(crate) async fn top_up<T: Tx>(
 
     let mut header = ctx.header(EntryKind::TopUp);
     header.policy = Some((policy_name.clone(), policy.reference.hash.clone()));
-    header.facts = issue_fact.map(|f| f.encode());
+    // The chain names the till that took the money: in the voucher's issue, or on its own.
+    let fact = issue_fact.unwrap_or(crate::ledger::Fact::ToppedUp { shop: shop.id });
+    header.facts = Some(fact.encode());
     let mut entry = EntryDraft::new(header);
     entry
         .debit(chart::coop_cash(coop.id, req.method.as_str()), req.paid)

@@ -165,7 +165,7 @@ fn write_entry(
 ) -> Result<(), ExportError> {
     if e.postings.is_empty() && e.kind.may_be_empty() {
         // A ledger event without postings (a close that posted nothing, an empty voucher voided
-        // or expired): an `event` directive keeps it in the export, moving no balance.
+        // or expired, master data written): an `event` directive keeps it in the export, moving no balance.
         writeln!(
             out,
             "{} event {} {}",

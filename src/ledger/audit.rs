@@ -736,3 +736,454 @@ pub fn check_tables(
         .or_else(|| check_tender_refunds(summary, tenders, records))
         .or_else(|| check_refund_tenders(records))
 }
+
+/// `id, code, cooperative id`: a shop row.
+pub type ShopTableRow = (i64, String, i64);
+/// `id, code, company id, eligible`: a compound row.
+pub type CompoundTableRow = (i64, String, i64, bool);
+/// `id, code, compound id, area in dm²`: a household row.
+pub type HouseholdTableRow = (i64, String, i64, i64);
+/// `id, cooperative id, sku, price, cost`: a catalogue item row.
+pub type CatalogTableRow = (i64, i64, String, i64, i64);
+
+/// The master data tables, as stored.
+pub struct MasterRows<'a> {
+    /// `id, code` of each cooperative.
+    pub cooperatives: &'a [(i64, String)],
+    pub shops: &'a [ShopTableRow],
+    /// `id, code` of each company.
+    pub companies: &'a [(i64, String)],
+    pub compounds: &'a [CompoundTableRow],
+    pub households: &'a [HouseholdTableRow],
+    pub catalog: &'a [CatalogTableRow],
+}
+
+/// One master table against the master data facts: `recorded` maps a row's key to what the
+/// last fact naming it says. Each row a fact names must say the same; each recorded key must
+/// have its row. A row no fact names is accepted only if it was made before the chain
+/// recorded this table's rows (its id below that of every row a fact names, or no fact names
+/// the table yet), as vouchers issued before voucher facts are.
+fn check_master_table<K, V>(
+    table: &str,
+    recorded: &BTreeMap<K, (i64, V)>,
+    rows: impl Iterator<Item = (i64, K, V)>,
+) -> Option<String>
+where
+    K: Ord + Clone + std::fmt::Debug,
+    V: PartialEq + std::fmt::Debug,
+{
+    let rows: Vec<(i64, K, V)> = rows.collect();
+    let first_recorded = rows
+        .iter()
+        .filter(|(_, k, _)| recorded.contains_key(k))
+        .map(|(id, _, _)| *id)
+        .min();
+    let mut seen = std::collections::BTreeSet::new();
+    for (id, key, stored) in &rows {
+        seen.insert(key.clone());
+        match recorded.get(key) {
+            Some((seq, value)) if value != stored => {
+                return Some(format!(
+                    "{table}: row {id} says {stored:?} but the chain (entry {seq}) says {value:?}"
+                ));
+            }
+            Some(_) => {}
+            None if first_recorded.is_none_or(|first| *id < first) => {}
+            None => {
+                return Some(format!(
+                    "{table}: row {id} ({key:?}) was never recorded in the chain"
+                ))
+            }
+        }
+    }
+    recorded
+        .iter()
+        .find(|(k, _)| !seen.contains(*k))
+        .map(|(k, (seq, _))| {
+            format!("{table}: {k:?} recorded in the chain (entry {seq}) has no row")
+        })
+}
+
+/// Every master data row that money depends on agrees with the last master data fact naming
+/// it: codes (which name accounts and break ties), the cooperative a shop sells for, the
+/// company that bills a compound and whether it shares closes, a household's compound and
+/// area (its next fees), a catalogue item's price and cost (the next sale's). Rows are keyed
+/// by id, catalogue items by cooperative and SKU.
+pub fn check_master(summary: &ChainSummary, r: &MasterRows<'_>) -> Option<String> {
+    let mut coops: BTreeMap<i64, (i64, String)> = BTreeMap::new();
+    let mut shops: BTreeMap<i64, (i64, (String, i64))> = BTreeMap::new();
+    let mut companies: BTreeMap<i64, (i64, String)> = BTreeMap::new();
+    let mut compounds: BTreeMap<i64, (i64, (String, i64, bool))> = BTreeMap::new();
+    let mut households: BTreeMap<i64, (i64, (String, i64, i64))> = BTreeMap::new();
+    let mut catalog: BTreeMap<(i64, String), (i64, (i64, i64))> = BTreeMap::new();
+    for (seq, _, fact) in &summary.facts {
+        let seq = *seq;
+        match fact {
+            Fact::Cooperative { id, code } => {
+                coops.insert(*id, (seq, code.clone()));
+            }
+            Fact::Shop {
+                id,
+                code,
+                cooperative,
+            } => {
+                shops.insert(*id, (seq, (code.clone(), *cooperative)));
+            }
+            Fact::Company { id, code } => {
+                companies.insert(*id, (seq, code.clone()));
+            }
+            Fact::Compound {
+                id,
+                code,
+                company,
+                eligible,
+            } => {
+                compounds.insert(*id, (seq, (code.clone(), *company, *eligible)));
+            }
+            Fact::Households { rows } => {
+                for (id, code, compound, area) in rows {
+                    households.insert(*id, (seq, (code.clone(), *compound, *area)));
+                }
+            }
+            Fact::CatalogItems { cooperative, rows } => {
+                for (sku, price, cost) in rows {
+                    catalog.insert((*cooperative, sku.clone()), (seq, (*price, *cost)));
+                }
+            }
+            _ => {}
+        }
+    }
+    check_master_table(
+        "cooperatives",
+        &coops,
+        r.cooperatives
+            .iter()
+            .map(|(id, code)| (*id, *id, code.clone())),
+    )
+    .or_else(|| {
+        check_master_table(
+            "shops",
+            &shops,
+            r.shops
+                .iter()
+                .map(|(id, code, coop)| (*id, *id, (code.clone(), *coop))),
+        )
+    })
+    .or_else(|| {
+        check_master_table(
+            "companies",
+            &companies,
+            r.companies
+                .iter()
+                .map(|(id, code)| (*id, *id, code.clone())),
+        )
+    })
+    .or_else(|| {
+        check_master_table(
+            "compounds",
+            &compounds,
+            r.compounds.iter().map(|(id, code, company, eligible)| {
+                (*id, *id, (code.clone(), *company, *eligible))
+            }),
+        )
+    })
+    .or_else(|| {
+        check_master_table(
+            "households",
+            &households,
+            r.households
+                .iter()
+                .map(|(id, code, compound, area)| (*id, *id, (code.clone(), *compound, *area))),
+        )
+    })
+    .or_else(|| {
+        check_master_table(
+            "catalog_items",
+            &catalog,
+            r.catalog
+                .iter()
+                .map(|(id, coop, sku, price, cost)| (*id, (*coop, sku.clone()), (*price, *cost))),
+        )
+    })
+}
+
+/// `sequence of the sale's entry, shop id, household id`: a sale row.
+pub type SaleTillRow = (i64, i64, Option<i64>);
+/// `sequence of the sale's entry, index, sku, quantity, price, amount, cost`: a sale line.
+pub type SaleLineTableRow = (i64, i64, String, String, i64, i64, i64);
+
+/// Each sale row names the shop and household its entry's sale fact names, and its lines
+/// digest to what the fact records; each top-up row names the shop its entry's fact names.
+/// Entries posted before the chain named the till carry no such fact and are not checked
+/// (an entry's facts are hashed, so a fact cannot be taken off an entry to escape this).
+/// `lines` are ordered by sale and index.
+pub fn check_till(
+    summary: &ChainSummary,
+    sales: &[SaleTillRow],
+    lines: &[SaleLineTableRow],
+    topups: &[(i64, i64)],
+) -> Option<String> {
+    let mut sold: HashMap<i64, (i64, Option<i64>, &str)> = HashMap::new();
+    let mut till: HashMap<i64, i64> = HashMap::new();
+    for (seq, _, fact) in &summary.facts {
+        match fact {
+            Fact::Sold {
+                shop,
+                household,
+                lines,
+            } => {
+                sold.insert(*seq, (*shop, *household, lines.as_str()));
+            }
+            Fact::ToppedUp { shop }
+            | Fact::VoucherIssued {
+                shop: Some(shop), ..
+            } => {
+                till.insert(*seq, *shop);
+            }
+            _ => {}
+        }
+    }
+    let mut by_sale: HashMap<i64, Vec<&SaleLineTableRow>> = HashMap::new();
+    for line in lines {
+        by_sale.entry(line.0).or_default().push(line);
+    }
+    for (seq, shop, household) in sales {
+        let Some((s, h, digest)) = sold.get(seq) else {
+            continue;
+        };
+        if s != shop || h != household {
+            return Some(format!(
+                "sales: the sale of entry {seq} names shop {shop} and household {household:?}, its entry says shop {s} and household {h:?}"
+            ));
+        }
+        let stored = super::lines_digest(by_sale.get(seq).into_iter().flatten().map(
+            |(_, idx, sku, qty, price, amount, cost)| {
+                (*idx, sku.as_str(), qty.as_str(), *price, *amount, *cost)
+            },
+        ));
+        if stored != *digest {
+            return Some(format!(
+                "sale_lines: the lines of the sale of entry {seq} differ from those its entry records"
+            ));
+        }
+        by_sale.remove(seq);
+    }
+    let rows: std::collections::HashSet<i64> = sales.iter().map(|(seq, _, _)| *seq).collect();
+    if let Some(seq) = by_sale.keys().filter(|s| !rows.contains(*s)).min() {
+        return Some(format!(
+            "sale_lines: lines (of entry {seq}) that belong to no sale row"
+        ));
+    }
+    topups.iter().find_map(|(seq, shop)| {
+        till.get(seq).filter(|s| *s != shop).map(|s| {
+            format!("topups: the top-up of entry {seq} names shop {shop}, its entry says shop {s}")
+        })
+    })
+}
+
+/// `policy id, version, content hash`: a `policy_applications` row.
+pub type PolicyTableRow = (String, i64, String);
+
+/// `policy_applications` lists exactly the policies the entries applied: each row is an
+/// `id@version` and content hash some entry carries in its hashed policy reference, and each
+/// reference entries carry has its row (which the app checks the policy files against when it
+/// opens, so a policy file changed after it was applied is refused).
+pub fn check_policies(summary: &ChainSummary, rows: &[PolicyTableRow]) -> Option<String> {
+    let applied: BTreeMap<(&str, i64), (&str, i64)> = summary
+        .policies
+        .iter()
+        .filter_map(|(name, hash, seq)| {
+            let (id, version) = name.rsplit_once('@')?;
+            Some(((id, version.parse().ok()?), (hash.as_str(), *seq)))
+        })
+        .collect();
+    for (id, version, hash) in rows {
+        match applied.get(&(id.as_str(), *version)) {
+            Some((h, _)) if h == hash => {}
+            Some((h, seq)) => {
+                return Some(format!(
+                    "policy_applications: {id}@{version} has hash {hash}, entry {seq} applied it with hash {h}"
+                ))
+            }
+            None => {
+                return Some(format!(
+                    "policy_applications: {id}@{version} was applied by no entry"
+                ))
+            }
+        }
+    }
+    applied
+        .iter()
+        .find(|((id, version), _)| !rows.iter().any(|(i, v, _)| i == id && v == version))
+        .map(|((id, version), (_, seq))| {
+            format!("policy_applications: {id}@{version}, applied by entry {seq}, has no row")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(facts: Vec<Fact>) -> ChainSummary {
+        let day = NaiveDate::from_ymd_opt(2026, 10, 5).expect("date");
+        ChainSummary {
+            facts: facts
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| (i as i64 + 1, day, f))
+                .collect(),
+            ..ChainSummary::default()
+        }
+    }
+
+    fn check(
+        s: &ChainSummary,
+        households: &[HouseholdTableRow],
+        catalog: &[CatalogTableRow],
+    ) -> Option<String> {
+        check_master(
+            s,
+            &MasterRows {
+                cooperatives: &[],
+                shops: &[],
+                companies: &[],
+                compounds: &[],
+                households,
+                catalog,
+            },
+        )
+    }
+
+    #[test]
+    fn master_rows_are_held_to_the_last_fact_naming_them() {
+        let s = summary(vec![
+            Fact::Households {
+                rows: vec![(2, "H2".into(), 1, 100), (3, "H3".into(), 1, 200)],
+            },
+            Fact::CatalogItems {
+                cooperative: 1,
+                rows: vec![("A".into(), 125, 80)],
+            },
+            // A later price for A replaces the first.
+            Fact::CatalogItems {
+                cooperative: 1,
+                rows: vec![("A".into(), 130, 80)],
+            },
+        ]);
+        let households = [(2, "H2".to_string(), 1, 100), (3, "H3".to_string(), 1, 200)];
+        let catalog = [(5, 1, "A".to_string(), 130, 80)];
+        assert_eq!(check(&s, &households, &catalog), None);
+        // A row made before the chain recorded households (a lower id) passes unrecorded.
+        let mut with_legacy = vec![(1, "H1".to_string(), 1, 50)];
+        with_legacy.extend(households.iter().cloned());
+        assert_eq!(check(&s, &with_legacy, &catalog), None);
+        // An edited area, an old price, a row added later, a row removed: each names its table.
+        let mut area = households.clone();
+        area[1].3 = 201;
+        let p = check(&s, &area, &catalog).expect("an area edit");
+        assert!(p.starts_with("households: row 3"), "{p}");
+        let p = check(&s, &households, &[(5, 1, "A".to_string(), 125, 80)]).expect("old price");
+        assert!(p.starts_with("catalog_items: row 5"), "{p}");
+        let mut added = households.to_vec();
+        added.push((4, "H4".to_string(), 1, 10));
+        let p = check(&s, &added, &catalog).expect("a row never recorded");
+        assert!(
+            p.contains("households: row 4") && p.contains("never recorded"),
+            "{p}"
+        );
+        let p = check(&s, &households[..1], &catalog).expect("a row removed");
+        assert!(
+            p.starts_with("households: 3") && p.contains("has no row"),
+            "{p}"
+        );
+        let p = check(&s, &households, &[(5, 2, "A".to_string(), 130, 80)]).expect("moved");
+        assert!(p.starts_with("catalog_items:"), "{p}");
+    }
+
+    #[test]
+    fn the_tills_records_are_held_to_their_entries_facts() {
+        let line = |seq: i64, idx: i64, qty: &str| -> SaleLineTableRow {
+            (seq, idx, "APPLE".into(), qty.into(), 125, 250, 160)
+        };
+        let lines = [line(2, 0, "2"), line(2, 1, "1")];
+        let digest = super::super::lines_digest(
+            lines
+                .iter()
+                .map(|(_, i, s, q, p, a, c)| (*i, s.as_str(), q.as_str(), *p, *a, *c)),
+        );
+        let issued = Fact::VoucherIssued {
+            voucher: 1,
+            serial: 7,
+            key_id: 1,
+            cooperative: 1,
+            household: Some(1),
+            issued_on: NaiveDate::from_ymd_opt(2026, 10, 5).expect("date"),
+            expires_on: NaiveDate::from_ymd_opt(2029, 10, 5).expect("date"),
+            shop: Some(3),
+        };
+        let s = summary(vec![
+            Fact::ToppedUp { shop: 3 },
+            Fact::Sold {
+                shop: 3,
+                household: Some(9),
+                lines: digest,
+            },
+            issued,
+        ]);
+        let sales = [(2, 3, Some(9))];
+        let topups = [(1, 3), (3, 3)];
+        assert_eq!(check_till(&s, &sales, &lines, &topups), None);
+        // A sale whose entry has no fact (posted before the chain named the till) is not checked.
+        assert_eq!(
+            check_till(&s, &[(2, 3, Some(9)), (5, 4, None)], &lines, &topups),
+            None
+        );
+        let p = check_till(&s, &[(2, 4, Some(9))], &lines, &topups).expect("another shop");
+        assert!(p.starts_with("sales:"), "{p}");
+        let p = check_till(&s, &[(2, 3, None)], &lines, &topups).expect("no customer");
+        assert!(p.starts_with("sales:"), "{p}");
+        let p = check_till(&s, &sales, &[line(2, 0, "2"), line(2, 1, "2")], &topups)
+            .expect("a quantity");
+        assert!(p.starts_with("sale_lines:"), "{p}");
+        let p = check_till(&s, &sales, &lines[..1], &topups).expect("a line removed");
+        assert!(p.starts_with("sale_lines:"), "{p}");
+        let mut orphan = lines.to_vec();
+        orphan.push(line(-1, 0, "1"));
+        let p = check_till(&s, &sales, &orphan, &topups).expect("a line of no sale");
+        assert!(p.starts_with("sale_lines:"), "{p}");
+        // The wallet top-up's shop, and the voucher top-up's (in its issue fact).
+        for topups in [[(1, 4), (3, 3)], [(1, 3), (3, 4)]] {
+            let p = check_till(&s, &sales, &lines, &topups).expect("another till");
+            assert!(p.starts_with("topups:"), "{p}");
+        }
+    }
+
+    #[test]
+    fn policy_applications_list_exactly_the_policies_entries_applied() {
+        let s = ChainSummary {
+            policies: vec![
+                ("topup@1".into(), "aa".into(), 1),
+                ("fees@2".into(), "bb".into(), 4),
+            ],
+            ..ChainSummary::default()
+        };
+        let rows = |r: &[(&str, i64, &str)]| -> Vec<PolicyTableRow> {
+            r.iter()
+                .map(|(i, v, h)| (i.to_string(), *v, h.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            check_policies(&s, &rows(&[("fees", 2, "bb"), ("topup", 1, "aa")])),
+            None
+        );
+        for bad in [
+            rows(&[("fees", 2, "bc"), ("topup", 1, "aa")]),
+            rows(&[("fees", 3, "bb"), ("topup", 1, "aa")]),
+            rows(&[("topup", 1, "aa")]),
+            rows(&[("fees", 2, "bb"), ("topup", 1, "aa"), ("other", 1, "cc")]),
+        ] {
+            let p = check_policies(&s, &bad).expect("a mismatch");
+            assert!(p.starts_with("policy_applications:"), "{p}");
+        }
+    }
+}

@@ -298,6 +298,9 @@ pub enum EntryKind {
     FeePayment,
     ProfitAllocation,
     Settlement,
+    /// Master data created or changed (a cooperative, shop, company, compound, households or
+    /// catalogue items): no postings, one [`Fact`] recording the rows as written.
+    MasterData,
 }
 
 impl EntryKind {
@@ -316,6 +319,7 @@ impl EntryKind {
             EntryKind::FeePayment => "fee_payment",
             EntryKind::ProfitAllocation => "profit_allocation",
             EntryKind::Settlement => "settlement",
+            EntryKind::MasterData => "master_data",
         }
     }
 
@@ -324,7 +328,7 @@ impl EntryKind {
     }
 }
 
-const ALL_KINDS: [EntryKind; 13] = [
+const ALL_KINDS: [EntryKind; 14] = [
     EntryKind::TopUp,
     EntryKind::Sale,
     EntryKind::SaleRefund,
@@ -338,6 +342,7 @@ const ALL_KINDS: [EntryKind; 13] = [
     EntryKind::FeePayment,
     EntryKind::ProfitAllocation,
     EntryKind::Settlement,
+    EntryKind::MasterData,
 ];
 
 impl fmt::Display for EntryKind {
@@ -383,6 +388,10 @@ pub enum Fact {
         household: Option<i64>,
         issued_on: NaiveDate,
         expires_on: NaiveDate,
+        /// The shop whose till took the money; absent from facts recorded before the chain
+        /// named the shop.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shop: Option<i64>,
     },
     VoucherVoided {
         voucher: i64,
@@ -398,6 +407,47 @@ pub enum Fact {
         company: i64,
         month: String,
     },
+    /// A top-up to a wallet: the shop whose till took the money.
+    ToppedUp {
+        shop: i64,
+    },
+    /// A sale: the shop that sold, the household it names, and the [digest](lines_digest)
+    /// of its lines (what a refund may give back).
+    Sold {
+        shop: i64,
+        household: Option<i64>,
+        lines: String,
+    },
+    /// Master data as written (see [`EntryKind::MasterData`]); the last fact naming a row is
+    /// what the row must say.
+    Cooperative {
+        id: i64,
+        code: String,
+    },
+    Shop {
+        id: i64,
+        code: String,
+        cooperative: i64,
+    },
+    Company {
+        id: i64,
+        code: String,
+    },
+    Compound {
+        id: i64,
+        code: String,
+        company: i64,
+        eligible: bool,
+    },
+    /// `(id, code, compound id, area in dm²)` of each household created.
+    Households {
+        rows: Vec<(i64, String, i64, i64)>,
+    },
+    /// `(sku, price in fen, cost in fen)` of each catalogue item written for a cooperative.
+    CatalogItems {
+        cooperative: i64,
+        rows: Vec<(String, i64, i64)>,
+    },
 }
 
 impl Fact {
@@ -410,6 +460,29 @@ impl Fact {
     pub fn decode(s: &str) -> Option<Fact> {
         serde_json::from_str(s).ok()
     }
+}
+
+/// The canonical digest of a sale's lines, as a [`Fact::Sold`] records it: SHA-256, in hex,
+/// over each line's `index, sku, quantity, price, amount, cost` in order, each field
+/// length-prefixed. The till writes it from the lines it stores; `verify` recomputes it from
+/// the stored `sale_lines`.
+pub fn lines_digest<'a>(
+    lines: impl Iterator<Item = (i64, &'a str, &'a str, i64, i64, i64)>,
+) -> String {
+    let mut h = Sha256::new();
+    let mut text = |t: &[u8]| {
+        h.update((t.len() as u64).to_be_bytes());
+        h.update(t);
+    };
+    for (idx, sku, qty, price, amount, cost) in lines {
+        text(&idx.to_be_bytes());
+        text(sku.as_bytes());
+        text(qty.as_bytes());
+        text(&price.to_be_bytes());
+        text(&amount.to_be_bytes());
+        text(&cost.to_be_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 /// A draft entry with accounts named by spec; [`EntryDraft::balanced`] checks it.
@@ -425,16 +498,27 @@ pub enum EntryError {
     TooFewPostings,
     #[error("debits {debits} and credits {credits} differ")]
     Unbalanced { debits: i128, credits: i128 },
+    #[error("a master data entry moves no money: no postings, and a fact")]
+    MasterDataPosts,
 }
 
 impl EntryKind {
     /// Kinds that may record an event with no postings at all (a close that posts nothing,
-    /// voiding or expiring an empty voucher): the entry then exists for its [`Fact`].
+    /// voiding or expiring an empty voucher, master data): the entry then exists for its
+    /// [`Fact`].
     pub fn may_be_empty(self) -> bool {
         matches!(
             self,
-            EntryKind::ProfitAllocation | EntryKind::VoucherVoid | EntryKind::VoucherExpiry
+            EntryKind::ProfitAllocation
+                | EntryKind::VoucherVoid
+                | EntryKind::VoucherExpiry
+                | EntryKind::MasterData
         )
+    }
+
+    /// Kinds that never post: master data, which moves no money.
+    pub fn never_posts(self) -> bool {
+        self == EntryKind::MasterData
     }
 }
 
@@ -464,6 +548,11 @@ impl EntryDraft {
     /// Checks that the draft is an entry: two or more non-zero postings, debits = credits; or,
     /// for a kind that [may be empty](EntryKind::may_be_empty), no postings and a fact.
     pub fn balanced(self) -> Result<EntryDraft, EntryError> {
+        if self.header.kind.never_posts()
+            && (!self.postings.is_empty() || self.header.facts.is_none())
+        {
+            return Err(EntryError::MasterDataPosts);
+        }
         if self.postings.is_empty()
             && self.header.kind.may_be_empty()
             && self.header.facts.is_some()
@@ -674,6 +763,9 @@ pub struct ChainSummary {
     pub entries: Vec<(i64, EntryKind, NaiveDate)>,
     /// `(sequence, the stored id of the entry it reverses or refunds)`, for entries that do.
     pub reverses: Vec<(i64, i64)>,
+    /// Each distinct `(id@version, content hash)` of a policy some entry applied, with the
+    /// first entry that did.
+    pub policies: Vec<(String, String, i64)>,
 }
 
 impl ChainSummary {
@@ -862,6 +954,8 @@ impl Verifier {
             ));
         } else if matches!(fact, Some(None)) {
             self.fail(format!("entry {seq}: facts unreadable"));
+        } else if entry.header.kind.never_posts() && !empty_event {
+            self.fail(format!("entry {seq}: {}", EntryError::MasterDataPosts));
         } else if let (false, Err(e)) = (
             empty_event,
             check_postings(entry.postings.iter().map(|(_, a)| *a)),
@@ -883,6 +977,19 @@ impl Verifier {
             .push((seq, entry.header.kind, entry.header.business_date));
         if let Some(r) = entry.header.reverses {
             self.summary.reverses.push((seq, r));
+        }
+        if let Some((name, hash)) = &entry.header.policy {
+            // A handful of policies in all: a scan, no allocation per entry.
+            let known = self
+                .summary
+                .policies
+                .iter()
+                .any(|(n, h, _)| n == name && h == hash);
+            if !known {
+                self.summary
+                    .policies
+                    .push((name.clone(), hash.clone(), seq));
+            }
         }
         if entry.version < 2 {
             self.summary.last_v1_date = Some(entry.header.business_date);
@@ -1201,6 +1308,63 @@ mod tests {
         };
         let problem = verify_one(&legacy, books).expect("facts outside the hash");
         assert!(problem.contains("facts"), "{problem}");
+    }
+
+    #[test]
+    fn master_data_moves_no_money_and_always_records_its_fact() {
+        let books = accounts([0, 0, 0]);
+        let fact = Fact::Households {
+            rows: vec![(7, "H7".into(), 2, 8735)],
+        };
+        let text = fact.encode();
+        assert_eq!(
+            text, r#"{"fact":"households","rows":[[7,"H7",2,8735]]}"#,
+            "compact and canonical"
+        );
+        assert_eq!(Fact::decode(&text), Some(fact));
+        let master = EntryHeader {
+            kind: EntryKind::MasterData,
+            facts: Some(text.clone()),
+            ..header()
+        };
+        assert_eq!(EntryKind::parse("master_data"), Some(EntryKind::MasterData));
+        // No postings and a fact: an entry, verified, its fact in the summary.
+        assert!(EntryDraft::new(master.clone()).balanced().is_ok());
+        let e = v2_entry(1, GENESIS_HASH, master.clone(), vec![], &books);
+        let mut v = Verifier::new(books.clone());
+        v.feed(&e);
+        let report = v.finish();
+        assert_eq!(report.first_problem, None);
+        assert_eq!(report.summary.facts.len(), 1);
+        // Without its fact it is refused, and not verified either.
+        let bare = EntryHeader {
+            facts: None,
+            ..master.clone()
+        };
+        assert_eq!(
+            EntryDraft::new(bare.clone()).balanced().unwrap_err(),
+            EntryError::MasterDataPosts
+        );
+        let e = v2_entry(1, GENESIS_HASH, bare, vec![], &books);
+        assert!(verify_one(&e, books.clone()).is_some());
+        // With postings, even balanced ones, it is refused and not verified.
+        let mut draft = EntryDraft::new(master.clone());
+        draft
+            .debit(chart::coop_cash(1, "cash"), Amount::from_fen(100))
+            .credit(chart::household_wallet_paid(1, "C1"), Amount::from_fen(100));
+        assert_eq!(draft.balanced().unwrap_err(), EntryError::MasterDataPosts);
+        let e = v2_entry(
+            1,
+            GENESIS_HASH,
+            master,
+            vec![(AccountId(1), 100), (AccountId(2), -100)],
+            &books,
+        );
+        let problem = verify_one(&e, books).expect("master data that posts");
+        assert!(
+            problem.contains("master data entry moves no money"),
+            "{problem}"
+        );
     }
 
     #[test]

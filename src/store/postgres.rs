@@ -1152,6 +1152,9 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         ) {
             report.fail(p);
         }
+        if let Some(p) = master_problem(&mut *conn, &report.summary).await? {
+            report.fail(p);
+        }
         // The head every writer extends the chain from must be the chain's last entry.
         let (seq, hash, date): (i64, String, Option<String>) =
             sqlx::query_as("SELECT seq, hash, business_date FROM chain_head WHERE id = 1")
@@ -3237,4 +3240,73 @@ async fn candidate_reads(
         later,
         spend: spend.into_iter().collect(),
     })
+}
+
+/// The till's records (a sale's shop, household and lines, a top-up's shop) held to their
+/// entries' facts, and the master data tables to the master data facts (see
+/// [`audit::check_till`], [`audit::check_master`]).
+async fn master_problem(
+    conn: &mut PgConnection,
+    summary: &crate::ledger::ChainSummary,
+) -> Result<Option<String>, StoreError> {
+    let cooperatives: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, code FROM cooperatives ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let shops: Vec<audit::ShopTableRow> =
+        sqlx::query_as("SELECT id, code, cooperative_id FROM shops ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let companies: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, code FROM companies ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let compounds: Vec<audit::CompoundTableRow> =
+        sqlx::query_as("SELECT id, code, company_id, eligible FROM compounds ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let households: Vec<audit::HouseholdTableRow> =
+        sqlx::query_as("SELECT id, code, compound_id, area_dm2 FROM households ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    let catalog: Vec<audit::CatalogTableRow> = sqlx::query_as(
+        "SELECT id, cooperative_id, sku, price, cost FROM catalog_items ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let sales: Vec<audit::SaleTillRow> = sqlx::query_as("SELECT e.seq, s.shop_id, s.household_id FROM sales s JOIN entries e ON e.id = s.entry_id ORDER BY e.seq")
+        .fetch_all(&mut *conn)
+        .await?;
+    let lines: Vec<audit::SaleLineTableRow> = sqlx::query_as(
+        "SELECT COALESCE(e.seq, -1), l.idx, l.sku, l.qty, l.price, l.amount, l.cost FROM sale_lines l LEFT JOIN sales s ON s.id = l.sale_id LEFT JOIN entries e ON e.id = s.entry_id ORDER BY 1, l.idx",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let topups: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT e.seq, t.shop_id FROM topups t JOIN entries e ON e.id = t.entry_id ORDER BY e.seq",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if let Some(p) = audit::check_till(summary, &sales, &lines, &topups) {
+        return Ok(Some(p));
+    }
+    let policies: Vec<audit::PolicyTableRow> = sqlx::query_as(
+        "SELECT policy_id, version, hash FROM policy_applications ORDER BY policy_id, version",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if let Some(p) = audit::check_policies(summary, &policies) {
+        return Ok(Some(p));
+    }
+    Ok(audit::check_master(
+        summary,
+        &audit::MasterRows {
+            cooperatives: &cooperatives,
+            shops: &shops,
+            companies: &companies,
+            compounds: &compounds,
+            households: &households,
+            catalog: &catalog,
+        },
+    ))
 }
