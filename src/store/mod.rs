@@ -21,7 +21,7 @@ use crate::domain::{
     CatalogItem, Command, Receipt, Rejection, Role, StoreError, TopUpReceipt, VoucherStatus,
 };
 use crate::fees::statement::Statement;
-use crate::ledger::{AccountId, AccountType, EntryKind, VerifyReport};
+use crate::ledger::{audit, AccountId, AccountType, EntryKind, VerifyReport};
 use crate::money::Amount;
 use crate::policy::PolicyRef;
 use crate::voucher::{KeyRing, VoucherCode};
@@ -587,4 +587,96 @@ mod tests {
         // A code that does not verify is never stored as if it did.
         assert!(outcome_to_store(&top_up(Some("NOT-A-CODE".into())), &ring).is_err());
     }
+}
+
+/// The three reads of `verify`'s till check that name an entry by its place in the chain: on
+/// SQLite an entry's id is its place, on PostgreSQL the place is `entries.seq`.
+pub(crate) struct TillSql {
+    pub sales: &'static str,
+    pub lines: &'static str,
+    pub topups: &'static str,
+}
+
+async fn rows_of<DB, T>(conn: &mut DB::Connection, sql: &'static str) -> Result<Vec<T>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    T: Send + Unpin + for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    Ok(sqlx::query_as::<DB, T>(sql).fetch_all(&mut *conn).await?)
+}
+
+/// The till's records (a sale's shop, household and lines, a top-up's shop) held to their
+/// entries' facts, the policies applied, and the master data tables to the master data facts
+/// ([`crate::ledger::audit::check_till`], `check_policies`, `check_master`): one body for both
+/// backends, read in `verify`'s snapshot.
+pub(crate) async fn master_problem<DB>(
+    conn: &mut DB::Connection,
+    summary: &crate::ledger::ChainSummary,
+    till: &TillSql,
+) -> Result<Option<String>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    (i64, String): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+    audit::ShopTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    audit::CompoundTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    audit::HouseholdTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    audit::CatalogTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    audit::SaleTillRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    audit::SaleLineTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    audit::PolicyTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let sales: Vec<audit::SaleTillRow> = rows_of::<DB, _>(conn, till.sales).await?;
+    let lines: Vec<audit::SaleLineTableRow> = rows_of::<DB, _>(conn, till.lines).await?;
+    let topups: Vec<(i64, i64)> = rows_of::<DB, _>(conn, till.topups).await?;
+    if let Some(p) = audit::check_till(summary, &sales, &lines, &topups) {
+        return Ok(Some(p));
+    }
+    let policies: Vec<audit::PolicyTableRow> = rows_of::<DB, _>(
+        conn,
+        "SELECT policy_id, version, hash FROM policy_applications ORDER BY policy_id, version",
+    )
+    .await?;
+    if let Some(p) = audit::check_policies(summary, &policies) {
+        return Ok(Some(p));
+    }
+    let cooperatives: Vec<(i64, String)> =
+        rows_of::<DB, _>(conn, "SELECT id, code FROM cooperatives ORDER BY id").await?;
+    let shops: Vec<audit::ShopTableRow> = rows_of::<DB, _>(
+        conn,
+        "SELECT id, code, cooperative_id FROM shops ORDER BY id",
+    )
+    .await?;
+    let companies: Vec<(i64, String)> =
+        rows_of::<DB, _>(conn, "SELECT id, code FROM companies ORDER BY id").await?;
+    let compounds: Vec<audit::CompoundTableRow> = rows_of::<DB, _>(
+        conn,
+        "SELECT id, code, company_id, eligible FROM compounds ORDER BY id",
+    )
+    .await?;
+    let households: Vec<audit::HouseholdTableRow> = rows_of::<DB, _>(
+        conn,
+        "SELECT id, code, compound_id, area_dm2 FROM households ORDER BY id",
+    )
+    .await?;
+    let catalog: Vec<audit::CatalogTableRow> = rows_of::<DB, _>(
+        conn,
+        "SELECT id, cooperative_id, sku, price, cost FROM catalog_items ORDER BY id",
+    )
+    .await?;
+    Ok(audit::check_master(
+        summary,
+        &audit::MasterRows {
+            cooperatives: &cooperatives,
+            shops: &shops,
+            companies: &companies,
+            compounds: &compounds,
+            households: &households,
+            catalog: &catalog,
+        },
+    ))
 }

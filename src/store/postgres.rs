@@ -1152,7 +1152,9 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         ) {
             report.fail(p);
         }
-        if let Some(p) = master_problem(&mut *conn, &report.summary).await? {
+        if let Some(p) =
+            master_problem::<sqlx::Postgres>(&mut *conn, &report.summary, &TILL_SQL).await?
+        {
             report.fail(p);
         }
         // The head every writer extends the chain from must be the chain's last entry.
@@ -3242,71 +3244,13 @@ async fn candidate_reads(
     })
 }
 
-/// The till's records (a sale's shop, household and lines, a top-up's shop) held to their
-/// entries' facts, and the master data tables to the master data facts (see
-/// [`audit::check_till`], [`audit::check_master`]).
-async fn master_problem(
-    conn: &mut PgConnection,
-    summary: &crate::ledger::ChainSummary,
-) -> Result<Option<String>, StoreError> {
-    let cooperatives: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, code FROM cooperatives ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    let shops: Vec<audit::ShopTableRow> =
-        sqlx::query_as("SELECT id, code, cooperative_id FROM shops ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    let companies: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, code FROM companies ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    let compounds: Vec<audit::CompoundTableRow> =
-        sqlx::query_as("SELECT id, code, company_id, eligible FROM compounds ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    let households: Vec<audit::HouseholdTableRow> =
-        sqlx::query_as("SELECT id, code, compound_id, area_dm2 FROM households ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    let catalog: Vec<audit::CatalogTableRow> = sqlx::query_as(
-        "SELECT id, cooperative_id, sku, price, cost FROM catalog_items ORDER BY id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let sales: Vec<audit::SaleTillRow> = sqlx::query_as("SELECT e.seq, s.shop_id, s.household_id FROM sales s JOIN entries e ON e.id = s.entry_id ORDER BY e.seq")
-        .fetch_all(&mut *conn)
-        .await?;
-    let lines: Vec<audit::SaleLineTableRow> = sqlx::query_as(
-        "SELECT COALESCE(e.seq, -1), l.idx, l.sku, l.qty, l.price, l.amount, l.cost FROM sale_lines l LEFT JOIN sales s ON s.id = l.sale_id LEFT JOIN entries e ON e.id = s.entry_id ORDER BY 1, l.idx",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let topups: Vec<(i64, i64)> = sqlx::query_as(
+/// `verify`'s till reads: an entry's place in the chain is `entries.seq`.
+const TILL_SQL: TillSql = TillSql {
+    sales: "SELECT e.seq, s.shop_id, s.household_id FROM sales s
+            JOIN entries e ON e.id = s.entry_id ORDER BY e.seq",
+    lines: "SELECT COALESCE(e.seq, -1), l.idx, l.sku, l.qty, l.price, l.amount, l.cost
+            FROM sale_lines l LEFT JOIN sales s ON s.id = l.sale_id
+            LEFT JOIN entries e ON e.id = s.entry_id ORDER BY 1, l.idx",
+    topups:
         "SELECT e.seq, t.shop_id FROM topups t JOIN entries e ON e.id = t.entry_id ORDER BY e.seq",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    if let Some(p) = audit::check_till(summary, &sales, &lines, &topups) {
-        return Ok(Some(p));
-    }
-    let policies: Vec<audit::PolicyTableRow> = sqlx::query_as(
-        "SELECT policy_id, version, hash FROM policy_applications ORDER BY policy_id, version",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    if let Some(p) = audit::check_policies(summary, &policies) {
-        return Ok(Some(p));
-    }
-    Ok(audit::check_master(
-        summary,
-        &audit::MasterRows {
-            cooperatives: &cooperatives,
-            shops: &shops,
-            companies: &companies,
-            compounds: &compounds,
-            households: &households,
-            catalog: &catalog,
-        },
-    ))
-}
+};

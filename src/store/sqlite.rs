@@ -1098,7 +1098,9 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
         ) {
             report.fail(p);
         }
-        if let Some(p) = master_problem(&mut *conn, &report.summary).await? {
+        if let Some(p) =
+            master_problem::<sqlx::Sqlite>(&mut *conn, &report.summary, &TILL_SQL).await?
+        {
             report.fail(p);
         }
     }
@@ -2884,71 +2886,10 @@ async fn close_candidates_in(
     Ok((candidates, fee_accounts))
 }
 
-/// The till's records (a sale's shop, household and lines, a top-up's shop) held to their
-/// entries' facts, and the master data tables to the master data facts (see
-/// [`audit::check_till`], [`audit::check_master`]).
-async fn master_problem(
-    conn: &mut SqliteConnection,
-    summary: &crate::ledger::ChainSummary,
-) -> Result<Option<String>, StoreError> {
-    let cooperatives: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, code FROM cooperatives ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    let shops: Vec<audit::ShopTableRow> =
-        sqlx::query_as("SELECT id, code, cooperative_id FROM shops ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    let companies: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, code FROM companies ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    let compounds: Vec<audit::CompoundTableRow> =
-        sqlx::query_as("SELECT id, code, company_id, eligible FROM compounds ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    let households: Vec<audit::HouseholdTableRow> =
-        sqlx::query_as("SELECT id, code, compound_id, area_dm2 FROM households ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    let catalog: Vec<audit::CatalogTableRow> = sqlx::query_as(
-        "SELECT id, cooperative_id, sku, price, cost FROM catalog_items ORDER BY id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let sales: Vec<audit::SaleTillRow> =
-        sqlx::query_as("SELECT entry_id, shop_id, household_id FROM sales ORDER BY entry_id")
-            .fetch_all(&mut *conn)
-            .await?;
-    let lines: Vec<audit::SaleLineTableRow> = sqlx::query_as(
-        "SELECT COALESCE(s.entry_id, -1), l.idx, l.sku, l.qty, l.price, l.amount, l.cost FROM sale_lines l LEFT JOIN sales s ON s.id = l.sale_id ORDER BY 1, l.idx",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let topups: Vec<(i64, i64)> =
-        sqlx::query_as("SELECT entry_id, shop_id FROM topups ORDER BY entry_id")
-            .fetch_all(&mut *conn)
-            .await?;
-    if let Some(p) = audit::check_till(summary, &sales, &lines, &topups) {
-        return Ok(Some(p));
-    }
-    let policies: Vec<audit::PolicyTableRow> = sqlx::query_as(
-        "SELECT policy_id, version, hash FROM policy_applications ORDER BY policy_id, version",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    if let Some(p) = audit::check_policies(summary, &policies) {
-        return Ok(Some(p));
-    }
-    Ok(audit::check_master(
-        summary,
-        &audit::MasterRows {
-            cooperatives: &cooperatives,
-            shops: &shops,
-            companies: &companies,
-            compounds: &compounds,
-            households: &households,
-            catalog: &catalog,
-        },
-    ))
-}
+/// `verify`'s till reads: an entry's id is its place in the chain.
+const TILL_SQL: TillSql = TillSql {
+    sales: "SELECT entry_id, shop_id, household_id FROM sales ORDER BY entry_id",
+    lines: "SELECT COALESCE(s.entry_id, -1), l.idx, l.sku, l.qty, l.price, l.amount, l.cost
+            FROM sale_lines l LEFT JOIN sales s ON s.id = l.sale_id ORDER BY 1, l.idx",
+    topups: "SELECT entry_id, shop_id FROM topups ORDER BY entry_id",
+};
