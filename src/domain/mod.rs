@@ -18,6 +18,8 @@ pub use types::*;
 
 pub(crate) use master::check_text as master_check_text;
 pub use sale::{line_qty, price_line, MAX_LINES};
+pub(crate) use sale::{refund_split, split_paid_bonus, verify_voucher, wallet_refund, MAX_TENDERS};
+pub(crate) use topup::overflow;
 pub use topup::{top_up_terms, TopUpFacts, TopUpTerms};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -413,7 +415,7 @@ pub fn amount_within_ceiling(
 /// Every amount a command carries, checked against the ceiling before anything is read or
 /// written. (A sale's line totals, which the command does not carry, are checked where they are
 /// priced.)
-fn amounts_within_ceiling(ctx: &Ctx<'_>, command: &Command) -> Result<(), Rejection> {
+pub(crate) fn amounts_within_ceiling(ctx: &Ctx<'_>, command: &Command) -> Result<(), Rejection> {
     match command {
         Command::TopUp(t) => within_ceiling(ctx, "paid", t.paid),
         Command::Sale(s) => {

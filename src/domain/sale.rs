@@ -17,7 +17,7 @@ use crate::voucher::{VoucherCode, VoucherCodeError};
 
 /// Bounds stated once: a till never sends more than this.
 pub const MAX_LINES: usize = 200;
-const MAX_TENDERS: usize = 8;
+pub(crate) const MAX_TENDERS: usize = 8;
 
 /// Splits `amount` over a credit balance's paid and bonus parts in proportion to them.
 pub(crate) fn split_paid_bonus(
@@ -32,7 +32,7 @@ pub(crate) fn split_paid_bonus(
 
 /// The paid/bonus split of a refund to a credit tender: in proportion to what the tender drew
 /// from each and has not yet had back.
-fn refund_split(t: &TenderRecord, part: Amount) -> Result<(Amount, Amount), OpError> {
+pub(crate) fn refund_split(t: &TenderRecord, part: Amount) -> Result<(Amount, Amount), OpError> {
     let paid_left = t
         .paid_part
         .checked_sub(t.refunded_paid)
@@ -383,7 +383,7 @@ pub(crate) struct WalletRefund {
 }
 
 impl WalletRefund {
-    fn to_wallet(self) -> Result<Amount, OpError> {
+    pub(crate) fn to_wallet(self) -> Result<Amount, OpError> {
         self.wallet_paid
             .checked_add(self.wallet_bonus)
             .ok_or_else(overflow)

@@ -31,6 +31,7 @@ use crate::domain::{
     SaleRefundRecord, ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx,
     VoucherRecord,
 };
+use crate::engine;
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
 use crate::ledger::{
     audit, canonical_time, entry_hash_v2, AccountId, AccountSpec, AccountType, EntryDraft,
@@ -38,6 +39,9 @@ use crate::ledger::{
 };
 use crate::policy::PolicySet;
 use crate::voucher::KeyRing;
+
+#[path = "sqlite_batch.rs"]
+mod batch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -1327,8 +1331,23 @@ impl Writer {
         // Under the write lock, so the head read here is the one this batch extends.
         self.reload_head().await?;
         let mut outcomes = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            outcomes.push(self.run_one(&job.envelope).await?);
+        let mut rest = jobs;
+        while let Some(first) = rest.first() {
+            // The till's commands run together through the engine; the others one by one.
+            let run = if engine::runs(&first.envelope.command) {
+                rest.iter()
+                    .take_while(|j| engine::runs(&j.envelope.command))
+                    .count()
+            } else {
+                1
+            };
+            let (now, later) = rest.split_at(run);
+            if engine::runs(&first.envelope.command) {
+                outcomes.extend(self.run_engine(now).await?);
+            } else {
+                outcomes.push(self.run_one(&first.envelope).await?);
+            }
+            rest = later;
         }
         let committing = std::time::Instant::now();
         sqlx::query("COMMIT").execute(&mut self.conn).await?;
@@ -1338,6 +1357,38 @@ impl Writer {
             "write batch committed"
         );
         self.state.accounts.committed();
+        Ok(outcomes)
+    }
+
+    /// Runs a run of the engine's commands: load what they read, execute them in memory,
+    /// write what they did. The outer `Err` aborts the batch.
+    async fn run_engine(
+        &mut self,
+        jobs: &[Job],
+    ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        let envelopes: Vec<&Envelope> = jobs.iter().map(|j| &j.envelope).collect();
+        let now = self.services.clock.now();
+        let today = domain::business_date(self.state.last_date, self.services.clock.today());
+        let plan = engine::keys(&envelopes, &self.services.keys, today);
+        let (loaded, next) = batch::load(&mut self.conn, &plan.keys).await?;
+        let head = engine::Head {
+            seq: self.state.head_seq,
+            hash: self.state.head_hash,
+            business_date: self.state.last_date,
+        };
+        let mut state = engine::State::new(loaded, head, next);
+        let services = engine::Services {
+            policies: &self.services.policies,
+            keys: &self.services.keys,
+            today,
+            now,
+        };
+        let outcomes = engine::execute(&mut state, &services, &envelopes, &plan.drawn)?;
+        batch::persist(&mut self.conn, &state.effects, &canonical_time(&now)).await?;
+        let head = state.head();
+        self.state.head_seq = head.seq;
+        self.state.head_hash = head.hash;
+        self.state.last_date = head.business_date;
         Ok(outcomes)
     }
 
