@@ -295,23 +295,13 @@ pub trait Tx: Send {
     ) -> OpResult<Option<(EntryKind, Vec<(AccountSpec, i64)>)>>;
     async fn is_reversed(&mut self, entry: i64) -> OpResult<bool>;
 
-    async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount>;
-    async fn insert_topup(&mut self, t: &TopupRecord) -> OpResult<()>;
-
-    async fn voucher_exists(&mut self, serial: u64) -> OpResult<bool>;
-    async fn insert_voucher(&mut self, v: &NewVoucher) -> OpResult<i64>;
     async fn voucher(&mut self, serial: u64) -> OpResult<Option<VoucherRecord>>;
-    async fn voucher_by_id(&mut self, id: i64) -> OpResult<Option<VoucherRecord>>;
     async fn set_voucher_status(&mut self, id: i64, status: VoucherStatus) -> OpResult<()>;
     async fn vouchers_expiring_before(
         &mut self,
         date: NaiveDate,
         limit: u32,
     ) -> OpResult<Vec<VoucherRecord>>;
-
-    async fn insert_sale(&mut self, s: &SaleRecord) -> OpResult<i64>;
-    async fn sale(&mut self, id: i64) -> OpResult<Option<SaleRecord>>;
-    async fn record_sale_refund(&mut self, sale: i64, refund: &SaleRefundRecord) -> OpResult<()>;
 
     // ---- property fees and month close ----
     /// Households of the company's compounds without a bill for `month`.
@@ -473,9 +463,12 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
             created: 0,
             updated: tx.prune_idempotency(*before).await?,
         }),
-        Command::TopUp(t) => Receipt::TopUp(topup::top_up(tx, ctx, t).await?),
-        Command::Sale(s) => Receipt::Sale(sale::sell(tx, ctx, s).await?),
-        Command::RefundSale(r) => Receipt::SaleRefund(sale::refund(tx, ctx, r).await?),
+        Command::TopUp(_) | Command::Sale(_) | Command::RefundSale(_) => {
+            return Err(StoreError(
+                "top-ups, sales and sale refunds run in the write engine (crate::engine)".into(),
+            )
+            .into())
+        }
         Command::RefundCredit(r) => Receipt::CreditRefund(credit::refund_credit(tx, ctx, r).await?),
         Command::VoidVoucher(v) => Receipt::CreditRefund(vouchers::void(tx, ctx, v).await?),
         Command::ExpireVouchers => Receipt::Expired(vouchers::expire(tx, ctx).await?),

@@ -222,6 +222,12 @@ impl State {
             .map_or(Amount::ZERO, |a| Amount::from_fen(a.balance))
     }
 
+    /// The account an id stands for in this state (loaded or opened by the batch).
+    pub fn spec_of(&self, id: AccountId) -> Option<&AccountSpec> {
+        let key = self.balances.get(&id)?;
+        self.accounts.get(key).map(|a| &a.spec)
+    }
+
     pub fn remembered(&self, scope: &str, key: &str) -> Option<&Remembered> {
         self.idempotency.get(&(scope.to_string(), key.to_string()))
     }

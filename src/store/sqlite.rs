@@ -27,9 +27,7 @@ use crate::clock::Clock;
 use crate::domain::{
     self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
     HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
-    NewToken, NewVoucher, OpError, OpResult, OpenBill, Posted, SaleLineRecord, SaleRecord,
-    SaleRefundRecord, ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx,
-    VoucherRecord,
+    NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds, Tx, VoucherRecord,
 };
 use crate::engine;
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
@@ -2196,59 +2194,8 @@ impl Tx for SqliteTx<'_> {
         Ok(n > 0)
     }
 
-    async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount> {
-        Ok(bonus_granted(&mut *self.conn, household, month).await?)
-    }
-
-    async fn insert_topup(&mut self, t: &TopupRecord) -> OpResult<()> {
-        sqlx::query(
-            "INSERT INTO topups (entry_id, cooperative_id, shop_id, household_id, method, paid, bonus, voucher_id, business_date, month)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(t.entry)
-        .bind(t.coop)
-        .bind(t.shop)
-        .bind(t.household)
-        .bind(t.method.as_str())
-        .bind(t.paid.fen())
-        .bind(t.bonus.fen())
-        .bind(t.voucher)
-        .bind(t.business_date.to_string())
-        .bind(domain::month_of(t.business_date))
-        .execute(&mut *self.conn)
-        .await?;
-        Ok(())
-    }
-
-    async fn voucher_exists(&mut self, serial: u64) -> OpResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM vouchers WHERE serial = ?")
-            .bind(serial as i64)
-            .fetch_one(&mut *self.conn)
-            .await?;
-        Ok(n > 0)
-    }
-
-    async fn insert_voucher(&mut self, v: &NewVoucher) -> OpResult<i64> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO vouchers (serial, key_id, cooperative_id, household_id, issued_on, expires_on, status)
-             VALUES (?, ?, ?, ?, ?, ?, 'active') RETURNING id",
-        )
-        .bind(v.serial as i64)
-        .bind(i64::from(v.key_id))
-        .bind(v.coop)
-        .bind(v.household)
-        .bind(v.issued_on.to_string())
-        .bind(v.expires_on.to_string())
-        .fetch_one(&mut *self.conn)
-        .await?)
-    }
-
     async fn voucher(&mut self, serial: u64) -> OpResult<Option<VoucherRecord>> {
         self.voucher_where("serial", serial as i64).await
-    }
-
-    async fn voucher_by_id(&mut self, id: i64) -> OpResult<Option<VoucherRecord>> {
-        self.voucher_where("id", id).await
     }
 
     async fn set_voucher_status(&mut self, id: i64, status: VoucherStatus) -> OpResult<()> {
@@ -2274,165 +2221,6 @@ impl Tx for SqliteTx<'_> {
         .fetch_all(&mut *self.conn)
         .await?;
         rows.iter().map(voucher_record).collect()
-    }
-
-    async fn insert_sale(&mut self, s: &SaleRecord) -> OpResult<i64> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO sales (entry_id, cooperative_id, shop_id, household_id, total, cost, business_date)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(s.entry)
-        .bind(s.coop)
-        .bind(s.shop)
-        .bind(s.household)
-        .bind(s.total.fen())
-        .bind(s.cost.fen())
-        .bind(s.business_date.to_string())
-        .fetch_one(&mut *self.conn)
-        .await?;
-        if !s.lines.is_empty() {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO sale_lines (sale_id, idx, sku, qty, price, amount, cost) ",
-            );
-            q.push_values(s.lines.iter().enumerate(), |mut b, (i, l)| {
-                b.push_bind(id)
-                    .push_bind(i as i64)
-                    .push_bind(&l.sku)
-                    .push_bind(&l.qty)
-                    .push_bind(l.price.fen())
-                    .push_bind(l.amount.fen())
-                    .push_bind(l.cost.fen());
-            });
-            q.build().execute(&mut *self.conn).await?;
-        }
-        let mut q = QueryBuilder::new(
-            "INSERT INTO sale_tenders (sale_id, idx, type, household_id, voucher_id, amount, paid_part, bonus_part) ",
-        );
-        q.push_values(s.tenders.iter().enumerate(), |mut b, (i, t)| {
-            b.push_bind(id)
-                .push_bind(i as i64)
-                .push_bind(t.kind.as_str())
-                .push_bind(t.household)
-                .push_bind(t.voucher)
-                .push_bind(t.amount.fen())
-                .push_bind(t.paid_part.fen())
-                .push_bind(t.bonus_part.fen());
-        });
-        q.build().execute(&mut *self.conn).await?;
-        Ok(id)
-    }
-
-    async fn sale(&mut self, id: i64) -> OpResult<Option<SaleRecord>> {
-        let Some(r) = sqlx::query(
-            "SELECT s.id, s.entry_id, s.cooperative_id, c.code, s.shop_id, s.household_id, s.total, s.cost,
-                    s.refunded, s.refunded_cost, s.business_date
-             FROM sales s JOIN cooperatives c ON c.id = s.cooperative_id WHERE s.id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.conn)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let lines = sqlx::query(
-            "SELECT sku, qty, price, amount, cost FROM sale_lines WHERE sale_id = ? ORDER BY idx",
-        )
-        .bind(id)
-        .fetch_all(&mut *self.conn)
-        .await?
-        .iter()
-        .map(|l| {
-            Ok(SaleLineRecord {
-                sku: l.try_get(0)?,
-                qty: l.try_get(1)?,
-                price: amount(l, 2)?,
-                amount: amount(l, 3)?,
-                cost: amount(l, 4)?,
-            })
-        })
-        .collect::<OpResult<Vec<_>>>()?;
-        let tenders = sqlx::query(
-            "SELECT type, household_id, voucher_id, amount, paid_part, bonus_part, refunded, refunded_paid, refunded_bonus
-             FROM sale_tenders WHERE sale_id = ? ORDER BY idx",
-        )
-        .bind(id)
-        .fetch_all(&mut *self.conn)
-        .await?
-        .iter()
-        .map(|t| {
-            let kind: String = t.try_get(0)?;
-            Ok(TenderRecord {
-                kind: TenderType::parse(&kind).ok_or_else(|| StoreError(format!("bad tender {kind}")))?,
-                household: t.try_get(1)?,
-                voucher: t.try_get(2)?,
-                amount: amount(t, 3)?,
-                paid_part: amount(t, 4)?,
-                bonus_part: amount(t, 5)?,
-                refunded: amount(t, 6)?,
-                refunded_paid: amount(t, 7)?,
-                refunded_bonus: amount(t, 8)?,
-            })
-        })
-        .collect::<OpResult<Vec<_>>>()?;
-        Ok(Some(SaleRecord {
-            id: r.try_get(0)?,
-            entry: r.try_get(1)?,
-            coop: r.try_get(2)?,
-            coop_code: r.try_get(3)?,
-            shop: r.try_get(4)?,
-            household: r.try_get(5)?,
-            total: amount(&r, 6)?,
-            cost: amount(&r, 7)?,
-            refunded: amount(&r, 8)?,
-            refunded_cost: amount(&r, 9)?,
-            business_date: date(r.try_get(10)?)?,
-            lines,
-            tenders,
-        }))
-    }
-
-    async fn record_sale_refund(&mut self, sale: i64, refund: &SaleRefundRecord) -> OpResult<()> {
-        sqlx::query("UPDATE sales SET refunded = refunded + ?, refunded_cost = refunded_cost + ? WHERE id = ?")
-            .bind(refund.amount.fen())
-            .bind(refund.cost.fen())
-            .bind(sale)
-            .execute(&mut *self.conn)
-            .await?;
-        for (i, (total, paid, bonus)) in refund.tenders.iter().enumerate() {
-            if total.is_zero() {
-                continue;
-            }
-            sqlx::query(
-                "UPDATE sale_tenders SET refunded = refunded + ?, refunded_paid = refunded_paid + ?,
-                        refunded_bonus = refunded_bonus + ? WHERE sale_id = ? AND idx = ?",
-            )
-            .bind(total.fen())
-            .bind(paid.fen())
-            .bind(bonus.fen())
-            .bind(sale)
-            .bind(i as i64)
-            .execute(&mut *self.conn)
-            .await?;
-            sqlx::query(
-                "INSERT INTO sale_refund_tenders (entry_id, sale_id, idx, amount) VALUES (?, ?, ?, ?)",
-            )
-            .bind(refund.entry)
-            .bind(sale)
-            .bind(i as i64)
-            .bind(total.fen())
-            .execute(&mut *self.conn)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO sale_refunds (entry_id, sale_id, amount, cost) VALUES (?, ?, ?, ?)",
-        )
-        .bind(refund.entry)
-        .bind(sale)
-        .bind(refund.amount.fen())
-        .bind(refund.cost.fen())
-        .execute(&mut *self.conn)
-        .await?;
-        Ok(())
     }
 
     async fn households_to_bill(&mut self, company: i64, month: &str) -> OpResult<Vec<BillingRow>> {
