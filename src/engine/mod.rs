@@ -215,3 +215,6 @@ pub fn sale_refunds(effects: &Effects) -> BTreeMap<i64, (i64, i64)> {
     }
     sums
 }
+
+#[cfg(test)]
+mod tests;
