@@ -183,6 +183,12 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
     #[error(transparent)]

@@ -174,13 +174,27 @@ impl SqliteStore {
         };
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
+            raw: None,
             conn,
             rx,
             state,
             services,
             stats: store.stats.clone(),
         };
-        tokio::spawn(writer.run());
+        // The writer has a thread of its own: the engine's loads and writes run synchronously
+        // on it, and nothing else waits behind them.
+        std::thread::Builder::new()
+            .name("hongxin-writer".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(writer.run()),
+                    Err(e) => tracing::error!(error = %e, "the SQLite writer could not start"),
+                }
+            })
+            .map_err(|e| StoreError(format!("starting the SQLite writer: {e}")))?;
         Ok(SqliteStore { queue, ..store })
     }
 
@@ -1253,6 +1267,10 @@ struct WriterState {
 }
 
 struct Writer {
+    /// The write connection's handle as rusqlite sees it, for the engine's loads and writes;
+    /// used only while sqlx's lock on the handle is held. Declared before `conn` so that its
+    /// prepared statements are finalized before sqlx closes the handle.
+    raw: Option<rusqlite::Connection>,
     conn: SqliteConnection,
     rx: mpsc::Receiver<Job>,
     state: WriterState,
@@ -1367,8 +1385,24 @@ impl Writer {
         let envelopes: Vec<&Envelope> = jobs.iter().map(|j| &j.envelope).collect();
         let now = self.services.clock.now();
         let today = domain::business_date(self.state.last_date, self.services.clock.today());
+        let started = std::time::Instant::now();
         let plan = engine::keys(&envelopes, &self.services.keys, today);
-        let (loaded, next) = batch::load(&mut self.conn, &plan.keys).await?;
+        let mut handle = self.conn.lock_handle().await?;
+        if self.raw.is_none() {
+            // SAFETY: the handle is sqlx's open connection, which outlives `raw` (see the field
+            // order of `Writer`); rusqlite does not close a handle it was given, and it is
+            // used only while `lock_handle` keeps sqlx's worker off the connection.
+            let raw =
+                unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
+            raw.set_prepared_statement_cache_capacity(64);
+            self.raw = Some(raw);
+        }
+        let db = self
+            .raw
+            .as_ref()
+            .ok_or_else(|| StoreError("no raw write connection".into()))?;
+        let (loaded, next) = batch::load(db, &plan.keys)?;
+        let loaded_at = std::time::Instant::now();
         let head = engine::Head {
             seq: self.state.head_seq,
             hash: self.state.head_hash,
@@ -1382,7 +1416,16 @@ impl Writer {
             now,
         };
         let outcomes = engine::execute(&mut state, &services, &envelopes, &plan.drawn)?;
-        batch::persist(&mut self.conn, &state.effects, &canonical_time(&now)).await?;
+        let executed_at = std::time::Instant::now();
+        batch::persist(db, &state.effects, &canonical_time(&now))?;
+        drop(handle);
+        tracing::debug!(
+            commands = jobs.len(),
+            load_s = (loaded_at - started).as_secs_f64(),
+            execute_s = (executed_at - loaded_at).as_secs_f64(),
+            persist_s = executed_at.elapsed().as_secs_f64(),
+            "engine run"
+        );
         let head = state.head();
         self.state.head_seq = head.seq;
         self.state.head_hash = head.hash;
