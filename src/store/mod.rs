@@ -531,63 +531,6 @@ pub struct CloseRun {
     pub posted: BTreeMap<String, Amount>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{IssuedVoucher, PayMethod, WalletBalance};
-
-    fn top_up(code: Option<String>) -> Result<Receipt, Rejection> {
-        Ok(Receipt::TopUp(TopUpReceipt {
-            entry: 7,
-            household: "H1".into(),
-            paid: Amount::from_yuan(100),
-            bonus: Amount::from_yuan(10),
-            credited: Amount::from_yuan(110),
-            method: PayMethod::Cash,
-            wallet: WalletBalance {
-                paid: Amount::ZERO,
-                bonus: Amount::ZERO,
-                total: Amount::ZERO,
-            },
-            voucher: code.map(|code| IssuedVoucher {
-                code,
-                balance: Amount::from_yuan(110),
-                expires_on: NaiveDate::from_ymd_opt(2029, 11, 16).unwrap(),
-            }),
-            policy: "spend-50-get-55@1".into(),
-            business_date: NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
-        }))
-    }
-
-    #[test]
-    fn a_stored_outcome_holds_no_code_and_restores_the_same_one() {
-        let ring = KeyRing::from_secrets(vec![(1, [7; 32], false), (2, [9; 32], false)]).unwrap();
-        let code = VoucherCode::issue(&ring, 0x1234_5678_9abc).encode();
-        let result = top_up(Some(code.clone()));
-        let stored = outcome_to_store(&result, &ring).unwrap();
-        assert!(!stored.contains(&code), "{stored}");
-        assert!(!stored.contains(&code.replace('-', "")), "{stored}");
-        assert_eq!(outcome_from_store(&stored, &ring).unwrap(), result);
-
-        // Without a voucher, and a rejection, nothing changes but the envelope.
-        for r in [top_up(None), Err(Rejection::IdempotencyKeyReused)] {
-            let stored = outcome_to_store(&r, &ring).unwrap();
-            assert_eq!(outcome_from_store(&stored, &ring).unwrap(), r);
-            assert_eq!(outcome_without_code(&stored, &ring), None);
-        }
-
-        // An outcome stored the old way (the bare result) is still read, and is rewritten.
-        let old = serde_json::to_string(&result).unwrap();
-        assert!(old.contains(&code));
-        assert_eq!(outcome_from_store(&old, &ring).unwrap(), result);
-        let rewritten = outcome_without_code(&old, &ring).unwrap();
-        assert!(!rewritten.contains(&code));
-        assert_eq!(outcome_from_store(&rewritten, &ring).unwrap(), result);
-
-        // A code that does not verify is never stored as if it did.
-        assert!(outcome_to_store(&top_up(Some("NOT-A-CODE".into())), &ring).is_err());
-    }
-}
 
 /// The three reads of `verify`'s till check that name an entry by its place in the chain: on
 /// SQLite an entry's id is its place, on PostgreSQL the place is `entries.seq`.
@@ -679,4 +622,62 @@ where
             catalog: &catalog,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{IssuedVoucher, PayMethod, WalletBalance};
+
+    fn top_up(code: Option<String>) -> Result<Receipt, Rejection> {
+        Ok(Receipt::TopUp(TopUpReceipt {
+            entry: 7,
+            household: "H1".into(),
+            paid: Amount::from_yuan(100),
+            bonus: Amount::from_yuan(10),
+            credited: Amount::from_yuan(110),
+            method: PayMethod::Cash,
+            wallet: WalletBalance {
+                paid: Amount::ZERO,
+                bonus: Amount::ZERO,
+                total: Amount::ZERO,
+            },
+            voucher: code.map(|code| IssuedVoucher {
+                code,
+                balance: Amount::from_yuan(110),
+                expires_on: NaiveDate::from_ymd_opt(2029, 11, 16).unwrap(),
+            }),
+            policy: "spend-50-get-55@1".into(),
+            business_date: NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
+        }))
+    }
+
+    #[test]
+    fn a_stored_outcome_holds_no_code_and_restores_the_same_one() {
+        let ring = KeyRing::from_secrets(vec![(1, [7; 32], false), (2, [9; 32], false)]).unwrap();
+        let code = VoucherCode::issue(&ring, 0x1234_5678_9abc).encode();
+        let result = top_up(Some(code.clone()));
+        let stored = outcome_to_store(&result, &ring).unwrap();
+        assert!(!stored.contains(&code), "{stored}");
+        assert!(!stored.contains(&code.replace('-', "")), "{stored}");
+        assert_eq!(outcome_from_store(&stored, &ring).unwrap(), result);
+
+        // Without a voucher, and a rejection, nothing changes but the envelope.
+        for r in [top_up(None), Err(Rejection::IdempotencyKeyReused)] {
+            let stored = outcome_to_store(&r, &ring).unwrap();
+            assert_eq!(outcome_from_store(&stored, &ring).unwrap(), r);
+            assert_eq!(outcome_without_code(&stored, &ring), None);
+        }
+
+        // An outcome stored the old way (the bare result) is still read, and is rewritten.
+        let old = serde_json::to_string(&result).unwrap();
+        assert!(old.contains(&code));
+        assert_eq!(outcome_from_store(&old, &ring).unwrap(), result);
+        let rewritten = outcome_without_code(&old, &ring).unwrap();
+        assert!(!rewritten.contains(&code));
+        assert_eq!(outcome_from_store(&rewritten, &ring).unwrap(), result);
+
+        // A code that does not verify is never stored as if it did.
+        assert!(outcome_to_store(&top_up(Some("NOT-A-CODE".into())), &ring).is_err());
+    }
 }

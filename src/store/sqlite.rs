@@ -80,6 +80,37 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         .disable_statement_logging())
 }
 
+/// WAL pages after which the writer checkpoints inside a commit, should the background
+/// checkpointer fall behind (SQLite's default is 1,000).
+const BACKSTOP_CHECKPOINT_PAGES: u32 = 20_000;
+/// How often the background checkpointer moves committed pages into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Moves committed pages from the WAL into the database file on a connection of its own, so
+/// that a commit only appends to the WAL and syncs it: left to SQLite, every thousandth page
+/// a commit would copy the WAL into the database and sync that too, holding up the batch and
+/// every till waiting on it. A passive checkpoint never blocks the writer or the readers. It
+/// stops with the writer's thread.
+async fn checkpointer(options: SqliteConnectOptions) {
+    let mut conn = match options.connect().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!(error = %e, "no background checkpoints; the writer checkpoints alone");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::warn!(error = %e, "a background checkpoint failed");
+        }
+    }
+}
+
 /// Creates a new database file readable and writable by its owner only (0600), before SQLite
 /// would create it under the umask. SQLite gives the `-wal` and `-shm` files it makes beside a
 /// database the database file's own permissions, so they are private too. An existing file is
@@ -172,6 +203,17 @@ impl SqliteStore {
             last_date: head.business_date,
             accounts: AccountCache::default(),
         };
+        // Checkpoints run beside the writer (see `checkpointer`); the writer's own automatic
+        // checkpoint stays as a backstop at a far larger WAL.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let checkpoints = (!in_memory).then(|| connect_options(url)).transpose()?;
+        if checkpoints.is_some() {
+            sqlx::query(&format!(
+                "PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_PAGES}"
+            ))
+            .execute(&mut conn)
+            .await?;
+        }
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
             raw: None,
@@ -190,7 +232,12 @@ impl SqliteStore {
                     .enable_all()
                     .build()
                 {
-                    Ok(runtime) => runtime.block_on(writer.run()),
+                    Ok(runtime) => runtime.block_on(async move {
+                        if let Some(options) = checkpoints {
+                            tokio::spawn(checkpointer(options));
+                        }
+                        writer.run().await
+                    }),
                     Err(e) => tracing::error!(error = %e, "the SQLite writer could not start"),
                 }
             })
