@@ -3,6 +3,10 @@
 //! the same few wallets and vouchers through both, some retrying a request on the other server
 //! with the same Idempotency-Key. At the end every balance is what the acknowledged operations
 //! say, nothing is negative, each retried request posted once, and `hongxin verify` passes.
+//!
+//! And a server that dies inside a write batch (aborted at a crash point, as `kill -9` would
+//! stop it), on SQLite and on PostgreSQL: whatever was acknowledged is there after a restart,
+//! no half batch was posted, and every request sent again with its key is posted exactly once.
 
 mod pg_support;
 
@@ -81,7 +85,16 @@ const STOP_ON_EOF: &str =
 
 /// Starts `hongxin serve` on a free port and waits for the address it prints.
 fn serve(settings: &Settings) -> Server {
-    let mut child = hongxin_via(Some(STOP_ON_EOF), settings)
+    serve_crashing(settings, None)
+}
+
+/// [`serve`], set to abort at a crash point (`HONGXIN_CRASH_AT`, see `store::crash_point`).
+fn serve_crashing(settings: &Settings, crash_at: Option<&str>) -> Server {
+    let mut command = hongxin_via(Some(STOP_ON_EOF), settings);
+    if let Some(at) = crash_at {
+        command.env("HONGXIN_CRASH_AT", at);
+    }
+    let mut child = command
         .args([
             "serve",
             "--listen",
@@ -469,4 +482,152 @@ async fn two_servers_one_database() {
         String::from_utf8_lossy(&out.stderr)
     );
     drop(db);
+}
+
+/// Cash sales from 32 clients at a server that aborts the third time a batch reaches
+/// `point`; then a fresh server, and every request sent again with its key.
+async fn crash_at(settings: &Settings, point: &str) {
+    const CRASH_CLIENTS: usize = 32;
+    const PER_CLIENT: usize = 30;
+    let app = App::open(settings).await.expect("App::open");
+    seed(&app).await;
+    let seeded = app.verify().await.expect("verify").head_seq;
+    drop(app);
+    fn amount(n: usize) -> Amount {
+        Amount::from_fen(100 + n as i64)
+    }
+    fn send(
+        client: &reqwest::Client,
+        base: &str,
+        n: usize,
+    ) -> impl std::future::Future<Output = reqwest::Result<reqwest::Response>> {
+        client
+            .post(format!("{base}/v1/sales"))
+            .bearer_auth(CASHIER)
+            .header("Idempotency-Key", format!("crash-{n}"))
+            .json(&json!({ "amount": amount(n).to_string(),
+                           "tenders": [{ "type": "cash", "amount": amount(n).to_string() }] }))
+            .send()
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client");
+
+    let server = serve_crashing(settings, Some(&format!("{point}:3")));
+    let base = server.base.clone();
+    let tasks: Vec<_> = (0..CRASH_CLIENTS)
+        .map(|c| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for r in 0..PER_CLIENT {
+                    let n = c * PER_CLIENT + r;
+                    let Ok(answer) = send(&client, &base, n).await else {
+                        break; // the server is gone
+                    };
+                    if answer.status() != StatusCode::CREATED {
+                        break;
+                    }
+                    let receipt: Value = answer.json().await.unwrap_or(Value::Null);
+                    acknowledged.push((n, receipt["entry"].clone()));
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.expect("client task"));
+    }
+    drop(server);
+    assert!(
+        acknowledged.len() < CRASH_CLIENTS * PER_CLIENT,
+        "{point}: the server was meant to die mid-run"
+    );
+
+    // No half batch: the journal and every balance verify as the crash left them.
+    let app = App::open(settings)
+        .await
+        .expect("App::open after the crash");
+    let report = app.verify().await.expect("verify");
+    assert!(report.ok(), "{point}: {report:?}");
+    drop(app);
+
+    // Every request again with its key: what was acknowledged replays its own entry, the rest
+    // posts now, and each is posted exactly once.
+    let server = serve_crashing(settings, None);
+    let mut replayed = 0;
+    for n in 0..CRASH_CLIENTS * PER_CLIENT {
+        let answer = send(&client, &server.base, n).await.expect("request sent");
+        assert_eq!(answer.status(), StatusCode::CREATED, "{point}: request {n}");
+        let receipt: Value = answer.json().await.expect("receipt");
+        if let Some((_, entry)) = acknowledged.iter().find(|(m, _)| *m == n) {
+            assert_eq!(
+                &receipt["entry"], entry,
+                "{point}: acknowledged request {n} lost"
+            );
+            replayed += 1;
+        }
+    }
+    assert_eq!(replayed, acknowledged.len());
+    drop(server);
+    let app = App::open(settings)
+        .await
+        .expect("App::open after the retries");
+    let report = app.verify().await.expect("verify");
+    assert!(report.ok(), "{point}: {report:?}");
+    let requests = (CRASH_CLIENTS * PER_CLIENT) as i64;
+    assert_eq!(
+        report.head_seq,
+        seeded + requests,
+        "{point}: one entry per request"
+    );
+    let cash = app
+        .store
+        .balances()
+        .await
+        .expect("balances")
+        .get("cooperative:COOP:sales")
+        .copied()
+        .unwrap_or_default();
+    let total: i64 = (0..CRASH_CLIENTS * PER_CLIENT)
+        .map(|n| amount(n).fen())
+        .sum();
+    assert_eq!(cash.fen(), total, "{point}: sales revenue");
+}
+
+const CRASH_POINTS: [&str; 3] = ["persist_entries", "before_commit", "before_reply"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_inside_a_write_batch_loses_nothing_acknowledged_sqlite() {
+    for point in CRASH_POINTS {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let settings = Settings {
+            database: format!("sqlite://{}", dir.path().join("crash.db").display()),
+            policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+            key_file: Some(dir.path().join("keys.toml")),
+            today: Some(TODAY.parse().expect("date")),
+        };
+        crash_at(&settings, point).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_inside_a_write_batch_loses_nothing_acknowledged_postgres() {
+    if !pg_support::available() {
+        return;
+    }
+    for point in CRASH_POINTS {
+        let db = pg_support::fresh_database().await;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let settings = Settings {
+            database: db.url.clone(),
+            policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+            key_file: Some(dir.path().join("keys.toml")),
+            today: Some(TODAY.parse().expect("date")),
+        };
+        crash_at(&settings, point).await;
+        drop(db);
+    }
 }

@@ -26,6 +26,26 @@ use crate::money::Amount;
 use crate::policy::PolicyRef;
 use crate::voucher::{KeyRing, VoucherCode};
 
+/// Fault injection for the crash tests (tests/multiprocess.rs): with `HONGXIN_CRASH_AT` set to
+/// `point:n`, the process aborts, as `kill -9` would stop it, the n-th time a writer reaches
+/// `point`. Points: `persist_entries` (a batch's entries written, the rest not yet),
+/// `before_commit`, `before_reply` (committed, nobody answered). Unset, it costs one load.
+pub(crate) fn crash_point(point: &str) {
+    static AT: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let at = AT.get_or_init(|| {
+        let spec = std::env::var("HONGXIN_CRASH_AT").ok()?;
+        let (name, n) = spec.split_once(':')?;
+        Some((name.to_string(), n.parse().ok()?))
+    });
+    if let Some((name, n)) = at {
+        if name == point && SEEN.fetch_add(1, Ordering::Relaxed) + 1 == *n {
+            eprintln!("HONGXIN_CRASH_AT: aborting at {point}");
+            std::process::abort();
+        }
+    }
+}
+
 /// The most commands one write transaction takes.
 pub const MAX_BATCH: usize = 512;
 /// How many commands may wait for the writer before callers are slowed down.
@@ -530,7 +550,6 @@ pub struct CloseRun {
     /// Per household code, the fee credit posted by the close's entry.
     pub posted: BTreeMap<String, Amount>,
 }
-
 
 /// The three reads of `verify`'s till check that name an entry by its place in the chain: on
 /// SQLite an entry's id is its place, on PostgreSQL the place is `entries.seq`.

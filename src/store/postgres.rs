@@ -1454,6 +1454,7 @@ impl Writer {
             };
             match result {
                 Ok((steps, state)) => {
+                    crash_point("before_reply");
                     self.shared.stats.record(batch.len());
                     if let Ok(mut cache) = self.shared.accounts.write() {
                         cache.extend(state.new_accounts);
@@ -1765,6 +1766,7 @@ impl BatchRun<'_> {
                 q.build().execute(&mut *self.conn).await?;
             }
         }
+        crash_point("before_commit");
         if let Err(e) = sqlx::query("COMMIT").execute(&mut *self.conn).await {
             // Whether a COMMIT that failed took effect is unknown unless the server said it
             // rolled back; only then is running the batch again safe.
@@ -3425,6 +3427,7 @@ async fn engine_command(
         };
         tx.post_as(draft, "amount", Some(e.seq)).await?;
     }
+    crash_point("persist_entries");
     for t in &effects.topups {
         tx.insert_topup(t).await?;
     }

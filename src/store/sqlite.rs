@@ -1337,6 +1337,7 @@ impl Writer {
             }
             match self.run_batch(&jobs).await {
                 Ok(outcomes) => {
+                    crash_point("before_reply");
                     self.stats.record(jobs.len());
                     for (job, outcome) in jobs.into_iter().zip(outcomes) {
                         let _ = job.reply.send(outcome);
@@ -1412,6 +1413,7 @@ impl Writer {
             }
             rest = later;
         }
+        crash_point("before_commit");
         let committing = std::time::Instant::now();
         sqlx::query("COMMIT").execute(&mut self.conn).await?;
         tracing::debug!(

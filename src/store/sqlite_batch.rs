@@ -377,6 +377,7 @@ pub(super) fn persist(db: &Connection, effects: &Effects, now: &str) -> Result<(
             posting.execute(params![e.seq, i as i64, account.0, fen])?;
         }
     }
+    super::crash_point("persist_entries");
     let mut stmt = db.prepare_cached(
         "INSERT INTO vouchers (id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active')",
