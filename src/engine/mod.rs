@@ -14,7 +14,9 @@
 pub mod ops;
 mod state;
 
-pub use state::{Account, Effects, Head, Loaded, Mark, NewEntry, NextIds, Remembered, State};
+pub use state::{
+    Account, Effects, Head, Loaded, Mark, NewEntry, NextIds, Remembered, Reserved, State,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 

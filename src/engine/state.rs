@@ -47,6 +47,16 @@ pub struct NextIds {
     pub sale: i64,
 }
 
+/// Ids a store reserved for the rows a batch may create, in the order the batch takes them.
+/// PostgreSQL draws them from sequences that other processes share, so they need not be
+/// consecutive; without them (SQLite's single writer) ids count up from [`NextIds`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reserved {
+    pub entries: Vec<i64>,
+    pub sales: Vec<i64>,
+    pub vouchers: Vec<i64>,
+}
+
 /// What a store loaded for a batch. Absent keys are absent rows.
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
@@ -71,6 +81,8 @@ pub struct Loaded {
 /// with the change to its account's balance.
 #[derive(Clone, Debug)]
 pub struct NewEntry {
+    /// The entry's id: its sequence, unless the store reserved ids ([`Reserved`]).
+    pub id: i64,
     pub seq: i64,
     pub header: EntryHeader,
     pub prev_hash: [u8; 32],
@@ -131,6 +143,10 @@ pub struct State {
     idempotency: HashMap<(String, String), Remembered>,
     head: Head,
     next: NextIds,
+    /// With reserved ids, `next`'s sale and voucher counters and the sequence past
+    /// `first_seq` index into them.
+    reserved: Option<Reserved>,
+    first_seq: i64,
     undo: Vec<Undo>,
     pub effects: Effects,
 }
@@ -163,8 +179,30 @@ impl State {
             idempotency: loaded.idempotency,
             head,
             next,
+            reserved: None,
+            first_seq: head.seq,
             undo: Vec::new(),
             effects: Effects::default(),
+        }
+    }
+
+    /// The same state, giving new entries, sales and vouchers the ids `reserved` holds.
+    pub fn with_reserved(mut self, reserved: Reserved) -> State {
+        self.next.sale = 0;
+        self.next.voucher = 0;
+        self.first_seq = self.head.seq;
+        self.reserved = Some(reserved);
+        self
+    }
+
+    /// The id of the `n`th row of a kind the batch creates (counting from `first`).
+    fn issued(&self, pick: fn(&Reserved) -> &Vec<i64>, first: i64, n: i64) -> OpResult<i64> {
+        match &self.reserved {
+            None => Ok(n),
+            Some(r) => usize::try_from(n - first)
+                .ok()
+                .and_then(|i| pick(r).get(i).copied())
+                .ok_or_else(|| StoreError("the batch ran out of reserved ids".into()).into()),
         }
     }
 
@@ -243,8 +281,8 @@ impl State {
             .ok_or_else(|| StoreError("every serial drawn for a voucher is taken".into()).into())
     }
 
-    pub fn insert_voucher(&mut self, v: &NewVoucher) -> i64 {
-        let id = self.next.voucher;
+    pub fn insert_voucher(&mut self, v: &NewVoucher) -> OpResult<i64> {
+        let id = self.issued(|r| &r.vouchers, 0, self.next.voucher)?;
         self.next.voucher += 1;
         self.vouchers.insert(
             id,
@@ -261,7 +299,7 @@ impl State {
         self.serials.insert(v.serial, id);
         self.undo.push(Undo::NewVoucher(id, v.serial));
         self.effects.vouchers.push((id, v.clone()));
-        id
+        Ok(id)
     }
 
     pub fn insert_topup(&mut self, t: &TopupRecord) {
@@ -274,15 +312,15 @@ impl State {
     }
 
     /// Records a sale; returns its id.
-    pub fn insert_sale(&mut self, s: &SaleRecord) -> i64 {
-        let id = self.next.sale;
+    pub fn insert_sale(&mut self, s: &SaleRecord) -> OpResult<i64> {
+        let id = self.issued(|r| &r.sales, 0, self.next.sale)?;
         self.next.sale += 1;
         let mut s = s.clone();
         s.id = id;
         self.sales.insert(id, s.clone());
         self.undo.push(Undo::NewSale(id));
         self.effects.sales.push(s);
-        id
+        Ok(id)
     }
 
     pub fn record_sale_refund(&mut self, sale: i64, refund: &SaleRefundRecord) -> OpResult<()> {
@@ -377,6 +415,7 @@ impl State {
             ids.push((account.id, *fen));
         }
         let seq = self.head.seq + 1;
+        let id = self.issued(|r| &r.entries, self.first_seq + 1, seq)?;
         let identities: Vec<&AccountSpec> = postings.iter().map(|(spec, _)| spec).collect();
         let hash = entry_hash_v2(&self.head.hash, seq, &header, &ids, &identities);
         if let Some(policy) = &header.policy {
@@ -386,6 +425,7 @@ impl State {
         }
         let business_date = header.business_date;
         self.effects.entries.push(NewEntry {
+            id,
             seq,
             header,
             prev_hash: self.head.hash,
@@ -398,7 +438,7 @@ impl State {
             business_date: Some(business_date),
         };
         Ok(Posted {
-            id: seq,
+            id,
             hash: hex::encode(hash),
             business_date,
         })

@@ -11,6 +11,14 @@
 //! this process and in others, commit at the same time, so each invariant that SQLite gets from
 //! its single writer is held here by a lock:
 //!
+//! - **The till's commands** (top-ups, sales, sale refunds) that follow each other in a batch
+//!   run together through the write engine ([`crate::engine`], `postgres_batch.rs`), in one
+//!   savepoint: their rows are read and locked with one query per table, their ids drawn from
+//!   the sequences in one query, they execute in memory under the same rules as on SQLite,
+//!   and their rows are written with one `UNNEST` statement per table. Their entries and
+//!   balance changes then join the batch's, below. Other commands run one by one, each in its
+//!   savepoint, through the `Tx` port.
+//!
 //! - **Bounded accounts** (wallets, vouchers) are read and changed only under their row lock
 //!   (`SELECT … FOR NO KEY UPDATE`, in ascending id order within a posting), held to the end of
 //!   the batch. A balance the domain reads to decide (a pro-rata split, a refund) is therefore
@@ -65,9 +73,7 @@ use super::*;
 use crate::domain::{
     self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
     HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
-    NewToken, NewVoucher, OpError, OpResult, OpenBill, Posted, SaleLineRecord, SaleRecord,
-    SaleRefundRecord, ShopRef, TenderRecord, TenderType, TokenScopeIds, TopupRecord, Tx,
-    VoucherRecord,
+    NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds, Tx, VoucherRecord,
 };
 use crate::engine;
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
@@ -75,6 +81,9 @@ use crate::ledger::{
     audit, canonical_time, entry_hash_v2, AccountId, AccountSpec, AccountType, EntryDraft,
     EntryHeader, EntryKind, Owner, Verifier, HASH_VERSION,
 };
+
+#[path = "postgres_batch.rs"]
+mod batch;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -91,6 +100,9 @@ const MAX_BATCH_ATTEMPTS: u32 = 4;
 const VERIFY_CHUNK: i64 = 5_000;
 /// Rows per multi-row INSERT (PostgreSQL allows 65,535 bound values per statement).
 const INSERT_CHUNK: usize = 5_000;
+/// The first provisional id the write engine gives an account it opens; `batch::open_accounts`
+/// replaces it with the account's id once created. Real ids are positive.
+const PROVISIONAL_ACCOUNT: i64 = -(1 << 40);
 /// Advisory lock classes (the first key of `pg_advisory_xact_lock(int, int)`).
 const LOCK_ACCOUNT: i32 = 0x6878_0001;
 const LOCK_CLOSE: i32 = 0x6878_0002;
@@ -1528,12 +1540,175 @@ impl BatchRun<'_> {
                 .await?;
         self.state.last_date = head_date.map(|d| date(&d)).transpose()?;
         let mut steps = Vec::with_capacity(batch.len());
-        for (i, pending) in batch.iter().enumerate() {
-            // Only a command that holds no locks yet may wait for one (see the module doc).
-            steps.push(self.run_one(&pending.job.envelope, i == 0).await?);
+        let mut i = 0;
+        while i < batch.len() {
+            // Only what holds no locks yet may wait for one (see the module doc).
+            let wait = i == 0;
+            let till = batch[i..]
+                .iter()
+                .take_while(|p| engine::runs(&p.job.envelope.command))
+                .count();
+            if till > 0 {
+                steps.extend(self.run_engine(&batch[i..i + till], wait).await?);
+                i += till;
+            } else {
+                steps.push(self.run_one(&batch[i].job.envelope, wait).await?);
+                i += 1;
+            }
         }
         self.finish().await?;
         Ok(steps)
+    }
+
+    /// Runs consecutive till commands through the write engine together, inside one savepoint:
+    /// loaded and locked with one query per table, executed in memory, written with one
+    /// statement per table. A lock conflict with another writer puts the whole run back; any
+    /// other failure answers its commands with a store error and leaves the rest of the batch.
+    async fn run_engine(&mut self, run: &[Pending], wait: bool) -> Result<Vec<Step>, BatchFailure> {
+        sqlx::query("SAVEPOINT engine")
+            .execute(&mut *self.conn)
+            .await?;
+        let mark = self.state.mark();
+        let error = match self.engine_run(run, wait).await {
+            Ok(outcomes) => {
+                sqlx::query("RELEASE SAVEPOINT engine")
+                    .execute(&mut *self.conn)
+                    .await?;
+                return Ok(outcomes.into_iter().map(Step::Done).collect());
+            }
+            Err(error) => error,
+        };
+        sqlx::query("ROLLBACK TO SAVEPOINT engine")
+            .execute(&mut *self.conn)
+            .await?;
+        sqlx::query("RELEASE SAVEPOINT engine")
+            .execute(&mut *self.conn)
+            .await?;
+        self.state.undo(mark);
+        let error = match error {
+            batch::RunError::Db(e) if is_contention(&e) => {
+                return Ok(run.iter().map(|_| Step::Defer).collect());
+            }
+            batch::RunError::Db(e) => StoreError::from(e),
+            batch::RunError::Store(e) => e,
+        };
+        tracing::warn!(%error, commands = run.len(), "till commands failed in the write engine");
+        Ok(run
+            .iter()
+            .map(|_| Step::Done(Err(StoreError(error.0.clone()))))
+            .collect())
+    }
+
+    /// One attempt at a run of till commands: keys, load (locking), reserve ids, execute,
+    /// open new accounts, persist; then the entries, balance changes, new accounts and policies
+    /// join the batch's, which takes them into the chain at its end.
+    async fn engine_run(
+        &mut self,
+        run: &[Pending],
+        wait: bool,
+    ) -> Result<Vec<Result<Outcome, StoreError>>, batch::RunError> {
+        let shared = self.shared;
+        let services = &shared.services;
+        let envelopes: Vec<&Envelope> = run.iter().map(|p| &p.job.envelope).collect();
+        let now = services.clock.now();
+        let today = domain::business_date(self.state.last_date, services.clock.today());
+        let plan = engine::keys(&envelopes, &services.keys, today);
+        let lock = if wait {
+            "FOR NO KEY UPDATE"
+        } else {
+            "FOR NO KEY UPDATE NOWAIT"
+        };
+        let loaded = batch::load(&mut *self.conn, &plan.keys, lock, &self.state.deltas).await?;
+        let sales = envelopes
+            .iter()
+            .filter(|e| matches!(e.command, domain::Command::Sale(_)))
+            .count();
+        let vouchers = plan.drawn.iter().filter(|d| !d.is_empty()).count();
+        let reserved = batch::reserve(&mut *self.conn, envelopes.len(), sales, vouchers).await?;
+        // The engine's chain is provisional here: the batch gives entries their places and
+        // hashes at its end, under the chain lock.
+        let head = engine::Head {
+            seq: 0,
+            hash: crate::ledger::GENESIS_HASH,
+            business_date: self.state.last_date,
+        };
+        let next = engine::NextIds {
+            account: PROVISIONAL_ACCOUNT,
+            voucher: 0,
+            sale: 0,
+        };
+        let mut state = engine::State::new(loaded, head, next).with_reserved(reserved);
+        let engine_services = engine::Services {
+            policies: &services.policies,
+            keys: &services.keys,
+            today,
+            now,
+        };
+        let outcomes = engine::execute(&mut state, &engine_services, &envelopes, &plan.drawn)?;
+        let mut effects = std::mem::take(&mut state.effects);
+        let mut pending = Vec::with_capacity(effects.entries.len());
+        for e in &effects.entries {
+            let identities = e
+                .postings
+                .iter()
+                .map(|(id, _)| {
+                    state
+                        .spec_of(*id)
+                        .cloned()
+                        .ok_or_else(|| StoreError(format!("no account {} in the run", id.0)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            pending.push(identities);
+        }
+        let opened = batch::open_accounts(&mut *self.conn, &effects.accounts).await?;
+        let real = |id: AccountId| opened.get(&id).copied().unwrap_or(id);
+        for e in &mut effects.entries {
+            for posting in &mut e.postings {
+                posting.0 = real(posting.0);
+            }
+        }
+        let now_text = canonical_time(&now);
+        batch::persist(&mut *self.conn, &effects, &now_text).await?;
+        for (id, spec) in &effects.accounts {
+            let key = key_of(spec);
+            self.state.new_accounts.insert(
+                key.clone(),
+                AccountMeta {
+                    id: real(*id),
+                    sign: spec.kind.normal_sign(),
+                    bounded: spec.bounded,
+                },
+            );
+            self.state.account_log.push(key);
+        }
+        for (id, delta) in &effects.balances {
+            let id = real(AccountId(*id)).0;
+            *self.state.deltas.entry(id).or_default() += delta;
+            self.state.delta_log.push((id, *delta));
+        }
+        for (name, hash) in &effects.policies {
+            if let Some((policy, version)) = name.rsplit_once('@') {
+                let version = version
+                    .parse::<i64>()
+                    .map_err(|e| StoreError(e.to_string()))?;
+                self.state.policies.push((
+                    policy.to_string(),
+                    version,
+                    hash.clone(),
+                    now_text.clone(),
+                ));
+            }
+        }
+        for (e, identities) in effects.entries.into_iter().zip(pending) {
+            self.state.last_date = Some(e.header.business_date);
+            self.state.entries.push(PendingEntry {
+                id: e.id,
+                header: e.header,
+                postings: e.postings,
+                identities,
+            });
+        }
+        Ok(outcomes)
     }
 
     /// The outer `Err` aborts the batch; `Step::Defer` puts this command back.
@@ -1595,11 +1770,7 @@ impl BatchRun<'_> {
                 wait,
                 contended: false,
             };
-            let result = if engine::runs(&envelope.command) {
-                engine_command(&mut tx, &ctx, envelope).await
-            } else {
-                domain::run(&mut tx, &ctx, &envelope.command).await
-            };
+            let result = domain::run(&mut tx, &ctx, &envelope.command).await;
             (result, tx.contended)
         };
         let result = match result {
@@ -2009,16 +2180,10 @@ fn amount(r: &PgRow, i: usize) -> OpResult<Amount> {
     Ok(Amount::from_fen(r.try_get(i)?))
 }
 
-/// What the write engine's commands read and write through a PostgreSQL transaction,
-/// one command at a time (`engine_command`).
 impl PgTx<'_> {
-    /// Posts an entry, under the id the write engine reserved for it when `id` is given.
-    async fn post_as(
-        &mut self,
-        entry: EntryDraft,
-        field: &str,
-        id: Option<i64>,
-    ) -> OpResult<Posted> {
+    /// Posts an entry: inserted now with its id, given its place in the chain at the end of
+    /// the batch.
+    async fn post_entry(&mut self, entry: EntryDraft, field: &str) -> OpResult<Posted> {
         let EntryDraft { header, postings } = entry;
         let identities: Vec<AccountSpec> = postings.iter().map(|(spec, _)| spec.clone()).collect();
         let mut resolved = Vec::with_capacity(postings.len());
@@ -2122,10 +2287,9 @@ impl PgTx<'_> {
         let id: i64 = db!(
             self,
             sqlx::query_scalar(
-                "INSERT INTO entries (id, kind, business_date, created_at, actor_token_id, policy, policy_hash,
+                "INSERT INTO entries (kind, business_date, created_at, actor_token_id, policy, policy_hash,
                                       idempotency_key, memo, reverses, hash_version, facts)
-                 VALUES (COALESCE($12, nextval(pg_get_serial_sequence('entries', 'id'))),
-                         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
             )
             .bind(header.kind.as_str())
             .bind(header.business_date.to_string())
@@ -2138,7 +2302,6 @@ impl PgTx<'_> {
             .bind(header.reverses)
             .bind(HASH_VERSION)
             .bind(&header.facts)
-            .bind(id)
             .fetch_one(&mut *self.conn)
         );
         let accounts: Vec<i64> = ids.iter().map(|(a, _)| a.0).collect();
@@ -2182,246 +2345,6 @@ impl PgTx<'_> {
             hash: String::new(),
             business_date,
         })
-    }
-
-    async fn bonus_in_month(&mut self, household: i64, month: &str) -> OpResult<Amount> {
-        // The monthly cap is checked against this sum: top-ups of one household take turns.
-        self.lock_row("households", household).await?;
-        Ok(db!(self, bonus_granted(&mut *self.conn, household, month)))
-    }
-
-    async fn insert_topup(&mut self, t: &TopupRecord) -> OpResult<()> {
-        db!(
-            self,
-            sqlx::query(
-                "INSERT INTO topups (entry_id, cooperative_id, shop_id, household_id, method, paid, bonus, voucher_id, business_date, month)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(t.entry)
-            .bind(t.coop)
-            .bind(t.shop)
-            .bind(t.household)
-            .bind(t.method.as_str())
-            .bind(t.paid.fen())
-            .bind(t.bonus.fen())
-            .bind(t.voucher)
-            .bind(t.business_date.to_string())
-            .bind(domain::month_of(t.business_date))
-            .execute(&mut *self.conn)
-        );
-        Ok(())
-    }
-
-    async fn voucher_exists(&mut self, serial: u64) -> OpResult<bool> {
-        let n: i64 = db!(
-            self,
-            sqlx::query_scalar("SELECT COUNT(*) FROM vouchers WHERE serial = $1")
-                .bind(serial as i64)
-                .fetch_one(&mut *self.conn)
-        );
-        Ok(n > 0)
-    }
-
-    async fn insert_voucher(&mut self, id: i64, v: &NewVoucher) -> OpResult<i64> {
-        Ok(db!(
-            self,
-            sqlx::query_scalar(
-                "INSERT INTO vouchers (id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active') RETURNING id",
-            )
-            .bind(id)
-            .bind(v.serial as i64)
-            .bind(i64::from(v.key_id))
-            .bind(v.coop)
-            .bind(v.household)
-            .bind(v.issued_on.to_string())
-            .bind(v.expires_on.to_string())
-            .fetch_one(&mut *self.conn)
-        ))
-    }
-
-    async fn voucher_by_id(&mut self, id: i64) -> OpResult<Option<VoucherRecord>> {
-        self.voucher_where("id", id).await
-    }
-
-    async fn insert_sale(&mut self, s: &SaleRecord) -> OpResult<i64> {
-        let id: i64 = db!(
-            self,
-            sqlx::query_scalar(
-                "INSERT INTO sales (id, entry_id, cooperative_id, shop_id, household_id, total, cost, business_date)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            )
-            .bind(s.id)
-            .bind(s.entry)
-            .bind(s.coop)
-            .bind(s.shop)
-            .bind(s.household)
-            .bind(s.total.fen())
-            .bind(s.cost.fen())
-            .bind(s.business_date.to_string())
-            .fetch_one(&mut *self.conn)
-        );
-        for chunk in s.lines.chunks(INSERT_CHUNK) {
-            let mut q = QueryBuilder::<Postgres>::new(
-                "INSERT INTO sale_lines (sale_id, idx, sku, qty, price, amount, cost) ",
-            );
-            q.push_values(chunk.iter().enumerate(), |mut b, (i, l)| {
-                b.push_bind(id)
-                    .push_bind(i as i64)
-                    .push_bind(&l.sku)
-                    .push_bind(&l.qty)
-                    .push_bind(l.price.fen())
-                    .push_bind(l.amount.fen())
-                    .push_bind(l.cost.fen());
-            });
-            db!(self, q.build().execute(&mut *self.conn));
-        }
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO sale_tenders (sale_id, idx, type, household_id, voucher_id, amount, paid_part, bonus_part) ",
-        );
-        q.push_values(s.tenders.iter().enumerate(), |mut b, (i, t)| {
-            b.push_bind(id)
-                .push_bind(i as i64)
-                .push_bind(t.kind.as_str())
-                .push_bind(t.household)
-                .push_bind(t.voucher)
-                .push_bind(t.amount.fen())
-                .push_bind(t.paid_part.fen())
-                .push_bind(t.bonus_part.fen());
-        });
-        db!(self, q.build().execute(&mut *self.conn));
-        Ok(id)
-    }
-
-    async fn sale(&mut self, id: i64) -> OpResult<Option<SaleRecord>> {
-        // A sale is read to be refunded: refunds of one sale take turns.
-        if !self.lock_row("sales", id).await? {
-            return Ok(None);
-        }
-        let r = db!(
-            self,
-            sqlx::query(
-                "SELECT s.id, s.entry_id, s.cooperative_id, c.code, s.shop_id, s.household_id, s.total, s.cost,
-                        s.refunded, s.refunded_cost, s.business_date
-                 FROM sales s JOIN cooperatives c ON c.id = s.cooperative_id WHERE s.id = $1",
-            )
-            .bind(id)
-            .fetch_one(&mut *self.conn)
-        );
-        let lines = db!(
-            self,
-            sqlx::query(
-                "SELECT sku, qty, price, amount, cost FROM sale_lines WHERE sale_id = $1 ORDER BY idx",
-            )
-            .bind(id)
-            .fetch_all(&mut *self.conn)
-        )
-        .iter()
-        .map(|l| {
-            Ok(SaleLineRecord {
-                sku: l.try_get(0)?,
-                qty: l.try_get(1)?,
-                price: amount(l, 2)?,
-                amount: amount(l, 3)?,
-                cost: amount(l, 4)?,
-            })
-        })
-        .collect::<OpResult<Vec<_>>>()?;
-        let tenders = db!(
-            self,
-            sqlx::query(
-                "SELECT type, household_id, voucher_id, amount, paid_part, bonus_part, refunded, refunded_paid, refunded_bonus
-                 FROM sale_tenders WHERE sale_id = $1 ORDER BY idx",
-            )
-            .bind(id)
-            .fetch_all(&mut *self.conn)
-        )
-        .iter()
-        .map(|t| {
-            let kind: String = t.try_get(0)?;
-            Ok(TenderRecord {
-                kind: TenderType::parse(&kind)
-                    .ok_or_else(|| StoreError(format!("bad tender {kind}")))?,
-                household: t.try_get(1)?,
-                voucher: t.try_get(2)?,
-                amount: amount(t, 3)?,
-                paid_part: amount(t, 4)?,
-                bonus_part: amount(t, 5)?,
-                refunded: amount(t, 6)?,
-                refunded_paid: amount(t, 7)?,
-                refunded_bonus: amount(t, 8)?,
-            })
-        })
-        .collect::<OpResult<Vec<_>>>()?;
-        Ok(Some(SaleRecord {
-            id: r.try_get(0)?,
-            entry: r.try_get(1)?,
-            coop: r.try_get(2)?,
-            coop_code: r.try_get(3)?,
-            shop: r.try_get(4)?,
-            household: r.try_get(5)?,
-            total: amount(&r, 6)?,
-            cost: amount(&r, 7)?,
-            refunded: amount(&r, 8)?,
-            refunded_cost: amount(&r, 9)?,
-            business_date: date(r.try_get(10)?)?,
-            lines,
-            tenders,
-        }))
-    }
-
-    async fn record_sale_refund(&mut self, sale: i64, refund: &SaleRefundRecord) -> OpResult<()> {
-        db!(
-            self,
-            sqlx::query(
-                "UPDATE sales SET refunded = refunded + $1, refunded_cost = refunded_cost + $2 WHERE id = $3",
-            )
-            .bind(refund.amount.fen())
-            .bind(refund.cost.fen())
-            .bind(sale)
-            .execute(&mut *self.conn)
-        );
-        for (i, (total, paid, bonus)) in refund.tenders.iter().enumerate() {
-            if total.is_zero() {
-                continue;
-            }
-            db!(
-                self,
-                sqlx::query(
-                    "UPDATE sale_tenders SET refunded = refunded + $1, refunded_paid = refunded_paid + $2,
-                            refunded_bonus = refunded_bonus + $3 WHERE sale_id = $4 AND idx = $5",
-                )
-                .bind(total.fen())
-                .bind(paid.fen())
-                .bind(bonus.fen())
-                .bind(sale)
-                .bind(i as i64)
-                .execute(&mut *self.conn)
-            );
-            db!(
-                self,
-                sqlx::query(
-                    "INSERT INTO sale_refund_tenders (entry_id, sale_id, idx, amount) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(refund.entry)
-                .bind(sale)
-                .bind(i as i64)
-                .bind(total.fen())
-                .execute(&mut *self.conn)
-            );
-        }
-        db!(
-            self,
-            sqlx::query(
-                "INSERT INTO sale_refunds (entry_id, sale_id, amount, cost) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(refund.entry)
-            .bind(sale)
-            .bind(refund.amount.fen())
-            .bind(refund.cost.fen())
-            .execute(&mut *self.conn)
-        );
-        Ok(())
     }
 }
 
@@ -2731,7 +2654,7 @@ impl Tx for PgTx<'_> {
     }
 
     async fn post(&mut self, entry: EntryDraft, field: &str) -> OpResult<Posted> {
-        self.post_as(entry, field, None).await
+        self.post_entry(entry, field).await
     }
 
     async fn entry_postings(
@@ -3279,163 +3202,3 @@ const TILL_SQL: TillSql = TillSql {
     topups:
         "SELECT e.seq, t.shop_id FROM topups t JOIN entries e ON e.id = t.entry_id ORDER BY e.seq",
 };
-
-/// Runs one of the write engine's commands on PostgreSQL, one at a time inside its savepoint:
-/// what it reads is loaded through the transaction (locking the vouchers, bounded balances,
-/// sales and households it decides on, as before), the command executes in memory
-/// ([`engine::ops::run`], the same rules as on SQLite), and what it did is written back under
-/// the ids reserved for it here.
-async fn engine_command(
-    tx: &mut PgTx<'_>,
-    ctx: &Ctx<'_>,
-    envelope: &Envelope,
-) -> OpResult<Receipt> {
-    let command = &envelope.command;
-    let plan = engine::keys(&[envelope], ctx.keys, ctx.today);
-    let keys = &plan.keys;
-    let mut loaded = engine::Loaded::default();
-    for code in &keys.shops {
-        if let Some(shop) = tx.shop(code).await? {
-            loaded.shops.insert(code.clone(), shop);
-        }
-    }
-    for code in &keys.households {
-        if let Some(h) = tx.household(code).await? {
-            loaded.households.insert(code.clone(), h);
-        }
-    }
-    for serial in &keys.serials {
-        if let Some(v) = tx.voucher(*serial).await? {
-            loaded.vouchers.insert(v.id, v);
-        }
-    }
-    for serial in &keys.drawn {
-        if tx.voucher_exists(*serial).await? {
-            loaded.taken_serials.push(*serial);
-        }
-    }
-    for id in &keys.sales {
-        if let Some(sale) = tx.sale(*id).await? {
-            loaded.sales.insert(*id, sale);
-        }
-    }
-    let tendered: Vec<i64> = loaded
-        .sales
-        .values()
-        .flat_map(|s| s.tenders.iter().filter_map(|t| t.voucher))
-        .collect();
-    for id in tendered {
-        if let Some(v) = tx.voucher_by_id(id).await? {
-            loaded.vouchers.insert(v.id, v);
-        }
-    }
-    for (shop, sku) in &keys.items {
-        let Some(coop) = loaded.shops.get(shop).map(|s| s.coop.id) else {
-            continue;
-        };
-        if let Some(item) = tx.catalog_item(coop, sku).await? {
-            loaded.catalog.insert((coop, sku.clone()), item);
-        }
-    }
-    if matches!(command, Command::TopUp(_)) {
-        let households: Vec<i64> = loaded.households.values().map(|h| h.id).collect();
-        for h in households {
-            let bonus = tx.bonus_in_month(h, &keys.month).await?;
-            loaded.bonus.insert((h, keys.month.clone()), bonus);
-        }
-    }
-    // The bounded balances the command may decide on: wallets and vouchers (locked by
-    // `balance`). Their ids here are the engine's own; `post_as` resolves accounts again.
-    let mut bounded: Vec<AccountSpec> = Vec::new();
-    let coops: Vec<String> = loaded.shops.values().map(|s| s.coop.code.clone()).collect();
-    for h in loaded.households.values() {
-        for coop in &coops {
-            bounded.push(crate::ledger::chart::household_wallet_paid(h.id, coop));
-            bounded.push(crate::ledger::chart::household_wallet_bonus(h.id, coop));
-        }
-    }
-    for sale in loaded.sales.values() {
-        for h in sale.tenders.iter().filter_map(|t| t.household) {
-            bounded.push(crate::ledger::chart::household_wallet_paid(
-                h,
-                &sale.coop_code,
-            ));
-            bounded.push(crate::ledger::chart::household_wallet_bonus(
-                h,
-                &sale.coop_code,
-            ));
-        }
-    }
-    for v in loaded.vouchers.keys() {
-        bounded.push(crate::ledger::chart::voucher_paid(*v));
-        bounded.push(crate::ledger::chart::voucher_bonus(*v));
-    }
-    for (i, spec) in bounded.into_iter().enumerate() {
-        let balance = tx.balance(&spec).await?.fen();
-        loaded.accounts.push(engine::Account {
-            id: AccountId(-1 - i as i64),
-            spec,
-            balance,
-        });
-    }
-    let issues_voucher = !plan.drawn[0].is_empty();
-    let ids = db!(
-        tx,
-        sqlx::query(
-            "SELECT nextval(pg_get_serial_sequence('entries', 'id')),
-                    nextval(pg_get_serial_sequence('sales', 'id')),
-                    CASE WHEN $1 THEN nextval(pg_get_serial_sequence('vouchers', 'id')) ELSE 0 END",
-        )
-        .bind(issues_voucher)
-        .fetch_one(&mut *tx.conn)
-    );
-    let entry: i64 = ids.try_get(0)?;
-    let head = engine::Head {
-        seq: entry - 1,
-        hash: crate::ledger::GENESIS_HASH,
-        business_date: tx.state.last_date,
-    };
-    let next = engine::NextIds {
-        account: 1,
-        voucher: ids.try_get(2)?,
-        sale: ids.try_get(1)?,
-    };
-    let mut state = engine::State::new(loaded, head, next);
-    let receipt = engine::ops::run(&mut state, ctx, command, &plan.drawn[0])?;
-    let effects = std::mem::take(&mut state.effects);
-    if effects.entries.len() != 1 {
-        return Err(StoreError("an engine command posts exactly one entry".into()).into());
-    }
-    for (id, v) in &effects.vouchers {
-        tx.insert_voucher(*id, v).await?;
-    }
-    for e in &effects.entries {
-        let postings = e
-            .postings
-            .iter()
-            .map(|(id, fen)| {
-                state
-                    .spec_of(*id)
-                    .cloned()
-                    .map(|spec| (spec, *fen))
-                    .ok_or_else(|| StoreError(format!("no account {} in the batch", id.0)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let draft = EntryDraft {
-            header: e.header.clone(),
-            postings,
-        };
-        tx.post_as(draft, "amount", Some(e.seq)).await?;
-    }
-    crash_point("persist_entries");
-    for t in &effects.topups {
-        tx.insert_topup(t).await?;
-    }
-    for s in &effects.sales {
-        tx.insert_sale(s).await?;
-    }
-    for (sale, refund) in &effects.refunds {
-        tx.record_sale_refund(*sale, refund).await?;
-    }
-    Ok(receipt)
-}

@@ -273,7 +273,7 @@ pub(crate) fn sell(state: &mut State, ctx: &Ctx<'_>, req: &Sale) -> OpResult<Sal
         business_date: ctx.today,
         lines: priced.lines,
         tenders: tender_records,
-    });
+    })?;
     let wallet = match &household {
         Some(h) => Some(wallet_balance(state, h.id, &coop.code)?),
         None => None,

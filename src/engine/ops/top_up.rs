@@ -72,7 +72,7 @@ pub(crate) fn top_up(
                 issued_on: ctx.today,
                 expires_on,
             };
-            let id = state.insert_voucher(&issued);
+            let id = state.insert_voucher(&issued)?;
             // The chain covers what the voucher is: whose, until when, under which serial.
             issue_fact = Some(crate::ledger::Fact::VoucherIssued {
                 voucher: id,
