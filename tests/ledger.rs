@@ -1639,3 +1639,123 @@ mod random_sequences {
         }
     }
 }
+
+// ---- 9. PostgreSQL: the till's engine runs beside other writers ------------------------------
+
+mod postgres_engine_runs {
+    use super::*;
+    use sqlx::Connection;
+
+    /// While another transaction holds a household's wallet rows, the till commands that need
+    /// them wait (first in their batch) or are put back (later in it), and then run against
+    /// the balance as it is: none is lost, none overspends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn till_runs_wait_for_or_step_around_another_writers_locks() {
+        if !pg_support::available() {
+            return;
+        }
+        let t = TestLedger::on(Backend::Postgres, TODAY).await;
+        t.top_up("H1", "100.00", Delivery::Wallet).await.unwrap();
+        let mut blocker = sqlx::PgConnection::connect(&t.settings.database)
+            .await
+            .expect("PostgreSQL connection");
+        sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+        let locked: Vec<i64> = sqlx::query_scalar(
+            "SELECT a.id FROM accounts a JOIN households h ON a.owner_kind = 'household' AND a.owner_id = h.id
+             WHERE h.code = 'H1' AND a.bounded ORDER BY a.id FOR UPDATE",
+        )
+        .fetch_all(&mut blocker)
+        .await
+        .unwrap();
+        assert_eq!(locked.len(), 2, "H1's paid and bonus wallet");
+
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let app = t.app.clone();
+            let sale = if i % 2 == 0 {
+                sale_amount(Some("H1"), "10.00", vec![wallet("10.00")])
+            } else {
+                sale_amount(None, "3.00", vec![cash("3.00")])
+            };
+            tasks.push(tokio::spawn(async move {
+                (i % 2 == 0, app.run(Command::Sale(sale)).await)
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+
+        let (mut wallet_ok, mut wallet_refused, mut cash_ok) = (0, 0, 0);
+        for task in tasks {
+            let (by_wallet, result) = task.await.expect("task panicked");
+            match (by_wallet, result.expect("the store failed")) {
+                (true, Ok(Receipt::Sale(_))) => wallet_ok += 1,
+                (true, Err(Rejection::InsufficientFunds { available, .. })) => {
+                    assert!(available.is_zero(), "{available:?}");
+                    wallet_refused += 1;
+                }
+                (false, Ok(Receipt::Sale(_))) => cash_ok += 1,
+                (_, other) => panic!("a sale answered {other:?}"),
+            }
+        }
+        // 100.00 paid + 10.00 bonus buys eleven 10.00 sales.
+        assert_eq!((wallet_ok, wallet_refused, cash_ok), (11, 9, 20));
+        assert_eq!(t.wallet("H1").await, (Amount::ZERO, Amount::ZERO));
+        assert_eq!(t.coop_balance("sales").await, y("170.00"));
+        t.assert_sound().await;
+    }
+
+    /// Two processes top up a household that has no wallet yet at the same time: each opens
+    /// the wallet's accounts in its own run, one of them finds the other's, and every top-up
+    /// lands in the one wallet.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_open_a_new_wallet_at_once() {
+        if !pg_support::available() {
+            return;
+        }
+        let t = TestLedger::on(Backend::Postgres, TODAY).await;
+        let other = hongxin::app::App::open(&t.settings)
+            .await
+            .expect("a second process");
+        let barrier = Arc::new(tokio::sync::Barrier::new(8));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let app = if i % 2 == 0 {
+                    t.app.clone()
+                } else {
+                    other.clone()
+                };
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    app.run(Command::TopUp(top_up_request(
+                        "H2",
+                        "50.00",
+                        Delivery::Wallet,
+                    )))
+                    .await
+                    .expect("the store failed")
+                })
+            })
+            .collect();
+        for task in tasks {
+            match task.await.expect("task panicked") {
+                Ok(Receipt::TopUp(_)) => {}
+                other => panic!("a top-up answered {other:?}"),
+            }
+        }
+        assert_eq!(t.wallet("H2").await, (y("400.00"), y("40.00")));
+        let accounts: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM accounts a JOIN households h ON a.owner_kind = 'household' AND a.owner_id = h.id
+             WHERE h.code = 'H2'",
+        )
+        .fetch_one(
+            &mut sqlx::PgConnection::connect(&t.settings.database)
+                .await
+                .expect("PostgreSQL connection"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(accounts, 2, "one paid and one bonus account");
+        t.assert_sound().await;
+    }
+}
