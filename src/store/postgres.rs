@@ -201,7 +201,10 @@ impl PostgresStore {
             services,
             stats: store.stats.clone(),
             accounts: RwLock::new(HashMap::new()),
-            options,
+            // The writers' statements are planned with their values every time: a generic
+            // plan cached while the tables were nearly empty (a fresh database) would scan
+            // them whole once they are not.
+            options: options.options([("plan_cache_mode", "force_custom_plan")]),
         });
         for _ in 0..WRITERS {
             let conn = shared.options.connect().await?;
