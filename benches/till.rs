@@ -23,6 +23,7 @@
 //! | `HONGXIN_BENCH_URL`, `HONGXIN_BENCH_TOKEN` | — | target an already running server with this admin token |
 //! | `HONGXIN_BENCH_BASELINE_URL` | — | run the baseline on this database instead of a throwaway one |
 //! | `HONGXIN_BENCH_PG_OPTIONS` | — | more `-c name=value` settings for the throwaway cluster |
+//! | `HONGXIN_BENCH_PG_STATEMENTS` | 0 | throwaway cluster: print the N statements that took the server's time in the window (`pg_stat_statements`) |
 //!
 //! Against a running server (`HONGXIN_BENCH_URL=http://127.0.0.1:8080
 //! HONGXIN_BENCH_TOKEN=<admin token>`), the bench creates its own cooperative, shops, companies,
@@ -294,8 +295,13 @@ mod cluster {
         // Durable: fsync, synchronous_commit and full_page_writes keep their defaults (on).
         let settings = format!(
             "-c listen_addresses='' -k {} -p 5432 -c max_connections=400 \
-             -c shared_buffers=256MB -c max_wal_size=4GB {}",
+             -c shared_buffers=256MB -c max_wal_size=4GB {} {}",
             dir.display(),
+            if statements_profiled() > 0 {
+                "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+            } else {
+                ""
+            },
             std::env::var("HONGXIN_BENCH_PG_OPTIONS").unwrap_or_default()
         );
         run(as_owner(root, &pg_ctl)
@@ -310,6 +316,70 @@ mod cluster {
             admin_url,
             _watchdog: stdin,
             _watchdog_process: watchdog,
+        }
+    }
+
+    /// How many statements to profile (`HONGXIN_BENCH_PG_STATEMENTS`); 0: none.
+    pub fn statements_profiled() -> usize {
+        std::env::var("HONGXIN_BENCH_PG_STATEMENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn connect(url: &str) -> sqlx::PgConnection {
+        sqlx::postgres::PgConnectOptions::from_str(url)
+            .expect("url")
+            .disable_statement_logging()
+            .connect()
+            .await
+            .expect("connect to PostgreSQL")
+    }
+
+    /// Starts counting statements afresh (the measured window begins).
+    pub async fn reset_statements(url: &str) {
+        let mut c = connect(url).await;
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&mut c)
+            .await
+            .expect("pg_stat_statements");
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&mut c)
+            .await
+            .expect("pg_stat_statements_reset");
+    }
+
+    /// Prints the `n` statements that took the most server time since the reset: planning
+    /// and execution, calls, rows, and the statement's text (its first line, shortened).
+    pub async fn print_statements(url: &str, n: usize, commands: u64) {
+        let mut c = connect(url).await;
+        let rows: Vec<(f64, f64, i64, i64, String)> = sqlx::query_as(
+            "SELECT total_plan_time, total_exec_time, calls, rows, query FROM pg_stat_statements
+             ORDER BY total_plan_time + total_exec_time DESC LIMIT $1",
+        )
+        .bind(n as i64)
+        .fetch_all(&mut c)
+        .await
+        .expect("pg_stat_statements");
+        let (all,): (f64,) = sqlx::query_as(
+            "SELECT COALESCE(SUM(total_plan_time + total_exec_time), 0) FROM pg_stat_statements",
+        )
+        .fetch_one(&mut c)
+        .await
+        .expect("pg_stat_statements");
+        println!(
+            "PostgreSQL statements in the window: {:.0} ms of planning and execution in all, {:.1} µs per command written; the top {n}:",
+            all,
+            all * 1000.0 / commands.max(1) as f64
+        );
+        println!(
+            "  {:>8} {:>8} {:>8} {:>9}  statement",
+            "plan ms", "exec ms", "calls", "rows"
+        );
+        for (plan, exec, calls, rows, query) in rows {
+            let text: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+            let text: String = text.chars().take(110).collect();
+            println!("  {plan:>8.0} {exec:>8.0} {calls:>8} {rows:>9}  {text}");
         }
     }
 
@@ -1717,12 +1787,15 @@ fn main() {
         for i in 0..config.tills {
             set.spawn(till(shared.clone(), i));
         }
-        if let Some(url) = analyze {
+        if let Some(url) = &analyze {
             tokio::time::sleep(Duration::from_secs(config.warmup) / 2).await;
-            cluster::analyze(&url).await;
+            cluster::analyze(url).await;
         }
         // Snapshots when measuring starts and when the last till is done.
         tokio::time::sleep_until(shared.measure_from.into()).await;
+        if let (Some(url), true) = (&analyze, cluster::statements_profiled() > 0) {
+            cluster::reset_statements(url).await;
+        }
         let before_cpu = cpu_snapshot();
         let before = write_stats(&client, &base, &world.admin).await;
         let mut tally = Tally::default();
@@ -1832,6 +1905,17 @@ fn main() {
         window,
         config.backend == Backend::Postgres && !external,
     );
+    if let (Some(c), n @ 1..) = (&cluster, cluster::statements_profiled()) {
+        let commands = match (before_stats, after_stats) {
+            (Some(b), Some(a)) => a.1 - b.1,
+            _ => 0,
+        };
+        client_rt.block_on(cluster::print_statements(
+            &c.url("hongxin_bench"),
+            n,
+            commands,
+        ));
+    }
 
     // Store only, then verification, then the baseline on a quiet database.
     if let Some(l) = &local {

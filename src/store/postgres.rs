@@ -201,10 +201,7 @@ impl PostgresStore {
             services,
             stats: store.stats.clone(),
             accounts: RwLock::new(HashMap::new()),
-            // The writers' statements are planned with their values every time: a generic
-            // plan cached while the tables were nearly empty (a fresh database) would scan
-            // them whole once they are not.
-            options: options.options([("plan_cache_mode", "force_custom_plan")]),
+            options,
         });
         for _ in 0..WRITERS {
             let conn = shared.options.connect().await?;
@@ -1542,6 +1539,7 @@ impl BatchRun<'_> {
                 .fetch_one(&mut *self.conn)
                 .await?;
         self.state.last_date = head_date.map(|d| date(&d)).transpose()?;
+        let started = std::time::Instant::now();
         let mut steps = Vec::with_capacity(batch.len());
         let mut i = 0;
         while i < batch.len() {
@@ -1559,7 +1557,15 @@ impl BatchRun<'_> {
                 i += 1;
             }
         }
-        self.finish().await?;
+        let ran = started.elapsed();
+        let (locked, committed) = self.finish(started).await?;
+        tracing::debug!(
+            commands = batch.len(),
+            run_s = ran.as_secs_f64(),
+            chain_wait_s = (locked - ran).as_secs_f64(),
+            under_chain_lock_s = (committed - locked).as_secs_f64(),
+            "write batch"
+        );
         Ok(steps)
     }
 
@@ -1844,7 +1850,12 @@ impl BatchRun<'_> {
 
     /// The end of the batch: under the chain lock, check the business date, apply the hot
     /// balances, give the new entries their places in the chain, move the head, commit.
-    async fn finish(&mut self) -> Result<(), BatchFailure> {
+    /// Returns when (since the batch started) the chain lock was held and the commit done.
+    async fn finish(
+        &mut self,
+        started: std::time::Instant,
+    ) -> Result<(Duration, Duration), BatchFailure> {
+        let mut locked = started.elapsed();
         let mut hot: Vec<(i64, i64)> = self
             .state
             .deltas
@@ -1859,6 +1870,7 @@ impl BatchRun<'_> {
             )
             .fetch_one(&mut *self.conn)
             .await?;
+            locked = started.elapsed();
             let mut seq: i64 = head.try_get(0)?;
             let mut prev = hash32(head.try_get(1)?)?;
             let mut head_date = head
@@ -1881,6 +1893,7 @@ impl BatchRun<'_> {
                     "UPDATE accounts AS a SET balance = a.balance + d.delta
                      FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS d(id, delta) WHERE a.id = d.id",
                 )
+                .persistent(false)
                 .bind(ids)
                 .bind(deltas)
                 .execute(&mut *self.conn)
@@ -1911,6 +1924,7 @@ impl BatchRun<'_> {
                           AS u(id, seq, prev_hash, hash)
                      WHERE e.id = u.id",
                 )
+                .persistent(false)
                 .bind(ids)
                 .bind(seqs)
                 .bind(prevs)
@@ -1950,7 +1964,7 @@ impl BatchRun<'_> {
                 retry,
             });
         }
-        Ok(())
+        Ok((locked, started.elapsed()))
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::postgres::{PgArguments, PgConnection, PgRow, Postgres};
 use sqlx::Row;
 
 use crate::domain::{
@@ -47,6 +47,13 @@ impl From<StoreError> for RunError {
 }
 
 type RunResult<T> = Result<T, RunError>;
+
+/// A statement that finds rows by keys, planned with its values each time it runs (an unnamed
+/// statement): a plan cached while the tables were nearly empty, on a fresh database, would
+/// scan them whole once they are not. Plain inserts keep their prepared statements.
+fn keyed(sql: &str) -> sqlx::query::Query<'_, Postgres, PgArguments> {
+    sqlx::query(sql).persistent(false)
+}
 
 fn amount(r: &PgRow, i: usize) -> RunResult<Amount> {
     Ok(Amount::from_fen(r.try_get(i)?))
@@ -95,7 +102,7 @@ pub(super) async fn load(
             .filter(|(s, k)| storable(s) && storable(k))
             .map(|(s, k)| (s.as_str(), k.as_str()))
             .unzip();
-        let rows = sqlx::query(
+        let rows = keyed(
             "SELECT i.scope, i.key, i.fingerprint, i.outcome
              FROM UNNEST($1::TEXT[], $2::TEXT[]) AS k(scope, key)
              JOIN idempotency i ON i.scope = k.scope AND i.key = k.key",
@@ -116,7 +123,7 @@ pub(super) async fn load(
     }
     if !keys.shops.is_empty() {
         let codes = storable_only(&keys.shops);
-        let rows = sqlx::query(
+        let rows = keyed(
             "SELECT s.id, s.code, c.id, c.code FROM shops s
              JOIN cooperatives c ON c.id = s.cooperative_id WHERE s.code = ANY($1)",
         )
@@ -143,7 +150,7 @@ pub(super) async fn load(
              FROM households h JOIN compounds c ON c.id = h.compound_id
              WHERE h.code = ANY($1) ORDER BY h.id {lock} OF h"
         );
-        for r in sqlx::query(&sql).bind(codes).fetch_all(&mut *conn).await? {
+        for r in keyed(&sql).bind(codes).fetch_all(&mut *conn).await? {
             let h = HouseholdRef {
                 id: r.try_get(0)?,
                 code: r.try_get(1)?,
@@ -168,11 +175,7 @@ pub(super) async fn load(
         let sql = format!(
             "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE serial = ANY($1) ORDER BY id {lock}"
         );
-        for r in sqlx::query(&sql)
-            .bind(serials)
-            .fetch_all(&mut *conn)
-            .await?
-        {
+        for r in keyed(&sql).bind(serials).fetch_all(&mut *conn).await? {
             let v = voucher(&r)?;
             if keys.drawn.contains(&v.serial) {
                 loaded.taken_serials.push(v.serial);
@@ -206,7 +209,7 @@ pub(super) async fn load(
         let ids: Vec<i64> = tender_vouchers.into_iter().collect();
         let sql =
             format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE id = ANY($1) ORDER BY id {lock}");
-        for r in sqlx::query(&sql).bind(ids).fetch_all(&mut *conn).await? {
+        for r in keyed(&sql).bind(ids).fetch_all(&mut *conn).await? {
             let v = voucher(&r)?;
             loaded.vouchers.insert(v.id, v);
         }
@@ -218,7 +221,7 @@ pub(super) async fn load(
         .filter_map(|(shop, sku)| Some((loaded.shops.get(shop)?.coop.id, sku.as_str())))
         .unzip();
     if !skus.is_empty() {
-        let rows = sqlx::query(
+        let rows = keyed(
             "SELECT c.cooperative_id, c.id, c.sku, c.name, c.unit, c.price, c.cost
              FROM UNNEST($1::BIGINT[], $2::TEXT[]) AS k(coop, sku)
              JOIN catalog_items c ON c.cooperative_id = k.coop AND c.sku = k.sku",
@@ -246,7 +249,7 @@ pub(super) async fn load(
         for h in &topped {
             loaded.bonus.insert((*h, keys.month.clone()), Amount::ZERO);
         }
-        let rows = sqlx::query(
+        let rows = keyed(
             "SELECT household_id, SUM(bonus)::BIGINT FROM topups
              WHERE month = $1 AND household_id = ANY($2) GROUP BY household_id",
         )
@@ -281,7 +284,7 @@ pub(super) async fn load(
         let bounded = format!("{select} WHERE a.bounded ORDER BY a.id {lock} OF a");
         let hot = format!("{select} WHERE NOT a.bounded");
         for sql in [bounded, hot] {
-            let rows = sqlx::query(&sql)
+            let rows = keyed(&sql)
                 .bind(&kinds)
                 .bind(&owners)
                 .fetch_all(&mut *conn)
@@ -323,7 +326,7 @@ async fn load_sales(
          FROM sales s JOIN cooperatives c ON c.id = s.cooperative_id
          WHERE s.id = ANY($1) ORDER BY s.id {lock} OF s"
     );
-    for r in sqlx::query(&sql).bind(&ids).fetch_all(&mut *conn).await? {
+    for r in keyed(&sql).bind(&ids).fetch_all(&mut *conn).await? {
         let sale = SaleRecord {
             id: r.try_get(0)?,
             entry: r.try_get(1)?,
@@ -341,7 +344,7 @@ async fn load_sales(
         };
         loaded.sales.insert(sale.id, sale);
     }
-    let rows = sqlx::query(
+    let rows = keyed(
         "SELECT sale_id, sku, qty, price, amount, cost FROM sale_lines
          WHERE sale_id = ANY($1) ORDER BY sale_id, idx",
     )
@@ -359,7 +362,7 @@ async fn load_sales(
             });
         }
     }
-    let rows = sqlx::query(
+    let rows = keyed(
         "SELECT sale_id, type, household_id, voucher_id, amount, paid_part, bonus_part,
                 refunded, refunded_paid, refunded_bonus
          FROM sale_tenders WHERE sale_id = ANY($1) ORDER BY sale_id, idx",
@@ -439,7 +442,7 @@ pub(super) async fn open_accounts(
     .bind(&bounded)
     .execute(&mut *conn)
     .await?;
-    let rows = sqlx::query(
+    let rows = keyed(
         "SELECT k.i, a.id, a.type, a.bounded
          FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[]) WITH ORDINALITY AS k(kind, owner, name, i)
          JOIN accounts a ON a.owner_kind = k.kind AND a.owner_id = k.owner AND a.name = k.name",
@@ -660,7 +663,7 @@ async fn persist_refunds(conn: &mut PgConnection, effects: &Effects) -> RunResul
         return Ok(());
     }
     let sums = engine::sale_refunds(effects);
-    let updated = sqlx::query(
+    let updated = keyed(
         "UPDATE sales AS s SET refunded = s.refunded + u.amount, refunded_cost = s.refunded_cost + u.cost
          FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) AS u(id, amount, cost)
          WHERE s.id = u.id",
@@ -675,7 +678,7 @@ async fn persist_refunds(conn: &mut PgConnection, effects: &Effects) -> RunResul
     }
     let tenders = engine::tender_refunds(effects);
     if !tenders.is_empty() {
-        let updated = sqlx::query(
+        let updated = keyed(
             "UPDATE sale_tenders AS t SET refunded = t.refunded + u.amount,
                     refunded_paid = t.refunded_paid + u.paid, refunded_bonus = t.refunded_bonus + u.bonus
              FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[])
