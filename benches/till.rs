@@ -23,6 +23,7 @@
 //! | `HONGXIN_BENCH_URL`, `HONGXIN_BENCH_TOKEN` | — | target an already running server with this admin token |
 //! | `HONGXIN_BENCH_BASELINE_URL` | — | run the baseline on this database instead of a throwaway one |
 //! | `HONGXIN_BENCH_PG_OPTIONS` | — | more `-c name=value` settings for the throwaway cluster |
+//! | `HONGXIN_BENCH_ANALYZE` | 1 | throwaway cluster: `0` skips the `ANALYZE` halfway through the warm-up (a fresh database's plans) |
 //! | `HONGXIN_BENCH_PG_STATEMENTS` | 0 | throwaway cluster: print the N statements that took the server's time in the window (`pg_stat_statements`) |
 //!
 //! Against a running server (`HONGXIN_BENCH_URL=http://127.0.0.1:8080
@@ -1782,12 +1783,13 @@ fn main() {
     // its tables are nearly empty scan them whole. So: ANALYZE halfway through the warm-up,
     // once every table has rows, and the measured window sees the steady state.
     let analyze = cluster.as_ref().map(|c| c.url("hongxin_bench"));
+    let run_analyze = std::env::var("HONGXIN_BENCH_ANALYZE").as_deref() != Ok("0");
     let (tally, before_stats, after_stats, cpu) = client_rt.block_on(async {
         let mut set = JoinSet::new();
         for i in 0..config.tills {
             set.spawn(till(shared.clone(), i));
         }
-        if let Some(url) = &analyze {
+        if let (Some(url), true) = (&analyze, run_analyze) {
             tokio::time::sleep(Duration::from_secs(config.warmup) / 2).await;
             cluster::analyze(url).await;
         }
