@@ -631,3 +631,76 @@ async fn a_crash_inside_a_write_batch_loses_nothing_acknowledged_postgres() {
         drop(db);
     }
 }
+
+/// Each server keeps the tokens it has checked in a cache; a token revoked through one server
+/// is refused by the other at once (PostgreSQL's NOTIFY empties every process's cache), well
+/// within the cache's lifetime of [`hongxin::store::TOKEN_CACHE_TTL`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_revoked_on_one_server_is_refused_by_the_other_postgres() {
+    if !pg_support::available() {
+        return;
+    }
+    let db = pg_support::fresh_database().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let settings = Settings {
+        database: db.url.clone(),
+        policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+        key_file: Some(dir.path().join("keys.toml")),
+        today: Some(TODAY.parse().expect("date")),
+    };
+    let app = App::open(&settings).await.expect("App::open");
+    seed(&app).await;
+    drop(app);
+    let (a, b) = (serve(&settings), serve(&settings));
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{}/v1/tokens", a.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "role": "admin", "label": "to be revoked" }))
+        .send()
+        .await
+        .expect("POST /v1/tokens")
+        .json()
+        .await
+        .expect("token JSON");
+    let token = created["token"].as_str().expect("token").to_string();
+    let id = created["id"].as_i64().expect("token id");
+    let metrics = |base: &str| {
+        client
+            .get(format!("{base}/metrics"))
+            .bearer_auth(&token)
+            .send()
+    };
+    // Checked (and so cached) by the other server just before the revocation.
+    for _ in 0..3 {
+        let status = metrics(&b.base).await.expect("GET /metrics").status();
+        assert_eq!(status, reqwest::StatusCode::OK);
+    }
+    let revoked = client
+        .post(format!("{}/v1/tokens/{id}/revoke", a.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), reqwest::StatusCode::OK);
+    let since = Instant::now();
+    assert_eq!(
+        metrics(&a.base).await.expect("GET /metrics").status(),
+        reqwest::StatusCode::UNAUTHORIZED,
+        "the server that revoked it refuses it on the next request"
+    );
+    loop {
+        let status = metrics(&b.base).await.expect("GET /metrics").status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, reqwest::StatusCode::OK);
+        assert!(
+            since.elapsed() < Duration::from_millis(300),
+            "the other server still took the revoked token after {:?}",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -315,6 +315,85 @@ impl WriteStats {
     }
 }
 
+/// How long a token read from the database is trusted without reading it again. Revocations
+/// made through this process's writer (and, on PostgreSQL, any process's: `NOTIFY`) reach the
+/// cache at once; this bounds what nothing can announce (a revocation by the command line on
+/// an SQLite file a server has open, a lost notification connection).
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Tokens held at most; the cache starts over when it is full.
+const TOKEN_CACHE_CAPACITY: usize = 100_000;
+
+/// The tokens requests were authenticated with, by hash, so that a request does not wait for a
+/// database read to know who sent it. Unknown hashes are never cached. A revocation empties
+/// the cache once it is committed ([`TokenCache::invalidate`]); a read that began before it
+/// cannot put the old record back (the generation it began with no longer holds).
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries:
+        std::sync::RwLock<std::collections::HashMap<String, (TokenRecord, std::time::Instant)>>,
+    generation: AtomicU64,
+}
+
+impl TokenCache {
+    /// The token with this hash, when read within [`TOKEN_CACHE_TTL`].
+    pub fn get(&self, hash: &str) -> Option<TokenRecord> {
+        let entries = self.entries.read().ok()?;
+        let (record, read_at) = entries.get(hash)?;
+        (read_at.elapsed() < TOKEN_CACHE_TTL).then(|| record.clone())
+    }
+
+    /// The generation to hand to [`TokenCache::put`]: taken before the database read.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Keeps a token read from the database, unless a revocation came since `generation`.
+    pub fn put(&self, hash: &str, record: TokenRecord, generation: u64) {
+        if let Ok(mut entries) = self.entries.write() {
+            if self.generation.load(Ordering::Acquire) != generation {
+                return;
+            }
+            if entries.len() >= TOKEN_CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(hash.to_string(), (record, std::time::Instant::now()));
+        }
+    }
+
+    /// Forgets every token: a revocation has been committed.
+    pub fn invalidate(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            entries.clear();
+        }
+    }
+
+    /// Reads through the cache: `read` is the database read.
+    pub async fn read_through<F>(
+        &self,
+        hash: &str,
+        read: F,
+    ) -> Result<Option<TokenRecord>, StoreError>
+    where
+        F: std::future::Future<Output = Result<Option<TokenRecord>, StoreError>>,
+    {
+        if let Some(record) = self.get(hash) {
+            return Ok(Some(record));
+        }
+        let generation = self.generation();
+        let found = read.await?;
+        if let Some(record) = &found {
+            self.put(hash, record.clone(), generation);
+        }
+        Ok(found)
+    }
+}
+
+/// Whether a batch holds a command that revokes tokens: its commit empties the token caches.
+pub fn revokes_tokens(command: &Command) -> bool {
+    matches!(command, Command::RevokeToken { .. })
+}
+
 /// The application's storage, one implementation per backend.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -645,6 +724,49 @@ where
 
 #[cfg(test)]
 mod tests {
+
+    fn token(id: i64) -> TokenRecord {
+        TokenRecord {
+            id,
+            role: Role::Cashier,
+            cooperative: None,
+            shop: None,
+            company: None,
+            household: None,
+            label: None,
+            expires_at: None,
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn the_token_cache_forgets_on_revocation_and_keeps_no_read_from_before_it() {
+        let cache = TokenCache::default();
+        let before = cache.generation();
+        cache.put("a", token(1), before);
+        assert_eq!(cache.get("a"), Some(token(1)));
+        assert_eq!(cache.get("b"), None);
+        // A read that began before a revocation committed cannot put what it read back.
+        let reading = cache.generation();
+        cache.invalidate();
+        assert_eq!(cache.get("a"), None);
+        cache.put("a", token(1), reading);
+        assert_eq!(cache.get("a"), None);
+        cache.put("a", token(2), cache.generation());
+        assert_eq!(cache.get("a"), Some(token(2)));
+    }
+
+    #[test]
+    fn a_cached_token_is_read_again_after_its_lifetime() {
+        let cache = TokenCache::default();
+        cache.put("a", token(1), cache.generation());
+        if let Ok(mut entries) = cache.entries.write() {
+            if let Some(entry) = entries.get_mut("a") {
+                entry.1 = std::time::Instant::now() - TOKEN_CACHE_TTL;
+            }
+        }
+        assert_eq!(cache.get("a"), None);
+    }
     use super::*;
     use crate::domain::{IssuedVoucher, PayMethod, WalletBalance};
 

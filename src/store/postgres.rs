@@ -140,6 +140,76 @@ fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
         .disable_statement_logging())
 }
 
+/// A token by the hash of its secret, from the database.
+async fn token_by_hash(read: &PgPool, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+    if !storable(hash) {
+        return Ok(None);
+    }
+    let Some(r) = sqlx::query(
+        "SELECT t.id, t.role, c.code, s.code, k.code, h.code, t.label, t.expires_at, t.revoked_at
+             FROM tokens t
+             LEFT JOIN cooperatives c ON c.id = t.cooperative_id
+             LEFT JOIN shops s ON s.id = t.shop_id
+             LEFT JOIN companies k ON k.id = t.company_id
+             LEFT JOIN households h ON h.id = t.household_id
+             WHERE t.hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(read)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let role: String = r.try_get(1)?;
+    let expires_at = match r.try_get::<Option<String>, _>(7)? {
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map_err(|e| StoreError(format!("bad expiry {t:?}: {e}")))?
+                .to_utc(),
+        ),
+        None => None,
+    };
+    Ok(Some(TokenRecord {
+        id: r.try_get(0)?,
+        role: Role::parse(&role).ok_or_else(|| StoreError(format!("bad role {role}")))?,
+        cooperative: r.try_get(2)?,
+        shop: r.try_get(3)?,
+        company: r.try_get(4)?,
+        household: r.try_get(5)?,
+        label: r.try_get(6)?,
+        expires_at,
+        revoked: r.try_get::<Option<String>, _>(8)?.is_some(),
+    }))
+}
+
+/// The channel a committed revocation is announced on, to every process's token cache.
+const TOKENS_CHANNEL: &str = "hongxin_tokens";
+
+/// Empties `tokens` whenever any process announces a revocation. While the connection is
+/// down nothing can be heard: the cache is emptied when listening starts again, and its
+/// entries never outlive [`TOKEN_CACHE_TTL`] in any case.
+async fn listen_for_revocations(read: PgPool, tokens: Arc<TokenCache>) {
+    loop {
+        let listening = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&read).await?;
+            listener.listen(TOKENS_CHANNEL).await?;
+            tokens.invalidate();
+            loop {
+                // `None`: the connection was lost (and is made again on the next call), so
+                // an announcement may have been missed.
+                let _announced = listener.try_recv().await?;
+                tokens.invalidate();
+            }
+        };
+        let result: Result<(), sqlx::Error> = listening.await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "listening for token revocations failed; listening again");
+        }
+        tokens.invalidate();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 struct Job {
     envelope: Envelope,
     reply: oneshot::Sender<Result<Outcome, StoreError>>,
@@ -149,6 +219,7 @@ pub struct PostgresStore {
     queue: mpsc::Sender<Job>,
     read: PgPool,
     stats: Arc<WriteStats>,
+    tokens: Arc<TokenCache>,
 }
 
 impl PostgresStore {
@@ -171,6 +242,7 @@ impl PostgresStore {
             queue: mpsc::channel(1).0,
             read,
             stats: Arc::new(WriteStats::default()),
+            tokens: Arc::new(TokenCache::default()),
         };
         let applied = store.applied_policies().await?;
         services
@@ -200,6 +272,7 @@ impl PostgresStore {
             rx: Mutex::new(rx),
             services,
             stats: store.stats.clone(),
+            tokens: store.tokens.clone(),
             accounts: RwLock::new(HashMap::new()),
             options,
         });
@@ -211,6 +284,10 @@ impl PostgresStore {
             };
             tokio::spawn(writer.run());
         }
+        tokio::spawn(listen_for_revocations(
+            store.read.clone(),
+            store.tokens.clone(),
+        ));
         Ok(PostgresStore { queue, ..store })
     }
 
@@ -429,44 +506,9 @@ impl Store for PostgresStore {
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        if !storable(hash) {
-            return Ok(None);
-        }
-        let Some(r) = sqlx::query(
-            "SELECT t.id, t.role, c.code, s.code, k.code, h.code, t.label, t.expires_at, t.revoked_at
-             FROM tokens t
-             LEFT JOIN cooperatives c ON c.id = t.cooperative_id
-             LEFT JOIN shops s ON s.id = t.shop_id
-             LEFT JOIN companies k ON k.id = t.company_id
-             LEFT JOIN households h ON h.id = t.household_id
-             WHERE t.hash = $1",
-        )
-        .bind(hash)
-        .fetch_optional(&self.read)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let role: String = r.try_get(1)?;
-        let expires_at = match r.try_get::<Option<String>, _>(7)? {
-            Some(t) => Some(
-                chrono::DateTime::parse_from_rfc3339(&t)
-                    .map_err(|e| StoreError(format!("bad expiry {t:?}: {e}")))?
-                    .to_utc(),
-            ),
-            None => None,
-        };
-        Ok(Some(TokenRecord {
-            id: r.try_get(0)?,
-            role: Role::parse(&role).ok_or_else(|| StoreError(format!("bad role {role}")))?,
-            cooperative: r.try_get(2)?,
-            shop: r.try_get(3)?,
-            company: r.try_get(4)?,
-            household: r.try_get(5)?,
-            label: r.try_get(6)?,
-            expires_at,
-            revoked: r.try_get::<Option<String>, _>(8)?.is_some(),
-        }))
+        self.tokens
+            .read_through(hash, token_by_hash(&self.read, hash))
+            .await
     }
 
     async fn household_credentials(
@@ -1298,6 +1340,7 @@ struct Shared {
     rx: Mutex<mpsc::Receiver<Job>>,
     services: Services,
     stats: Arc<WriteStats>,
+    tokens: Arc<TokenCache>,
     /// Committed accounts by owner and name. An account's id, type and bound never change once
     /// committed, so this cache is safe across processes.
     accounts: RwLock<HashMap<AccountKey, AccountMeta>>,
@@ -1466,6 +1509,14 @@ impl Writer {
             };
             match result {
                 Ok((steps, state)) => {
+                    if batch
+                        .iter()
+                        .any(|p| revokes_tokens(&p.job.envelope.command))
+                    {
+                        // Before anyone hears of the revocation, no cached token in this
+                        // process outlives it (the others hear the NOTIFY).
+                        self.shared.tokens.invalidate();
+                    }
                     crash_point("before_reply");
                     self.shared.stats.record(batch.len());
                     if let Ok(mut cache) = self.shared.accounts.write() {
@@ -2604,6 +2655,13 @@ impl Tx for PgTx<'_> {
             .bind(&self.now)
             .bind(id)
             .execute(&mut *self.conn)
+        );
+        // Every process's token cache forgets its tokens when this commits.
+        db!(
+            self,
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(TOKENS_CHANNEL)
+                .execute(&mut *self.conn)
         );
         Ok(done.rows_affected() == 1)
     }

@@ -67,6 +67,7 @@ pub struct SqliteStore {
     queue: mpsc::Sender<Job>,
     read: SqlitePool,
     stats: Arc<WriteStats>,
+    tokens: Arc<TokenCache>,
 }
 
 fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
@@ -169,6 +170,45 @@ async fn take_codes_out_of_stored_outcomes(
     Ok(())
 }
 
+/// A token by the hash of its secret, from the database.
+async fn token_by_hash(read: &SqlitePool, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+    let Some(r) = sqlx::query(
+        "SELECT t.id, t.role, c.code, s.code, k.code, h.code, t.label, t.expires_at, t.revoked_at
+             FROM tokens t
+             LEFT JOIN cooperatives c ON c.id = t.cooperative_id
+             LEFT JOIN shops s ON s.id = t.shop_id
+             LEFT JOIN companies k ON k.id = t.company_id
+             LEFT JOIN households h ON h.id = t.household_id
+             WHERE t.hash = ?",
+    )
+    .bind(hash)
+    .fetch_optional(read)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let role: String = r.try_get(1)?;
+    let expires_at = match r.try_get::<Option<String>, _>(7)? {
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map_err(|e| StoreError(format!("bad expiry {t:?}: {e}")))?
+                .to_utc(),
+        ),
+        None => None,
+    };
+    Ok(Some(TokenRecord {
+        id: r.try_get(0)?,
+        role: Role::parse(&role).ok_or_else(|| StoreError(format!("bad role {role}")))?,
+        cooperative: r.try_get(2)?,
+        shop: r.try_get(3)?,
+        company: r.try_get(4)?,
+        household: r.try_get(5)?,
+        label: r.try_get(6)?,
+        expires_at,
+        revoked: r.try_get::<Option<String>, _>(8)?.is_some(),
+    }))
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating on first use) the database at `url`, checks that no
     /// applied policy was edited, and starts the writer.
@@ -190,6 +230,7 @@ impl SqliteStore {
             queue: mpsc::channel(1).0,
             read,
             stats: Arc::new(WriteStats::default()),
+            tokens: Arc::new(TokenCache::default()),
         };
         let applied = store.applied_policies().await?;
         services
@@ -222,6 +263,7 @@ impl SqliteStore {
             state,
             services,
             stats: store.stats.clone(),
+            tokens: store.tokens.clone(),
         };
         // The writer has a thread of its own: the engine's loads and writes run synchronously
         // on it, and nothing else waits behind them.
@@ -442,41 +484,9 @@ impl Store for SqliteStore {
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let Some(r) = sqlx::query(
-            "SELECT t.id, t.role, c.code, s.code, k.code, h.code, t.label, t.expires_at, t.revoked_at
-             FROM tokens t
-             LEFT JOIN cooperatives c ON c.id = t.cooperative_id
-             LEFT JOIN shops s ON s.id = t.shop_id
-             LEFT JOIN companies k ON k.id = t.company_id
-             LEFT JOIN households h ON h.id = t.household_id
-             WHERE t.hash = ?",
-        )
-        .bind(hash)
-        .fetch_optional(&self.read)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let role: String = r.try_get(1)?;
-        let expires_at = match r.try_get::<Option<String>, _>(7)? {
-            Some(t) => Some(
-                chrono::DateTime::parse_from_rfc3339(&t)
-                    .map_err(|e| StoreError(format!("bad expiry {t:?}: {e}")))?
-                    .to_utc(),
-            ),
-            None => None,
-        };
-        Ok(Some(TokenRecord {
-            id: r.try_get(0)?,
-            role: Role::parse(&role).ok_or_else(|| StoreError(format!("bad role {role}")))?,
-            cooperative: r.try_get(2)?,
-            shop: r.try_get(3)?,
-            company: r.try_get(4)?,
-            household: r.try_get(5)?,
-            label: r.try_get(6)?,
-            expires_at,
-            revoked: r.try_get::<Option<String>, _>(8)?.is_some(),
-        }))
+        self.tokens
+            .read_through(hash, token_by_hash(&self.read, hash))
+            .await
     }
 
     async fn household_credentials(
@@ -1323,6 +1333,7 @@ struct Writer {
     state: WriterState,
     services: Services,
     stats: Arc<WriteStats>,
+    tokens: Arc<TokenCache>,
 }
 
 impl Writer {
@@ -1337,6 +1348,10 @@ impl Writer {
             }
             match self.run_batch(&jobs).await {
                 Ok(outcomes) => {
+                    if jobs.iter().any(|j| revokes_tokens(&j.envelope.command)) {
+                        // Before anyone hears of the revocation, no cached token outlives it.
+                        self.tokens.invalidate();
+                    }
                     crash_point("before_reply");
                     self.stats.record(jobs.len());
                     for (job, outcome) in jobs.into_iter().zip(outcomes) {
