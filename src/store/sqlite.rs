@@ -1,10 +1,11 @@
-//! The embedded SQLite store: WAL, `synchronous=FULL` (an acknowledged entry survives power
-//! loss), foreign keys, STRICT tables, integer fen.
+//! The embedded SQLite store: WAL (an acknowledged entry survives power loss: see [`Syncer`]),
+//! foreign keys, STRICT tables, integer fen.
 //!
-//! One writer task owns the only write connection. It drains the queue into a batch, runs the
-//! batch under `BEGIN IMMEDIATE` with a savepoint per command, commits once and only then
-//! answers every caller: group commit, and no lock contention because there is one writer.
-//! Reads use a separate pool of read-only connections.
+//! One writer, on a thread of its own, owns the only write connection. It drains the queue into
+//! a batch, runs the batch under `BEGIN IMMEDIATE` (the till's commands through the write
+//! engine, the others each in a savepoint), commits once, and hands the answers to the syncer,
+//! which answers every caller once the commit is on disk: group commit, and no lock contention
+//! because there is one writer. Reads use a separate pool of read-only connections.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
