@@ -1,4 +1,4 @@
-//! The embedded SQLite store: WAL (an acknowledged entry survives power loss: see [`Syncer`]),
+//! The embedded SQLite store: WAL (an acknowledged entry survives power loss: see `Syncer`),
 //! foreign keys, STRICT tables, integer fen.
 //!
 //! One writer, on a thread of its own, owns the only write connection. It drains the queue into
