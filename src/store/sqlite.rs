@@ -1514,6 +1514,13 @@ impl Writer {
         &mut self,
         jobs: &[Job],
     ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+        if jobs.iter().all(|j| engine::runs(&j.envelope.command)) {
+            // A batch of till commands only: all of it on the raw handle, no hop to sqlx's
+            // worker thread for the transaction's begin, head and commit.
+            let outcomes = self.run_engine(jobs, true).await?;
+            self.state.accounts.committed();
+            return Ok(outcomes);
+        }
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut self.conn)
             .await?;
@@ -1532,7 +1539,7 @@ impl Writer {
             };
             let (now, later) = rest.split_at(run);
             if engine::runs(&first.envelope.command) {
-                outcomes.extend(self.run_engine(now).await?);
+                outcomes.extend(self.run_engine(now, false).await?);
             } else {
                 outcomes.push(self.run_one(&first.envelope).await?);
             }
@@ -1551,16 +1558,16 @@ impl Writer {
     }
 
     /// Runs a run of the engine's commands: load what they read, execute them in memory,
-    /// write what they did. The outer `Err` aborts the batch.
+    /// write what they did. With `whole_batch`, the run is the batch: it also begins the
+    /// transaction, reads the head under the write lock and commits. The outer `Err` aborts
+    /// the batch.
     async fn run_engine(
         &mut self,
         jobs: &[Job],
+        whole_batch: bool,
     ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
         let envelopes: Vec<&Envelope> = jobs.iter().map(|j| &j.envelope).collect();
-        let now = self.services.clock.now();
-        let today = domain::business_date(self.state.last_date, self.services.clock.today());
         let started = std::time::Instant::now();
-        let plan = engine::keys(&envelopes, &self.services.keys, today);
         let mut handle = self.conn.lock_handle().await?;
         if self.raw.is_none() {
             // SAFETY: the handle is sqlx's open connection, which outlives `raw` (see the field
@@ -1575,6 +1582,17 @@ impl Writer {
             .raw
             .as_ref()
             .ok_or_else(|| StoreError("no raw write connection".into()))?;
+        if whole_batch {
+            db.execute_batch("BEGIN IMMEDIATE")?;
+            // Under the write lock, so the head read here is the one this batch extends.
+            let head = batch::head(db)?;
+            self.state.head_seq = head.seq;
+            self.state.head_hash = head.hash;
+            self.state.last_date = head.business_date;
+        }
+        let now = self.services.clock.now();
+        let today = domain::business_date(self.state.last_date, self.services.clock.today());
+        let plan = engine::keys(&envelopes, &self.services.keys, today);
         let (loaded, next) = batch::load(db, &plan.keys)?;
         let loaded_at = std::time::Instant::now();
         let head = engine::Head {
@@ -1592,6 +1610,10 @@ impl Writer {
         let outcomes = engine::execute(&mut state, &services, &envelopes, &plan.drawn)?;
         let executed_at = std::time::Instant::now();
         batch::persist(db, &state.effects, &canonical_time(&now))?;
+        if whole_batch {
+            crash_point("before_commit");
+            db.execute_batch("COMMIT")?;
+        }
         drop(handle);
         tracing::debug!(
             commands = jobs.len(),

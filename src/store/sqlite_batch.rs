@@ -59,6 +59,29 @@ fn each_row(
     Ok(())
 }
 
+/// The head of the chain: the last entry's id, hash and business date (genesis when none).
+pub(super) fn head(db: &Connection) -> Result<engine::Head, StoreError> {
+    let mut stmt =
+        db.prepare_cached("SELECT id, hash, business_date FROM entries ORDER BY id DESC LIMIT 1")?;
+    let mut rows = stmt.query([])?;
+    match rows.next()? {
+        None => Ok(engine::Head {
+            seq: 0,
+            hash: crate::ledger::GENESIS_HASH,
+            business_date: None,
+        }),
+        Some(r) => {
+            let hash: String = r.get(1)?;
+            let day: String = r.get(2)?;
+            Ok(engine::Head {
+                seq: r.get(0)?,
+                hash: crate::store::rows::hash32(&hash)?,
+                business_date: Some(date(&day)?),
+            })
+        }
+    }
+}
+
 /// Reads what the keys name, in one transaction with the writes that follow, and the first
 /// free ids.
 pub(super) fn load(db: &Connection, keys: &Keys) -> Result<(Loaded, NextIds), StoreError> {
