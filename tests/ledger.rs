@@ -1704,6 +1704,49 @@ mod postgres_engine_runs {
         t.assert_sound().await;
     }
 
+    /// Till commands that follow another kind of command in a writer's batch hold no lock of
+    /// their own yet but come after one that may: their run asks for its row locks without
+    /// waiting (`NOWAIT`). Interleaved with expenses, every sale and top-up still goes through.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn till_runs_after_other_commands_in_a_batch() {
+        if !pg_support::available() {
+            return;
+        }
+        let t = Arc::new(TestLedger::on(Backend::Postgres, TODAY).await);
+        t.top_up("H1", "100.00", Delivery::Wallet).await.unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(60));
+        let tasks: Vec<_> = (0..60)
+            .map(|i| {
+                let (t, barrier) = (t.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    match i % 3 {
+                        0 => {
+                            t.expense("utilities", "1.00", TODAY).await.unwrap();
+                        }
+                        1 => {
+                            t.sell(sale_amount(Some("H1"), "1.00", vec![wallet("1.00")]))
+                                .await
+                                .unwrap();
+                        }
+                        _ => {
+                            t.top_up("H2", "50.00", Delivery::Wallet).await.unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("a command failed");
+        }
+        // 20 sales of 1.00 from 100.00 paid + 10.00 bonus, pro rata; 20 top-ups of 50.00 (the
+        // bonus stops at the monthly cap of 100.00).
+        let (paid, bonus) = t.wallet("H1").await;
+        assert_eq!(paid.checked_add(bonus), Some(y("90.00")));
+        assert_eq!(t.wallet("H2").await, (y("1000.00"), y("100.00")));
+        t.assert_sound().await;
+    }
+
     /// Two processes top up a household that has no wallet yet at the same time: each opens
     /// the wallet's accounts in its own run, one of them finds the other's, and every top-up
     /// lands in the one wallet.

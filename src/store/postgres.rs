@@ -1673,12 +1673,7 @@ impl BatchRun<'_> {
         let now = services.clock.now();
         let today = domain::business_date(self.state.last_date, services.clock.today());
         let plan = engine::keys(&envelopes, &services.keys, today);
-        let lock = if wait {
-            "FOR NO KEY UPDATE"
-        } else {
-            "FOR NO KEY UPDATE NOWAIT"
-        };
-        let loaded = batch::load(&mut *self.conn, &plan.keys, lock, &self.state.deltas).await?;
+        let loaded = batch::load(&mut *self.conn, &plan.keys, wait, &self.state.deltas).await?;
         let sales = envelopes
             .iter()
             .filter(|e| matches!(e.command, domain::Command::Sale(_)))

@@ -85,13 +85,20 @@ fn storable_only(codes: &BTreeSet<String>) -> Vec<&str> {
 const VOUCHER_COLUMNS: &str =
     "id, serial, cooperative_id, household_id, issued_on, expires_on, status";
 
-/// Reads what the keys name, locking what the engine decides on (`lock` is the row-lock
-/// clause: waiting or `NOWAIT`). `pending` holds the batch's unapplied changes to hot
+/// The row-lock clause for the rows of `table` (its name or alias in the query): waiting for
+/// another writer's lock, or failing at once (`NOWAIT`).
+fn lock_clause(table: &str, wait: bool) -> String {
+    let nowait = if wait { "" } else { " NOWAIT" };
+    format!("FOR NO KEY UPDATE OF {table}{nowait}")
+}
+
+/// Reads what the keys name, locking what the engine decides on (waiting for other writers'
+/// locks when `wait`, else failing at once with a lock-not-available error). `pending` holds the batch's unapplied changes to hot
 /// balances, added to what is committed.
 pub(super) async fn load(
     conn: &mut PgConnection,
     keys: &Keys,
-    lock: &str,
+    wait: bool,
     pending: &HashMap<i64, i64>,
 ) -> RunResult<Loaded> {
     let mut loaded = Loaded::default();
@@ -148,7 +155,8 @@ pub(super) async fn load(
         let sql = format!(
             "SELECT h.id, h.code, c.id, c.code, c.eligible, c.company_id, h.area_dm2
              FROM households h JOIN compounds c ON c.id = h.compound_id
-             WHERE h.code = ANY($1) ORDER BY h.id {lock} OF h"
+             WHERE h.code = ANY($1) ORDER BY h.id {}",
+            lock_clause("h", wait)
         );
         for r in keyed(&sql).bind(codes).fetch_all(&mut *conn).await? {
             let h = HouseholdRef {
@@ -173,7 +181,8 @@ pub(super) async fn load(
         .collect();
     if !serials.is_empty() {
         let sql = format!(
-            "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE serial = ANY($1) ORDER BY id {lock}"
+            "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE serial = ANY($1) ORDER BY id {}",
+            lock_clause("vouchers", wait)
         );
         for r in keyed(&sql).bind(serials).fetch_all(&mut *conn).await? {
             let v = voucher(&r)?;
@@ -186,7 +195,7 @@ pub(super) async fn load(
         }
     }
     if !keys.sales.is_empty() {
-        load_sales(conn, keys, lock, &mut loaded).await?;
+        load_sales(conn, keys, wait, &mut loaded).await?;
     }
 
     let mut coops: BTreeSet<i64> = loaded.shops.values().map(|s| s.coop.id).collect();
@@ -207,8 +216,10 @@ pub(super) async fn load(
     }
     if !tender_vouchers.is_empty() {
         let ids: Vec<i64> = tender_vouchers.into_iter().collect();
-        let sql =
-            format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE id = ANY($1) ORDER BY id {lock}");
+        let sql = format!(
+            "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE id = ANY($1) ORDER BY id {}",
+            lock_clause("vouchers", wait)
+        );
         for r in keyed(&sql).bind(ids).fetch_all(&mut *conn).await? {
             let v = voucher(&r)?;
             loaded.vouchers.insert(v.id, v);
@@ -281,7 +292,10 @@ pub(super) async fn load(
         let select = "SELECT a.id, a.owner_kind, a.owner_id, a.name, a.type, a.bounded, a.balance
                       FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS o(kind, id)
                       JOIN accounts a ON a.owner_kind = o.kind AND a.owner_id = o.id";
-        let bounded = format!("{select} WHERE a.bounded ORDER BY a.id {lock} OF a");
+        let bounded = format!(
+            "{select} WHERE a.bounded ORDER BY a.id {}",
+            lock_clause("a", wait)
+        );
         let hot = format!("{select} WHERE NOT a.bounded");
         for sql in [bounded, hot] {
             let rows = keyed(&sql)
@@ -315,7 +329,7 @@ pub(super) async fn load(
 async fn load_sales(
     conn: &mut PgConnection,
     keys: &Keys,
-    lock: &str,
+    wait: bool,
     loaded: &mut Loaded,
 ) -> RunResult<()> {
     // Locked: refunds of one sale are decided one at a time.
@@ -324,7 +338,8 @@ async fn load_sales(
         "SELECT s.id, s.entry_id, s.cooperative_id, c.code, s.shop_id, s.household_id, s.total,
                 s.cost, s.refunded, s.refunded_cost, s.business_date
          FROM sales s JOIN cooperatives c ON c.id = s.cooperative_id
-         WHERE s.id = ANY($1) ORDER BY s.id {lock} OF s"
+         WHERE s.id = ANY($1) ORDER BY s.id {}",
+        lock_clause("s", wait)
     );
     for r in keyed(&sql).bind(&ids).fetch_all(&mut *conn).await? {
         let sale = SaleRecord {
