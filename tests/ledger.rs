@@ -1747,6 +1747,80 @@ mod postgres_engine_runs {
         t.assert_sound().await;
     }
 
+    /// A wallet sale and a cash-out of the same wallet sent at once, again and again: whatever
+    /// order they land in (the same batch included, the sale's run first), the cash-out pays
+    /// out what the wallet holds after the sale, never fails, and leaves it at zero.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cash_out_after_a_till_run_in_its_batch_sees_the_run() {
+        if !pg_support::available() {
+            return;
+        }
+        let t = Arc::new(TestLedger::on(Backend::Postgres, TODAY).await);
+        for _ in 0..15 {
+            t.top_up("H3", "50.00", Delivery::Wallet).await.unwrap();
+            // Cash sales ahead keep the writers busy, so the two queue up behind them and are
+            // likely taken into one batch, in the order they were sent.
+            let ahead: Vec<_> = (0..24)
+                .map(|_| {
+                    let t = t.clone();
+                    tokio::spawn(async move {
+                        t.sell(sale_amount(None, "1.00", vec![cash("1.00")]))
+                            .await
+                            .expect("a cash sale")
+                    })
+                })
+                .collect();
+            let barrier = Arc::new(tokio::sync::Barrier::new(2));
+            let sale = {
+                let (t, barrier) = (t.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    t.app
+                        .run(Command::Sale(sale_amount(
+                            Some("H3"),
+                            "10.00",
+                            vec![wallet("10.00")],
+                        )))
+                        .await
+                        .expect("the store failed")
+                })
+            };
+            let cash_out = {
+                let (t, barrier) = (t.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    tokio::task::yield_now().await;
+                    t.app
+                        .run(Command::RefundCredit(hongxin::domain::RefundCredit {
+                            household: "H3".into(),
+                            cooperative: COOP.into(),
+                            method: PayMethod::Cash,
+                        }))
+                        .await
+                        .expect("the store failed")
+                })
+            };
+            for task in ahead {
+                task.await.expect("cash sale task");
+            }
+            let sold = sale.await.expect("sale task");
+            let refunded = cash_out.await.expect("cash-out task");
+            assert!(
+                matches!(refunded, Ok(Receipt::CreditRefund(_))),
+                "{refunded:?}"
+            );
+            assert!(
+                matches!(
+                    sold,
+                    Ok(Receipt::Sale(_)) | Err(Rejection::InsufficientFunds { .. })
+                ),
+                "{sold:?}"
+            );
+            assert_eq!(t.wallet("H3").await, (Amount::ZERO, Amount::ZERO));
+        }
+        t.assert_sound().await;
+    }
+
     /// Two processes top up a household that has no wallet yet at the same time: each opens
     /// the wallet's accounts in its own run, one of them finds the other's, and every top-up
     /// lands in the one wallet.

@@ -1736,11 +1736,23 @@ impl BatchRun<'_> {
             );
             self.state.account_log.push(key);
         }
+        // Bounded balances (wallets, vouchers: locked by this run) change now, so that a
+        // later command of the batch reads them as they are; hot ones at the batch's end.
+        let mut bounded: Vec<(i64, i64)> = Vec::new();
         for (id, delta) in &effects.balances {
+            let is_bounded = state
+                .spec_of(AccountId(*id))
+                .map(|spec| spec.bounded)
+                .ok_or_else(|| StoreError(format!("no account {id} in the run")))?;
             let id = real(AccountId(*id)).0;
-            *self.state.deltas.entry(id).or_default() += delta;
-            self.state.delta_log.push((id, *delta));
+            if is_bounded {
+                bounded.push((id, *delta));
+            } else {
+                *self.state.deltas.entry(id).or_default() += delta;
+                self.state.delta_log.push((id, *delta));
+            }
         }
+        batch::apply_bounded(&mut *self.conn, &bounded).await?;
         for (name, hash) in &effects.policies {
             if let Some((policy, version)) = name.rsplit_once('@') {
                 let version = version

@@ -493,6 +493,29 @@ pub(super) async fn open_accounts(
     Ok(ids)
 }
 
+/// Applies a run's changes to bounded balances (rows the run holds locked).
+pub(super) async fn apply_bounded(
+    conn: &mut PgConnection,
+    changes: &[(i64, i64)],
+) -> RunResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let (ids, deltas): (Vec<i64>, Vec<i64>) = changes.iter().copied().unzip();
+    let updated = keyed(
+        "UPDATE accounts AS a SET balance = a.balance + d.delta
+         FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS d(id, delta) WHERE a.id = d.id",
+    )
+    .bind(ids)
+    .bind(deltas)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != changes.len() as u64 {
+        return Err(StoreError("a balance change missed its account".into()).into());
+    }
+    Ok(())
+}
+
 /// Writes a run's rows: vouchers, entries and their postings, top-ups, sales, refunds and
 /// idempotency keys, one statement per table. Entries are written without their place in the
 /// chain and balances are not touched here: the batch does both at its end.
