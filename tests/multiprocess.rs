@@ -35,6 +35,16 @@ const HOUSEHOLDS: [&str; 3] = ["H1", "H2", "H3"];
 const CLIENTS: usize = 64;
 const REQUESTS_PER_CLIENT: usize = 24;
 
+/// The repository's policies, a key file in `dir`, the tests' business date, on `database`.
+fn settings_in(dir: &tempfile::TempDir, database: &str) -> Settings {
+    Settings {
+        database: database.to_string(),
+        policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+        key_file: Some(dir.path().join("keys.toml")),
+        today: Some(TODAY.parse().expect("date")),
+    }
+}
+
 /// A `hongxin serve` process. It runs under a small shell that stops it when its standard
 /// input closes: when this is dropped (also when the test panics), and when the test process
 /// ends in any other way, even killed, since the kernel then closes the pipe.
@@ -268,12 +278,7 @@ async fn two_servers_one_database() {
     }
     let db = pg_support::fresh_database().await;
     let dir = tempfile::tempdir().expect("temporary directory");
-    let settings = Settings {
-        database: db.url.clone(),
-        policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
-        key_file: Some(dir.path().join("keys.toml")),
-        today: Some(TODAY.parse().expect("date")),
-    };
+    let settings = settings_in(&dir, &db.url);
     let app = App::open(&settings).await.expect("App::open");
     let vouchers = seed(&app).await;
     // The seed's master data entries (no postings) and top-ups.
@@ -603,12 +608,10 @@ const CRASH_POINTS: [&str; 3] = ["persist_entries", "before_commit", "before_rep
 async fn a_crash_inside_a_write_batch_loses_nothing_acknowledged_sqlite() {
     for point in CRASH_POINTS {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let settings = Settings {
-            database: format!("sqlite://{}", dir.path().join("crash.db").display()),
-            policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
-            key_file: Some(dir.path().join("keys.toml")),
-            today: Some(TODAY.parse().expect("date")),
-        };
+        let settings = settings_in(
+            &dir,
+            &format!("sqlite://{}", dir.path().join("crash.db").display()),
+        );
         crash_at(&settings, point).await;
     }
 }
@@ -621,12 +624,7 @@ async fn a_crash_inside_a_write_batch_loses_nothing_acknowledged_postgres() {
     for point in CRASH_POINTS {
         let db = pg_support::fresh_database().await;
         let dir = tempfile::tempdir().expect("temporary directory");
-        let settings = Settings {
-            database: db.url.clone(),
-            policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
-            key_file: Some(dir.path().join("keys.toml")),
-            today: Some(TODAY.parse().expect("date")),
-        };
+        let settings = settings_in(&dir, &db.url);
         crash_at(&settings, point).await;
         drop(db);
     }
@@ -642,12 +640,7 @@ async fn a_token_revoked_on_one_server_is_refused_by_the_other_postgres() {
     }
     let db = pg_support::fresh_database().await;
     let dir = tempfile::tempdir().expect("temporary directory");
-    let settings = Settings {
-        database: db.url.clone(),
-        policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
-        key_file: Some(dir.path().join("keys.toml")),
-        today: Some(TODAY.parse().expect("date")),
-    };
+    let settings = settings_in(&dir, &db.url);
     let app = App::open(&settings).await.expect("App::open");
     seed(&app).await;
     drop(app);

@@ -15,7 +15,8 @@ pub mod ops;
 mod state;
 
 pub use state::{
-    Account, Effects, Head, Loaded, Mark, NewEntry, NextIds, Remembered, Reserved, State,
+    another_type, Account, Effects, Head, Loaded, Mark, NewEntry, NextIds, Remembered, Reserved,
+    State,
 };
 
 use std::collections::{BTreeMap, BTreeSet};

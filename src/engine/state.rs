@@ -5,7 +5,7 @@
 //! [`Effects`] at once. Every change a command makes is logged so that a refused command leaves
 //! the state exactly as it found it ([`State::mark`], [`State::undo`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 
@@ -75,6 +75,46 @@ pub struct Loaded {
     pub accounts: Vec<Account>,
     /// By (scope, key).
     pub idempotency: HashMap<(String, String), Remembered>,
+}
+
+impl Loaded {
+    /// Vouchers the loaded sales were paid with that the first reads did not load: the store
+    /// reads them next.
+    pub fn tendered_vouchers(&self) -> BTreeSet<i64> {
+        self.sales
+            .values()
+            .flat_map(|s| s.tenders.iter().filter_map(|t| t.voucher))
+            .filter(|v| !self.vouchers.contains_key(v))
+            .collect()
+    }
+
+    /// The catalogue items the keys name, as (cooperative id, SKU), for the shops loaded.
+    pub fn catalog_keys<'k>(&self, keys: &'k super::Keys) -> Vec<(i64, &'k str)> {
+        keys.items
+            .iter()
+            .filter_map(|(shop, sku)| Some((self.shops.get(shop)?.coop.id, sku.as_str())))
+            .collect()
+    }
+
+    /// Whose accounts the batch weighs, by owner kind: the cooperatives of its shops and of
+    /// the sales refunded, the households named or paid from, and the vouchers.
+    pub fn account_owners(&self) -> [(&'static str, BTreeSet<i64>); 3] {
+        let mut coops: BTreeSet<i64> = self.shops.values().map(|s| s.coop.id).collect();
+        let mut households: BTreeSet<i64> = self.households.values().map(|h| h.id).collect();
+        let mut vouchers: BTreeSet<i64> = self.vouchers.keys().copied().collect();
+        for sale in self.sales.values() {
+            coops.insert(sale.coop);
+            for t in &sale.tenders {
+                households.extend(t.household);
+                vouchers.extend(t.voucher);
+            }
+        }
+        [
+            ("cooperative", coops),
+            ("household", households),
+            ("voucher", vouchers),
+        ]
+    }
 }
 
 /// An entry as the batch posts it: sequence, chain hashes, and postings by account id, each
@@ -149,6 +189,16 @@ pub struct State {
     first_seq: i64,
     undo: Vec<Undo>,
     pub effects: Effects,
+}
+
+/// A posting names an account by owner and name that exists with another type or bound.
+pub fn another_type(spec: &AccountSpec) -> StoreError {
+    StoreError(format!(
+        "account {}:{}:{} has another type",
+        spec.owner.kind(),
+        spec.owner.id(),
+        spec.name
+    ))
 }
 
 fn too_large(field: &str) -> OpError {
@@ -372,13 +422,7 @@ impl State {
             let account = match self.accounts.get_mut(&key) {
                 Some(a) => {
                     if a.spec != *spec {
-                        return Err(StoreError(format!(
-                            "account {}:{}:{} has another type",
-                            spec.owner.kind(),
-                            spec.owner.id(),
-                            spec.name
-                        ))
-                        .into());
+                        return Err(another_type(spec).into());
                     }
                     a
                 }

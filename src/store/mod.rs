@@ -389,6 +389,18 @@ impl TokenCache {
     }
 }
 
+/// A policy as an entry names it, `id@version`, split into its id and version; `None` for a
+/// name without a version (nothing to record in `policy_applications`).
+pub(crate) fn policy_version(name: &str) -> Result<Option<(&str, i64)>, StoreError> {
+    let Some((id, version)) = name.rsplit_once('@') else {
+        return Ok(None);
+    };
+    let version = version
+        .parse::<i64>()
+        .map_err(|e| StoreError(format!("bad policy version in {name:?}: {e}")))?;
+    Ok(Some((id, version)))
+}
+
 /// Whether a batch holds a command that revokes tokens: its commit empties the token caches.
 pub fn revokes_tokens(command: &Command) -> bool {
     matches!(command, Command::RevokeToken { .. })

@@ -145,41 +145,12 @@ async fn token_by_hash(read: &PgPool, hash: &str) -> Result<Option<TokenRecord>,
     if !storable(hash) {
         return Ok(None);
     }
-    let Some(r) = sqlx::query(
-        "SELECT t.id, t.role, c.code, s.code, k.code, h.code, t.label, t.expires_at, t.revoked_at
-             FROM tokens t
-             LEFT JOIN cooperatives c ON c.id = t.cooperative_id
-             LEFT JOIN shops s ON s.id = t.shop_id
-             LEFT JOIN companies k ON k.id = t.company_id
-             LEFT JOIN households h ON h.id = t.household_id
-             WHERE t.hash = $1",
-    )
-    .bind(hash)
-    .fetch_optional(read)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let role: String = r.try_get(1)?;
-    let expires_at = match r.try_get::<Option<String>, _>(7)? {
-        Some(t) => Some(
-            chrono::DateTime::parse_from_rfc3339(&t)
-                .map_err(|e| StoreError(format!("bad expiry {t:?}: {e}")))?
-                .to_utc(),
-        ),
-        None => None,
-    };
-    Ok(Some(TokenRecord {
-        id: r.try_get(0)?,
-        role: Role::parse(&role).ok_or_else(|| StoreError(format!("bad role {role}")))?,
-        cooperative: r.try_get(2)?,
-        shop: r.try_get(3)?,
-        company: r.try_get(4)?,
-        household: r.try_get(5)?,
-        label: r.try_get(6)?,
-        expires_at,
-        revoked: r.try_get::<Option<String>, _>(8)?.is_some(),
-    }))
+    let row: Option<rows::TokenTableRow> =
+        sqlx::query_as(&format!("SELECT {} WHERE t.hash = $1", rows::TOKEN_COLUMNS))
+            .bind(hash)
+            .fetch_optional(read)
+            .await?;
+    row.map(rows::token).transpose()
 }
 
 /// The channel a committed revocation is announced on, to every process's token cache.
@@ -1423,6 +1394,15 @@ struct Mark {
 }
 
 impl BatchState {
+    /// Notes a policy the batch applied (`id@version`), recorded at its end.
+    fn applied(&mut self, name: &str, hash: &str, at: &str) -> Result<(), StoreError> {
+        if let Some((id, version)) = super::policy_version(name)? {
+            self.policies
+                .push((id.to_string(), version, hash.to_string(), at.to_string()));
+        }
+        Ok(())
+    }
+
     fn mark(&self) -> Mark {
         Mark {
             entries: self.entries.len(),
@@ -1754,17 +1734,7 @@ impl BatchRun<'_> {
         }
         batch::apply_bounded(&mut *self.conn, &bounded).await?;
         for (name, hash) in &effects.policies {
-            if let Some((policy, version)) = name.rsplit_once('@') {
-                let version = version
-                    .parse::<i64>()
-                    .map_err(|e| StoreError(e.to_string()))?;
-                self.state.policies.push((
-                    policy.to_string(),
-                    version,
-                    hash.clone(),
-                    now_text.clone(),
-                ));
-            }
+            self.state.applied(name, hash, &now_text)?;
         }
         for (e, identities) in effects.entries.into_iter().zip(pending) {
             self.state.last_date = Some(e.header.business_date);
@@ -2238,17 +2208,8 @@ impl PgTx<'_> {
 }
 
 fn voucher_record(r: &PgRow) -> OpResult<VoucherRecord> {
-    let status: String = r.try_get(6)?;
-    Ok(VoucherRecord {
-        id: r.try_get(0)?,
-        serial: r.try_get::<i64, _>(1)? as u64,
-        coop: r.try_get(2)?,
-        household: r.try_get(3)?,
-        issued_on: date(r.try_get(4)?)?,
-        expires_on: date(r.try_get(5)?)?,
-        status: VoucherStatus::parse(&status)
-            .ok_or_else(|| StoreError(format!("bad status {status}")))?,
-    })
+    use sqlx::FromRow;
+    Ok(rows::voucher_record(rows::VoucherTableRow::from_row(r)?)?)
 }
 
 fn amount(r: &PgRow, i: usize) -> OpResult<Amount> {
@@ -2394,17 +2355,7 @@ impl PgTx<'_> {
             .execute(&mut *self.conn)
         );
         if let (Some(name), Some(hash)) = (policy, policy_hash) {
-            if let Some((policy_id, version)) = name.rsplit_once('@') {
-                let version = version
-                    .parse::<i64>()
-                    .map_err(|e| StoreError(e.to_string()))?;
-                self.state.policies.push((
-                    policy_id.to_string(),
-                    version,
-                    hash.to_string(),
-                    self.now.clone(),
-                ));
-            }
+            self.state.applied(name, hash, &self.now)?;
         }
         let business_date = header.business_date;
         self.state.entries.push(PendingEntry {

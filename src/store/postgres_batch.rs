@@ -18,12 +18,12 @@ use sqlx::Row;
 
 use crate::domain::{
     CatalogItem, CoopRef, HouseholdRef, SaleLineRecord, SaleRecord, ShopRef, StoreError,
-    TenderRecord, TenderType, VoucherRecord, VoucherStatus,
+    TenderRecord, TenderType, VoucherRecord,
 };
 use crate::engine::{self, Account, Effects, Keys, Loaded, Remembered, Reserved};
 use crate::ledger::{canonical_time, AccountId, AccountSpec, AccountType, Owner, HASH_VERSION};
 use crate::money::Amount;
-use crate::store::rows::date;
+use crate::store::rows::{self, date, VOUCHER_COLUMNS};
 
 use super::storable;
 
@@ -60,17 +60,8 @@ fn amount(r: &PgRow, i: usize) -> RunResult<Amount> {
 }
 
 fn voucher(r: &PgRow) -> RunResult<VoucherRecord> {
-    let status: String = r.try_get(6)?;
-    Ok(VoucherRecord {
-        id: r.try_get(0)?,
-        serial: r.try_get::<i64, _>(1)? as u64,
-        coop: r.try_get(2)?,
-        household: r.try_get(3)?,
-        issued_on: date(r.try_get(4)?)?,
-        expires_on: date(r.try_get(5)?)?,
-        status: VoucherStatus::parse(&status)
-            .ok_or_else(|| StoreError(format!("bad status {status}")))?,
-    })
+    use sqlx::FromRow;
+    Ok(rows::voucher_record(rows::VoucherTableRow::from_row(r)?)?)
 }
 
 /// The codes PostgreSQL can hold (no NUL): any other names no row.
@@ -81,9 +72,6 @@ fn storable_only(codes: &BTreeSet<String>) -> Vec<&str> {
         .map(String::as_str)
         .collect()
 }
-
-const VOUCHER_COLUMNS: &str =
-    "id, serial, cooperative_id, household_id, issued_on, expires_on, status";
 
 /// The row-lock clause for the rows of `table` (its name or alias in the query): waiting for
 /// another writer's lock, or failing at once (`NOWAIT`).
@@ -198,22 +186,7 @@ pub(super) async fn load(
         load_sales(conn, keys, wait, &mut loaded).await?;
     }
 
-    let mut coops: BTreeSet<i64> = loaded.shops.values().map(|s| s.coop.id).collect();
-    let mut households: BTreeSet<i64> = loaded.households.values().map(|h| h.id).collect();
-    let mut vouchers: BTreeSet<i64> = loaded.vouchers.keys().copied().collect();
-    let mut tender_vouchers = BTreeSet::new();
-    for sale in loaded.sales.values() {
-        coops.insert(sale.coop);
-        for t in &sale.tenders {
-            households.extend(t.household);
-            if let Some(v) = t.voucher {
-                vouchers.insert(v);
-                if !loaded.vouchers.contains_key(&v) {
-                    tender_vouchers.insert(v);
-                }
-            }
-        }
-    }
+    let tender_vouchers = loaded.tendered_vouchers();
     if !tender_vouchers.is_empty() {
         let ids: Vec<i64> = tender_vouchers.into_iter().collect();
         let sql = format!(
@@ -225,11 +198,10 @@ pub(super) async fn load(
             loaded.vouchers.insert(v.id, v);
         }
     }
-    let (item_coops, skus): (Vec<i64>, Vec<&str>) = keys
-        .items
-        .iter()
+    let (item_coops, skus): (Vec<i64>, Vec<&str>) = loaded
+        .catalog_keys(keys)
+        .into_iter()
         .filter(|(_, sku)| storable(sku))
-        .filter_map(|(shop, sku)| Some((loaded.shops.get(shop)?.coop.id, sku.as_str())))
         .unzip();
     if !skus.is_empty() {
         let rows = keyed(
@@ -276,11 +248,7 @@ pub(super) async fn load(
     }
     let mut kinds = Vec::new();
     let mut owners = Vec::new();
-    for (kind, ids) in [
-        ("cooperative", coops),
-        ("household", households),
-        ("voucher", vouchers),
-    ] {
+    for (kind, ids) in loaded.account_owners() {
         for id in ids {
             kinds.push(kind);
             owners.push(id);
@@ -477,13 +445,7 @@ pub(super) async fn open_accounts(
         let kind: String = r.try_get(2)?;
         let bounded: bool = r.try_get(3)?;
         if kind != spec.kind.as_str() || bounded != spec.bounded {
-            return Err(StoreError(format!(
-                "account {}:{}:{} has another type",
-                spec.owner.kind(),
-                spec.owner.id(),
-                spec.name
-            ))
-            .into());
+            return Err(engine::another_type(spec).into());
         }
         ids.insert(*provisional, AccountId(r.try_get(1)?));
     }

@@ -6,10 +6,10 @@
 use chrono::NaiveDate;
 
 use super::{
-    AccountInfo, CreditFigures, JournalEntry, ShopInfo, TenderFigures, TillFigures, TopupFigures,
-    VoucherRow,
+    AccountInfo, CreditFigures, JournalEntry, ShopInfo, TenderFigures, TillFigures, TokenRecord,
+    TopupFigures, VoucherRow,
 };
-use crate::domain::{StoreError, VoucherStatus};
+use crate::domain::{Role, StoreError, VoucherRecord, VoucherStatus};
 use crate::ledger::{
     AccountId, AccountRecord, AccountSpec, AccountType, EntryHeader, EntryKind, Owner, StoredEntry,
     Verifier,
@@ -31,6 +31,75 @@ pub(super) fn hash32(s: &str) -> Result<[u8; 32], StoreError> {
 /// A `COUNT(…)` as an unsigned count.
 pub(super) fn count(n: i64) -> Result<u64, StoreError> {
     u64::try_from(n).map_err(|e| StoreError(format!("bad count {n}: {e}")))
+}
+
+/// `t.id, t.role, cooperative code, shop code, company code, household code, t.label,
+/// t.expires_at, t.revoked_at` of a token (`TOKEN_COLUMNS` in each store).
+pub(super) type TokenTableRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+pub(super) fn token(
+    (id, role, cooperative, shop, company, household, label, expires_at, revoked_at): TokenTableRow,
+) -> Result<TokenRecord, StoreError> {
+    let expires_at = match expires_at {
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map_err(|e| StoreError(format!("bad expiry {t:?}: {e}")))?
+                .to_utc(),
+        ),
+        None => None,
+    };
+    Ok(TokenRecord {
+        id,
+        role: Role::parse(&role).ok_or_else(|| StoreError(format!("bad role {role}")))?,
+        cooperative,
+        shop,
+        company,
+        household,
+        label,
+        expires_at,
+        revoked: revoked_at.is_some(),
+    })
+}
+
+/// A token's columns, joined to the codes of what it is scoped to; `t` is `tokens`.
+pub(super) const TOKEN_COLUMNS: &str =
+    "t.id, t.role, c.code, s.code, k.code, h.code, t.label, t.expires_at, t.revoked_at
+     FROM tokens t
+     LEFT JOIN cooperatives c ON c.id = t.cooperative_id
+     LEFT JOIN shops s ON s.id = t.shop_id
+     LEFT JOIN companies k ON k.id = t.company_id
+     LEFT JOIN households h ON h.id = t.household_id";
+
+/// `id, serial, cooperative_id, household_id, issued_on, expires_on, status` of a voucher
+/// ([`VOUCHER_COLUMNS`]).
+pub(super) type VoucherTableRow = (i64, i64, i64, Option<i64>, String, String, String);
+
+pub(super) const VOUCHER_COLUMNS: &str =
+    "id, serial, cooperative_id, household_id, issued_on, expires_on, status";
+
+pub(super) fn voucher_record(
+    (id, serial, coop, household, issued_on, expires_on, status): VoucherTableRow,
+) -> Result<VoucherRecord, StoreError> {
+    Ok(VoucherRecord {
+        id,
+        serial: serial as u64,
+        coop,
+        household,
+        issued_on: date(&issued_on)?,
+        expires_on: date(&expires_on)?,
+        status: VoucherStatus::parse(&status)
+            .ok_or_else(|| StoreError(format!("bad status {status}")))?,
+    })
 }
 
 /// `id, owner_kind, owner code, name, type, balance, business date of its first posting`.

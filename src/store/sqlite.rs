@@ -173,41 +173,12 @@ async fn take_codes_out_of_stored_outcomes(
 
 /// A token by the hash of its secret, from the database.
 async fn token_by_hash(read: &SqlitePool, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-    let Some(r) = sqlx::query(
-        "SELECT t.id, t.role, c.code, s.code, k.code, h.code, t.label, t.expires_at, t.revoked_at
-             FROM tokens t
-             LEFT JOIN cooperatives c ON c.id = t.cooperative_id
-             LEFT JOIN shops s ON s.id = t.shop_id
-             LEFT JOIN companies k ON k.id = t.company_id
-             LEFT JOIN households h ON h.id = t.household_id
-             WHERE t.hash = ?",
-    )
-    .bind(hash)
-    .fetch_optional(read)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let role: String = r.try_get(1)?;
-    let expires_at = match r.try_get::<Option<String>, _>(7)? {
-        Some(t) => Some(
-            chrono::DateTime::parse_from_rfc3339(&t)
-                .map_err(|e| StoreError(format!("bad expiry {t:?}: {e}")))?
-                .to_utc(),
-        ),
-        None => None,
-    };
-    Ok(Some(TokenRecord {
-        id: r.try_get(0)?,
-        role: Role::parse(&role).ok_or_else(|| StoreError(format!("bad role {role}")))?,
-        cooperative: r.try_get(2)?,
-        shop: r.try_get(3)?,
-        company: r.try_get(4)?,
-        household: r.try_get(5)?,
-        label: r.try_get(6)?,
-        expires_at,
-        revoked: r.try_get::<Option<String>, _>(8)?.is_some(),
-    }))
+    let row: Option<rows::TokenTableRow> =
+        sqlx::query_as(&format!("SELECT {} WHERE t.hash = ?", rows::TOKEN_COLUMNS))
+            .bind(hash)
+            .fetch_optional(read)
+            .await?;
+    row.map(rows::token).transpose()
 }
 
 impl SqliteStore {
@@ -1949,17 +1920,8 @@ impl SqliteTx<'_> {
 }
 
 fn voucher_record(r: &sqlx::sqlite::SqliteRow) -> OpResult<VoucherRecord> {
-    let status: String = r.try_get(6)?;
-    Ok(VoucherRecord {
-        id: r.try_get(0)?,
-        serial: r.try_get::<i64, _>(1)? as u64,
-        coop: r.try_get(2)?,
-        household: r.try_get(3)?,
-        issued_on: date(r.try_get(4)?)?,
-        expires_on: date(r.try_get(5)?)?,
-        status: VoucherStatus::parse(&status)
-            .ok_or_else(|| StoreError(format!("bad status {status}")))?,
-    })
+    use sqlx::FromRow;
+    Ok(rows::voucher_record(rows::VoucherTableRow::from_row(r)?)?)
 }
 
 /// Wall time of the steps of a large read or write, logged at debug level
@@ -2362,12 +2324,12 @@ impl Tx for SqliteTx<'_> {
             lap.done("post: move balances");
         }
         if let (Some(name), Some(hash)) = (policy, policy_hash) {
-            if let Some((id, version)) = name.rsplit_once('@') {
+            if let Some((id, version)) = super::policy_version(name)? {
                 sqlx::query(
                     "INSERT OR IGNORE INTO policy_applications (policy_id, version, hash, first_applied_at) VALUES (?, ?, ?, ?)",
                 )
                 .bind(id)
-                .bind(version.parse::<i64>().map_err(|e| StoreError(e.to_string()))?)
+                .bind(version)
                 .bind(hash)
                 .bind(&self.now)
                 .execute(&mut *self.conn)

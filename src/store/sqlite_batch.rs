@@ -13,12 +13,12 @@ use rusqlite::{params, Connection, Row};
 
 use crate::domain::{
     CatalogItem, CoopRef, HouseholdRef, SaleLineRecord, SaleRecord, ShopRef, StoreError,
-    TenderRecord, TenderType, VoucherRecord, VoucherStatus,
+    TenderRecord, TenderType, VoucherRecord,
 };
 use crate::engine::{self, Account, Effects, Keys, Loaded, NextIds, Remembered};
 use crate::ledger::{canonical_time, AccountId, AccountSpec, AccountType, Owner, HASH_VERSION};
 use crate::money::Amount;
-use crate::store::rows::date;
+use crate::store::rows::{self, date, VOUCHER_COLUMNS};
 
 fn amount(r: &Row<'_>, i: usize) -> rusqlite::Result<Amount> {
     Ok(Amount::from_fen(r.get(i)?))
@@ -29,19 +29,15 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 }
 
 fn voucher(r: &Row<'_>) -> Result<VoucherRecord, StoreError> {
-    let status: String = r.get(6)?;
-    let issued: String = r.get(4)?;
-    let expires: String = r.get(5)?;
-    Ok(VoucherRecord {
-        id: r.get(0)?,
-        serial: r.get::<_, i64>(1)? as u64,
-        coop: r.get(2)?,
-        household: r.get(3)?,
-        issued_on: date(&issued)?,
-        expires_on: date(&expires)?,
-        status: VoucherStatus::parse(&status)
-            .ok_or_else(|| StoreError(format!("bad status {status}")))?,
-    })
+    rows::voucher_record((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
 }
 
 /// Runs a prepared query with one bound value and hands each row to `each`.
@@ -148,9 +144,10 @@ pub(super) fn load(db: &Connection, keys: &Keys) -> Result<(Loaded, NextIds), St
         .map(|s| *s as i64)
         .collect();
     if !serials.is_empty() {
-        let sql = "SELECT id, serial, cooperative_id, household_id, issued_on, expires_on, status
-                   FROM vouchers WHERE serial IN (SELECT value FROM json_each(?1))";
-        each_row(db, sql, &json(&serials)?, |r| {
+        let sql = format!(
+            "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE serial IN (SELECT value FROM json_each(?1))"
+        );
+        each_row(db, &sql, &json(&serials)?, |r| {
             let v = voucher(r)?;
             if keys.drawn.contains(&v.serial) {
                 loaded.taken_serials.push(v.serial);
@@ -165,38 +162,18 @@ pub(super) fn load(db: &Connection, keys: &Keys) -> Result<(Loaded, NextIds), St
         load_sales(db, keys, &mut loaded)?;
     }
 
-    // What the first reads name: the cooperatives, households and vouchers whose accounts,
-    // catalogue items and bonus the commands weigh.
-    let mut coops: BTreeSet<i64> = loaded.shops.values().map(|s| s.coop.id).collect();
-    let mut households: BTreeSet<i64> = loaded.households.values().map(|h| h.id).collect();
-    let mut vouchers: BTreeSet<i64> = loaded.vouchers.keys().copied().collect();
-    let mut tender_vouchers = BTreeSet::new();
-    for sale in loaded.sales.values() {
-        coops.insert(sale.coop);
-        for t in &sale.tenders {
-            households.extend(t.household);
-            if let Some(v) = t.voucher {
-                vouchers.insert(v);
-                if !loaded.vouchers.contains_key(&v) {
-                    tender_vouchers.insert(v);
-                }
-            }
-        }
-    }
+    let tender_vouchers = loaded.tendered_vouchers();
     if !tender_vouchers.is_empty() {
-        let sql = "SELECT id, serial, cooperative_id, household_id, issued_on, expires_on, status
-                   FROM vouchers WHERE id IN (SELECT value FROM json_each(?1))";
-        each_row(db, sql, &json(&tender_vouchers)?, |r| {
+        let sql = format!(
+            "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE id IN (SELECT value FROM json_each(?1))"
+        );
+        each_row(db, &sql, &json(&tender_vouchers)?, |r| {
             let v = voucher(r)?;
             loaded.vouchers.insert(v.id, v);
             Ok(())
         })?;
     }
-    let items: Vec<(i64, &str)> = keys
-        .items
-        .iter()
-        .filter_map(|(shop, sku)| Some((loaded.shops.get(shop)?.coop.id, sku.as_str())))
-        .collect();
+    let items = loaded.catalog_keys(keys);
     if !items.is_empty() {
         let sql = "SELECT c.cooperative_id, c.id, c.sku, c.name, c.unit, c.price, c.cost
                    FROM json_each(?1) j JOIN catalog_items c
@@ -232,11 +209,7 @@ pub(super) fn load(db: &Connection, keys: &Keys) -> Result<(Loaded, NextIds), St
                 .insert((r.get(0)?, keys.month.clone()), amount(r, 1)?);
         }
     }
-    let owners = [
-        ("cooperative", coops),
-        ("household", households),
-        ("voucher", vouchers),
-    ];
+    let owners = loaded.account_owners();
     let mut stmt = db.prepare_cached(
         "SELECT a.id, a.owner_id, a.name, a.type, a.bounded, a.balance
          FROM json_each(?2) j CROSS JOIN accounts a
@@ -442,8 +415,7 @@ pub(super) fn persist(db: &Connection, effects: &Effects, now: &str) -> Result<(
          VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
     )?;
     for (name, hash) in &effects.policies {
-        if let Some((id, version)) = name.rsplit_once('@') {
-            let version: i64 = version.parse().map_err(|e| StoreError(format!("{e}")))?;
+        if let Some((id, version)) = crate::store::policy_version(name)? {
             stmt.execute(params![id, version, hash, now])?;
         }
     }
