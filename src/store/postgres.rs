@@ -2167,27 +2167,14 @@ impl PgTx<'_> {
         if !storable(code) {
             return Ok(None);
         }
-        let row = db!(
+        let sql = format!("SELECT {} WHERE h.code = $1", rows::HOUSEHOLD_REF_COLUMNS);
+        let row: Option<rows::HouseholdRefRow> = db!(
             self,
-            sqlx::query(
-                "SELECT h.id, h.code, c.id, c.code, c.eligible, c.company_id, h.area_dm2
-                 FROM households h JOIN compounds c ON c.id = h.compound_id WHERE h.code = $1",
-            )
-            .bind(code)
-            .fetch_optional(&mut *self.conn)
+            sqlx::query_as(&sql)
+                .bind(code)
+                .fetch_optional(&mut *self.conn)
         );
-        Ok(match row {
-            None => None,
-            Some(r) => Some(HouseholdRef {
-                id: r.try_get(0)?,
-                code: r.try_get(1)?,
-                compound_id: r.try_get(2)?,
-                compound_code: r.try_get(3)?,
-                compound_eligible: r.try_get(4)?,
-                company_id: r.try_get(5)?,
-                area_dm2: r.try_get(6)?,
-            }),
-        })
+        Ok(row.map(rows::household_ref))
     }
 
     /// A voucher, its row locked: its status is what this command then changes or relies on.

@@ -17,8 +17,8 @@ use sqlx::postgres::{PgArguments, PgConnection, PgRow, Postgres};
 use sqlx::Row;
 
 use crate::domain::{
-    CatalogItem, CoopRef, HouseholdRef, SaleLineRecord, SaleRecord, ShopRef, StoreError,
-    TenderRecord, TenderType, VoucherRecord,
+    CatalogItem, CoopRef, SaleLineRecord, SaleRecord, ShopRef, StoreError, TenderRecord,
+    TenderType, VoucherRecord,
 };
 use crate::engine::{self, Account, Effects, Keys, Loaded, Remembered, Reserved};
 use crate::ledger::{canonical_time, AccountId, AccountSpec, AccountType, Owner, HASH_VERSION};
@@ -141,21 +141,16 @@ pub(super) async fn load(
         // Locked: a household's top-ups this month (the bonus cap) are decided one at a time.
         let codes = storable_only(&keys.households);
         let sql = format!(
-            "SELECT h.id, h.code, c.id, c.code, c.eligible, c.company_id, h.area_dm2
-             FROM households h JOIN compounds c ON c.id = h.compound_id
-             WHERE h.code = ANY($1) ORDER BY h.id {}",
+            "SELECT {} WHERE h.code = ANY($1) ORDER BY h.id {}",
+            rows::HOUSEHOLD_REF_COLUMNS,
             lock_clause("h", wait)
         );
-        for r in keyed(&sql).bind(codes).fetch_all(&mut *conn).await? {
-            let h = HouseholdRef {
-                id: r.try_get(0)?,
-                code: r.try_get(1)?,
-                compound_id: r.try_get(2)?,
-                compound_code: r.try_get(3)?,
-                compound_eligible: r.try_get(4)?,
-                company_id: r.try_get(5)?,
-                area_dm2: r.try_get(6)?,
-            };
+        let found: Vec<rows::HouseholdRefRow> = sqlx::query_as(&sql)
+            .persistent(false)
+            .bind(codes)
+            .fetch_all(&mut *conn)
+            .await?;
+        for h in found.into_iter().map(rows::household_ref) {
             loaded.households.insert(h.code.clone(), h);
         }
     }

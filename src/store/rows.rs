@@ -9,7 +9,7 @@ use super::{
     AccountInfo, CreditFigures, JournalEntry, ShopInfo, TenderFigures, TillFigures, TokenRecord,
     TopupFigures, VoucherRow,
 };
-use crate::domain::{Role, StoreError, VoucherRecord, VoucherStatus};
+use crate::domain::{HouseholdRef, Role, StoreError, VoucherRecord, VoucherStatus};
 use crate::ledger::{
     AccountId, AccountRecord, AccountSpec, AccountType, EntryHeader, EntryKind, Owner, StoredEntry,
     Verifier,
@@ -79,6 +79,28 @@ pub(super) const TOKEN_COLUMNS: &str =
      LEFT JOIN shops s ON s.id = t.shop_id
      LEFT JOIN companies k ON k.id = t.company_id
      LEFT JOIN households h ON h.id = t.household_id";
+
+/// A household with its compound: `h.id, h.code, c.id, c.code, c.eligible, c.company_id,
+/// h.area_dm2` ([`HOUSEHOLD_REF_COLUMNS`]; `eligible` is 0/1 on SQLite, a boolean on PostgreSQL).
+pub(super) type HouseholdRefRow = (i64, String, i64, String, bool, i64, i64);
+
+pub(super) const HOUSEHOLD_REF_COLUMNS: &str =
+    "h.id, h.code, c.id, c.code, c.eligible, c.company_id, h.area_dm2
+     FROM households h JOIN compounds c ON c.id = h.compound_id";
+
+pub(super) fn household_ref(
+    (id, code, compound_id, compound_code, compound_eligible, company_id, area_dm2): HouseholdRefRow,
+) -> HouseholdRef {
+    HouseholdRef {
+        id,
+        code,
+        compound_id,
+        compound_code,
+        compound_eligible,
+        company_id,
+        area_dm2,
+    }
+}
 
 /// `id, serial, cooperative_id, household_id, issued_on, expires_on, status` of a voucher
 /// ([`VOUCHER_COLUMNS`]).

@@ -1882,29 +1882,16 @@ impl SqliteTx<'_> {
         value: i64,
         code: &str,
     ) -> OpResult<Option<HouseholdRef>> {
-        let sql = format!(
-            "SELECT h.id, h.code, c.id, c.code, c.eligible, c.company_id, h.area_dm2
-             FROM households h JOIN compounds c ON c.id = h.compound_id WHERE {filter}"
-        );
-        let mut q = sqlx::query(&sql);
+        let sql = format!("SELECT {} WHERE {filter}", rows::HOUSEHOLD_REF_COLUMNS);
+        let mut q = sqlx::query_as::<_, rows::HouseholdRefRow>(&sql);
         q = if filter.contains("h.code") {
             q.bind(code)
         } else {
             q.bind(value)
         };
-        let row = q.fetch_optional(&mut *self.conn).await?;
-        Ok(match row {
-            None => None,
-            Some(r) => Some(HouseholdRef {
-                id: r.try_get(0)?,
-                code: r.try_get(1)?,
-                compound_id: r.try_get(2)?,
-                compound_code: r.try_get(3)?,
-                compound_eligible: r.try_get::<i64, _>(4)? != 0,
-                company_id: r.try_get(5)?,
-                area_dm2: r.try_get(6)?,
-            }),
-        })
+        Ok(q.fetch_optional(&mut *self.conn)
+            .await?
+            .map(rows::household_ref))
     }
 
     async fn voucher_where(&mut self, column: &str, value: i64) -> OpResult<Option<VoucherRecord>> {

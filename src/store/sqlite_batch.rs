@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use rusqlite::{params, Connection, Row};
 
 use crate::domain::{
-    CatalogItem, CoopRef, HouseholdRef, SaleLineRecord, SaleRecord, ShopRef, StoreError,
-    TenderRecord, TenderType, VoucherRecord,
+    CatalogItem, CoopRef, SaleLineRecord, SaleRecord, ShopRef, StoreError, TenderRecord,
+    TenderType, VoucherRecord,
 };
 use crate::engine::{self, Account, Effects, Keys, Loaded, NextIds, Remembered};
 use crate::ledger::{canonical_time, AccountId, AccountSpec, AccountType, Owner, HASH_VERSION};
@@ -120,19 +120,20 @@ pub(super) fn load(db: &Connection, keys: &Keys) -> Result<(Loaded, NextIds), St
         })?;
     }
     if !keys.households.is_empty() {
-        let sql = "SELECT h.id, h.code, c.id, c.code, c.eligible, c.company_id, h.area_dm2
-                   FROM households h JOIN compounds c ON c.id = h.compound_id
-                   WHERE h.code IN (SELECT value FROM json_each(?1))";
-        each_row(db, sql, &json(&keys.households)?, |r| {
-            let h = HouseholdRef {
-                id: r.get(0)?,
-                code: r.get(1)?,
-                compound_id: r.get(2)?,
-                compound_code: r.get(3)?,
-                compound_eligible: r.get::<_, i64>(4)? != 0,
-                company_id: r.get(5)?,
-                area_dm2: r.get(6)?,
-            };
+        let sql = format!(
+            "SELECT {} WHERE h.code IN (SELECT value FROM json_each(?1))",
+            rows::HOUSEHOLD_REF_COLUMNS
+        );
+        each_row(db, &sql, &json(&keys.households)?, |r| {
+            let h = rows::household_ref((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ));
             loaded.households.insert(h.code.clone(), h);
             Ok(())
         })?;
