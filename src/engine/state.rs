@@ -150,7 +150,8 @@ pub struct Effects {
 }
 
 enum Undo {
-    Balance(AccountId, i64),
+    /// The balance before, and whether the batch's summed delta for the account existed.
+    Balance(AccountId, i64, bool),
     NewAccount(Owner, String),
     Sale(SaleRecord),
     NewSale(i64),
@@ -452,7 +453,9 @@ impl State {
                 .into());
             }
             let after = after.ok_or_else(|| too_large(field))?;
-            self.undo.push(Undo::Balance(account.id, account.balance));
+            let had_delta = self.effects.balances.contains_key(&account.id.0);
+            self.undo
+                .push(Undo::Balance(account.id, account.balance, had_delta));
             account.balance = after;
             let summed = self.effects.balances.entry(account.id.0).or_insert(0);
             *summed = summed.checked_add(delta).ok_or_else(|| too_large(field))?;
@@ -513,12 +516,14 @@ impl State {
     pub fn undo(&mut self, mark: Mark) {
         while self.undo.len() > mark.undo {
             match self.undo.pop().expect("undo entries above the mark") {
-                Undo::Balance(id, before) => {
+                Undo::Balance(id, before, had_delta) => {
                     if let Some(key) = self.balances.get(&id) {
                         if let Some(a) = self.accounts.get_mut(key) {
                             let delta = a.balance - before;
                             a.balance = before;
-                            if let Some(sum) = self.effects.balances.get_mut(&id.0) {
+                            if !had_delta {
+                                self.effects.balances.remove(&id.0);
+                            } else if let Some(sum) = self.effects.balances.get_mut(&id.0) {
                                 *sum -= delta;
                             }
                         }
@@ -548,7 +553,6 @@ impl State {
                 }
             }
         }
-        self.effects.balances.retain(|_, d| *d != 0);
         let e = &mut self.effects;
         let [accounts, entries, vouchers, topups, sales, refunds, policies, idempotency] =
             mark.lens;
