@@ -62,6 +62,7 @@ conformance!(
     business_date_never_runs_backwards,
     expense_reversal,
     policy_versions,
+    partial_cash_out,
 );
 
 /// The receipt of a tender as `(type, amount, paid part, bonus part)`.
@@ -1395,6 +1396,47 @@ async fn policy_versions(backend: Backend) {
     t.assert_sound().await;
 }
 
+// ---- 11b. Partial cash-out --------------------------------------------------------------------
+
+async fn partial_cash_out(backend: Backend) {
+    let t = TestLedger::on(backend, TODAY).await;
+    t.top_up("H1", "100.00", Delivery::Wallet).await.unwrap();
+
+    // 30.00 of 100.00 paid: 3.00 of the 10.00 bonus goes with it.
+    let c = t.cash_out("H1", Some("30.00")).await.unwrap();
+    assert_eq!((c.refunded, c.forfeited), (y("30.00"), y("3.00")));
+    assert_eq!(c.left, Some(wallet_balance("70.00", "7.00")));
+    assert_eq!(t.wallet("H1").await, (y("70.00"), y("7.00")));
+
+    // 33.33 of 70.00: 7.00 × 33.33 ÷ 70.00 = 3.333 → 3.33 (the rest stays with what stays).
+    let c = t.cash_out("H1", Some("33.33")).await.unwrap();
+    assert_eq!((c.refunded, c.forfeited), (y("33.33"), y("3.33")));
+    assert_eq!(t.wallet("H1").await, (y("36.67"), y("3.67")));
+
+    // More than the paid credit, nothing, or a negative amount: refused, nothing moves.
+    let e = refused_unchanged!(
+        t,
+        t.cash_out("H1", Some("36.68")),
+        "insufficient_funds",
+        Some("amount")
+    );
+    assert!(
+        matches!(e, Rejection::InsufficientFunds { available, .. } if available == y("36.67")),
+        "{e:?}"
+    );
+    refused_unchanged!(t, t.cash_out("H1", Some("0.00")), "invalid_amount", Some("amount"));
+    refused_unchanged!(t, t.cash_out("H1", Some("-1.00")), "invalid_amount", Some("amount"));
+
+    // The rest, whole: everything left goes, and the cooperative is back where it started.
+    let c = t.cash_out("H1", None).await.unwrap();
+    assert_eq!((c.refunded, c.forfeited), (y("36.67"), y("3.67")));
+    assert_eq!(c.left, Some(wallet_balance("0.00", "0.00")));
+    assert_eq!(t.wallet("H1").await, (Amount::ZERO, Amount::ZERO));
+    assert_eq!(t.coop_balance("cash:cash").await, Amount::ZERO);
+    assert_eq!(t.coop_balance("promotion").await, Amount::ZERO);
+    t.assert_sound().await;
+}
+
 // ---- 12. Random sequences ---------------------------------------------------------------------
 
 mod random_sequences {
@@ -1795,6 +1837,7 @@ mod postgres_engine_runs {
                             household: "H3".into(),
                             cooperative: COOP.into(),
                             method: PayMethod::Cash,
+                            amount: None,
                         }))
                         .await
                         .expect("the store failed")

@@ -1267,6 +1267,7 @@ impl<'a> Sim<'a> {
                         household: self.households[h].code.clone(),
                         cooperative: COOP.into(),
                         method: PayMethod::Cash,
+                        amount: None,
                     }),
                 ));
             }

@@ -32,26 +32,61 @@ pub(crate) async fn refund_credit<T: Tx>(
         }
         .into());
     }
+    let (paid, bonus) = cash_out_parts(&wallet, req.amount)?;
     let mut entry = EntryDraft::new(ctx.header(EntryKind::CreditRefund));
     entry
-        .debit(
-            chart::household_wallet_paid(household.id, &coop.code),
-            wallet.paid,
-        )
-        .credit(chart::coop_cash(coop.id, req.method.as_str()), wallet.paid)
+        .debit(chart::household_wallet_paid(household.id, &coop.code), paid)
+        .credit(chart::coop_cash(coop.id, req.method.as_str()), paid)
         .debit(
             chart::household_wallet_bonus(household.id, &coop.code),
-            wallet.bonus,
+            bonus,
         )
-        .credit(chart::coop_promotion(coop.id), wallet.bonus);
+        .credit(chart::coop_promotion(coop.id), bonus);
     let entry = entry.balanced().map_err(|e| StoreError(e.to_string()))?;
     let posted = tx.post(entry, "household").await?;
+    let left_paid = wallet.paid.checked_sub(paid).ok_or_else(overflow)?;
+    let left_bonus = wallet.bonus.checked_sub(bonus).ok_or_else(overflow)?;
     Ok(CreditRefundReceipt {
         entry: posted.id,
-        refunded: wallet.paid,
-        forfeited: wallet.bonus,
+        refunded: paid,
+        forfeited: bonus,
         method: req.method,
+        left: Some(WalletBalance {
+            paid: left_paid,
+            bonus: left_bonus,
+            total: left_paid.checked_add(left_bonus).ok_or_else(overflow)?,
+        }),
     })
+}
+
+/// The paid credit paid out and the bonus forfeited by a cash-out of `amount` (or of the whole
+/// wallet): the bonus goes in the proportion the paid-out part bears to the paid credit — the
+/// allocator's share of `amount` against what stays — so paying out everything forfeits all of
+/// it.
+pub fn cash_out_parts(
+    wallet: &WalletBalance,
+    amount: Option<Amount>,
+) -> Result<(Amount, Amount), Rejection> {
+    let Some(amount) = amount else {
+        return Ok((wallet.paid, wallet.bonus));
+    };
+    if !amount.is_positive() {
+        return Err(Rejection::bad_amount("amount", "must be more than zero"));
+    }
+    if amount > wallet.paid {
+        return Err(Rejection::InsufficientFunds {
+            field: "amount".into(),
+            available: wallet.paid,
+        });
+    }
+    let stays = wallet.paid.fen() - amount.fen();
+    let parts = crate::money::allocate(
+        wallet.bonus,
+        &[("out", amount.fen()), ("stays", stays)],
+        b"cash-out",
+    )
+    .map_err(|e| Rejection::bad_amount("amount", e.to_string()))?;
+    Ok((amount, parts[0]))
 }
 
 /// Expense categories that write goods off inventory (损耗) rather than pay out cash.
@@ -198,4 +233,67 @@ pub(crate) async fn reverse<T: Tx>(
         entry: posted.id,
         amount,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn wallet(paid: i64, bonus: i64) -> WalletBalance {
+        WalletBalance {
+            paid: Amount::from_fen(paid),
+            bonus: Amount::from_fen(bonus),
+            total: Amount::from_fen(paid + bonus),
+        }
+    }
+
+    proptest! {
+        /// A partial cash-out forfeits the bonus in proportion, to within a fen; all of the
+        /// paid credit forfeits all of the bonus; a cash-out in two parts forfeits exactly
+        /// what the whole one would.
+        #[test]
+        fn cash_out_forfeits_bonus_in_proportion(
+            (paid, amount) in (1i64..10_000_000).prop_flat_map(|paid| (Just(paid), 1..=paid)),
+            bonus in 0i64..1_000_000,
+        ) {
+            let w = wallet(paid, bonus);
+            let (out, forfeited) = cash_out_parts(&w, Some(Amount::from_fen(amount))).unwrap();
+            prop_assert_eq!(out.fen(), amount);
+            prop_assert!(forfeited.fen() >= 0 && forfeited.fen() <= bonus);
+            let exact = i128::from(bonus) * i128::from(amount);
+            let got = i128::from(forfeited.fen()) * i128::from(paid);
+            prop_assert!((exact - got).abs() < i128::from(paid), "{} vs {}", got, exact);
+            let rest = wallet(paid - amount, bonus - forfeited.fen());
+            let (all_out, all_forfeited) = cash_out_parts(&rest, None).unwrap();
+            prop_assert_eq!(out.fen() + all_out.fen(), paid);
+            prop_assert_eq!(forfeited.fen() + all_forfeited.fen(), bonus);
+            let (_, whole) = cash_out_parts(&w, Some(w.paid)).unwrap();
+            prop_assert_eq!(whole.fen(), bonus);
+        }
+    }
+
+    #[test]
+    fn a_cash_out_must_be_positive_and_within_the_paid_credit() {
+        let w = wallet(5_000, 500);
+        assert_eq!(
+            cash_out_parts(&w, Some(Amount::from_fen(5_001))),
+            Err(Rejection::InsufficientFunds {
+                field: "amount".into(),
+                available: Amount::from_fen(5_000),
+            })
+        );
+        assert_eq!(
+            cash_out_parts(&w, Some(Amount::ZERO))
+                .unwrap_err()
+                .code(),
+            "invalid_amount"
+        );
+        assert_eq!(
+            cash_out_parts(&wallet(0, 3), Some(Amount::from_fen(1)))
+                .unwrap_err()
+                .code(),
+            "insufficient_funds"
+        );
+    }
 }

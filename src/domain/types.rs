@@ -320,11 +320,15 @@ pub struct RefundSale {
 }
 
 /// Cash-out of a household's unused credit: the paid part is returned, the bonus forfeited.
+/// With `amount`, only that much paid credit is paid out and the bonus is forfeited in
+/// proportion (amount ÷ paid of it, by the allocator); without, the whole wallet.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefundCredit {
     pub household: String,
     pub cooperative: String,
     pub method: PayMethod,
+    #[serde(default)]
+    pub amount: Option<Amount>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -664,6 +668,9 @@ pub struct CreditRefundReceipt {
     /// The unused bonus given up.
     pub forfeited: Amount,
     pub method: PayMethod,
+    /// A wallet's credit after the cash-out (absent for a voucher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left: Option<WalletBalance>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

@@ -41,6 +41,7 @@ pub(crate) async fn void<T: Tx>(
         refunded: paid,
         forfeited: bonus,
         method: req.method,
+        left: None,
     })
 }
 

@@ -183,12 +183,17 @@ pub struct CreditRefundRequest {
     /// How the paid part is handed back (default cash).
     #[serde(default)]
     method: Option<PayMethod>,
+    /// Paid credit to pay out (a partial cash-out; the bonus is forfeited in proportion).
+    /// Absent: the whole wallet.
+    #[serde(default)]
+    amount: Option<Amount>,
     /// Only an admin names it; an accountant's token fixes it.
     #[serde(default)]
     cooperative: Option<String>,
 }
 
-/// Cash out a household's unused credit: the paid part back, the bonus forfeited.
+/// Cash out a household's unused credit: the paid part back (all of it, or `amount`), the
+/// bonus forfeited (all of it, or in proportion).
 #[utoipa::path(post, path = "/v1/households/{household}/credit-refunds", tag = "back office",
     request_body = CreditRefundRequest,
     params(("household" = String, Path), ("Idempotency-Key" = String, Header, description = "one per attempt")),
@@ -207,6 +212,7 @@ async fn post_credit_refund(
         cooperative: principal.cooperative_for(req.cooperative.as_deref())?,
         household: household.clone(),
         method: req.method.unwrap_or(PayMethod::Cash),
+        amount: req.amount,
     });
     let route = format!("POST /v1/households/{household}/credit-refunds");
     submit(

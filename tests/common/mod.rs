@@ -408,10 +408,20 @@ impl TestLedger {
     }
 
     pub async fn refund_credit(&self, household: &str) -> Result<CreditRefundReceipt, Rejection> {
+        self.cash_out(household, None).await
+    }
+
+    /// A cash-out of `amount` of paid credit, or of the whole wallet.
+    pub async fn cash_out(
+        &self,
+        household: &str,
+        amount: Option<&str>,
+    ) -> Result<CreditRefundReceipt, Rejection> {
         let request = RefundCredit {
             household: household.into(),
             cooperative: COOP.into(),
             method: PayMethod::Cash,
+            amount: amount.map(|a| Amount::parse(a).expect("an amount")),
         };
         self.run(Command::RefundCredit(request))
             .await
