@@ -505,6 +505,49 @@ async fn credit_refunds(app: &TestApp) {
         .await;
     assert_problem(&reply, StatusCode::CONFLICT, "not_refundable", None);
 
+    // Part of the paid credit: the bonus goes in proportion, the rest stays in the wallet.
+    app.top_up(CASHIER_S1, "H1", "100.00", "wallet").await;
+    let (status, r, _) = app
+        .post_keyed(
+            ACCOUNTANT_COOP,
+            "/v1/households/H1/credit-refunds",
+            json!({ "amount": "40.00" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (&r["refunded"], &r["forfeited"]),
+        (&json!("40.00"), &json!("4.00"))
+    );
+    assert_eq!(r["left"], wallet("60.00", "6.00", "66.00"));
+    assert_eq!(app.wallet("H1").await, wallet("60.00", "6.00", "66.00"));
+    // The accountant sees the wallet it pays out (its own cooperative's credit).
+    let (status, seen, _) = app.get(ACCOUNTANT_COOP, "/v1/households/H1").await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["wallet"], wallet("60.00", "6.00", "66.00"));
+    let reply = app
+        .post_keyed(
+            ACCOUNTANT_COOP,
+            "/v1/households/H1/credit-refunds",
+            json!({ "amount": "60.01" }),
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_funds",
+        Some("amount"),
+    );
+    let reply = app
+        .post_keyed(
+            ACCOUNTANT_COOP,
+            "/v1/households/H1/credit-refunds",
+            json!({ "amount": "12.345" }),
+        )
+        .await;
+    assert_eq!(reply.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.1);
+    assert_eq!(app.wallet("H1").await, wallet("60.00", "6.00", "66.00"));
+
     // An admin names the cooperative; the method may be given.
     app.top_up(CASHIER_S1, "H2", "50.00", "wallet").await;
     let (status, r, _) = app
@@ -1908,7 +1951,7 @@ async fn access_matrix(app: &TestApp) {
         get(RESIDENT_H1, "/v1/households/H2", 404),
         get(RESIDENT_H1, "/v1/households/NOPE", 404),
         get(RESIDENT_H3, "/v1/households/H3", 200),
-        get(ACCOUNTANT_COOP, "/v1/households/H1", 403),
+        get(ACCOUNTANT_COOP, "/v1/households/H1", 200),
         get(RESIDENT_H1, "/v1/households/H1/history", 200),
         get(RESIDENT_H1, "/v1/households/H3/history", 404),
         get(COMPANY_K01, "/v1/households/H3/history", 404),

@@ -1424,8 +1424,18 @@ async fn partial_cash_out(backend: Backend) {
         matches!(e, Rejection::InsufficientFunds { available, .. } if available == y("36.67")),
         "{e:?}"
     );
-    refused_unchanged!(t, t.cash_out("H1", Some("0.00")), "invalid_amount", Some("amount"));
-    refused_unchanged!(t, t.cash_out("H1", Some("-1.00")), "invalid_amount", Some("amount"));
+    refused_unchanged!(
+        t,
+        t.cash_out("H1", Some("0.00")),
+        "invalid_amount",
+        Some("amount")
+    );
+    refused_unchanged!(
+        t,
+        t.cash_out("H1", Some("-1.00")),
+        "invalid_amount",
+        Some("amount")
+    );
 
     // The rest, whole: everything left goes, and the cooperative is back where it started.
     let c = t.cash_out("H1", None).await.unwrap();

@@ -284,9 +284,7 @@ mod tests {
             })
         );
         assert_eq!(
-            cash_out_parts(&w, Some(Amount::ZERO))
-                .unwrap_err()
-                .code(),
+            cash_out_parts(&w, Some(Amount::ZERO)).unwrap_err().code(),
             "invalid_amount"
         );
         assert_eq!(

@@ -83,10 +83,11 @@ fn mask(name: &str) -> String {
 /// Whether this caller may see this household at all.
 fn may_see(principal: &Principal, view: &HouseholdView) -> bool {
     match principal.role() {
-        Role::Admin | Role::Cashier => true,
+        // The cooperative's accountant pays wallets out (credit refunds), as a till sells
+        // against them: both see any household, with their own cooperative's credit only.
+        Role::Admin | Role::Cashier | Role::CoopAccountant => true,
         Role::Company => principal.token.company.as_deref() == Some(view.company.as_str()),
         Role::Resident => principal.token.household.as_deref() == Some(view.code.as_str()),
-        Role::CoopAccountant => false,
     }
 }
 
@@ -95,7 +96,13 @@ async fn visible(
     principal: &Principal,
     code: &str,
 ) -> Result<HouseholdView, ApiError> {
-    principal.allow(&[Role::Admin, Role::Cashier, Role::Company, Role::Resident])?;
+    principal.allow(&[
+        Role::Admin,
+        Role::Cashier,
+        Role::CoopAccountant,
+        Role::Company,
+        Role::Resident,
+    ])?;
     match state.app.store.household(code).await? {
         Some(v) if may_see(principal, &v) => Ok(v),
         _ => Err(ApiError::not_found("household")),
@@ -114,7 +121,7 @@ async fn get_household(
 ) -> Result<axum::Json<HouseholdResponse>, ApiError> {
     let v = visible(&state, &principal, &code).await?;
     let own_coop = match principal.role() {
-        Role::Cashier => principal.token.cooperative.clone(),
+        Role::Cashier | Role::CoopAccountant => principal.token.cooperative.clone(),
         _ => None,
     };
     let mut wallet = WalletBalance {
@@ -147,7 +154,7 @@ async fn get_household(
         eligible: v.eligible,
         area_m2: format!("{}.{:02}", v.area_dm2 / 100, v.area_dm2 % 100),
         name: match principal.role() {
-            Role::Cashier => v.name.as_deref().map(mask),
+            Role::Cashier | Role::CoopAccountant => v.name.as_deref().map(mask),
             _ => v.name.clone(),
         },
         wallet,

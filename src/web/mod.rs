@@ -47,6 +47,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/till.js"),
     ),
     (
+        "coop_credit.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/coop_credit.js"),
+    ),
+    (
         "resident.js",
         "text/javascript; charset=utf-8",
         include_bytes!("assets/resident.js"),

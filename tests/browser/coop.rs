@@ -458,3 +458,68 @@ fn coop_pairing_code_signs_a_till_in_once() {
         assert_eq!(again, json!(401));
     });
 }
+
+#[test]
+fn coop_pays_out_part_of_a_wallet_and_shows_the_receipt() {
+    browser_test("coop credit refund", |ctx: Ctx| async move {
+        let household = "HX01-0007";
+        let path = format!("/v1/households/{household}");
+        let refunds = format!("{path}/credit-refunds");
+        // Start from an empty wallet holding exactly one top-up of 50.00 (+5.00).
+        let w = ctx.api_get(&ctx.admin, &path).await["wallet"].clone();
+        if amount(&w["total"]).is_positive() {
+            let (status, body) = ctx.api_post(&ctx.accountant, &refunds, json!({})).await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let (status, body) = ctx
+            .api_post(
+                &ctx.cashier,
+                "/v1/topups",
+                json!({ "household": household, "paid": "50.00", "method": "cash" }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+
+        signed_in(&ctx).await;
+        ctx.click("#tab-credit").await;
+        ctx.fill("#credit-household", household).await;
+        ctx.click("#credit-look").await;
+        ctx.text_until("#credit-wallet", |t| {
+            t.contains("¥50.00") && t.contains("¥5.00")
+        })
+        .await;
+        // More than the paid credit: refused, nothing moves.
+        ctx.fill("#credit-amount", "50.01").await;
+        ctx.click("#credit-submit").await;
+        ctx.visible("#credit-form-problem").await;
+        let w = ctx.api_get(&ctx.admin, &path).await["wallet"].clone();
+        assert_eq!(
+            (w["paid"].clone(), w["bonus"].clone()),
+            (json!("50.00"), json!("5.00"))
+        );
+
+        // 20.00 of 50.00 paid: 2.00 of the 5.00 bonus goes with it.
+        ctx.fill("#credit-amount", "20").await;
+        ctx.text_until("#credit-preview", |t| {
+            t.contains("¥20.00") && t.contains("¥2.00")
+        })
+        .await;
+        ctx.click("#credit-submit").await;
+        let receipt = ctx
+            .text_until("#credit-receipt", |t| t.contains("¥20.00"))
+            .await;
+        assert!(
+            receipt.contains("¥2.00") && receipt.contains("¥30.00") && receipt.contains("¥3.00"),
+            "{receipt}"
+        );
+        let w = ctx.api_get(&ctx.admin, &path).await["wallet"].clone();
+        assert_eq!(
+            (w["paid"].clone(), w["bonus"].clone()),
+            (json!("30.00"), json!("3.00"))
+        );
+        ctx.text_until("#credit-wallet", |t| {
+            t.contains("¥30.00") && t.contains("¥33.00")
+        })
+        .await;
+    });
+}

@@ -1,0 +1,158 @@
+// hongxin 红心 — the cooperative accountant's credit refunds (/coop, tab 储值退款): a household's
+// wallet is looked up, and all of its paid credit or a part of it is paid out. The bonus is
+// forfeited in proportion; the page shows the server's estimate rule (bonus × amount ÷ paid) as
+// a preview only, and the receipt's figures as the answer.
+'use strict';
+
+(function () {
+  const { el, $, t, show } = HX;
+
+  HX.strings({
+    'zh-CN': {
+      'coop.tab.credit': '储值退款',
+      'coop.credit.title': '储值退款（住户钱包）',
+      'coop.credit.household': '住户码',
+      'coop.credit.amount': '退还实付金额（元，空 = 全部）',
+      'coop.credit.method': '退款方式',
+      'coop.credit.submit': '退款',
+      'coop.credit.wallet': '钱包：实付 {paid}，赠送 {bonus}，合计 {total}',
+      'coop.credit.empty': '该住户钱包没有余额',
+      'coop.credit.preview_all': '将退还全部实付 {paid}，赠送 {bonus} 作废',
+      'coop.credit.preview_part': '将退还实付 {amount}，赠送约 {bonus} 按比例作废',
+      'coop.credit.done': '已退款 {refunded}（{method}），作废赠送 {forfeited}；钱包余额：实付 {paid}，赠送 {bonus}。凭证号 {entry}',
+    },
+    en: {
+      'coop.tab.credit': 'Credit refunds',
+      'coop.credit.title': 'Credit refunds (household wallets)',
+      'coop.credit.household': 'Household code',
+      'coop.credit.amount': 'Paid credit to pay out (yuan; empty = all)',
+      'coop.credit.method': 'Paid back by',
+      'coop.credit.submit': 'Pay out',
+      'coop.credit.wallet': 'Wallet: paid {paid}, bonus {bonus}, total {total}',
+      'coop.credit.empty': 'This household’s wallet is empty',
+      'coop.credit.preview_all': 'Pays out all paid credit, {paid}; the bonus {bonus} is forfeited',
+      'coop.credit.preview_part': 'Pays out {amount} of paid credit; about {bonus} of bonus is forfeited in proportion',
+      'coop.credit.done': 'Paid out {refunded} ({method}), bonus forfeited {forfeited}; wallet left: paid {paid}, bonus {bonus}. Entry {entry}',
+    },
+  });
+
+  const state = { household: null, wallet: null, done: null };
+  const attempt = new HX.Attempt();
+
+  function cooperative() {
+    const input = $('#coop-code');
+    return input && !$('#coop-admin').hidden ? input.value.trim() : '';
+  }
+
+  function methodName(m) {
+    const key = `coop.tender.${m}`;
+    const text = t(key);
+    return text === key ? m : text;
+  }
+
+  async function look(ev) {
+    ev.preventDefault();
+    const code = $('#credit-household').value.trim();
+    const problem = $('#credit-problem');
+    state.done = null;
+    render();
+    if (!code) {
+      HX.showProblem(problem, { code: 'invalid_input', field: 'household' }, $('#credit-find'));
+      return;
+    }
+    const r = await HX.api('GET', `/v1/households/${encodeURIComponent(code)}`);
+    if (!r.ok) {
+      state.household = state.wallet = null;
+      HX.showProblem(problem, r.problem, $('#credit-find'));
+      render();
+      return;
+    }
+    HX.showProblem(problem, null, $('#credit-find'));
+    state.household = r.data.code || code;
+    state.wallet = r.data.wallet;
+    $('#credit-amount').value = '';
+    render();
+  }
+
+  // The preview's bonus is paid credit's share by BigInt arithmetic, rounded down; the server's
+  // allocator decides the last fen and the receipt shows it.
+  function preview() {
+    const w = state.wallet;
+    const box = $('#credit-preview');
+    if (!w) return;
+    const text = $('#credit-amount').value.trim();
+    if (!text) {
+      box.textContent = t('coop.credit.preview_all', { paid: HX.yuan(w.paid), bonus: HX.yuan(w.bonus) });
+      return;
+    }
+    const fen = HX.fen(text);
+    const paid = HX.fen(w.paid);
+    if (fen === null || fen <= 0n || paid === null || paid === 0n || fen > paid) {
+      box.textContent = '';
+      return;
+    }
+    const bonus = (HX.fen(w.bonus) * fen) / paid;
+    box.textContent = t('coop.credit.preview_part', { amount: HX.yuan(HX.amount(fen)), bonus: HX.yuan(HX.amount(bonus)) });
+  }
+
+  function render() {
+    const w = state.wallet;
+    const form = $('#credit-form');
+    show(form, Boolean(w));
+    if (w) {
+      const empty = HX.fen(w.total) === 0n;
+      $('#credit-wallet').textContent = empty ? t('coop.credit.empty')
+        : t('coop.credit.wallet', { paid: HX.yuan(w.paid), bonus: HX.yuan(w.bonus), total: HX.yuan(w.total) });
+      $('#credit-submit').disabled = empty;
+      preview();
+    }
+    const d = state.done;
+    const box = $('#credit-done');
+    show(box, Boolean(d));
+    if (d) {
+      box.replaceChildren(el('p', { id: 'credit-receipt' }, t('coop.credit.done', {
+        refunded: HX.yuan(d.refunded), method: methodName(d.method), forfeited: HX.yuan(d.forfeited),
+        paid: HX.yuan(d.left ? d.left.paid : '0.00'), bonus: HX.yuan(d.left ? d.left.bonus : '0.00'), entry: d.entry,
+      })));
+    }
+  }
+
+  async function payOut(ev) {
+    ev.preventDefault();
+    const form = $('#credit-form');
+    const button = $('#credit-submit');
+    const problem = $('#credit-form-problem');
+    if (attempt.busy || button.disabled || !state.household) return;
+    const body = { method: form.elements.method.value };
+    const text = form.elements.amount.value.trim();
+    if (text) {
+      const fen = HX.fen(text);
+      if (fen === null || fen <= 0n) {
+        HX.showProblem(problem, { code: 'invalid_amount', field: 'amount' }, form);
+        return;
+      }
+      body.amount = HX.amount(fen);
+    }
+    const coop = cooperative();
+    if (coop) body.cooperative = coop;
+    HX.showProblem(problem, null, form);
+    button.disabled = true;
+    const r = await attempt.post(`/v1/households/${encodeURIComponent(state.household)}/credit-refunds`, body);
+    button.disabled = false;
+    if (!r.ok) {
+      HX.showProblem(problem, r.problem, form);
+      return;
+    }
+    state.done = r.data;
+    state.wallet = r.data.left || state.wallet;
+    form.elements.amount.value = '';
+    render();
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    $('#credit-find').addEventListener('submit', look);
+    $('#credit-form').addEventListener('submit', payOut);
+    $('#credit-amount').addEventListener('input', preview);
+    document.addEventListener('hx:lang', render);
+  });
+})();
