@@ -528,6 +528,7 @@ impl Seeder {
                         paid: Amount::from_fen(paid),
                         method: PayMethod::Cash,
                         deliver,
+                        bonus: Default::default(),
                     }))
                     .await;
                 let Receipt::TopUp(t) = r else {

@@ -120,6 +120,7 @@ async fn old_outcomes_lose_their_codes_when_the_store_opens(backend: Backend) {
             paid: Amount::from_yuan(100),
             method: PayMethod::Cash,
             deliver: Delivery::Voucher,
+            bonus: Default::default(),
         }),
     };
     let app = App::open(&settings).await.expect("App::open");

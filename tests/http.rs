@@ -3557,8 +3557,8 @@ async fn topup_quotes(app: &TestApp) {
         json!({
             "household": "H1", "paid": "100.00", "bonus": "10.00", "credited": "110.00",
             "method": "cash", "deliver": "wallet", "wallet": "0.00", "wallet_after": "110.00",
-            "bonus_this_month": "0.00", "bonus_room_after": "90.00", "policy": POLICY_V1,
-            "business_date": TODAY,
+            "bonus_this_month": "0.00", "bonus_room_after": "90.00", "bonus_capped": false,
+            "policy": POLICY_V1, "business_date": TODAY,
         })
     );
     assert_eq!(app.head().await, head, "a quote posted something");
@@ -3687,6 +3687,47 @@ async fn topup_quotes(app: &TestApp) {
         "{}",
         capped.1
     );
+    // Asked for, past the cap: the quote says the bonus is cut to what the cap allows, and
+    // the top-up gives exactly that.
+    app.top_up(CASHIER_S1, "H2", "500.00", "wallet").await;
+    let q = app
+        .get_ok(
+            CASHIER_S1,
+            &quote("household=H2&paid=1000.00&bonus=allowed"),
+        )
+        .await;
+    assert_eq!(
+        (
+            &q["bonus"],
+            &q["credited"],
+            &q["bonus_capped"],
+            &q["bonus_room_after"]
+        ),
+        (
+            &json!("50.00"),
+            &json!("1050.00"),
+            &json!(true),
+            &json!("0.00")
+        )
+    );
+    let (s, r, _) = app
+        .post_keyed(
+            CASHIER_S1,
+            "/v1/topups",
+            json!({ "household": "H2", "paid": "1000.00", "method": "cash", "bonus": "allowed" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!((&r["bonus"], &r["credited"]), (&q["bonus"], &q["credited"]));
+    assert_eq!(r["wallet"]["total"], q["wallet_after"]);
+    let reply = app
+        .post_keyed(
+            CASHIER_S1,
+            "/v1/topups",
+            json!({ "household": "H2", "paid": "50.00", "method": "cash", "bonus": "some" }),
+        )
+        .await;
+    assert_eq!(reply.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.1);
     assert_problem(
         &app.get(CASHIER_S1, "/v1/topups/quote?household=H1").await,
         StatusCode::UNPROCESSABLE_ENTITY,

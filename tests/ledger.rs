@@ -63,6 +63,7 @@ conformance!(
     expense_reversal,
     policy_versions,
     partial_cash_out,
+    bonus_past_the_monthly_cap_when_asked,
 );
 
 /// The receipt of a tender as `(type, amount, paid part, bonus part)`.
@@ -1444,6 +1445,64 @@ async fn partial_cash_out(backend: Backend) {
     assert_eq!(t.wallet("H1").await, (Amount::ZERO, Amount::ZERO));
     assert_eq!(t.coop_balance("cash:cash").await, Amount::ZERO);
     assert_eq!(t.coop_balance("promotion").await, Amount::ZERO);
+    t.assert_sound().await;
+}
+
+// ---- 11c. Past the monthly bonus cap, when the till asks --------------------------------------
+
+async fn bonus_past_the_monthly_cap_when_asked(backend: Backend) {
+    use hongxin::domain::BonusRule;
+    let t = TestLedger::on(backend, TODAY).await;
+    let allowed = |household: &str, paid: &str, deliver| TopUp {
+        bonus: BonusRule::Allowed,
+        ..top_up_request(household, paid, deliver)
+    };
+    // 900.00 grants 90.00 of the month's 100.00; 200.00 more would grant 20.00.
+    t.top_up("H3", "900.00", Delivery::Wallet).await.unwrap();
+    refused_unchanged!(
+        t,
+        t.top_up("H3", "200.00", Delivery::Wallet),
+        "cap_exceeded",
+        Some("paid")
+    );
+    // Asked for: the 10.00 the cap still allows.
+    let r = t
+        .top_up_with(allowed("H3", "200.00", Delivery::Wallet))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.paid, r.bonus, r.credited),
+        (y("200.00"), y("10.00"), y("210.00"))
+    );
+    assert_eq!(r.wallet, wallet_balance("1100.00", "100.00"));
+    // The cap is reached: no bonus at all, to a wallet or on a voucher.
+    let r = t
+        .top_up_with(allowed("H3", "50.00", Delivery::Wallet))
+        .await
+        .unwrap();
+    assert_eq!((r.bonus, r.credited), (Amount::ZERO, y("50.00")));
+    let r = t
+        .top_up_with(allowed("H3", "100.00", Delivery::Voucher))
+        .await
+        .unwrap();
+    assert_eq!((r.bonus, r.credited), (Amount::ZERO, y("100.00")));
+    let code = r.voucher.expect("a voucher").code;
+    assert_eq!(t.voucher_balance(&code).await, y("100.00"));
+    assert_eq!(t.wallet("H3").await, (y("1150.00"), y("100.00")));
+    // The promotion paid out exactly the cap; the other limits still hold when asked.
+    assert_eq!(t.coop_balance("promotion").await, y("100.00"));
+    refused_unchanged!(
+        t,
+        t.top_up_with(allowed("H3", "75.00", Delivery::Wallet)),
+        "not_whole_units",
+        Some("paid")
+    );
+    refused_unchanged!(
+        t,
+        t.top_up_with(allowed("H3", "4000.00", Delivery::Wallet)),
+        "cap_exceeded",
+        Some("paid")
+    );
     t.assert_sound().await;
 }
 

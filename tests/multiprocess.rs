@@ -231,6 +231,7 @@ async fn seed(app: &App) -> Vec<String> {
             paid: Amount::parse(paid).expect("amount"),
             method: PayMethod::Cash,
             deliver,
+            bonus: Default::default(),
         })
     };
     for h in HOUSEHOLDS {

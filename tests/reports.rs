@@ -78,6 +78,7 @@ fn top_up_at(
         paid: y(paid),
         method,
         deliver,
+        bonus: Default::default(),
     }
 }
 

@@ -25,6 +25,7 @@ async fn top_up(app: &App, paid: i64) -> i64 {
             paid: Amount::from_yuan(paid),
             method: PayMethod::Cash,
             deliver: Delivery::Wallet,
+            bonus: Default::default(),
         }))
         .await
         .expect("store")

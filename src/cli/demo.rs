@@ -1075,6 +1075,7 @@ impl<'a> Sim<'a> {
                 paid: Amount::from_yuan(yuan),
                 method,
                 deliver,
+                bonus: Default::default(),
             }),
         ))
     }

@@ -33,6 +33,9 @@ pub(crate) fn overflow() -> OpError {
 pub struct TopUpTerms {
     pub bonus: Amount,
     pub credited: Amount,
+    /// The bonus is less than the policy's rate gives, because the monthly cap allowed no more
+    /// (only with [`BonusRule::Allowed`]).
+    pub capped: bool,
 }
 
 /// What the policy weighs about the household at the moment of the top-up.
@@ -48,13 +51,14 @@ pub struct TopUpFacts<'a> {
 }
 
 /// The terms of paying `paid` by `method` under `policy`, or the refusal a cashier can explain,
-/// checked in this order: method, whole units, eligibility, monthly bonus cap, wallet or
-/// voucher cap.
+/// checked in this order: method, whole units, eligibility, monthly bonus cap (which
+/// `BonusRule::Allowed` turns into a smaller bonus), wallet or voucher cap.
 pub fn top_up_terms(
     policy: &Versioned<TopupPolicy>,
     paid: Amount,
     method: PayMethod,
     deliver: Delivery,
+    bonus_rule: BonusRule,
     facts: &TopUpFacts<'_>,
 ) -> Result<TopUpTerms, Rejection> {
     let rules = &policy.rules;
@@ -65,7 +69,7 @@ pub fn top_up_terms(
             method: method.as_str().into(),
         });
     }
-    let bonus = match rules.bonus_for(paid) {
+    let full_bonus = match rules.bonus_for(paid) {
         Ok(b) => b.bonus,
         Err(TopupRuleError::NotWholeUnits { unit }) => {
             return Err(Rejection::NotWholeUnits {
@@ -98,16 +102,21 @@ pub fn top_up_terms(
     }
     let bonus_after = facts
         .bonus_this_month
-        .checked_add(bonus)
+        .checked_add(full_bonus)
         .ok_or_else(overflow)?;
-    if bonus_after > rules.monthly_bonus_cap {
+    let capped = bonus_after > rules.monthly_bonus_cap;
+    let bonus = if !capped {
+        full_bonus
+    } else if bonus_rule == BonusRule::Allowed {
+        rules.bonus_room(facts.bonus_this_month)
+    } else {
         return Err(Rejection::CapExceeded {
             field: "paid".into(),
             cap: "monthly bonus".into(),
             limit: rules.monthly_bonus_cap,
             available: rules.bonus_room(facts.bonus_this_month),
         });
-    }
+    };
     let credited = paid.checked_add(bonus).ok_or_else(overflow)?;
     match deliver {
         Delivery::Wallet => {
@@ -139,5 +148,9 @@ pub fn top_up_terms(
             }
         }
     }
-    Ok(TopUpTerms { bonus, credited })
+    Ok(TopUpTerms {
+        bonus,
+        credited,
+        capped,
+    })
 }

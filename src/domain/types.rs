@@ -231,6 +231,17 @@ pub enum Delivery {
     Voucher,
 }
 
+/// What a top-up does when its bonus would pass the household's monthly bonus cap.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BonusRule {
+    /// The whole bonus or nothing: past the cap the top-up is refused.
+    #[default]
+    Full,
+    /// Accept the top-up with the bonus the cap still allows (possibly none).
+    Allowed,
+}
+
 /// 居民购物50元换55元: a resident pays `paid` and is credited paid + bonus.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TopUp {
@@ -240,6 +251,8 @@ pub struct TopUp {
     pub method: PayMethod,
     #[serde(default)]
     pub deliver: Delivery,
+    #[serde(default)]
+    pub bonus: BonusRule,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]

@@ -129,6 +129,7 @@ fn top_up(paid: &str) -> Command {
         paid: y(paid),
         method: PayMethod::Cash,
         deliver: Delivery::Wallet,
+        bonus: Default::default(),
     })
 }
 
@@ -258,6 +259,7 @@ fn a_voucher_top_up_takes_a_free_serial_and_the_voucher_can_be_spent_in_the_batc
         paid: y("50.00"),
         method: PayMethod::Wechat,
         deliver: Delivery::Voucher,
+        bonus: Default::default(),
     });
     let out = w.run(vec![(voucher, None)]);
     let Ok(Receipt::TopUp(r)) = &out[0].result else {

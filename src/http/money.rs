@@ -14,9 +14,9 @@ use super::error::{ApiError, Problem};
 use super::extract::{path_id, ApiJson, ClientIp, OptionalJson, Principal};
 use super::{submit, AppState, Key};
 use crate::domain::{
-    Command, CreditRefundReceipt, Delivery, Expense, PayMethod, PostedReceipt, RefundCredit,
-    RefundSale, Reverse, Role, Sale, SaleLine, SaleReceipt, SaleRefundReceipt, StockReceipt,
-    Tender, TenderType, TopUp, TopUpReceipt,
+    BonusRule, Command, CreditRefundReceipt, Delivery, Expense, PayMethod, PostedReceipt,
+    RefundCredit, RefundSale, Reverse, Role, Sale, SaleLine, SaleReceipt, SaleRefundReceipt,
+    StockReceipt, Tender, TenderType, TopUp, TopUpReceipt,
 };
 use crate::money::Amount;
 
@@ -41,6 +41,10 @@ pub struct TopUpRequest {
     method: PayMethod,
     #[serde(default)]
     deliver: Delivery,
+    /// `allowed`: past the monthly bonus cap, take the top-up with the bonus the cap still
+    /// allows (possibly none). Default `full`: past the cap the top-up is refused.
+    #[serde(default)]
+    bonus: BonusRule,
     /// Only an admin names the shop; a cashier's token fixes it.
     #[serde(default)]
     shop: Option<String>,
@@ -65,6 +69,7 @@ async fn post_topup(
         paid: req.paid,
         method: req.method,
         deliver: req.deliver,
+        bonus: req.bonus,
     });
     submit(
         &state,

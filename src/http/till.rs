@@ -14,8 +14,8 @@ use super::error::{ApiError, Problem};
 use super::extract::Principal;
 use super::AppState;
 use crate::domain::{
-    amount_within_ceiling, business_date, month_of, price_line, top_up_terms, Delivery, PayMethod,
-    Rejection, Role, TopUpFacts,
+    amount_within_ceiling, business_date, month_of, price_line, top_up_terms, BonusRule, Delivery,
+    PayMethod, Rejection, Role, TopUpFacts,
 };
 use crate::money::Amount;
 
@@ -39,6 +39,9 @@ pub struct QuoteQuery {
     /// Default wallet.
     #[serde(default)]
     deliver: Option<Delivery>,
+    /// Default `full` (refused past the monthly bonus cap); `allowed`: the bonus the cap allows.
+    #[serde(default)]
+    bonus: Option<BonusRule>,
     /// Only an admin names the shop; a cashier's token fixes it.
     #[serde(default)]
     shop: Option<String>,
@@ -60,6 +63,9 @@ pub struct TopUpQuote {
     /// Bonus already granted this month, and what the monthly cap still allows after this.
     bonus_this_month: Amount,
     bonus_room_after: Amount,
+    /// True when the monthly cap makes the bonus smaller than the policy's rate would
+    /// (only asked with `bonus=allowed`): the till says so before the resident pays.
+    bonus_capped: bool,
     /// `id@version` of the policy that would apply.
     policy: String,
     business_date: NaiveDate,
@@ -129,6 +135,7 @@ async fn get_topup_quote(
         paid,
         method,
         deliver,
+        q.bonus.unwrap_or_default(),
         &TopUpFacts {
             household: &household.code,
             compound: &household.compound,
@@ -156,6 +163,7 @@ async fn get_topup_quote(
         wallet_after,
         bonus_this_month,
         bonus_room_after: policy.rules.bonus_room(granted),
+        bonus_capped: terms.capped,
         policy: policy.reference.to_string(),
         business_date: today,
     }))

@@ -149,6 +149,7 @@ pub fn top_up_request(household: &str, paid: &str, deliver: Delivery) -> TopUp {
         paid: y(paid),
         method: PayMethod::Cash,
         deliver,
+        bonus: Default::default(),
     }
 }
 

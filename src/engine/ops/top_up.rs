@@ -35,11 +35,14 @@ pub(crate) fn top_up(
     let coop = &shop.coop;
     let bonus_so_far = state.bonus_in_month(household.id, &ctx.month())?;
     let wallet_before = wallet_balance(state, household.id, &coop.code)?;
-    let TopUpTerms { bonus, credited } = top_up_terms(
+    let TopUpTerms {
+        bonus, credited, ..
+    } = top_up_terms(
         policy,
         req.paid,
         req.method,
         req.deliver,
+        req.bonus,
         &TopUpFacts {
             household: &household.code,
             compound: &household.compound_code,
