@@ -821,6 +821,8 @@ async fn imported_master_data_is_chained_in_bounded_entries(backend: Backend) {
                 compound: "HX01".into(),
                 area_m2: rust_decimal::Decimal::new(5000 + i as i64, 2),
                 name: None,
+                building: None,
+                grid: None,
             },
         })
         .collect();

@@ -741,6 +741,9 @@ impl<'a> Sim<'a> {
                         compound: compound.code.into(),
                         area_m2,
                         name,
+                        // 24 flats to a building (楼栋), about 150 households to a grid (网格).
+                        building: Some(format!("{}栋", (n - 1) / 24 + 1)),
+                        grid: Some(format!("第{}网格", (n - 1) / 150 + 1)),
                     },
                 });
             }

@@ -243,6 +243,9 @@ pub struct HouseholdView {
     pub area_dm2: i64,
     pub name: Option<String>,
     pub link_version: i64,
+    /// 楼栋 and 网格, where the household carries them.
+    pub building: Option<String>,
+    pub grid: Option<String>,
     pub wallets: Vec<WalletView>,
     pub vouchers: Vec<VoucherRow>,
     /// Fee receivable: positive = owes, negative = prepaid.
@@ -512,6 +515,82 @@ pub trait Store: Send + Sync + 'static {
     /// A cooperative's catalogue, by SKU, at most [`MAX_CATALOG`] items (what a till sells
     /// from); `None` for an unknown cooperative.
     async fn catalog(&self, cooperative: &str) -> Result<Option<Vec<CatalogItem>>, StoreError>;
+
+    /// The programme's figures for the alliance's reports ([`crate::reports::alliance`]), read
+    /// on one snapshot from the tables the write path maintains per month (`programme_months`,
+    /// `coop_months`, migration 0015), the stored closes' results, settlements and master
+    /// data: thousands of rows however long the journal is. No personal data.
+    async fn programme_figures(&self) -> Result<ProgrammeFigures, StoreError>;
+}
+
+/// A compound as the alliance sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CompoundInfo {
+    pub code: String,
+    pub name: String,
+    pub company: String,
+    pub eligible: bool,
+    /// The day its company took it over (接管).
+    pub taken_over_on: Option<NaiveDate>,
+}
+
+/// Households of one compound, grid and building (empty text where households carry none)
+/// now, and how many of them hold wallet credit or an active voucher with a balance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlaceCount {
+    pub compound: String,
+    pub grid: String,
+    pub building: String,
+    pub households: u64,
+    pub holders: u64,
+}
+
+/// One row of `programme_months`: a compound, grid and building in a month (see migration
+/// 0015 for what each figure counts). Amounts in fen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProgrammeMonth {
+    pub compound: String,
+    pub grid: String,
+    pub building: String,
+    pub month: String,
+    pub bills: u64,
+    pub billed: Amount,
+    pub collected_in_month: Amount,
+    pub collected_late: Amount,
+    pub paid: Amount,
+    pub allocated: Amount,
+    pub topups: u64,
+    pub topup_households: u64,
+    pub credit_sold: Amount,
+    pub bonus_granted: Amount,
+    pub credit_spent: Amount,
+    pub spend_households: u64,
+}
+
+/// A cooperative's sales of a month by how they were paid, net of refunds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CoopMonth {
+    pub cooperative: String,
+    pub month: String,
+    pub credit_sales: Amount,
+    pub cash_sales: Amount,
+}
+
+/// Everything [`Store::programme_figures`] reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProgrammeFigures {
+    /// Company codes and names, by code.
+    pub companies: Vec<(String, String)>,
+    /// Cooperative codes, sorted.
+    pub cooperatives: Vec<String>,
+    pub compounds: Vec<CompoundInfo>,
+    pub places: Vec<PlaceCount>,
+    pub months: Vec<ProgrammeMonth>,
+    pub coop_months: Vec<CoopMonth>,
+    /// Each stored close: cooperative, month and its result (a `CloseReceipt` as JSON).
+    pub closes: Vec<(String, String, String)>,
+    /// Settlements summed by cooperative, company and month of their business date.
+    pub settlements: Vec<(String, String, String, Amount)>,
 }
 
 /// The most catalogue items [`Store::catalog`] returns.
@@ -732,6 +811,173 @@ where
             catalog: &catalog,
         },
     ))
+}
+
+/// The row of `programme_months` as read: compound, grid, building, month and twelve figures.
+type ProgrammeRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// [`Store::programme_figures`] for both backends, inside the caller's read snapshot. The SQL is
+/// the same text on both: integer sums are cast back to integers (PostgreSQL sums to numeric),
+/// `eligible` is read through a CASE (0/1 on SQLite, a boolean on PostgreSQL).
+pub(crate) async fn programme_figures_in<DB>(
+    conn: &mut DB::Connection,
+) -> Result<ProgrammeFigures, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    (String, String): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String, String): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String, String, i64, Option<String>): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String, String, i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String, i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String, String, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+    ProgrammeRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let companies: Vec<(String, String)> =
+        rows_of::<DB, _>(conn, "SELECT code, name FROM companies ORDER BY code").await?;
+    let cooperatives: Vec<(String,)> =
+        rows_of::<DB, _>(conn, "SELECT code FROM cooperatives ORDER BY code").await?;
+    let compounds: Vec<(String, String, String, i64, Option<String>)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, c.name, k.code, CASE WHEN c.eligible THEN 1 ELSE 0 END, c.taken_over_on
+         FROM compounds c JOIN companies k ON k.id = c.company_id ORDER BY c.code",
+    )
+    .await?;
+    // Holders now: a wallet with credit, or an active voucher of the household with a balance.
+    let places: Vec<(String, String, String, i64, i64)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, COALESCE(h.grid, ''), COALESCE(h.building, ''), COUNT(*),
+            CAST(SUM(CASE WHEN EXISTS (
+                    SELECT 1 FROM accounts a WHERE a.owner_kind = 'household' AND a.owner_id = h.id
+                      AND a.name LIKE 'wallet:%' AND a.balance > 0)
+                 OR EXISTS (
+                    SELECT 1 FROM vouchers v JOIN accounts va ON va.owner_kind = 'voucher' AND va.owner_id = v.id
+                    WHERE v.household_id = h.id AND v.status = 'active' AND va.balance > 0)
+                 THEN 1 ELSE 0 END) AS BIGINT)
+         FROM households h JOIN compounds c ON c.id = h.compound_id
+         GROUP BY c.code, COALESCE(h.grid, ''), COALESCE(h.building, '')
+         ORDER BY 1, 2, 3",
+    )
+    .await?;
+    let months: Vec<ProgrammeRow> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, p.grid, p.building, p.month, p.bills, p.billed, p.collected_in_month,
+            p.collected_late, p.paid, p.allocated, p.topups, p.topup_households, p.credit_sold,
+            p.bonus_granted, p.credit_spent, p.spend_households
+         FROM programme_months p JOIN compounds c ON c.id = p.compound_id
+         ORDER BY c.code, p.month, p.grid, p.building",
+    )
+    .await?;
+    let coop_months: Vec<(String, String, i64, i64)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, m.month, m.credit_sales, m.cash_sales
+         FROM coop_months m JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY 1, 2",
+    )
+    .await?;
+    let closes: Vec<(String, String, String)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, m.month, m.result FROM month_closes m
+         JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY 1, 2",
+    )
+    .await?;
+    let settlements: Vec<(String, String, String, i64)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, k.code, substr(s.business_date, 1, 7), CAST(SUM(s.amount) AS BIGINT)
+         FROM settlements s JOIN cooperatives c ON c.id = s.cooperative_id
+         JOIN companies k ON k.id = s.company_id
+         GROUP BY c.code, k.code, substr(s.business_date, 1, 7) ORDER BY 1, 2, 3",
+    )
+    .await?;
+    let fen = Amount::from_fen;
+    Ok(ProgrammeFigures {
+        companies,
+        cooperatives: cooperatives.into_iter().map(|(c,)| c).collect(),
+        compounds: compounds
+            .into_iter()
+            .map(|(code, name, company, eligible, taken)| {
+                Ok(CompoundInfo {
+                    code,
+                    name,
+                    company,
+                    eligible: eligible != 0,
+                    taken_over_on: taken
+                        .map(|d| {
+                            NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                                .map_err(|e| StoreError(format!("takeover date {d:?}: {e}")))
+                        })
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        places: places
+            .into_iter()
+            .map(|(compound, grid, building, households, holders)| PlaceCount {
+                compound,
+                grid,
+                building,
+                households: count(households),
+                holders: count(holders),
+            })
+            .collect(),
+        months: months
+            .into_iter()
+            .map(|r| ProgrammeMonth {
+                compound: r.0,
+                grid: r.1,
+                building: r.2,
+                month: r.3,
+                bills: count(r.4),
+                billed: fen(r.5),
+                collected_in_month: fen(r.6),
+                collected_late: fen(r.7),
+                paid: fen(r.8),
+                allocated: fen(r.9),
+                topups: count(r.10),
+                topup_households: count(r.11),
+                credit_sold: fen(r.12),
+                bonus_granted: fen(r.13),
+                credit_spent: fen(r.14),
+                spend_households: count(r.15),
+            })
+            .collect(),
+        coop_months: coop_months
+            .into_iter()
+            .map(|(cooperative, month, credit, cash)| CoopMonth {
+                cooperative,
+                month,
+                credit_sales: fen(credit),
+                cash_sales: fen(cash),
+            })
+            .collect(),
+        closes,
+        settlements: settlements
+            .into_iter()
+            .map(|(c, k, m, a)| (c, k, m, fen(a)))
+            .collect(),
+    })
 }
 
 #[cfg(test)]
