@@ -393,7 +393,8 @@ mod tests {
 
     #[test]
     fn building_and_grid_are_optional_columns() {
-        let f = write("code,compound,area_m2,grid,building\nA,HX01,80.5,第1网格,3栋\nB,HX01,70,,\n");
+        let f =
+            write("code,compound,area_m2,grid,building\nA,HX01,80.5,第1网格,3栋\nB,HX01,70,,\n");
         let table = read_csv(
             f.path(),
             &["code", "compound", "area_m2"],

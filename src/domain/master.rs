@@ -444,13 +444,11 @@ pub(crate) async fn create_token<T: Tx>(tx: &mut T, t: &NewToken) -> OpResult<Cr
     match (needs, t.scope.as_deref()) {
         (None, None) => {}
         (None, Some(_)) => {
-            return Err(
-                Rejection::invalid(
-                    "scope",
-                    format!("an {} token is not bound to anything", t.role.as_str()),
-                )
-                .into(),
+            return Err(Rejection::invalid(
+                "scope",
+                format!("an {} token is not bound to anything", t.role.as_str()),
             )
+            .into())
         }
         (Some(what), None) => {
             return Err(Rejection::invalid(

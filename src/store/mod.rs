@@ -934,13 +934,15 @@ where
             .collect::<Result<_, StoreError>>()?,
         places: places
             .into_iter()
-            .map(|(compound, grid, building, households, holders)| PlaceCount {
-                compound,
-                grid,
-                building,
-                households: count(households),
-                holders: count(holders),
-            })
+            .map(
+                |(compound, grid, building, households, holders)| PlaceCount {
+                    compound,
+                    grid,
+                    building,
+                    households: count(households),
+                    holders: count(holders),
+                },
+            )
             .collect(),
         months: months
             .into_iter()

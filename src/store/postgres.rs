@@ -686,7 +686,9 @@ impl Store for PostgresStore {
 
     async fn programme_figures(&self) -> Result<ProgrammeFigures, StoreError> {
         let mut conn = self.read.acquire().await?;
-        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *conn).await?;
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *conn)
+            .await?;
         let figures = super::programme_figures_in::<sqlx::Postgres>(&mut conn).await;
         sqlx::query("COMMIT").execute(&mut *conn).await?;
         figures
