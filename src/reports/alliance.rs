@@ -46,11 +46,12 @@ impl Ratio {
         if whole == 0 {
             return None;
         }
-        let r = Decimal::from(part).checked_div(Decimal::from(whole))?;
-        Some(Ratio(r.round_dp_with_strategy(
-            4,
-            RoundingStrategy::MidpointAwayFromZero,
-        )))
+        let mut r = Decimal::from(part)
+            .checked_div(Decimal::from(whole))?
+            .round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero);
+        // Always four places: 0.5000, not 0.5.
+        r.rescale(4);
+        Some(Ratio(r))
     }
 }
 
@@ -822,6 +823,14 @@ mod tests {
         assert_eq!(
             Ratio::of(1, 800).map(|r| r.0.to_string()),
             Some("0.0013".into())
+        );
+        assert_eq!(
+            Ratio::of(1, 2).map(|r| r.0.to_string()),
+            Some("0.5000".into())
+        );
+        assert_eq!(
+            Ratio::of(0, 2).map(|r| r.0.to_string()),
+            Some("0.0000".into())
         );
         assert_eq!(Ratio::of(5, 0), None);
     }

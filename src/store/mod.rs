@@ -862,7 +862,7 @@ where
         rows_of::<DB, _>(conn, "SELECT code FROM cooperatives ORDER BY code").await?;
     let compounds: Vec<(String, String, String, i64, Option<String>)> = rows_of::<DB, _>(
         conn,
-        "SELECT c.code, c.name, k.code, CASE WHEN c.eligible THEN 1 ELSE 0 END, c.taken_over_on
+        "SELECT c.code, c.name, k.code, CAST(CASE WHEN c.eligible THEN 1 ELSE 0 END AS BIGINT), c.taken_over_on
          FROM compounds c JOIN companies k ON k.id = c.company_id ORDER BY c.code",
     )
     .await?;
