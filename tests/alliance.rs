@@ -1023,6 +1023,112 @@ async fn the_alliance_reads_everything_writes_nothing_and_sees_no_one(backend: B
 }
 
 // ---------------------------------------------------------------------------------------------
+// The demo and the command line
+// ---------------------------------------------------------------------------------------------
+
+fn hongxin(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hongxin"))
+        .current_dir(dir)
+        .env_remove("HONGXIN_DATABASE")
+        .env_remove("HONGXIN_KEY_FILE")
+        .env_remove("HONGXIN_CONFIG")
+        .env_remove("HONGXIN_POLICIES")
+        .env("HONGXIN_TODAY", "2026-11-20")
+        .args(["--policies", &repo_policies().display().to_string()])
+        .args(["--database", "sqlite://demo.db"])
+        .args(args)
+        .output()
+        .expect("run hongxin")
+}
+
+/// The demo fills grids, buildings and takeover dates and prints an alliance token; the admin
+/// sets and clears a takeover date from the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_has_grids_and_takeovers_and_the_command_line_sets_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = hongxin(dir.path(), &["demo", "--households", "400", "--weeks", "5"]);
+    let out = String::from_utf8_lossy(&demo.stdout).into_owned();
+    assert!(
+        demo.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("alliance") && l.contains(" hx_")),
+        "{out}"
+    );
+    assert!(out.contains("/alliance"), "{out}");
+    let set = hongxin(
+        dir.path(),
+        &[
+            "compound",
+            "takeover",
+            "--compound",
+            "HX12",
+            "--date",
+            "2026-10-08",
+        ],
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let cleared = hongxin(
+        dir.path(),
+        &["compound", "takeover", "--compound", "HX01", "--clear"],
+    );
+    assert!(
+        cleared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cleared.stderr)
+    );
+    let unknown = hongxin(
+        dir.path(),
+        &["compound", "takeover", "--compound", "NOPE", "--clear"],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not_found"));
+    let neither = hongxin(dir.path(), &["compound", "takeover", "--compound", "HX01"]);
+    assert_eq!(neither.status.code(), Some(2));
+
+    let settings = hongxin::app::Settings {
+        database: format!("sqlite://{}", dir.path().join("demo.db").display()),
+        policies_dir: repo_policies(),
+        key_file: None,
+        today: Some(date("2026-11-20")),
+    };
+    let app = hongxin::app::App::open(&settings)
+        .await
+        .expect("open the demo");
+    let r = alliance::alliance(app.store.as_ref(), date("2026-11-20"), None)
+        .await
+        .expect("report");
+    assert_eq!(r.households, 400);
+    assert!(
+        r.grids.iter().all(|g| g.grid.starts_with('第')),
+        "{:?}",
+        r.grids
+    );
+    assert!(r.buildings.len() > r.grids.len());
+    assert!(r.grids.iter().any(|g| g.fees.billed.is_positive()));
+    let takeover = |code: &str| {
+        r.compounds
+            .iter()
+            .find(|c| c.compound == code)
+            .and_then(|c| c.taken_over_on)
+    };
+    assert_eq!(takeover("HX12"), Some(date("2026-10-08")));
+    assert_eq!(takeover("HX01"), None);
+    assert!(
+        takeover("HX02").is_some(),
+        "the demo dates the programme's compounds"
+    );
+    assert!(r.totals.iter().any(|m| m.participation.topups > 0));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Every body above on every backend
 // ---------------------------------------------------------------------------------------------
 
