@@ -81,6 +81,17 @@ fn the_alliance_page_shows_the_api_figures_beside_its_charts() {
             ctx.text("#summary-households").await,
             summary["households"].to_string()
         );
+        let coop_month = &summary["cooperatives"][0]["month"];
+        assert_eq!(
+            ctx.text("#summary-body dd.summary-sales[data-cooperative=\"COOP\"]")
+                .await,
+            format!(
+                "{} ({} / {})",
+                yuan(&coop_month["sales"]),
+                yuan(&coop_month["credit_sales"]),
+                yuan(&coop_month["cash_sales"])
+            )
+        );
         for c in summary["compounds"].as_array().expect("compounds") {
             let row = format!(
                 "#summary-compounds tr[data-compound=\"{}\"]",

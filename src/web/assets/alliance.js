@@ -240,7 +240,7 @@
 
   const W = 640;
   const H = 260;
-  const PAD = { left: 44, right: 12, top: 14, bottom: 40 };
+  const PAD = { left: 60, right: 36, top: 14, bottom: 40 };
 
   function svgEl(tag, attrs, ...children) {
     return el(tag, Object.assign({ svg: true }, attrs), ...children);
@@ -364,7 +364,7 @@
       el('dt', null, t('alliance.summary.covered')), el('dd', { id: 'summary-covered' }, pct(f.covered_by_cooperative)),
       el('dt', null, t('alliance.summary.topup_share')), el('dd', { id: 'summary-topups' }, `${p.topup_households} (${pct(p.topup_share)})`),
       el('dt', null, t('alliance.summary.credit_sold')), el('dd', { id: 'summary-credit' }, `${money(p.credit_sold)} / ${money(p.bonus_granted)}`),
-      coops,
+      coops.flat(),
     );
     const compounds = table('summary-compounds', [
       { head: t('alliance.col.compound'), cell: (c) => `${c.compound} ${c.name}` },
@@ -441,7 +441,7 @@
       { name: t('alliance.legend.credit'), cls: 'bar-credit' },
       { name: t('alliance.legend.cash'), cls: 'bar-cash' },
       { name: t('alliance.legend.pool'), cls: 'bar-pool' },
-    ], max, (v) => money(HX.amount(BigInt(Math.round(v)))));
+    ], max, (v) => `¥${Math.round(v / 100)}`);
     $('#coop-chart').replaceChildren(svg, legend);
     const close = (x, f) => (x.m.close ? money(f(x.m.close)) : '—');
     $('#coop-table').replaceChildren(table('coop-months', [
