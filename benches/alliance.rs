@@ -187,7 +187,11 @@ async fn main() {
             .checked_add_months(Months::new(m as u32))
             .expect("month");
         let month = format!("{}-{:02}", month_start.year(), month_start.month());
-        let day = |d: u64| month_start.checked_add_days(chrono::Days::new(d)).expect("day");
+        let day = |d: u64| {
+            month_start
+                .checked_add_days(chrono::Days::new(d))
+                .expect("day")
+        };
         // The close of the month before, on the 2nd.
         clock.set(day(1));
         if m > 0 {
@@ -291,7 +295,10 @@ async fn main() {
                 }))
                 .await;
         }
-        eprintln!("  {month} written ({:.0} s so far)", started.elapsed().as_secs_f64());
+        eprintln!(
+            "  {month} written ({:.0} s so far)",
+            started.elapsed().as_secs_f64()
+        );
     }
     let built = started.elapsed();
 
@@ -308,9 +315,12 @@ async fn main() {
         }),
     )
     .await;
-    let running = Running::start(AppState::new(app.clone(), HttpConfig::default()), "127.0.0.1:0")
-        .await
-        .expect("serve");
+    let running = Running::start(
+        AppState::new(app.clone(), HttpConfig::default()),
+        "127.0.0.1:0",
+    )
+    .await
+    .expect("serve");
     let base = format!("http://{}", running.addr);
     let client = reqwest::Client::new();
 

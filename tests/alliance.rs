@@ -568,6 +568,9 @@ async fn fee_figures_agree_with_the_model_and_the_statements(backend: Backend) {
 
 async fn participation_and_cooperative_figures_agree_with_the_closes(backend: Backend) {
     let built = build(backend).await;
+    // verify recomputes the maintained figures from the ledger, and they hold.
+    let checked = built.l.app.store.verify().await.expect("verify");
+    assert!(checked.ok(), "{checked:?}");
     let r = report(&built.l, None).await;
 
     for ((compound, month), (count, households, paid, bonus)) in &built.topups {

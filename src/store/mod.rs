@@ -813,6 +813,236 @@ where
     ))
 }
 
+type PlaceMonth = (i64, String, String, String);
+type FourFigures = (i64, String, String, String, i64, i64, i64, i64);
+type StoredProgramme = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+/// The figures of `programme_months` that `verify` proves, in this order.
+const PROGRAMME_FIGURES: [&str; 11] = [
+    "bills",
+    "billed",
+    "collected (in month + late)",
+    "paid",
+    "allocated",
+    "topups",
+    "topup_households",
+    "credit_sold",
+    "bonus_granted",
+    "credit_spent",
+    "spend_households",
+];
+
+/// `programme_months` and `coop_months` (migration 0015) held to what they summarise, for
+/// `verify`: bills and how much of them is settled from `fee_bills`; payments and each close's
+/// allocations from the journal's postings to households' fee accounts; top-ups and wallet
+/// spending from the till's records; sales by tender, less refunds by the refund's date. The
+/// split of what was collected between "in the month" and "late" depends on the order the money
+/// came in and is not recomputed; their sum is. One body for both backends, in `verify`'s
+/// snapshot.
+pub(crate) async fn programme_problem<DB>(
+    conn: &mut DB::Connection,
+) -> Result<Option<String>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    FourFigures: for<'r> sqlx::FromRow<'r, DB::Row>,
+    StoredProgramme: for<'r> sqlx::FromRow<'r, DB::Row>,
+    (i64, String, i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    const PLACE: &str = "h.compound_id, COALESCE(h.grid, ''), COALESCE(h.building, '')";
+    let mut want: BTreeMap<PlaceMonth, [i64; 11]> = BTreeMap::new();
+    let mut add = |rows: Vec<FourFigures>, slots: [Option<usize>; 4]| {
+        for (c, g, b, m, v0, v1, v2, v3) in rows {
+            let figures = want.entry((c, g, b, m)).or_default();
+            for (slot, v) in slots.iter().zip([v0, v1, v2, v3]) {
+                if let Some(i) = slot {
+                    figures[*i] += v;
+                }
+            }
+        }
+    };
+    let zero = "CAST(0 AS BIGINT)";
+    add(
+        rows_of_dynamic::<DB, _>(
+            conn,
+            format!(
+                "SELECT {PLACE}, b.month, COUNT(*), CAST(SUM(b.amount) AS BIGINT),
+                    CAST(SUM(b.settled) AS BIGINT), {zero}
+                 FROM fee_bills b JOIN households h ON h.id = b.household_id
+                 GROUP BY {PLACE}, b.month"
+            ),
+        )
+        .await?,
+        [Some(0), Some(1), Some(2), None],
+    );
+    add(
+        rows_of_dynamic::<DB, _>(
+            conn,
+            format!(
+                "SELECT {PLACE}, substr(e.business_date, 1, 7), CAST(SUM(-p.amount) AS BIGINT),
+                    {zero}, {zero}, {zero}
+                 FROM entries e JOIN postings p ON p.entry_id = e.id
+                 JOIN accounts a ON a.id = p.account_id JOIN households h ON h.id = a.owner_id
+                 WHERE e.kind = 'fee_payment' AND a.owner_kind = 'household' AND a.name = 'fees'
+                 GROUP BY {PLACE}, substr(e.business_date, 1, 7)"
+            ),
+        )
+        .await?,
+        [Some(3), None, None, None],
+    );
+    add(
+        rows_of_dynamic::<DB, _>(
+            conn,
+            format!(
+                "SELECT {PLACE}, m.month, CAST(SUM(-p.amount) AS BIGINT), {zero}, {zero}, {zero}
+                 FROM month_closes m JOIN postings p ON p.entry_id = m.entry_id
+                 JOIN accounts a ON a.id = p.account_id JOIN households h ON h.id = a.owner_id
+                 WHERE a.owner_kind = 'household' AND a.name = 'fees'
+                 GROUP BY {PLACE}, m.month"
+            ),
+        )
+        .await?,
+        [Some(4), None, None, None],
+    );
+    add(
+        rows_of_dynamic::<DB, _>(
+            conn,
+            format!(
+                "SELECT {PLACE}, t.month, COUNT(*), COUNT(DISTINCT t.household_id),
+                    CAST(SUM(t.paid) AS BIGINT), CAST(SUM(t.bonus) AS BIGINT)
+                 FROM topups t JOIN households h ON h.id = t.household_id
+                 GROUP BY {PLACE}, t.month"
+            ),
+        )
+        .await?,
+        [Some(5), Some(6), Some(7), Some(8)],
+    );
+    add(
+        rows_of_dynamic::<DB, _>(
+            conn,
+            format!(
+                "SELECT {PLACE}, substr(s.business_date, 1, 7), CAST(SUM(t.amount) AS BIGINT),
+                    COUNT(DISTINCT t.household_id), {zero}, {zero}
+                 FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
+                 JOIN households h ON h.id = t.household_id
+                 WHERE t.type = 'wallet'
+                 GROUP BY {PLACE}, substr(s.business_date, 1, 7)"
+            ),
+        )
+        .await?,
+        [Some(9), Some(10), None, None],
+    );
+    let stored: Vec<StoredProgramme> = rows_of::<DB, _>(
+        conn,
+        "SELECT compound_id, grid, building, month, bills, billed,
+            collected_in_month + collected_late, paid, allocated, topups, topup_households,
+            credit_sold, bonus_granted, credit_spent, spend_households
+         FROM programme_months",
+    )
+    .await?;
+    let mut have: BTreeMap<PlaceMonth, [i64; 11]> = BTreeMap::new();
+    for r in stored {
+        have.insert(
+            (r.0, r.1, r.2, r.3),
+            [r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12, r.13, r.14],
+        );
+    }
+    let keys: std::collections::BTreeSet<&PlaceMonth> = want.keys().chain(have.keys()).collect();
+    for key in keys {
+        let w = want.get(key).copied().unwrap_or_default();
+        let h = have.get(key).copied().unwrap_or_default();
+        if let Some(i) = (0..w.len()).find(|&i| w[i] != h[i]) {
+            let (compound, grid, building, month) = key;
+            return Ok(Some(format!(
+                "programme_months: compound {compound}, grid {grid:?}, building {building:?}, \
+                 {month}: {} is {} but the ledger says {}",
+                PROGRAMME_FIGURES[i], h[i], w[i]
+            )));
+        }
+    }
+
+    let mut want: BTreeMap<(i64, String), [i64; 2]> = BTreeMap::new();
+    for (sign, sql) in [
+        (
+            1,
+            "SELECT s.cooperative_id, substr(s.business_date, 1, 7),
+                CAST(SUM(CASE WHEN t.type IN ('wallet', 'voucher') THEN t.amount ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN t.type IN ('wallet', 'voucher') THEN 0 ELSE t.amount END) AS BIGINT)
+             FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
+             GROUP BY s.cooperative_id, substr(s.business_date, 1, 7)",
+        ),
+        (
+            -1,
+            "SELECT s.cooperative_id, substr(e.business_date, 1, 7),
+                CAST(SUM(CASE WHEN t.type IN ('wallet', 'voucher') THEN r.amount ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN t.type IN ('wallet', 'voucher') THEN 0 ELSE r.amount END) AS BIGINT)
+             FROM sale_refund_tenders r JOIN sales s ON s.id = r.sale_id
+             JOIN sale_tenders t ON t.sale_id = r.sale_id AND t.idx = r.idx
+             JOIN entries e ON e.id = r.entry_id
+             GROUP BY s.cooperative_id, substr(e.business_date, 1, 7)",
+        ),
+    ] {
+        let rows: Vec<(i64, String, i64, i64)> = rows_of::<DB, _>(conn, sql).await?;
+        for (coop, month, credit, cash) in rows {
+            let w = want.entry((coop, month)).or_default();
+            w[0] += sign * credit;
+            w[1] += sign * cash;
+        }
+    }
+    let stored: Vec<(i64, String, i64, i64)> = rows_of::<DB, _>(
+        conn,
+        "SELECT cooperative_id, month, credit_sales, cash_sales FROM coop_months",
+    )
+    .await?;
+    let have: BTreeMap<(i64, String), [i64; 2]> = stored
+        .into_iter()
+        .map(|(c, m, credit, cash)| ((c, m), [credit, cash]))
+        .collect();
+    let keys: std::collections::BTreeSet<&(i64, String)> = want.keys().chain(have.keys()).collect();
+    for key in keys {
+        let w = want.get(key).copied().unwrap_or_default();
+        let h = have.get(key).copied().unwrap_or_default();
+        if w != h {
+            return Ok(Some(format!(
+                "coop_months: cooperative {}, {}: credit and cash sales are {} and {} but the \
+                 till's records say {} and {}",
+                key.0, key.1, h[0], h[1], w[0], w[1]
+            )));
+        }
+    }
+    Ok(None)
+}
+
+async fn rows_of_dynamic<DB, T>(
+    conn: &mut DB::Connection,
+    sql: String,
+) -> Result<Vec<T>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    T: Send + Unpin + for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    Ok(sqlx::query_as::<DB, T>(&sql).fetch_all(&mut *conn).await?)
+}
+
 /// The row of `programme_months` as read: compound, grid, building, month and twelve figures.
 type ProgrammeRow = (
     String,

@@ -1196,6 +1196,9 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         {
             report.fail(p);
         }
+        if let Some(p) = super::programme_problem::<sqlx::Postgres>(&mut *conn).await? {
+            report.fail(p);
+        }
         // The head every writer extends the chain from must be the chain's last entry.
         let (seq, hash, date): (i64, String, Option<String>) =
             sqlx::query_as("SELECT seq, hash, business_date FROM chain_head WHERE id = 1")

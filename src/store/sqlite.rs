@@ -1174,6 +1174,9 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
         {
             report.fail(p);
         }
+        if let Some(p) = super::programme_problem::<sqlx::Sqlite>(&mut *conn).await? {
+            report.fail(p);
+        }
     }
     Ok(report)
 }
