@@ -678,6 +678,108 @@ async fn participation_and_cooperative_figures_agree_with_the_closes(backend: Ba
     assert_eq!(s.totals.fees.billed.fen(), billed);
 }
 
+/// The statements at the end of migration 0015 that fill the new tables from what a database
+/// already held, for this backend.
+fn backfill_sql(backend: Backend) -> String {
+    let dir = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let path = format!(
+        "{}/migrations/{dir}/0015_alliance.sql",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).expect("the migration");
+    let (_, backfill) = text
+        .split_once("-- What was written before these tables existed")
+        .expect("the backfill part");
+    // The rest of the marker's comment line stays a comment.
+    format!("--{backfill}")
+}
+
+async fn exec(l: &TestLedger, sql: &str) {
+    use sqlx::Connection;
+    match l.backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&l.settings.database)
+                .await
+                .expect("connect");
+            sqlx::raw_sql(sql).execute(&mut c).await.expect(sql);
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&l.settings.database)
+                .await
+                .expect("connect");
+            sqlx::raw_sql(sql).execute(&mut c).await.expect(sql);
+        }
+    }
+}
+
+/// Per compound and month, the maintained figures with the collected split summed.
+fn by_compound(f: &hongxin::store::ProgrammeFigures) -> BTreeMap<(String, String), [i64; 11]> {
+    let mut out: BTreeMap<(String, String), [i64; 11]> = BTreeMap::new();
+    for m in &f.months {
+        let slot = out
+            .entry((m.compound.clone(), m.month.clone()))
+            .or_default();
+        let add = [
+            m.bills as i64,
+            m.billed.fen(),
+            m.collected_in_month.fen() + m.collected_late.fen(),
+            m.paid.fen(),
+            m.allocated.fen(),
+            m.topups as i64,
+            m.topup_households as i64,
+            m.credit_sold.fen(),
+            m.bonus_granted.fen(),
+            m.credit_spent.fen(),
+            m.spend_households as i64,
+        ];
+        for (s, a) in slot.iter_mut().zip(add) {
+            *s += a;
+        }
+    }
+    out
+}
+
+/// A database written before migration 0015 gets the same figures from its backfill as the
+/// write path would have kept (the split of collected money aside, which it cannot know).
+async fn the_migration_fills_the_figures_of_an_existing_ledger(backend: Backend) {
+    let built = build(backend).await;
+    let l = &built.l;
+    let kept = l.app.store.programme_figures().await.expect("figures");
+    // As the database was before the migration: no grids, no figures.
+    exec(
+        l,
+        "UPDATE households SET grid = NULL, building = NULL;
+         DELETE FROM programme_months; DELETE FROM coop_months;",
+    )
+    .await;
+    assert!(l
+        .app
+        .store
+        .programme_figures()
+        .await
+        .unwrap()
+        .months
+        .is_empty());
+    exec(l, &backfill_sql(backend)).await;
+    let filled = l.app.store.programme_figures().await.expect("figures");
+    assert_eq!(by_compound(&filled), by_compound(&kept));
+    assert!(filled
+        .months
+        .iter()
+        .all(|m| m.grid.is_empty() && m.building.is_empty()));
+    assert!(filled
+        .months
+        .iter()
+        .all(|m| m.collected_late == Amount::ZERO));
+    assert_eq!(filled.coop_months, kept.coop_months);
+    assert!(!kept.coop_months.is_empty() && !kept.months.is_empty());
+    let checked = l.app.store.verify().await.expect("verify");
+    assert!(checked.ok(), "{checked:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Who may read it, and what it shows
 // ---------------------------------------------------------------------------------------------
@@ -1162,5 +1264,6 @@ macro_rules! on_every_backend {
 on_every_backend! {
     fee_figures_agree_with_the_model_and_the_statements,
     participation_and_cooperative_figures_agree_with_the_closes,
+    the_migration_fills_the_figures_of_an_existing_ledger,
     the_alliance_reads_everything_writes_nothing_and_sees_no_one,
 }
