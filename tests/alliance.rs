@@ -70,11 +70,14 @@ enum Event {
     Close(&'static str),
 }
 
+/// Top-ups per (compound, month): (count, households, paid, bonus).
+type Topups = BTreeMap<(String, String), (u64, Vec<String>, Amount, Amount)>;
+
 struct Built {
     l: TestLedger,
     events: Vec<Event>,
     /// Top-ups per (compound, month): (count, households, paid, bonus).
-    topups: BTreeMap<(String, String), (u64, Vec<String>, Amount, Amount)>,
+    topups: Topups,
     closes: BTreeMap<String, CloseReceipt>,
 }
 
@@ -144,8 +147,7 @@ async fn build(backend: Backend) -> Built {
         .await;
     assert!(matches!(r, Ok(Receipt::Created(_))), "{r:?}");
 
-    let mut topups: BTreeMap<(String, String), (u64, Vec<String>, Amount, Amount)> =
-        BTreeMap::new();
+    let mut topups = Topups::new();
     let mut topup = |household: &str, month: &str, paid: Amount, bonus: Amount| {
         let (compound, _, _) = place(household);
         let t = topups
@@ -1104,6 +1106,45 @@ async fn the_alliance_reads_everything_writes_nothing_and_sees_no_one(backend: B
         .find(|c| c.compound == "HX02")
         .unwrap();
     assert_eq!(hx02.taken_over_on, None);
+
+    // An admin adds a household with its building and grid; a blank grid names the field.
+    let post = reqwest::Method::POST;
+    let (status, _, body) = call(
+        &base,
+        post.clone(),
+        Some(ADMIN),
+        "/v1/households",
+        Some(json!({"code": "Z9", "compound": "HX02", "area_m2": "50", "grid": "第3网格", "building": "9栋"})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, body) = call(
+        &base,
+        post,
+        Some(ADMIN),
+        "/v1/households",
+        Some(json!({"code": "Z8", "compound": "HX02", "area_m2": "50", "grid": " "})),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 422);
+    assert_eq!(json_of(&body)["field"], json!("grid"));
+    let (_, _, body) = call(&base, get.clone(), Some(ADMIN), "/v1/households/Z9", None).await;
+    let z9 = json_of(&body);
+    assert_eq!(
+        (z9["grid"].clone(), z9["building"].clone()),
+        (json!("第3网格"), json!("9栋"))
+    );
+    let places = report(l, None).await.grids;
+    let grid3 = places
+        .iter()
+        .find(|g| g.compound == "HX02" && g.grid == "第3网格")
+        .expect("the new grid");
+    assert_eq!((grid3.households, grid3.holders), (1, 0));
 
     // Households carry their building and grid in the API.
     let (status, _, body) = call(&base, get.clone(), Some(ADMIN), "/v1/households/G1", None).await;
