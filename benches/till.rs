@@ -656,6 +656,8 @@ async fn seed(seeder: &Seeder, prefix: &str, config: &Config, admin: String) -> 
                     compound: format!("{prefix}HX{:02}", 1 + i % COMPANIES),
                     area_m2: rust_decimal::Decimal::new(4_500 + (i as i64 * 7_919) % 9_500, 2),
                     name: None,
+                    building: None,
+                    grid: None,
                 }))
                 .await
         }

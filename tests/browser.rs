@@ -3,6 +3,8 @@
 
 mod browser_support;
 
+#[path = "browser/alliance.rs"]
+mod alliance;
 #[path = "browser/coop.rs"]
 mod coop;
 #[path = "browser/office.rs"]
@@ -46,6 +48,7 @@ fn pages_carry_a_strict_content_security_policy() {
             "/resident",
             "/office",
             "/coop",
+            "/alliance",
             "/assets/common.js",
         ] {
             let r = ctx.raw_get(path).await;

@@ -108,8 +108,8 @@ fn demo_builds_a_ledger_that_verifies() {
     let tokens: Vec<&str> = out.lines().filter(|l| l.contains(" hx_")).collect();
     assert_eq!(
         tokens.len(),
-        14,
-        "admin, 3 cashiers, accountant, 8 companies, 1 resident:\n{out}"
+        15,
+        "admin, 3 cashiers, accountant, 8 companies, 1 resident, alliance:\n{out}"
     );
     assert!(
         tokens

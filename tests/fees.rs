@@ -159,6 +159,8 @@ impl Fx {
                 compound: compound.into(),
                 area_m2: area.parse().expect("area"),
                 name: None,
+                building: None,
+                grid: None,
             }));
         }
         for (secret, role, scope) in TOKENS {
@@ -951,6 +953,8 @@ async fn a_close_over_many_households_settles_every_share_oldest_bill_first(back
                 compound: if i % 2 == 0 { "HX01" } else { "HX02" }.into(),
                 area_m2: "90.00".parse().expect("area"),
                 name: None,
+                building: None,
+                grid: None,
             }))
             .await;
         assert!(matches!(r, Ok(Receipt::Created(_))), "{code}: {r:?}");

@@ -3171,6 +3171,8 @@ impl ClockedApp {
                 compound: compound.into(),
                 area_m2: "87.35".parse().expect("area"),
                 name: None,
+                building: None,
+                grid: None,
             }));
         }
         for (secret, role, scope) in TOKENS {

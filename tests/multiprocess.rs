@@ -203,6 +203,8 @@ async fn seed(app: &App) -> Vec<String> {
                 compound: "HX01".into(),
                 area_m2: "80".parse().expect("area"),
                 name: None,
+                building: None,
+                grid: None,
             }),
         )
         .await;

@@ -65,6 +65,8 @@ async fn a_second_writer_on_the_same_file_does_not_break_the_chain() {
             compound: "HX01".into(),
             area_m2: "80.00".parse().unwrap(),
             name: None,
+            building: None,
+            grid: None,
         }),
     ] {
         server.run(command).await.unwrap().unwrap();

@@ -333,12 +333,16 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
             "the same from hongxin serve, with K01's company token as Bearer".into(),
         ),
         (
+            "hongxin serve, then open /alliance".into(),
+            "the alliance's view, signed in with the alliance token".into(),
+        ),
+        (
             "hongxin token create --role cashier --shop S1".into(),
             "another till's token".into(),
         ),
         (
             "hongxin import households FILE.csv".into(),
-            "more households (code,compound,area_m2,name)".into(),
+            "more households (code,compound,area_m2[,name,building,grid])".into(),
         ),
         (
             "hongxin keys list".into(),
@@ -623,13 +627,26 @@ impl<'a> Sim<'a> {
                 name: name.into(),
             }));
         }
-        for c in &COMPOUNDS {
+        for (i, c) in COMPOUNDS.iter().enumerate() {
             commands.push(Command::CreateCompound(NewCompound {
                 code: c.code.into(),
                 name: c.name.into(),
                 company: c.company.into(),
                 eligible: c.eligible,
             }));
+            // The programme's compounds were taken over one after another, the last ones in the
+            // history's first month: the alliance's chart marks each takeover.
+            if c.eligible {
+                let months_before = 3u32.saturating_sub(i as u32 / 3);
+                let taken_over_on = self
+                    .first
+                    .checked_sub_months(Months::new(months_before))
+                    .and_then(|d| d.checked_add_days(Days::new(i as u64 * 2)));
+                commands.push(Command::SetCompoundTakeover {
+                    compound: c.code.into(),
+                    taken_over_on,
+                });
+            }
         }
         commands.push(Command::CreateCooperative(NewCooperative {
             code: COOP.into(),
@@ -741,6 +758,9 @@ impl<'a> Sim<'a> {
                         compound: compound.code.into(),
                         area_m2,
                         name,
+                        // 24 flats to a building (楼栋), about 150 households to a grid (网格).
+                        building: Some(format!("{}栋", (n - 1) / 24 + 1)),
+                        grid: Some(format!("第{}网格", (n - 1) / 150 + 1)),
                     },
                 });
             }
@@ -1437,6 +1457,7 @@ impl<'a> Sim<'a> {
         if let Some(h) = self.households.first() {
             wanted.push((Role::Resident, Some(h.code.clone()), "demo resident".into()));
         }
+        wanted.push((Role::Alliance, None, "demo alliance board".into()));
         let mut tokens = Vec::with_capacity(wanted.len());
         for (role, scope, label) in wanted {
             let (_, token) =

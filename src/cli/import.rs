@@ -43,7 +43,11 @@ pub enum ImportCommand {
 pub async fn run(config: &Config, command: ImportCommand) -> anyhow::Result<()> {
     match command {
         ImportCommand::Households { file } => {
-            let table = read_csv(&file, &["code", "compound", "area_m2"], &["name"])?;
+            let table = read_csv(
+                &file,
+                &["code", "compound", "area_m2"],
+                &["name", "building", "grid"],
+            )?;
             let mut bad = table.bad;
             let mut rows = Vec::with_capacity(table.rows.len());
             for row in &table.rows {
@@ -310,12 +314,17 @@ fn parse_household(row: &Row) -> Result<NewHousehold, String> {
     let area = row.get("area_m2");
     let area_m2 = crate::money::parse_plain_decimal(area)
         .ok_or_else(|| format!("area_m2: {area:?} is not a number of square metres like 87.35"))?;
-    let name = row.get("name");
+    let optional = |column: &str| {
+        let text = row.get(column);
+        (!text.is_empty()).then(|| text.to_string())
+    };
     Ok(NewHousehold {
         code: row.get("code").to_string(),
         compound: row.get("compound").to_string(),
         area_m2,
-        name: (!name.is_empty()).then(|| name.to_string()),
+        name: optional("name"),
+        building: optional("building"),
+        grid: optional("grid"),
     })
 }
 
@@ -326,6 +335,8 @@ fn unparsable_household(row: &Row) -> NewHousehold {
         compound: row.get("compound").to_string(),
         area_m2: Decimal::NEGATIVE_ONE,
         name: None,
+        building: None,
+        grid: None,
     }
 }
 
@@ -378,6 +389,23 @@ mod tests {
         let h = parse_household(&table.rows[0]).unwrap();
         assert_eq!(h.area_m2, Decimal::new(805, 1));
         assert_eq!(h.name, None);
+    }
+
+    #[test]
+    fn building_and_grid_are_optional_columns() {
+        let f =
+            write("code,compound,area_m2,grid,building\nA,HX01,80.5,第1网格,3栋\nB,HX01,70,,\n");
+        let table = read_csv(
+            f.path(),
+            &["code", "compound", "area_m2"],
+            &["name", "building", "grid"],
+        )
+        .unwrap();
+        let a = parse_household(&table.rows[0]).unwrap();
+        assert_eq!(a.grid.as_deref(), Some("第1网格"));
+        assert_eq!(a.building.as_deref(), Some("3栋"));
+        let b = parse_household(&table.rows[1]).unwrap();
+        assert_eq!((b.grid, b.building), (None, None));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! them; notes, progress and errors go to standard error.
 
 pub mod close_month;
+pub mod compound;
 pub mod demo;
 pub mod export;
 pub mod fees;
@@ -81,6 +82,9 @@ pub enum CliCommand {
     /// Cooperative reports: the daily till report, the prepaid liability and custody deposit
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Compounds: the day a company took one over
+    #[command(subcommand)]
+    Compound(compound::CompoundCommand),
 }
 
 /// Outcomes that are not plain failures, each with its exit status.
@@ -157,6 +161,7 @@ pub async fn run(command: CliCommand, config: Config) -> anyhow::Result<()> {
         CliCommand::Statement(args) => statement::run(&config, args).await,
         CliCommand::Export(e) => export::run(&config, e).await,
         CliCommand::Report(r) => report::run(&config, r).await,
+        CliCommand::Compound(c) => compound::run(&config, c).await,
     }
 }
 

@@ -31,8 +31,8 @@ pub enum TokenCommand {
 #[derive(Args)]
 #[command(group(ArgGroup::new("scope").multiple(false)))]
 pub struct CreateArgs {
-    /// admin, cashier (needs --shop), coop_accountant (--cooperative), company (--company) or
-    /// resident (--household)
+    /// admin, cashier (needs --shop), coop_accountant (--cooperative), company (--company),
+    /// resident (--household) or alliance (the alliance's board: reads programme figures only)
     #[arg(long, value_parser = parse_role)]
     pub role: Role,
     /// The shop a cashier's till belongs to
@@ -54,14 +54,14 @@ pub struct CreateArgs {
 
 fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| {
-        format!("{s:?} is not a role: use admin, cashier, coop_accountant, company or resident")
+        format!("{s:?} is not a role: use admin, cashier, coop_accountant, company, resident or alliance")
     })
 }
 
 /// The option a role's scope is given with.
 fn scope_option(role: Role) -> Option<&'static str> {
     match role {
-        Role::Admin => None,
+        Role::Admin | Role::Alliance => None,
         Role::Cashier => Some("--shop"),
         Role::CoopAccountant => Some("--cooperative"),
         Role::Company => Some("--company"),

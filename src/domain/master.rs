@@ -23,6 +23,34 @@ pub(crate) fn check_code(field: &str, code: &str) -> Result<(), Rejection> {
     }
 }
 
+/// A household's building (楼栋) and grid (网格): short labels, optional.
+fn check_place(h: &NewHousehold) -> Result<(), Rejection> {
+    if let Some(building) = &h.building {
+        check_text("building", building, 30)?;
+    }
+    if let Some(grid) = &h.grid {
+        check_text("grid", grid, 30)?;
+    }
+    Ok(())
+}
+
+/// Sets the day a compound's company took it over (接管), which the alliance's reports mark.
+pub(crate) async fn set_compound_takeover<T: Tx>(
+    tx: &mut T,
+    compound: &str,
+    taken_over_on: Option<chrono::NaiveDate>,
+) -> OpResult<Created> {
+    let (id, _) = tx
+        .compound(compound)
+        .await?
+        .ok_or_else(|| Rejection::not_found("compound", "compound", compound))?;
+    tx.set_compound_takeover(id, taken_over_on).await?;
+    Ok(Created {
+        id,
+        code: compound.to_string(),
+    })
+}
+
 pub(crate) fn check_text(field: &str, text: &str, max_chars: usize) -> Result<(), Rejection> {
     let n = text.chars().count();
     if text.trim().is_empty() {
@@ -182,6 +210,7 @@ pub(crate) async fn create_household<T: Tx>(
     if let Some(name) = &h.name {
         check_text("name", name, 50)?;
     }
+    check_place(h)?;
     let (compound, _) = tx
         .compound(&h.compound)
         .await?
@@ -296,7 +325,8 @@ async fn check_household_row<T: Tx>(
         .and_then(|area| match &row.name {
             Some(name) => check_text("name", name, 50).map(|()| area),
             None => Ok(area),
-        });
+        })
+        .and_then(|area| check_place(row).map(|()| area));
     let area = match checked {
         Ok(area) => area,
         Err(e) => return Ok(Err(e)),
@@ -408,14 +438,17 @@ pub(crate) async fn create_token<T: Tx>(tx: &mut T, t: &NewToken) -> OpResult<Cr
         Role::CoopAccountant => Some("cooperative"),
         Role::Company => Some("company"),
         Role::Resident => Some("household"),
+        Role::Alliance => None,
     };
     let mut scope = TokenScopeIds::default();
     match (needs, t.scope.as_deref()) {
         (None, None) => {}
         (None, Some(_)) => {
-            return Err(
-                Rejection::invalid("scope", "an admin token is not bound to anything").into(),
+            return Err(Rejection::invalid(
+                "scope",
+                format!("an {} token is not bound to anything", t.role.as_str()),
             )
+            .into())
         }
         (Some(what), None) => {
             return Err(Rejection::invalid(
@@ -441,7 +474,7 @@ pub(crate) async fn create_token<T: Tx>(tx: &mut T, t: &NewToken) -> OpResult<Cr
                     scope.household = Some(h.id);
                     scope.company = Some(h.company_id);
                 }
-                Role::Admin => {}
+                Role::Admin | Role::Alliance => {}
             }
         }
     }

@@ -284,6 +284,12 @@ pub trait Tx: Send {
     /// Marks a token revoked; false when there is no such live token.
     async fn revoke_token(&mut self, id: i64) -> OpResult<bool>;
     async fn set_pin(&mut self, household: i64, pin_hash: Option<&str>) -> OpResult<()>;
+    /// Sets or clears a compound's takeover date.
+    async fn set_compound_takeover(
+        &mut self,
+        compound: i64,
+        taken_over_on: Option<NaiveDate>,
+    ) -> OpResult<()>;
     /// Increments the household's link version and returns the new one.
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64>;
     /// Deletes idempotency records created before `before`; returns how many.
@@ -465,6 +471,10 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
         Command::RotateHouseholdLink { household } => {
             Receipt::Created(master::rotate_link(tx, household).await?)
         }
+        Command::SetCompoundTakeover {
+            compound,
+            taken_over_on,
+        } => Receipt::Created(master::set_compound_takeover(tx, compound, *taken_over_on).await?),
         Command::PruneIdempotency { before } => Receipt::Imported(Imported {
             created: 0,
             updated: tx.prune_idempotency(*before).await?,

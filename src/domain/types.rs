@@ -40,6 +40,11 @@ pub enum Command {
     RotateHouseholdLink {
         household: String,
     },
+    /// Sets (or with `None` clears) the day a compound's company took it over (接管).
+    SetCompoundTakeover {
+        compound: String,
+        taken_over_on: Option<NaiveDate>,
+    },
     /// Forgets idempotency keys older than `before` (retention).
     PruneIdempotency {
         before: chrono::DateTime<chrono::Utc>,
@@ -133,6 +138,12 @@ pub struct NewHousehold {
     pub area_m2: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The building (楼栋) it is in, as the compound numbers them, e.g. `3栋`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub building: Option<String>,
+    /// The grid (网格) of the neighbourhood committee it belongs to, about 150 households.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -154,6 +165,9 @@ pub enum Role {
     CoopAccountant,
     Company,
     Resident,
+    /// The alliance's board and the sector committee: reads the programme's figures across all
+    /// companies, with no personal data and no household rows; writes nothing.
+    Alliance,
 }
 
 impl Role {
@@ -164,6 +178,7 @@ impl Role {
             Role::CoopAccountant => "coop_accountant",
             Role::Company => "company",
             Role::Resident => "resident",
+            Role::Alliance => "alliance",
         }
     }
 
@@ -174,6 +189,7 @@ impl Role {
             "coop_accountant" => Role::CoopAccountant,
             "company" => Role::Company,
             "resident" => Role::Resident,
+            "alliance" => Role::Alliance,
             _ => return None,
         })
     }

@@ -62,6 +62,9 @@ pub struct HouseholdResponse {
     eligible: bool,
     /// Floor area in m².
     area_m2: String,
+    /// The building (楼栋) and grid (网格) it is in, where known.
+    building: Option<String>,
+    grid: Option<String>,
     /// Masked for cashiers.
     name: Option<String>,
     /// Credit at the caller's cooperative (a cashier's), or over all cooperatives.
@@ -88,6 +91,7 @@ fn may_see(principal: &Principal, view: &HouseholdView) -> bool {
         Role::Admin | Role::Cashier | Role::CoopAccountant => true,
         Role::Company => principal.token.company.as_deref() == Some(view.company.as_str()),
         Role::Resident => principal.token.household.as_deref() == Some(view.code.as_str()),
+        Role::Alliance => false,
     }
 }
 
@@ -153,6 +157,8 @@ async fn get_household(
         company: v.company.clone(),
         eligible: v.eligible,
         area_m2: format!("{}.{:02}", v.area_dm2 / 100, v.area_dm2 % 100),
+        building: v.building.clone(),
+        grid: v.grid.clone(),
         name: match principal.role() {
             Role::Cashier | Role::CoopAccountant => v.name.as_deref().map(mask),
             _ => v.name.clone(),

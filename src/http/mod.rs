@@ -3,6 +3,7 @@
 //! command through the store's write path and render its receipt; they hold no business rules.
 
 pub(crate) mod admin;
+mod alliance;
 mod coop;
 pub mod error;
 pub mod extract;
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(till::routes())
         .merge(office::routes())
         .merge(coop::routes())
+        .merge(alliance::routes())
         .split_for_parts();
     api.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc = api.clone();

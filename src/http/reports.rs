@@ -102,7 +102,7 @@ async fn get_till(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PrepaidQuery {
-    /// Admins name the cooperative; an accountant's token fixes it.
+    /// Admins and the alliance name the cooperative; an accountant's token fixes it.
     cooperative: Option<String>,
     /// Balances at the end of this business date (default today).
     date: Option<NaiveDate>,
@@ -118,9 +118,20 @@ async fn get_prepaid(
     principal: Principal,
     q: Result<Query<PrepaidQuery>, QueryRejection>,
 ) -> Result<axum::Json<PrepaidReport>, ApiError> {
-    principal.allow(&[Role::CoopAccountant, Role::Admin])?;
+    principal.allow(&[Role::CoopAccountant, Role::Admin, Role::Alliance])?;
     let q = query(q)?;
-    let cooperative = principal.cooperative_for(q.cooperative.as_deref())?;
+    // The alliance reads every cooperative's liability (no personal data in it), naming one.
+    let cooperative = match (principal.role(), q.cooperative) {
+        (Role::Alliance, Some(c)) => c,
+        (Role::Alliance, None) => {
+            return Err(ApiError::bad_request(
+                "invalid_input",
+                "cooperative",
+                "cooperative: name the cooperative",
+            ))
+        }
+        (_, requested) => principal.cooperative_for(requested.as_deref())?,
+    };
     let report = reports::prepaid(
         state.app.store.as_ref(),
         &state.app.policies,

@@ -92,7 +92,7 @@ fn may_see(principal: &Principal, view: &HouseholdView) -> bool {
         Role::Admin => true,
         Role::Company => principal.token.company.as_deref() == Some(view.company.as_str()),
         Role::Resident => principal.token.household.as_deref() == Some(view.code.as_str()),
-        Role::Cashier | Role::CoopAccountant => false,
+        Role::Cashier | Role::CoopAccountant | Role::Alliance => false,
     }
 }
 

@@ -70,7 +70,7 @@ async fn usable(
             principal.token.cooperative.as_deref() == Some(found.cooperative.as_str())
         }
         Role::Resident => found.household.is_some() && found.household == principal.token.household,
-        Role::Company => false,
+        Role::Company | Role::Alliance => false,
     };
     if visible {
         Ok(found)

@@ -3,6 +3,8 @@
 //! it implies. Figures come from the store's read methods and rules from the policies; nothing
 //! here knows SQL or HTTP, so the API and the command line render the same numbers.
 
+pub mod alliance;
+pub mod alliance_export;
 pub mod prepaid;
 pub mod till;
 

@@ -243,6 +243,9 @@ pub struct HouseholdView {
     pub area_dm2: i64,
     pub name: Option<String>,
     pub link_version: i64,
+    /// 楼栋 and 网格, where the household carries them.
+    pub building: Option<String>,
+    pub grid: Option<String>,
     pub wallets: Vec<WalletView>,
     pub vouchers: Vec<VoucherRow>,
     /// Fee receivable: positive = owes, negative = prepaid.
@@ -512,6 +515,82 @@ pub trait Store: Send + Sync + 'static {
     /// A cooperative's catalogue, by SKU, at most [`MAX_CATALOG`] items (what a till sells
     /// from); `None` for an unknown cooperative.
     async fn catalog(&self, cooperative: &str) -> Result<Option<Vec<CatalogItem>>, StoreError>;
+
+    /// The programme's figures for the alliance's reports ([`crate::reports::alliance`]), read
+    /// on one snapshot from the tables the write path maintains per month (`programme_months`,
+    /// `coop_months`, migration 0015), the stored closes' results, settlements and master
+    /// data: thousands of rows however long the journal is. No personal data.
+    async fn programme_figures(&self) -> Result<ProgrammeFigures, StoreError>;
+}
+
+/// A compound as the alliance sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CompoundInfo {
+    pub code: String,
+    pub name: String,
+    pub company: String,
+    pub eligible: bool,
+    /// The day its company took it over (接管).
+    pub taken_over_on: Option<NaiveDate>,
+}
+
+/// Households of one compound, grid and building (empty text where households carry none)
+/// now, and how many of them hold wallet credit or an active voucher with a balance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlaceCount {
+    pub compound: String,
+    pub grid: String,
+    pub building: String,
+    pub households: u64,
+    pub holders: u64,
+}
+
+/// One row of `programme_months`: a compound, grid and building in a month (see migration
+/// 0015 for what each figure counts). Amounts in fen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProgrammeMonth {
+    pub compound: String,
+    pub grid: String,
+    pub building: String,
+    pub month: String,
+    pub bills: u64,
+    pub billed: Amount,
+    pub collected_in_month: Amount,
+    pub collected_late: Amount,
+    pub paid: Amount,
+    pub allocated: Amount,
+    pub topups: u64,
+    pub topup_households: u64,
+    pub credit_sold: Amount,
+    pub bonus_granted: Amount,
+    pub credit_spent: Amount,
+    pub spend_households: u64,
+}
+
+/// A cooperative's sales of a month by how they were paid, net of refunds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CoopMonth {
+    pub cooperative: String,
+    pub month: String,
+    pub credit_sales: Amount,
+    pub cash_sales: Amount,
+}
+
+/// Everything [`Store::programme_figures`] reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProgrammeFigures {
+    /// Company codes and names, by code.
+    pub companies: Vec<(String, String)>,
+    /// Cooperative codes, sorted.
+    pub cooperatives: Vec<String>,
+    pub compounds: Vec<CompoundInfo>,
+    pub places: Vec<PlaceCount>,
+    pub months: Vec<ProgrammeMonth>,
+    pub coop_months: Vec<CoopMonth>,
+    /// Each stored close: cooperative, month and its result (a `CloseReceipt` as JSON).
+    pub closes: Vec<(String, String, String)>,
+    /// Settlements summed by cooperative, company and month of their business date.
+    pub settlements: Vec<(String, String, String, Amount)>,
 }
 
 /// The most catalogue items [`Store::catalog`] returns.
@@ -732,6 +811,405 @@ where
             catalog: &catalog,
         },
     ))
+}
+
+type PlaceMonth = (i64, String, String, String);
+type FourFigures = (i64, String, String, String, i64, i64, i64, i64);
+type StoredProgramme = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+/// The figures of `programme_months` that `verify` proves, in this order.
+const PROGRAMME_FIGURES: [&str; 11] = [
+    "bills",
+    "billed",
+    "collected (in month + late)",
+    "paid",
+    "allocated",
+    "topups",
+    "topup_households",
+    "credit_sold",
+    "bonus_granted",
+    "credit_spent",
+    "spend_households",
+];
+
+/// `programme_months` and `coop_months` (migration 0015) held to what they summarise, for
+/// `verify`: bills and how much of them is settled from `fee_bills`; payments and each close's
+/// allocations from the journal's postings to households' fee accounts; top-ups and wallet
+/// spending from the till's records; sales by tender, less refunds by the refund's date. The
+/// split of what was collected between "in the month" and "late" depends on the order the money
+/// came in and is not recomputed; their sum is. One body for both backends, in `verify`'s
+/// snapshot.
+pub(crate) async fn programme_problem<DB>(
+    conn: &mut DB::Connection,
+) -> Result<Option<String>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    FourFigures: for<'r> sqlx::FromRow<'r, DB::Row>,
+    StoredProgramme: for<'r> sqlx::FromRow<'r, DB::Row>,
+    (i64, String, i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    const PLACE: &str = "h.compound_id, COALESCE(h.grid, ''), COALESCE(h.building, '')";
+    let mut want: BTreeMap<PlaceMonth, [i64; 11]> = BTreeMap::new();
+    let mut add = |rows: Vec<FourFigures>, slots: [Option<usize>; 4]| {
+        for (c, g, b, m, v0, v1, v2, v3) in rows {
+            let figures = want.entry((c, g, b, m)).or_default();
+            for (slot, v) in slots.iter().zip([v0, v1, v2, v3]) {
+                if let Some(i) = slot {
+                    figures[*i] += v;
+                }
+            }
+        }
+    };
+    let zero = "CAST(0 AS BIGINT)";
+    add(
+        rows_of_dynamic::<DB, _>(
+            conn,
+            format!(
+                "SELECT {PLACE}, b.month, COUNT(*), CAST(SUM(b.amount) AS BIGINT),
+                    CAST(SUM(b.settled) AS BIGINT), {zero}
+                 FROM fee_bills b JOIN households h ON h.id = b.household_id
+                 GROUP BY {PLACE}, b.month"
+            ),
+        )
+        .await?,
+        [Some(0), Some(1), Some(2), None],
+    );
+    add(
+        rows_of_dynamic::<DB, _>(
+            conn,
+            format!(
+                "SELECT {PLACE}, substr(e.business_date, 1, 7), CAST(SUM(-p.amount) AS BIGINT),
+                    {zero}, {zero}, {zero}
+                 FROM entries e JOIN postings p ON p.entry_id = e.id
+                 JOIN accounts a ON a.id = p.account_id JOIN households h ON h.id = a.owner_id
+                 WHERE e.kind = 'fee_payment' AND a.owner_kind = 'household' AND a.name = 'fees'
+                 GROUP BY {PLACE}, substr(e.business_date, 1, 7)"
+            ),
+        )
+        .await?,
+        [Some(3), None, None, None],
+    );
+    add(
+        rows_of_dynamic::<DB, _>(
+            conn,
+            format!(
+                "SELECT {PLACE}, m.month, CAST(SUM(-p.amount) AS BIGINT), {zero}, {zero}, {zero}
+                 FROM month_closes m JOIN postings p ON p.entry_id = m.entry_id
+                 JOIN accounts a ON a.id = p.account_id JOIN households h ON h.id = a.owner_id
+                 WHERE a.owner_kind = 'household' AND a.name = 'fees'
+                 GROUP BY {PLACE}, m.month"
+            ),
+        )
+        .await?,
+        [Some(4), None, None, None],
+    );
+    add(
+        rows_of_dynamic::<DB, _>(
+            conn,
+            format!(
+                "SELECT {PLACE}, t.month, COUNT(*), COUNT(DISTINCT t.household_id),
+                    CAST(SUM(t.paid) AS BIGINT), CAST(SUM(t.bonus) AS BIGINT)
+                 FROM topups t JOIN households h ON h.id = t.household_id
+                 GROUP BY {PLACE}, t.month"
+            ),
+        )
+        .await?,
+        [Some(5), Some(6), Some(7), Some(8)],
+    );
+    add(
+        rows_of_dynamic::<DB, _>(
+            conn,
+            format!(
+                "SELECT {PLACE}, substr(s.business_date, 1, 7), CAST(SUM(t.amount) AS BIGINT),
+                    COUNT(DISTINCT t.household_id), {zero}, {zero}
+                 FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
+                 JOIN households h ON h.id = t.household_id
+                 WHERE t.type = 'wallet'
+                 GROUP BY {PLACE}, substr(s.business_date, 1, 7)"
+            ),
+        )
+        .await?,
+        [Some(9), Some(10), None, None],
+    );
+    let stored: Vec<StoredProgramme> = rows_of::<DB, _>(
+        conn,
+        "SELECT compound_id, grid, building, month, bills, billed,
+            collected_in_month + collected_late, paid, allocated, topups, topup_households,
+            credit_sold, bonus_granted, credit_spent, spend_households
+         FROM programme_months",
+    )
+    .await?;
+    let mut have: BTreeMap<PlaceMonth, [i64; 11]> = BTreeMap::new();
+    for r in stored {
+        have.insert(
+            (r.0, r.1, r.2, r.3),
+            [r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12, r.13, r.14],
+        );
+    }
+    let keys: std::collections::BTreeSet<&PlaceMonth> = want.keys().chain(have.keys()).collect();
+    for key in keys {
+        let w = want.get(key).copied().unwrap_or_default();
+        let h = have.get(key).copied().unwrap_or_default();
+        if let Some(i) = (0..w.len()).find(|&i| w[i] != h[i]) {
+            let (compound, grid, building, month) = key;
+            return Ok(Some(format!(
+                "programme_months: compound {compound}, grid {grid:?}, building {building:?}, \
+                 {month}: {} is {} but the ledger says {}",
+                PROGRAMME_FIGURES[i], h[i], w[i]
+            )));
+        }
+    }
+
+    let mut want: BTreeMap<(i64, String), [i64; 2]> = BTreeMap::new();
+    for (sign, sql) in [
+        (
+            1,
+            "SELECT s.cooperative_id, substr(s.business_date, 1, 7),
+                CAST(SUM(CASE WHEN t.type IN ('wallet', 'voucher') THEN t.amount ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN t.type IN ('wallet', 'voucher') THEN 0 ELSE t.amount END) AS BIGINT)
+             FROM sale_tenders t JOIN sales s ON s.id = t.sale_id
+             GROUP BY s.cooperative_id, substr(s.business_date, 1, 7)",
+        ),
+        (
+            -1,
+            "SELECT s.cooperative_id, substr(e.business_date, 1, 7),
+                CAST(SUM(CASE WHEN t.type IN ('wallet', 'voucher') THEN r.amount ELSE 0 END) AS BIGINT),
+                CAST(SUM(CASE WHEN t.type IN ('wallet', 'voucher') THEN 0 ELSE r.amount END) AS BIGINT)
+             FROM sale_refund_tenders r JOIN sales s ON s.id = r.sale_id
+             JOIN sale_tenders t ON t.sale_id = r.sale_id AND t.idx = r.idx
+             JOIN entries e ON e.id = r.entry_id
+             GROUP BY s.cooperative_id, substr(e.business_date, 1, 7)",
+        ),
+    ] {
+        let rows: Vec<(i64, String, i64, i64)> = rows_of::<DB, _>(conn, sql).await?;
+        for (coop, month, credit, cash) in rows {
+            let w = want.entry((coop, month)).or_default();
+            w[0] += sign * credit;
+            w[1] += sign * cash;
+        }
+    }
+    let stored: Vec<(i64, String, i64, i64)> = rows_of::<DB, _>(
+        conn,
+        "SELECT cooperative_id, month, credit_sales, cash_sales FROM coop_months",
+    )
+    .await?;
+    let have: BTreeMap<(i64, String), [i64; 2]> = stored
+        .into_iter()
+        .map(|(c, m, credit, cash)| ((c, m), [credit, cash]))
+        .collect();
+    let keys: std::collections::BTreeSet<&(i64, String)> = want.keys().chain(have.keys()).collect();
+    for key in keys {
+        let w = want.get(key).copied().unwrap_or_default();
+        let h = have.get(key).copied().unwrap_or_default();
+        if w != h {
+            return Ok(Some(format!(
+                "coop_months: cooperative {}, {}: credit and cash sales are {} and {} but the \
+                 till's records say {} and {}",
+                key.0, key.1, h[0], h[1], w[0], w[1]
+            )));
+        }
+    }
+    Ok(None)
+}
+
+async fn rows_of_dynamic<DB, T>(
+    conn: &mut DB::Connection,
+    sql: String,
+) -> Result<Vec<T>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    T: Send + Unpin + for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    Ok(sqlx::query_as::<DB, T>(&sql).fetch_all(&mut *conn).await?)
+}
+
+/// The row of `programme_months` as read: compound, grid, building, month and twelve figures.
+type ProgrammeRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// [`Store::programme_figures`] for both backends, inside the caller's read snapshot. The SQL is
+/// the same text on both: integer sums are cast back to integers (PostgreSQL sums to numeric),
+/// `eligible` is read through a CASE (0/1 on SQLite, a boolean on PostgreSQL).
+pub(crate) async fn programme_figures_in<DB>(
+    conn: &mut DB::Connection,
+) -> Result<ProgrammeFigures, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    (String, String): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String, String): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String, String, i64, Option<String>): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String, String, i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String, i64, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String, String, String, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+    ProgrammeRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let companies: Vec<(String, String)> =
+        rows_of::<DB, _>(conn, "SELECT code, name FROM companies ORDER BY code").await?;
+    let cooperatives: Vec<(String,)> =
+        rows_of::<DB, _>(conn, "SELECT code FROM cooperatives ORDER BY code").await?;
+    let compounds: Vec<(String, String, String, i64, Option<String>)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, c.name, k.code, CAST(CASE WHEN c.eligible THEN 1 ELSE 0 END AS BIGINT), c.taken_over_on
+         FROM compounds c JOIN companies k ON k.id = c.company_id ORDER BY c.code",
+    )
+    .await?;
+    // Holders now: a wallet with credit, or an active voucher of the household with a balance.
+    let places: Vec<(String, String, String, i64, i64)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, COALESCE(h.grid, ''), COALESCE(h.building, ''), COUNT(*),
+            CAST(SUM(CASE WHEN EXISTS (
+                    SELECT 1 FROM accounts a WHERE a.owner_kind = 'household' AND a.owner_id = h.id
+                      AND a.name LIKE 'wallet:%' AND a.balance > 0)
+                 OR EXISTS (
+                    SELECT 1 FROM vouchers v JOIN accounts va ON va.owner_kind = 'voucher' AND va.owner_id = v.id
+                    WHERE v.household_id = h.id AND v.status = 'active' AND va.balance > 0)
+                 THEN 1 ELSE 0 END) AS BIGINT)
+         FROM households h JOIN compounds c ON c.id = h.compound_id
+         GROUP BY c.code, COALESCE(h.grid, ''), COALESCE(h.building, '')
+         ORDER BY 1, 2, 3",
+    )
+    .await?;
+    let months: Vec<ProgrammeRow> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, p.grid, p.building, p.month, p.bills, p.billed, p.collected_in_month,
+            p.collected_late, p.paid, p.allocated, p.topups, p.topup_households, p.credit_sold,
+            p.bonus_granted, p.credit_spent, p.spend_households
+         FROM programme_months p JOIN compounds c ON c.id = p.compound_id
+         ORDER BY c.code, p.month, p.grid, p.building",
+    )
+    .await?;
+    let coop_months: Vec<(String, String, i64, i64)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, m.month, m.credit_sales, m.cash_sales
+         FROM coop_months m JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY 1, 2",
+    )
+    .await?;
+    let closes: Vec<(String, String, String)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, m.month, m.result FROM month_closes m
+         JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY 1, 2",
+    )
+    .await?;
+    let settlements: Vec<(String, String, String, i64)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, k.code, substr(s.business_date, 1, 7), CAST(SUM(s.amount) AS BIGINT)
+         FROM settlements s JOIN cooperatives c ON c.id = s.cooperative_id
+         JOIN companies k ON k.id = s.company_id
+         GROUP BY c.code, k.code, substr(s.business_date, 1, 7) ORDER BY 1, 2, 3",
+    )
+    .await?;
+    let fen = Amount::from_fen;
+    Ok(ProgrammeFigures {
+        companies,
+        cooperatives: cooperatives.into_iter().map(|(c,)| c).collect(),
+        compounds: compounds
+            .into_iter()
+            .map(|(code, name, company, eligible, taken)| {
+                Ok(CompoundInfo {
+                    code,
+                    name,
+                    company,
+                    eligible: eligible != 0,
+                    taken_over_on: taken
+                        .map(|d| {
+                            NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                                .map_err(|e| StoreError(format!("takeover date {d:?}: {e}")))
+                        })
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        places: places
+            .into_iter()
+            .map(
+                |(compound, grid, building, households, holders)| PlaceCount {
+                    compound,
+                    grid,
+                    building,
+                    households: count(households),
+                    holders: count(holders),
+                },
+            )
+            .collect(),
+        months: months
+            .into_iter()
+            .map(|r| ProgrammeMonth {
+                compound: r.0,
+                grid: r.1,
+                building: r.2,
+                month: r.3,
+                bills: count(r.4),
+                billed: fen(r.5),
+                collected_in_month: fen(r.6),
+                collected_late: fen(r.7),
+                paid: fen(r.8),
+                allocated: fen(r.9),
+                topups: count(r.10),
+                topup_households: count(r.11),
+                credit_sold: fen(r.12),
+                bonus_granted: fen(r.13),
+                credit_spent: fen(r.14),
+                spend_households: count(r.15),
+            })
+            .collect(),
+        coop_months: coop_months
+            .into_iter()
+            .map(|(cooperative, month, credit, cash)| CoopMonth {
+                cooperative,
+                month,
+                credit_sales: fen(credit),
+                cash_sales: fen(cash),
+            })
+            .collect(),
+        closes,
+        settlements: settlements
+            .into_iter()
+            .map(|(c, k, m, a)| (c, k, m, fen(a)))
+            .collect(),
+    })
 }
 
 #[cfg(test)]

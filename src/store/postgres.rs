@@ -344,7 +344,8 @@ impl Store for PostgresStore {
             return Ok(None);
         }
         let Some(r) = sqlx::query(
-            "SELECT h.id, h.code, c.code, k.code, c.eligible, h.area_dm2, h.name, h.link_version
+            "SELECT h.id, h.code, c.code, k.code, c.eligible, h.area_dm2, h.name, h.link_version,
+                    h.building, h.grid
              FROM households h JOIN compounds c ON c.id = h.compound_id
              JOIN companies k ON k.id = c.company_id WHERE h.code = $1",
         )
@@ -389,6 +390,8 @@ impl Store for PostgresStore {
             area_dm2: r.try_get(5)?,
             name: r.try_get(6)?,
             link_version: r.try_get(7)?,
+            building: r.try_get(8)?,
+            grid: r.try_get(9)?,
             wallets: wallets
                 .into_iter()
                 .map(|(cooperative, (paid, bonus))| WalletView {
@@ -679,6 +682,16 @@ impl Store for PostgresStore {
             })
         })
         .collect()
+    }
+
+    async fn programme_figures(&self) -> Result<ProgrammeFigures, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *conn)
+            .await?;
+        let figures = super::programme_figures_in::<sqlx::Postgres>(&mut conn).await;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        figures
     }
 
     async fn catalog(&self, cooperative: &str) -> Result<Option<Vec<CatalogItem>>, StoreError> {
@@ -1181,6 +1194,9 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         if let Some(p) =
             master_problem::<sqlx::Postgres>(&mut *conn, &report.summary, &TILL_SQL).await?
         {
+            report.fail(p);
+        }
+        if let Some(p) = super::programme_problem::<sqlx::Postgres>(&mut *conn).await? {
             report.fail(p);
         }
         // The head every writer extends the chain from must be the chain's last entry.
@@ -2528,12 +2544,15 @@ impl Tx for PgTx<'_> {
         Ok(db!(
             self,
             sqlx::query_scalar(
-                "INSERT INTO households (code, compound_id, area_dm2, name, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO households (code, compound_id, area_dm2, name, building, grid, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             )
             .bind(&h.code)
             .bind(compound)
             .bind(area_dm2)
             .bind(&h.name)
+            .bind(&h.building)
+            .bind(&h.grid)
             .bind(&self.now)
             .fetch_one(&mut *self.conn)
         ))
@@ -2617,6 +2636,21 @@ impl Tx for PgTx<'_> {
             sqlx::query("UPDATE households SET pin_hash = $1 WHERE id = $2")
                 .bind(pin_hash)
                 .bind(household)
+                .execute(&mut *self.conn)
+        );
+        Ok(())
+    }
+
+    async fn set_compound_takeover(
+        &mut self,
+        compound: i64,
+        taken_over_on: Option<NaiveDate>,
+    ) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query("UPDATE compounds SET taken_over_on = $1 WHERE id = $2")
+                .bind(taken_over_on.map(|d| d.to_string()))
+                .bind(compound)
                 .execute(&mut *self.conn)
         );
         Ok(())

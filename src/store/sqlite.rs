@@ -341,7 +341,8 @@ impl Store for SqliteStore {
 
     async fn household(&self, code: &str) -> Result<Option<HouseholdView>, StoreError> {
         let Some(r) = sqlx::query(
-            "SELECT h.id, h.code, c.code, k.code, c.eligible, h.area_dm2, h.name, h.link_version
+            "SELECT h.id, h.code, c.code, k.code, c.eligible, h.area_dm2, h.name, h.link_version,
+                    h.building, h.grid
              FROM households h JOIN compounds c ON c.id = h.compound_id
              JOIN companies k ON k.id = c.company_id WHERE h.code = ?",
         )
@@ -386,6 +387,8 @@ impl Store for SqliteStore {
             area_dm2: r.try_get(5)?,
             name: r.try_get(6)?,
             link_version: r.try_get(7)?,
+            building: r.try_get(8)?,
+            grid: r.try_get(9)?,
             wallets: wallets
                 .into_iter()
                 .map(|(cooperative, (paid, bonus))| WalletView {
@@ -997,6 +1000,14 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn programme_figures(&self) -> Result<ProgrammeFigures, StoreError> {
+        let mut conn = self.read.acquire().await?;
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        let figures = super::programme_figures_in::<sqlx::Sqlite>(&mut conn).await;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        figures
+    }
+
     async fn catalog(&self, cooperative: &str) -> Result<Option<Vec<CatalogItem>>, StoreError> {
         let Some(coop): Option<i64> =
             sqlx::query_scalar("SELECT id FROM cooperatives WHERE code = ?")
@@ -1161,6 +1172,9 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
         if let Some(p) =
             master_problem::<sqlx::Sqlite>(&mut *conn, &report.summary, &TILL_SQL).await?
         {
+            report.fail(p);
+        }
+        if let Some(p) = super::programme_problem::<sqlx::Sqlite>(&mut *conn).await? {
             report.fail(p);
         }
     }
@@ -2080,12 +2094,15 @@ impl Tx for SqliteTx<'_> {
         area_dm2: i64,
     ) -> OpResult<i64> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO households (code, compound_id, area_dm2, name, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO households (code, compound_id, area_dm2, name, building, grid, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&h.code)
         .bind(compound)
         .bind(area_dm2)
         .bind(&h.name)
+        .bind(&h.building)
+        .bind(&h.grid)
         .bind(&self.now)
         .fetch_one(&mut *self.conn)
         .await?)
@@ -2135,6 +2152,19 @@ impl Tx for SqliteTx<'_> {
         sqlx::query("UPDATE households SET pin_hash = ? WHERE id = ?")
             .bind(pin_hash)
             .bind(household)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_compound_takeover(
+        &mut self,
+        compound: i64,
+        taken_over_on: Option<NaiveDate>,
+    ) -> OpResult<()> {
+        sqlx::query("UPDATE compounds SET taken_over_on = ? WHERE id = ?")
+            .bind(taken_over_on.map(|d| d.to_string()))
+            .bind(compound)
             .execute(&mut *self.conn)
             .await?;
         Ok(())

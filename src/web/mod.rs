@@ -1,7 +1,7 @@
 //! The web pages served by `hongxin serve` itself, for the people of SPEC §2 who do not use
 //! curl: the till (`/till`), the resident's page (`/resident`, and `/r/{household}` that the
-//! household card's signed link opens), the property company's office (`/office`) and the
-//! cooperative's accountant (`/coop`).
+//! household card's signed link opens), the property company's office (`/office`), the
+//! cooperative's accountant (`/coop`) and the alliance's board (`/alliance`).
 //!
 //! Each page is a small HTML document with its own script; the scripts talk to the same
 //! `/v1` API as every other client, authenticated by the session cookie of [`session`]. Chinese
@@ -67,6 +67,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/coop.js"),
     ),
     (
+        "alliance.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/alliance.js"),
+    ),
+    (
         "icon.svg",
         "image/svg+xml",
         include_bytes!("assets/icon.svg"),
@@ -80,6 +85,7 @@ const PAGES: &[(&str, &str)] = &[
     ("resident", include_str!("assets/resident.html")),
     ("office", include_str!("assets/office.html")),
     ("coop", include_str!("assets/coop.html")),
+    ("alliance", include_str!("assets/alliance.html")),
 ];
 
 /// A digest of every asset: asset URLs carry it (`?v=`), so a browser may keep them for a year
@@ -117,6 +123,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/r/{household}", get(|| async { page("resident") }))
         .route("/office", get(|| async { page("office") }))
         .route("/coop", get(|| async { page("coop") }))
+        .route("/alliance", get(|| async { page("alliance") }))
         .route("/assets/{name}", get(asset))
         .merge(session::routes())
         .layer(axum::middleware::map_response(security_headers))

@@ -148,7 +148,7 @@ fn scope_of(record: &TokenRecord) -> Option<String> {
         Role::CoopAccountant => record.cooperative.clone(),
         Role::Company => record.company.clone(),
         Role::Resident => record.household.clone(),
-        Role::Admin => None,
+        Role::Admin | Role::Alliance => None,
     }
 }
 

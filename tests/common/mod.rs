@@ -300,6 +300,8 @@ impl TestLedger {
                 compound: compound.into(),
                 area_m2: qty(area),
                 name: None,
+                building: None,
+                grid: None,
             };
             created(self.run(Command::CreateHousehold(household)).await, code);
         }

@@ -543,6 +543,8 @@ pub async fn seed(app: &App) {
             compound: compound.into(),
             area_m2: "87.35".parse().expect("area"),
             name: name.map(str::to_string),
+            building: None,
+            grid: None,
         };
         created(app, Command::CreateHousehold(household)).await;
     }

@@ -8,6 +8,8 @@ HX.strings({
     'index.resident': '余额、购物券、物业费',
     'index.office': '对账单、欠费、结算',
     'index.coop': '日报、月结、预收款、结算',
+    'index.alliance_name': '物业联盟',
+    'index.alliance': '收缴率、居民参与、合作社分配',
   },
   en: {
     'index.title': 'Hongxin · shopping credit and property fees',
@@ -16,5 +18,7 @@ HX.strings({
     'index.resident': 'Balance, vouchers, property fees',
     'index.office': 'Statements, arrears, settlements',
     'index.coop': 'Till reports, month close, prepaid, settlements',
+    'index.alliance_name': 'Property alliance',
+    'index.alliance': 'Collection rates, participation, the cooperative’s shares',
   },
 });
