@@ -654,6 +654,8 @@ pub struct SaleRefundReceipt {
     pub tenders: Vec<TenderReceipt>,
     /// What is still refundable on the sale.
     pub remaining: Amount,
+    /// The business date the refund is booked on.
+    pub business_date: NaiveDate,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
