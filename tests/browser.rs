@@ -11,6 +11,8 @@ mod office;
 mod resident;
 #[path = "browser/till.rs"]
 mod till;
+#[path = "browser/till_flow.rs"]
+mod till_flow;
 
 use browser_support::{browser_test, Ctx};
 use serde_json::json;

@@ -280,7 +280,12 @@ mod tests {
         for arm in body.lines().filter_map(|l| l.split("=> ").nth(1)) {
             found.extend(literal(arm.trim_end_matches(',')).map(str::to_owned));
         }
-        for must in ["invalid_amount", "forbidden", "csrf_failed", "sign_in_failed"] {
+        for must in [
+            "invalid_amount",
+            "forbidden",
+            "csrf_failed",
+            "sign_in_failed",
+        ] {
             assert!(
                 found.iter().any(|f| f == must),
                 "the scan missed {must}: {found:?}"

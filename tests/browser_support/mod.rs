@@ -347,8 +347,18 @@ impl Ctx {
         e.send_keys(text).await.expect("type");
     }
 
+    /// Clicks the element, first scrolled to the middle of the viewport as a person would
+    /// (a sticky bar at the bottom, such as the till's sums, must not be in the way).
     pub async fn click(&self, css: &str) {
-        self.visible(css).await.click().await.expect("click");
+        let e = self.visible(css).await;
+        self.browser
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'})",
+                vec![serde_json::to_value(&e).expect("element")],
+            )
+            .await
+            .expect("scroll into view");
+        e.click().await.expect("click");
     }
 
     pub async fn select(&self, css: &str, value: &str) {
@@ -392,6 +402,77 @@ impl Ctx {
     /// Runs a script in the page and returns its value.
     pub async fn script(&self, js: &str, args: Vec<Value>) -> Value {
         self.browser.execute(js, args).await.expect("script")
+    }
+
+    /// Makes the page's viewport `width` × `height` CSS pixels (1366×768: a laptop till;
+    /// 390×844: a phone), whatever the window's own frame takes.
+    pub async fn viewport(&self, width: u32, height: u32) {
+        self.browser
+            .set_window_size(width, height)
+            .await
+            .expect("window size");
+        let inner = self
+            .script("return [window.innerWidth, window.innerHeight]", vec![])
+            .await;
+        let (w, h) = (
+            inner[0].as_u64().unwrap_or(0) as u32,
+            inner[1].as_u64().unwrap_or(0) as u32,
+        );
+        if (w, h) != (width, height) {
+            self.browser
+                .set_window_size(
+                    width + width.saturating_sub(w),
+                    height + height.saturating_sub(h),
+                )
+                .await
+                .expect("window size");
+        }
+        let inner = self
+            .script("return [window.innerWidth, window.innerHeight]", vec![])
+            .await;
+        assert_eq!(inner, json!([width, height]), "the viewport");
+    }
+
+    /// Whether the whole element is inside the viewport as the page stands, without scrolling.
+    pub async fn in_view(&self, css: &str) -> bool {
+        let e = self.visible(css).await;
+        let r = self
+            .browser
+            .execute(
+                "const r = arguments[0].getBoundingClientRect(); \
+                 return r.width > 0 && r.top >= 0 && r.left >= 0 && \
+                 r.bottom <= window.innerHeight && r.right <= window.innerWidth;",
+                vec![serde_json::to_value(&e).expect("element")],
+            )
+            .await
+            .expect("script");
+        r == json!(true)
+    }
+
+    /// Saves a screenshot of the viewport as `{temp}/hongxin-browser-shots/{name}.png`, for a
+    /// person to look at; returns where.
+    pub async fn shot(&self, name: &str) -> PathBuf {
+        let png = self.browser.screenshot().await.expect("screenshot");
+        let dir = std::env::temp_dir().join("hongxin-browser-shots");
+        std::fs::create_dir_all(&dir).expect("shots dir");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
+    /// Types `keys` wherever the focus is, as a keyboard (or a keyboard-wedge scanner) does.
+    pub async fn keys(&self, keys: &str) {
+        use fantoccini::actions::InputSource;
+        let mut actions = fantoccini::actions::KeyActions::new("keyboard".into());
+        for c in keys.chars() {
+            actions = actions
+                .then(fantoccini::actions::KeyAction::Down { value: c })
+                .then(fantoccini::actions::KeyAction::Up { value: c });
+        }
+        self.browser
+            .perform_actions(actions)
+            .await
+            .expect("type keys");
     }
 
     /// Signs the browser in on a staff page's form with a token.
