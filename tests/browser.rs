@@ -9,6 +9,8 @@ mod coop;
 mod office;
 #[path = "browser/resident.rs"]
 mod resident;
+#[path = "browser/resident_card.rs"]
+mod resident_card;
 #[path = "browser/till.rs"]
 mod till;
 #[path = "browser/till_flow.rs"]

@@ -498,6 +498,21 @@ impl Ctx {
         body
     }
 
+    /// The body of a GET as text (an SVG, a CSV).
+    pub async fn api_get_text(&self, token: &str, path: &str) -> String {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        assert!(status.is_success(), "GET {path}: {status} {body}");
+        body
+    }
+
     pub async fn api_post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .http
