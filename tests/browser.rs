@@ -7,6 +7,8 @@ mod browser_support;
 mod coop;
 #[path = "browser/office.rs"]
 mod office;
+#[path = "browser/office_desk.rs"]
+mod office_desk;
 #[path = "browser/resident.rs"]
 mod resident;
 #[path = "browser/resident_card.rs"]

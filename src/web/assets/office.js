@@ -10,6 +10,7 @@
   HX.strings({
     'zh-CN': {
       'office.title': '物业公司对账',
+      'office.page_title': '红心 · 物业公司',
       'office.company': '物业公司代码',
       'office.company_needed': '请输入物业公司代码',
       'office.month': '月份',
@@ -91,6 +92,7 @@
     },
     en: {
       'office.title': 'Company office',
+      'office.page_title': 'Hongxin · Company office',
       'office.company': 'Company code',
       'office.company_needed': 'Enter a company code',
       'office.month': 'Month',
