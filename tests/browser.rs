@@ -5,6 +5,8 @@ mod browser_support;
 
 #[path = "browser/coop.rs"]
 mod coop;
+#[path = "browser/coop_total.rs"]
+mod coop_total;
 #[path = "browser/office.rs"]
 mod office;
 #[path = "browser/office_desk.rs"]

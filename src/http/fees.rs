@@ -334,7 +334,7 @@ fn file_name(company: &str, month: &str, ext: &str) -> String {
     format!("statement-{safe}-{month}.{ext}")
 }
 
-fn attachment(content_type: &'static str, name: &str, body: Vec<u8>) -> Response {
+pub(super) fn attachment(content_type: &'static str, name: &str, body: Vec<u8>) -> Response {
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
     (

@@ -23,6 +23,10 @@
       'coop.loading': '加载中…',
       'coop.count': '{n} 笔',
       'coop.till.title': '门店日结',
+      'coop.page_title': '红心 · 合作社财务',
+      'coop.till.csv': '导出 CSV',
+      'coop.till.total': '全部门店合计',
+      'coop.till.total_shops': '{n} 家门店',
       'coop.till.date': '营业日',
       'coop.till.none': '本合作社没有门店',
       'coop.till.quiet': '当日无交易',
@@ -133,6 +137,10 @@
       'coop.loading': 'Loading…',
       'coop.count': '{n}',
       'coop.till.title': 'Daily till report',
+      'coop.page_title': 'Hongxin · Cooperative',
+      'coop.till.csv': 'Export CSV',
+      'coop.till.total': 'All shops',
+      'coop.till.total_shops': '{n} shops',
       'coop.till.date': 'Business date',
       'coop.till.none': 'This cooperative has no shops',
       'coop.till.quiet': 'Nothing passed over the till that day',
@@ -344,6 +352,7 @@
       return;
     }
     state.till = r.data;
+    state.tillDate = date;
     renderTill();
     const list = $('#pair-shops');
     list.replaceChildren(...r.data.shops.map((s) => el('option', { value: s.shop }, s.name)));
@@ -352,19 +361,27 @@
   function renderTill() {
     const box = $('#till-report');
     const report = state.till;
+    const csv = $('#till-csv');
+    csv.classList.toggle('disabled', !report);
     if (!report) return;
+    // The same report as a spreadsheet, its headers in the page's language.
+    csv.href = `/v1/reports/till${query({ date: state.tillDate, format: 'csv', lang: HX.lang() })}`;
     if (!report.shops.length) {
       box.replaceChildren(el('p', { class: 'muted empty' }, t('coop.till.none')));
       return;
     }
-    box.replaceChildren(el('div', { class: 'grid till-grid' }, report.shops.map(renderShop)));
+    const total = report.shops.length > 1 ? renderShop(report.total, true) : null;
+    box.replaceChildren(total || '', el('div', { class: 'grid till-grid' }, report.shops.map((s) => renderShop(s))));
   }
 
-  function renderShop(s) {
+  // One shop's till, or (`total`) every shop added up by the server.
+  function renderShop(s, total) {
     const quiet = s.topups.count === 0 && s.sales.count === 0 && s.refunds.count === 0;
     const asVouchers = s.topups.by_method.reduce((n, m) => n + m.as_vouchers, 0);
-    return el('article', { class: 'card shop-till', dataset: { shop: s.shop } },
-      el('h2', {}, `${s.shop} `, el('span', { class: 'muted' }, s.name)),
+    return el('article', total ? { class: 'card till-total', id: 'till-total' } : { class: 'card shop-till', dataset: { shop: s.shop } },
+      total
+        ? el('h2', {}, t('coop.till.total'), ' ', el('span', { class: 'muted' }, t('coop.till.total_shops', { n: s.shops })))
+        : el('h2', {}, `${s.shop} `, el('span', { class: 'muted' }, s.name)),
       quiet ? el('p', { class: 'muted quiet' }, t('coop.till.quiet')) : null,
       el('h3', {}, t('coop.till.topups'), ' ',
         el('span', { class: 'pill topups-count' }, t('coop.count', { n: s.topups.count }))),
