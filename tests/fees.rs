@@ -276,6 +276,7 @@ impl Fx {
             cooperative: "COOP".into(),
             month: month.into(),
             dry_run,
+            estimate: false,
         }))
         .await
         .map(|r| match r {
@@ -438,6 +439,83 @@ fn a(v: &Value) -> Amount {
 
 // ---------------------------------------------------------------------------------------------
 // Bills
+
+async fn a_month_so_far_is_estimated_as_its_close_would_compute_it(backend: Backend) {
+    let fx = Fx::new(backend, "2026-10-01").await;
+    fx.october("433.33").await;
+    // A month that has not begun has nothing to estimate.
+    let reply = fx
+        .get(ACCOUNTANT, "/v1/months/2026-11/close?estimate=true")
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("month"),
+    );
+    // On its last day, the month so far: a dry run marked with the day it runs to.
+    fx.at("2026-10-31");
+    let (status, estimate, _) = fx
+        .get(ACCOUNTANT, "/v1/months/2026-10/close?estimate=true")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{estimate}");
+    assert_eq!(estimate["estimated_to"], json!("2026-10-31"));
+    assert_eq!(estimate["dry_run"], json!(true));
+    assert_eq!(estimate["entry"], json!(null));
+    // 8,000.00 sold less its cost, the promotion and 433.33 rent: the profit so far.
+    let profit = |v: &Value| {
+        let f = |k: &str| -> i64 {
+            let s = v[k].as_str().expect(k);
+            let (w, c) = s.split_once('.').expect("amount");
+            let sign = if w.starts_with('-') { -1 } else { 1 };
+            sign * (w.trim_start_matches('-').parse::<i64>().unwrap() * 100
+                + c.parse::<i64>().unwrap())
+        };
+        f("sales") - f("cogs") - f("promotion") - f("expenses")
+    };
+    assert_eq!(
+        json!(hongxin::money::Amount::from_fen(profit(&estimate)).to_string()),
+        estimate["profit"]
+    );
+    assert_eq!(estimate["expenses"], json!("433.33"));
+    // Nothing was posted: the month still closes, and its close computes what the estimate
+    // said, to the fen.
+    fx.at("2026-11-02");
+    let (status, closed, _) = fx
+        .post_keyed(ACCOUNTANT, "/v1/months/2026-10/close", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{closed}");
+    for key in [
+        "sales",
+        "cogs",
+        "promotion",
+        "expenses",
+        "profit",
+        "distributed",
+        "reserve_in",
+        "pool",
+        "allocated",
+        "reserve",
+        "households",
+        "companies",
+    ] {
+        assert_eq!(closed[key], estimate[key], "{key}");
+    }
+    assert_eq!(closed.get("estimated_to"), None);
+    // An estimate is a dry run only.
+    let r = fx
+        .run(Command::CloseMonth(CloseMonth {
+            cooperative: "COOP".into(),
+            month: "2026-11".into(),
+            dry_run: false,
+            estimate: true,
+        }))
+        .await;
+    assert!(
+        matches!(&r, Err(Rejection::InvalidInput { field, .. }) if field == "estimate"),
+        "{r:?}"
+    );
+}
 
 async fn bills_follow_the_schedule_and_a_month_is_billed_once(backend: Backend) {
     let fx = Fx::new(backend, "2026-11-16").await;
@@ -982,6 +1060,7 @@ async fn a_close_over_many_households_settles_every_share_oldest_bill_first(back
             cooperative: "COOP".into(),
             month: "2026-10".into(),
             dry_run: false,
+            estimate: false,
         }))
         .await
         .expect("the store failed")
@@ -2354,6 +2433,7 @@ async fn two_cooperatives_closing_one_month_cap_at_the_fees_owed_before_either(b
             cooperative: "COOP2".into(),
             month: "2026-10".into(),
             dry_run: false,
+            estimate: false,
         }))
         .await
     {
@@ -2479,6 +2559,7 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend! {
+    a_month_so_far_is_estimated_as_its_close_would_compute_it,
     bills_follow_the_schedule_and_a_month_is_billed_once,
     payments_go_to_the_oldest_bill_first_and_the_rest_is_prepaid,
     arrears_are_aged_by_the_month_of_each_bill,

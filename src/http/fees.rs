@@ -199,6 +199,7 @@ async fn post_close(
         cooperative: principal.cooperative_for(req.cooperative.as_deref())?,
         month: month.clone(),
         dry_run: req.dry_run,
+        estimate: false,
     });
     let status = if req.dry_run {
         StatusCode::OK
@@ -223,9 +224,12 @@ async fn post_close(
 pub struct CloseQuery {
     /// Only an admin names the cooperative.
     cooperative: Option<String>,
+    /// `true`: a month not yet ended, estimated from its first day to the business date.
+    estimate: Option<bool>,
 }
 
-/// What closing the month would do (a dry run), or the stored result once it is closed.
+/// What closing the month would do (a dry run), or the stored result once it is closed. With
+/// `?estimate=true`, the month so far (first day to the business date), marked `estimated_to`.
 #[utoipa::path(get, path = "/v1/months/{month}/close", tag = "month close",
     params(("month" = String, Path, example = "2026-10"), CloseQuery),
     responses((status = 200, body = CloseReceipt), (status = 422, body = Problem)),
@@ -243,6 +247,7 @@ async fn get_close(
         cooperative: principal.cooperative_for(q.cooperative.as_deref())?,
         month: month.clone(),
         dry_run: true,
+        estimate: q.estimate.unwrap_or(false),
     });
     // A preview posts nothing, so it takes no Idempotency-Key (any sent is not remembered).
     let route = format!("GET /v1/months/{month}/close");

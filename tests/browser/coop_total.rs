@@ -116,3 +116,47 @@ fn the_daily_till_report_adds_every_shop_up_and_exports_it() {
         );
     });
 }
+
+#[test]
+fn the_month_close_tab_shows_a_running_estimate_of_this_month_marked_as_one() {
+    browser_test("coop: running estimate", |ctx: Ctx| async move {
+        ctx.open("/coop").await;
+        ctx.sign_in(&ctx.accountant).await;
+        ctx.visible("#coop-main").await;
+        let estimate = ctx
+            .api_get(&ctx.accountant, "/v1/months/2026-11/close?estimate=true")
+            .await;
+        assert_eq!(
+            estimate["estimated_to"],
+            json!(crate::browser_support::TODAY)
+        );
+        assert_eq!(estimate["dry_run"], json!(true));
+        ctx.click("#tab-close").await;
+        let want = yuan(&estimate["profit"]);
+        ctx.text_until("#estimate-profit", |t| t == want).await;
+        assert_eq!(ctx.text("#estimate-pool").await, yuan(&estimate["pool"]));
+        assert_eq!(
+            ctx.text("#estimate-distributed").await,
+            yuan(&estimate["distributed"])
+        );
+        assert_eq!(
+            ctx.text("#estimate-households").await,
+            estimate["households"].to_string()
+        );
+        assert_eq!(ctx.text("#estimate-title").await, "2026-11 至今（估算）");
+        assert_eq!(ctx.text("#estimate .pill").await, "估算，不是结账结果");
+        assert!(ctx.text("#estimate-note").await.contains("2026-11-20"));
+        // Nothing was closed by looking.
+        let again = ctx
+            .api_get(&ctx.accountant, "/v1/months/2026-11/close?estimate=true")
+            .await;
+        assert_eq!(again["entry"], json!(null));
+        for (width, height, size) in SIZES {
+            ctx.viewport(width, height).await;
+            ctx.shot(&format!("coop-estimate-{size}")).await;
+        }
+        ctx.click("#lang-switch").await;
+        ctx.text_until("#estimate-title", |t| t == "2026-11 so far (estimate)")
+            .await;
+    });
+}

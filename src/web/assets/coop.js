@@ -51,6 +51,9 @@
       'coop.tender.alipay': '支付宝',
       'coop.tender.bank': '银行',
       'coop.close.title': '月结：利润分配',
+      'coop.estimate.title': '{month} 至今（估算）',
+      'coop.estimate.marker': '估算，不是结账结果',
+      'coop.estimate.note': '按截至 {date} 的账目，用结账的同一算法计算；月末结账时以实际为准，期间的销售、费用和退款都会改变它。',
       'coop.close.preview': '预览',
       'coop.close.start': '结账…',
       'coop.close.confirm': '确认结账',
@@ -165,6 +168,9 @@
       'coop.tender.alipay': 'Alipay',
       'coop.tender.bank': 'Bank',
       'coop.close.title': 'Month close: profit allocation',
+      'coop.estimate.title': '{month} so far (estimate)',
+      'coop.estimate.marker': 'An estimate, not a close',
+      'coop.estimate.note': 'The books to {date}, worked out as the close would; the close at the month’s end decides, and every sale, expense and refund until then changes it.',
       'coop.close.preview': 'Preview',
       'coop.close.start': 'Close the month…',
       'coop.close.confirm': 'Close it',
@@ -331,6 +337,7 @@
     }
     for (const s of document.querySelectorAll('section.coop-tab')) show(s, s.dataset.tab === name);
     if (name === 'prepaid' && !state.prepaid) loadPrepaid();
+    if (name === 'close' && state.today && !state.estimate) loadEstimate();
     if (name === 'settlements' && !state.settlements) loadSettlements();
   }
 
@@ -429,6 +436,33 @@
             el('td', {}, tender(d.method)), money(d.topups, 'topups'), money(d.sales, 'sales'),
             money(d.refunds, 'refunds'), money(d.net, 'net'))))),
       ] : null);
+  }
+
+  // ---- the running estimate of this month's close ----------------------------------------
+
+  async function loadEstimate() {
+    if (!state.today) return;
+    const month = monthOf(state.today);
+    const r = await HX.api('GET', `/v1/months/${month}/close${query({ estimate: 'true' })}`);
+    // A month that cannot be estimated yet (an earlier month still open) shows nothing.
+    state.estimate = r.ok && r.data.estimated_to ? r.data : null;
+    renderEstimate();
+  }
+
+  function renderEstimate() {
+    const e = state.estimate;
+    show($('#estimate'), Boolean(e));
+    if (!e) return;
+    $('#estimate-title').textContent = t('coop.estimate.title', { month: e.month });
+    $('#estimate-note').textContent = t('coop.estimate.note', { date: e.estimated_to });
+    $('#estimate-body').replaceChildren(figures([
+      ['coop.close.sales', HX.yuan(e.sales), 'estimate-sales'],
+      ['coop.close.profit', HX.yuan(e.profit), 'estimate-profit'],
+      ['coop.close.distributed', HX.yuan(e.distributed), 'estimate-distributed'],
+      ['coop.close.reserve_in', HX.yuan(e.reserve_in), 'estimate-reserve-in'],
+      ['coop.close.pool', HX.yuan(e.pool), 'estimate-pool'],
+      ['coop.close.households', String(e.households), 'estimate-households'],
+    ]));
   }
 
   // ---- month close ----------------------------------------------------------------------
@@ -761,6 +795,7 @@
     if (!$('#close-month').value) $('#close-month').value = previousMonth(monthOf(p.as_of));
     loadTill();
     if (state.tab === 'settlements') loadSettlements();
+    if (state.tab === 'close') loadEstimate();
   }
 
   document.addEventListener('DOMContentLoaded', () => {
@@ -782,6 +817,7 @@
     });
     setInterval(() => { if (state.pairing) renderPairing(); }, 15000);
     document.addEventListener('hx:lang', () => {
+      renderEstimate();
       renderTill();
       renderClose();
       renderPrepaid();
