@@ -1722,7 +1722,7 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
     let (status, headers, body) = fx
         .get_bytes(
             COMPANY_K01,
-            "/v1/companies/K01/statements/2026-11?format=csv",
+            "/v1/companies/K01/statements/2026-11?format=csv&lang=en",
         )
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -1733,6 +1733,51 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
     );
     let mut reader = csv::Reader::from_reader(body.as_slice());
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("CSV row")).collect();
+    // By default the words are Chinese, the figures the same.
+    let (status, _, chinese) = fx
+        .get_bytes(
+            COMPANY_K01,
+            "/v1/companies/K01/statements/2026-11?format=csv",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let chinese = String::from_utf8(chinese).expect("UTF-8");
+    let chinese: Vec<&str> = chinese.trim_start_matches('\u{feff}').lines().collect();
+    assert!(
+        chinese[0].starts_with("类别,小区,住户,期初,应收,住户缴纳,合作社抵扣,期末,"),
+        "{}",
+        chinese[0]
+    );
+    let english: Vec<String> = String::from_utf8(body.clone())
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(chinese.len(), english.len());
+    let total_zh = chinese
+        .iter()
+        .find(|l| l.starts_with("合计,"))
+        .expect("a 合计 row");
+    let total_en = english
+        .iter()
+        .find(|l| l.starts_with("total,"))
+        .expect("a total row");
+    assert_eq!(
+        total_zh.trim_start_matches("合计"),
+        total_en.trim_start_matches("total")
+    );
+    let reply = fx
+        .get(
+            COMPANY_K01,
+            "/v1/companies/K01/statements/2026-11?format=csv&lang=fr",
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("lang"),
+    );
     let total = rows.iter().find(|r| &r[0] == "total").expect("a total row");
     let json_totals: Vec<Amount> = ["opening", "billed", "paid", "allocated", "closing"]
         .iter()

@@ -167,28 +167,78 @@ pub fn build(
     }
 }
 
-/// The statement as CSV: one row per household, then compound and total rows, then the summary.
+/// The words of the CSV's headers, row kinds and summary lines in Chinese, for a person; the
+/// English ones are the field names of the JSON, for programs as much as for people.
+fn chinese(word: &str) -> &str {
+    match word {
+        "row" => "类别",
+        "compound" => "小区",
+        "household" => "住户",
+        "opening" => "期初",
+        "billed" => "应收",
+        "paid" => "住户缴纳",
+        "allocated" => "合作社抵扣",
+        "closing" => "期末",
+        "cooperative" => "合作社",
+        "settled" => "已结算",
+        "outstanding" => "待结算",
+        "total" => "合计",
+        "summary" => "汇总",
+        "journal" => "账本",
+        "arrears_brought_forward" => "上期结转欠费",
+        "arrears_this_month" => "本月新增欠费",
+        "arrears_recovered" => "收回往期欠费",
+        "prepaid" => "预缴余额",
+        "received" => "住户缴纳合计",
+        "covered_by_cooperative" => "合作社抵扣合计",
+        other => other,
+    }
+}
+
+/// The statement as CSV with English headers (the JSON's field names): one row per household,
+/// then compound and total rows, then the summary.
 pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    to_csv_in(s, false)
+}
+
+/// The statement as CSV, its headers, row kinds and summary lines in Chinese (`chinese`) or
+/// English; Chinese starts with a byte-order mark, so that spreadsheet programs read it right.
+pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Error> {
+    let k = |word: &'static str| -> &'static str {
+        if chinese_words {
+            chinese(word)
+        } else {
+            word
+        }
+    };
+    let start = if chinese_words {
+        vec![0xEF, 0xBB, 0xBF]
+    } else {
+        Vec::new()
+    };
+    let mut w = csv::Writer::from_writer(start);
     // Every figure sits under the header that names it. The first eight columns serve the
     // household, compound and total rows (and keep their places for readers that count);
     // the cooperative rows add the columns only they have.
-    w.write_record([
-        "row",
-        "compound",
-        "household",
-        "opening",
-        "billed",
-        "paid",
-        "allocated",
-        "closing",
-        "cooperative",
-        "settled",
-        "outstanding",
-    ])?;
+    w.write_record(
+        [
+            "row",
+            "compound",
+            "household",
+            "opening",
+            "billed",
+            "paid",
+            "allocated",
+            "closing",
+            "cooperative",
+            "settled",
+            "outstanding",
+        ]
+        .map(k),
+    )?;
     for h in &s.households {
         w.write_record([
-            "household",
+            k("household"),
             &h.compound,
             &h.household,
             &h.opening.to_string(),
@@ -204,7 +254,7 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
     for c in &s.compounds {
         let t = &c.totals;
         w.write_record([
-            "compound",
+            k("compound"),
             &c.compound,
             "",
             &t.opening.to_string(),
@@ -219,7 +269,7 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
     }
     let t = &s.totals;
     w.write_record([
-        "total",
+        k("total"),
         "",
         "",
         &t.opening.to_string(),
@@ -242,8 +292,8 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
         ("covered_by_cooperative", m.covered_by_cooperative),
     ] {
         w.write_record([
-            "summary",
-            label,
+            k("summary"),
+            k(label),
             "",
             &value.to_string(),
             "",
@@ -257,7 +307,7 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
     }
     for c in &s.cooperatives {
         w.write_record([
-            "cooperative",
+            k("cooperative"),
             "",
             "",
             &c.opening.to_string(),
@@ -271,7 +321,7 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
         ])?;
     }
     w.write_record([
-        "journal",
+        k("journal"),
         &s.journal_seq.to_string(),
         &s.journal_hash,
         "",

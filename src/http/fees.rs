@@ -322,6 +322,8 @@ pub const XLSX_TYPE: &str = "application/vnd.openxmlformats-officedocument.sprea
 pub struct StatementQuery {
     /// `json` (default), `csv` or `xlsx`.
     format: Option<String>,
+    /// The CSV's words: `zh-CN` (default, for people) or `en` (the JSON's field names).
+    lang: Option<String>,
 }
 
 /// `statement-K01-2026-11.csv`: only characters that need no quoting in a header.
@@ -389,7 +391,18 @@ async fn get_statement(
         .ok_or_else(|| ApiError::not_found("company"))?;
     match format {
         "csv" => {
-            let body = crate::fees::statement::to_csv(&statement).map_err(|e| {
+            let chinese = match q.lang.as_deref() {
+                None | Some("zh-CN") => true,
+                Some("en") => false,
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_input",
+                        "lang",
+                        "lang: use zh-CN or en",
+                    ))
+                }
+            };
+            let body = crate::fees::statement::to_csv_in(&statement, chinese).map_err(|e| {
                 tracing::error!(error = %e, "writing a statement as CSV");
                 ApiError::internal()
             })?;

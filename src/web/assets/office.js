@@ -337,7 +337,9 @@
     for (const [id, format] of [['#download-csv', 'csv'], ['#download-xlsx', 'xlsx']]) {
       const a = $(id);
       if (view.company && view.month) {
-        a.href = `${companyPath(view.company)}/statements/${encodeURIComponent(view.month)}?format=${format}`;
+        // The CSV speaks the page's language (its headers, row kinds and summary lines).
+        const lang = format === 'csv' ? `&lang=${encodeURIComponent(HX.lang())}` : '';
+        a.href = `${companyPath(view.company)}/statements/${encodeURIComponent(view.month)}?format=${format}${lang}`;
         a.classList.remove('disabled');
         a.removeAttribute('aria-disabled');
       } else {
