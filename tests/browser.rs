@@ -7,6 +7,8 @@ mod browser_support;
 mod coop;
 #[path = "browser/coop_total.rs"]
 mod coop_total;
+#[path = "browser/names.rs"]
+mod names;
 #[path = "browser/office.rs"]
 mod office;
 #[path = "browser/office_desk.rs"]

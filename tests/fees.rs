@@ -1707,8 +1707,8 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
     assert_eq!(
         s["cooperatives"],
         json!([{
-            "cooperative": "COOP", "opening": k01.to_string(), "allocated": "0.00",
-            "settled": "600.00", "outstanding": k01.checked_sub(y("600.00")).unwrap().to_string()
+            "cooperative": "COOP", "cooperative_name": "红心农场合作社",
+            "opening": k01.to_string(), "allocated": "0.00", "settled": "600.00", "outstanding": k01.checked_sub(y("600.00")).unwrap().to_string()
         }])
     );
     assert_eq!(close.companies[0].amount, k01);

@@ -3044,7 +3044,8 @@ async fn settlements_owed_per_company(app: &TestApp) {
         .await;
     assert_eq!(
         statement["cooperatives"][0],
-        json!({ "cooperative": "COOP", "opening": k01.to_string(), "allocated": "0.00",
+        json!({ "cooperative": "COOP", "cooperative_name": "红心农场合作社",
+            "opening": k01.to_string(), "allocated": "0.00",
             "settled": "10.00", "outstanding": left.to_string() })
     );
     // An admin names the cooperative and sees the same.

@@ -35,6 +35,9 @@ pub struct Totals {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CompoundTotals {
     pub compound: String,
+    /// The compound's name, filled in by the HTTP layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub households: u64,
     #[serde(flatten)]
     pub totals: Totals,
@@ -62,6 +65,9 @@ pub struct Summary {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CooperativePosition {
     pub cooperative: String,
+    /// The cooperative's name, filled in by the HTTP layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cooperative_name: Option<String>,
     pub opening: Amount,
     pub allocated: Amount,
     pub settled: Amount,
@@ -72,6 +78,9 @@ pub struct CooperativePosition {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Statement {
     pub company: String,
+    /// The company's name, filled in by the HTTP layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
     pub month: String,
     pub households: Vec<HouseholdLine>,
     pub compounds: Vec<CompoundTotals>,
@@ -130,6 +139,7 @@ pub fn build(
         if compounds.last().is_none_or(|c| c.compound != h.compound) {
             compounds.push(CompoundTotals {
                 compound: h.compound.clone(),
+                name: None,
                 households: 0,
                 totals: Totals::default(),
             });
@@ -155,6 +165,7 @@ pub fn build(
     ) == totals.closing;
     Statement {
         company: company.to_string(),
+        company_name: None,
         month: month.to_string(),
         households,
         compounds,
@@ -392,6 +403,7 @@ mod tests {
             "2026-11",
             vec![line("a", 0, 4804, 0, 1000)],
             vec![CooperativePosition {
+                cooperative_name: None,
                 cooperative: "COOP".into(),
                 opening: Amount::from_fen(50_000),
                 allocated: Amount::from_fen(1000),

@@ -265,6 +265,7 @@ mod tests {
                 line("HX01", "H3", -1000, 4804, 0),
             ],
             vec![CooperativePosition {
+                cooperative_name: None,
                 cooperative: "COOP".into(),
                 opening: Amount::ZERO,
                 allocated: Amount::from_fen(100),

@@ -383,12 +383,20 @@ async fn get_statement(
             "format: use json, csv or xlsx",
         ));
     }
-    let statement = state
+    let mut statement = state
         .app
         .store
         .statement(&company, &month)
         .await?
         .ok_or_else(|| ApiError::not_found("company"))?;
+    let mut names = state.app.store.names().await?;
+    statement.company_name = names.companies.remove(&statement.company);
+    for c in &mut statement.compounds {
+        c.name = names.compounds.get(&c.compound).cloned();
+    }
+    for c in &mut statement.cooperatives {
+        c.cooperative_name = names.cooperatives.get(&c.cooperative).cloned();
+    }
     match format {
         "csv" => {
             let chinese = match q.lang.as_deref() {

@@ -715,6 +715,22 @@ impl Store for PostgresStore {
         Ok(Some(items))
     }
 
+    async fn names(&self) -> Result<Names, StoreError> {
+        let mut names = Names::default();
+        for (table, map) in [
+            ("cooperatives", &mut names.cooperatives),
+            ("companies", &mut names.companies),
+            ("compounds", &mut names.compounds),
+        ] {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as(&format!("SELECT code, name FROM {table}"))
+                    .fetch_all(&self.read)
+                    .await?;
+            map.extend(rows);
+        }
+        Ok(names)
+    }
+
     async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError> {
         let shops: Vec<rows::ShopRow> = sqlx::query_as(
             "SELECT s.code, s.name, c.code FROM shops s
@@ -1258,6 +1274,7 @@ async fn statement_in(
     .iter()
     .map(|r| {
         Ok(CooperativePosition {
+            cooperative_name: None,
             cooperative: r.try_get(0)?,
             opening: Amount::from_fen(r.try_get(1)?),
             allocated: Amount::from_fen(r.try_get(2)?),

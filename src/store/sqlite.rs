@@ -595,6 +595,7 @@ impl Store for SqliteStore {
         .iter()
         .map(|r| {
             Ok(CooperativePosition {
+                cooperative_name: None,
                 cooperative: r.try_get(0)?,
                 opening: Amount::from_fen(r.try_get(1)?),
                 allocated: Amount::from_fen(r.try_get(2)?),
@@ -842,6 +843,22 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await?;
         rows::journal(journal)
+    }
+
+    async fn names(&self) -> Result<Names, StoreError> {
+        let mut names = Names::default();
+        for (table, map) in [
+            ("cooperatives", &mut names.cooperatives),
+            ("companies", &mut names.companies),
+            ("compounds", &mut names.compounds),
+        ] {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as(&format!("SELECT code, name FROM {table}"))
+                    .fetch_all(&self.read)
+                    .await?;
+            map.extend(rows);
+        }
+        Ok(names)
     }
 
     async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError> {

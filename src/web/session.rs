@@ -96,6 +96,8 @@ struct SessionInfo {
     household: Option<String>,
     /// The shop's name, for the till's header and receipts.
     shop_name: Option<String>,
+    /// The name of what the session is bound to: its shop, company or cooperative.
+    scope_name: Option<String>,
     expires_at: Option<DateTime<Utc>>,
     /// Send this in `X-CSRF-Token` with every request that changes something. Absent when the
     /// caller used a bearer token rather than the session cookie.
@@ -119,6 +121,12 @@ impl SessionInfo {
                 .map(|s| s.name),
             None => None,
         };
+        let scope_name = match (&shop_name, &record.company, &record.cooperative) {
+            (Some(shop), _, _) => Some(shop.clone()),
+            (None, Some(company), _) => state.app.store.names().await?.companies.remove(company),
+            (None, None, Some(coop)) => state.app.store.names().await?.cooperatives.remove(coop),
+            _ => None,
+        };
         Ok(SessionInfo {
             role: record.role,
             cooperative: record.cooperative.clone(),
@@ -126,6 +134,7 @@ impl SessionInfo {
             company: record.company.clone(),
             household: record.household.clone(),
             shop_name,
+            scope_name,
             expires_at: record.expires_at,
             csrf,
         })

@@ -194,7 +194,7 @@ fn the_statement_shows_the_api_s_totals_and_its_tie_out() {
         ctx.click("#lang-switch").await;
         ctx.text_until("#tie-out", |t| t == "✓ Ties out").await;
         ctx.text_until("#statement-title", |t| {
-            t == format!("Statement {COMPANY} · {CLOSED_MONTH}")
+            t == format!("Statement 红心安居物业服务有限公司（{COMPANY}） · {CLOSED_MONTH}")
         })
         .await;
     });

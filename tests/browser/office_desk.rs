@@ -33,7 +33,11 @@ fn the_office_records_a_fee_payment_sets_a_pin_and_prints_the_household_card() {
             .await;
         assert_eq!(
             ctx.text("#desk-compound").await,
-            api["compound"].as_str().unwrap()
+            format!(
+                "{}（{}）",
+                api["compound_name"].as_str().unwrap(),
+                api["compound"].as_str().unwrap()
+            )
         );
         assert_eq!(
             ctx.text("#desk-area").await,

@@ -277,7 +277,7 @@
     function renderWho() {
       if (!who || !current) return;
       const s = current;
-      const scope = s.shop_name || s.shop || s.company || s.cooperative || s.household || '';
+      const scope = s.scope_name || s.shop || s.company || s.cooperative || s.household || '';
       who.textContent = `${t('role.' + s.role)} ${scope}`.trim();
     }
     document.addEventListener('hx:lang', renderWho);

@@ -126,7 +126,7 @@
     $('#desk-facts').replaceChildren(...[
       row('code', 'desk.f.household', h.household),
       h.name ? row('name', 'desk.f.name', h.name) : [],
-      row('compound', 'desk.f.compound', h.compound),
+      row('compound', 'desk.f.compound', h.compound_name ? `${h.compound_name}（${h.compound}）` : h.compound),
       row('area', 'desk.f.area', t('desk.f.area_value', { area: h.area_m2 })),
       row('fees', 'desk.f.fees', explainBalance(h.fees.balance)),
     ].flat());
@@ -153,7 +153,7 @@
     show($('#card-print'), Boolean(c));
     if (!c) return;
     const h = state.household;
-    $('#card-name').textContent = [c.household, h && h.name, h && h.compound].filter(Boolean).join(' · ');
+    $('#card-name').textContent = [c.household, h && h.name, h && (h.compound_name || h.compound)].filter(Boolean).join(' · ');
     $('#card-version').textContent = t('desk.card.version', { version: c.version });
   }
 

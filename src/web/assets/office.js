@@ -364,7 +364,7 @@
     const pill = $('#tie-out');
     HX.show(pill, Boolean(s));
     $('#statement-title').textContent = s
-      ? t('office.statement_of', { company: s.company, month: s.month })
+      ? t('office.statement_of', { company: s.company_name ? `${s.company_name}（${s.company}）` : s.company, month: s.month })
       : t('office.statement');
     if (!s) return;
     const check = view.check;
@@ -398,7 +398,7 @@
     $('#compounds').replaceChildren(
       headRow(['office.col.compound', 'office.col.households', ...COLUMNS.map((c) => `office.col.${c}`)], 1),
       el('tbody', null, s.compounds.map((c) => el('tr', { dataset: { compound: c.compound } },
-        el('th', { scope: 'row' }, c.compound),
+        el('th', { scope: 'row' }, c.name ? `${c.name}（${c.compound}）` : c.compound),
         el('td', { class: 'num' }, String(c.households)),
         COLUMNS.map((col) => numCell(c[col]))))),
       el('tfoot', null, el('tr', { id: 'totals' },
@@ -427,7 +427,7 @@
         el('dd', { class: cls, dataset: { amount } }, money(amount)),
       ];
       return el('div', { class: 'office-coop', dataset: { coop: c.cooperative } },
-        el('p', null, el('strong', null, c.cooperative), ' ',
+        el('p', null, el('strong', null, c.cooperative_name || c.cooperative), ' ',
           el('span', { class: `pill coop-state ${paidUp ? 'ok' : 'warn'}`, dataset: { settled: String(paidUp) } },
             t(paidUp ? 'office.coop.paid_up' : 'office.coop.owes'))),
         el('dl', { class: 'figures' },
@@ -618,7 +618,7 @@
   function renderWho() {
     const who = document.getElementById('who');
     const s = view.session;
-    if (who && s) who.textContent = `${t('role.' + s.role)} ${s.company || ''}`.trim();
+    if (who && s) who.textContent = `${t('role.' + s.role)} ${s.scope_name || s.company || ''}`.trim();
   }
 
   function onReady(session) {

@@ -198,7 +198,7 @@
     show($('#card-qr'), false);
     for (const sel of ['#vouchers', '#fee-months tbody', '#covered', '#history']) $(sel).replaceChildren();
     for (const sel of ['#wallet-total', '#wallet-paid', '#wallet-bonus', '#fees-arrears', '#fees-prepaid',
-      '#fees-status', '#covered-total', '#res-household', '#res-as-of']) {
+      '#fees-status', '#covered-total', '#res-household', '#res-compound', '#res-as-of']) {
       $(sel).textContent = '';
     }
   }
@@ -308,6 +308,7 @@
     if (!view) return;
     const hh = view.household;
     $('#res-household').textContent = t('resident.title', { household: hh.household });
+    $('#res-compound').textContent = [hh.compound_name, hh.company_name].filter(Boolean).join(' · ');
     $('#res-as-of').textContent = t('resident.as_of', { date: view.fees.as_of });
     $('#wallet-total').textContent = yuan(hh.wallet.total);
     $('#wallet-paid').textContent = yuan(hh.wallet.paid);

@@ -359,7 +359,7 @@
     show($('#hh-card'), Boolean(h && state.card));
     if (!h) return;
     $('#hh-code').textContent = h.household;
-    $('#hh-name').textContent = [h.name, h.compound].filter(Boolean).join(' · ');
+    $('#hh-name').textContent = [h.name, h.compound_name || h.compound].filter(Boolean).join(' · ');
     const pill = $('#hh-eligible');
     pill.textContent = t(h.eligible ? 'till.eligible' : 'till.not_eligible');
     pill.className = 'pill ' + (h.eligible ? 'ok' : 'warn');
