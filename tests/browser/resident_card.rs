@@ -127,7 +127,7 @@ fn a_resident_reads_fees_as_owed_and_shows_the_card_and_voucher_qr_codes() {
         assert_eq!(ctx.text("#card-toggle").await, "收起二维码");
 
         // An active voucher's QR.
-        let li = format!("#vouchers li.voucher[data-status=active]");
+        let li = "#vouchers li.voucher[data-status=active]";
         ctx.click(&format!("{li} .voucher-qr-show")).await;
         let v = image(&ctx, &format!("{li} .voucher-qr img")).await;
         assert_eq!(v[1], json!(true), "{v}");

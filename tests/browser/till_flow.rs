@@ -523,7 +523,7 @@ fn a_cashier_reads_words_not_dictionary_keys_or_field_names() {
         // A refusal from the server names no request field.
         let total = wallet(&ctx, hh).await;
         ctx.click("#tab-sale").await;
-        ctx.fill("#sale-amount", &crate::till::amount(total + 100_00))
+        ctx.fill("#sale-amount", &crate::till::amount(total + 10_000))
             .await;
         ctx.click("#rest-wallet").await;
         ctx.click("#sale-submit").await;
