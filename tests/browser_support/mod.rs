@@ -407,30 +407,33 @@ impl Ctx {
     /// Makes the page's viewport `width` × `height` CSS pixels (1366×768: a laptop till;
     /// 390×844: a phone), whatever the window's own frame takes.
     pub async fn viewport(&self, width: u32, height: u32) {
-        self.browser
-            .set_window_size(width, height)
-            .await
-            .expect("window size");
-        let inner = self
-            .script("return [window.innerWidth, window.innerHeight]", vec![])
-            .await;
-        let (w, h) = (
-            inner[0].as_u64().unwrap_or(0) as u32,
-            inner[1].as_u64().unwrap_or(0) as u32,
-        );
-        if (w, h) != (width, height) {
+        // The window's frame (if any) takes some room: grow the window by what is missing, and
+        // give a resize a moment to land before measuring again.
+        let (mut outer_w, mut outer_h) = (width, height);
+        let started = Instant::now();
+        loop {
             self.browser
-                .set_window_size(
-                    width + width.saturating_sub(w),
-                    height + height.saturating_sub(h),
-                )
+                .set_window_size(outer_w, outer_h)
                 .await
                 .expect("window size");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let inner = self
+                .script("return [window.innerWidth, window.innerHeight]", vec![])
+                .await;
+            let (w, h) = (
+                inner[0].as_u64().unwrap_or(0) as u32,
+                inner[1].as_u64().unwrap_or(0) as u32,
+            );
+            if (w, h) == (width, height) {
+                return;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "the viewport stays {w}×{h}, not {width}×{height}"
+            );
+            outer_w = (outer_w + width).saturating_sub(w);
+            outer_h = (outer_h + height).saturating_sub(h);
         }
-        let inner = self
-            .script("return [window.innerWidth, window.innerHeight]", vec![])
-            .await;
-        assert_eq!(inner, json!([width, height]), "the viewport");
     }
 
     /// Whether the whole element is inside the viewport as the page stands, without scrolling.
