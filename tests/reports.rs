@@ -657,7 +657,7 @@ async fn command_line_export_and_reports(backend: Backend) {
         "report", "till", "--date", REPORT_DAY, "--shop", "S1", "--json",
     ]))
     .expect("JSON");
-    assert_eq!(till, json!({ "date": REPORT_DAY, "shops": [s1_till()] }));
+    assert_eq!(till, one_shop(s1_till()));
     let text = run(&["report", "till", "--date", REPORT_DAY, "--shop", "S1"]);
     assert!(text.contains("shop S1 一号店 (COOP)"), "{text}");
     assert!(
