@@ -3693,10 +3693,10 @@ async fn till_catalog(app: &TestApp) {
     assert_eq!(
         c["items"],
         json!([
-            { "sku": "APPLE", "name": "苹果", "unit": "斤", "price": "1.25" },
-            { "sku": "EGG", "name": "鸡蛋", "unit": "个", "price": "0.95" },
-            { "sku": "PEAR", "name": "梨", "unit": "斤", "price": "2.25" },
-            { "sku": "RICE", "name": "大米", "unit": "袋", "price": "37.80" },
+            { "sku": "APPLE", "name": "苹果", "unit": "斤", "price": "1.25", "initials": "pg" },
+            { "sku": "EGG", "name": "鸡蛋", "unit": "个", "price": "0.95", "initials": "jd" },
+            { "sku": "PEAR", "name": "梨", "unit": "斤", "price": "2.25", "initials": "l" },
+            { "sku": "RICE", "name": "大米", "unit": "袋", "price": "37.80", "initials": "dm" },
         ])
     );
     assert_eq!(app.get_ok(ADMIN, "/v1/catalog?cooperative=COOP").await, c);
