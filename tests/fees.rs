@@ -1671,6 +1671,12 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
     for (line, (compound, household, opening, billed, paid)) in lines.iter().zip(expect) {
         assert_eq!(line["compound"], json!(compound));
         assert_eq!(line["household"], json!(household));
+        // The household's area and occupant, as the household answer has them.
+        let view = fx
+            .get_ok(ADMIN, &format!("/v1/households/{household}"))
+            .await;
+        assert_eq!(line["area_m2"], view["area_m2"]);
+        assert_eq!(line["occupant"], view["name"]);
         assert_eq!(a(&line["opening"]), opening);
         assert_eq!(line["billed"], json!(billed));
         assert_eq!(line["paid"], json!(paid));

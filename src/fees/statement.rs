@@ -16,6 +16,10 @@ use crate::money::Amount;
 pub struct HouseholdLine {
     pub compound: String,
     pub household: String,
+    /// Floor area in m², e.g. `87.35`.
+    pub area_m2: String,
+    /// The occupant's name where recorded.
+    pub occupant: Option<String>,
     pub opening: Amount,
     pub billed: Amount,
     pub paid: Amount,
@@ -117,6 +121,11 @@ impl Totals {
     }
 }
 
+/// Square decimetres as the m² a statement shows: 8735 → `87.35`.
+pub fn area_m2(dm2: i64) -> String {
+    format!("{}.{:02}", dm2 / 100, dm2 % 100)
+}
+
 /// Assembles the statement from household lines (whose `closing` the store computed from the
 /// journal independently) and the cooperatives' positions.
 pub fn build(
@@ -193,6 +202,8 @@ fn chinese(word: &str) -> &str {
         "cooperative" => "合作社",
         "settled" => "已结算",
         "outstanding" => "待结算",
+        "area_m2" => "面积（平方米）",
+        "occupant" => "住户姓名",
         "total" => "合计",
         "summary" => "汇总",
         "journal" => "账本",
@@ -230,7 +241,8 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
     let mut w = csv::Writer::from_writer(start);
     // Every figure sits under the header that names it. The first eight columns serve the
     // household, compound and total rows (and keep their places for readers that count);
-    // the cooperative rows add the columns only they have.
+    // the cooperative rows add the columns only they have, and the household rows end with the
+    // household's area and occupant.
     w.write_record(
         [
             "row",
@@ -244,6 +256,8 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
             "cooperative",
             "settled",
             "outstanding",
+            "area_m2",
+            "occupant",
         ]
         .map(k),
     )?;
@@ -260,6 +274,8 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
             "",
             "",
             "",
+            &h.area_m2,
+            h.occupant.as_deref().unwrap_or(""),
         ])?;
     }
     for c in &s.compounds {
@@ -276,6 +292,8 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
             "",
             "",
             "",
+            "",
+            "",
         ])?;
     }
     let t = &s.totals;
@@ -288,6 +306,8 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
         &t.paid.to_string(),
         &t.allocated.to_string(),
         &t.closing.to_string(),
+        "",
+        "",
         "",
         "",
         "",
@@ -314,6 +334,8 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
             "",
             "",
             "",
+            "",
+            "",
         ])?;
     }
     for c in &s.cooperatives {
@@ -329,12 +351,16 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
             &c.cooperative,
             &c.settled.to_string(),
             &c.outstanding.to_string(),
+            "",
+            "",
         ])?;
     }
     w.write_record([
         k("journal"),
         &s.journal_seq.to_string(),
         &s.journal_hash,
+        "",
+        "",
         "",
         "",
         "",
@@ -355,6 +381,8 @@ mod tests {
         HouseholdLine {
             compound: "HX01".into(),
             household: h.into(),
+            area_m2: "87.35".into(),
+            occupant: None,
             opening: Amount::from_fen(opening),
             billed: Amount::from_fen(billed),
             paid: Amount::from_fen(paid),

@@ -52,6 +52,24 @@ fn pages_name_the_company_compound_shop_and_cooperative() {
                 format!("{name}（{code}）")
             );
         }
+        // The households table: each household's occupant and area, as the statement has them.
+        for h in statement["households"]
+            .as_array()
+            .expect("households")
+            .iter()
+            .take(5)
+        {
+            let code = h["household"].as_str().expect("code");
+            let row = format!("#households tr[data-household=\"{code}\"]");
+            assert_eq!(
+                ctx.text(&format!("{row} td.area")).await,
+                h["area_m2"].as_str().expect("area")
+            );
+            assert_eq!(
+                ctx.text(&format!("{row} td.occupant")).await,
+                h["occupant"].as_str().unwrap_or("")
+            );
+        }
         for (width, height, size) in SIZES {
             ctx.viewport(width, height).await;
             ctx.script(

@@ -233,7 +233,9 @@ fn the_statement_downloads_as_csv_and_xlsx_with_the_api_s_totals() {
                 "期末",
                 "合作社",
                 "已结算",
-                "待结算"
+                "待结算",
+                "面积（平方米）",
+                "住户姓名"
             ]
         );
         let total = rows.iter().find(|r| r[0] == "合计").expect("a total row");
@@ -250,6 +252,15 @@ fn the_statement_downloads_as_csv_and_xlsx_with_the_api_s_totals() {
         );
         // The households in the file add up to the same totals, to the fen.
         let lines: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "住户").collect();
+        // Each household's area and occupant, as the statement has them.
+        for (row, h) in lines
+            .iter()
+            .zip(api["households"].as_array().expect("households"))
+        {
+            assert_eq!(row[2], s(&h["household"]));
+            assert_eq!(row[11], s(&h["area_m2"]));
+            assert_eq!(row[12], h["occupant"].as_str().unwrap_or(""));
+        }
         assert_eq!(
             lines.len(),
             api["households"].as_array().expect("households").len()

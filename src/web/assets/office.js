@@ -50,6 +50,8 @@
       'office.by_household': '按住户',
       'office.col.compound': '小区',
       'office.col.household': '住户',
+      'office.col.occupant': '住户姓名',
+      'office.col.area': '面积（平方米）',
       'office.col.households': '户数',
       'office.col.opening': '期初',
       'office.col.billed': '应收',
@@ -132,6 +134,8 @@
       'office.by_household': 'By household',
       'office.col.compound': 'Compound',
       'office.col.household': 'Household',
+      'office.col.occupant': 'Occupant',
+      'office.col.area': 'Area (m²)',
       'office.col.households': 'Households',
       'office.col.opening': 'Opening',
       'office.col.billed': 'Billed',
@@ -462,12 +466,15 @@
         return el('tr', { dataset: { household: h.household }, class: ok ? undefined : 'untied' },
           el('th', { scope: 'row' }, h.household),
           el('td', { class: 'hide-narrow' }, h.compound),
+          el('td', { class: 'hide-narrow occupant' }, h.occupant || ''),
+          el('td', { class: 'hide-narrow area' }, h.area_m2),
           COLUMNS.map((c) => numCell(h[c])),
           el('td', { class: `check ${ok ? 'ok' : 'bad'}` }, ok ? '✓' : '✗'));
       })
-      : [el('tr', null, el('td', { colspan: 8, class: 'muted' }, t('office.no_households')))];
-    const head = headRow(['office.col.household', 'office.col.compound', ...COLUMNS.map((c) => `office.col.${c}`), 'office.col.check'], 2);
-    head.querySelectorAll('th')[1].classList.add('hide-narrow');
+      : [el('tr', null, el('td', { colspan: 10, class: 'muted' }, t('office.no_households')))];
+    const head = headRow(['office.col.household', 'office.col.compound', 'office.col.occupant', 'office.col.area',
+      ...COLUMNS.map((c) => `office.col.${c}`), 'office.col.check'], 4);
+    for (const i of [1, 2, 3]) head.querySelectorAll('th')[i].classList.add('hide-narrow');
     $('#households').replaceChildren(head, el('tbody', null, body));
     $('#households-count').textContent =
       t('office.households_count', { shown: shown.length, count: rows.length });
