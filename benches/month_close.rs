@@ -175,6 +175,7 @@ async fn main() {
             cooperative: "COOP".into(),
             month: "2026-10".into(),
             dry_run: false,
+            estimate: false,
         }),
     )
     .await;

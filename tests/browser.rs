@@ -7,12 +7,22 @@ mod browser_support;
 mod alliance;
 #[path = "browser/coop.rs"]
 mod coop;
+#[path = "browser/coop_total.rs"]
+mod coop_total;
+#[path = "browser/names.rs"]
+mod names;
 #[path = "browser/office.rs"]
 mod office;
+#[path = "browser/office_desk.rs"]
+mod office_desk;
 #[path = "browser/resident.rs"]
 mod resident;
+#[path = "browser/resident_card.rs"]
+mod resident_card;
 #[path = "browser/till.rs"]
 mod till;
+#[path = "browser/till_flow.rs"]
+mod till_flow;
 
 use browser_support::{browser_test, Ctx};
 use serde_json::json;

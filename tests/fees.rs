@@ -278,6 +278,7 @@ impl Fx {
             cooperative: "COOP".into(),
             month: month.into(),
             dry_run,
+            estimate: false,
         }))
         .await
         .map(|r| match r {
@@ -440,6 +441,83 @@ fn a(v: &Value) -> Amount {
 
 // ---------------------------------------------------------------------------------------------
 // Bills
+
+async fn a_month_so_far_is_estimated_as_its_close_would_compute_it(backend: Backend) {
+    let fx = Fx::new(backend, "2026-10-01").await;
+    fx.october("433.33").await;
+    // A month that has not begun has nothing to estimate.
+    let reply = fx
+        .get(ACCOUNTANT, "/v1/months/2026-11/close?estimate=true")
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("month"),
+    );
+    // On its last day, the month so far: a dry run marked with the day it runs to.
+    fx.at("2026-10-31");
+    let (status, estimate, _) = fx
+        .get(ACCOUNTANT, "/v1/months/2026-10/close?estimate=true")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{estimate}");
+    assert_eq!(estimate["estimated_to"], json!("2026-10-31"));
+    assert_eq!(estimate["dry_run"], json!(true));
+    assert_eq!(estimate["entry"], json!(null));
+    // 8,000.00 sold less its cost, the promotion and 433.33 rent: the profit so far.
+    let profit = |v: &Value| {
+        let f = |k: &str| -> i64 {
+            let s = v[k].as_str().expect(k);
+            let (w, c) = s.split_once('.').expect("amount");
+            let sign = if w.starts_with('-') { -1 } else { 1 };
+            sign * (w.trim_start_matches('-').parse::<i64>().unwrap() * 100
+                + c.parse::<i64>().unwrap())
+        };
+        f("sales") - f("cogs") - f("promotion") - f("expenses")
+    };
+    assert_eq!(
+        json!(hongxin::money::Amount::from_fen(profit(&estimate)).to_string()),
+        estimate["profit"]
+    );
+    assert_eq!(estimate["expenses"], json!("433.33"));
+    // Nothing was posted: the month still closes, and its close computes what the estimate
+    // said, to the fen.
+    fx.at("2026-11-02");
+    let (status, closed, _) = fx
+        .post_keyed(ACCOUNTANT, "/v1/months/2026-10/close", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{closed}");
+    for key in [
+        "sales",
+        "cogs",
+        "promotion",
+        "expenses",
+        "profit",
+        "distributed",
+        "reserve_in",
+        "pool",
+        "allocated",
+        "reserve",
+        "households",
+        "companies",
+    ] {
+        assert_eq!(closed[key], estimate[key], "{key}");
+    }
+    assert_eq!(closed.get("estimated_to"), None);
+    // An estimate is a dry run only.
+    let r = fx
+        .run(Command::CloseMonth(CloseMonth {
+            cooperative: "COOP".into(),
+            month: "2026-11".into(),
+            dry_run: false,
+            estimate: true,
+        }))
+        .await;
+    assert!(
+        matches!(&r, Err(Rejection::InvalidInput { field, .. }) if field == "estimate"),
+        "{r:?}"
+    );
+}
 
 async fn bills_follow_the_schedule_and_a_month_is_billed_once(backend: Backend) {
     let fx = Fx::new(backend, "2026-11-16").await;
@@ -986,6 +1064,7 @@ async fn a_close_over_many_households_settles_every_share_oldest_bill_first(back
             cooperative: "COOP".into(),
             month: "2026-10".into(),
             dry_run: false,
+            estimate: false,
         }))
         .await
         .expect("the store failed")
@@ -1596,6 +1675,12 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
     for (line, (compound, household, opening, billed, paid)) in lines.iter().zip(expect) {
         assert_eq!(line["compound"], json!(compound));
         assert_eq!(line["household"], json!(household));
+        // The household's area and occupant, as the household answer has them.
+        let view = fx
+            .get_ok(ADMIN, &format!("/v1/households/{household}"))
+            .await;
+        assert_eq!(line["area_m2"], view["area_m2"]);
+        assert_eq!(line["occupant"], view["name"]);
         assert_eq!(a(&line["opening"]), opening);
         assert_eq!(line["billed"], json!(billed));
         assert_eq!(line["paid"], json!(paid));
@@ -1632,8 +1717,8 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
     assert_eq!(
         s["cooperatives"],
         json!([{
-            "cooperative": "COOP", "opening": k01.to_string(), "allocated": "0.00",
-            "settled": "600.00", "outstanding": k01.checked_sub(y("600.00")).unwrap().to_string()
+            "cooperative": "COOP", "cooperative_name": "红心农场合作社",
+            "opening": k01.to_string(), "allocated": "0.00", "settled": "600.00", "outstanding": k01.checked_sub(y("600.00")).unwrap().to_string()
         }])
     );
     assert_eq!(close.companies[0].amount, k01);
@@ -1647,7 +1732,7 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
     let (status, headers, body) = fx
         .get_bytes(
             COMPANY_K01,
-            "/v1/companies/K01/statements/2026-11?format=csv",
+            "/v1/companies/K01/statements/2026-11?format=csv&lang=en",
         )
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -1658,6 +1743,51 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
     );
     let mut reader = csv::Reader::from_reader(body.as_slice());
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("CSV row")).collect();
+    // By default the words are Chinese, the figures the same.
+    let (status, _, chinese) = fx
+        .get_bytes(
+            COMPANY_K01,
+            "/v1/companies/K01/statements/2026-11?format=csv",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let chinese = String::from_utf8(chinese).expect("UTF-8");
+    let chinese: Vec<&str> = chinese.trim_start_matches('\u{feff}').lines().collect();
+    assert!(
+        chinese[0].starts_with("类别,小区,住户,期初,应收,住户缴纳,合作社抵扣,期末,"),
+        "{}",
+        chinese[0]
+    );
+    let english: Vec<String> = String::from_utf8(body.clone())
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(chinese.len(), english.len());
+    let total_zh = chinese
+        .iter()
+        .find(|l| l.starts_with("合计,"))
+        .expect("a 合计 row");
+    let total_en = english
+        .iter()
+        .find(|l| l.starts_with("total,"))
+        .expect("a total row");
+    assert_eq!(
+        total_zh.trim_start_matches("合计"),
+        total_en.trim_start_matches("total")
+    );
+    let reply = fx
+        .get(
+            COMPANY_K01,
+            "/v1/companies/K01/statements/2026-11?format=csv&lang=fr",
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("lang"),
+    );
     let total = rows.iter().find(|r| &r[0] == "total").expect("a total row");
     let json_totals: Vec<Amount> = ["opening", "billed", "paid", "allocated", "closing"]
         .iter()
@@ -2358,6 +2488,7 @@ async fn two_cooperatives_closing_one_month_cap_at_the_fees_owed_before_either(b
             cooperative: "COOP2".into(),
             month: "2026-10".into(),
             dry_run: false,
+            estimate: false,
         }))
         .await
     {
@@ -2483,6 +2614,7 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend! {
+    a_month_so_far_is_estimated_as_its_close_would_compute_it,
     bills_follow_the_schedule_and_a_month_is_billed_once,
     payments_go_to_the_oldest_bill_first_and_the_rest_is_prepaid,
     arrears_are_aged_by_the_month_of_each_bill,

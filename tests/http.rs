@@ -3087,7 +3087,8 @@ async fn settlements_owed_per_company(app: &TestApp) {
         .await;
     assert_eq!(
         statement["cooperatives"][0],
-        json!({ "cooperative": "COOP", "opening": k01.to_string(), "allocated": "0.00",
+        json!({ "cooperative": "COOP", "cooperative_name": "红心农场合作社",
+            "opening": k01.to_string(), "allocated": "0.00",
             "settled": "10.00", "outstanding": left.to_string() })
     );
     // An admin names the cooperative and sees the same.
@@ -3778,10 +3779,10 @@ async fn till_catalog(app: &TestApp) {
     assert_eq!(
         c["items"],
         json!([
-            { "sku": "APPLE", "name": "苹果", "unit": "斤", "price": "1.25" },
-            { "sku": "EGG", "name": "鸡蛋", "unit": "个", "price": "0.95" },
-            { "sku": "PEAR", "name": "梨", "unit": "斤", "price": "2.25" },
-            { "sku": "RICE", "name": "大米", "unit": "袋", "price": "37.80" },
+            { "sku": "APPLE", "name": "苹果", "unit": "斤", "price": "1.25", "initials": "pg" },
+            { "sku": "EGG", "name": "鸡蛋", "unit": "个", "price": "0.95", "initials": "jd" },
+            { "sku": "PEAR", "name": "梨", "unit": "斤", "price": "2.25", "initials": "l" },
+            { "sku": "RICE", "name": "大米", "unit": "袋", "price": "37.80", "initials": "dm" },
         ])
     );
     assert_eq!(app.get_ok(ADMIN, "/v1/catalog?cooperative=COOP").await, c);

@@ -270,6 +270,63 @@ fn s2_till() -> Value {
     })
 }
 
+/// A report of one shop: its total is the shop's own figures.
+fn one_shop(shop: Value) -> Value {
+    let mut total = shop.clone();
+    let fields = total.as_object_mut().expect("a shop");
+    for key in ["shop", "name", "cooperative"] {
+        fields.remove(key);
+    }
+    fields.insert("shops".into(), json!(1));
+    json!({ "date": REPORT_DAY, "shops": [shop], "total": total })
+}
+
+/// COOP's report: S1 and S2, and their lines added up by method and tender.
+fn coop_till() -> Value {
+    json!({
+        "date": REPORT_DAY,
+        "shops": [s1_till(), s2_till()],
+        "total": {
+            "shops": 2,
+            "topups": {
+                "count": 4, "paid": "400.00", "bonus": "40.00", "credited": "440.00",
+                "by_method": [
+                    { "method": "alipay", "count": 1, "paid": "50.00", "bonus": "5.00",
+                      "credited": "55.00", "as_vouchers": 0, "voucher_credit": "0.00" },
+                    { "method": "cash", "count": 2, "paid": "150.00", "bonus": "15.00",
+                      "credited": "165.00", "as_vouchers": 0, "voucher_credit": "0.00" },
+                    { "method": "wechat", "count": 1, "paid": "200.00", "bonus": "20.00",
+                      "credited": "220.00", "as_vouchers": 1, "voucher_credit": "220.00" },
+                ],
+            },
+            "sales": {
+                "count": 5, "total": "186.00",
+                "by_tender": [
+                    { "tender": "cash", "count": 3, "amount": "35.00" },
+                    { "tender": "voucher", "count": 1, "amount": "55.00" },
+                    { "tender": "wallet", "count": 1, "amount": "66.00" },
+                    { "tender": "wechat", "count": 1, "amount": "30.00" },
+                ],
+            },
+            "refunds": {
+                "count": 2, "amount": "53.00",
+                "by_tender": [
+                    { "tender": "cash", "amount": "20.00" },
+                    { "tender": "wallet", "amount": "33.00" },
+                ],
+            },
+            "vouchers_redeemed": {
+                "count": 1, "vouchers": 1, "amount": "55.00", "paid": "50.00", "bonus": "5.00",
+            },
+            "drawer": [
+                { "method": "alipay", "topups": "50.00", "sales": "0.00", "refunds": "0.00", "net": "50.00" },
+                { "method": "cash", "topups": "150.00", "sales": "35.00", "refunds": "20.00", "net": "165.00" },
+                { "method": "wechat", "topups": "200.00", "sales": "30.00", "refunds": "0.00", "net": "230.00" },
+            ],
+        },
+    })
+}
+
 fn empty_till(shop: &str, name: &str, coop: &str) -> Value {
     json!({
         "shop": shop, "name": name, "cooperative": coop,
@@ -314,10 +371,25 @@ async fn till_and_prepaid_reports_add_up(backend: Backend) {
         .await
         .expect("till report")
         .expect("COOP's shops");
+    assert_eq!(serde_json::to_value(&till).unwrap(), coop_till());
+    // As CSV: a row per shop and a total row, headers in Chinese unless English is asked for.
+    let csv = String::from_utf8(reports::till_csv(&till, false).expect("csv")).expect("utf-8");
+    let rows: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(
-        serde_json::to_value(&till).unwrap(),
-        json!({ "date": REPORT_DAY, "shops": [s1_till(), s2_till()] })
+        rows,
+        [
+            "营业日,门店代码,门店,充值笔数,充值实收,赠送,到账,销售笔数,销售额,退款笔数,退款额,券抵用,应收现金,应收微信,应收支付宝,应收银行",
+            "2026-11-16,S1,一号店,3,350.00,35.00,385.00,4,176.00,2,53.00,55.00,105.00,230.00,50.00,0.00",
+            "2026-11-16,S2,二号店,1,50.00,5.00,55.00,1,10.00,0,0.00,0.00,60.00,0.00,0.00,0.00",
+            "2026-11-16,,全部门店合计,4,400.00,40.00,440.00,5,186.00,2,53.00,55.00,165.00,230.00,50.00,0.00",
+        ]
     );
+    let english = String::from_utf8(reports::till_csv(&till, true).expect("csv")).expect("utf-8");
+    assert!(
+        english.contains("Date,Shop code,Shop,Top-ups,"),
+        "{english}"
+    );
+    assert!(english.contains(",All shops,4,400.00,"), "{english}");
     // The day before holds only H3's top-up; an unknown shop is no report at all.
     let before = reports::till(store, date("2026-11-15"), &ShopFilter::Shop("S1".into()))
         .await
@@ -586,7 +658,7 @@ async fn command_line_export_and_reports(backend: Backend) {
         "report", "till", "--date", REPORT_DAY, "--shop", "S1", "--json",
     ]))
     .expect("JSON");
-    assert_eq!(till, json!({ "date": REPORT_DAY, "shops": [s1_till()] }));
+    assert_eq!(till, one_shop(s1_till()));
     let text = run(&["report", "till", "--date", REPORT_DAY, "--shop", "S1"]);
     assert!(text.contains("shop S1 一号店 (COOP)"), "{text}");
     assert!(
@@ -640,9 +712,9 @@ async fn report_access_follows_the_token_scope(backend: Backend) {
     let l = build(backend).await;
     let (running, base) = serve(&l).await;
     let till = format!("/v1/reports/till?date={REPORT_DAY}");
-    let s1 = json!({ "date": REPORT_DAY, "shops": [s1_till()] });
-    let coop = json!({ "date": REPORT_DAY, "shops": [s1_till(), s2_till()] });
-    let t1 = json!({ "date": REPORT_DAY, "shops": [empty_till("T1", "店 T1", "COOP2")] });
+    let s1 = one_shop(s1_till());
+    let coop = coop_till();
+    let t1 = one_shop(empty_till("T1", "店 T1", "COOP2"));
 
     let allowed: Vec<(&str, String, &Value)> = vec![
         (CASHIER_S1, till.clone(), &s1),
@@ -659,6 +731,32 @@ async fn report_access_follows_the_token_scope(backend: Backend) {
         assert_eq!(status, StatusCode::OK, "{token} {path}: {body}");
         assert_eq!(&body, want, "{token} {path}");
     }
+    // The till report as a CSV download, English headers on request.
+    let r = reqwest::Client::new()
+        .get(format!("{base}{till}&format=csv&lang=en"))
+        .bearer_auth(ACCOUNTANT)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok()),
+        Some("attachment; filename=\"till-2026-11-16.csv\"")
+    );
+    let text = r.text().await.expect("csv");
+    assert!(
+        text.contains("\n2026-11-16,,All shops,4,400.00,40.00,440.00,5,186.00,"),
+        "{text}"
+    );
+    let (status, body) = get(&base, Some(ACCOUNTANT), &format!("{till}&format=pdf")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (body["code"].clone(), body["field"].clone()),
+        (json!("invalid_input"), json!("format"))
+    );
+
     let (status, body) = get(&base, Some(ADMIN), &till).await;
     assert_eq!(status, StatusCode::OK);
     let shops: Vec<&str> = body["shops"]

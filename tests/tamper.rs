@@ -493,6 +493,7 @@ async fn build(backend: Backend) -> TestLedger {
                 cooperative: "COOP".into(),
                 month: "2026-10".into(),
                 dry_run: false,
+                estimate: false,
             }))
             .await,
         "close",

@@ -77,6 +77,7 @@ pub async fn run(config: &Config, args: CloseMonthArgs) -> anyhow::Result<()> {
         cooperative: args.cooperative,
         month: args.month,
         dry_run: args.dry_run,
+        estimate: false,
     });
     let r = match accepted(app.run(command).await)? {
         Receipt::MonthClose(r) => r,

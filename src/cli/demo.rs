@@ -847,6 +847,7 @@ impl<'a> Sim<'a> {
                         cooperative: COOP.into(),
                         month: previous.clone(),
                         dry_run: false,
+                        estimate: false,
                     }),
                 ));
             }

@@ -17,7 +17,7 @@ mod vouchers;
 pub use types::*;
 
 pub(crate) use master::check_text as master_check_text;
-pub use sale::{line_qty, price_line, MAX_LINES};
+pub use sale::{line_qty, pinyin_initials, price_line, MAX_LINES};
 pub(crate) use sale::{refund_split, split_paid_bonus, verify_voucher, wallet_refund, MAX_TENDERS};
 pub(crate) use topup::overflow;
 pub use topup::{top_up_terms, TopUpFacts, TopUpTerms};

@@ -16,6 +16,21 @@ use crate::voucher::{VoucherCode, VoucherCodeError};
 pub const MAX_LINES: usize = 200;
 pub(crate) const MAX_TENDERS: usize = 8;
 
+/// How a till finds a catalogue item by typing: the first letter of each character's pinyin,
+/// lower case (大白菜 → `dbc`, 土鸡蛋 (30枚) → `tjd30m`); letters and digits stay as they are
+/// and everything else is left out. A character with several readings takes the first one the
+/// pinyin table lists (usually the common one).
+pub fn pinyin_initials(name: &str) -> String {
+    use pinyin::ToPinyin;
+    name.chars()
+        .filter_map(|c| match c.to_pinyin() {
+            Some(p) => p.first_letter().chars().next(),
+            None if c.is_ascii_alphanumeric() => Some(c.to_ascii_lowercase()),
+            None => None,
+        })
+        .collect()
+}
+
 /// Splits `amount` over a credit balance's paid and bonus parts in proportion to them.
 pub(crate) fn split_paid_bonus(
     amount: Amount,
@@ -155,6 +170,19 @@ mod tests {
 
     fn y(s: &str) -> Amount {
         Amount::parse(s).unwrap()
+    }
+
+    #[test]
+    fn pinyin_initials_are_what_a_cashier_types() {
+        assert_eq!(pinyin_initials("大白菜"), "dbc");
+        assert_eq!(pinyin_initials("西红柿"), "xhs");
+        assert_eq!(pinyin_initials("土鸡蛋 (30枚)"), "tjd30m");
+        assert_eq!(pinyin_initials("菜籽油 5L"), "czy5l");
+        assert_eq!(pinyin_initials("豆角"), "dj");
+        // A character with several readings takes the first the table lists (行: xing), not
+        // the one its word needs (银行: yinhang).
+        assert_eq!(pinyin_initials("银行卡"), "yxk");
+        assert_eq!(pinyin_initials(""), "");
     }
 
     #[test]

@@ -434,6 +434,10 @@ pub struct CloseMonth {
     /// Compute and show, post nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// With `dry_run`: a month not yet ended, estimated from its first day to the business date
+    /// (its profit and pool so far, as a close would compute them today).
+    #[serde(default)]
+    pub estimate: bool,
 }
 
 /// The cooperative pays a company what it owes for covered fees, by bank transfer.
@@ -687,6 +691,8 @@ pub struct SaleRefundReceipt {
     pub tenders: Vec<TenderReceipt>,
     /// What is still refundable on the sale.
     pub remaining: Amount,
+    /// The business date the refund is booked on.
+    pub business_date: NaiveDate,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -780,6 +786,9 @@ pub struct CloseReceipt {
     pub reserve: Amount,
     pub households: u64,
     pub companies: Vec<CompanyShare>,
+    /// An estimate's last business date: the month so far, not its close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_to: Option<NaiveDate>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

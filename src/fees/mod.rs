@@ -471,7 +471,7 @@ pub(crate) async fn close_month<T: Tx>(
     req: &CloseMonth,
 ) -> OpResult<CloseReceipt> {
     let mut phases = Phases::start();
-    let (first, last) = month_bounds("month", &req.month)?;
+    let (first, month_last) = month_bounds("month", &req.month)?;
     let coop = tx
         .cooperative(&req.cooperative)
         .await?
@@ -480,7 +480,19 @@ pub(crate) async fn close_month<T: Tx>(
         // Closing twice returns the first result.
         return serde_json::from_str(&stored).map_err(internal);
     }
-    if ctx.today <= last {
+    // An estimate computes the month so far, as its close would today; it posts nothing.
+    let last = if req.estimate {
+        if !req.dry_run {
+            return Err(Rejection::invalid("estimate", "an estimate is a dry run only").into());
+        }
+        if ctx.today < first {
+            return Err(Rejection::invalid("month", format!("{} has not begun", req.month)).into());
+        }
+        month_last.min(ctx.today)
+    } else {
+        month_last
+    };
+    if !req.estimate && ctx.today <= last {
         return Err(Rejection::invalid(
             "month",
             format!(
@@ -596,6 +608,7 @@ pub(crate) async fn close_month<T: Tx>(
                 amount: *amount,
             })
             .collect(),
+        estimated_to: req.estimate.then_some(last),
     };
     if req.dry_run {
         phases.done("receipt");

@@ -16,6 +16,10 @@ use crate::money::Amount;
 pub struct HouseholdLine {
     pub compound: String,
     pub household: String,
+    /// Floor area in m², e.g. `87.35`.
+    pub area_m2: String,
+    /// The occupant's name where recorded.
+    pub occupant: Option<String>,
     pub opening: Amount,
     pub billed: Amount,
     pub paid: Amount,
@@ -35,6 +39,9 @@ pub struct Totals {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CompoundTotals {
     pub compound: String,
+    /// The compound's name, filled in by the HTTP layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub households: u64,
     #[serde(flatten)]
     pub totals: Totals,
@@ -62,6 +69,9 @@ pub struct Summary {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CooperativePosition {
     pub cooperative: String,
+    /// The cooperative's name, filled in by the HTTP layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cooperative_name: Option<String>,
     pub opening: Amount,
     pub allocated: Amount,
     pub settled: Amount,
@@ -72,6 +82,9 @@ pub struct CooperativePosition {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Statement {
     pub company: String,
+    /// The company's name, filled in by the HTTP layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
     pub month: String,
     pub households: Vec<HouseholdLine>,
     pub compounds: Vec<CompoundTotals>,
@@ -108,6 +121,11 @@ impl Totals {
     }
 }
 
+/// Square decimetres as the m² a statement shows: 8735 → `87.35`.
+pub fn area_m2(dm2: i64) -> String {
+    format!("{}.{:02}", dm2 / 100, dm2 % 100)
+}
+
 /// Assembles the statement from household lines (whose `closing` the store computed from the
 /// journal independently) and the cooperatives' positions.
 pub fn build(
@@ -130,6 +148,7 @@ pub fn build(
         if compounds.last().is_none_or(|c| c.compound != h.compound) {
             compounds.push(CompoundTotals {
                 compound: h.compound.clone(),
+                name: None,
                 households: 0,
                 totals: Totals::default(),
             });
@@ -155,6 +174,7 @@ pub fn build(
     ) == totals.closing;
     Statement {
         company: company.to_string(),
+        company_name: None,
         month: month.to_string(),
         households,
         compounds,
@@ -167,28 +187,83 @@ pub fn build(
     }
 }
 
-/// The statement as CSV: one row per household, then compound and total rows, then the summary.
+/// The words of the CSV's headers, row kinds and summary lines in Chinese, for a person; the
+/// English ones are the field names of the JSON, for programs as much as for people.
+fn chinese(word: &str) -> &str {
+    match word {
+        "row" => "类别",
+        "compound" => "小区",
+        "household" => "住户",
+        "opening" => "期初",
+        "billed" => "应收",
+        "paid" => "住户缴纳",
+        "allocated" => "合作社抵扣",
+        "closing" => "期末",
+        "cooperative" => "合作社",
+        "settled" => "已结算",
+        "outstanding" => "待结算",
+        "area_m2" => "面积（平方米）",
+        "occupant" => "住户姓名",
+        "total" => "合计",
+        "summary" => "汇总",
+        "journal" => "账本",
+        "arrears_brought_forward" => "上期结转欠费",
+        "arrears_this_month" => "本月新增欠费",
+        "arrears_recovered" => "收回往期欠费",
+        "prepaid" => "预缴余额",
+        "received" => "住户缴纳合计",
+        "covered_by_cooperative" => "合作社抵扣合计",
+        other => other,
+    }
+}
+
+/// The statement as CSV with English headers (the JSON's field names): one row per household,
+/// then compound and total rows, then the summary.
 pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    to_csv_in(s, false)
+}
+
+/// The statement as CSV, its headers, row kinds and summary lines in Chinese (`chinese`) or
+/// English; Chinese starts with a byte-order mark, so that spreadsheet programs read it right.
+pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Error> {
+    let k = |word: &'static str| -> &'static str {
+        if chinese_words {
+            chinese(word)
+        } else {
+            word
+        }
+    };
+    let start = if chinese_words {
+        vec![0xEF, 0xBB, 0xBF]
+    } else {
+        Vec::new()
+    };
+    let mut w = csv::Writer::from_writer(start);
     // Every figure sits under the header that names it. The first eight columns serve the
     // household, compound and total rows (and keep their places for readers that count);
-    // the cooperative rows add the columns only they have.
-    w.write_record([
-        "row",
-        "compound",
-        "household",
-        "opening",
-        "billed",
-        "paid",
-        "allocated",
-        "closing",
-        "cooperative",
-        "settled",
-        "outstanding",
-    ])?;
+    // the cooperative rows add the columns only they have, and the household rows end with the
+    // household's area and occupant.
+    w.write_record(
+        [
+            "row",
+            "compound",
+            "household",
+            "opening",
+            "billed",
+            "paid",
+            "allocated",
+            "closing",
+            "cooperative",
+            "settled",
+            "outstanding",
+            "area_m2",
+            "occupant",
+        ]
+        .map(k),
+    )?;
     for h in &s.households {
         w.write_record([
-            "household",
+            k("household"),
             &h.compound,
             &h.household,
             &h.opening.to_string(),
@@ -199,12 +274,14 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
             "",
             "",
             "",
+            &h.area_m2,
+            h.occupant.as_deref().unwrap_or(""),
         ])?;
     }
     for c in &s.compounds {
         let t = &c.totals;
         w.write_record([
-            "compound",
+            k("compound"),
             &c.compound,
             "",
             &t.opening.to_string(),
@@ -215,11 +292,13 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
             "",
             "",
             "",
+            "",
+            "",
         ])?;
     }
     let t = &s.totals;
     w.write_record([
-        "total",
+        k("total"),
         "",
         "",
         &t.opening.to_string(),
@@ -227,6 +306,8 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
         &t.paid.to_string(),
         &t.allocated.to_string(),
         &t.closing.to_string(),
+        "",
+        "",
         "",
         "",
         "",
@@ -242,10 +323,12 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
         ("covered_by_cooperative", m.covered_by_cooperative),
     ] {
         w.write_record([
-            "summary",
-            label,
+            k("summary"),
+            k(label),
             "",
             &value.to_string(),
+            "",
+            "",
             "",
             "",
             "",
@@ -257,7 +340,7 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
     }
     for c in &s.cooperatives {
         w.write_record([
-            "cooperative",
+            k("cooperative"),
             "",
             "",
             &c.opening.to_string(),
@@ -268,12 +351,16 @@ pub fn to_csv(s: &Statement) -> Result<Vec<u8>, csv::Error> {
             &c.cooperative,
             &c.settled.to_string(),
             &c.outstanding.to_string(),
+            "",
+            "",
         ])?;
     }
     w.write_record([
-        "journal",
+        k("journal"),
         &s.journal_seq.to_string(),
         &s.journal_hash,
+        "",
+        "",
         "",
         "",
         "",
@@ -294,6 +381,8 @@ mod tests {
         HouseholdLine {
             compound: "HX01".into(),
             household: h.into(),
+            area_m2: "87.35".into(),
+            occupant: None,
             opening: Amount::from_fen(opening),
             billed: Amount::from_fen(billed),
             paid: Amount::from_fen(paid),
@@ -342,6 +431,7 @@ mod tests {
             "2026-11",
             vec![line("a", 0, 4804, 0, 1000)],
             vec![CooperativePosition {
+                cooperative_name: None,
                 cooperative: "COOP".into(),
                 opening: Amount::from_fen(50_000),
                 allocated: Amount::from_fen(1000),

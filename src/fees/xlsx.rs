@@ -20,7 +20,7 @@ use crate::money::Amount;
 pub const SHEET: &str = "对账单";
 
 /// Column headings of the household table.
-const HEADINGS: [&str; 7] = [
+const HEADINGS: [&str; 9] = [
     "小区 Compound",
     "户号 Household",
     "期初 Opening",
@@ -28,6 +28,8 @@ const HEADINGS: [&str; 7] = [
     "居民缴费 Paid",
     "合作社抵扣 Allocated",
     "期末 Closing",
+    "面积 m² Area",
+    "住户姓名 Occupant",
 ];
 
 /// Yuan for a cell: the boundary described in the module comment, and nowhere else.
@@ -81,7 +83,7 @@ pub fn to_xlsx(s: &Statement) -> Result<Vec<u8>, XlsxError> {
     sheet.set_name(SHEET)?;
     sheet.set_column_width(0, 16)?;
     sheet.set_column_width(1, 18)?;
-    for col in 2..7 {
+    for col in 2..9 {
         sheet.set_column_width(col, 16)?;
     }
 
@@ -91,7 +93,10 @@ pub fn to_xlsx(s: &Statement) -> Result<Vec<u8>, XlsxError> {
         0,
         format!(
             "物业费对账单 Property-fee statement — {} — {}",
-            s.company, s.month
+            s.company_name
+                .as_ref()
+                .map_or(s.company.clone(), |n| format!("{n}（{}）", s.company)),
+            s.month
         ),
         &f.title,
     )?;
@@ -109,6 +114,10 @@ pub fn to_xlsx(s: &Statement) -> Result<Vec<u8>, XlsxError> {
     while let Some(h) = lines.next() {
         sheet.write_string(row, 0, h.compound.as_str())?;
         sheet.write_string(row, 1, h.household.as_str())?;
+        sheet.write_string(row, 7, h.area_m2.as_str())?;
+        if let Some(name) = &h.occupant {
+            sheet.write_string(row, 8, name.as_str())?;
+        }
         let t = Totals {
             opening: h.opening,
             billed: h.billed,
@@ -234,6 +243,8 @@ mod tests {
         HouseholdLine {
             compound: compound.into(),
             household: h.into(),
+            area_m2: "87.35".into(),
+            occupant: None,
             opening: Amount::from_fen(opening),
             billed: Amount::from_fen(billed),
             paid: Amount::from_fen(paid),
@@ -265,6 +276,7 @@ mod tests {
                 line("HX01", "H3", -1000, 4804, 0),
             ],
             vec![CooperativePosition {
+                cooperative_name: None,
                 cooperative: "COOP".into(),
                 opening: Amount::ZERO,
                 allocated: Amount::from_fen(100),

@@ -7,6 +7,46 @@ use serde::Serialize;
 
 use crate::domain::{LineError, Rejection, StoreError};
 
+/// Every `code` a problem+json answer of this server can carry. The web pages have a message
+/// in each language for each of them (tests/browser checks every page); a test below reads the
+/// sources so that a new code cannot be added without being listed here.
+pub const PROBLEM_CODES: &[&str] = &[
+    // Business rejections (`Rejection::code`, SPEC §9).
+    "invalid_amount",
+    "invalid_input",
+    "not_whole_units",
+    "cap_exceeded",
+    "insufficient_funds",
+    "not_found",
+    "already_exists",
+    "not_eligible",
+    "method_not_accepted",
+    "tender_mismatch",
+    "voucher_invalid",
+    "voucher_typo",
+    "not_refundable",
+    "no_policy",
+    "period_closed",
+    "import_failed",
+    "idempotency_key_reused",
+    "forbidden",
+    // The HTTP layer: requests, sessions, idempotency.
+    "bad_body",
+    "bad_idempotency_key",
+    "bad_path_parameter",
+    "body_too_large",
+    "csrf_failed",
+    "idempotency_in_flight",
+    "idempotency_key_required",
+    "internal",
+    "malformed_json",
+    "method_not_allowed",
+    "rate_limited",
+    "sign_in_failed",
+    "unauthorized",
+    "unsupported_media_type",
+];
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the problem type: `urn:hongxin:problem:{code}`.
@@ -159,5 +199,109 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PROBLEM_CODES;
+    use std::path::Path;
+
+    /// The arguments of each call of `name(` in `source`, split at top-level commas.
+    fn calls<'a>(source: &'a str, name: &str) -> Vec<Vec<&'a str>> {
+        let mut out = Vec::new();
+        for (at, _) in source.match_indices(name) {
+            let args = &source[at + name.len()..];
+            let (mut depth, mut start, mut parts, mut quoted) = (0usize, 0usize, Vec::new(), false);
+            for (i, c) in args.char_indices() {
+                match c {
+                    '"' => quoted = !quoted,
+                    _ if quoted => {}
+                    '(' | '[' | '{' => depth += 1,
+                    ')' | ']' | '}' if depth == 0 => {
+                        parts.push(args[start..i].trim());
+                        break;
+                    }
+                    ')' | ']' | '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        parts.push(args[start..i].trim());
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            out.push(parts);
+        }
+        out
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// A string literal argument that is a code: `"not_found"`.
+    fn literal(arg: &str) -> Option<&str> {
+        let inner = arg.strip_prefix('"')?.strip_suffix('"')?;
+        inner
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_')
+            .then_some(inner)
+    }
+
+    #[test]
+    fn every_code_the_sources_can_answer_with_is_listed() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let mut found = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).expect("read source");
+            for args in calls(&text, "ApiError::new(") {
+                found.extend(args.get(1).and_then(|a| literal(a)).map(str::to_owned));
+            }
+            for args in calls(&text, "ApiError::bad_request(") {
+                found.extend(args.first().and_then(|a| literal(a)).map(str::to_owned));
+            }
+        }
+        // Rejection::code: the match arms of its body.
+        let domain = std::fs::read_to_string(src.join("domain/mod.rs")).expect("domain");
+        let body = domain
+            .split("pub fn code(&self) -> &'static str {")
+            .nth(1)
+            .and_then(|b| b.split("\n    }\n").next())
+            .expect("Rejection::code");
+        for arm in body.lines().filter_map(|l| l.split("=> ").nth(1)) {
+            found.extend(literal(arm.trim_end_matches(',')).map(str::to_owned));
+        }
+        for must in [
+            "invalid_amount",
+            "forbidden",
+            "csrf_failed",
+            "sign_in_failed",
+        ] {
+            assert!(
+                found.iter().any(|f| f == must),
+                "the scan missed {must}: {found:?}"
+            );
+        }
+        for code in &found {
+            assert!(
+                PROBLEM_CODES.contains(&code.as_str()),
+                "problem code {code:?} is answered by the server but not in PROBLEM_CODES"
+            );
+        }
+        for code in PROBLEM_CODES {
+            assert!(
+                found.iter().any(|f| f == code),
+                "PROBLEM_CODES lists {code:?}, which nothing answers"
+            );
+        }
     }
 }

@@ -199,6 +199,7 @@ async fn post_close(
         cooperative: principal.cooperative_for(req.cooperative.as_deref())?,
         month: month.clone(),
         dry_run: req.dry_run,
+        estimate: false,
     });
     let status = if req.dry_run {
         StatusCode::OK
@@ -223,9 +224,12 @@ async fn post_close(
 pub struct CloseQuery {
     /// Only an admin names the cooperative.
     cooperative: Option<String>,
+    /// `true`: a month not yet ended, estimated from its first day to the business date.
+    estimate: Option<bool>,
 }
 
-/// What closing the month would do (a dry run), or the stored result once it is closed.
+/// What closing the month would do (a dry run), or the stored result once it is closed. With
+/// `?estimate=true`, the month so far (first day to the business date), marked `estimated_to`.
 #[utoipa::path(get, path = "/v1/months/{month}/close", tag = "month close",
     params(("month" = String, Path, example = "2026-10"), CloseQuery),
     responses((status = 200, body = CloseReceipt), (status = 422, body = Problem)),
@@ -243,6 +247,7 @@ async fn get_close(
         cooperative: principal.cooperative_for(q.cooperative.as_deref())?,
         month: month.clone(),
         dry_run: true,
+        estimate: q.estimate.unwrap_or(false),
     });
     // A preview posts nothing, so it takes no Idempotency-Key (any sent is not remembered).
     let route = format!("GET /v1/months/{month}/close");
@@ -317,6 +322,8 @@ pub const XLSX_TYPE: &str = "application/vnd.openxmlformats-officedocument.sprea
 pub struct StatementQuery {
     /// `json` (default), `csv` or `xlsx`.
     format: Option<String>,
+    /// The CSV's words: `zh-CN` (default, for people) or `en` (the JSON's field names).
+    lang: Option<String>,
 }
 
 /// `statement-K01-2026-11.csv`: only characters that need no quoting in a header.
@@ -334,7 +341,7 @@ fn file_name(company: &str, month: &str, ext: &str) -> String {
     format!("statement-{safe}-{month}.{ext}")
 }
 
-fn attachment(content_type: &'static str, name: &str, body: Vec<u8>) -> Response {
+pub(super) fn attachment(content_type: &'static str, name: &str, body: Vec<u8>) -> Response {
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
     (
@@ -376,15 +383,34 @@ async fn get_statement(
             "format: use json, csv or xlsx",
         ));
     }
-    let statement = state
+    let mut statement = state
         .app
         .store
         .statement(&company, &month)
         .await?
         .ok_or_else(|| ApiError::not_found("company"))?;
+    let mut names = state.app.store.names().await?;
+    statement.company_name = names.companies.remove(&statement.company);
+    for c in &mut statement.compounds {
+        c.name = names.compounds.get(&c.compound).cloned();
+    }
+    for c in &mut statement.cooperatives {
+        c.cooperative_name = names.cooperatives.get(&c.cooperative).cloned();
+    }
     match format {
         "csv" => {
-            let body = crate::fees::statement::to_csv(&statement).map_err(|e| {
+            let chinese = match q.lang.as_deref() {
+                None | Some("zh-CN") => true,
+                Some("en") => false,
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_input",
+                        "lang",
+                        "lang: use zh-CN or en",
+                    ))
+                }
+            };
+            let body = crate::fees::statement::to_csv_in(&statement, chinese).map_err(|e| {
                 tracing::error!(error = %e, "writing a statement as CSV");
                 ApiError::internal()
             })?;

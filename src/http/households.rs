@@ -58,7 +58,10 @@ pub struct FeesView {
 pub struct HouseholdResponse {
     household: String,
     compound: String,
+    /// The compound's and the company's names, shown beside their codes.
+    compound_name: Option<String>,
     company: String,
+    company_name: Option<String>,
     eligible: bool,
     /// Floor area in m².
     area_m2: String,
@@ -151,10 +154,13 @@ async fn get_household(
     let fees = v.fees_balance;
     let open_bills = state.app.store.open_bills(&v.code).await?;
     let arrears_by_age = arrears_by_age(&open_bills, state.app.clock.today())?;
+    let mut names = state.app.store.names().await?;
     Ok(axum::Json(HouseholdResponse {
         household: v.code.clone(),
         compound: v.compound.clone(),
+        compound_name: names.compounds.remove(&v.compound),
         company: v.company.clone(),
+        company_name: names.companies.remove(&v.company),
         eligible: v.eligible,
         area_m2: format!("{}.{:02}", v.area_dm2 / 100, v.area_dm2 % 100),
         building: v.building.clone(),

@@ -97,6 +97,22 @@ pub struct SaleRequest {
     tenders: Vec<Tender>,
     #[serde(default)]
     shop: Option<String>,
+    /// What the till has of the resident being there to spend from the wallet: the household
+    /// card's link as scanned, or the PIN typed. Accepted and not yet checked.
+    #[serde(default)]
+    #[allow(dead_code)]
+    resident: Option<ResidentPresence>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResidentPresence {
+    #[serde(default)]
+    #[allow(dead_code)]
+    card: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pin: Option<String>,
 }
 
 /// Sell by catalogue lines or by amount, paid by wallet, voucher, cash, WeChat or Alipay.

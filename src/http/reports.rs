@@ -4,6 +4,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -50,20 +51,49 @@ pub struct TillQuery {
     shop: Option<String>,
     /// Admins only: the shops of one cooperative.
     cooperative: Option<String>,
+    /// `json` (default) or `csv`: a row per shop and a total row.
+    format: Option<String>,
+    /// The CSV's headers: `zh-CN` (default) or `en`.
+    lang: Option<String>,
 }
 
-/// Daily till report (日结) per shop: top-ups by method, sales by tender, refunds, vouchers redeemed.
+/// Daily till report (日结) per shop and over all of them: top-ups by method, sales by tender,
+/// refunds, vouchers redeemed, what each till should hold. JSON, or `?format=csv`.
 #[utoipa::path(get, path = "/v1/reports/till", tag = "reports", params(TillQuery),
-    responses((status = 200, body = TillReport), (status = 403, body = Problem),
+    responses((status = 200, content(
+            (TillReport = "application/json"),
+            (String = "text/csv"))), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn get_till(
     State(state): State<AppState>,
     principal: Principal,
     q: Result<Query<TillQuery>, QueryRejection>,
-) -> Result<axum::Json<TillReport>, ApiError> {
+) -> Result<Response, ApiError> {
     principal.allow(&[Role::Cashier, Role::CoopAccountant, Role::Admin])?;
     let q = query(q)?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_input",
+                "format",
+                "format: use json or csv",
+            ))
+        }
+    };
+    let english = match q.lang.as_deref() {
+        None | Some("zh-CN") => false,
+        Some("en") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_input",
+                "lang",
+                "lang: use zh-CN or en",
+            ))
+        }
+    };
     let store = state.app.store.as_ref();
     let filter = match principal.role() {
         Role::Cashier => {
@@ -95,7 +125,15 @@ async fn get_till(
     let report = reports::till(store, q.date, &filter)
         .await?
         .ok_or_else(|| ApiError::not_found("shop"))?;
-    Ok(axum::Json(report))
+    if csv {
+        let body = reports::till_csv(&report, english).map_err(|e| {
+            tracing::error!(error = %e, "writing a till report as CSV");
+            ApiError::internal()
+        })?;
+        let name = format!("till-{}.csv", report.date);
+        return Ok(super::fees::attachment(super::fees::CSV_TYPE, &name, body));
+    }
+    Ok(axum::Json(report).into_response())
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -30,6 +30,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(post_session))
         .routes(routes!(post_pin))
         .routes(routes!(get_link))
+        .routes(routes!(get_link_qr))
         .routes(routes!(post_link_rotate))
 }
 
@@ -359,4 +360,34 @@ async fn post_link_rotate(
         Ok(_) => Err(ApiError::internal()),
         Err(r) => Err(r.into()),
     }
+}
+
+/// The household card's QR code (its signed link): for the office to print on the card, and
+/// for the resident to show at a till from the phone.
+#[utoipa::path(get, path = "/v1/households/{household}/link/qr.svg", tag = "residents",
+    params(("household" = String, Path)),
+    responses((status = 200, content_type = "image/svg+xml", body = String), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_link_qr(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let v = if principal.role() == Role::Resident {
+        match state.app.store.household(&code).await? {
+            Some(v) if principal.token.household.as_deref() == Some(v.code.as_str()) => v,
+            _ => return Err(ApiError::not_found("household")),
+        }
+    } else {
+        managed(&state, &principal, &code).await?
+    };
+    let link = link_response(&state, &v, v.link_version);
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "private, no-store"),
+        ],
+        crate::voucher::qr_svg(&link.url),
+    )
+        .into_response())
 }

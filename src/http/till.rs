@@ -185,6 +185,8 @@ pub struct CatalogLine {
     unit: String,
     /// Price per unit.
     price: Amount,
+    /// The name's pinyin initials (大白菜 → `dbc`), for finding the item by typing.
+    initials: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -218,6 +220,7 @@ async fn get_catalog(
         items: items
             .into_iter()
             .map(|i| CatalogLine {
+                initials: crate::domain::pinyin_initials(&i.name),
                 sku: i.sku,
                 name: i.name,
                 unit: i.unit,

@@ -28,6 +28,19 @@ pub struct TillReport {
     pub date: NaiveDate,
     /// By shop code.
     pub shops: Vec<ShopTill>,
+    /// Every shop of the report added up, line by line.
+    pub total: TillTotal,
+}
+
+/// The shops of a till report added up: what the cooperative took over all its tills.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TillTotal {
+    pub shops: u64,
+    pub topups: Topups,
+    pub sales: Sales,
+    pub refunds: Refunds,
+    pub vouchers_redeemed: VouchersRedeemed,
+    pub drawer: Vec<DrawerLine>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -245,6 +258,7 @@ pub async fn till(
     let mut report = TillReport {
         date,
         shops: Vec::with_capacity(shops.len()),
+        total: TillTotal::default(),
     };
     for shop in &shops {
         // A shop listed a moment ago exists still: shops are never deleted.
@@ -254,5 +268,236 @@ pub async fn till(
             .unwrap_or_default();
         report.shops.push(shop_till(shop, &figures)?);
     }
+    report.total = total_of(&report.shops)?;
     Ok(Some(report))
+}
+
+/// Adds `amount` to the line keyed `key` of `lines`, appending the line when it is new.
+fn merge<T>(
+    lines: &mut Vec<T>,
+    key: impl Fn(&T) -> &str,
+    line: &T,
+    add_into: impl Fn(&mut T, &T) -> Result<(), ReportError>,
+) -> Result<(), ReportError>
+where
+    T: Clone,
+{
+    match lines.iter_mut().find(|l| key(l) == key(line)) {
+        Some(l) => add_into(l, line),
+        None => {
+            lines.push(line.clone());
+            Ok(())
+        }
+    }
+}
+
+/// The shops added up, each line by its method or tender (sorted by name).
+pub fn total_of(shops: &[ShopTill]) -> Result<TillTotal, ReportError> {
+    let mut t = TillTotal {
+        shops: shops.len() as u64,
+        ..TillTotal::default()
+    };
+    for s in shops {
+        t.topups.count += s.topups.count;
+        t.topups.paid = add(t.topups.paid, s.topups.paid)?;
+        t.topups.bonus = add(t.topups.bonus, s.topups.bonus)?;
+        t.topups.credited = add(t.topups.credited, s.topups.credited)?;
+        for line in &s.topups.by_method {
+            merge(
+                &mut t.topups.by_method,
+                |l| &l.method,
+                line,
+                |a, b| {
+                    a.count += b.count;
+                    a.paid = add(a.paid, b.paid)?;
+                    a.bonus = add(a.bonus, b.bonus)?;
+                    a.credited = add(a.credited, b.credited)?;
+                    a.as_vouchers += b.as_vouchers;
+                    a.voucher_credit = add(a.voucher_credit, b.voucher_credit)?;
+                    Ok(())
+                },
+            )?;
+        }
+        t.sales.count += s.sales.count;
+        t.sales.total = add(t.sales.total, s.sales.total)?;
+        for line in &s.sales.by_tender {
+            merge(
+                &mut t.sales.by_tender,
+                |l| &l.tender,
+                line,
+                |a, b| {
+                    a.count += b.count;
+                    a.amount = add(a.amount, b.amount)?;
+                    Ok(())
+                },
+            )?;
+        }
+        t.refunds.count += s.refunds.count;
+        t.refunds.amount = add(t.refunds.amount, s.refunds.amount)?;
+        for line in &s.refunds.by_tender {
+            merge(
+                &mut t.refunds.by_tender,
+                |l| &l.tender,
+                line,
+                |a, b| {
+                    a.amount = add(a.amount, b.amount)?;
+                    Ok(())
+                },
+            )?;
+        }
+        let v = &mut t.vouchers_redeemed;
+        let w = &s.vouchers_redeemed;
+        v.count += w.count;
+        v.vouchers += w.vouchers;
+        v.amount = add(v.amount, w.amount)?;
+        v.paid = add(v.paid, w.paid)?;
+        v.bonus = add(v.bonus, w.bonus)?;
+        for line in &s.drawer {
+            merge(
+                &mut t.drawer,
+                |l| &l.method,
+                line,
+                |a, b| {
+                    a.topups = add(a.topups, b.topups)?;
+                    a.sales = add(a.sales, b.sales)?;
+                    a.refunds = add(a.refunds, b.refunds)?;
+                    a.net = add(a.net, b.net)?;
+                    Ok(())
+                },
+            )?;
+        }
+    }
+    t.topups.by_method.sort_by(|a, b| a.method.cmp(&b.method));
+    t.sales.by_tender.sort_by(|a, b| a.tender.cmp(&b.tender));
+    t.refunds.by_tender.sort_by(|a, b| a.tender.cmp(&b.tender));
+    t.drawer.sort_by(|a, b| a.method.cmp(&b.method));
+    Ok(t)
+}
+
+/// The drawer's methods a CSV always has a column for, in this order; others follow.
+const DRAWER_METHODS: [&str; 4] = ["cash", "wechat", "alipay", "bank"];
+
+/// The report as CSV (UTF-8 with a byte-order mark, so that spreadsheet programs read the
+/// Chinese right): one row per shop and a total row, headers in Chinese or English.
+pub fn to_csv(report: &TillReport, english: bool) -> Result<Vec<u8>, csv::Error> {
+    let mut methods: Vec<String> = DRAWER_METHODS.iter().map(|m| m.to_string()).collect();
+    for line in &report.total.drawer {
+        if !methods.contains(&line.method) {
+            methods.push(line.method.clone());
+        }
+    }
+    let mut out = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+    let mut header: Vec<String> = if english {
+        [
+            "Date",
+            "Shop code",
+            "Shop",
+            "Top-ups",
+            "Top-ups paid",
+            "Bonus",
+            "Credited",
+            "Sales",
+            "Sales total",
+            "Refunds",
+            "Refunded",
+            "Vouchers redeemed",
+        ]
+        .iter()
+        .map(|h| h.to_string())
+        .collect()
+    } else {
+        [
+            "营业日",
+            "门店代码",
+            "门店",
+            "充值笔数",
+            "充值实收",
+            "赠送",
+            "到账",
+            "销售笔数",
+            "销售额",
+            "退款笔数",
+            "退款额",
+            "券抵用",
+        ]
+        .iter()
+        .map(|h| h.to_string())
+        .collect()
+    };
+    for m in &methods {
+        header.push(if english {
+            format!("Till net: {}", method_name(m, true))
+        } else {
+            format!("应收{}", method_name(m, false))
+        });
+    }
+    out.write_record(&header)?;
+    let date = report.date.to_string();
+    let row = |code: &str,
+               name: &str,
+               topups: &Topups,
+               sales: &Sales,
+               refunds: &Refunds,
+               vouchers: &VouchersRedeemed,
+               drawer: &[DrawerLine]| {
+        let mut r = vec![
+            date.clone(),
+            code.to_string(),
+            name.to_string(),
+            topups.count.to_string(),
+            topups.paid.to_string(),
+            topups.bonus.to_string(),
+            topups.credited.to_string(),
+            sales.count.to_string(),
+            sales.total.to_string(),
+            refunds.count.to_string(),
+            refunds.amount.to_string(),
+            vouchers.amount.to_string(),
+        ];
+        for m in &methods {
+            let net = drawer
+                .iter()
+                .find(|d| &d.method == m)
+                .map_or(Amount::ZERO, |d| d.net);
+            r.push(net.to_string());
+        }
+        r
+    };
+    for s in &report.shops {
+        out.write_record(row(
+            &s.shop,
+            &s.name,
+            &s.topups,
+            &s.sales,
+            &s.refunds,
+            &s.vouchers_redeemed,
+            &s.drawer,
+        ))?;
+    }
+    let t = &report.total;
+    out.write_record(row(
+        "",
+        if english {
+            "All shops"
+        } else {
+            "全部门店合计"
+        },
+        &t.topups,
+        &t.sales,
+        &t.refunds,
+        &t.vouchers_redeemed,
+        &t.drawer,
+    ))?;
+    out.into_inner().map_err(|e| e.into_error().into())
+}
+
+fn method_name(method: &str, english: bool) -> String {
+    let (zh, en) = match method {
+        "cash" => ("现金", "cash"),
+        "wechat" => ("微信", "WeChat"),
+        "alipay" => ("支付宝", "Alipay"),
+        "bank" => ("银行", "bank"),
+        other => (other, other),
+    };
+    if english { en } else { zh }.to_string()
 }

@@ -488,6 +488,9 @@ pub trait Store: Send + Sync + 'static {
     async fn journal_chunk(&self, after: i64, limit: u32) -> Result<Vec<JournalEntry>, StoreError>;
     /// Every shop with its cooperative, by code.
     async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError>;
+    /// The names of the cooperatives, companies and compounds, by code: what pages, receipts
+    /// and statements show beside (or instead of) the codes.
+    async fn names(&self) -> Result<Names, StoreError>;
     /// What passed over a shop's till on a business date; `None` for an unknown shop.
     async fn till_figures(
         &self,
@@ -638,6 +641,13 @@ pub struct JournalEntry {
     pub reverses: Option<i64>,
     /// In fen, positive = debit, in posting order.
     pub postings: Vec<(AccountId, i64)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Names {
+    pub cooperatives: BTreeMap<String, String>,
+    pub companies: BTreeMap<String, String>,
+    pub compounds: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

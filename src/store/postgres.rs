@@ -728,6 +728,22 @@ impl Store for PostgresStore {
         Ok(Some(items))
     }
 
+    async fn names(&self) -> Result<Names, StoreError> {
+        let mut names = Names::default();
+        for (table, map) in [
+            ("cooperatives", &mut names.cooperatives),
+            ("companies", &mut names.companies),
+            ("compounds", &mut names.compounds),
+        ] {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as(&format!("SELECT code, name FROM {table}"))
+                    .fetch_all(&self.read)
+                    .await?;
+            map.extend(rows);
+        }
+        Ok(names)
+    }
+
     async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError> {
         let shops: Vec<rows::ShopRow> = sqlx::query_as(
             "SELECT s.code, s.name, c.code FROM shops s
@@ -1231,13 +1247,14 @@ async fn statement_in(
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'fee_bill' THEN p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'fee_payment' THEN -p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'profit_allocation' THEN -p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.service_month <= $1 THEN p.amount END), 0)::BIGINT
+            COALESCE(SUM(CASE WHEN e.service_month <= $1 THEN p.amount END), 0)::BIGINT,
+            h.area_dm2, h.name
          FROM households h JOIN compounds c ON c.id = h.compound_id
          LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
          LEFT JOIN postings p ON p.account_id = a.id
          LEFT JOIN entry_months e ON e.entry_id = p.entry_id
          WHERE c.company_id = $2
-         GROUP BY h.id, c.code, h.code
+         GROUP BY h.id, c.code, h.code, h.area_dm2, h.name
          ORDER BY h.id",
     )
     .bind(month)
@@ -1249,6 +1266,8 @@ async fn statement_in(
         lines.push(HouseholdLine {
             compound: r.try_get(0)?,
             household: r.try_get(1)?,
+            area_m2: crate::fees::statement::area_m2(r.try_get(7)?),
+            occupant: r.try_get(8)?,
             opening: Amount::from_fen(r.try_get(2)?),
             billed: Amount::from_fen(r.try_get(3)?),
             paid: Amount::from_fen(r.try_get(4)?),
@@ -1274,6 +1293,7 @@ async fn statement_in(
     .iter()
     .map(|r| {
         Ok(CooperativePosition {
+            cooperative_name: None,
             cooperative: r.try_get(0)?,
             opening: Amount::from_fen(r.try_get(1)?),
             allocated: Amount::from_fen(r.try_get(2)?),

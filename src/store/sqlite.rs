@@ -556,7 +556,8 @@ impl Store for SqliteStore {
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_bill' THEN p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_payment' THEN -p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'profit_allocation' THEN -p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0)
+                COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0),
+                h.area_dm2, h.name
              FROM households h JOIN compounds c ON c.id = h.compound_id
              LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
              LEFT JOIN postings p ON p.account_id = a.id
@@ -573,6 +574,8 @@ impl Store for SqliteStore {
             lines.push(HouseholdLine {
                 compound: r.try_get(0)?,
                 household: r.try_get(1)?,
+                area_m2: crate::fees::statement::area_m2(r.try_get(7)?),
+                occupant: r.try_get(8)?,
                 opening: Amount::from_fen(r.try_get(2)?),
                 billed: Amount::from_fen(r.try_get(3)?),
                 paid: Amount::from_fen(r.try_get(4)?),
@@ -598,6 +601,7 @@ impl Store for SqliteStore {
         .iter()
         .map(|r| {
             Ok(CooperativePosition {
+                cooperative_name: None,
                 cooperative: r.try_get(0)?,
                 opening: Amount::from_fen(r.try_get(1)?),
                 allocated: Amount::from_fen(r.try_get(2)?),
@@ -845,6 +849,22 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await?;
         rows::journal(journal)
+    }
+
+    async fn names(&self) -> Result<Names, StoreError> {
+        let mut names = Names::default();
+        for (table, map) in [
+            ("cooperatives", &mut names.cooperatives),
+            ("companies", &mut names.companies),
+            ("compounds", &mut names.compounds),
+        ] {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as(&format!("SELECT code, name FROM {table}"))
+                    .fetch_all(&self.read)
+                    .await?;
+            map.extend(rows);
+        }
+        Ok(names)
     }
 
     async fn shops(&self) -> Result<Vec<ShopInfo>, StoreError> {

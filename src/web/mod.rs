@@ -42,6 +42,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/index.js"),
     ),
     (
+        "office-desk.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/office-desk.js"),
+    ),
+    (
         "till.js",
         "text/javascript; charset=utf-8",
         include_bytes!("assets/till.js"),

@@ -94,6 +94,10 @@ struct SessionInfo {
     shop: Option<String>,
     company: Option<String>,
     household: Option<String>,
+    /// The shop's name, for the till's header and receipts.
+    shop_name: Option<String>,
+    /// The name of what the session is bound to: its shop, company or cooperative.
+    scope_name: Option<String>,
     expires_at: Option<DateTime<Utc>>,
     /// Send this in `X-CSRF-Token` with every request that changes something. Absent when the
     /// caller used a bearer token rather than the session cookie.
@@ -101,16 +105,39 @@ struct SessionInfo {
 }
 
 impl SessionInfo {
-    fn of(record: &TokenRecord, csrf: Option<String>) -> SessionInfo {
-        SessionInfo {
+    async fn of(
+        state: &AppState,
+        record: &TokenRecord,
+        csrf: Option<String>,
+    ) -> Result<SessionInfo, ApiError> {
+        let shop_name = match &record.shop {
+            Some(code) => state
+                .app
+                .store
+                .shops()
+                .await?
+                .into_iter()
+                .find(|s| &s.code == code)
+                .map(|s| s.name),
+            None => None,
+        };
+        let scope_name = match (&shop_name, &record.company, &record.cooperative) {
+            (Some(shop), _, _) => Some(shop.clone()),
+            (None, Some(company), _) => state.app.store.names().await?.companies.remove(company),
+            (None, None, Some(coop)) => state.app.store.names().await?.cooperatives.remove(coop),
+            _ => None,
+        };
+        Ok(SessionInfo {
             role: record.role,
             cooperative: record.cooperative.clone(),
             shop: record.shop.clone(),
             company: record.company.clone(),
             household: record.household.clone(),
+            shop_name,
+            scope_name,
             expires_at: record.expires_at,
             csrf,
-        }
+        })
     }
 }
 
@@ -290,7 +317,7 @@ async fn post_session(
         .map_or(0, |t| (t - Utc::now()).num_seconds().max(0));
     let mut response = (
         StatusCode::CREATED,
-        axum::Json(SessionInfo::of(&record, Some(csrf_for(&token)))),
+        axum::Json(SessionInfo::of(&state, &record, Some(csrf_for(&token))).await?),
     )
         .into_response();
     response
@@ -300,11 +327,17 @@ async fn post_session(
 }
 
 /// Who this session is, and its CSRF token.
-async fn get_session(headers: HeaderMap, p: Principal) -> Response {
+async fn get_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+) -> Result<Response, ApiError> {
     let csrf = session_cookie(&headers)
         .filter(|_| !headers.contains_key(axum::http::header::AUTHORIZATION))
         .map(csrf_for);
-    no_store(axum::Json(SessionInfo::of(&p.token, csrf)).into_response())
+    Ok(no_store(
+        axum::Json(SessionInfo::of(&state, &p.token, csrf).await?).into_response(),
+    ))
 }
 
 /// Signs out: the session token is revoked and the cookie cleared.

@@ -15,7 +15,7 @@ async fn signed_in(ctx: &Ctx) {
     ctx.open("/coop").await;
     ctx.sign_in(&ctx.accountant).await;
     ctx.visible("#coop-main").await;
-    assert_eq!(ctx.text("#who").await, "合作社会计 COOP");
+    assert_eq!(ctx.text("#who").await, "合作社会计 红心农业合作社");
 }
 
 #[test]

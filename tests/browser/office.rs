@@ -194,7 +194,7 @@ fn the_statement_shows_the_api_s_totals_and_its_tie_out() {
         ctx.click("#lang-switch").await;
         ctx.text_until("#tie-out", |t| t == "✓ Ties out").await;
         ctx.text_until("#statement-title", |t| {
-            t == format!("Statement {COMPANY} · {CLOSED_MONTH}")
+            t == format!("Statement 红心安居物业服务有限公司（{COMPANY}） · {CLOSED_MONTH}")
         })
         .await;
     });
@@ -213,24 +213,32 @@ fn the_statement_downloads_as_csv_and_xlsx_with_the_api_s_totals() {
             Some(format!("statement-{COMPANY}-{CLOSED_MONTH}.csv").as_str())
         );
         let csv = std::fs::read_to_string(&path).expect("read the CSV");
-        let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+        // The page speaks Chinese, and so does the file (with a byte-order mark for Excel).
+        assert!(csv.starts_with('\u{feff}'), "no byte-order mark");
+        let rows: Vec<Vec<&str>> = csv
+            .trim_start_matches('\u{feff}')
+            .lines()
+            .map(|l| l.split(',').collect())
+            .collect();
         assert_eq!(
             rows[0],
             [
-                "row",
-                "compound",
-                "household",
-                "opening",
-                "billed",
-                "paid",
-                "allocated",
-                "closing",
-                "cooperative",
-                "settled",
-                "outstanding"
+                "类别",
+                "小区",
+                "住户",
+                "期初",
+                "应收",
+                "住户缴纳",
+                "合作社抵扣",
+                "期末",
+                "合作社",
+                "已结算",
+                "待结算",
+                "面积（平方米）",
+                "住户姓名"
             ]
         );
-        let total = rows.iter().find(|r| r[0] == "total").expect("a total row");
+        let total = rows.iter().find(|r| r[0] == "合计").expect("a total row");
         let t = &api["totals"];
         assert_eq!(
             total[3..8],
@@ -243,7 +251,16 @@ fn the_statement_downloads_as_csv_and_xlsx_with_the_api_s_totals() {
             ]
         );
         // The households in the file add up to the same totals, to the fen.
-        let lines: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "household").collect();
+        let lines: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "住户").collect();
+        // Each household's area and occupant, as the statement has them.
+        for (row, h) in lines
+            .iter()
+            .zip(api["households"].as_array().expect("households"))
+        {
+            assert_eq!(row[2], s(&h["household"]));
+            assert_eq!(row[11], s(&h["area_m2"]));
+            assert_eq!(row[12], h["occupant"].as_str().unwrap_or(""));
+        }
         assert_eq!(
             lines.len(),
             api["households"].as_array().expect("households").len()
@@ -255,13 +272,41 @@ fn the_statement_downloads_as_csv_and_xlsx_with_the_api_s_totals() {
             let sum: i64 = lines.iter().map(|r| fen(r[3 + i])).sum();
             assert_eq!(sum, fen(s(&t[*col])), "households' {col}");
         }
-        for (label, value) in rows
-            .iter()
-            .filter(|r| r[0] == "summary")
-            .map(|r| (r[1], r[3]))
-        {
-            assert_eq!(value, s(&api["summary"][label]), "summary {label}");
+        for (label, value) in rows.iter().filter(|r| r[0] == "汇总").map(|r| (r[1], r[3])) {
+            let key = match label {
+                "上期结转欠费" => "arrears_brought_forward",
+                "本月新增欠费" => "arrears_this_month",
+                "应收" => "billed",
+                "收回往期欠费" => "arrears_recovered",
+                "预缴余额" => "prepaid",
+                "住户缴纳合计" => "received",
+                "合作社抵扣合计" => "covered_by_cooperative",
+                other => panic!("an unknown summary line {other}"),
+            };
+            assert_eq!(value, s(&api["summary"][key]), "summary {label}");
         }
+        // In English, the JSON's field names.
+        ctx.click("#lang-switch").await;
+        let href = ctx
+            .script(
+                "return document.querySelector('#download-csv').getAttribute('href')",
+                vec![],
+            )
+            .await;
+        assert!(
+            href.as_str().unwrap_or("").ends_with("?format=csv&lang=en"),
+            "{href}"
+        );
+        let english = ctx
+            .api_get_text(&ctx.company, href.as_str().unwrap_or(""))
+            .await;
+        assert!(
+            english
+                .trim_start_matches('\u{feff}')
+                .starts_with("row,compound,household,opening,billed,paid,allocated,closing,"),
+            "{english}"
+        );
+        ctx.click("#lang-switch").await;
 
         ctx.click("#download-xlsx").await;
         let path = ctx.downloaded(".xlsx").await;

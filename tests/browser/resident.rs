@@ -210,7 +210,14 @@ fn assert_figures(shown: &Value, api: &Expected) {
         groups.sort_by_key(|(g, _)| ["wallet", "voucher", "fees"].iter().position(|x| x == g));
         let want: Vec<Value> = groups
             .iter()
-            .map(|(g, sum)| json!([g, signed(*sum)]))
+            .map(|(g, sum)| {
+                // Fees read as money owed (a bill) or owed less (a payment, the cover).
+                if *g == "fees" {
+                    json!([g, signed(sum.abs()).trim_start_matches('+')])
+                } else {
+                    json!([g, signed(*sum)])
+                }
+            })
             .collect();
         assert_eq!(page["changes"], json!(want), "entry {}", api["entry"]);
     }
@@ -355,7 +362,10 @@ fn a_household_code_and_pin_sign_in_a_wrong_pin_is_refused_and_an_ended_session_
         let refusal = ctx
             .text_until("#resident-pin-form .problem", |t| !t.is_empty())
             .await;
-        assert_eq!(refusal, "令牌、配对码、链接或密码无效");
+        assert_eq!(
+            refusal,
+            "住户编号或密码不对，请再试一次。忘记密码请到物业办公室重设。"
+        );
         let marked = ctx
             .script(
                 "return document.querySelector('#resident-pin-form input[name=pin]').classList.contains('invalid')",

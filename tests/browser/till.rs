@@ -21,13 +21,13 @@ fn fen(text: &str) -> i64 {
 }
 
 /// 12340 → `"123.40"`.
-fn amount(fen: i64) -> String {
+pub(crate) fn amount(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
     format!("{sign}{}.{:02}", fen.abs() / 100, fen.abs() % 100)
 }
 
 /// 123440 → `"¥1,234.40"`, as the page shows money.
-fn yuan(fen: i64) -> String {
+pub(crate) fn yuan(fen: i64) -> String {
     let text = amount(fen);
     let (sign, rest) = text
         .strip_prefix('-')
@@ -43,12 +43,12 @@ fn yuan(fen: i64) -> String {
     format!("{sign}¥{grouped}.{frac}")
 }
 
-fn money(v: &Value) -> i64 {
+pub(crate) fn money(v: &Value) -> i64 {
     fen(v.as_str().unwrap_or_else(|| panic!("not an amount: {v}")))
 }
 
 /// The household's wallet total at the cooperative, as the API reports it.
-async fn wallet(ctx: &Ctx, household: &str) -> i64 {
+pub(crate) async fn wallet(ctx: &Ctx, household: &str) -> i64 {
     let h = ctx
         .api_get(&ctx.admin, &format!("/v1/households/{household}"))
         .await;
@@ -81,7 +81,7 @@ async fn open_household(ctx: &Ctx, household: &str) -> i64 {
 }
 
 /// Scans the household's code into the till and waits for its wallet as the API has it.
-async fn scan(ctx: &Ctx, household: &str) -> i64 {
+pub(crate) async fn scan(ctx: &Ctx, household: &str) -> i64 {
     let before = wallet(ctx, household).await;
     ctx.fill("#scan", &format!("{household}\u{E007}")).await;
     ctx.text_until("#hh-code", |t| t == household).await;
@@ -99,7 +99,7 @@ async fn customer_ended(ctx: &Ctx) -> Value {
     .await
 }
 
-async fn value(ctx: &Ctx, css: &str) -> String {
+pub(crate) async fn value(ctx: &Ctx, css: &str) -> String {
     ctx.find(css)
         .await
         .prop("value")
@@ -113,6 +113,7 @@ fn a_cashier_tops_up_sells_with_a_split_tender_and_refunds() {
     browser_test("till: top-up, split sale, refund", |ctx: Ctx| async move {
         let hh = "HX01-0001";
         let start = open_household(&ctx, hh).await;
+        ctx.click("#tab-topup").await;
 
         // Top-up: the preview is the server's quote, shown before anything is posted.
         ctx.fill("#topup-paid", "100.00").await;
@@ -206,6 +207,7 @@ fn a_double_tap_or_a_retry_after_a_dropped_connection_posts_one_top_up() {
     browser_test("till: idempotent top-up", |ctx: Ctx| async move {
         let hh = "HX01-0002";
         let start = open_household(&ctx, hh).await;
+        ctx.click("#tab-topup").await;
         let before = topups(&ctx, hh).await;
 
         // A double tap: two clicks and a second submit while the first is on its way.
@@ -267,6 +269,7 @@ fn a_refused_top_up_says_why_in_the_page_language_and_changes_nothing() {
     browser_test("till: refusals", |ctx: Ctx| async move {
         let hh = "HX01-0003";
         let start = open_household(&ctx, hh).await;
+        ctx.click("#tab-topup").await;
         let before = topups(&ctx, hh).await;
 
         ctx.fill("#topup-paid", "30.00").await;
@@ -348,7 +351,8 @@ fn a_pairing_code_signs_the_till_in_as_a_cashier_once() {
         ctx.fill("#sign-in input[name=pairing_code]", &code).await;
         ctx.click("#sign-in button[type=submit]").await;
         ctx.visible("#sign-out").await;
-        ctx.text_until("#who", |t| t == "收银员 S1").await;
+        ctx.text_until("#who", |t| t == "收银员 红心农业合作社幸福里店")
+            .await;
         let session = ctx
             .script(
                 "return fetch('/web/session').then(r => r.json()).then(s => [s.role, s.shop]);",
@@ -379,12 +383,23 @@ fn a_voucher_top_up_prints_its_qr_code_and_a_catalogue_basket_is_paid_by_voucher
     browser_test("till: voucher and basket", |ctx: Ctx| async move {
         let hh = "HX01-0005";
         let start = open_household(&ctx, hh).await;
+        ctx.click("#tab-topup").await;
 
         // A top-up delivered as a bearer voucher: the receipt carries its code and QR code.
         ctx.select("#topup-deliver", "voucher").await;
         ctx.fill("#topup-paid", "100.00").await;
         ctx.text_until("#topup-credited", |t| t == "¥110.00").await;
-        assert_eq!(ctx.text("#topup-wallet-after").await, yuan(start));
+        // The preview says what the voucher will carry, not a wallet it does not touch.
+        assert_eq!(ctx.text("#topup-voucher-value").await, "¥110.00");
+        assert_eq!(ctx.text("#topup-voucher-label").await, "券面额（钱包不变）");
+        assert_eq!(
+            ctx.script(
+                "return document.querySelector('#topup-wallet-after').hidden",
+                vec![]
+            )
+            .await,
+            json!(true)
+        );
         ctx.click("#topup-submit").await;
         ctx.text_until("#r-credited", |t| t == "¥110.00").await;
         let code = ctx.text("#r-voucher").await;
@@ -423,18 +438,20 @@ fn a_voucher_top_up_prints_its_qr_code_and_a_catalogue_basket_is_paid_by_voucher
         // A basket from the catalogue: each line priced by the server (1.333 斤 × 3.50 =
         // 4.6655 → 4.67, half-up), the total added up exactly by the page.
         ctx.click("#tab-sale").await;
-        ctx.select("#catalog-sku", "V03").await;
-        ctx.fill("#line-qty", "1.333").await;
-        ctx.click("#line-add").await;
+        ctx.fill("#product-search", "xhs").await;
+        ctx.text_until("#product-results", |t| t.contains("西红柿"))
+            .await;
+        ctx.fill("#line-qty", "1.333\u{E007}").await;
         ctx.text_until("#line-0 .line-amount", |t| t == "¥4.67")
             .await;
         let priced = ctx
             .api_get(&ctx.cashier, "/v1/catalog/price?sku=V03&qty=1.333")
             .await;
         assert_eq!(priced["amount"], json!("4.67"));
-        ctx.select("#catalog-sku", "E01").await;
-        ctx.fill("#line-qty", "2").await;
-        ctx.click("#line-add").await;
+        ctx.fill("#product-search", "E01").await;
+        ctx.text_until("#product-results", |t| t.contains("鸡蛋"))
+            .await;
+        ctx.fill("#line-qty", "2\u{E007}").await;
         ctx.text_until("#line-1 .line-amount", |t| t == "¥13.00")
             .await;
         assert_eq!(value(&ctx, "#sale-amount").await, "17.67");
@@ -469,7 +486,7 @@ fn a_voucher_top_up_prints_its_qr_code_and_a_catalogue_basket_is_paid_by_voucher
 }
 
 /// Every entry of the household's history (the latest 100), as the API reports them.
-async fn history(ctx: &Ctx, household: &str) -> Value {
+pub(crate) async fn history(ctx: &Ctx, household: &str) -> Value {
     ctx.api_get(
         &ctx.admin,
         &format!("/v1/households/{household}/history?limit=100"),
@@ -480,7 +497,7 @@ async fn history(ctx: &Ctx, household: &str) -> Value {
 
 /// The household a stored sale names (`sales.household_id` → its code), read from the test's
 /// copy of the database: no API answer carries it, and it is what the sale is booked to.
-async fn sale_household(ctx: &Ctx, sale: i64) -> Option<String> {
+pub(crate) async fn sale_household(ctx: &Ctx, sale: i64) -> Option<String> {
     use sqlx::Connection;
     let url = format!("sqlite://{}?mode=ro", ctx.dir.join("demo.db").display());
     let mut conn = sqlx::SqliteConnection::connect(&url)
@@ -498,7 +515,7 @@ async fn sale_household(ctx: &Ctx, sale: i64) -> Option<String> {
 }
 
 /// Counts the page's `POST /v1/sales` from now on, with each request's body and answer.
-async fn record_sales(ctx: &Ctx) {
+pub(crate) async fn record_sales(ctx: &Ctx) {
     ctx.script(
         "const real = window.fetch; window.__sales = []; \
          window.fetch = async function (input, init) { \
@@ -513,7 +530,7 @@ async fn record_sales(ctx: &Ctx) {
     .await;
 }
 
-async fn recorded_sales(ctx: &Ctx) -> Vec<Value> {
+pub(crate) async fn recorded_sales(ctx: &Ctx) -> Vec<Value> {
     ctx.script("return window.__sales", vec![])
         .await
         .as_array()
@@ -522,7 +539,7 @@ async fn recorded_sales(ctx: &Ctx) -> Vec<Value> {
 }
 
 /// Waits until the script returns true.
-async fn until(ctx: &Ctx, js: &str, what: &str) {
+pub(crate) async fn until(ctx: &Ctx, js: &str, what: &str) {
     let started = std::time::Instant::now();
     while ctx.script(js, vec![]).await != json!(true) {
         assert!(
@@ -533,7 +550,7 @@ async fn until(ctx: &Ctx, js: &str, what: &str) {
     }
 }
 
-async fn focused(ctx: &Ctx) -> Value {
+pub(crate) async fn focused(ctx: &Ctx) -> Value {
     ctx.script(
         "return document.activeElement && document.activeElement.id",
         vec![],

@@ -347,8 +347,18 @@ impl Ctx {
         e.send_keys(text).await.expect("type");
     }
 
+    /// Clicks the element, first scrolled to the middle of the viewport as a person would
+    /// (a sticky bar at the bottom, such as the till's sums, must not be in the way).
     pub async fn click(&self, css: &str) {
-        self.visible(css).await.click().await.expect("click");
+        let e = self.visible(css).await;
+        self.browser
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'})",
+                vec![serde_json::to_value(&e).expect("element")],
+            )
+            .await
+            .expect("scroll into view");
+        e.click().await.expect("click");
     }
 
     pub async fn select(&self, css: &str, value: &str) {
@@ -394,6 +404,80 @@ impl Ctx {
         self.browser.execute(js, args).await.expect("script")
     }
 
+    /// Makes the page's viewport `width` × `height` CSS pixels (1366×768: a laptop till;
+    /// 390×844: a phone), whatever the window's own frame takes.
+    pub async fn viewport(&self, width: u32, height: u32) {
+        // The window's frame (if any) takes some room: grow the window by what is missing, and
+        // give a resize a moment to land before measuring again.
+        let (mut outer_w, mut outer_h) = (width, height);
+        let started = Instant::now();
+        loop {
+            self.browser
+                .set_window_size(outer_w, outer_h)
+                .await
+                .expect("window size");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let inner = self
+                .script("return [window.innerWidth, window.innerHeight]", vec![])
+                .await;
+            let (w, h) = (
+                inner[0].as_u64().unwrap_or(0) as u32,
+                inner[1].as_u64().unwrap_or(0) as u32,
+            );
+            if (w, h) == (width, height) {
+                return;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "the viewport stays {w}×{h}, not {width}×{height}"
+            );
+            outer_w = (outer_w + width).saturating_sub(w);
+            outer_h = (outer_h + height).saturating_sub(h);
+        }
+    }
+
+    /// Whether the whole element is inside the viewport as the page stands, without scrolling.
+    pub async fn in_view(&self, css: &str) -> bool {
+        let e = self.visible(css).await;
+        let r = self
+            .browser
+            .execute(
+                "const r = arguments[0].getBoundingClientRect(); \
+                 return r.width > 0 && r.top >= 0 && r.left >= 0 && \
+                 r.bottom <= window.innerHeight && r.right <= window.innerWidth;",
+                vec![serde_json::to_value(&e).expect("element")],
+            )
+            .await
+            .expect("script");
+        r == json!(true)
+    }
+
+    /// Saves a screenshot of the viewport as `{temp}/hongxin-browser-shots/{name}.png`, for a
+    /// person to look at; returns where.
+    pub async fn shot(&self, name: &str) -> PathBuf {
+        let png = self.browser.screenshot().await.expect("screenshot");
+        let dir = std::env::temp_dir().join("hongxin-browser-shots");
+        std::fs::create_dir_all(&dir).expect("shots dir");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
+    /// Types `keys` wherever the focus is, as a keyboard (or a keyboard-wedge scanner) does.
+    pub async fn keys(&self, keys: &str) {
+        use fantoccini::actions::InputSource;
+        let mut actions = fantoccini::actions::KeyActions::new("keyboard".into());
+        for c in keys.chars() {
+            actions = actions
+                .then(fantoccini::actions::KeyAction::Down { value: c })
+                .then(fantoccini::actions::KeyAction::Up { value: c });
+        }
+        self.browser
+            .perform_actions(actions)
+            .await
+            .expect("type keys");
+    }
+
     /// Signs the browser in on a staff page's form with a token.
     pub async fn sign_in(&self, token: &str) {
         self.fill("#sign-in input[name=token]", token).await;
@@ -413,6 +497,21 @@ impl Ctx {
             .expect("GET");
         let status = r.status();
         let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "GET {path}: {status} {body}");
+        body
+    }
+
+    /// The body of a GET as text (an SVG, a CSV).
+    pub async fn api_get_text(&self, token: &str, path: &str) -> String {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
         assert!(status.is_success(), "GET {path}: {status} {body}");
         body
     }

@@ -477,5 +477,6 @@ pub(crate) fn refund(
         amount,
         tenders: receipts,
         remaining: remaining.checked_sub(amount).ok_or_else(overflow)?,
+        business_date: ctx.today,
     })
 }

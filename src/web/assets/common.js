@@ -219,8 +219,8 @@
     if (!problem) return t('problem.unknown');
     const key = `problem.${problem.code}`;
     const known = t(key);
-    const text = known !== key ? known : (problem.detail || problem.code);
-    return problem.field && known !== key ? `${text} (${problem.field})` : text;
+    // The field at fault is marked on the form (showProblem), not named in the words.
+    return known !== key ? known : (problem.detail || problem.code);
   }
 
   // Shows a problem in `box` and marks the input named by its field.
@@ -273,18 +273,26 @@
     const who = document.getElementById('who');
     const out = document.getElementById('sign-out');
 
+    let current = null;
+    function renderWho() {
+      if (!who || !current) return;
+      const s = current;
+      const scope = s.scope_name || s.shop || s.company || s.cooperative || s.household || '';
+      who.textContent = `${t('role.' + s.role)} ${scope}`.trim();
+    }
+    document.addEventListener('hx:lang', renderWho);
+
     function enter(s) {
       show(signInForm, false);
       show(main, true);
       show(out, true);
-      if (who) {
-        const scope = s.shop || s.company || s.cooperative || s.household || '';
-        who.textContent = `${t('role.' + s.role)} ${scope}`.trim();
-      }
+      current = s;
+      renderWho();
       onReady(s);
     }
 
     function leave(message) {
+      current = null;
       show(main, false);
       show(out, false);
       show(signInForm, true);
@@ -381,6 +389,16 @@
       'problem.idempotency_in_flight': '上一次提交仍在处理中，请稍候',
       'problem.idempotency_key_reused': '请求已变更，请重新提交',
       'problem.household': '住户有误',
+      'problem.import_failed': '导入失败：文件中有错误的行',
+      'problem.bad_body': '请求内容有误，请刷新页面后重试',
+      'problem.bad_idempotency_key': '页面出错，请刷新后重试',
+      'problem.bad_path_parameter': '地址中的编号有误',
+      'problem.body_too_large': '内容太大，请分批提交',
+      'problem.idempotency_key_required': '页面出错，请刷新后重试',
+      'problem.internal': '服务器暂时出错，请再试一次（不会重复记账）',
+      'problem.malformed_json': '请求内容有误，请刷新页面后重试',
+      'problem.method_not_allowed': '不能这样操作',
+      'problem.unsupported_media_type': '请求内容有误，请刷新页面后重试',
     },
     en: {
       'app.name': 'Hongxin',
@@ -426,6 +444,16 @@
       'problem.idempotency_in_flight': 'The last attempt is still being processed; wait',
       'problem.idempotency_key_reused': 'The request changed; submit again',
       'problem.household': 'Check the household',
+      'problem.import_failed': 'Import failed: some rows of the file are wrong',
+      'problem.bad_body': 'The request was not understood; reload the page and retry',
+      'problem.bad_idempotency_key': 'The page went wrong; reload it and retry',
+      'problem.bad_path_parameter': 'A number in the address is wrong',
+      'problem.body_too_large': 'Too much at once; send it in parts',
+      'problem.idempotency_key_required': 'The page went wrong; reload it and retry',
+      'problem.internal': 'The server had a problem; try again (nothing is posted twice)',
+      'problem.malformed_json': 'The request was not understood; reload the page and retry',
+      'problem.method_not_allowed': 'That cannot be done here',
+      'problem.unsupported_media_type': 'The request was not understood; reload the page and retry',
     },
   });
 

@@ -23,6 +23,10 @@
       'coop.loading': '加载中…',
       'coop.count': '{n} 笔',
       'coop.till.title': '门店日结',
+      'coop.page_title': '红心 · 合作社财务',
+      'coop.till.csv': '导出 CSV',
+      'coop.till.total': '全部门店合计',
+      'coop.till.total_shops': '{n} 家门店',
       'coop.till.date': '营业日',
       'coop.till.none': '本合作社没有门店',
       'coop.till.quiet': '当日无交易',
@@ -47,6 +51,9 @@
       'coop.tender.alipay': '支付宝',
       'coop.tender.bank': '银行',
       'coop.close.title': '月结：利润分配',
+      'coop.estimate.title': '{month} 至今（估算）',
+      'coop.estimate.marker': '估算，不是结账结果',
+      'coop.estimate.note': '按截至 {date} 的账目，用结账的同一算法计算；月末结账时以实际为准，期间的销售、费用和退款都会改变它。',
       'coop.close.preview': '预览',
       'coop.close.start': '结账…',
       'coop.close.confirm': '确认结账',
@@ -133,6 +140,10 @@
       'coop.loading': 'Loading…',
       'coop.count': '{n}',
       'coop.till.title': 'Daily till report',
+      'coop.page_title': 'Hongxin · Cooperative',
+      'coop.till.csv': 'Export CSV',
+      'coop.till.total': 'All shops',
+      'coop.till.total_shops': '{n} shops',
       'coop.till.date': 'Business date',
       'coop.till.none': 'This cooperative has no shops',
       'coop.till.quiet': 'Nothing passed over the till that day',
@@ -157,6 +168,9 @@
       'coop.tender.alipay': 'Alipay',
       'coop.tender.bank': 'Bank',
       'coop.close.title': 'Month close: profit allocation',
+      'coop.estimate.title': '{month} so far (estimate)',
+      'coop.estimate.marker': 'An estimate, not a close',
+      'coop.estimate.note': 'The books to {date}, worked out as the close would; the close at the month’s end decides, and every sale, expense and refund until then changes it.',
       'coop.close.preview': 'Preview',
       'coop.close.start': 'Close the month…',
       'coop.close.confirm': 'Close it',
@@ -323,6 +337,7 @@
     }
     for (const s of document.querySelectorAll('section.coop-tab')) show(s, s.dataset.tab === name);
     if (name === 'prepaid' && !state.prepaid) loadPrepaid();
+    if (name === 'close' && state.today && !state.estimate) loadEstimate();
     if (name === 'settlements' && !state.settlements) loadSettlements();
   }
 
@@ -344,6 +359,7 @@
       return;
     }
     state.till = r.data;
+    state.tillDate = date;
     renderTill();
     const list = $('#pair-shops');
     list.replaceChildren(...r.data.shops.map((s) => el('option', { value: s.shop }, s.name)));
@@ -352,19 +368,27 @@
   function renderTill() {
     const box = $('#till-report');
     const report = state.till;
+    const csv = $('#till-csv');
+    csv.classList.toggle('disabled', !report);
     if (!report) return;
+    // The same report as a spreadsheet, its headers in the page's language.
+    csv.href = `/v1/reports/till${query({ date: state.tillDate, format: 'csv', lang: HX.lang() })}`;
     if (!report.shops.length) {
       box.replaceChildren(el('p', { class: 'muted empty' }, t('coop.till.none')));
       return;
     }
-    box.replaceChildren(el('div', { class: 'grid till-grid' }, report.shops.map(renderShop)));
+    const total = report.shops.length > 1 ? renderShop(report.total, true) : null;
+    box.replaceChildren(total || '', el('div', { class: 'grid till-grid' }, report.shops.map((s) => renderShop(s))));
   }
 
-  function renderShop(s) {
+  // One shop's till, or (`total`) every shop added up by the server.
+  function renderShop(s, total) {
     const quiet = s.topups.count === 0 && s.sales.count === 0 && s.refunds.count === 0;
     const asVouchers = s.topups.by_method.reduce((n, m) => n + m.as_vouchers, 0);
-    return el('article', { class: 'card shop-till', dataset: { shop: s.shop } },
-      el('h2', {}, `${s.shop} `, el('span', { class: 'muted' }, s.name)),
+    return el('article', total ? { class: 'card till-total', id: 'till-total' } : { class: 'card shop-till', dataset: { shop: s.shop } },
+      total
+        ? el('h2', {}, t('coop.till.total'), ' ', el('span', { class: 'muted' }, t('coop.till.total_shops', { n: s.shops })))
+        : el('h2', {}, `${s.shop} `, el('span', { class: 'muted' }, s.name)),
       quiet ? el('p', { class: 'muted quiet' }, t('coop.till.quiet')) : null,
       el('h3', {}, t('coop.till.topups'), ' ',
         el('span', { class: 'pill topups-count' }, t('coop.count', { n: s.topups.count }))),
@@ -412,6 +436,33 @@
             el('td', {}, tender(d.method)), money(d.topups, 'topups'), money(d.sales, 'sales'),
             money(d.refunds, 'refunds'), money(d.net, 'net'))))),
       ] : null);
+  }
+
+  // ---- the running estimate of this month's close ----------------------------------------
+
+  async function loadEstimate() {
+    if (!state.today) return;
+    const month = monthOf(state.today);
+    const r = await HX.api('GET', `/v1/months/${month}/close${query({ estimate: 'true' })}`);
+    // A month that cannot be estimated yet (an earlier month still open) shows nothing.
+    state.estimate = r.ok && r.data.estimated_to ? r.data : null;
+    renderEstimate();
+  }
+
+  function renderEstimate() {
+    const e = state.estimate;
+    show($('#estimate'), Boolean(e));
+    if (!e) return;
+    $('#estimate-title').textContent = t('coop.estimate.title', { month: e.month });
+    $('#estimate-note').textContent = t('coop.estimate.note', { date: e.estimated_to });
+    $('#estimate-body').replaceChildren(figures([
+      ['coop.close.sales', HX.yuan(e.sales), 'estimate-sales'],
+      ['coop.close.profit', HX.yuan(e.profit), 'estimate-profit'],
+      ['coop.close.distributed', HX.yuan(e.distributed), 'estimate-distributed'],
+      ['coop.close.reserve_in', HX.yuan(e.reserve_in), 'estimate-reserve-in'],
+      ['coop.close.pool', HX.yuan(e.pool), 'estimate-pool'],
+      ['coop.close.households', String(e.households), 'estimate-households'],
+    ]));
   }
 
   // ---- month close ----------------------------------------------------------------------
@@ -744,6 +795,7 @@
     if (!$('#close-month').value) $('#close-month').value = previousMonth(monthOf(p.as_of));
     loadTill();
     if (state.tab === 'settlements') loadSettlements();
+    if (state.tab === 'close') loadEstimate();
   }
 
   document.addEventListener('DOMContentLoaded', () => {
@@ -765,6 +817,7 @@
     });
     setInterval(() => { if (state.pairing) renderPairing(); }, 15000);
     document.addEventListener('hx:lang', () => {
+      renderEstimate();
       renderTill();
       renderClose();
       renderPrepaid();

@@ -10,6 +10,7 @@
   HX.strings({
     'zh-CN': {
       'office.title': '物业公司对账',
+      'office.page_title': '红心 · 物业公司',
       'office.company': '物业公司代码',
       'office.company_needed': '请输入物业公司代码',
       'office.month': '月份',
@@ -49,6 +50,8 @@
       'office.by_household': '按住户',
       'office.col.compound': '小区',
       'office.col.household': '住户',
+      'office.col.occupant': '住户姓名',
+      'office.col.area': '面积（平方米）',
       'office.col.households': '户数',
       'office.col.opening': '期初',
       'office.col.billed': '应收',
@@ -91,6 +94,7 @@
     },
     en: {
       'office.title': 'Company office',
+      'office.page_title': 'Hongxin · Company office',
       'office.company': 'Company code',
       'office.company_needed': 'Enter a company code',
       'office.month': 'Month',
@@ -130,6 +134,8 @@
       'office.by_household': 'By household',
       'office.col.compound': 'Compound',
       'office.col.household': 'Household',
+      'office.col.occupant': 'Occupant',
+      'office.col.area': 'Area (m²)',
       'office.col.households': 'Households',
       'office.col.opening': 'Opening',
       'office.col.billed': 'Billed',
@@ -335,7 +341,9 @@
     for (const [id, format] of [['#download-csv', 'csv'], ['#download-xlsx', 'xlsx']]) {
       const a = $(id);
       if (view.company && view.month) {
-        a.href = `${companyPath(view.company)}/statements/${encodeURIComponent(view.month)}?format=${format}`;
+        // The CSV speaks the page's language (its headers, row kinds and summary lines).
+        const lang = format === 'csv' ? `&lang=${encodeURIComponent(HX.lang())}` : '';
+        a.href = `${companyPath(view.company)}/statements/${encodeURIComponent(view.month)}?format=${format}${lang}`;
         a.classList.remove('disabled');
         a.removeAttribute('aria-disabled');
       } else {
@@ -360,7 +368,7 @@
     const pill = $('#tie-out');
     HX.show(pill, Boolean(s));
     $('#statement-title').textContent = s
-      ? t('office.statement_of', { company: s.company, month: s.month })
+      ? t('office.statement_of', { company: s.company_name ? `${s.company_name}（${s.company}）` : s.company, month: s.month })
       : t('office.statement');
     if (!s) return;
     const check = view.check;
@@ -394,7 +402,7 @@
     $('#compounds').replaceChildren(
       headRow(['office.col.compound', 'office.col.households', ...COLUMNS.map((c) => `office.col.${c}`)], 1),
       el('tbody', null, s.compounds.map((c) => el('tr', { dataset: { compound: c.compound } },
-        el('th', { scope: 'row' }, c.compound),
+        el('th', { scope: 'row' }, c.name ? `${c.name}（${c.compound}）` : c.compound),
         el('td', { class: 'num' }, String(c.households)),
         COLUMNS.map((col) => numCell(c[col]))))),
       el('tfoot', null, el('tr', { id: 'totals' },
@@ -423,7 +431,7 @@
         el('dd', { class: cls, dataset: { amount } }, money(amount)),
       ];
       return el('div', { class: 'office-coop', dataset: { coop: c.cooperative } },
-        el('p', null, el('strong', null, c.cooperative), ' ',
+        el('p', null, el('strong', null, c.cooperative_name || c.cooperative), ' ',
           el('span', { class: `pill coop-state ${paidUp ? 'ok' : 'warn'}`, dataset: { settled: String(paidUp) } },
             t(paidUp ? 'office.coop.paid_up' : 'office.coop.owes'))),
         el('dl', { class: 'figures' },
@@ -458,12 +466,15 @@
         return el('tr', { dataset: { household: h.household }, class: ok ? undefined : 'untied' },
           el('th', { scope: 'row' }, h.household),
           el('td', { class: 'hide-narrow' }, h.compound),
+          el('td', { class: 'hide-narrow occupant' }, h.occupant || ''),
+          el('td', { class: 'hide-narrow area' }, h.area_m2),
           COLUMNS.map((c) => numCell(h[c])),
           el('td', { class: `check ${ok ? 'ok' : 'bad'}` }, ok ? '✓' : '✗'));
       })
-      : [el('tr', null, el('td', { colspan: 8, class: 'muted' }, t('office.no_households')))];
-    const head = headRow(['office.col.household', 'office.col.compound', ...COLUMNS.map((c) => `office.col.${c}`), 'office.col.check'], 2);
-    head.querySelectorAll('th')[1].classList.add('hide-narrow');
+      : [el('tr', null, el('td', { colspan: 10, class: 'muted' }, t('office.no_households')))];
+    const head = headRow(['office.col.household', 'office.col.compound', 'office.col.occupant', 'office.col.area',
+      ...COLUMNS.map((c) => `office.col.${c}`), 'office.col.check'], 4);
+    for (const i of [1, 2, 3]) head.querySelectorAll('th')[i].classList.add('hide-narrow');
     $('#households').replaceChildren(head, el('tbody', null, body));
     $('#households-count').textContent =
       t('office.households_count', { shown: shown.length, count: rows.length });
@@ -614,7 +625,7 @@
   function renderWho() {
     const who = document.getElementById('who');
     const s = view.session;
-    if (who && s) who.textContent = `${t('role.' + s.role)} ${s.company || ''}`.trim();
+    if (who && s) who.textContent = `${t('role.' + s.role)} ${s.scope_name || s.company || ''}`.trim();
   }
 
   function onReady(session) {

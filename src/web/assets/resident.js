@@ -9,6 +9,7 @@
 
   HX.strings({
     'zh-CN': {
+      'resident.page_title': '红心 · 居民',
       'resident.sign_in.title': '查看我家的账户',
       'resident.sign_in.hint': '用手机扫描住户卡上的二维码即可查看；也可以输入住户编号和密码。',
       'resident.household': '住户编号',
@@ -68,8 +69,18 @@
       'problem.resident_link_failed': '这个链接已失效（住户卡可能已更换）。请用住户编号和密码登录，或向物业索取新卡。',
       'problem.resident_household_empty': '请输入住户编号',
       'problem.resident_pin_empty': '请输入密码',
+      'problem.resident_pin_failed': '住户编号或密码不对，请再试一次。忘记密码请到物业办公室重设。',
+      'resident.group.fees_owed': '新增欠费',
+      'resident.group.fees_less': '欠费减少',
+      'resident.card': '我的住户卡',
+      'resident.card.hint': '在合作社门店付款时，把这个二维码给收银员扫。',
+      'resident.card.show': '出示住户卡二维码',
+      'resident.card.hide': '收起二维码',
+      'resident.voucher.qr': '出示券二维码',
+      'resident.voucher.qr_hide': '收起二维码',
     },
     en: {
+      'resident.page_title': 'Hongxin · Resident',
       'resident.sign_in.title': 'Your household account',
       'resident.sign_in.hint': 'Scan the QR code on your household card with your phone, or enter the household code and PIN.',
       'resident.household': 'Household code',
@@ -129,6 +140,15 @@
       'problem.resident_link_failed': 'This link no longer works (the card may have been replaced). Sign in with the household code and PIN, or ask the property office for a new card.',
       'problem.resident_household_empty': 'Enter the household code',
       'problem.resident_pin_empty': 'Enter the PIN',
+      'problem.resident_pin_failed': 'The household code or PIN is not right; try again. Forgot the PIN? The property office can set a new one.',
+      'resident.group.fees_owed': 'Fees now owed',
+      'resident.group.fees_less': 'Fees owed less',
+      'resident.card': 'My household card',
+      'resident.card.hint': 'When paying at a cooperative shop, let the cashier scan this QR code.',
+      'resident.card.show': 'Show the card’s QR code',
+      'resident.card.hide': 'Hide the QR code',
+      'resident.voucher.qr': 'Show the voucher’s QR code',
+      'resident.voucher.qr_hide': 'Hide the QR code',
     },
   });
 
@@ -174,9 +194,11 @@
 
   function clearView() {
     view = null;
+    $('#card-qr').replaceChildren();
+    show($('#card-qr'), false);
     for (const sel of ['#vouchers', '#fee-months tbody', '#covered', '#history']) $(sel).replaceChildren();
     for (const sel of ['#wallet-total', '#wallet-paid', '#wallet-bonus', '#fees-arrears', '#fees-prepaid',
-      '#fees-status', '#covered-total', '#res-household', '#res-as-of']) {
+      '#fees-status', '#covered-total', '#res-household', '#res-compound', '#res-as-of']) {
       $(sel).textContent = '';
     }
   }
@@ -286,6 +308,7 @@
     if (!view) return;
     const hh = view.household;
     $('#res-household').textContent = t('resident.title', { household: hh.household });
+    $('#res-compound').textContent = [hh.compound_name, hh.company_name].filter(Boolean).join(' · ');
     $('#res-as-of').textContent = t('resident.as_of', { date: view.fees.as_of });
     $('#wallet-total').textContent = yuan(hh.wallet.total);
     $('#wallet-paid').textContent = yuan(hh.wallet.paid);
@@ -293,6 +316,25 @@
     renderVouchers();
     renderFees();
     renderHistory();
+    renderCard();
+  }
+
+  // The household card's QR code (its signed link), shown on the phone for the till to scan.
+  function renderCard() {
+    const box = $('#card-qr');
+    const open = !box.hidden;
+    $('#card-toggle').textContent = t(open ? 'resident.card.hide' : 'resident.card.show');
+  }
+
+  function toggleCard() {
+    if (!session) return;
+    const box = $('#card-qr');
+    if (box.hidden && !box.firstChild) {
+      const h = encodeURIComponent(session.household);
+      box.append(el('img', { id: 'card-qr-img', src: `/v1/households/${h}/link/qr.svg`, alt: session.household }));
+    }
+    show(box, box.hidden);
+    renderCard();
   }
 
   function renderVouchers() {
@@ -310,13 +352,28 @@
         },
       }, t('resident.voucher.show')) : null;
       const statusClass = v.status === 'active' ? 'pill ok' : 'pill';
+      // An active voucher's QR code, for the till's scanner.
+      const qr = el('div', { class: 'qr res-qr voucher-qr', hidden: true });
+      const qrButton = v.code && v.status === 'active' ? el('button', {
+        type: 'button',
+        class: 'link voucher-qr-show',
+        onclick: () => {
+          const hidden = qr.hidden;
+          if (hidden && !qr.firstChild) {
+            qr.append(el('img', { src: `/v1/vouchers/${encodeURIComponent(v.code)}/qr.svg`, alt: v.code }));
+          }
+          show(qr, hidden);
+          qrButton.textContent = t(hidden ? 'resident.voucher.qr_hide' : 'resident.voucher.qr');
+        },
+      }, t('resident.voucher.qr')) : null;
       return el('li', { class: `voucher${v.status === 'active' ? '' : ' res-dim'}`, dataset: { status: v.status } },
         el('div', { class: 'res-line' },
           el('span', { class: 'res-code-wrap' }, code, ' ', reveal),
           el('strong', { class: 'voucher-balance num' }, yuan(v.balance))),
         el('div', { class: 'res-line muted' },
           el('span', { class: 'voucher-expires' }, t('resident.voucher.expires', { date: v.expires_on })),
-          el('span', { class: `voucher-status ${statusClass}` }, t(`resident.voucher.status.${v.status}`))));
+          el('span', { class: `voucher-status ${statusClass}` }, t(`resident.voucher.status.${v.status}`))),
+        qrButton, qr);
     }));
     show($('#vouchers-empty'), vouchers.length === 0);
   }
@@ -365,15 +422,26 @@
     return ['wallet', 'voucher', 'fees'].filter((g) => sums.has(g)).map((g) => [g, amount(sums.get(g))]);
   }
 
+  // One line of an entry's changes in words: credit up or down for the wallet and a voucher;
+  // for the fees, a bill is money owed and a payment or the cooperative's cover owes less.
+  function change(group, a) {
+    const f = fen(a);
+    if (group === 'fees') {
+      const owed = f > 0n;
+      return el('span', { class: `hist-change ${owed ? 'res-owe' : 'res-pos'}`, dataset: { group, amount: a } },
+        el('span', { class: 'muted' }, t(owed ? 'resident.group.fees_owed' : 'resident.group.fees_less')), ' ',
+        el('strong', { class: 'num' }, yuan(amount(owed ? f : -f))));
+    }
+    return el('span', { class: `hist-change ${f < 0n ? 'res-neg' : 'res-pos'}`, dataset: { group, amount: a } },
+      el('span', { class: 'muted' }, t(`resident.group.${group}`)), ' ', el('strong', { class: 'num' }, signed(a)));
+  }
+
   function renderHistory() {
     const items = view.history.map((i) => el('li', { class: 'history-item', dataset: { entry: String(i.entry), kind: i.kind } },
       el('div', { class: 'res-line' },
         el('span', { class: 'hist-kind' }, t(`resident.kind.${i.kind}`)),
         el('span', { class: 'hist-date muted' }, i.business_date)),
-      el('div', { class: 'res-changes' }, groups(i.changes).map(([g, a]) => el('span', {
-        class: `hist-change ${fen(a) < 0n ? 'res-neg' : 'res-pos'}`,
-        dataset: { group: g, amount: a },
-      }, el('span', { class: 'muted' }, t(`resident.group.${g}`)), ' ', el('strong', { class: 'num' }, signed(a)))))));
+      el('div', { class: 'res-changes' }, groups(i.changes).map(([g, a]) => change(g, a)))));
     $('#history').replaceChildren(...items);
     show($('#history-empty'), items.length === 0);
     show($('#history-more'), view.nextBefore !== null && view.nextBefore !== undefined);
@@ -392,7 +460,8 @@
     const r = await HX.signIn({ household, pin });
     button.disabled = false;
     if (!r.ok) {
-      HX.showProblem(formProblem, r.problem, form);
+      const refused = r.problem && r.problem.code === 'sign_in_failed';
+      HX.showProblem(formProblem, refused ? { code: 'resident_pin_failed' } : r.problem, form);
       // A refusal names no field (it must not tell which part was wrong): mark the PIN, the
       // likelier mistake, and clear it for the next try.
       if (r.problem && r.problem.code === 'sign_in_failed') form.elements.pin.classList.add('invalid');
@@ -410,6 +479,7 @@
   });
 
   $('#res-refresh').addEventListener('click', () => load());
+  $('#card-toggle').addEventListener('click', toggleCard);
   $('#history-more').addEventListener('click', () => more());
   if (out) {
     out.addEventListener('click', async () => {

@@ -11,8 +11,42 @@
   HX.strings({
     'zh-CN': {
       'till.title': '收银台',
+      'till.page_title': '红心 · 收银台',
+      'till.scan_placeholder': '请扫码或输入',
+      'till.card_scanned': '已刷住户卡',
+      'till.next_customer': '下一位顾客',
+      'till.done.sale': '收款完成',
+      'till.done.topup': '充值完成',
+      'till.done.refund': '退款完成',
+      'till.done.button': '本单已完成 ✓',
+      'till.keys.sale': '收款',
+      'till.keys.topup': '充值',
+      'till.keys.refund': '退款',
+      'till.keys.voucher': '查券',
+      'till.keys.print': '打印小票',
+      'till.keys.submit': '确认',
+      'till.keys.next': '下一位顾客',
+      'till.keys.title': '快捷键：',
+      'till.topup.paid_placeholder': '输入金额，如 100',
+      'till.topup.voucher_value': '券面额（钱包不变）',
+      'till.sale.search': '找商品',
+      'till.sale.search_placeholder': '名称、拼音首字母或货号',
+      'till.sale.no_match': '没有找到这个商品',
+      'till.sale.amount_placeholder': '输入金额或选商品',
+      'till.sale.change': '找零',
+      'till.sale.voucher_scanned': '券 {code}：余额 {balance}',
+      'till.m.cash_received': '现金实收',
+      'till.r.shop': '门店',
+      'till.r.cashier': '收银员',
+      'till.r.receipt_no': '小票号',
+      'till.r.received': '实收现金',
+      'till.r.change': '找零',
+      'till.r.voucher_balance': '券余额',
+      'till.problem.voucher_not_active': '这张券不能用（{status}）',
+      'till.problem.over_paid': '非现金付款超过应收 {over}，请改小',
+
       'till.or_pairing': '或输入合作社会计给出的八位配对码：',
-      'till.scan': '住户码或券码（可扫码）',
+      'till.scan': '扫码：住户卡、住户码、券码或商品码',
       'till.look_up': '查询',
       'till.clear': '换一户',
       'till.loading': '正在加载…',
@@ -93,7 +127,7 @@
       'till.r.remaining': '尚可退',
       'till.r.date': '营业日',
       'till.problem.not_whole_units': '充值须为 {unit} 的整数倍，例如 {suggest}',
-      'till.problem.cap.per_topup': '单次充值最多 {limit}',
+      'till.problem.cap.per_top_up': '单次充值最多 {limit}',
       'till.problem.cap.monthly_bonus': '超过每月赠送上限 {limit}（本月还可赠 {available}）',
       'till.problem.cap.wallet_balance': '钱包余额上限 {limit}（还可充入 {available}）',
       'till.problem.cap.voucher_face_value': '一张券面额最多 {limit}',
@@ -105,8 +139,42 @@
     },
     en: {
       'till.title': 'Till',
+      'till.page_title': 'Hongxin · Till',
+      'till.scan_placeholder': 'Scan or type',
+      'till.card_scanned': 'Household card scanned',
+      'till.next_customer': 'Next customer',
+      'till.done.sale': 'Sale complete',
+      'till.done.topup': 'Top-up complete',
+      'till.done.refund': 'Refund complete',
+      'till.done.button': 'Done ✓',
+      'till.keys.sale': 'Sale',
+      'till.keys.topup': 'Top up',
+      'till.keys.refund': 'Refund',
+      'till.keys.voucher': 'Voucher',
+      'till.keys.print': 'Print receipt',
+      'till.keys.submit': 'Confirm',
+      'till.keys.next': 'Next customer',
+      'till.keys.title': 'Keys:',
+      'till.topup.paid_placeholder': 'Amount, e.g. 100',
+      'till.topup.voucher_value': 'Voucher value (wallet unchanged)',
+      'till.sale.search': 'Find an item',
+      'till.sale.search_placeholder': 'Name, pinyin initials or SKU',
+      'till.sale.no_match': 'No such item',
+      'till.sale.amount_placeholder': 'Type an amount or pick items',
+      'till.sale.change': 'Change',
+      'till.sale.voucher_scanned': 'Voucher {code}: {balance} left',
+      'till.m.cash_received': 'Cash received',
+      'till.r.shop': 'Shop',
+      'till.r.cashier': 'Cashier',
+      'till.r.receipt_no': 'Receipt no.',
+      'till.r.received': 'Cash received',
+      'till.r.change': 'Change',
+      'till.r.voucher_balance': 'Voucher balance',
+      'till.problem.voucher_not_active': 'This voucher cannot be used ({status})',
+      'till.problem.over_paid': 'The non-cash tenders exceed the amount due by {over}; lower them',
+
       'till.or_pairing': 'or the eight-digit pairing code from the cooperative’s accountant:',
-      'till.scan': 'Household or voucher code (scan or type)',
+      'till.scan': 'Scan: household card or code, voucher, or item',
       'till.look_up': 'Look up',
       'till.clear': 'Another household',
       'till.loading': 'Loading…',
@@ -187,7 +255,7 @@
       'till.r.remaining': 'Still refundable',
       'till.r.date': 'Business date',
       'till.problem.not_whole_units': 'Top-ups are whole units of {unit}; try e.g. {suggest}',
-      'till.problem.cap.per_topup': 'One top-up is at most {limit}',
+      'till.problem.cap.per_top_up': 'One top-up is at most {limit}',
       'till.problem.cap.monthly_bonus': 'Monthly bonus cap of {limit} reached ({available} of bonus left)',
       'till.problem.cap.wallet_balance': 'A wallet holds at most {limit} ({available} more fits)',
       'till.problem.cap.voucher_face_value': 'A voucher carries at most {limit}',
@@ -201,12 +269,31 @@
 
   const TENDERS = ['wallet', 'voucher', 'cash', 'wechat', 'alipay'];
   const HOUSEHOLD_CODE = /^[A-Z][A-Z0-9]*-\d+$/;
+  // The household card's QR: the resident's signed link, …/r/{household}?v=…&s=….
+  const CARD_LINK = /\/r\/([A-Za-z0-9-]+)\?(?:[^#\s]*&)?v=\d+&s=[^&#\s]+/;
+
+  // The till's keys, shown on the page (#till-keys) from this one table.
+  const KEYS = [
+    { key: 'F1', label: 'till.keys.sale', run: () => selectTab('sale') },
+    { key: 'F2', label: 'till.keys.topup', run: () => selectTab('topup') },
+    { key: 'F3', label: 'till.keys.refund', run: () => selectTab('refund') },
+    { key: 'F4', label: 'till.keys.voucher', run: () => selectTab('voucher') },
+    { key: 'F8', label: 'till.keys.print', run: () => printReceipt() },
+    { key: 'F9', label: 'till.keys.submit', run: () => submitCurrent() },
+    { key: 'Escape', shown: 'Esc', label: 'till.keys.next', run: () => nextCustomer() },
+  ];
 
   const state = {
     household: null, // GET /v1/households/{code}
-    receipt: null, // {kind, data, replayed}
+    card: null, // the household card's link as scanned: the resident's presence for wallet spending
+    voucher: null, // {code, balance}: a voucher scanned for this sale
+    voucherAuto: false, // the voucher tender follows what the voucher covers until edited
+    receipt: null, // {kind, data, replayed, lines, received, change}
+    done: false, // the confirmation of a finished action is showing
     catalog: [], // GET /v1/catalog items
     lines: [], // {sku, name, unit, qty, amount}: each priced by the server
+    hits: [], // catalogue items matching the search box
+    tab: 'sale',
     quoteSeq: 0,
   };
   const attempts = { topup: new HX.Attempt(), sale: new HX.Attempt(), refund: new HX.Attempt() };
@@ -242,6 +329,13 @@
     if (problem.code === 'tender_mismatch' || problem.code === 'remaining') {
       return t('till.problem.remaining', { remaining: yuan(amount(remainingFen() ?? 0n)) });
     }
+    if (problem.code === 'till.problem.over_paid') {
+      const s = saleSums();
+      return t(problem.code, { over: yuan(amount(s ? s.over : 0n)) });
+    }
+    if (problem.code === 'till.problem.voucher_not_active') {
+      return t(problem.code, { status: t('till.status.' + problem.status) });
+    }
     if (problem.code.startsWith('till.')) return t(problem.code);
     return HX.problemText(problem);
   }
@@ -262,9 +356,10 @@
     const h = state.household;
     show($('#household-card'), Boolean(h));
     show($('#topup-needs-household'), !h);
+    show($('#hh-card'), Boolean(h && state.card));
     if (!h) return;
     $('#hh-code').textContent = h.household;
-    $('#hh-name').textContent = [h.name, h.compound].filter(Boolean).join(' · ');
+    $('#hh-name').textContent = [h.name, h.compound_name || h.compound].filter(Boolean).join(' · ');
     const pill = $('#hh-eligible');
     pill.textContent = t(h.eligible ? 'till.eligible' : 'till.not_eligible');
     pill.className = 'pill ' + (h.eligible ? 'ok' : 'warn');
@@ -273,7 +368,8 @@
     $('#hh-wallet-bonus').textContent = yuan(h.wallet.bonus);
   }
 
-  async function loadHousehold(code) {
+  // `card` is the household card's link when the card was scanned, null when the code was typed.
+  async function loadHousehold(code, card) {
     show($('#household-loading'), true);
     const r = await HX.api('GET', '/v1/households/' + encodeURIComponent(code));
     show($('#household-loading'), false);
@@ -283,6 +379,7 @@
     }
     showProblem($('#scan-problem'), null, $('#scan-form'));
     state.household = r.data;
+    state.card = card;
     renderHousehold();
     quoteSoon();
     return true;
@@ -296,6 +393,7 @@
   function endCustomer(served) {
     if (state.household === served) {
       state.household = null;
+      state.card = null;
       renderHousehold();
     }
     clearTimeout(quoteTimer);
@@ -308,18 +406,135 @@
     showProblem($('#refund-problem'), null, $('#refund-form'));
     showProblem($('#voucher-problem'), null, $('#voucher-form'));
     show($('#voucher-result'), false);
+    state.voucher = null;
+    state.voucherAuto = false;
+    $('#sale-voucher-note').textContent = '';
     state.lines = [];
+    renderHits([]);
     renderLines();
     $('#scan').focus();
   }
 
-  // ---- tabs -----------------------------------------------------------------------------
+  // ---- the finished action: unmistakable, and visibly not to be posted again ---------------
+
+  const SUBMITS = { sale: '#sale-submit', topup: '#topup-submit', refund: '#refund-submit' };
+
+  function setDone(done) {
+    state.done = done;
+    show($('#done'), done);
+    for (const sel of Object.values(SUBMITS)) {
+      const button = $(sel);
+      button.classList.toggle('till-finished', done);
+      button.disabled = done;
+      const label = button.querySelector('[data-i18n]');
+      label.textContent = done ? t('till.done.button') : t(label.dataset.i18n);
+    }
+    if (done) {
+      renderDone();
+      window.scrollTo(0, 0);
+    }
+  }
+
+  // The next customer: the confirmation goes, the forms are ready, the scan box has the focus.
+  function nextCustomer() {
+    if (state.done) setDone(false);
+    if (state.household && !attemptsBusy()) {
+      state.household = null;
+      state.card = null;
+      renderHousehold();
+      quoteSoon();
+    }
+    $('#scan').focus();
+  }
+
+  function attemptsBusy() {
+    return Object.values(attempts).some((a) => a.busy);
+  }
+
+  function doneLine(id, label, value, cls) {
+    return [el('dt', {}, t(label)), el('dd', { id: 'done-' + id, class: cls }, value)];
+  }
+
+  function renderDone() {
+    const rc = state.receipt;
+    if (!rc || !state.done) return;
+    const d = rc.data;
+    const lines = [];
+    $('#done-title').textContent = t('till.done.' + rc.kind);
+    show($('#done-replayed'), rc.replayed);
+    if (rc.kind === 'sale') {
+      $('#done-amount').textContent = yuan(d.total);
+      for (const x of d.tenders) {
+        lines.push(doneLine('tender-' + x.type, 'till.m.' + x.type, yuan(x.amount)));
+        if (x.type === 'voucher' && x.voucher_balance !== undefined) {
+          lines.push(doneLine('voucher-balance', 'till.r.voucher_balance', yuan(x.voucher_balance)));
+        }
+      }
+      if (rc.received) {
+        lines.push(doneLine('received', 'till.r.received', yuan(rc.received)));
+        lines.push(doneLine('change', 'till.r.change', yuan(rc.change), 'big'));
+      }
+      if (d.wallet) lines.push(doneLine('wallet', 'till.r.wallet', yuan(d.wallet.total)));
+      lines.push(doneLine('sale', 'till.r.sale', String(d.sale)));
+    } else if (rc.kind === 'topup') {
+      $('#done-amount').textContent = yuan(d.credited);
+      lines.push(doneLine('paid', 'till.r.paid', yuan(d.paid)), doneLine('bonus', 'till.r.bonus', yuan(d.bonus)));
+      if (d.voucher) lines.push(doneLine('voucher', 'till.r.voucher', d.voucher.code));
+      else lines.push(doneLine('wallet', 'till.r.wallet', yuan(d.wallet.total)));
+    } else {
+      $('#done-amount').textContent = yuan(d.amount);
+      for (const x of d.tenders) lines.push(doneLine('tender-' + x.type, 'till.m.' + x.type, yuan(x.amount)));
+      lines.push(doneLine('sale', 'till.r.sale', String(d.sale)));
+    }
+    lines.push(doneLine('receipt-no', 'till.r.receipt_no', String(d.entry)));
+    $('#done-lines').replaceChildren(...lines.flat());
+  }
+
+  // ---- tabs and keys --------------------------------------------------------------------
 
   function selectTab(name) {
+    state.tab = name;
     for (const b of document.querySelectorAll('.tabs [data-tab]')) {
       b.setAttribute('aria-selected', String(b.dataset.tab === name));
     }
     for (const p of document.querySelectorAll('[data-panel]')) show(p, p.dataset.panel === name);
+  }
+
+  function submitCurrent() {
+    const form = { sale: '#sale-form', topup: '#topup-form', refund: '#refund-form', voucher: '#voucher-form' }[state.tab];
+    if (form) $(form).requestSubmit();
+  }
+
+  function printReceipt() {
+    if (state.receipt) window.print();
+  }
+
+  function renderKeys() {
+    $('#till-keys').replaceChildren(
+      el('span', {}, t('till.keys.title')),
+      ...KEYS.map((k) => el('span', { class: 'till-key', dataset: { key: k.key } },
+        el('kbd', {}, k.shown || k.key), ' ', t(k.label))));
+  }
+
+  function typing(target) {
+    return target && (target.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(target.tagName));
+  }
+
+  function onKey(ev) {
+    if (ev.ctrlKey || ev.altKey || ev.metaKey) return;
+    const k = KEYS.find((x) => x.key === ev.key);
+    if (k) {
+      ev.preventDefault();
+      k.run();
+      return;
+    }
+    // A scanner types wherever the focus is: keys that land on no input (a button, the page)
+    // go to the scan box, so a scan is never lost.
+    if (ev.key.length === 1 && !typing(ev.target)) {
+      const scan = $('#scan');
+      scan.focus();
+      if (state.done) setDone(false);
+    }
   }
 
   // ---- top-up ---------------------------------------------------------------------------
@@ -372,7 +587,12 @@
     setTopupProblem(null);
     $('#topup-bonus').textContent = yuan(r.data.bonus);
     $('#topup-credited').textContent = yuan(r.data.credited);
+    // A paper voucher leaves the wallet as it is: say what the voucher carries instead.
+    const voucher = b.deliver === 'voucher';
+    for (const id of ['#topup-wallet-after-label', '#topup-wallet-after']) show($(id), !voucher);
+    for (const id of ['#topup-voucher-label', '#topup-voucher-value']) show($(id), voucher);
     $('#topup-wallet-after').textContent = yuan(r.data.wallet_after);
+    $('#topup-voucher-value').textContent = yuan(r.data.credited);
     $('#topup-room').textContent = yuan(r.data.bonus_room_after);
     show($('#topup-preview'), true);
   }
@@ -394,7 +614,7 @@
     ev.preventDefault();
     const attempt = attempts.topup;
     const button = $('#topup-submit');
-    if (attempt.busy) return;
+    if (attempt.busy || state.done) return;
     if (!state.household) {
       setTopupProblem({ code: 'till.problem.household_code', field: 'household' });
       return;
@@ -412,7 +632,7 @@
       setTopupProblem(r.problem);
       return;
     }
-    showReceipt('topup', r.data, r.replayed);
+    showReceipt({ kind: 'topup', data: r.data, replayed: r.replayed });
     endCustomer(served);
   }
 
@@ -422,14 +642,18 @@
     const box = $('#tenders');
     if (box.childElementCount) return;
     for (const type of TENDERS) {
+      // Cash is what the customer hands over (实收); the change is worked out below.
+      const label = type === 'cash' ? 'till.m.cash_received' : 'till.m.' + type;
       box.append(el('div', { class: 'till-tender', dataset: { tender: type } },
-        el('label', { for: 'tender-' + type, 'data-i18n': 'till.m.' + type }, t('till.m.' + type)),
+        el('label', { for: 'tender-' + type, 'data-i18n': label }, t(label)),
         el('input', {
           id: 'tender-' + type,
           name: 'tender-' + type,
           inputmode: 'decimal',
-          placeholder: '0.00',
-          oninput: updateRemaining,
+          oninput: () => {
+            if (type === 'voucher') state.voucherAuto = false;
+            updateRemaining();
+          },
         }),
         el('button', {
           type: 'button',
@@ -441,29 +665,49 @@
     }
   }
 
-  // Amount due minus every tender entered, in fen; null while an entry is not an amount.
-  function remainingFen() {
+  // The sale's sums in fen: what is due, what the cash and the other tenders bring, what is
+  // left to pay, the change, and what the other tenders bring beyond the amount due (never
+  // allowed: only cash gives change). null while an entry is not an amount.
+  function saleSums() {
     const due = fen($('#sale-amount').value || '0');
     if (due === null) return null;
-    let left = due;
+    let others = 0n;
+    let cash = 0n;
     for (const type of TENDERS) {
       const v = $('#tender-' + type).value.trim();
       if (!v) continue;
       const f = fen(v);
       if (f === null) return null;
-      left -= f;
+      if (type === 'cash') cash = f;
+      else others += f;
     }
-    return left;
+    const over = others > due ? others - due : 0n;
+    const cashDue = due > others ? due - others : 0n;
+    const left = cashDue > cash ? cashDue - cash : 0n;
+    const change = cash > cashDue ? cash - cashDue : 0n;
+    return { due, others, cash, cashDue, left, change, over };
+  }
+
+  // Amount due minus every tender entered, in fen, counting only the cash that stays (the
+  // change goes back); null while an entry is not an amount.
+  function remainingFen() {
+    const s = saleSums();
+    if (s === null) return null;
+    return s.over > 0n ? -s.over : s.left;
   }
 
   function updateRemaining() {
-    const left = remainingFen();
+    if (state.voucherAuto) applyVoucher();
+    const s = saleSums();
     const out = $('#sale-remaining');
-    out.classList.toggle('till-over', left !== null && left < 0n);
-    if (left === null) out.textContent = '—';
-    else if (left < 0n) out.textContent = `${t('till.sale.over')} ${yuan(amount(-left))}`;
-    else out.textContent = yuan(amount(left));
-    show($('#sale-voucher-field'), Boolean($('#tender-voucher').value.trim()));
+    out.classList.toggle('till-over', s !== null && s.over > 0n);
+    if (s === null) out.textContent = '—';
+    else if (s.over > 0n) out.textContent = `${t('till.sale.over')} ${yuan(amount(s.over))}`;
+    else out.textContent = yuan(amount(s.left));
+    const change = s !== null && s.over === 0n && s.change > 0n;
+    show($('#sale-change-row'), change);
+    $('#sale-change').textContent = change ? yuan(amount(s.change)) : '';
+    show($('#sale-voucher-field'), Boolean($('#tender-voucher').value.trim()) || Boolean(state.voucher));
   }
 
   function fillRest(type) {
@@ -472,8 +716,43 @@
     if (left === null) return;
     const mine = fen(input.value || '0') ?? 0n;
     const value = mine + left;
+    if (type === 'voucher') state.voucherAuto = false;
     input.value = value > 0n ? amount(value) : '';
     updateRemaining();
+  }
+
+  // A scanned voucher pays for what it covers: the amount due, up to its balance, less what
+  // the wallet and the other non-cash tenders already pay.
+  function applyVoucher() {
+    const v = state.voucher;
+    if (!v) return;
+    const due = fen($('#sale-amount').value || '0');
+    if (due === null) return;
+    let others = 0n;
+    for (const type of ['wallet', 'wechat', 'alipay']) others += fen($('#tender-' + type).value || '0') ?? 0n;
+    const open = due > others ? due - others : 0n;
+    const covers = open < v.balance ? open : v.balance;
+    $('#tender-voucher').value = covers > 0n ? amount(covers) : '';
+  }
+
+  async function scanVoucher(code) {
+    const r = await HX.api('GET', '/v1/vouchers/' + encodeURIComponent(code));
+    if (!r.ok) {
+      showProblem($('#scan-problem'), Object.assign({}, r.problem, { field: 'household' }), $('#scan-form'));
+      return false;
+    }
+    if (r.data.status !== 'active') {
+      showProblem($('#scan-problem'), { code: 'till.problem.voucher_not_active', status: r.data.status, field: 'household' }, $('#scan-form'));
+      return false;
+    }
+    showProblem($('#scan-problem'), null, $('#scan-form'));
+    state.voucher = { code: r.data.code || code, balance: fen(r.data.balance) };
+    state.voucherAuto = true;
+    $('#sale-voucher-code').value = state.voucher.code;
+    $('#sale-voucher-note').textContent = t('till.sale.voucher_scanned', { code: state.voucher.code, balance: yuan(r.data.balance) });
+    selectTab('sale');
+    updateRemaining();
+    return true;
   }
 
   // ---- sale by catalogue lines: each line priced by the server, the page only adds ------
@@ -483,12 +762,43 @@
     const r = await HX.api('GET', '/v1/catalog');
     show($('#catalog-loading'), false);
     state.catalog = r.ok ? r.data.items : [];
-    const select = $('#catalog-sku');
-    select.replaceChildren(...state.catalog.map((i) => el('option', { value: i.sku },
-      `${i.name} · ${yuan(i.price)}/${i.unit}`)));
     show($('#catalog-empty'), r.ok && !state.catalog.length);
     show($('#catalog-pick'), state.catalog.length > 0);
     if (!r.ok) showProblem($('#sale-problem'), r.problem, $('#sale-form'));
+  }
+
+  // Items whose SKU, name or pinyin initials (from the server) match what was typed: the SKU
+  // itself first, then initials and SKUs that start with it, then any other match.
+  function search(text) {
+    const q = text.trim().toLowerCase();
+    if (!q) return [];
+    const scored = [];
+    for (const i of state.catalog) {
+      const sku = i.sku.toLowerCase();
+      const initials = (i.initials || '').toLowerCase();
+      let score = null;
+      if (sku === q) score = 0;
+      else if (sku.startsWith(q) || initials.startsWith(q)) score = 1;
+      else if (i.name.toLowerCase().includes(q) || initials.includes(q)) score = 2;
+      if (score !== null) scored.push([score, i]);
+    }
+    scored.sort((a, b) => a[0] - b[0] || a[1].sku.localeCompare(b[1].sku));
+    return scored.slice(0, 8).map((x) => x[1]);
+  }
+
+  function renderHits(hits) {
+    state.hits = hits;
+    const list = $('#product-results');
+    const q = $('#product-search').value.trim();
+    list.replaceChildren(...hits.map((i) => el('li', {},
+      el('button', {
+        type: 'button',
+        class: 'till-hit',
+        dataset: { sku: i.sku },
+        onclick: () => addLine(i.sku),
+      }, el('span', {}, i.name), ' ', el('span', { class: 'muted' }, `${i.sku} · ${yuan(i.price)}/${i.unit}`)))));
+    if (q && !hits.length) list.append(el('li', { class: 'muted' }, t('till.sale.no_match')));
+    show(list, Boolean(q));
   }
 
   function linesTotal() {
@@ -519,28 +829,30 @@
     updateRemaining();
   }
 
-  async function addLine() {
+  async function addLine(sku, qtyText) {
     const form = $('#sale-form');
     const box = $('#sale-problem');
-    const sku = $('#catalog-sku').value;
-    const qty = $('#line-qty').value.trim();
+    const qty = qtyText || $('#line-qty').value.trim() || '1';
     if (!sku) return;
+    if (state.done) setDone(false);
     const q = new URLSearchParams({ sku, qty });
     const r = await HX.api('GET', '/v1/catalog/price?' + q.toString());
     if (!r.ok) {
-      showProblem(box, r.problem, form);
+      showProblem(box, r.problem.field === 'qty' ? r.problem : Object.assign({}, r.problem, { field: 'qty' }), form);
       return;
     }
     showProblem(box, null, form);
     state.lines.push({ sku: r.data.sku, name: r.data.name, unit: r.data.unit, qty: r.data.qty, amount: r.data.amount });
     $('#line-qty').value = '1';
+    $('#product-search').value = '';
+    renderHits([]);
     renderLines();
   }
 
   async function submitSale(ev) {
     ev.preventDefault();
     const attempt = attempts.sale;
-    if (attempt.busy) return;
+    if (attempt.busy || state.done) return;
     const form = $('#sale-form');
     const box = $('#sale-problem');
     const due = fen($('#sale-amount').value);
@@ -548,6 +860,7 @@
       showProblem(box, { code: 'invalid_amount', field: 'amount' }, form);
       return;
     }
+    const sums = saleSums();
     const tenders = [];
     for (const type of TENDERS) {
       const v = $('#tender-' + type).value.trim();
@@ -557,7 +870,10 @@
         showProblem(box, { code: 'invalid_amount', field: 'tender-' + type }, form);
         return;
       }
-      const tender = { type, amount: amount(f) };
+      // Of the cash handed over, the sale keeps what is due; the rest is change.
+      const kept = type === 'cash' && sums ? sums.cash - sums.change : f;
+      if (kept <= 0n) continue;
+      const tender = { type, amount: amount(kept) };
       if (type === 'voucher') {
         const code = $('#sale-voucher-code').value.trim();
         if (!code) {
@@ -574,6 +890,10 @@
       $('#scan').focus();
       return;
     }
+    if (sums && sums.over > 0n) {
+      showProblem(box, { code: 'till.problem.over_paid', field: 'amount' }, form);
+      return;
+    }
     if (remainingFen() !== 0n) {
       showProblem(box, { code: 'remaining', field: 'amount' }, form);
       return;
@@ -582,6 +902,9 @@
     const lines = state.lines.map((l) => ({ sku: l.sku, qty: l.qty }));
     const body = lines.length ? { lines, tenders } : { amount: amount(due), tenders };
     if (served) body.household = served.household;
+    // The card scanned for this sale shows the resident is here to spend from the wallet.
+    if (served && state.card && tenders.some((x) => x.type === 'wallet')) body.resident = { card: state.card };
+    const received = sums && sums.change > 0n ? { received: amount(sums.cash), change: amount(sums.change) } : {};
     const button = $('#sale-submit');
     button.disabled = true;
     const r = await attempt.post('/v1/sales', body);
@@ -596,7 +919,7 @@
       showProblem(box, problem, form);
       return;
     }
-    showReceipt('sale', Object.assign({ lines: state.lines }, r.data), r.replayed);
+    showReceipt(Object.assign({ kind: 'sale', data: r.data, replayed: r.replayed, lines: state.lines }, received));
     endCustomer(served);
   }
 
@@ -605,7 +928,7 @@
   async function submitRefund(ev) {
     ev.preventDefault();
     const attempt = attempts.refund;
-    if (attempt.busy) return;
+    if (attempt.busy || state.done) return;
     const form = $('#refund-form');
     const box = $('#refund-problem');
     const sale = $('#refund-sale').value.trim();
@@ -632,7 +955,7 @@
       showProblem(box, r.problem, form);
       return;
     }
-    showReceipt('refund', r.data, r.replayed);
+    showReceipt({ kind: 'refund', data: r.data, replayed: r.replayed });
     endCustomer(served);
   }
 
@@ -673,9 +996,11 @@
     return tenders.map((x) => line('tender-' + x.type, 'till.m.' + x.type, yuan(x.amount)));
   }
 
-  function showReceipt(kind, data, replayed) {
-    state.receipt = { kind, data, replayed };
+  // A finished action: its receipt, and the confirmation on top of the page.
+  function showReceipt(receipt) {
+    state.receipt = receipt;
     renderReceipt();
+    setDone(true);
   }
 
   function renderReceipt() {
@@ -712,48 +1037,61 @@
       }
     } else if (rc.kind === 'sale') {
       lines.push(line('sale', 'till.r.sale', String(d.sale)));
-      (d.lines || []).forEach((l, i) => lines.push([
+      (rc.lines || []).forEach((l, i) => lines.push([
         el('dt', {}, `${l.name} ${l.qty}${l.unit}`),
         el('dd', { id: 'r-line-' + i }, yuan(l.amount)),
       ]));
       lines.push(line('total', 'till.r.total', yuan(d.total)));
       lines.push(...tenderLines(d.tenders));
+      if (rc.received) {
+        lines.push(line('received', 'till.r.received', yuan(rc.received)), line('change', 'till.r.change', yuan(rc.change)));
+      }
       if (d.wallet) lines.push(line('wallet', 'till.r.wallet', yuan(d.wallet.total)));
     } else {
       lines.push(line('sale', 'till.r.sale', String(d.sale)), line('refunded', 'till.r.refunded', yuan(d.amount)));
       lines.push(...tenderLines(d.tenders));
       lines.push(line('remaining', 'till.r.remaining', yuan(d.remaining)));
     }
-    lines.push(line('entry', 'till.r.entry', String(d.entry)));
+    const s = state.session || {};
+    lines.push(line('receipt-no', 'till.r.receipt_no', String(d.entry)));
     if (d.business_date) lines.push(line('date', 'till.r.date', d.business_date));
+    $('#receipt-shop').textContent = s.shop_name ? `${s.shop_name}（${s.shop}）` : (s.shop || '');
     $('#receipt-title').textContent = t('till.receipt.' + rc.kind) + (rc.replayed ? ' ' + t('till.receipt.replayed') : '');
     $('#receipt-lines').replaceChildren(...lines.flat());
-    const s = state.session;
-    $('#receipt-foot').textContent = [s && s.shop, new Date().toLocaleString(HX.lang())].filter(Boolean).join(' · ');
+    $('#receipt-foot').textContent = new Date().toLocaleString(HX.lang());
   }
 
   // ---- wiring ---------------------------------------------------------------------------
 
+  // What the scan box understands: the household card's QR (its signed link), a household
+  // code, a catalogue SKU (or barcode printed as the SKU), else a voucher code.
   function onScan(ev) {
     ev.preventDefault();
     const raw = $('#scan').value.trim();
+    if (state.done) setDone(false);
     if (!raw) {
       showProblem($('#scan-problem'), { code: 'till.problem.household_code', field: 'household' }, $('#scan-form'));
       return;
     }
-    const code = raw.toUpperCase();
-    if (HOUSEHOLD_CODE.test(code)) {
-      loadHousehold(code).then((ok) => {
+    const link = CARD_LINK.exec(raw);
+    const code = link ? decodeURIComponent(link[1]).toUpperCase() : raw.toUpperCase();
+    if (link || HOUSEHOLD_CODE.test(code)) {
+      loadHousehold(code, link ? raw : null).then((ok) => {
         if (ok) $('#scan').value = '';
       });
-    } else {
-      // Anything else is a voucher code: check it.
-      showProblem($('#scan-problem'), null, $('#scan-form'));
-      $('#voucher-code').value = raw;
-      $('#scan').value = '';
-      selectTab('voucher');
-      checkVoucher();
+      return;
     }
+    const item = state.catalog.find((i) => i.sku.toUpperCase() === code);
+    if (item) {
+      showProblem($('#scan-problem'), null, $('#scan-form'));
+      $('#scan').value = '';
+      selectTab('sale');
+      addLine(item.sku, '1');
+      return;
+    }
+    scanVoucher(raw).then((ok) => {
+      if (ok) $('#scan').value = '';
+    });
   }
 
   let wired = false;
@@ -762,13 +1100,21 @@
     wired = true;
     renderTenders();
     quickAmounts();
+    renderKeys();
+    document.addEventListener('keydown', onKey);
     $('#scan-form').addEventListener('submit', onScan);
+    $('#scan').addEventListener('input', () => {
+      if (state.done) setDone(false);
+    });
     $('#hh-clear').addEventListener('click', () => {
       state.household = null;
+      state.card = null;
       renderHousehold();
       quoteSoon();
       $('#scan').focus();
     });
+    $('#done-next').addEventListener('click', nextCustomer);
+    $('#done-print').addEventListener('click', printReceipt);
     for (const b of document.querySelectorAll('.tabs [data-tab]')) {
       b.addEventListener('click', () => selectTab(b.dataset.tab));
     }
@@ -778,21 +1124,39 @@
       input.addEventListener('input', quoteSoon);
       input.addEventListener('change', quoteSoon);
     }
+    // Touching a form again starts the next action: the confirmation steps aside.
+    for (const form of ['#sale-form', '#topup-form', '#refund-form']) {
+      $(form).addEventListener('input', () => {
+        if (state.done) setDone(false);
+      });
+    }
     $('#sale-form').addEventListener('submit', submitSale);
     $('#sale-amount').addEventListener('input', updateRemaining);
-    $('#line-add').addEventListener('click', addLine);
+    $('#product-search').addEventListener('input', () => renderHits(search($('#product-search').value)));
+    $('#product-search').addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        if (state.hits.length) addLine(state.hits[0].sku);
+      }
+    });
     $('#line-qty').addEventListener('keydown', (e) => {
       if (e.key === 'Enter') {
         e.preventDefault();
-        addLine();
+        if (state.hits.length) addLine(state.hits[0].sku);
       }
     });
-    $('#sale-voucher-code').addEventListener('input', updateRemaining);
+    $('#sale-voucher-code').addEventListener('input', () => {
+      state.voucher = null;
+      state.voucherAuto = false;
+      $('#sale-voucher-note').textContent = '';
+      updateRemaining();
+    });
     $('#refund-form').addEventListener('submit', submitRefund);
     $('#voucher-form').addEventListener('submit', checkVoucher);
-    $('#receipt-print').addEventListener('click', () => window.print());
+    $('#receipt-print').addEventListener('click', printReceipt);
     $('#receipt-refund').addEventListener('click', () => {
       if (state.receipt && state.receipt.kind === 'sale') {
+        if (state.done) setDone(false);
         $('#refund-sale').value = String(state.receipt.data.sale);
         $('#refund-amount').value = '';
         selectTab('refund');
@@ -802,7 +1166,17 @@
     document.addEventListener('hx:lang', () => {
       renderHousehold();
       renderLines();
+      renderHits(state.hits);
       renderReceipt();
+      renderDone();
+      renderKeys();
+      for (const sel of Object.values(SUBMITS)) {
+        const label = $(sel).querySelector('[data-i18n]');
+        if (state.done) label.textContent = t('till.done.button');
+      }
+      if (state.voucher) {
+        $('#sale-voucher-note').textContent = t('till.sale.voucher_scanned', { code: state.voucher.code, balance: yuan(amount(state.voucher.balance)) });
+      }
       for (const [box, problem] of shown) {
         if (!box.hidden) box.textContent = explain(problem);
       }
@@ -819,6 +1193,7 @@
         state.session = session;
         wire();
         loadCatalog();
+        selectTab('sale');
         renderHousehold();
         updateRemaining();
         $('#scan').focus();
