@@ -204,6 +204,7 @@ async fn main() {
                     cooperative: "COOP".into(),
                     month: format!("{}-{:02}", before.year(), before.month()),
                     dry_run: false,
+                    estimate: false,
                 }),
             )
             .await;
@@ -229,6 +230,7 @@ async fn main() {
                     paid: Amount::from_yuan(100),
                     method: PayMethod::Cash,
                     deliver: Delivery::Wallet,
+                    bonus: Default::default(),
                 }));
             }
         }

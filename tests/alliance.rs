@@ -112,6 +112,7 @@ async fn close(l: &TestLedger, month: &str) -> CloseReceipt {
             cooperative: COOP.into(),
             month: month.into(),
             dry_run: false,
+            estimate: false,
         }))
         .await
     {
