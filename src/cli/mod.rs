@@ -10,6 +10,7 @@ pub mod demo;
 pub mod export;
 pub mod fees;
 pub mod import;
+pub mod init;
 pub mod keys;
 pub mod report;
 pub mod serve;
@@ -50,6 +51,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum CliCommand {
+    /// First run: create the database and the key file, check the policies, print the first admin token
+    Init(init::InitArgs),
     /// Serve the HTTP API for tills, back offices and residents' phones
     Serve(serve::ServeArgs),
     /// Build a demo database: companies, compounds, a cooperative, households and weeks of history
@@ -145,6 +148,7 @@ pub fn main() -> ExitCode {
 
 pub async fn run(command: CliCommand, config: Config) -> anyhow::Result<()> {
     match command {
+        CliCommand::Init(args) => init::run(&config, args).await,
         CliCommand::Serve(args) => serve::run(&config, args).await,
         CliCommand::Demo(args) => demo::run(&config, args).await,
         CliCommand::Verify(args) => verify::run(&config, args).await,

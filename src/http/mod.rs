@@ -47,7 +47,7 @@ use limits::{Limits, RateConfig};
 use metrics::Metrics;
 
 /// Settings of the HTTP layer, each with an explicit bound.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
@@ -60,6 +60,8 @@ pub struct HttpConfig {
     pub rates: RateConfig,
     /// Origin printed in residents' signed links, e.g. `https://hongxin.example.org`.
     pub public_url: String,
+    /// Time between housekeeping runs (voucher expiry, idempotency and session pruning).
+    pub housekeeping_every: Duration,
 }
 
 impl Default for HttpConfig {
@@ -71,6 +73,7 @@ impl Default for HttpConfig {
             staff_session: Duration::from_secs(12 * 3600),
             rates: RateConfig::default(),
             public_url: "http://127.0.0.1:8080".into(),
+            housekeeping_every: Duration::from_secs(3600),
         }
     }
 }

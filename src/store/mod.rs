@@ -414,6 +414,9 @@ pub trait Store: Send + Sync + 'static {
     async fn execute(&self, envelope: Envelope) -> Result<Outcome, StoreError>;
 
     async fn head(&self) -> Result<Head, StoreError>;
+    /// Whether anyone has used this database: a token exists or an entry was posted. `hongxin
+    /// init` refuses such a database.
+    async fn holds_data(&self) -> Result<bool, StoreError>;
     /// Recomputes the hash chain and every balance from postings.
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
     async fn household(&self, code: &str) -> Result<Option<HouseholdView>, StoreError>;

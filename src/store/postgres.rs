@@ -314,6 +314,14 @@ impl Store for PostgresStore {
             .map_err(|_| StoreError("the writer stopped before answering".into()))?
     }
 
+    async fn holds_data(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM entries)",
+        )
+        .fetch_one(&self.read)
+        .await?)
+    }
+
     async fn head(&self) -> Result<Head, StoreError> {
         let r = sqlx::query("SELECT seq, hash, business_date FROM chain_head WHERE id = 1")
             .fetch_one(&self.read)

@@ -310,6 +310,14 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError("the writer stopped before answering".into()))?
     }
 
+    async fn holds_data(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM entries)",
+        )
+        .fetch_one(&self.read)
+        .await?)
+    }
+
     async fn head(&self) -> Result<Head, StoreError> {
         let row =
             sqlx::query("SELECT id, hash, business_date FROM entries ORDER BY id DESC LIMIT 1")

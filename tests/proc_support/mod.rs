@@ -1,0 +1,384 @@
+//! Real `hongxin` processes for the operations and fault tests: an installation made by
+//! `hongxin init` (SQLite file or a fresh PostgreSQL database), `hongxin serve` processes that
+//! can be killed with SIGKILL, and master data created over HTTP with the first admin token, as
+//! an operator would.
+//!
+//! A server runs under a small shell that prints its process id and stops it when the shell's
+//! standard input closes: when a [`Server`] is dropped (also when the test panics) and when the
+//! test process ends in any other way, since the kernel then closes the pipe.
+
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+#[allow(clippy::duplicate_mod)]
+#[path = "../pg_support/mod.rs"]
+pub mod pg_support;
+
+pub const TODAY: &str = "2026-11-16";
+pub const HOUSEHOLDS: [&str; 4] = ["H1", "H2", "H3", "H4"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database, its key file and the repository's policies, in a directory of the test's own.
+pub struct Install {
+    pub dir: tempfile::TempDir,
+    pub database: String,
+    pub key_file: PathBuf,
+    pub pg: Option<pg_support::TestDatabase>,
+}
+
+impl Install {
+    /// A fresh, empty installation; `None` when the backend is PostgreSQL and it is not
+    /// available (the test then passes without running, see `pg_support::available`).
+    pub async fn new(backend: Backend) -> Option<Install> {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let key_file = dir.path().join("keys.toml");
+        match backend {
+            Backend::Sqlite => Some(Install {
+                database: format!("sqlite://{}", dir.path().join("hongxin.db").display()),
+                dir,
+                key_file,
+                pg: None,
+            }),
+            Backend::Postgres => {
+                if !pg_support::available() {
+                    return None;
+                }
+                let db = pg_support::fresh_database().await;
+                Some(Install {
+                    database: db.url.clone(),
+                    dir,
+                    key_file,
+                    pg: Some(db),
+                })
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `hongxin` on this installation, untouched by the caller's environment.
+    pub fn command(&self) -> Command {
+        self.command_on(&self.database)
+    }
+
+    /// `hongxin` with this installation's key file and policies on another database.
+    pub fn command_on(&self, database: &str) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hongxin"));
+        clean_env(&mut c);
+        c.current_dir(self.path())
+            .arg("--database")
+            .arg(database)
+            .arg("--policies")
+            .arg(policies())
+            .arg("--key-file")
+            .arg(&self.key_file)
+            .arg("--today")
+            .arg(TODAY);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hongxin")
+    }
+
+    /// `hongxin init`: the first admin token.
+    pub fn init(&self) -> String {
+        let o = self.run(&["init"]);
+        assert_ok(&o);
+        let token = stdout(&o).trim().to_string();
+        assert!(token.starts_with("hx_"), "{}", stdout(&o));
+        token
+    }
+}
+
+/// The repository's policies.
+pub fn policies() -> PathBuf {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into()
+}
+
+pub fn clean_env(c: &mut Command) {
+    for var in [
+        "HONGXIN_DATABASE",
+        "HONGXIN_KEY_FILE",
+        "HONGXIN_CONFIG",
+        "HONGXIN_POLICIES",
+        "HONGXIN_TODAY",
+        "HONGXIN_LISTEN",
+        "HONGXIN_PUBLIC_URL",
+        "HONGXIN_HOUSEKEEPING_SECONDS",
+        "RUST_LOG",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("HONGXIN_LOG", "warn");
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// A `hongxin serve` process.
+pub struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// The `hongxin` process itself (not its shell).
+    pub pid: u32,
+    pub base: String,
+    /// Everything it printed on standard error, for failure messages and log checks.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `"$0" "$@"`, prints its pid, and stops it when standard input closes.
+const STOP_ON_EOF: &str = "trap '' INT TERM HUP; \"$0\" \"$@\" </dev/null & pid=$!; \
+     echo \"hongxin pid $pid\" >&2; cat >/dev/null; kill $pid 2>/dev/null; wait $pid";
+
+impl Server {
+    /// `command` (a `hongxin` command line with its global options) plus `serve args…`, run
+    /// until it prints the address it serves on.
+    pub fn start(command: Command, args: &[&str]) -> Server {
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(STOP_ON_EOF)
+            .arg(command.get_program())
+            .args(command.get_args())
+            .arg("serve")
+            .args(args);
+        for (k, v) in command.get_envs() {
+            match v {
+                Some(v) => shell.env(k, v),
+                None => shell.env_remove(k),
+            };
+        }
+        if let Some(dir) = command.get_current_dir() {
+            shell.current_dir(dir);
+        }
+        let mut child = shell
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hongxin serve");
+        let stdin = child.stdin.take();
+        let stderr = child.stderr.take().expect("serve's stderr");
+        let (found, address) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
+        // Reads stderr to the end, so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut pid = None;
+            let mut found = Some(found);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(p) = line.strip_prefix("hongxin pid ") {
+                    pid = p.trim().parse::<u32>().ok();
+                } else if let Some(rest) = line.split("hongxin serving http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    if let (Some(tx), Some(pid)) = (found.take(), pid) {
+                        let _ = tx.send((pid, addr.to_string()));
+                    }
+                }
+                if let Ok(mut log) = kept.lock() {
+                    log.push(line);
+                }
+            }
+        });
+        let (pid, addr) = match address.recv_timeout(Duration::from_secs(60)) {
+            Ok(found) => found,
+            Err(_) => panic!(
+                "hongxin serve printed no address: {:?}\n{}",
+                child.try_wait(),
+                log.lock().map(|l| l.join("\n")).unwrap_or_default()
+            ),
+        };
+        Server {
+            child,
+            stdin,
+            pid,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flush, as a power cut or the OOM killer would stop it.
+    pub fn kill9(mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -KILL {}", self.pid);
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client")
+}
+
+/// A key no request has used: `prefix`, the process and a counter.
+pub fn fresh_key(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// POSTs `body`, asserting a 2xx answer; returns the body.
+pub async fn post_ok(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> Value {
+    let answer = client
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", fresh_key("setup"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    assert!(status.is_success(), "POST {path} {body}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+pub async fn get_ok(client: &reqwest::Client, base: &str, token: &str, path: &str) -> Value {
+    let answer = client
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    assert!(status.is_success(), "GET {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Master data over HTTP with the admin token: cooperative COOP with shop S1, company K01,
+/// eligible compound HX01 with [`HOUSEHOLDS`]. Returns a cashier token for S1.
+pub async fn seed(client: &reqwest::Client, base: &str, admin: &str) -> String {
+    post_ok(
+        client,
+        base,
+        admin,
+        "/v1/cooperatives",
+        json!({"code": "COOP", "name": "红心合作社"}),
+    )
+    .await;
+    post_ok(
+        client,
+        base,
+        admin,
+        "/v1/shops",
+        json!({"code": "S1", "name": "一号店", "cooperative": "COOP"}),
+    )
+    .await;
+    post_ok(
+        client,
+        base,
+        admin,
+        "/v1/companies",
+        json!({"code": "K01", "name": "物业 K01"}),
+    )
+    .await;
+    post_ok(
+        client,
+        base,
+        admin,
+        "/v1/compounds",
+        json!({"code": "HX01", "name": "小区", "company": "K01", "eligible": true}),
+    )
+    .await;
+    for h in HOUSEHOLDS {
+        post_ok(
+            client,
+            base,
+            admin,
+            "/v1/households",
+            json!({"code": h, "compound": "HX01", "area_m2": "80"}),
+        )
+        .await;
+    }
+    let token = post_ok(
+        client,
+        base,
+        admin,
+        "/v1/tokens",
+        json!({"role": "cashier", "scope": "S1"}),
+    )
+    .await;
+    token["token"].as_str().expect("token").to_string()
+}
+
+/// An amount string as fen.
+pub fn fen(v: &Value) -> i64 {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("amount must be a string, got {v}"));
+    hongxin::money::Amount::parse(s)
+        .unwrap_or_else(|e| panic!("bad amount {s:?}: {e}"))
+        .fen()
+}
+
+/// A household's wallet (paid, bonus) in fen, from the API.
+pub async fn wallet(client: &reqwest::Client, base: &str, token: &str, h: &str) -> (i64, i64) {
+    let v = get_ok(client, base, token, &format!("/v1/households/{h}")).await;
+    (fen(&v["wallet"]["paid"]), fen(&v["wallet"]["bonus"]))
+}
+
+/// `GET /v1/audit/verify`: whether the chain and every balance check out, and the head.
+pub async fn verify(client: &reqwest::Client, base: &str, admin: &str) -> (bool, i64) {
+    let v = get_ok(client, base, admin, "/v1/audit/verify").await;
+    (
+        v["ok"].as_bool().unwrap_or(false),
+        v["report"]["head_seq"].as_i64().unwrap_or(-1),
+    )
+}
