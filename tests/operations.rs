@@ -10,7 +10,8 @@ use std::process::Stdio;
 use serde_json::json;
 
 use proc_support::{
-    assert_ok, client, post_ok, seed, stderr, stdout, verify, wallet, Backend, Install, Server,
+    assert_ok, client, get_ok, post_ok, seed, stderr, stdout, verify, wallet, Backend, Install,
+    Server,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -184,4 +185,246 @@ async fn serve_takes_its_options_from_flag_then_environment_then_file() {
         .expect("run");
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("hongxin.toml"), "{}", stderr(&o));
+}
+
+// ---------------------------------------------------------------------------------------------
+// backup and restore
+// ---------------------------------------------------------------------------------------------
+
+/// Takes a backup of the running installation: `hongxin backup` for SQLite, `pg_dump -Fc` for
+/// PostgreSQL.
+fn take_backup(install: &Install, file: &std::path::Path) {
+    let o = match &install.pg {
+        None => install
+            .command()
+            .arg("backup")
+            .arg("--output")
+            .arg(file)
+            .output()
+            .expect("hongxin backup"),
+        Some(db) => std::process::Command::new(proc_support::pg_program("pg_dump"))
+            .args(["-Fc", "-f"])
+            .arg(file)
+            .arg("-d")
+            .arg(&db.url)
+            .output()
+            .expect("pg_dump"),
+    };
+    assert_ok(&o);
+}
+
+/// Restores `file` into a new database and returns its URL and `(seq, hash)` head, as
+/// verified: `hongxin restore` for SQLite, `pg_restore` and `hongxin verify` for PostgreSQL.
+async fn restore(
+    install: &Install,
+    file: &std::path::Path,
+    name: &str,
+    keep: &mut Vec<proc_support::pg_support::TestDatabase>,
+) -> (String, (i64, String)) {
+    let (url, verified) = match &install.pg {
+        None => {
+            let url = format!("sqlite://{}", install.path().join(name).display());
+            let o = install
+                .command_on(&url)
+                .arg("restore")
+                .arg("--input")
+                .arg(file)
+                .output()
+                .expect("hongxin restore");
+            assert_ok(&o);
+            (url, stdout(&o))
+        }
+        Some(_) => {
+            let db = proc_support::pg_support::fresh_database().await;
+            let o = std::process::Command::new(proc_support::pg_program("pg_restore"))
+                .args(["--no-owner", "--exit-on-error", "-d"])
+                .arg(&db.url)
+                .arg(file)
+                .output()
+                .expect("pg_restore");
+            assert_ok(&o);
+            let url = db.url.clone();
+            keep.push(db);
+            let o = install
+                .command_on(&url)
+                .arg("verify")
+                .output()
+                .expect("verify");
+            assert_ok(&o);
+            let head = stdout(&o)
+                .lines()
+                .find_map(|l| l.strip_prefix("head      "))
+                .map(|h| h.replacen(' ', ":", 1))
+                .expect("head line");
+            (url, head)
+        }
+    };
+    let (seq, hash) = verified.trim().split_once(':').expect("SEQ:HASH");
+    (url, (seq.parse().expect("seq"), hash.to_string()))
+}
+
+async fn a_backup_under_write_load_restores_and_verifies(backend: Backend) {
+    let Some(install) = Install::new(backend).await else {
+        return;
+    };
+    let admin = install.init();
+    let server = Server::start(install.command(), &["--listen", "127.0.0.1:0"]);
+    let http = client();
+    let cashier = seed(&http, &server.base, &admin).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = proc_support::spawn_load(&server.base, &cashier, 4, stop.clone());
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+
+    let before = proc_support::head(&http, &server.base, &admin).await;
+    let during = install.path().join("during.backup");
+    let file = during.clone();
+    let install_ref = &install;
+    tokio::task::block_in_place(|| take_backup(install_ref, &file));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after = proc_support::head(&http, &server.base, &admin).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acknowledged = load.await.expect("load");
+    assert!(
+        after.0 > before.0,
+        "the tills kept writing while the backup ran: head {} then {}",
+        before.0,
+        after.0
+    );
+
+    // The backup under load restores, verifies, and is a prefix of the source's chain.
+    let mut keep = Vec::new();
+    let (_, (seq, hash)) = restore(&install, &during, "during.db", &mut keep).await;
+    assert!(
+        seq >= before.0 && seq <= after.0,
+        "{} <= {seq} <= {}",
+        before.0,
+        after.0
+    );
+    let prefix = get_ok(
+        &http,
+        &server.base,
+        &admin,
+        &format!("/v1/audit/verify?expect_head={seq}:{hash}"),
+    )
+    .await;
+    assert_eq!(prefix["ok"], true, "{prefix}");
+
+    // Quiet now: a second backup holds exactly the source's balances.
+    drop(server);
+    let quiet = install.path().join("quiet.backup");
+    take_backup(&install, &quiet);
+    let (restored, _) = restore(&install, &quiet, "quiet.db", &mut keep).await;
+    let source = proc_support::balances(&install, &install.database).await;
+    let copy = proc_support::balances(&install, &restored).await;
+    assert_eq!(copy, source);
+    // Each household's wallet holds what the tills were answered 201 for, in total.
+    let wallets: i64 = source
+        .iter()
+        .filter(|(k, _)| k.starts_with("household:") && k.contains(":wallet:"))
+        .map(|(_, v)| v.fen())
+        .sum();
+    assert!(acknowledged > 10, "{acknowledged} requests acknowledged");
+    assert!(wallets > 0, "{source:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_under_write_load_restores_and_verifies_sqlite() {
+    a_backup_under_write_load_restores_and_verifies(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_under_write_load_restores_and_verifies_postgres() {
+    a_backup_under_write_load_restores_and_verifies(Backend::Postgres).await;
+}
+
+/// A backup whose chain does not verify is refused and nothing is put in place; an existing
+/// database is never overwritten; PostgreSQL is pointed at pg_dump.
+#[tokio::test]
+async fn restore_refuses_a_backup_that_does_not_verify() {
+    let install = Install::new(Backend::Sqlite).await.expect("sqlite");
+    let admin = install.init();
+    let server = Server::start(install.command(), &["--listen", "127.0.0.1:0"]);
+    let http = client();
+    let cashier = seed(&http, &server.base, &admin).await;
+    post_ok(
+        &http,
+        &server.base,
+        &cashier,
+        "/v1/topups",
+        json!({"household": "H2", "paid": "100.00", "method": "cash"}),
+    )
+    .await;
+    drop(server);
+    let good = install.path().join("good.backup");
+    let o = install.run(&["backup", "--output", good.to_str().expect("path")]);
+    assert_ok(&o);
+    assert!(stderr(&o).contains("key file"), "{}", stderr(&o));
+    // A second backup to the same file is refused.
+    let again = install.run(&["backup", "--output", good.to_str().expect("path")]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+
+    // Tamper with the copy: one posting changed by a fen.
+    let bad = install.path().join("bad.backup");
+    std::fs::copy(&good, &bad).expect("copy");
+    assert!(tamper(&bad), "tampered");
+    let target = install.path().join("restored.db");
+    let url = format!("sqlite://{}", target.display());
+    let o = install
+        .command_on(&url)
+        .args(["restore", "--input"])
+        .arg(&bad)
+        .output()
+        .expect("restore");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not verify"), "{}", stderr(&o));
+    assert!(!target.exists(), "nothing restored");
+
+    // The good one restores; a second restore onto it is refused.
+    let o = install
+        .command_on(&url)
+        .args(["restore", "--input"])
+        .arg(&good)
+        .output()
+        .expect("restore");
+    assert_ok(&o);
+    assert!(target.exists());
+    let o = install
+        .command_on(&url)
+        .args(["restore", "--input"])
+        .arg(&good)
+        .output()
+        .expect("restore");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+
+    let o = install
+        .command_on("postgres://nobody@127.0.0.1:1/none")
+        .args(["backup", "--output", "x"])
+        .output()
+        .expect("backup");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("pg_dump"), "{}", stderr(&o));
+}
+
+/// Changes the first wallet posting by one fen, past the immutability trigger.
+fn tamper(db: &std::path::Path) -> bool {
+    let url = format!("sqlite://{}", db.display());
+    let sql = "DROP TRIGGER postings_are_immutable; \
+               UPDATE postings SET amount = amount + 1 \
+               WHERE entry_id = (SELECT min(entry_id) FROM postings) AND idx = 0;";
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connect");
+                sqlx::raw_sql(sql).execute(&mut conn).await.expect("tamper");
+                conn.close().await.is_ok()
+            })
+    })
+    .join()
+    .expect("tamper thread")
 }

@@ -382,3 +382,102 @@ pub async fn verify(client: &reqwest::Client, base: &str, admin: &str) -> (bool,
         v["report"]["head_seq"].as_i64().unwrap_or(-1),
     )
 }
+
+/// Tills writing until `stop` is set: each client tops up a household's wallet by 50.00 and
+/// spends 12.34 from it, over and over. Returns how many requests were answered 201.
+pub fn spawn_load(
+    base: &str,
+    cashier: &str,
+    clients: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    let (base, cashier) = (base.to_string(), cashier.to_string());
+    tokio::spawn(async move {
+        let tasks: Vec<_> = (0..clients)
+            .map(|c| {
+                let (base, cashier, stop) = (base.clone(), cashier.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let http = client();
+                    let h = HOUSEHOLDS[c % HOUSEHOLDS.len()];
+                    let mut created = 0u64;
+                    let mut n = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let (path, body) = if n % 2 == 0 {
+                            (
+                                "/v1/topups",
+                                json!({"household": h, "paid": "50.00", "method": "cash"}),
+                            )
+                        } else {
+                            (
+                                "/v1/sales",
+                                json!({"household": h, "amount": "12.34",
+                                "tenders": [{"type": "wallet", "amount": "12.34"}]}),
+                            )
+                        };
+                        n += 1;
+                        let answer = http
+                            .post(format!("{base}{path}"))
+                            .bearer_auth(&cashier)
+                            .header("Idempotency-Key", fresh_key("load"))
+                            .json(&body)
+                            .send()
+                            .await;
+                        if answer.is_ok_and(|a| a.status().as_u16() == 201) {
+                            created += 1;
+                        }
+                    }
+                    created
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for t in tasks {
+            created += t.await.unwrap_or(0);
+        }
+        created
+    })
+}
+
+/// The journal head `(seq, hash)` from `GET /v1/audit/head`.
+pub async fn head(client: &reqwest::Client, base: &str, admin: &str) -> (i64, String) {
+    let v = get_ok(client, base, admin, "/v1/audit/head").await;
+    (
+        v["seq"].as_i64().expect("seq"),
+        v["hash"].as_str().expect("hash").to_string(),
+    )
+}
+
+/// A PostgreSQL client program (`pg_dump`, `pg_restore`) from the newest server install.
+pub fn pg_program(name: &str) -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let program = e.path().join("bin").join(name);
+            program.is_file().then_some((version, program))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Every account balance of the database at `url` (with the installation's key file), through
+/// the library, after opening it the way the server does.
+pub async fn balances(
+    install: &Install,
+    url: &str,
+) -> std::collections::BTreeMap<String, hongxin::money::Amount> {
+    let settings = hongxin::app::Settings {
+        database: url.to_string(),
+        policies_dir: policies(),
+        key_file: Some(install.key_file.clone()),
+        today: Some(TODAY.parse().expect("date")),
+    };
+    let app = hongxin::app::App::open(&settings).await.expect("open");
+    app.store.balances().await.expect("balances")
+}
