@@ -288,6 +288,9 @@ pub trait Tx: Send {
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64>;
     /// Deletes idempotency records created before `before`; returns how many.
     async fn prune_idempotency(&mut self, before: DateTime<Utc>) -> OpResult<u64>;
+    /// Deletes residents' sign-in sessions that expired before `before`, at most `limit` of
+    /// them; returns how many. Staff sessions stay: entries name them as their actor.
+    async fn prune_sessions(&mut self, before: DateTime<Utc>, limit: u32) -> OpResult<u64>;
 
     /// Balance of an account on its normal side; zero if it was never used.
     async fn balance(&mut self, account: &AccountSpec) -> OpResult<Amount>;
@@ -434,6 +437,10 @@ pub(crate) fn amounts_within_ceiling(ctx: &Ctx<'_>, command: &Command) -> Result
     }
 }
 
+/// Expired sessions deleted by one [`Command::PruneSessions`], so one run never holds the
+/// writer long; housekeeping repeats it until a run finds fewer.
+pub const PRUNE_SESSIONS_BATCH: u32 = 5_000;
+
 /// Runs one command. The caller (a store's write path) owns the transaction and savepoint.
 pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResult<Receipt> {
     amounts_within_ceiling(ctx, command)?;
@@ -468,6 +475,10 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
         Command::PruneIdempotency { before } => Receipt::Imported(Imported {
             created: 0,
             updated: tx.prune_idempotency(*before).await?,
+        }),
+        Command::PruneSessions { before } => Receipt::Imported(Imported {
+            created: 0,
+            updated: tx.prune_sessions(*before, PRUNE_SESSIONS_BATCH).await?,
         }),
         Command::TopUp(_) | Command::Sale(_) | Command::RefundSale(_) => {
             return Err(StoreError(

@@ -387,6 +387,10 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError("the writer stopped before answering".into()))?
     }
 
+    async fn try_housekeeping_lease(&self) -> Result<Option<Lease>, StoreError> {
+        Ok(Some(Lease::Local))
+    }
+
     async fn holds_data(&self) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM entries)",
@@ -2230,6 +2234,15 @@ impl Tx for SqliteTx<'_> {
             .bind(household)
             .fetch_one(&mut *self.conn)
             .await?)
+    }
+
+    async fn prune_sessions(&mut self, before: chrono::DateTime<Utc>, limit: u32) -> OpResult<u64> {
+        let done = sqlx::query("DELETE FROM tokens WHERE id IN (SELECT id FROM tokens WHERE role = 'resident' AND parent_id IS NULL AND expires_at IS NOT NULL AND expires_at < ? LIMIT ?)")
+            .bind(canonical_time(&before))
+            .bind(i64::from(limit))
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn prune_idempotency(&mut self, before: chrono::DateTime<Utc>) -> OpResult<u64> {
