@@ -74,8 +74,17 @@ impl Install {
         self.command_on(&self.database)
     }
 
+    /// `hongxin` on this installation with another business date.
+    pub fn command_at(&self, today: &str) -> Command {
+        self.command_with(&self.database, today)
+    }
+
     /// `hongxin` with this installation's key file and policies on another database.
     pub fn command_on(&self, database: &str) -> Command {
+        self.command_with(database, TODAY)
+    }
+
+    fn command_with(&self, database: &str, today: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hongxin"));
         clean_env(&mut c);
         c.current_dir(self.path())
@@ -86,7 +95,7 @@ impl Install {
             .arg("--key-file")
             .arg(&self.key_file)
             .arg("--today")
-            .arg(TODAY);
+            .arg(today);
         c
     }
 
