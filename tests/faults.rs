@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use proc_support::{
-    client, new_request, recover_and_check, seed, send, verify, Backend, Install, Model, Rng,
+    client, fen, new_request, recover_and_check, seed, send, verify, Backend, Install, Model, Rng,
     Server, HOUSEHOLDS,
 };
 
@@ -113,4 +113,132 @@ async fn kill9_under_load_loses_and_duplicates_nothing_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_under_load_loses_and_duplicates_nothing_postgres() {
     kill9_under_load(Backend::Postgres).await;
+}
+
+/// A small tmpfs of the test's own, unmounted when dropped. `None` where mounting is not
+/// allowed (not root, or a container without the capability).
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(at: &std::path::Path, bytes: u64) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={bytes},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallDisk {
+            path: at.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// Fills the file system of `dir` to the last byte with `filler`.
+fn fill(filler: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(filler).expect("filler");
+    let block = vec![0xa5u8; 64 * 1024];
+    let mut size = block.len();
+    // Big blocks first, then ever smaller ones, until not one more byte fits.
+    while size > 0 {
+        while f.write_all(&block[..size]).is_ok() {}
+        size /= 2;
+    }
+    let _ = f.sync_all();
+}
+
+/// Disk full on SQLite: with the database on a small tmpfs filled to the last byte, writes are
+/// answered 503 `storage_full` (or `storage_io_error`) and post nothing; once space returns, the
+/// same server takes writes again, the refused request sent again with its key is posted once,
+/// and the ledger verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_is_503_posts_nothing_and_recovers_sqlite() {
+    let Some(mut install) = Install::new(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(disk) = SmallDisk::mount(&install.path().join("disk"), 4 << 20) else {
+        eprintln!("NOTE: cannot mount a tmpfs here (needs root); the disk-full test is SKIPPED");
+        return;
+    };
+    install.database = format!("sqlite://{}", disk.path.join("hongxin.db").display());
+    let admin = install.init();
+    let http = client();
+    let server = Server::start(install.command(), &["--listen", "127.0.0.1:0"]);
+    let cashier = seed(&http, &server.base, &admin).await;
+    let filler = disk.path.join("filler");
+    fill(&filler);
+
+    // Top-ups until one is refused for want of space (the WAL may still have room for some).
+    let mut model = Model::default();
+    let mut refused = None;
+    for n in 0..5_000u64 {
+        let r = new_request(n * 3, HOUSEHOLDS[(n % 4) as usize]);
+        let before = verify(&http, &server.base, &admin).await.1;
+        let (status, body) = send(&http, &server.base, &cashier, &r)
+            .await
+            .expect("an answer, even with the disk full");
+        if status == 503 {
+            let code = body["code"].as_str().unwrap_or_default().to_string();
+            assert!(
+                code == "storage_full" || code == "storage_io_error",
+                "{status} {body}"
+            );
+            assert_eq!(
+                verify(&http, &server.base, &admin).await,
+                (true, before),
+                "a refused write posted"
+            );
+            eprintln!(
+                "disk full: {} top-ups and sales taken, then {status} {code}",
+                model.accepted + model.refused
+            );
+            refused = Some(r);
+            break;
+        }
+        assert!(model.answer(&r, status, &body), "{status} {body}");
+    }
+    let refused = refused.expect("the full disk never refused a write");
+    let wallet_before = proc_support::wallet(&http, &server.base, &admin, refused.household).await;
+
+    // Space returns: the refused request, sent again with its key, is posted once.
+    std::fs::remove_file(&filler).expect("free the space");
+    let (status, body) = send(&http, &server.base, &cashier, &refused)
+        .await
+        .expect("answer");
+    assert_eq!(status, 201, "{body}\n{}", server.log_text());
+    assert!(model.answer(&refused, status, &body));
+    let (again, replay) = send(&http, &server.base, &cashier, &refused)
+        .await
+        .expect("answer");
+    assert_eq!(
+        (again, &replay["entry"]),
+        (201, &body["entry"]),
+        "a replay, not a second post"
+    );
+    let wallet_after = proc_support::wallet(&http, &server.base, &admin, refused.household).await;
+    assert_eq!(
+        wallet_after.0 + wallet_after.1 - wallet_before.0 - wallet_before.1,
+        fen(&body["credited"])
+    );
+    assert!(verify(&http, &server.base, &admin).await.0);
+    drop(server);
+    drop(disk);
 }
