@@ -2,7 +2,8 @@
 //! then an optional TOML file (`--config` / `HONGXIN_CONFIG`), then built-in defaults.
 //!
 //! The file takes the same keys as the options: `database`, `policies`, `key_file`, `today`,
-//! `log`. Relative paths in it are taken from the working directory, like those on the command
+//! `log`, and a `[serve]` table with `serve`'s options (`listen`, `public_url`, …). One rule
+//! for every option: a flag wins, then its `HONGXIN_*` variable, then the file, then the default. Relative paths in it are taken from the working directory, like those on the command
 //! line, so one file means the same thing whichever way a value arrives. Database URLs may carry
 //! a password (PostgreSQL), so [`Config`]'s `Debug` prints them redacted.
 
@@ -82,6 +83,25 @@ pub struct FileConfig {
     pub today: Option<String>,
     /// A tracing filter such as `info` or `hongxin=debug,sqlx=warn`.
     pub log: Option<String>,
+    /// `hongxin serve`'s options.
+    #[serde(default)]
+    pub serve: ServeFile,
+}
+
+/// The `[serve]` table: `serve`'s options by the names of its flags, with `_` for `-`. A flag
+/// or its `HONGXIN_*` variable wins over the file.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServeFile {
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub body_limit: Option<usize>,
+    pub idempotency_days: Option<u64>,
+    pub resident_session_minutes: Option<u64>,
+    pub staff_session_hours: Option<u64>,
+    pub voucher_rate: Option<u32>,
+    pub resident_rate: Option<u32>,
+    pub housekeeping_seconds: Option<u64>,
 }
 
 impl FileConfig {
@@ -98,6 +118,8 @@ pub struct Config {
     pub settings: Settings,
     /// The tracing filter when neither `HONGXIN_LOG` nor `RUST_LOG` is set.
     pub log: String,
+    /// The file's `[serve]` table, for `serve` to merge under its own options.
+    pub serve: ServeFile,
 }
 
 impl Config {
@@ -134,6 +156,7 @@ impl Config {
                 today,
             },
             log: file.log.unwrap_or_else(|| DEFAULT_LOG.to_string()),
+            serve: file.serve,
         })
     }
 }

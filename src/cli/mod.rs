@@ -5,12 +5,14 @@
 //! command line (clap's own convention). Answers go to standard output, so scripts can capture
 //! them; notes, progress and errors go to standard error.
 
+pub mod backup;
 pub mod close_month;
 pub mod compound;
 pub mod demo;
 pub mod export;
 pub mod fees;
 pub mod import;
+pub mod init;
 pub mod keys;
 pub mod report;
 pub mod serve;
@@ -51,8 +53,14 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum CliCommand {
+    /// First run: create the database and the key file, check the policies, print the first admin token
+    Init(init::InitArgs),
     /// Serve the HTTP API for tills, back offices and residents' phones
     Serve(serve::ServeArgs),
+    /// An online, consistent copy of an SQLite database (the key file is kept apart)
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of a missing SQLite database, once its chain verifies
+    Restore(backup::RestoreArgs),
     /// Build a demo database: companies, compounds, a cooperative, households and weeks of history
     Demo(demo::DemoArgs),
     /// Recompute the hash chain and every balance; exit 1 at the first mismatch
@@ -149,7 +157,10 @@ pub fn main() -> ExitCode {
 
 pub async fn run(command: CliCommand, config: Config) -> anyhow::Result<()> {
     match command {
+        CliCommand::Init(args) => init::run(&config, args).await,
         CliCommand::Serve(args) => serve::run(&config, args).await,
+        CliCommand::Backup(args) => backup::backup(&config, args).await,
+        CliCommand::Restore(args) => backup::restore(&config, args).await,
         CliCommand::Demo(args) => demo::run(&config, args).await,
         CliCommand::Verify(args) => verify::run(&config, args).await,
         CliCommand::Token(t) => token::run(&config, t).await,

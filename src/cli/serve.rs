@@ -9,91 +9,121 @@ use tokio::net::TcpListener;
 
 use super::demo::DemoArgs;
 use crate::app::{redact_url, App};
-use crate::config::Config;
+use crate::config::{Config, ServeFile};
 use crate::http::limits::RateConfig;
 use crate::http::{serve, AppState, HttpConfig};
 
-#[derive(Args, Clone, Debug)]
+/// `serve`'s options. Each is taken from the command line, else its `HONGXIN_*` environment
+/// variable, else the `[serve]` table of the configuration file, else its default: see
+/// [`ServeFile`] and [`ServeArgs::resolve`].
+#[derive(Args, Clone, Debug, Default)]
 pub struct ServeArgs {
     /// Replace the (SQLite) database with fresh demo data first and print its tokens
     #[arg(long)]
     pub demo: bool,
 
-    /// Address to listen on
-    #[arg(
-        long,
-        env = "HONGXIN_LISTEN",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
-    )]
-    pub listen: String,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "HONGXIN_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
 
     /// Origin printed in residents' signed links [default: http://<listen>]
     #[arg(long, env = "HONGXIN_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
-    /// Largest request body accepted, in bytes
-    #[arg(long, env = "HONGXIN_BODY_LIMIT", default_value_t = 64 * 1024, value_name = "BYTES")]
-    pub body_limit: usize,
+    /// Largest request body accepted, in bytes [default: 65536]
+    #[arg(long, env = "HONGXIN_BODY_LIMIT", value_name = "BYTES")]
+    pub body_limit: Option<usize>,
 
-    /// How long Idempotency-Keys are remembered, in days
-    #[arg(
-        long,
-        env = "HONGXIN_IDEMPOTENCY_DAYS",
-        default_value_t = 7,
-        value_name = "DAYS"
-    )]
-    pub idempotency_days: u64,
+    /// How long Idempotency-Keys are remembered, in days [default: 7]
+    #[arg(long, env = "HONGXIN_IDEMPOTENCY_DAYS", value_name = "DAYS")]
+    pub idempotency_days: Option<u64>,
 
-    /// How long a resident's sign-in lasts, in minutes
-    #[arg(
-        long,
-        env = "HONGXIN_RESIDENT_SESSION_MINUTES",
-        default_value_t = 30,
-        value_name = "MIN"
-    )]
-    pub resident_session_minutes: u64,
+    /// How long a resident's sign-in lasts, in minutes [default: 30]
+    #[arg(long, env = "HONGXIN_RESIDENT_SESSION_MINUTES", value_name = "MIN")]
+    pub resident_session_minutes: Option<u64>,
 
-    /// How long a staff member's sign-in on the web pages lasts, in hours
-    #[arg(
-        long,
-        env = "HONGXIN_STAFF_SESSION_HOURS",
-        default_value_t = 12,
-        value_name = "HOURS"
-    )]
-    pub staff_session_hours: u64,
+    /// How long a staff member's sign-in on the web pages lasts, in hours [default: 12]
+    #[arg(long, env = "HONGXIN_STAFF_SESSION_HOURS", value_name = "HOURS")]
+    pub staff_session_hours: Option<u64>,
 
-    /// Voucher lookups and redemptions allowed per token per minute
-    #[arg(long, env = "HONGXIN_VOUCHER_RATE", default_value_t = RateConfig::default().voucher_per_token)]
-    pub voucher_rate: u32,
+    /// Voucher lookups and redemptions allowed per token per minute [default: 120]
+    #[arg(long, env = "HONGXIN_VOUCHER_RATE", value_name = "N")]
+    pub voucher_rate: Option<u32>,
 
-    /// Resident sign-in attempts allowed per household per minute
-    #[arg(long, env = "HONGXIN_RESIDENT_RATE", default_value_t = RateConfig::default().resident_per_household)]
-    pub resident_rate: u32,
+    /// Resident sign-in attempts allowed per household per minute [default: 10]
+    #[arg(long, env = "HONGXIN_RESIDENT_RATE", value_name = "N")]
+    pub resident_rate: Option<u32>,
+
+    /// Seconds between housekeeping runs (voucher expiry, idempotency and session pruning)
+    /// [default: 3600]
+    #[arg(long, env = "HONGXIN_HOUSEKEEPING_SECONDS", value_name = "SECONDS")]
+    pub housekeeping_seconds: Option<u64>,
+}
+
+/// `serve`'s settings after precedence: what the server runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeSettings {
+    pub listen: String,
+    pub http: HttpConfig,
 }
 
 impl ServeArgs {
-    pub fn http_config(&self) -> HttpConfig {
-        HttpConfig {
-            body_limit: self.body_limit,
-            idempotency_retention: Duration::from_secs(self.idempotency_days.max(1) * 24 * 3600),
-            resident_session: Duration::from_secs(
-                self.resident_session_minutes.clamp(1, 24 * 60) * 60,
-            ),
-            staff_session: Duration::from_secs(self.staff_session_hours.clamp(1, 7 * 24) * 3600),
+    /// Command line (and, through clap, the environment) first, then the file, then defaults.
+    pub fn resolve(&self, file: &ServeFile) -> ServeSettings {
+        let listen = self
+            .listen
+            .clone()
+            .or_else(|| file.listen.clone())
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let defaults = HttpConfig::default();
+        let rates = RateConfig::default();
+        let idempotency_days = self.idempotency_days.or(file.idempotency_days).unwrap_or(7);
+        let resident_minutes = self
+            .resident_session_minutes
+            .or(file.resident_session_minutes)
+            .unwrap_or(30);
+        let staff_hours = self
+            .staff_session_hours
+            .or(file.staff_session_hours)
+            .unwrap_or(12);
+        let voucher_rate = self
+            .voucher_rate
+            .or(file.voucher_rate)
+            .unwrap_or(rates.voucher_per_token);
+        let resident_rate = self
+            .resident_rate
+            .or(file.resident_rate)
+            .unwrap_or(rates.resident_per_household);
+        let housekeeping = self
+            .housekeeping_seconds
+            .or(file.housekeeping_seconds)
+            .unwrap_or(defaults.housekeeping_every.as_secs());
+        let http = HttpConfig {
+            body_limit: self
+                .body_limit
+                .or(file.body_limit)
+                .unwrap_or(defaults.body_limit),
+            idempotency_retention: Duration::from_secs(idempotency_days.max(1) * 24 * 3600),
+            resident_session: Duration::from_secs(resident_minutes.clamp(1, 24 * 60) * 60),
+            staff_session: Duration::from_secs(staff_hours.clamp(1, 7 * 24) * 3600),
             rates: RateConfig {
-                voucher_per_token: self.voucher_rate,
-                voucher_per_address: self.voucher_rate.saturating_mul(2),
-                resident_per_household: self.resident_rate,
-                resident_per_address: self.resident_rate.saturating_mul(3),
+                voucher_per_token: voucher_rate,
+                voucher_per_address: voucher_rate.saturating_mul(2),
+                resident_per_household: resident_rate,
+                resident_per_address: resident_rate.saturating_mul(3),
             },
             public_url: self
                 .public_url
                 .clone()
-                .unwrap_or_else(|| format!("http://{}", self.listen)),
-        }
+                .or_else(|| file.public_url.clone())
+                .unwrap_or_else(|| format!("http://{listen}")),
+            housekeeping_every: Duration::from_secs(housekeeping.clamp(1, 24 * 3600)),
+        };
+        ServeSettings { listen, http }
     }
 }
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
@@ -109,42 +139,53 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         )
         .await?;
     }
+    let settings = args.resolve(&config.serve);
     let app = App::open(&config.settings).await?;
-    let listener = TcpListener::bind(&args.listen)
+    let listener = TcpListener::bind(&settings.listen)
         .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+        .with_context(|| format!("listening on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let head = app.store.head().await?;
     tracing::info!(%addr, database = %redact_url(&config.settings.database), head = head.seq, "serving");
+    let shutdown = shutdown_signal();
     eprintln!(
         "hongxin serving http://{addr} (database {}, journal at entry {}); Ctrl-C to stop",
         redact_url(&config.settings.database),
         head.seq
     );
-    let state = AppState::new(app, args.http_config());
-    serve(state, listener, shutdown_signal()).await?;
+    let state = AppState::new(app, settings.http);
+    serve(state, listener, shutdown).await?;
     eprintln!("hongxin stopped");
     Ok(())
 }
 
-/// Ctrl-C, or SIGTERM from a service manager.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Ctrl-C, or SIGTERM from a service manager. The handlers are installed here, before the
+/// server says it is serving, so that a signal sent the moment it does is not lost (a process
+/// started with SIGTERM ignored, as under some supervisors, would otherwise never stop).
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = wait(term) => {},
+            _ = wait(int) => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    }
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

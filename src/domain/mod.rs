@@ -177,15 +177,109 @@ impl Rejection {
 #[error("store failure: {0}")]
 pub struct StoreError(pub String);
 
+/// Why the store could not work, when the cause is outside hongxin and passes: the clients
+/// are told 503 with this code and retry with their Idempotency-Key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The database cannot be reached: connection refused or cut, a server restarting or
+    /// shutting down, a pool that timed out.
+    Database,
+    /// No space left for the write (SQLite `SQLITE_FULL`, PostgreSQL `53100 disk_full`).
+    StorageFull,
+    /// The disk failed a read or write (SQLite `SQLITE_IOERR`).
+    StorageIo,
+}
+
+impl Unavailable {
+    /// The problem code clients see.
+    pub fn code(self) -> &'static str {
+        match self {
+            Unavailable::Database => "database_unavailable",
+            Unavailable::StorageFull => "storage_full",
+            Unavailable::StorageIo => "storage_io_error",
+        }
+    }
+
+    const ALL: [Unavailable; 3] = [
+        Unavailable::Database,
+        Unavailable::StorageFull,
+        Unavailable::StorageIo,
+    ];
+
+    /// The cause of a database error, when it is one of these.
+    pub fn of_sqlx(e: &sqlx::Error) -> Option<Unavailable> {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Some(Unavailable::Database),
+            sqlx::Error::Database(db) => {
+                let code = db.code()?;
+                // SQLite reports its (extended) result code in decimal; the primary code is
+                // the low byte.
+                if let Ok(n) = code.parse::<i32>() {
+                    return Unavailable::of_sqlite_code(n);
+                }
+                match code.as_ref() {
+                    "53100" => Some(Unavailable::StorageFull),
+                    "57P01" | "57P02" | "57P03" => Some(Unavailable::Database),
+                    c if c.starts_with("08") => Some(Unavailable::Database),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn of_sqlite_code(code: i32) -> Option<Unavailable> {
+        match code & 0xff {
+            13 => Some(Unavailable::StorageFull), // SQLITE_FULL
+            10 => Some(Unavailable::StorageIo),   // SQLITE_IOERR
+            _ => None,
+        }
+    }
+
+    pub fn of_rusqlite(e: &rusqlite::Error) -> Option<Unavailable> {
+        match e {
+            rusqlite::Error::SqliteFailure(f, _) => Unavailable::of_sqlite_code(f.extended_code),
+            _ => None,
+        }
+    }
+
+    /// The marker a [`StoreError`]'s message carries for this cause. A store error is a
+    /// message (it is logged, never sent), so the cause travels inside it, through whatever
+    /// context is added on the way.
+    fn marker(self) -> String {
+        format!("[{}]", self.code())
+    }
+}
+
+impl StoreError {
+    /// Whether the failure is one of the passing, outside causes of [`Unavailable`].
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        Unavailable::ALL
+            .into_iter()
+            .find(|u| self.0.contains(&u.marker()))
+    }
+
+    fn with_cause(message: String, cause: Option<Unavailable>) -> StoreError {
+        match cause {
+            Some(u) => StoreError(format!("{} {message}", u.marker())),
+            None => StoreError(message),
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError(e.to_string())
+        StoreError::with_cause(e.to_string(), Unavailable::of_sqlx(&e))
     }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError(e.to_string())
+        StoreError::with_cause(e.to_string(), Unavailable::of_rusqlite(&e))
     }
 }
 
@@ -294,6 +388,9 @@ pub trait Tx: Send {
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64>;
     /// Deletes idempotency records created before `before`; returns how many.
     async fn prune_idempotency(&mut self, before: DateTime<Utc>) -> OpResult<u64>;
+    /// Deletes residents' sign-in sessions that expired before `before`, at most `limit` of
+    /// them; returns how many. Staff sessions stay: entries name them as their actor.
+    async fn prune_sessions(&mut self, before: DateTime<Utc>, limit: u32) -> OpResult<u64>;
 
     /// Balance of an account on its normal side; zero if it was never used.
     async fn balance(&mut self, account: &AccountSpec) -> OpResult<Amount>;
@@ -440,6 +537,10 @@ pub(crate) fn amounts_within_ceiling(ctx: &Ctx<'_>, command: &Command) -> Result
     }
 }
 
+/// Expired sessions deleted by one [`Command::PruneSessions`], so one run never holds the
+/// writer long; housekeeping repeats it until a run finds fewer.
+pub const PRUNE_SESSIONS_BATCH: u32 = 5_000;
+
 /// Runs one command. The caller (a store's write path) owns the transaction and savepoint.
 pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResult<Receipt> {
     amounts_within_ceiling(ctx, command)?;
@@ -478,6 +579,10 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
         Command::PruneIdempotency { before } => Receipt::Imported(Imported {
             created: 0,
             updated: tx.prune_idempotency(*before).await?,
+        }),
+        Command::PruneSessions { before } => Receipt::Imported(Imported {
+            created: 0,
+            updated: tx.prune_sessions(*before, PRUNE_SESSIONS_BATCH).await?,
         }),
         Command::TopUp(_) | Command::Sale(_) | Command::RefundSale(_) => {
             return Err(StoreError(

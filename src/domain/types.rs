@@ -49,6 +49,10 @@ pub enum Command {
     PruneIdempotency {
         before: chrono::DateTime<chrono::Utc>,
     },
+    /// Forgets residents' sign-in sessions that expired before `before`.
+    PruneSessions {
+        before: chrono::DateTime<chrono::Utc>,
+    },
     TopUp(TopUp),
     Sale(Sale),
     RefundSale(RefundSale),

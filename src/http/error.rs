@@ -176,6 +176,23 @@ impl From<Rejection> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        if let Some(cause) = e.unavailable() {
+            // Outside hongxin and passing (a database restarting, a full disk): the same
+            // request with the same Idempotency-Key can be sent again and posts at most once.
+            tracing::error!(error = %e, code = cause.code(), "store unavailable");
+            let mut api = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                cause.code(),
+                match cause {
+                    crate::domain::Unavailable::StorageFull => {
+                        "the ledger's storage is full; nothing was posted. Retry later with the same Idempotency-Key"
+                    }
+                    _ => "the ledger's database is unavailable. Retry later with the same Idempotency-Key: what was posted is replayed, never posted twice",
+                },
+            );
+            api.retry_after = Some(1);
+            return api;
+        }
         tracing::error!(error = %e, "store failure");
         ApiError::internal()
     }

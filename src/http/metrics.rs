@@ -28,6 +28,16 @@ pub struct RouteOnly {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    pub task: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabels {
     pub code: String,
 }
@@ -45,6 +55,12 @@ pub struct Metrics {
     pub latency: HistogramFamily,
     pub entries_posted: Counter,
     pub rejections: Family<CodeLabels, Counter>,
+    /// Housekeeping runs by outcome: `ran`, `skipped` (another process holds the lease),
+    /// `failed`.
+    pub housekeeping_runs: Family<OutcomeLabels, Counter>,
+    /// What housekeeping did, by task: `vouchers_expired`, `idempotency_pruned`,
+    /// `sessions_pruned`.
+    pub housekeeping_items: Family<TaskLabels, Counter>,
 }
 
 impl Metrics {
@@ -54,6 +70,18 @@ impl Metrics {
         let latency = HistogramFamily::new_with_constructor(latency_histogram);
         let entries_posted = Counter::default();
         let rejections = Family::<CodeLabels, Counter>::default();
+        let housekeeping_runs = Family::<OutcomeLabels, Counter>::default();
+        let housekeeping_items = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "housekeeping_runs",
+            "Housekeeping runs by outcome (ran, skipped: another process holds the lease, failed)",
+            housekeeping_runs.clone(),
+        );
+        registry.register(
+            "housekeeping_items",
+            "Vouchers expired and records pruned by housekeeping, by task",
+            housekeeping_items.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -80,7 +108,23 @@ impl Metrics {
             latency,
             entries_posted,
             rejections,
+            housekeeping_runs,
+            housekeeping_items,
         })
+    }
+
+    pub fn housekeeping_run(&self, outcome: &str) {
+        self.housekeeping_runs
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    pub fn housekeeping_items(&self, task: &str, n: u64) {
+        self.housekeeping_items
+            .get_or_create(&TaskLabels { task: task.into() })
+            .inc_by(n);
     }
 
     pub fn reject(&self, code: &str) {

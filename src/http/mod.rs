@@ -48,7 +48,7 @@ use limits::{Limits, RateConfig};
 use metrics::Metrics;
 
 /// Settings of the HTTP layer, each with an explicit bound.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
@@ -61,6 +61,8 @@ pub struct HttpConfig {
     pub rates: RateConfig,
     /// Origin printed in residents' signed links, e.g. `https://hongxin.example.org`.
     pub public_url: String,
+    /// Time between housekeeping runs (voucher expiry, idempotency and session pruning).
+    pub housekeeping_every: Duration,
 }
 
 impl Default for HttpConfig {
@@ -72,6 +74,7 @@ impl Default for HttpConfig {
             staff_session: Duration::from_secs(12 * 3600),
             rates: RateConfig::default(),
             public_url: "http://127.0.0.1:8080".into(),
+            housekeeping_every: Duration::from_secs(3600),
         }
     }
 }
@@ -217,18 +220,119 @@ pub async fn serve(
     result
 }
 
-/// Forgets idempotency keys past retention and idle rate-limit keys, hourly.
+/// Runs [`housekeep_once`] every `housekeeping_every`, from start-up on.
 async fn housekeeping(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(state.config.housekeeping_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lease = None;
     loop {
         tick.tick().await;
-        state.limits.prune();
-        let retention = chrono::Duration::from_std(state.config.idempotency_retention)
-            .unwrap_or(chrono::Duration::days(7));
-        let before = chrono::Utc::now() - retention;
-        if let Err(e) = state.app.run(Command::PruneIdempotency { before }).await {
-            tracing::warn!(error = %e, "pruning idempotency keys failed");
+        housekeep_once(&state, &mut lease).await;
+    }
+}
+
+/// What one housekeeping run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Housekeeping {
+    pub vouchers_expired: u64,
+    pub idempotency_pruned: u64,
+    pub sessions_pruned: u64,
+}
+
+/// Bounds the commands one run sends per task; each command handles a bounded batch.
+const HOUSEKEEPING_ROUNDS: usize = 1_000;
+
+/// One housekeeping run: this process's idle rate-limit keys, then — only while this process
+/// holds the database's housekeeping [`Lease`](crate::store::Lease), so that of several
+/// PostgreSQL processes one does it — vouchers past their validity expired (per the policy that
+/// issued them), idempotency keys past retention and residents' expired sessions forgotten.
+/// `None` when another process holds the lease or the run failed; both are logged and counted
+/// in /metrics (`hongxin_housekeeping_runs_total{outcome}`, `hongxin_housekeeping_items_total{task}`).
+pub async fn housekeep_once(
+    state: &AppState,
+    lease: &mut Option<crate::store::Lease>,
+) -> Option<Housekeeping> {
+    state.limits.prune();
+    let held = match lease {
+        Some(l) => l.still_held().await,
+        None => false,
+    };
+    if !held {
+        *lease = match state.app.store.try_housekeeping_lease().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "housekeeping: taking the lease failed");
+                state.metrics.housekeeping_run("failed");
+                return None;
+            }
+        };
+    }
+    if lease.is_none() {
+        tracing::debug!("housekeeping: another process holds the lease");
+        state.metrics.housekeeping_run("skipped");
+        return None;
+    }
+    match housekeeping_tasks(state).await {
+        Ok(done) => {
+            tracing::info!(
+                vouchers_expired = done.vouchers_expired,
+                idempotency_pruned = done.idempotency_pruned,
+                sessions_pruned = done.sessions_pruned,
+                "housekeeping done"
+            );
+            state.metrics.housekeeping_run("ran");
+            state
+                .metrics
+                .housekeeping_items("vouchers_expired", done.vouchers_expired);
+            state
+                .metrics
+                .housekeeping_items("idempotency_pruned", done.idempotency_pruned);
+            state
+                .metrics
+                .housekeeping_items("sessions_pruned", done.sessions_pruned);
+            Some(done)
         }
+        Err(e) => {
+            tracing::warn!(error = %e, "housekeeping failed; it runs again at the next interval");
+            state.metrics.housekeeping_run("failed");
+            None
+        }
+    }
+}
+
+async fn housekeeping_tasks(state: &AppState) -> Result<Housekeeping, String> {
+    let mut done = Housekeeping::default();
+    for _ in 0..HOUSEKEEPING_ROUNDS {
+        match state.app.run(Command::ExpireVouchers).await {
+            Ok(Ok(Receipt::Expired(r))) if r.vouchers > 0 => done.vouchers_expired += r.vouchers,
+            Ok(Ok(_)) => break,
+            Ok(Err(rejection)) => return Err(format!("expiring vouchers: {rejection}")),
+            Err(e) => return Err(format!("expiring vouchers: {e}")),
+        }
+    }
+    let retention = chrono::Duration::from_std(state.config.idempotency_retention)
+        .unwrap_or(chrono::Duration::days(7));
+    let before = chrono::Utc::now() - retention;
+    done.idempotency_pruned = pruned(state, Command::PruneIdempotency { before }).await?;
+    let now = chrono::Utc::now();
+    for _ in 0..HOUSEKEEPING_ROUNDS {
+        let n = pruned(state, Command::PruneSessions { before: now }).await?;
+        done.sessions_pruned += n;
+        if n < u64::from(crate::domain::PRUNE_SESSIONS_BATCH) {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// How many records a pruning command removed.
+async fn pruned(state: &AppState, command: Command) -> Result<u64, String> {
+    let what = format!("{command:?}");
+    match state.app.run(command).await {
+        Ok(Ok(Receipt::Imported(i))) => Ok(i.updated),
+        Ok(Ok(other)) => Err(format!("{what}: unexpected receipt {other:?}")),
+        Ok(Err(rejection)) => Err(format!("{what}: {rejection}")),
+        Err(e) => Err(format!("{what}: {e}")),
     }
 }
 

@@ -409,6 +409,30 @@ pub fn revokes_tokens(command: &Command) -> bool {
     matches!(command, Command::RevokeToken { .. })
 }
 
+/// The right to run housekeeping (voucher expiry, pruning) for every process on a database.
+/// SQLite has one serving process, so it always holds it. On PostgreSQL it is a session-level
+/// advisory lock on a connection of its own: held while that connection lives, released by
+/// PostgreSQL when the process dies or the connection breaks, so exactly one of several
+/// processes runs housekeeping and another takes over within one interval of its death.
+pub enum Lease {
+    Local,
+    Postgres(sqlx::PgConnection),
+}
+
+/// The advisory lock key of the housekeeping lease: the first 8 bytes of
+/// SHA-256("hongxin housekeeping"), fixed so every version of hongxin agrees on it.
+pub const HOUSEKEEPING_LOCK: i64 = 0x6b1f_5e2c_0d4a_7731;
+
+impl Lease {
+    /// Whether the lease is still held: its connection answers.
+    pub async fn still_held(&mut self) -> bool {
+        match self {
+            Lease::Local => true,
+            Lease::Postgres(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+        }
+    }
+}
+
 /// The application's storage, one implementation per backend.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -417,6 +441,11 @@ pub trait Store: Send + Sync + 'static {
     async fn execute(&self, envelope: Envelope) -> Result<Outcome, StoreError>;
 
     async fn head(&self) -> Result<Head, StoreError>;
+    /// Tries to take the housekeeping [`Lease`]; `None` while another process holds it.
+    async fn try_housekeeping_lease(&self) -> Result<Option<Lease>, StoreError>;
+    /// Whether anyone has used this database: a token exists or an entry was posted. `hongxin
+    /// init` refuses such a database.
+    async fn holds_data(&self) -> Result<bool, StoreError>;
     /// Recomputes the hash chain and every balance from postings.
     async fn verify(&self) -> Result<VerifyReport, StoreError>;
     async fn household(&self, code: &str) -> Result<Option<HouseholdView>, StoreError>;

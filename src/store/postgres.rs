@@ -314,6 +314,23 @@ impl Store for PostgresStore {
             .map_err(|_| StoreError("the writer stopped before answering".into()))?
     }
 
+    async fn try_housekeeping_lease(&self) -> Result<Option<Lease>, StoreError> {
+        let mut conn = self.read.acquire().await?.detach();
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(HOUSEKEEPING_LOCK)
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(got.then_some(Lease::Postgres(conn)))
+    }
+
+    async fn holds_data(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM entries)",
+        )
+        .fetch_one(&self.read)
+        .await?)
+    }
+
     async fn head(&self) -> Result<Head, StoreError> {
         let r = sqlx::query("SELECT seq, hash, business_date FROM chain_head WHERE id = 1")
             .fetch_one(&self.read)
@@ -2685,6 +2702,17 @@ impl Tx for PgTx<'_> {
             .bind(household)
             .fetch_one(&mut *self.conn)
         ))
+    }
+
+    async fn prune_sessions(&mut self, before: chrono::DateTime<Utc>, limit: u32) -> OpResult<u64> {
+        let done = db!(
+            self,
+            sqlx::query("DELETE FROM tokens WHERE id IN (SELECT id FROM tokens WHERE role = 'resident' AND parent_id IS NULL AND expires_at IS NOT NULL AND expires_at < $1 LIMIT $2)")
+                .bind(canonical_time(&before))
+                .bind(i64::from(limit))
+                .execute(&mut *self.conn)
+        );
+        Ok(done.rows_affected())
     }
 
     async fn prune_idempotency(&mut self, before: chrono::DateTime<Utc>) -> OpResult<u64> {

@@ -113,6 +113,83 @@ async fn checkpointer(options: SqliteConnectOptions) {
     }
 }
 
+/// An online, consistent copy of the database at `url` into the new file `output`
+/// (`VACUUM INTO`): one read transaction, so the copy holds exactly the commits before it
+/// began, whatever the server writes meanwhile (WAL readers never block the writer). The copy
+/// is made private (0600) before SQLite writes it, and synced. Returns the copy's head.
+pub fn backup_into(url: &str, output: &Path) -> Result<Head, StoreError> {
+    let source = crate::app::sqlite_path(url)
+        .ok_or_else(|| StoreError(format!("{url} is not an SQLite database file")))?;
+    if !source.exists() {
+        return Err(StoreError(format!("no database at {}", source.display())));
+    }
+    let target = output
+        .to_str()
+        .ok_or_else(|| StoreError(format!("{} is not a UTF-8 path", output.display())))?;
+    create_private(output, target)?;
+    let copy = || -> Result<Head, rusqlite::Error> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &source,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        // VACUUM INTO fills an empty file in place, keeping its owner-only mode.
+        conn.execute("VACUUM INTO ?1", [target])?;
+        drop(conn);
+        let copy = rusqlite::Connection::open_with_flags(
+            output,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let head = copy
+            .query_row(
+                "SELECT id, hash, business_date FROM entries ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        Ok(match head {
+            None => Head {
+                seq: 0,
+                hash: hex::encode(GENESIS_HASH),
+                business_date: None,
+            },
+            Some((seq, hash, day)) => Head {
+                seq,
+                hash,
+                business_date: NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok(),
+            },
+        })
+    };
+    let head = copy().map_err(|e| {
+        let _ = std::fs::remove_file(output);
+        StoreError(format!(
+            "backing up {} into {}: {e}",
+            source.display(),
+            output.display()
+        ))
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| StoreError(format!("{}: {e}", output.display())))?;
+    }
+    std::fs::File::open(output)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StoreError(format!("syncing {}: {e}", output.display())))?;
+    Ok(head)
+}
+
 /// Creates a new database file readable and writable by its owner only (0600), before SQLite
 /// would create it under the umask. SQLite gives the `-wal` and `-shm` files it makes beside a
 /// database the database file's own permissions, so they are private too. An existing file is
@@ -308,6 +385,18 @@ impl Store for SqliteStore {
         answer
             .await
             .map_err(|_| StoreError("the writer stopped before answering".into()))?
+    }
+
+    async fn try_housekeeping_lease(&self) -> Result<Option<Lease>, StoreError> {
+        Ok(Some(Lease::Local))
+    }
+
+    async fn holds_data(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tokens) OR EXISTS (SELECT 1 FROM entries)",
+        )
+        .fetch_one(&self.read)
+        .await?)
     }
 
     async fn head(&self) -> Result<Head, StoreError> {
@@ -2195,6 +2284,15 @@ impl Tx for SqliteTx<'_> {
             .bind(household)
             .fetch_one(&mut *self.conn)
             .await?)
+    }
+
+    async fn prune_sessions(&mut self, before: chrono::DateTime<Utc>, limit: u32) -> OpResult<u64> {
+        let done = sqlx::query("DELETE FROM tokens WHERE id IN (SELECT id FROM tokens WHERE role = 'resident' AND parent_id IS NULL AND expires_at IS NOT NULL AND expires_at < ? LIMIT ?)")
+            .bind(canonical_time(&before))
+            .bind(i64::from(limit))
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn prune_idempotency(&mut self, before: chrono::DateTime<Utc>) -> OpResult<u64> {

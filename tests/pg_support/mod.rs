@@ -34,6 +34,16 @@ struct Server {
     admin_url: String,
     /// Kept open for the life of the test process: its closing stops the cluster.
     _watchdog: Option<Mutex<ChildStdin>>,
+    /// How to restart the cluster this process started (`None` with `TEST_DATABASE_URL`).
+    restart: Option<Restart>,
+}
+
+/// `pg_ctl restart` of this process's own cluster.
+struct Restart {
+    pg_ctl: PathBuf,
+    data: PathBuf,
+    as_postgres: bool,
+    log: PathBuf,
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
@@ -49,6 +59,7 @@ fn server() -> &'static Result<Server, String> {
         Ok(url) if !url.is_empty() => Ok(Server {
             admin_url: url,
             _watchdog: None,
+            restart: None,
         }),
         _ => start_cluster(),
     })
@@ -74,6 +85,27 @@ pub fn available() -> bool {
             false
         }
     }
+}
+
+/// Restarts the cluster with a fast shutdown (every connection is cut, as when PostgreSQL is
+/// restarted for an upgrade or a configuration change). `Err` when the tests use a server of
+/// `TEST_DATABASE_URL`, which they do not own. Every test of the binary shares the cluster: call
+/// this only from a test binary of its own.
+pub fn restart_cluster() -> Result<(), String> {
+    let server = server().as_ref().map_err(Clone::clone)?;
+    let restart = server
+        .restart
+        .as_ref()
+        .ok_or("the cluster is TEST_DATABASE_URL's, not this process's")?;
+    output(
+        as_owner(restart.as_postgres, &restart.pg_ctl)
+            .arg("-D")
+            .arg(&restart.data)
+            .arg("-l")
+            .arg(&restart.log)
+            .args(["-w", "-t", "60", "-m", "fast", "restart"]),
+    )
+    .map(|_| ())
 }
 
 /// A database of one test's own; dropped (connections and all) when this is dropped.
@@ -296,5 +328,11 @@ fn start_cluster() -> Result<Server, String> {
     Ok(Server {
         admin_url: format!("postgres:///postgres?host={}&user=postgres", dir.display()),
         _watchdog: Some(Mutex::new(stdin)),
+        restart: Some(Restart {
+            pg_ctl,
+            data,
+            as_postgres: root,
+            log: dir.join("log"),
+        }),
     })
 }
