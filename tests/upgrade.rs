@@ -164,6 +164,7 @@ async fn a_previous_release_database_upgrades_and_verifies(backend: Backend) {
             cooperative: "COOP".into(),
             month: "2026-11".into(),
             dry_run: false,
+            estimate: false,
         }))
         .await;
     assert!(matches!(close, Ok(Receipt::MonthClose(_))), "{close:?}");
