@@ -245,12 +245,18 @@ impl fmt::Debug for KeyRing {
 pub struct KeyFile {
     pub vouchers: KeyRing,
     link_secret: Secret,
+    /// Keys the stored hashes of short secrets (till pairing codes, household PINs), so that a
+    /// copy of the database alone cannot be searched through their few values.
+    short_secret_key: Secret,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyFileRepr {
     link_secret: String,
+    /// Absent from files written before it existed: then derived from the link secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    short_secret_key: Option<String>,
     voucher_keys: Vec<KeyRepr>,
 }
 
@@ -273,11 +279,16 @@ impl KeyFile {
         KeyFile {
             vouchers: KeyRing::generate(),
             link_secret: random_secret(),
+            short_secret_key: random_secret(),
         }
     }
 
     pub fn link_secret(&self) -> &[u8; 32] {
         &self.link_secret
+    }
+
+    pub fn short_secret_key(&self) -> &[u8; 32] {
+        &self.short_secret_key
     }
 
     pub fn load(path: &Path) -> Result<KeyFile, KeyError> {
@@ -373,6 +384,7 @@ impl KeyFile {
     fn to_toml(&self) -> Result<String, String> {
         let repr = KeyFileRepr {
             link_secret: hex::encode(self.link_secret),
+            short_secret_key: Some(hex::encode(self.short_secret_key)),
             voucher_keys: self
                 .vouchers
                 .keys()
@@ -393,6 +405,10 @@ impl KeyFile {
         let repr: KeyFileRepr = toml::from_str(text).map_err(|e| e.to_string())?;
         let link_secret =
             parse_secret(&repr.link_secret).map_err(|e| format!("link_secret: {e}"))?;
+        let short_secret_key = match &repr.short_secret_key {
+            Some(hexed) => parse_secret(hexed).map_err(|e| format!("short_secret_key: {e}"))?,
+            None => derived_short_secret_key(&link_secret),
+        };
         let keys = repr
             .voucher_keys
             .into_iter()
@@ -411,8 +427,17 @@ impl KeyFile {
         Ok(KeyFile {
             vouchers,
             link_secret,
+            short_secret_key,
         })
     }
+}
+
+/// The short-secret key of a key file written before it had one: fixed by its link secret, and
+/// written out explicitly at the next save so that rotating the link secret keeps it.
+fn derived_short_secret_key(link_secret: &[u8; 32]) -> Secret {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(link_secret).expect("any key length");
+    mac.update(b"hongxin/short-secret-key/v1");
+    mac.finalize().into_bytes().into()
 }
 
 impl fmt::Debug for KeyFile {
@@ -420,6 +445,7 @@ impl fmt::Debug for KeyFile {
         f.debug_struct("KeyFile")
             .field("vouchers", &self.vouchers)
             .field("link_secret", &format_args!("<redacted>"))
+            .field("short_secret_key", &format_args!("<redacted>"))
             .finish()
     }
 }

@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// Resident sign-in attempts allowed per household per minute
     #[arg(long, env = "HONGXIN_RESIDENT_RATE", default_value_t = RateConfig::default().resident_per_household)]
     pub resident_rate: u32,
+
+    /// Failed authentications allowed per client address per minute (a third of it per
+    /// household) before the address is answered 429 until the minute is out
+    #[arg(long, env = "HONGXIN_AUTH_FAILURE_RATE", default_value_t = RateConfig::default().failed_auth_per_address)]
+    pub auth_failure_rate: u32,
 }
 
 impl ServeArgs {
@@ -86,6 +91,9 @@ impl ServeArgs {
                 voucher_per_address: self.voucher_rate.saturating_mul(2),
                 resident_per_household: self.resident_rate,
                 resident_per_address: self.resident_rate.saturating_mul(3),
+                failed_auth_per_address: self.auth_failure_rate,
+                failed_auth_per_target: self.auth_failure_rate.div_ceil(3).max(1),
+                ..RateConfig::default()
             },
             public_url: self
                 .public_url

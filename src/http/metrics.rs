@@ -28,6 +28,11 @@ pub struct RouteOnly {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabels {
     pub code: String,
 }
@@ -45,6 +50,11 @@ pub struct Metrics {
     pub latency: HistogramFamily,
     pub entries_posted: Counter,
     pub rejections: Family<CodeLabels, Counter>,
+    /// Failed authentications by kind (bearer, session, staff_sign_in, pairing, resident_link,
+    /// resident_pin, resident_proof).
+    pub auth_failures: Family<KindLabels, Counter>,
+    /// Requests refused with 429 because their address or target failed too often.
+    pub auth_throttled: Counter,
 }
 
 impl Metrics {
@@ -54,6 +64,18 @@ impl Metrics {
         let latency = HistogramFamily::new_with_constructor(latency_histogram);
         let entries_posted = Counter::default();
         let rejections = Family::<CodeLabels, Counter>::default();
+        let auth_failures = Family::<KindLabels, Counter>::default();
+        let auth_throttled = Counter::default();
+        registry.register(
+            "auth_failures",
+            "Failed authentications by kind",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Requests refused (429) after too many failed authentications",
+            auth_throttled.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -80,12 +102,20 @@ impl Metrics {
             latency,
             entries_posted,
             rejections,
+            auth_failures,
+            auth_throttled,
         })
     }
 
     pub fn reject(&self, code: &str) {
         self.rejections
             .get_or_create(&CodeLabels { code: code.into() })
+            .inc();
+    }
+
+    pub fn auth_failed(&self, kind: &'static str) {
+        self.auth_failures
+            .get_or_create(&KindLabels { kind: kind.into() })
             .inc();
     }
 

@@ -86,6 +86,28 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Refuses (429) an address or target that has failed to authenticate too often lately.
+    pub(crate) fn auth_allowed(
+        &self,
+        ip: std::net::IpAddr,
+        target: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.limits.auth_allowed(ip, target).inspect_err(|_| {
+            self.metrics.auth_throttled.inc();
+        })
+    }
+
+    /// Counts a failed authentication of this kind against the address and target.
+    pub(crate) fn auth_failed(
+        &self,
+        ip: std::net::IpAddr,
+        target: Option<&str>,
+        kind: &'static str,
+    ) {
+        self.limits.auth_failed(ip, target);
+        self.metrics.auth_failed(kind);
+    }
+
     pub fn new(app: App, config: HttpConfig) -> AppState {
         AppState {
             app,

@@ -2591,11 +2591,16 @@ impl Tx for PgTx<'_> {
                 .bind(id)
                 .execute(&mut *self.conn)
         );
-        // The web sessions made from it end with it.
+        // Every session made from it, and every session made from those, ends with it.
         db!(
             self,
             sqlx::query(
-                "UPDATE tokens SET revoked_at = $1 WHERE parent_id = $2 AND revoked_at IS NULL"
+                "WITH RECURSIVE below(id) AS (
+                     SELECT id FROM tokens WHERE parent_id = $2
+                     UNION SELECT t.id FROM tokens t JOIN below b ON t.parent_id = b.id
+                 )
+                 UPDATE tokens SET revoked_at = $1
+                 WHERE id IN (SELECT id FROM below) AND revoked_at IS NULL"
             )
             .bind(&self.now)
             .bind(id)

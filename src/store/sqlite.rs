@@ -2162,12 +2162,19 @@ impl Tx for SqliteTx<'_> {
                 .bind(id)
                 .execute(&mut *self.conn)
                 .await?;
-        // The web sessions made from it end with it.
-        sqlx::query("UPDATE tokens SET revoked_at = ? WHERE parent_id = ? AND revoked_at IS NULL")
-            .bind(&self.now)
-            .bind(id)
-            .execute(&mut *self.conn)
-            .await?;
+        // Every session made from it, and every session made from those, ends with it.
+        sqlx::query(
+            "WITH RECURSIVE below(id) AS (
+                 SELECT id FROM tokens WHERE parent_id = ?
+                 UNION SELECT t.id FROM tokens t JOIN below b ON t.parent_id = b.id
+             )
+             UPDATE tokens SET revoked_at = ?
+             WHERE id IN (SELECT id FROM below) AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(&self.now)
+        .execute(&mut *self.conn)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

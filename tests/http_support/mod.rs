@@ -99,6 +99,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The application behind the server, for seeding and for checks below the API.
     pub app: App,
+    /// The server's state: its metrics and limits, for checks below the API.
+    pub state: AppState,
     pub backend: Backend,
     /// Token ids by secret.
     pub token_ids: BTreeMap<&'static str, i64>,
@@ -177,7 +179,8 @@ impl TestApp {
         )
         .await;
 
-        let running = Running::start(AppState::new(app.clone(), config), "127.0.0.1:0")
+        let state = AppState::new(app.clone(), config);
+        let running = Running::start(state.clone(), "127.0.0.1:0")
             .await
             .expect("start the server on port 0");
         let base = format!("http://{}", running.addr);
@@ -188,6 +191,7 @@ impl TestApp {
                 .build()
                 .expect("HTTP client"),
             app,
+            state,
             backend,
             token_ids,
             running: Some(running),
