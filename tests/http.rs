@@ -2081,25 +2081,25 @@ async fn access_matrix(app: &TestApp) {
         post(
             COMPANY_K01,
             "/v1/households/H1/pin",
-            json!({ "pin": "1234" }),
+            json!({ "pin": "123456" }),
             200,
         ),
         post(
             COMPANY_K02,
             "/v1/households/H1/pin",
-            json!({ "pin": "1234" }),
+            json!({ "pin": "123456" }),
             404,
         ),
         post(
             CASHIER_S1,
             "/v1/households/H1/pin",
-            json!({ "pin": "1234" }),
+            json!({ "pin": "123456" }),
             403,
         ),
         post(
             RESIDENT_H1,
             "/v1/households/H1/pin",
-            json!({ "pin": "1234" }),
+            json!({ "pin": "123456" }),
             403,
         ),
         get(COMPANY_K01, "/v1/households/H1/link", 200),
@@ -2395,6 +2395,7 @@ fn small_quotas() -> HttpConfig {
             voucher_per_address: 8,
             resident_per_household: 3,
             resident_per_address: 1000,
+            ..RateConfig::default()
         },
         ..HttpConfig::default()
     }
@@ -2444,7 +2445,7 @@ async fn rate_limits(app: &TestApp) {
         .post(
             COMPANY_K01,
             "/v1/households/H1/pin",
-            json!({ "pin": "4321" }),
+            json!({ "pin": "432187" }),
             None,
         )
         .await;
@@ -2455,7 +2456,7 @@ async fn rate_limits(app: &TestApp) {
                 Method::POST,
                 None,
                 "/v1/resident/sessions",
-                Some(&json!({ "household": "H1", "pin": "0000" })),
+                Some(&json!({ "household": "H1", "pin": "000000" })),
                 None,
             )
             .await;
@@ -2466,7 +2467,7 @@ async fn rate_limits(app: &TestApp) {
             Method::POST,
             None,
             "/v1/resident/sessions",
-            Some(&json!({ "household": "H1", "pin": "0000" })),
+            Some(&json!({ "household": "H1", "pin": "000000" })),
             None,
         )
         .await;
@@ -2478,7 +2479,7 @@ async fn rate_limits(app: &TestApp) {
             Method::POST,
             None,
             "/v1/resident/sessions",
-            Some(&json!({ "household": "H1", "pin": "4321" })),
+            Some(&json!({ "household": "H1", "pin": "432187" })),
             None,
         )
         .await;
@@ -2489,7 +2490,7 @@ async fn rate_limits(app: &TestApp) {
             Method::POST,
             None,
             "/v1/resident/sessions",
-            Some(&json!({ "household": "H2", "pin": "0000" })),
+            Some(&json!({ "household": "H2", "pin": "000000" })),
             None,
         )
         .await;
@@ -2531,7 +2532,7 @@ async fn residents(app: &TestApp) {
         .post(
             COMPANY_K01,
             "/v1/households/H1/pin",
-            json!({ "pin": "123" }),
+            json!({ "pin": "12345" }),
             None,
         )
         .await;
@@ -2545,13 +2546,13 @@ async fn residents(app: &TestApp) {
         .post(
             COMPANY_K01,
             "/v1/households/H1/pin",
-            json!({ "pin": "4321" }),
+            json!({ "pin": "432187" }),
             None,
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{r}");
 
-    let (status, s, _) = sign_in(app, json!({ "household": "H1", "pin": "4321" })).await;
+    let (status, s, _) = sign_in(app, json!({ "household": "H1", "pin": "432187" })).await;
     assert_eq!(status, StatusCode::CREATED, "{s}");
     assert_eq!(s["household"], json!("H1"));
     let token = s["token"].as_str().expect("session token").to_string();
@@ -2576,9 +2577,9 @@ async fn residents(app: &TestApp) {
     assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
 
     for bad in [
-        json!({ "household": "H1", "pin": "1234" }),
-        json!({ "household": "H2", "pin": "4321" }),
-        json!({ "household": "NOPE", "pin": "4321" }),
+        json!({ "household": "H1", "pin": "123456" }),
+        json!({ "household": "H2", "pin": "432187" }),
+        json!({ "household": "NOPE", "pin": "432187" }),
     ] {
         let reply = sign_in(app, bad).await;
         assert_problem(&reply, StatusCode::UNAUTHORIZED, "sign_in_failed", None);
@@ -2592,7 +2593,7 @@ async fn residents(app: &TestApp) {
     );
     let reply = sign_in(
         app,
-        json!({ "household": "H1", "pin": "4321", "version": 1, "signature": "00" }),
+        json!({ "household": "H1", "pin": "432187", "version": 1, "signature": "00" }),
     )
     .await;
     assert_problem(
@@ -2667,12 +2668,12 @@ async fn resident_sessions_expire(app: &TestApp) {
         .post(
             COMPANY_K01,
             "/v1/households/H1/pin",
-            json!({ "pin": "4321" }),
+            json!({ "pin": "432187" }),
             None,
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{r}");
-    let (status, s, _) = sign_in(app, json!({ "household": "H1", "pin": "4321" })).await;
+    let (status, s, _) = sign_in(app, json!({ "household": "H1", "pin": "432187" })).await;
     assert_eq!(status, StatusCode::CREATED, "{s}");
     let token = s["token"].as_str().expect("token").to_string();
     app.get_ok(&token, "/v1/households/H1").await;

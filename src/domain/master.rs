@@ -486,6 +486,54 @@ pub(crate) async fn set_pin<T: Tx>(
     })
 }
 
+/// Failed PIN attempts in a row that lock a household's PIN.
+pub const PIN_FAILURES_PER_LOCK: i64 = 5;
+/// The first lockout; each further [`PIN_FAILURES_PER_LOCK`] failures double it.
+pub const PIN_FIRST_LOCK_MINUTES: i64 = 15;
+/// The longest lockout: a day.
+pub const PIN_LONGEST_LOCK_MINUTES: i64 = 24 * 60;
+
+/// When a PIN that has failed `failures` times in a row is locked until, if it is.
+pub fn pin_lock_after(
+    failures: i64,
+    at: DateTime<Utc>,
+    previous: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    if failures < PIN_FAILURES_PER_LOCK || failures % PIN_FAILURES_PER_LOCK != 0 {
+        return previous;
+    }
+    let doublings = u32::try_from(failures / PIN_FAILURES_PER_LOCK - 1).unwrap_or(u32::MAX);
+    let minutes = PIN_FIRST_LOCK_MINUTES
+        .checked_mul(1_i64.checked_shl(doublings.min(16)).unwrap_or(i64::MAX))
+        .unwrap_or(PIN_LONGEST_LOCK_MINUTES)
+        .min(PIN_LONGEST_LOCK_MINUTES);
+    Some(at + chrono::Duration::minutes(minutes))
+}
+
+pub(crate) async fn record_pin_attempt<T: Tx>(
+    tx: &mut T,
+    household: &str,
+    ok: bool,
+    at: DateTime<Utc>,
+) -> OpResult<Created> {
+    let h = tx
+        .household(household)
+        .await?
+        .ok_or_else(|| Rejection::not_found("household", "household", household))?;
+    let (failures, locked_until) = tx.pin_failures(h.id).await?;
+    if ok {
+        tx.set_pin_failures(h.id, 0, None).await?;
+    } else {
+        let failures = failures.saturating_add(1);
+        tx.set_pin_failures(h.id, failures, pin_lock_after(failures, at, locked_until))
+            .await?;
+    }
+    Ok(Created {
+        id: h.id,
+        code: h.code,
+    })
+}
+
 pub(crate) async fn rotate_link<T: Tx>(tx: &mut T, household: &str) -> OpResult<Created> {
     let h = tx
         .household(household)

@@ -283,7 +283,16 @@ pub trait Tx: Send {
     async fn insert_token(&mut self, t: &NewToken, scope: &TokenScopeIds) -> OpResult<i64>;
     /// Marks a token revoked; false when there is no such live token.
     async fn revoke_token(&mut self, id: i64) -> OpResult<bool>;
+    /// Sets the PIN hash and clears its failure count and lockout.
     async fn set_pin(&mut self, household: i64, pin_hash: Option<&str>) -> OpResult<()>;
+    /// The PIN's failed attempts in a row and the end of its lockout.
+    async fn pin_failures(&mut self, household: i64) -> OpResult<(i64, Option<DateTime<Utc>>)>;
+    async fn set_pin_failures(
+        &mut self,
+        household: i64,
+        failures: i64,
+        locked_until: Option<DateTime<Utc>>,
+    ) -> OpResult<()>;
     /// Increments the household's link version and returns the new one.
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64>;
     /// Deletes idempotency records created before `before`; returns how many.
@@ -462,6 +471,9 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
             household,
             pin_hash,
         } => Receipt::Created(master::set_pin(tx, household, pin_hash.as_deref()).await?),
+        Command::RecordPinAttempt { household, ok, at } => {
+            Receipt::Created(master::record_pin_attempt(tx, household, *ok, *at).await?)
+        }
         Command::RotateHouseholdLink { household } => {
             Receipt::Created(master::rotate_link(tx, household).await?)
         }

@@ -36,6 +36,13 @@ pub enum Command {
         household: String,
         pin_hash: Option<String>,
     },
+    /// Records a PIN attempt on a household: a failure counts toward its lockout (5 failures →
+    /// 15 minutes, doubling with each further 5), a success clears the count.
+    RecordPinAttempt {
+        household: String,
+        ok: bool,
+        at: chrono::DateTime<chrono::Utc>,
+    },
     /// Moves a household's signed-link version on, so the links on old cards stop working.
     RotateHouseholdLink {
         household: String,

@@ -1,12 +1,14 @@
 //! Residents without an account: a signed link printed on the household card (HMAC over the
 //! household id and a link version; rotating the version revokes old cards), or the household
-//! code and a PIN (argon2-hashed). Either is exchanged for a short-lived resident session token.
-//! Attempts are rate-limited per household and per client address.
+//! code and a PIN (argon2-hashed under the server's short-secret key). Either is exchanged for a
+//! short-lived resident session token. Attempts are rate-limited per household and per client
+//! address, failures count toward a lockout of the household's PIN, and a PIN check costs the
+//! same work whether the household exists, has a PIN, is locked or not.
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
-use argon2::Argon2;
+use argon2::{Algorithm, Argon2, Params, ParamsBuilder, Version};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -23,7 +25,7 @@ use super::error::{ApiError, Problem};
 use super::extract::{token_hash, ApiJson, ClientIp, OptionalJson, Principal};
 use super::AppState;
 use crate::domain::{Command, NewToken, Receipt, Role};
-use crate::store::{Envelope, HouseholdView};
+use crate::store::{Envelope, HouseholdCredentials, HouseholdView};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -126,12 +128,23 @@ pub(crate) async fn resident_sign_in(
     req: SessionRequest,
 ) -> Result<NewSession, ApiError> {
     state.limits.resident(&req.household, ip)?;
+    state.auth_allowed(ip, Some(&req.household))?;
+    let kind = if req.pin.is_some() {
+        "resident_pin"
+    } else {
+        "resident_link"
+    };
     let Some(household) = state
         .app
         .store
         .household_credentials(&req.household)
         .await?
     else {
+        if let (None, None, Some(pin)) = (req.version, req.signature.as_deref(), req.pin) {
+            // The same work as a real check, so that time does not tell which codes exist.
+            pin_matches(state, None, pin).await?;
+        }
+        state.auth_failed(ip, Some(&req.household), kind);
         return Err(refused());
     };
     let ok = match (req.version, req.signature.as_deref(), req.pin) {
@@ -144,18 +157,7 @@ pub(crate) async fn resident_sign_in(
                     signature,
                 )
         }
-        (None, None, Some(pin)) => match household.pin_hash.clone() {
-            Some(hash) => tokio::task::spawn_blocking(move || {
-                PasswordHash::new(&hash).is_ok_and(|parsed| {
-                    Argon2::default()
-                        .verify_password(pin.as_bytes(), &parsed)
-                        .is_ok()
-                })
-            })
-            .await
-            .map_err(|_| ApiError::internal())?,
-            None => false,
-        },
+        (None, None, Some(pin)) => pin_matches(state, Some(&household), pin).await?,
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_input",
@@ -166,6 +168,7 @@ pub(crate) async fn resident_sign_in(
     };
     if !ok {
         state.metrics.reject("sign_in_failed");
+        state.auth_failed(ip, Some(&req.household), kind);
         return Err(refused());
     }
     let ttl = chrono::Duration::from_std(state.config.resident_session)
@@ -185,6 +188,116 @@ pub(crate) async fn resident_sign_in(
         token,
         expires_at,
     })
+}
+
+/// The argon2 context of household PINs: keyed with the server's short-secret key, so a copy of
+/// the database alone cannot be searched through the million 6-digit values.
+fn pin_argon2(state: &AppState) -> Result<Argon2<'_>, ApiError> {
+    Argon2::new_with_secret(
+        state.app.keys.short_secret_key(),
+        Algorithm::Argon2id,
+        Version::V0x13,
+        pin_params()?,
+    )
+    .map_err(|_| ApiError::internal())
+}
+
+/// argon2's default cost, with a key id saying the hash is keyed (hashes made before PINs were
+/// keyed have none and are checked without the key).
+fn pin_params() -> Result<Params, ApiError> {
+    let keyid = argon2::KeyId::new(b"k1").map_err(|_| ApiError::internal())?;
+    ParamsBuilder::new()
+        .keyid(keyid)
+        .build()
+        .map_err(|_| ApiError::internal())
+}
+
+/// The stored form of a PIN.
+pub(crate) async fn hash_pin(state: &AppState, pin: String) -> Result<String, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        pin_argon2(&state)?
+            .hash_password(pin.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|_| ApiError::internal())
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+}
+
+/// A hash no PIN matches, of the same cost as a real one: checked when there is no real one.
+fn decoy_hash(state: &AppState) -> Result<String, ApiError> {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(h) = DECOY.get() {
+        return Ok(h.clone());
+    }
+    let mut secret = [0u8; 32];
+    rand::Rng::fill(&mut rand::rng(), &mut secret);
+    let salt = SaltString::generate(&mut OsRng);
+    let made = pin_argon2(state)?
+        .hash_password(hex::encode(secret).as_bytes(), &salt)
+        .map_err(|_| ApiError::internal())?
+        .to_string();
+    Ok(DECOY.get_or_init(|| made).clone())
+}
+
+/// Whether `pin` is this household's PIN: one argon2 verification whatever the case (no such
+/// household, no PIN set, PIN locked, wrong or right), so that neither the answer nor its time
+/// tells them apart except for the right PIN of an unlocked household. A household with a PIN
+/// has the attempt recorded toward its lockout (or the count cleared), without waiting for it.
+pub(crate) async fn pin_matches(
+    state: &AppState,
+    household: Option<&HouseholdCredentials>,
+    pin: String,
+) -> Result<bool, ApiError> {
+    let now = Utc::now();
+    let stored = household.and_then(|h| h.pin_hash.clone());
+    let locked = household
+        .and_then(|h| h.pin_locked_until)
+        .is_some_and(|t| t > now);
+    let decoy = decoy_hash(state)?;
+    let worker = state.clone();
+    let matched = tokio::task::spawn_blocking(move || {
+        let candidate = stored.clone().unwrap_or(decoy);
+        let Ok(parsed) = PasswordHash::new(&candidate) else {
+            return false;
+        };
+        let keyed = parsed.params.get("keyid").is_some();
+        let verified = if keyed {
+            pin_argon2(&worker).is_ok_and(|a| a.verify_password(pin.as_bytes(), &parsed).is_ok())
+        } else {
+            Argon2::default()
+                .verify_password(pin.as_bytes(), &parsed)
+                .is_ok()
+        };
+        verified && stored.is_some()
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    let ok = matched && !locked;
+    if let Some(h) = household.filter(|h| h.pin_hash.is_some()) {
+        let recorder = state.clone();
+        let command = Command::RecordPinAttempt {
+            household: h.code.clone(),
+            ok,
+            at: now,
+        };
+        tokio::spawn(async move {
+            let done = recorder
+                .app
+                .execute(Envelope {
+                    actor: None,
+                    idempotency: None,
+                    command,
+                })
+                .await;
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "recording a PIN attempt failed");
+            }
+        });
+    }
+    Ok(ok)
 }
 
 /// Makes a token that expires, for a session; returns its secret and id.
@@ -239,10 +352,14 @@ async fn managed(
     }
 }
 
+/// A PIN's length: a million values at least, with the lockout and the keyed hash.
+pub const PIN_DIGITS_MIN: usize = 6;
+pub const PIN_DIGITS_MAX: usize = 12;
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinRequest {
-    /// 4 to 8 digits; stored only as an argon2 hash.
+    /// 6 to 12 digits; stored only as a keyed argon2 hash.
     pin: String,
 }
 
@@ -259,22 +376,16 @@ async fn post_pin(
 ) -> Result<Response, ApiError> {
     managed(&state, &principal, &code).await?;
     let pin = body.value.pin;
-    if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+    if !(PIN_DIGITS_MIN..=PIN_DIGITS_MAX).contains(&pin.len())
+        || !pin.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(ApiError::bad_request(
             "invalid_input",
             "pin",
-            "pin must be 4 to 8 digits",
+            format!("pin must be {PIN_DIGITS_MIN} to {PIN_DIGITS_MAX} digits"),
         ));
     }
-    let hash = tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(pin.as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|_| ApiError::internal())?;
+    let hash = hash_pin(&state, pin).await?;
     let command = Command::SetHouseholdPin {
         household: code,
         pin_hash: Some(hash),

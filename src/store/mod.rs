@@ -288,6 +288,9 @@ pub struct HouseholdCredentials {
     pub code: String,
     pub pin_hash: Option<String>,
     pub link_version: i64,
+    /// Failed PIN attempts in a row, and the end of the PIN's lockout.
+    pub pin_failures: i64,
+    pub pin_locked_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Figures of the write path, for metrics: how well group commit is batching.

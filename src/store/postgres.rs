@@ -489,17 +489,21 @@ impl Store for PostgresStore {
         if !storable(code) {
             return Ok(None);
         }
-        let row =
-            sqlx::query("SELECT id, code, pin_hash, link_version FROM households WHERE code = $1")
-                .bind(code)
-                .fetch_optional(&self.read)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, code, pin_hash, link_version, pin_failures, pin_locked_until
+             FROM households WHERE code = $1",
+        )
+        .bind(code)
+        .fetch_optional(&self.read)
+        .await?;
         Ok(match row {
             Some(r) => Some(HouseholdCredentials {
                 id: r.try_get(0)?,
                 code: r.try_get(1)?,
                 pin_hash: r.try_get(2)?,
                 link_version: r.try_get(3)?,
+                pin_failures: r.try_get(4)?,
+                pin_locked_until: rows::time_opt(r.try_get(5)?)?,
             }),
             None => None,
         })
@@ -2619,10 +2623,45 @@ impl Tx for PgTx<'_> {
     async fn set_pin(&mut self, household: i64, pin_hash: Option<&str>) -> OpResult<()> {
         db!(
             self,
-            sqlx::query("UPDATE households SET pin_hash = $1 WHERE id = $2")
-                .bind(pin_hash)
+            sqlx::query(
+                "UPDATE households SET pin_hash = $1, pin_failures = 0, pin_locked_until = NULL
+                 WHERE id = $2"
+            )
+            .bind(pin_hash)
+            .bind(household)
+            .execute(&mut *self.conn)
+        );
+        Ok(())
+    }
+
+    async fn pin_failures(
+        &mut self,
+        household: i64,
+    ) -> OpResult<(i64, Option<chrono::DateTime<Utc>>)> {
+        let (failures, until): (i64, Option<String>) = db!(
+            self,
+            sqlx::query_as("SELECT pin_failures, pin_locked_until FROM households WHERE id = $1")
                 .bind(household)
-                .execute(&mut *self.conn)
+                .fetch_one(&mut *self.conn)
+        );
+        Ok((failures, rows::time_opt(until)?))
+    }
+
+    async fn set_pin_failures(
+        &mut self,
+        household: i64,
+        failures: i64,
+        locked_until: Option<chrono::DateTime<Utc>>,
+    ) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query(
+                "UPDATE households SET pin_failures = $1, pin_locked_until = $2 WHERE id = $3"
+            )
+            .bind(failures)
+            .bind(locked_until.as_ref().map(canonical_time))
+            .bind(household)
+            .execute(&mut *self.conn)
         );
         Ok(())
     }

@@ -480,17 +480,21 @@ impl Store for SqliteStore {
         &self,
         code: &str,
     ) -> Result<Option<HouseholdCredentials>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, code, pin_hash, link_version FROM households WHERE code = ?")
-                .bind(code)
-                .fetch_optional(&self.read)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, code, pin_hash, link_version, pin_failures, pin_locked_until
+             FROM households WHERE code = ?",
+        )
+        .bind(code)
+        .fetch_optional(&self.read)
+        .await?;
         Ok(match row {
             Some(r) => Some(HouseholdCredentials {
                 id: r.try_get(0)?,
                 code: r.try_get(1)?,
                 pin_hash: r.try_get(2)?,
                 link_version: r.try_get(3)?,
+                pin_failures: r.try_get(4)?,
+                pin_locked_until: rows::time_opt(r.try_get(5)?)?,
             }),
             None => None,
         })
@@ -2132,8 +2136,38 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn set_pin(&mut self, household: i64, pin_hash: Option<&str>) -> OpResult<()> {
-        sqlx::query("UPDATE households SET pin_hash = ? WHERE id = ?")
-            .bind(pin_hash)
+        sqlx::query(
+            "UPDATE households SET pin_hash = ?, pin_failures = 0, pin_locked_until = NULL
+             WHERE id = ?",
+        )
+        .bind(pin_hash)
+        .bind(household)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn pin_failures(
+        &mut self,
+        household: i64,
+    ) -> OpResult<(i64, Option<chrono::DateTime<Utc>>)> {
+        let (failures, until): (i64, Option<String>) =
+            sqlx::query_as("SELECT pin_failures, pin_locked_until FROM households WHERE id = ?")
+                .bind(household)
+                .fetch_one(&mut *self.conn)
+                .await?;
+        Ok((failures, rows::time_opt(until)?))
+    }
+
+    async fn set_pin_failures(
+        &mut self,
+        household: i64,
+        failures: i64,
+        locked_until: Option<chrono::DateTime<Utc>>,
+    ) -> OpResult<()> {
+        sqlx::query("UPDATE households SET pin_failures = ?, pin_locked_until = ? WHERE id = ?")
+            .bind(failures)
+            .bind(locked_until.as_ref().map(canonical_time))
             .bind(household)
             .execute(&mut *self.conn)
             .await?;
