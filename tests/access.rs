@@ -172,6 +172,136 @@ async fn pin_checks_take_the_same_work(app: &TestApp) {
     }
 }
 
+async fn wallet_spending_needs_the_resident(app: &TestApp) {
+    app.top_up(CASHIER_S1, "H1", "100.00", "wallet").await;
+    let sale = json!({ "household": "H1", "amount": "10.00",
+        "tenders": [{ "type": "wallet", "amount": "10.00" }] });
+    let head = app.head().await;
+    let with = |proof: Value| {
+        let mut s = sale.clone();
+        s["resident"] = proof;
+        s
+    };
+    // Without the resident: refused, nothing posted.
+    let reply = app.post_keyed(CASHIER_S1, "/v1/sales", sale.clone()).await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resident_required",
+        Some("resident"),
+    );
+    // Another household's card, a tampered card, garbage: refused.
+    let h1 = app.card("H1").await;
+    let h2 = app.card("H2").await;
+    let tampered = format!("{}0", &h1[..h1.len() - 1]);
+    let tampered = if tampered == h1 {
+        format!("{}1", &h1[..h1.len() - 1])
+    } else {
+        tampered
+    };
+    for card in [
+        h2.clone(),
+        tampered,
+        "not a card".to_string(),
+        h1.replace("/r/H1", "/r/H2"),
+    ] {
+        let reply = app
+            .post_keyed(CASHIER_S1, "/v1/sales", with(json!({ "card": card })))
+            .await;
+        assert_problem(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resident_proof_failed",
+            Some("resident.card"),
+        );
+    }
+    // A wrong PIN (the household has one), a PIN where none is set, both or neither proof.
+    set_pin(app, "H1", "482916").await;
+    let reply = app
+        .post_keyed(CASHIER_S1, "/v1/sales", with(json!({ "pin": "111111" })))
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resident_proof_failed",
+        Some("resident.pin"),
+    );
+    pin_status(app, "H1", |p| p["failures"] == json!(1)).await;
+    for proof in [json!({ "card": h1, "pin": "482916" }), json!({})] {
+        let reply = app.post_keyed(CASHIER_S1, "/v1/sales", with(proof)).await;
+        assert_problem(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("resident"),
+        );
+    }
+    assert_eq!(app.head().await, head, "no refused sale posted anything");
+    assert_eq!(app.wallet("H1").await["total"], json!("110.00"));
+
+    // The card, then the PIN: each sale spends exactly its amount.
+    let r = app
+        .post_keyed(CASHIER_S1, "/v1/sales", with(json!({ "card": h1 })))
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    assert_eq!(r.1["wallet"]["total"], json!("100.00"));
+    let key = app.key();
+    let by_pin = with(json!({ "pin": "482916" }));
+    let r = app
+        .post(CASHIER_S1, "/v1/sales", by_pin.clone(), Some(&key))
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    assert_eq!(r.1["wallet"]["total"], json!("90.00"));
+    // A retry of it replays, proved either way; nothing new is spent.
+    let again = app
+        .post(
+            CASHIER_S1,
+            "/v1/sales",
+            with(json!({ "card": h1 })),
+            Some(&key),
+        )
+        .await;
+    assert_eq!((again.0, &again.1), (r.0, &r.1));
+    assert_eq!(app.wallet("H1").await["total"], json!("90.00"));
+    pin_status(app, "H1", |p| p["failures"] == json!(0)).await;
+    // Cash needs no proof.
+    let r = app
+        .post_keyed(
+            CASHIER_S1,
+            "/v1/sales",
+            json!({ "household": "H1", "amount": "3.00",
+            "tenders": [{ "type": "cash", "amount": "3.00" }] }),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    // A card replaced by a new one no longer proves anything.
+    let (status, body, _) = app
+        .post(
+            COMPANY_K01,
+            "/v1/households/H1/link/rotate",
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reply = app
+        .post_keyed(CASHIER_S1, "/v1/sales", with(json!({ "card": h1 })))
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resident_proof_failed",
+        Some("resident.card"),
+    );
+    let fresh = app.card("H1").await;
+    let r = app
+        .post_keyed(CASHIER_S1, "/v1/sales", with(json!({ "card": fresh })))
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    assert_eq!(r.1["wallet"]["total"], json!("80.00"));
+    app.assert_verifies().await;
+}
+
 macro_rules! on_every_backend {
     ($($name:ident($config:expr);)*) => {
         mod sqlite {
@@ -205,4 +335,5 @@ macro_rules! on_every_backend {
 on_every_backend! {
     pins_have_six_digits_and_lock(open_quotas());
     pin_checks_take_the_same_work(open_quotas());
+    wallet_spending_needs_the_resident(open_quotas());
 }

@@ -1744,7 +1744,7 @@ async fn idempotency(app: &TestApp) {
     assert!(is_replayed(&retried.2));
     assert_eq!(content_type(&retried.2), "application/problem+json");
     // Even after the household could afford it: a sale refused for want of funds stays refused.
-    let sale = json!({ "household": "H2", "amount": "10.00", "tenders": [{ "type": "wallet", "amount": "10.00" }] });
+    let sale = app.with_card(json!({ "household": "H2", "amount": "10.00", "tenders": [{ "type": "wallet", "amount": "10.00" }] })).await;
     let poor = app
         .post(CASHIER_S1, "/v1/sales", sale.clone(), Some("key-3"))
         .await;
@@ -2278,7 +2278,7 @@ async fn access_matrix(app: &TestApp) {
 
 async fn concurrent_spending(app: &TestApp) {
     app.top_up(CASHIER_S1, "H1", "100.00", "wallet").await;
-    let sale = json!({ "household": "H1", "amount": "10.00", "tenders": [{ "type": "wallet", "amount": "10.00" }] });
+    let sale = app.with_card(json!({ "household": "H1", "amount": "10.00", "tenders": [{ "type": "wallet", "amount": "10.00" }] })).await;
     let replies = app
         .concurrently(
             (0..50)
@@ -2356,6 +2356,7 @@ async fn concurrent_spending(app: &TestApp) {
 
     // Mixed: wallet top-ups and spending at two tills at once leave exact balances.
     app.top_up(CASHIER_S1, "H3", "500", "wallet").await;
+    let h3_card = app.card("H3").await;
     let mut requests = Vec::new();
     for i in 0..30 {
         let (token, path, body) = if i % 3 == 0 {
@@ -2368,7 +2369,7 @@ async fn concurrent_spending(app: &TestApp) {
             (
                 CASHIER_S1,
                 "/v1/sales",
-                json!({ "household": "H3", "amount": "5.50", "tenders": [{ "type": "wallet", "amount": "5.50" }] }),
+                json!({ "household": "H3", "amount": "5.50", "tenders": [{ "type": "wallet", "amount": "5.50" }], "resident": { "card": h3_card } }),
             )
         };
         requests.push((token, path.to_string(), body, Some(format!("m-{i}"))));
@@ -2950,8 +2951,12 @@ async fn settlements_owed_per_company(app: &TestApp) {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        let card = fx
+            .get(ADMIN, &format!("/v1/households/{household}/link"))
+            .await["url"]
+            .clone();
         let sale = json!({ "household": household, "amount": "400.00",
-            "tenders": [{ "type": "wallet", "amount": "400.00" }] });
+            "tenders": [{ "type": "wallet", "amount": "400.00" }], "resident": { "card": card } });
         let (status, body, _) = fx.post(CASHIER_S1, "/v1/sales", sale).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }

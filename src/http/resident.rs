@@ -94,6 +94,120 @@ fn refused() -> ApiError {
     )
 }
 
+/// Whether a card link's version and signature are this household's current ones.
+pub(crate) fn card_ok(
+    state: &AppState,
+    household: &HouseholdCredentials,
+    version: i64,
+    signature: &str,
+) -> bool {
+    version == household.link_version
+        && link_ok(
+            state.app.keys.link_secret(),
+            household.id,
+            version,
+            signature,
+        )
+}
+
+/// The resident's presence at a till, for spending the household's wallet: the text scanned
+/// from the household card (its signed link `…/r/{household}?v=…&s=…`) or the household PIN.
+#[derive(Deserialize, ToSchema, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResidentProof {
+    /// The text scanned from the household card: its signed link.
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    pub card: Option<String>,
+    /// Or the household's PIN, typed by the resident.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9]{6,12}$")]
+    pub pin: Option<String>,
+}
+
+/// `(household, version, signature)` of a card's signed link, from the scanned text: a whole
+/// URL or its path.
+fn parse_card(text: &str) -> Option<(&str, i64, &str)> {
+    let text = text.trim();
+    let (_, rest) = text.rsplit_once("/r/")?;
+    let (household, query) = rest.split_once('?')?;
+    let (mut version, mut signature) = (None, None);
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("v", v)) => version = v.parse::<i64>().ok(),
+            Some(("s", s)) => signature = Some(s),
+            _ => {}
+        }
+    }
+    Some((household, version?, signature?))
+}
+
+fn presence_refused(field: &str) -> ApiError {
+    ApiError::bad_request(
+        "resident_proof_failed",
+        field,
+        format!("{field}: not this household's current card or PIN; ask the resident again"),
+    )
+}
+
+/// Checks the resident's presence for spending `household`'s wallet: 422 `resident_required`
+/// without a proof, 422 `resident_proof_failed` with a wrong one (a PIN failure counts toward
+/// the household's lockout), 429 after too many failures from this address or on this household.
+pub(crate) async fn check_presence(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    household: &str,
+    proof: Option<&ResidentProof>,
+) -> Result<(), ApiError> {
+    let (card, pin) = match proof {
+        Some(ResidentProof {
+            card: Some(c),
+            pin: None,
+        }) => (Some(c.as_str()), None),
+        Some(ResidentProof {
+            card: None,
+            pin: Some(p),
+        }) => (None, Some(p.clone())),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_input",
+                "resident",
+                "resident: give either card (the scanned household card) or pin",
+            ))
+        }
+        None => return Err(ApiError::bad_request(
+            "resident_required",
+            "resident",
+            "resident: spending a household's credit needs the resident's card (scan it) or PIN",
+        )),
+    };
+    state.auth_allowed(ip, Some(household))?;
+    let credentials = state.app.store.household_credentials(household).await?;
+    let (ok, field) = match (card, pin) {
+        (Some(text), _) => {
+            let ok = match (parse_card(text), credentials.as_ref()) {
+                (Some((code, version, signature)), Some(h)) => {
+                    code == h.code && card_ok(state, h, version, signature)
+                }
+                _ => false,
+            };
+            (ok, "resident.card")
+        }
+        (None, Some(pin)) => (
+            pin_matches(state, credentials.as_ref(), pin).await?,
+            "resident.pin",
+        ),
+        (None, None) => (false, "resident"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        state.auth_failed(ip, Some(household), "resident_proof");
+        state.metrics.reject("resident_proof_failed");
+        Err(presence_refused(field))
+    }
+}
+
 /// A resident signs in with the card's signed link or with household code + PIN.
 #[utoipa::path(post, path = "/v1/resident/sessions", tag = "residents", request_body = SessionRequest,
     responses((status = 201, body = SessionResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
@@ -148,15 +262,7 @@ pub(crate) async fn resident_sign_in(
         return Err(refused());
     };
     let ok = match (req.version, req.signature.as_deref(), req.pin) {
-        (Some(version), Some(signature), None) => {
-            version == household.link_version
-                && link_ok(
-                    state.app.keys.link_secret(),
-                    household.id,
-                    version,
-                    signature,
-                )
-        }
+        (Some(version), Some(signature), None) => card_ok(state, &household, version, signature),
         (None, None, Some(pin)) => pin_matches(state, Some(&household), pin).await?,
         _ => {
             return Err(ApiError::bad_request(

@@ -149,6 +149,8 @@ fn shipped_policies_load_with_the_agreed_numbers() {
     assert_eq!(t.voucher_face_cap, amt("1000.00"));
     assert_eq!(t.voucher_validity_months, 36);
     assert_eq!(t.custody_deposit_ratio, dec("0.40"));
+    // Not in the file: wallet spending always needs the resident's card or PIN.
+    assert_eq!(t.resident_factor_over, amt("0.00"));
 
     let profit = set.profit(day).expect("profit in effect");
     assert_eq!(profit.reference.to_string(), "coop-profit-to-fees@1");

@@ -397,9 +397,36 @@ impl TestApp {
         (status, text)
     }
 
-    /// A sale with a fresh Idempotency-Key; the raw reply.
+    /// A sale with a fresh Idempotency-Key; the raw reply. A sale that spends a household's
+    /// wallet and names no `resident` is sent with the household card's link, as a till that
+    /// scanned it would.
     pub async fn sell(&self, token: &str, sale: Value) -> Reply {
+        let sale = self.with_card(sale).await;
         self.post_keyed(token, "/v1/sales", sale).await
+    }
+
+    /// The household card's signed link, as scanned at a till.
+    pub async fn card(&self, household: &str) -> String {
+        let link = self
+            .get_ok(ADMIN, &format!("/v1/households/{household}/link"))
+            .await;
+        link["url"].as_str().expect("link url").to_string()
+    }
+
+    /// `sale` with the household card's link as its `resident` proof, when it spends a wallet
+    /// and has none.
+    pub async fn with_card(&self, mut sale: Value) -> Value {
+        let spends_wallet = sale["tenders"]
+            .as_array()
+            .is_some_and(|ts| ts.iter().any(|t| t["type"] == json!("wallet")));
+        if spends_wallet && sale.get("resident").is_none() {
+            if let Some(h) = sale["household"].as_str().map(str::to_string) {
+                if self.get(ADMIN, &format!("/v1/households/{h}/link")).await.0 == StatusCode::OK {
+                    sale["resident"] = json!({ "card": self.card(&h).await });
+                }
+            }
+        }
+        sale
     }
 
     /// A sale that must succeed; its receipt.
