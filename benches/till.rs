@@ -443,6 +443,40 @@ impl Seeder {
         v
     }
 
+    /// The household card's signed link, as a till scans it for wallet spending.
+    async fn card(&self, household: &str) -> String {
+        match self {
+            Seeder::Library(app) => {
+                let credentials = app
+                    .store
+                    .household_credentials(household)
+                    .await
+                    .expect("read the household")
+                    .expect("a seeded household");
+                hongxin::http::resident::card_url(&app.keys, "http://bench", &credentials)
+            }
+            Seeder::Http {
+                client,
+                base,
+                admin,
+            } => {
+                let link: Value = client
+                    .get(format!("{base}/v1/households/{household}/link"))
+                    .bearer_auth(admin)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("GET the link of {household}: {e}"))
+                    .json()
+                    .await
+                    .unwrap_or(Value::Null);
+                link["url"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no link for {household}: {link}"))
+                    .to_string()
+            }
+        }
+    }
+
     async fn run(&self, command: Command) -> Receipt {
         let Seeder::Library(app) = self else {
             unreachable!("library seeding only")
@@ -586,6 +620,8 @@ where
 struct World {
     shops: Vec<String>,
     households: Vec<String>,
+    /// Each household's card link, as its residents show it at the till (by index).
+    cards: Vec<String>,
     /// (secret, shop index, token id when known) per till.
     tills: Vec<(String, usize, Option<i64>)>,
     vouchers: Vec<String>,
@@ -701,9 +737,24 @@ async fn seed(seeder: &Seeder, prefix: &str, config: &Config, admin: String) -> 
         vouchers.len(),
         t.elapsed().as_secs_f64()
     );
+    let t = Instant::now();
+    let indexed: Vec<(usize, String)> = households.iter().cloned().enumerate().collect();
+    let mut cards = for_each_bounded(indexed, SEED_CONCURRENCY, |(i, h)| {
+        let seeder = seeder.clone();
+        async move { (i, seeder.card(&h).await) }
+    })
+    .await;
+    cards.sort_unstable();
+    let cards: Vec<String> = cards.into_iter().map(|(_, c)| c).collect();
+    eprintln!(
+        "  {} household cards in {:.1} s",
+        cards.len(),
+        t.elapsed().as_secs_f64()
+    );
     World {
         shops,
         households,
+        cards,
         tills,
         vouchers,
         admin,
@@ -781,12 +832,18 @@ struct Shared {
 
 impl Shared {
     fn household(&self, rng: &mut StdRng) -> &str {
+        self.household_with_card(rng).0
+    }
+
+    /// A household and its card's link, for spending its wallet.
+    fn household_with_card(&self, rng: &mut StdRng) -> (&str, &str) {
         let h = &self.world.households;
-        if rng.random_range(0..100) < HOT_SHARE {
-            &h[rng.random_range(0..HOT_HOUSEHOLDS)]
+        let i = if rng.random_range(0..100) < HOT_SHARE {
+            rng.random_range(0..HOT_HOUSEHOLDS)
         } else {
-            &h[rng.random_range(HOT_HOUSEHOLDS..h.len())]
-        }
+            rng.random_range(HOT_HOUSEHOLDS..h.len())
+        };
+        (&h[i], &self.world.cards[i])
     }
 
     fn voucher(&self, rng: &mut StdRng) -> Option<String> {
@@ -904,9 +961,9 @@ fn next_request(shared: &Shared, rng: &mut StdRng, recent: &VecDeque<i64>) -> Re
             post(op, "/v1/topups", body, None)
         }
         Op::SaleWallet => {
-            let h = shared.household(rng);
+            let (h, card) = shared.household_with_card(rng);
             let body = format!(
-                r#"{{"household":"{h}","amount":"{}","tenders":{}}}"#,
+                r#"{{"household":"{h}","resident":{{"card":"{card}"}},"amount":"{}","tenders":{}}}"#,
                 yuan(amount),
                 tenders_json(&[("wallet", amount, None)])
             );
@@ -959,10 +1016,10 @@ fn next_request(shared: &Shared, rng: &mut StdRng, recent: &VecDeque<i64>) -> Re
             post(op, "/v1/sales", body, None)
         }
         Op::SaleSplit => {
-            let h = shared.household(rng);
+            let (h, card) = shared.household_with_card(rng);
             let wallet = rng.random_range(1..amount);
             let body = format!(
-                r#"{{"household":"{h}","amount":"{}","tenders":{}}}"#,
+                r#"{{"household":"{h}","resident":{{"card":"{card}"}},"amount":"{}","tenders":{}}}"#,
                 yuan(amount),
                 tenders_json(&[("wallet", wallet, None), ("alipay", amount - wallet, None)])
             );
@@ -979,9 +1036,9 @@ fn next_request(shared: &Shared, rng: &mut StdRng, recent: &VecDeque<i64>) -> Re
                 lines.push(format!(r#"{{"sku":"{sku}","qty":"{qty}"}}"#));
             }
             let body = if rng.random_range(0..2) == 0 {
+                let (h, card) = shared.household_with_card(rng);
                 format!(
-                    r#"{{"household":"{}","lines":[{}],"tenders":{}}}"#,
-                    shared.household(rng),
+                    r#"{{"household":"{h}","resident":{{"card":"{card}"}},"lines":[{}],"tenders":{}}}"#,
                     lines.join(","),
                     tenders_json(&[("wallet", total, None)])
                 )

@@ -871,15 +871,16 @@ async fn tokens(app: &TestApp) {
 }
 
 async fn operations(app: &TestApp) {
+    // Anyone may ask whether the server is up; it tells them nothing about the journal.
     let (status, h, _) = app.request(Method::GET, None, "/healthz", None, None).await;
     assert_eq!(status, StatusCode::OK, "{h}");
-    assert_eq!(h["status"], json!("ok"));
+    assert_eq!(h, json!({ "status": "ok" }));
     // The seeded master data is in the chain already (entries without postings).
-    let seeded = h["head"].as_i64().expect("head");
+    let seeded = app.head().await;
     assert!(seeded > 0, "{h}");
     app.top_up(CASHIER_S1, "H1", "50", "wallet").await;
     let (_, h, _) = app.request(Method::GET, None, "/healthz", None, None).await;
-    assert_eq!(h["head"], json!(seeded + 1));
+    assert_eq!(h, json!({ "status": "ok" }));
 
     let head = app.get_ok(ADMIN, "/v1/audit/head").await;
     assert_eq!(head["seq"], json!(seeded + 1));
@@ -1914,10 +1915,11 @@ async fn access_matrix(app: &TestApp) {
         get(COMPANY_K01, "/v1/households/H3/history", 404),
         get(COMPANY_K02, "/v1/households/H3/history", 200),
         get(CASHIER_S1, "/v1/households/H1/history", 200),
-        // Sale refunds: the shop's own cashier, the cooperative's accountant, an admin.
-        post(CASHIER_S2, &refund, one.clone(), 403),
-        post(ACCOUNTANT_COOP2, &refund, one.clone(), 403),
-        post(CASHIER_T1, &refund, one.clone(), 403),
+        // Sale refunds: the shop's own cashier, the cooperative's accountant, an admin. To
+        // another shop or cooperative the sale is missing, as an unknown number is.
+        post(CASHIER_S2, &refund, one.clone(), 404),
+        post(ACCOUNTANT_COOP2, &refund, one.clone(), 404),
+        post(CASHIER_T1, &refund, one.clone(), 404),
         post(COMPANY_K01, &refund, one.clone(), 403),
         post(RESIDENT_H1, &refund, one.clone(), 403),
         post(CASHIER_S1, "/v1/sales/999999/refunds", one.clone(), 404),

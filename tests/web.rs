@@ -626,6 +626,38 @@ async fn revocation_reaches_every_descendant(app: &TestApp) {
     app.get_ok(COMPANY_K01, "/v1/companies/K01/arrears").await;
 }
 
+async fn accountants_see_and_end_paired_tills(app: &TestApp) {
+    let till = sign_in(app, json!({"pairing_code": pairing_code(app).await})).await;
+    let listed = app.get_ok(ACCOUNTANT_COOP, "/web/pairings").await;
+    let tills = listed["tills"].as_array().expect("tills");
+    assert_eq!(tills.len(), 1, "{listed}");
+    assert_eq!(tills[0]["shop"], json!("S1"));
+    assert_eq!(tills[0]["expires_at"], till.info["expires_at"]);
+    let id = tills[0]["id"].as_i64().expect("id");
+    // Another cooperative's accountant neither sees it nor ends it; a cashier cannot ask.
+    let other = app.get_ok(ACCOUNTANT_COOP2, "/web/pairings").await;
+    assert_eq!(other, json!({"tills": []}));
+    let path = format!("/web/pairings/{id}/end");
+    let reply = app.post(ACCOUNTANT_COOP2, &path, json!({}), None).await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("id"));
+    let reply = app.get(CASHIER_S1, "/web/pairings").await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    let (status, _, _) =
+        cookie_request(app, Method::GET, "/web/session", &till.cookie, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    // The till's own accountant ends it: signed out at once, and gone from the list.
+    let (status, body, _) = app.post(ACCOUNTANT_COOP, &path, json!({}), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let reply = cookie_request(app, Method::GET, "/web/session", &till.cookie, None, None).await;
+    assert_problem(&reply, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    assert_eq!(
+        app.get_ok(ACCOUNTANT_COOP, "/web/pairings").await,
+        json!({"tills": []})
+    );
+    let reply = app.post(ACCOUNTANT_COOP, &path, json!({}), None).await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("id"));
+}
+
 macro_rules! on_every_backend {
     ($($name:ident($config:expr);)*) => {
         mod sqlite {
@@ -671,4 +703,5 @@ on_every_backend! {
         ..HttpConfig::default()
     });
     revocation_reaches_every_descendant(HttpConfig::default());
+    accountants_see_and_end_paired_tills(HttpConfig::default());
 }

@@ -37,9 +37,32 @@ pub(crate) fn check_text(field: &str, text: &str, max_chars: usize) -> Result<()
             field,
             "must not contain control characters",
         ))
+    } else if text.chars().any(is_format) {
+        Err(Rejection::invalid(
+            field,
+            "must not contain invisible or direction-changing characters",
+        ))
     } else {
         Ok(())
     }
+}
+
+/// Unicode format characters (general category Cf) that can hide or reorder what a name shows
+/// on a receipt or a statement: direction marks, embeddings, overrides and isolates, zero-width
+/// characters, the soft hyphen, the byte-order mark and interlinear annotation.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// Floor area in dm² (0.01 m²), so it is stored as an integer.

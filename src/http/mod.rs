@@ -14,7 +14,7 @@ mod money;
 mod office;
 mod ops;
 mod reports;
-pub(crate) mod resident;
+pub mod resident;
 mod resident_view;
 mod till;
 mod vouchers;
@@ -184,6 +184,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
                 "this path does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn(api_headers))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
@@ -203,6 +204,44 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every answer is `nosniff`; the API's answers (`/v1`, `/web` sign-in) are never cached; and a
+/// refusal made by the framework's own extractors (a path parameter that is not UTF-8, a query
+/// that does not parse) becomes problem+json like every other error.
+async fn api_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+    let api = {
+        let path = req.uri().path();
+        path.starts_with("/v1/") || path.starts_with("/web/")
+    };
+    let mut response = next.run(req).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if status.is_client_error() && plain {
+        let bytes = axum::body::to_bytes(std::mem::take(response.body_mut()), 4096)
+            .await
+            .unwrap_or_default();
+        let detail = String::from_utf8_lossy(&bytes).into_owned();
+        let code = if status == StatusCode::BAD_REQUEST {
+            "bad_request"
+        } else {
+            "invalid_input"
+        };
+        response = ApiError::new(status, code, detail).into_response();
+    }
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if api {
+        headers
+            .entry(CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    response
+}
 
 /// Request ids: the process start time and a counter, unique per process and cheap.
 #[derive(Clone, Default)]

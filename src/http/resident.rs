@@ -523,6 +523,21 @@ pub struct LinkResponse {
     url: String,
 }
 
+/// The signed link printed on a household's card (what a till scans as the resident's card).
+pub fn card_url(
+    keys: &crate::voucher::KeyFile,
+    public_url: &str,
+    household: &HouseholdCredentials,
+) -> String {
+    let version = household.link_version;
+    let signature = link_signature(keys.link_secret(), household.id, version);
+    format!(
+        "{}/r/{}?v={version}&s={signature}",
+        public_url.trim_end_matches('/'),
+        household.code
+    )
+}
+
 fn link_response(state: &AppState, v: &HouseholdView, version: i64) -> LinkResponse {
     let signature = link_signature(state.app.keys.link_secret(), v.id, version);
     LinkResponse {

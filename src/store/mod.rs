@@ -428,6 +428,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<HistoryPage>, StoreError>;
     async fn voucher(&self, serial: u64) -> Result<Option<VoucherRow>, StoreError>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Unrevoked tokens with this label (of this cooperative, when given), oldest first, at
+    /// most `limit`; expired ones included (the caller knows the time).
+    async fn tokens_labelled(
+        &self,
+        label: &str,
+        cooperative: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
     async fn household_credentials(
         &self,
         code: &str,

@@ -482,6 +482,26 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn tokens_labelled(
+        &self,
+        label: &str,
+        cooperative: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows: Vec<rows::TokenTableRow> = sqlx::query_as(&format!(
+            "SELECT {} WHERE t.label = $1 AND t.revoked_at IS NULL
+               AND ($2::TEXT IS NULL OR c.code = $2)
+             ORDER BY t.id LIMIT $3",
+            rows::TOKEN_COLUMNS
+        ))
+        .bind(label)
+        .bind(cooperative)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter().map(rows::token).collect()
+    }
+
     async fn household_credentials(
         &self,
         code: &str,

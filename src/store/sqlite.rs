@@ -476,6 +476,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn tokens_labelled(
+        &self,
+        label: &str,
+        cooperative: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows: Vec<rows::TokenTableRow> = sqlx::query_as(&format!(
+            "SELECT {} WHERE t.label = ? AND t.revoked_at IS NULL AND (? IS NULL OR c.code = ?)
+             ORDER BY t.id LIMIT ?",
+            rows::TOKEN_COLUMNS
+        ))
+        .bind(label)
+        .bind(cooperative)
+        .bind(cooperative)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter().map(rows::token).collect()
+    }
+
     async fn household_credentials(
         &self,
         code: &str,

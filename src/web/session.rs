@@ -50,7 +50,8 @@ pub(super) fn routes() -> Router<AppState> {
             "/web/session",
             get(get_session).post(post_session).delete(delete_session),
         )
-        .route("/web/pairings", post(post_pairing))
+        .route("/web/pairings", post(post_pairing).get(get_paired_tills))
+        .route("/web/pairings/{id}/end", post(post_end_paired_till))
 }
 
 /// The CSRF token of a session: derived from its secret, so it needs no storage, and only a
@@ -354,6 +355,88 @@ async fn delete_session(State(state): State<AppState>, p: Principal) -> Result<R
         .headers_mut()
         .insert(SET_COOKIE, cookie(&state, "", 0));
     Ok(no_store(response))
+}
+
+/// Paired tills listed at most.
+const PAIRED_TILLS_SHOWN: u32 = 500;
+
+#[derive(Serialize)]
+struct PairedTill {
+    /// The session's id: end it with `POST /web/pairings/{id}/end`.
+    id: i64,
+    shop: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+struct PairedTills {
+    tills: Vec<PairedTill>,
+}
+
+/// The cooperative whose paired tills the caller sees: an accountant's own; an admin's, all.
+fn pairing_scope(p: &Principal) -> Result<Option<String>, ApiError> {
+    p.allow(&[Role::Admin, Role::CoopAccountant])?;
+    Ok(match p.role() {
+        Role::CoopAccountant => Some(
+            p.token
+                .cooperative
+                .clone()
+                .ok_or_else(ApiError::forbidden)?,
+        ),
+        _ => None,
+    })
+}
+
+async fn live_paired_tills(
+    state: &AppState,
+    cooperative: Option<&str>,
+) -> Result<Vec<TokenRecord>, ApiError> {
+    let now = Utc::now();
+    Ok(state
+        .app
+        .store
+        .tokens_labelled(PAIRED_TILL_LABEL, cooperative, PAIRED_TILLS_SHOWN)
+        .await?
+        .into_iter()
+        .filter(|t| t.expires_at.is_none_or(|e| e > now))
+        .collect())
+}
+
+/// The tills signed in by pairing code that are still signed in, for the cooperative's accountant.
+async fn get_paired_tills(
+    State(state): State<AppState>,
+    p: Principal,
+) -> Result<Response, ApiError> {
+    let scope = pairing_scope(&p)?;
+    let tills = live_paired_tills(&state, scope.as_deref())
+        .await?
+        .into_iter()
+        .map(|t| PairedTill {
+            id: t.id,
+            shop: t.shop,
+            expires_at: t.expires_at,
+        })
+        .collect();
+    Ok(no_store(axum::Json(PairedTills { tills }).into_response()))
+}
+
+/// Signs a paired till out (a lost or stolen tablet): its session is revoked at once.
+async fn post_end_paired_till(
+    State(state): State<AppState>,
+    p: Principal,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let scope = pairing_scope(&p)?;
+    let id = crate::http::extract::path_id("id", &id)?;
+    let known = live_paired_tills(&state, scope.as_deref())
+        .await?
+        .iter()
+        .any(|t| t.id == id);
+    if !known {
+        return Err(ApiError::not_found("paired till").with_field("id"));
+    }
+    revoke(&state, id).await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
 #[derive(Deserialize)]

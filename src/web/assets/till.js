@@ -58,6 +58,9 @@
       'till.sale.voucher_code': '券码',
       'till.sale.remaining': '还差',
       'till.sale.over': '多收',
+      'till.sale.resident_pin': '住户密码（请住户本人输入）',
+      'problem.resident_required': '用钱包付款须住户在场：请扫描住户卡，或请住户输入密码',
+      'problem.resident_proof_failed': '住户卡或密码不对，请住户重新出示或输入',
       'till.sale.rest': '补足',
       'till.sale.submit': '确认收款',
       'till.refund.title': '退款',
@@ -152,6 +155,9 @@
       'till.sale.voucher_code': 'Voucher code',
       'till.sale.remaining': 'Still to pay',
       'till.sale.over': 'Over by',
+      'till.sale.resident_pin': 'Household PIN (typed by the resident)',
+      'problem.resident_required': 'Paying from the wallet needs the resident: scan the household card or have the resident type the PIN',
+      'problem.resident_proof_failed': 'That household card or PIN is not right; ask the resident again',
       'till.sale.rest': 'Rest',
       'till.sale.submit': 'Take payment',
       'till.refund.title': 'Refund',
@@ -464,6 +470,7 @@
     else if (left < 0n) out.textContent = `${t('till.sale.over')} ${yuan(amount(-left))}`;
     else out.textContent = yuan(amount(left));
     show($('#sale-voucher-field'), Boolean($('#tender-voucher').value.trim()));
+    show($('#sale-resident-field'), Boolean($('#tender-wallet').value.trim()));
   }
 
   function fillRest(type) {
@@ -582,6 +589,9 @@
     const lines = state.lines.map((l) => ({ sku: l.sku, qty: l.qty }));
     const body = lines.length ? { lines, tenders } : { amount: amount(due), tenders };
     if (served) body.household = served.household;
+    // Spending the wallet needs the resident: the PIN they typed, unless a card was scanned.
+    const pin = $('#sale-resident-pin').value.trim();
+    if (pin && tenders.some((x) => x.type === 'wallet') && !body.resident) body.resident = { pin };
     const button = $('#sale-submit');
     button.disabled = true;
     const r = await attempt.post('/v1/sales', body);
@@ -589,6 +599,10 @@
     if (!r.ok) {
       // A tender's field is `tenders[i].amount`: point at that tender's input.
       if (r.problem.field && /^lines\[/.test(r.problem.field)) r.problem.field = 'qty';
+      if (r.problem.field && /^resident/.test(r.problem.field)) {
+        r.problem.field = 'resident_pin';
+        $('#sale-resident-pin').value = '';
+      }
       const m = r.problem.field && /^tenders\[(\d+)\]/.exec(r.problem.field);
       const problem = m && tenders[Number(m[1])]
         ? Object.assign({}, r.problem, { field: r.problem.field.endsWith('code') && tenders[Number(m[1])].type === 'voucher' ? 'voucher_code' : 'tender-' + tenders[Number(m[1])].type })
