@@ -446,6 +446,85 @@ async fn voucher_voids_are_rate_limited(app: &TestApp) {
     assert!(reply.2.get("retry-after").is_some());
 }
 
+fn tight_connections() -> HttpConfig {
+    HttpConfig {
+        header_read_timeout: Duration::from_millis(1500),
+        request_timeout: Duration::from_millis(1500),
+        max_connections: 4,
+        ..HttpConfig::default()
+    }
+}
+
+/// A connection that sends part of a request's head, then nothing.
+async fn half_sent_head(app: &TestApp) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    stream
+}
+
+async fn slow_connections_are_cut_off(app: &TestApp) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A head never finished: the server closes the connection once the head timeout passes.
+    let start = Instant::now();
+    let mut stream = half_sent_head(app).await;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the half-sent head was held for 10 s");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+
+    // A body sent too slowly: answered 408 problem+json when the request's time is up.
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            format!(
+                "POST /v1/topups HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {CASHIER_S1}\r\n\
+                 Idempotency-Key: slow-1\r\nContent-Type: application/json\r\n\
+                 Content-Length: 100\r\n\r\n{{\"household\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("no answer to a slow body within 10 s")
+        .expect("read");
+    let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+
+    // At most four connections: a fifth request waits until a held one is let go.
+    let held: Vec<_> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(half_sent_head(app).await);
+        }
+        v
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    let (status, body, _) = app.request(Method::GET, None, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "served at once with every slot taken: {waited:?}"
+    );
+    drop(held);
+}
+
 macro_rules! on_every_backend {
     ($($name:ident($config:expr);)*) => {
         mod sqlite {
@@ -482,6 +561,7 @@ on_every_backend! {
     wallet_spending_needs_the_resident(open_quotas());
     invented_methods_add_no_metrics(HttpConfig::default());
     small_leaks(HttpConfig::default());
+    slow_connections_are_cut_off(tight_connections());
     voucher_voids_are_rate_limited(HttpConfig {
         rates: RateConfig { voucher_per_token: 3, ..RateConfig::default() },
         ..HttpConfig::default()

@@ -75,6 +75,33 @@ pub struct ServeArgs {
     /// household) before the address is answered 429 until the minute is out
     #[arg(long, env = "HONGXIN_AUTH_FAILURE_RATE", default_value_t = RateConfig::default().failed_auth_per_address)]
     pub auth_failure_rate: u32,
+
+    /// Seconds a connection may take to send a request's head before it is closed
+    #[arg(
+        long,
+        env = "HONGXIN_HEADER_TIMEOUT",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub header_timeout: u64,
+
+    /// Seconds a request may take, its body included, before it is answered 408
+    #[arg(
+        long,
+        env = "HONGXIN_REQUEST_TIMEOUT",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    pub request_timeout: u64,
+
+    /// Open connections at most; more wait until one closes
+    #[arg(
+        long,
+        env = "HONGXIN_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        value_name = "N"
+    )]
+    pub max_connections: usize,
 }
 
 impl ServeArgs {
@@ -99,6 +126,9 @@ impl ServeArgs {
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", self.listen)),
+            header_read_timeout: Duration::from_secs(self.header_timeout.clamp(1, 600)),
+            request_timeout: Duration::from_secs(self.request_timeout.clamp(1, 3600)),
+            max_connections: self.max_connections.clamp(1, 1_000_000),
         }
     }
 }

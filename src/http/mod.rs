@@ -60,6 +60,12 @@ pub struct HttpConfig {
     pub rates: RateConfig,
     /// Origin printed in residents' signed links, e.g. `https://hongxin.example.org`.
     pub public_url: String,
+    /// A connection that has not sent a request's whole head within this is closed.
+    pub header_read_timeout: Duration,
+    /// A request (its body read and its answer made) that takes longer is answered 408.
+    pub request_timeout: Duration,
+    /// Open connections at most; further ones wait in the listen queue until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -71,6 +77,9 @@ impl Default for HttpConfig {
             staff_session: Duration::from_secs(12 * 3600),
             rates: RateConfig::default(),
             public_url: "http://127.0.0.1:8080".into(),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 1024,
         }
     }
 }
@@ -185,6 +194,10 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             )
         })
         .layer(axum::middleware::from_fn(api_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.request_timeout,
+            request_deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
@@ -204,6 +217,25 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A request that has not been answered within the configured time (a body sent byte by byte, a
+/// report too large) is answered 408 and its work dropped; a write already handed to the engine
+/// still completes, and its Idempotency-Key replays it.
+async fn request_deadline(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request took longer than {} s", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}
 
 /// Every answer is `nosniff`; the API's answers (`/v1`, `/web` sign-in) are never cached; and a
 /// refusal made by the framework's own extractors (a path parameter that is not UTF-8, a query
@@ -258,22 +290,64 @@ impl MakeRequestId for RequestIds {
     }
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// Serves until `shutdown` resolves, then finishes the requests in flight. Each connection must
+/// send a request's head within `header_read_timeout`; at most `max_connections` are open at
+/// once (the rest wait in the kernel's listen queue); a request runs `request_timeout` at most.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::Service;
+
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let config = state.config.clone();
     let (router, _) = router(state);
-    let result = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            router.clone().call(req.map(axum::body::Body::new))
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     housekeeping.abort();
-    result
+    Ok(())
 }
 
 /// Forgets idempotency keys past retention and idle rate-limit keys, hourly.
