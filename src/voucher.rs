@@ -248,6 +248,8 @@ pub struct KeyFile {
     /// Keys the stored hashes of short secrets (till pairing codes, household PINs), so that a
     /// copy of the database alone cannot be searched through their few values.
     short_secret_key: Secret,
+    /// The link secret before the last rotation, verifying old cards until `previous_until`.
+    previous_link: Option<(Secret, DateTime<Utc>)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -257,6 +259,11 @@ struct KeyFileRepr {
     /// Absent from files written before it existed: then derived from the link secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     short_secret_key: Option<String>,
+    /// The link secret replaced by `hongxin keys rotate-links`, and until when it still verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_link_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_link_until: Option<DateTime<Utc>>,
     voucher_keys: Vec<KeyRepr>,
 }
 
@@ -280,7 +287,31 @@ impl KeyFile {
             vouchers: KeyRing::generate(),
             link_secret: random_secret(),
             short_secret_key: random_secret(),
+            previous_link: None,
         }
+    }
+
+    /// The link secrets that verify residents' card links at `now`: the current one, and the
+    /// one before it until its grace period ends.
+    pub fn link_secrets_at(&self, now: DateTime<Utc>) -> impl Iterator<Item = &[u8; 32]> {
+        std::iter::once(&self.link_secret).chain(
+            self.previous_link
+                .as_ref()
+                .filter(|(_, until)| *until > now)
+                .map(|(secret, _)| secret),
+        )
+    }
+
+    /// When the previous link secret stops verifying, if there is one.
+    pub fn previous_link_until(&self) -> Option<DateTime<Utc>> {
+        self.previous_link.as_ref().map(|(_, until)| *until)
+    }
+
+    /// A new link secret signs every card link from now on; the old one verifies the cards
+    /// already printed for `grace` more, then no more.
+    pub fn rotate_link_secret(&mut self, grace: chrono::Duration) {
+        let old = std::mem::replace(&mut self.link_secret, random_secret());
+        self.previous_link = Some((old, Utc::now() + grace));
     }
 
     pub fn link_secret(&self) -> &[u8; 32] {
@@ -385,6 +416,8 @@ impl KeyFile {
         let repr = KeyFileRepr {
             link_secret: hex::encode(self.link_secret),
             short_secret_key: Some(hex::encode(self.short_secret_key)),
+            previous_link_secret: self.previous_link.as_ref().map(|(s, _)| hex::encode(s)),
+            previous_link_until: self.previous_link.as_ref().map(|(_, until)| *until),
             voucher_keys: self
                 .vouchers
                 .keys()
@@ -409,6 +442,14 @@ impl KeyFile {
             Some(hexed) => parse_secret(hexed).map_err(|e| format!("short_secret_key: {e}"))?,
             None => derived_short_secret_key(&link_secret),
         };
+        let previous_link = match (&repr.previous_link_secret, repr.previous_link_until) {
+            (Some(hexed), Some(until)) => Some((
+                parse_secret(hexed).map_err(|e| format!("previous_link_secret: {e}"))?,
+                until,
+            )),
+            (None, None) => None,
+            _ => return Err("previous_link_secret and previous_link_until go together".to_string()),
+        };
         let keys = repr
             .voucher_keys
             .into_iter()
@@ -428,6 +469,7 @@ impl KeyFile {
             vouchers,
             link_secret,
             short_secret_key,
+            previous_link,
         })
     }
 }

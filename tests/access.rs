@@ -525,6 +525,36 @@ async fn slow_connections_are_cut_off(app: &TestApp) {
     drop(held);
 }
 
+async fn a_new_card_ends_the_households_sessions(app: &TestApp) {
+    let link = app.get_ok(COMPANY_K01, "/v1/households/H1/link").await;
+    let (status, session, _) = app
+        .request(
+            Method::POST,
+            None,
+            "/v1/resident/sessions",
+            Some(&json!({ "household": "H1", "version": link["version"], "signature": link["signature"] })),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let token = session["token"].as_str().expect("token").to_string();
+    app.get_ok(&token, "/v1/households/H1").await;
+    // Another household's session and the operator-issued resident token are not touched.
+    let (status, body, _) = app
+        .post(
+            COMPANY_K01,
+            "/v1/households/H1/link/rotate",
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reply = app.get(&token, "/v1/households/H1").await;
+    assert_problem(&reply, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    app.get_ok(RESIDENT_H1, "/v1/households/H1").await;
+    app.get_ok(RESIDENT_H3, "/v1/households/H3").await;
+}
+
 macro_rules! on_every_backend {
     ($($name:ident($config:expr);)*) => {
         mod sqlite {
@@ -562,6 +592,7 @@ on_every_backend! {
     invented_methods_add_no_metrics(HttpConfig::default());
     small_leaks(HttpConfig::default());
     slow_connections_are_cut_off(tight_connections());
+    a_new_card_ends_the_households_sessions(HttpConfig::default());
     voucher_voids_are_rate_limited(HttpConfig {
         rates: RateConfig { voucher_per_token: 3, ..RateConfig::default() },
         ..HttpConfig::default()

@@ -36,6 +36,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 }
 
 const LINK_LABEL: &[u8] = b"hongxin/resident-link/v1\0";
+/// Links signed since the code joined the signature.
+const LINK_LABEL_V2: &[u8] = b"hongxin/resident-link/v2\0";
 /// 128 bits of tag: the link is a bearer secret printed on a card.
 const LINK_TAG_BYTES: usize = 16;
 
@@ -47,21 +49,54 @@ fn link_mac(secret: &[u8; 32], household_id: i64, version: i64) -> Hmac<Sha256> 
     mac
 }
 
-pub fn link_signature(secret: &[u8; 32], household_id: i64, version: i64) -> String {
+/// The signature over a household's id, code and link version (the code, so that a link can
+/// never name another household than the one it was printed for, whatever happens to codes).
+fn link_mac_v2(secret: &[u8; 32], household_id: i64, code: &str, version: i64) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(LINK_LABEL_V2);
+    mac.update(&household_id.to_be_bytes());
+    mac.update(&version.to_be_bytes());
+    mac.update(&u32::try_from(code.len()).unwrap_or(u32::MAX).to_be_bytes());
+    mac.update(code.as_bytes());
+    mac
+}
+
+pub fn link_signature(secret: &[u8; 32], household_id: i64, code: &str, version: i64) -> String {
     hex::encode(
-        &link_mac(secret, household_id, version)
+        &link_mac_v2(secret, household_id, code, version)
             .finalize()
             .into_bytes()[..LINK_TAG_BYTES],
     )
 }
 
-fn link_ok(secret: &[u8; 32], household_id: i64, version: i64, signature: &str) -> bool {
-    match hex::decode(signature) {
-        Ok(tag) if tag.len() == LINK_TAG_BYTES => link_mac(secret, household_id, version)
-            .verify_truncated_left(&tag)
-            .is_ok(),
-        _ => false,
+/// Whether `signature` signs this household's link under one of `secrets`: a link as signed
+/// now, or one printed before the code was signed too (those end when the link secret is
+/// rotated and its grace period is over, as nothing signs them any more).
+fn link_ok<'a>(
+    secrets: impl Iterator<Item = &'a [u8; 32]>,
+    household_id: i64,
+    code: &str,
+    version: i64,
+    signature: &str,
+) -> bool {
+    let Ok(tag) = hex::decode(signature) else {
+        return false;
+    };
+    if tag.len() != LINK_TAG_BYTES {
+        return false;
     }
+    let mut ok = false;
+    for secret in secrets {
+        // Every candidate is checked, so the time does not tell which one matched.
+        let v2 = link_mac_v2(secret, household_id, code, version)
+            .verify_truncated_left(&tag)
+            .is_ok();
+        let v1 = link_mac(secret, household_id, version)
+            .verify_truncated_left(&tag)
+            .is_ok();
+        ok |= v2 | v1;
+    }
+    ok
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -103,8 +138,9 @@ pub(crate) fn card_ok(
 ) -> bool {
     version == household.link_version
         && link_ok(
-            state.app.keys.link_secret(),
+            state.app.keys.link_secrets_at(Utc::now()),
             household.id,
+            &household.code,
             version,
             signature,
         )
@@ -530,7 +566,7 @@ pub fn card_url(
     household: &HouseholdCredentials,
 ) -> String {
     let version = household.link_version;
-    let signature = link_signature(keys.link_secret(), household.id, version);
+    let signature = link_signature(keys.link_secret(), household.id, &household.code, version);
     format!(
         "{}/r/{}?v={version}&s={signature}",
         public_url.trim_end_matches('/'),
@@ -539,7 +575,7 @@ pub fn card_url(
 }
 
 fn link_response(state: &AppState, v: &HouseholdView, version: i64) -> LinkResponse {
-    let signature = link_signature(state.app.keys.link_secret(), v.id, version);
+    let signature = link_signature(state.app.keys.link_secret(), v.id, &v.code, version);
     LinkResponse {
         household: v.code.clone(),
         version,
@@ -590,5 +626,38 @@ async fn post_link_rotate(
         Ok(Receipt::Created(c)) => Ok(axum::Json(link_response(&state, &v, c.id))),
         Ok(_) => Err(ApiError::internal()),
         Err(r) => Err(r.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_sign_the_code_and_verify_under_the_previous_secret_for_its_grace_only() {
+        let mut keys = crate::voucher::KeyFile::generate();
+        let now = Utc::now();
+        let old = link_signature(keys.link_secret(), 7, "H7", 1);
+        assert!(link_ok(keys.link_secrets_at(now), 7, "H7", 1, &old));
+        // Another code, id or version: refused.
+        assert!(!link_ok(keys.link_secrets_at(now), 7, "H8", 1, &old));
+        assert!(!link_ok(keys.link_secrets_at(now), 8, "H7", 1, &old));
+        assert!(!link_ok(keys.link_secrets_at(now), 7, "H7", 2, &old));
+        // A card printed before the code was signed still verifies, until a rotation's grace.
+        let legacy = hex::encode(
+            &link_mac(keys.link_secret(), 7, 1).finalize().into_bytes()[..LINK_TAG_BYTES],
+        );
+        assert!(link_ok(keys.link_secrets_at(now), 7, "H7", 1, &legacy));
+
+        keys.rotate_link_secret(chrono::Duration::days(30));
+        let new = link_signature(keys.link_secret(), 7, "H7", 1);
+        assert_ne!(new, old);
+        for sig in [&old, &legacy, &new] {
+            assert!(link_ok(keys.link_secrets_at(now), 7, "H7", 1, sig));
+        }
+        let later = now + chrono::Duration::days(31);
+        assert!(link_ok(keys.link_secrets_at(later), 7, "H7", 1, &new));
+        assert!(!link_ok(keys.link_secrets_at(later), 7, "H7", 1, &old));
+        assert!(!link_ok(keys.link_secrets_at(later), 7, "H7", 1, &legacy));
     }
 }

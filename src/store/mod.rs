@@ -404,9 +404,13 @@ pub(crate) fn policy_version(name: &str) -> Result<Option<(&str, i64)>, StoreErr
     Ok(Some((id, version)))
 }
 
-/// Whether a batch holds a command that revokes tokens: its commit empties the token caches.
+/// Whether a batch holds a command that revokes tokens (a household's new card link ends its
+/// residents' sessions): its commit empties the token caches.
 pub fn revokes_tokens(command: &Command) -> bool {
-    matches!(command, Command::RevokeToken { .. })
+    matches!(
+        command,
+        Command::RevokeToken { .. } | Command::RotateHouseholdLink { .. }
+    )
 }
 
 /// The application's storage, one implementation per backend.

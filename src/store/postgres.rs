@@ -2687,14 +2687,33 @@ impl Tx for PgTx<'_> {
     }
 
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64> {
-        Ok(db!(
+        let version = db!(
             self,
             sqlx::query_scalar(
                 "UPDATE households SET link_version = link_version + 1 WHERE id = $1 RETURNING link_version",
             )
             .bind(household)
             .fetch_one(&mut *self.conn)
-        ))
+        );
+        // A new card ends the sessions the household's residents signed in to.
+        db!(
+            self,
+            sqlx::query(
+                "UPDATE tokens SET revoked_at = $1
+                 WHERE household_id = $2 AND role = 'resident' AND expires_at IS NOT NULL
+                   AND revoked_at IS NULL"
+            )
+            .bind(&self.now)
+            .bind(household)
+            .execute(&mut *self.conn)
+        );
+        db!(
+            self,
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(TOKENS_CHANNEL)
+                .execute(&mut *self.conn)
+        );
+        Ok(version)
     }
 
     async fn prune_idempotency(&mut self, before: chrono::DateTime<Utc>) -> OpResult<u64> {

@@ -2195,10 +2195,21 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64> {
-        Ok(sqlx::query_scalar("UPDATE households SET link_version = link_version + 1 WHERE id = ? RETURNING link_version")
+        let version = sqlx::query_scalar("UPDATE households SET link_version = link_version + 1 WHERE id = ? RETURNING link_version")
             .bind(household)
             .fetch_one(&mut *self.conn)
-            .await?)
+            .await?;
+        // A new card ends the sessions the household's residents signed in to.
+        sqlx::query(
+            "UPDATE tokens SET revoked_at = ?
+             WHERE household_id = ? AND role = 'resident' AND expires_at IS NOT NULL
+               AND revoked_at IS NULL",
+        )
+        .bind(&self.now)
+        .bind(household)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(version)
     }
 
     async fn prune_idempotency(&mut self, before: chrono::DateTime<Utc>) -> OpResult<u64> {
