@@ -555,6 +555,24 @@ async fn a_new_card_ends_the_households_sessions(app: &TestApp) {
     app.get_ok(RESIDENT_H3, "/v1/households/H3").await;
 }
 
+async fn resident_reads_are_rate_limited(app: &TestApp) {
+    // Three reads a minute per household (the config below), whichever view.
+    app.get_ok(RESIDENT_H1, "/v1/households/H1").await;
+    app.get_ok(RESIDENT_H1, "/v1/households/H1/history").await;
+    app.get_ok(RESIDENT_H1, "/v1/households/H1/fees").await;
+    for path in ["/v1/households/H1", "/v1/households/H1/fees?months=12"] {
+        let reply = app.get(RESIDENT_H1, path).await;
+        assert_problem(&reply, StatusCode::TOO_MANY_REQUESTS, "rate_limited", None);
+        assert!(reply.2.get("retry-after").is_some());
+    }
+    // Another household, and staff reading the same one, are not held up.
+    app.get_ok(RESIDENT_H3, "/v1/households/H3").await;
+    for _ in 0..5 {
+        app.get_ok(ADMIN, "/v1/households/H1").await;
+        app.get_ok(CASHIER_S1, "/v1/households/H1").await;
+    }
+}
+
 macro_rules! on_every_backend {
     ($($name:ident($config:expr);)*) => {
         mod sqlite {
@@ -592,6 +610,10 @@ on_every_backend! {
     invented_methods_add_no_metrics(HttpConfig::default());
     small_leaks(HttpConfig::default());
     slow_connections_are_cut_off(tight_connections());
+    resident_reads_are_rate_limited(HttpConfig {
+        rates: RateConfig { resident_reads_per_household: 3, ..RateConfig::default() },
+        ..HttpConfig::default()
+    });
     a_new_card_ends_the_households_sessions(HttpConfig::default());
     voucher_voids_are_rate_limited(HttpConfig {
         rates: RateConfig { voucher_per_token: 3, ..RateConfig::default() },

@@ -187,6 +187,15 @@ impl Principal {
         self.token.id
     }
 
+    /// A resident's reads of their own figures are limited per household (429 past the quota):
+    /// they cost the server more than a till's work and must not crowd it out.
+    pub fn resident_read(&self, state: &AppState) -> Result<(), ApiError> {
+        match (&self.token.role, &self.token.household) {
+            (Role::Resident, Some(h)) => state.limits.resident_read(h),
+            _ => Ok(()),
+        }
+    }
+
     /// 403 unless the caller has one of these roles.
     pub fn allow(&self, roles: &[Role]) -> Result<(), ApiError> {
         if roles.contains(&self.token.role) {

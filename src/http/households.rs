@@ -109,6 +109,7 @@ async fn visible(
     code: &str,
 ) -> Result<HouseholdView, ApiError> {
     principal.allow(&[Role::Admin, Role::Cashier, Role::Company, Role::Resident])?;
+    principal.resident_read(state)?;
     match state.app.store.household(code).await? {
         Some(v) if may_see(principal, &v) => Ok(v),
         _ => Err(ApiError::not_found("household")),
