@@ -84,6 +84,11 @@ pub enum KeyError {
     ReservedId,
     #[error("no active voucher key: at least one key must not be retired")]
     NoActiveKey,
+    #[error(
+        "key file {path} can be read by other users (mode {mode:o}): its secrets sign vouchers and \
+         card links; run `chmod 600 {path}` and start again"
+    )]
+    OpenToOthers { path: PathBuf, mode: u32 },
 }
 
 /// One signing key. Retired keys stay in the ring so their id is never handed
@@ -322,13 +327,31 @@ impl KeyFile {
         &self.short_secret_key
     }
 
+    /// Loads the key file; one that other users could read (or write) is refused.
     pub fn load(path: &Path) -> Result<KeyFile, KeyError> {
         let text = fs::read_to_string(path).map_err(|e| io_error(path, e))?;
-        KeyFile::from_toml(&text).map_err(|reason| KeyError::Parse {
+        let file = KeyFile::from_toml(&text).map_err(|reason| KeyError::Parse {
             path: path.to_owned(),
             reason,
-        })
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(path)
+                .map_err(|e| io_error(path, e))?
+                .permissions()
+                .mode()
+                & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyError::OpenToOthers {
+                    path: path.to_owned(),
+                    mode,
+                });
+            }
+        }
+        Ok(file)
     }
+
 
     /// Replaces the file atomically, so a crash mid-write never leaves a
     /// deployment without its keys.
@@ -808,6 +831,20 @@ fn sync_parent(path: &Path) {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("keys.toml");
+        KeyFile::generate().save(&path).expect("save");
+        assert!(KeyFile::load(&path).is_ok());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = KeyFile::load(&path).expect_err("a world-readable key file loads");
+        assert!(matches!(e, KeyError::OpenToOthers { mode: 0o644, .. }), "{e}");
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
+
     use super::*;
     use proptest::prelude::*;
 
