@@ -352,7 +352,6 @@ impl KeyFile {
         Ok(file)
     }
 
-
     /// Replaces the file atomically, so a crash mid-write never leaves a
     /// deployment without its keys.
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
@@ -841,7 +840,10 @@ mod tests {
         assert!(KeyFile::load(&path).is_ok());
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
         let e = KeyFile::load(&path).expect_err("a world-readable key file loads");
-        assert!(matches!(e, KeyError::OpenToOthers { mode: 0o644, .. }), "{e}");
+        assert!(
+            matches!(e, KeyError::OpenToOthers { mode: 0o644, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("chmod 600"), "{e}");
     }
 

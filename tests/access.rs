@@ -573,6 +573,55 @@ async fn resident_reads_are_rate_limited(app: &TestApp) {
     }
 }
 
+async fn expired_sessions_are_pruned(app: &TestApp) {
+    use hongxin::domain::{Command, Receipt};
+    set_pin(app, "H1", "482916").await;
+    let (status, session, _) = pin_sign_in(app, "H1", "482916").await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let secret = session["token"].as_str().expect("token").to_string();
+    let hash = hongxin::http::extract::token_hash(&secret);
+    assert!(app
+        .app
+        .store
+        .token_by_hash(&hash)
+        .await
+        .expect("read")
+        .is_some());
+    // A staff session made from a token stays: the journal may name it.
+    let (status, staff, _) = app
+        .request(
+            Method::POST,
+            None,
+            "/web/session",
+            Some(&json!({ "token": CASHIER_S1 })),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{staff}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let pruned = app
+        .app
+        .run(Command::PruneExpiredSessions {
+            before: chrono::Utc::now() + chrono::Duration::days(1),
+        })
+        .await
+        .expect("prune");
+    let Ok(Receipt::Imported(done)) = pruned else {
+        panic!("{pruned:?}")
+    };
+    assert_eq!(done.updated, 1, "only the resident's session");
+    assert!(app
+        .app
+        .store
+        .token_by_hash(&hash)
+        .await
+        .expect("read")
+        .is_none());
+    // The long-lived tokens are untouched.
+    app.get_ok(RESIDENT_H1, "/v1/households/H1").await;
+    app.get_ok(ADMIN, "/v1/households/H1").await;
+}
+
 macro_rules! on_every_backend {
     ($($name:ident($config:expr);)*) => {
         mod sqlite {
@@ -610,6 +659,10 @@ on_every_backend! {
     invented_methods_add_no_metrics(HttpConfig::default());
     small_leaks(HttpConfig::default());
     slow_connections_are_cut_off(tight_connections());
+    expired_sessions_are_pruned(HttpConfig {
+        resident_session: Duration::from_secs(1),
+        ..HttpConfig::default()
+    });
     resident_reads_are_rate_limited(HttpConfig {
         rates: RateConfig { resident_reads_per_household: 3, ..RateConfig::default() },
         ..HttpConfig::default()

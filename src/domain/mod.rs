@@ -295,6 +295,9 @@ pub trait Tx: Send {
     ) -> OpResult<()>;
     /// Increments the household's link version and returns the new one.
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64>;
+    /// Deletes expired residents' sessions and pairing codes with no session made from them
+    /// (see [`Command::PruneExpiredSessions`]); returns how many.
+    async fn prune_sessions(&mut self, before: DateTime<Utc>) -> OpResult<u64>;
     /// Deletes idempotency records created before `before`; returns how many.
     async fn prune_idempotency(&mut self, before: DateTime<Utc>) -> OpResult<u64>;
 
@@ -477,6 +480,10 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
         Command::RotateHouseholdLink { household } => {
             Receipt::Created(master::rotate_link(tx, household).await?)
         }
+        Command::PruneExpiredSessions { before } => Receipt::Imported(Imported {
+            created: 0,
+            updated: tx.prune_sessions(*before).await?,
+        }),
         Command::PruneIdempotency { before } => Receipt::Imported(Imported {
             created: 0,
             updated: tx.prune_idempotency(*before).await?,

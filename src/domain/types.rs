@@ -51,6 +51,12 @@ pub enum Command {
     PruneIdempotency {
         before: chrono::DateTime<chrono::Utc>,
     },
+    /// Deletes the token rows of sessions and pairing codes that expired before `before` and
+    /// never acted: residents' sessions (they only read) and unused or spent pairing codes.
+    /// Staff sessions stay, since the journal names them as the actor of what they posted.
+    PruneExpiredSessions {
+        before: chrono::DateTime<chrono::Utc>,
+    },
     TopUp(TopUp),
     Sale(Sale),
     RefundSale(RefundSale),

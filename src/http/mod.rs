@@ -362,6 +362,14 @@ async fn housekeeping(state: AppState) {
         if let Err(e) = state.app.run(Command::PruneIdempotency { before }).await {
             tracing::warn!(error = %e, "pruning idempotency keys failed");
         }
+        let now = chrono::Utc::now();
+        if let Err(e) = state
+            .app
+            .run(Command::PruneExpiredSessions { before: now })
+            .await
+        {
+            tracing::warn!(error = %e, "pruning expired sessions failed");
+        }
     }
 }
 

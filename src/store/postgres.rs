@@ -2716,6 +2716,22 @@ impl Tx for PgTx<'_> {
         Ok(version)
     }
 
+    async fn prune_sessions(&mut self, before: chrono::DateTime<Utc>) -> OpResult<u64> {
+        let done = db!(
+            self,
+            sqlx::query(
+                "DELETE FROM tokens
+             WHERE expires_at IS NOT NULL AND expires_at < $1
+               AND (role = 'resident' OR label = $2)
+               AND NOT EXISTS (SELECT 1 FROM tokens c WHERE c.parent_id = tokens.id)"
+            )
+            .bind(canonical_time(&before))
+            .bind(crate::web::session::PAIRING_LABEL)
+            .execute(&mut *self.conn)
+        );
+        Ok(done.rows_affected())
+    }
+
     async fn prune_idempotency(&mut self, before: chrono::DateTime<Utc>) -> OpResult<u64> {
         let done = db!(
             self,

@@ -2212,6 +2212,20 @@ impl Tx for SqliteTx<'_> {
         Ok(version)
     }
 
+    async fn prune_sessions(&mut self, before: chrono::DateTime<Utc>) -> OpResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM tokens
+             WHERE expires_at IS NOT NULL AND expires_at < ?
+               AND (role = 'resident' OR label = ?)
+               AND NOT EXISTS (SELECT 1 FROM tokens c WHERE c.parent_id = tokens.id)",
+        )
+        .bind(canonical_time(&before))
+        .bind(crate::web::session::PAIRING_LABEL)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn prune_idempotency(&mut self, before: chrono::DateTime<Utc>) -> OpResult<u64> {
         let done = sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
             .bind(canonical_time(&before))
