@@ -725,11 +725,12 @@ async fn split_tender_refunds(backend: Backend) {
         "invalid_amount",
         Some("amount")
     );
+    // Another shop's sale is refused as a missing one would be.
     refused_unchanged!(
         t,
         t.refund_sale(s.sale, Some(OTHER_SHOP), Some("1.00")),
-        "forbidden",
-        None
+        "not_found",
+        Some("sale")
     );
     refused_unchanged!(
         t,
