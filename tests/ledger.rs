@@ -744,7 +744,7 @@ async fn split_tender_refunds(backend: Backend) {
         cooperative: Some("COOP2".into()),
         amount: None,
     };
-    refused_unchanged!(t, t.refund_sale_with(other_coop), "forbidden", None);
+    refused_unchanged!(t, t.refund_sale_with(other_coop), "not_found", Some("sale"));
 
     // Partial refund of 40.00: each tender its share of what remains (24.00 / 12.00 / 4.00),
     // and within a credit tender the paid/bonus split it drew.
