@@ -622,6 +622,59 @@ async fn expired_sessions_are_pruned(app: &TestApp) {
     app.get_ok(ADMIN, "/v1/households/H1").await;
 }
 
+async fn the_openapi_document_describes_refusals(app: &TestApp) {
+    let (status, doc, _) = app
+        .request(Method::GET, None, "/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let problem = json!({ "$ref": "#/components/schemas/Problem" });
+    let mut operations = 0;
+    let mut keyed = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if !["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
+                continue;
+            }
+            operations += 1;
+            let responses = op["responses"].as_object().expect("responses");
+            // Any status not listed is a problem+json refusal…
+            assert_eq!(
+                responses["default"]["content"]["application/problem+json"]["schema"], problem,
+                "{method} {path}"
+            );
+            // …and every listed refusal says problem+json too.
+            for (code, r) in responses {
+                if let Some(content) = r["content"].as_object() {
+                    let json_problem = content
+                        .get("application/json")
+                        .is_some_and(|c| c["schema"] == problem);
+                    assert!(
+                        !json_problem,
+                        "{method} {path} {code}: a problem as application/json"
+                    );
+                }
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["name"] == json!("Idempotency-Key") {
+                    keyed += 1;
+                    assert_eq!(p["schema"]["maxLength"], json!(255), "{method} {path}");
+                }
+                if p["in"] == json!("path") && p["schema"]["type"] == json!("integer") {
+                    assert_eq!(p["schema"]["minimum"], json!(1), "{method} {path}");
+                }
+            }
+        }
+    }
+    assert!(operations >= 40, "{operations} operations");
+    assert!(keyed >= 10, "{keyed} operations take an Idempotency-Key");
+    assert_eq!(
+        doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+            .as_object()
+            .map(|c| c.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["application/openmetrics-text".to_string()])
+    );
+}
+
 macro_rules! on_every_backend {
     ($($name:ident($config:expr);)*) => {
         mod sqlite {
@@ -659,6 +712,7 @@ on_every_backend! {
     invented_methods_add_no_metrics(HttpConfig::default());
     small_leaks(HttpConfig::default());
     slow_connections_are_cut_off(tight_connections());
+    the_openapi_document_describes_refusals(HttpConfig::default());
     expired_sessions_are_pruned(HttpConfig {
         resident_session: Duration::from_secs(1),
         ..HttpConfig::default()

@@ -170,7 +170,12 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .split_for_parts();
     api.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc = api.clone();
-    let doc_json = Arc::new(serde_json::to_vec(&doc).unwrap_or_default());
+    let doc_json = Arc::new(
+        serde_json::to_value(&doc)
+            .map(problems_documented)
+            .and_then(|v| serde_json::to_vec(&v))
+            .unwrap_or_default(),
+    );
     let router = api_router
         .route(
             "/openapi.json",
@@ -217,6 +222,81 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The served document says what the server sends on refusal: every error body is
+/// `application/problem+json` (not `application/json`), and any status an operation does not
+/// list (401 without a valid token, 403, 408, 413, 415, 429 …) is its `default` response, a
+/// problem.
+fn problems_documented(mut doc: serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let problem_ref = "#/components/schemas/Problem";
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return doc;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            if !matches!(
+                method.as_str(),
+                "get" | "post" | "put" | "delete" | "patch" | "head"
+            ) {
+                continue;
+            }
+            // The limits the server enforces on parameters: an Idempotency-Key is 1–255 visible
+            // ASCII characters; a numeric path id is positive.
+            if let Some(params) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            {
+                for p in params.iter_mut() {
+                    let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+                    let place = p.get("in").and_then(Value::as_str).unwrap_or("");
+                    if place == "header" && name.eq_ignore_ascii_case("idempotency-key") {
+                        p["schema"] = json!({
+                            "type": "string", "minLength": 1, "maxLength": 255,
+                            "pattern": "^[!-~]+$"
+                        });
+                    } else if place == "path"
+                        && p.pointer("/schema/type").and_then(Value::as_str) == Some("integer")
+                    {
+                        p["schema"]["minimum"] = json!(1);
+                    }
+                }
+            }
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                let Some(content) = response.get_mut("content").and_then(Value::as_object_mut)
+                else {
+                    continue;
+                };
+                let is_problem = content
+                    .get("application/json")
+                    .and_then(|c| c.pointer("/schema/$ref"))
+                    .and_then(Value::as_str)
+                    == Some(problem_ref);
+                if is_problem {
+                    if let Some(c) = content.remove("application/json") {
+                        content.insert("application/problem+json".into(), c);
+                    }
+                }
+            }
+            responses.entry("default").or_insert_with(|| {
+                json!({
+                    "description": "a refusal: application/problem+json with a stable `code`",
+                    "content": { "application/problem+json": { "schema": { "$ref": problem_ref } } }
+                })
+            });
+        }
+    }
+    doc
+}
 
 /// A request that has not been answered within the configured time (a body sent byte by byte, a
 /// report too large) is answered 408 and its work dropped; a write already handed to the engine

@@ -35,7 +35,7 @@ async fn healthz(State(s): State<AppState>) -> Result<axum::Json<Health>, ApiErr
 
 /// Prometheus text exposition, for the operator.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, content_type = "text/plain", body = String)), security(("bearer" = [])))]
+    responses((status = 200, content_type = "application/openmetrics-text", body = String)), security(("bearer" = [])))]
 async fn metrics(State(s): State<AppState>, p: Principal) -> Result<Response, ApiError> {
     p.allow(&[Role::Admin])?;
     let (batches, commands, largest) = s.app.store.write_stats().snapshot();
