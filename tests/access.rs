@@ -666,6 +666,15 @@ async fn the_openapi_document_describes_refusals(app: &TestApp) {
         }
     }
     assert!(operations >= 40, "{operations} operations");
+    // A body whose every field has a default may be left out (a whole refund).
+    assert_eq!(
+        doc["paths"]["/v1/sales/{sale}/refunds"]["post"]["requestBody"]["required"],
+        json!(false)
+    );
+    assert_eq!(
+        doc["paths"]["/v1/sales"]["post"]["requestBody"]["required"],
+        json!(true)
+    );
     assert!(keyed >= 10, "{keyed} operations take an Idempotency-Key");
     assert_eq!(
         doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]

@@ -230,6 +230,22 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 fn problems_documented(mut doc: serde_json::Value) -> serde_json::Value {
     use serde_json::{json, Value};
     let problem_ref = "#/components/schemas/Problem";
+    // Bodies whose every field has a default may be left out altogether (OptionalJson).
+    let all_optional: Vec<String> = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| {
+            schemas
+                .iter()
+                .filter(|(_, s)| {
+                    s.get("type") == Some(&json!("object"))
+                        && s.get("required")
+                            .is_none_or(|r| r.as_array().is_some_and(Vec::is_empty))
+                })
+                .map(|(name, _)| format!("#/components/schemas/{name}"))
+                .collect()
+        })
+        .unwrap_or_default();
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return doc;
     };
@@ -243,6 +259,15 @@ fn problems_documented(mut doc: serde_json::Value) -> serde_json::Value {
                 "get" | "post" | "put" | "delete" | "patch" | "head"
             ) {
                 continue;
+            }
+            if let Some(body) = operation.get_mut("requestBody") {
+                let optional = body
+                    .pointer("/content/application~1json/schema/$ref")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| all_optional.iter().any(|o| o == r));
+                if optional {
+                    body["required"] = json!(false);
+                }
             }
             // The limits the server enforces on parameters: an Idempotency-Key is 1–255 visible
             // ASCII characters; a numeric path id is positive.
