@@ -684,6 +684,78 @@ async fn the_openapi_document_describes_refusals(app: &TestApp) {
     );
 }
 
+/// The shipped policies, with the top-up policy's `resident_factor_over` set.
+fn policies_with_free_wallet_spending(over: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("policies dir");
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    for entry in std::fs::read_dir(shipped).expect("policies") {
+        let entry = entry.expect("entry");
+        let mut text = std::fs::read_to_string(entry.path()).expect("read");
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("spend-50-get-55")
+        {
+            text.push_str(&format!("resident_factor_over = \"{over}\"\n"));
+        }
+        std::fs::write(dir.path().join(entry.file_name()), text).expect("write");
+    }
+    dir
+}
+
+async fn resident_needed_above_the_policys_amount(backend: Backend) {
+    let policies = policies_with_free_wallet_spending("20.00");
+    let app =
+        TestApp::spawn_with_policies(backend, HttpConfig::default(), policies.path().into()).await;
+    app.top_up(CASHIER_S1, "H1", "100.00", "wallet").await;
+    let sale = |wallet: &str, cash: &str| {
+        let a = |s: &str| hongxin::money::Amount::parse(s).expect("amount");
+        let total = a(wallet).checked_add(a(cash)).expect("total");
+        let mut tenders = vec![json!({ "type": "wallet", "amount": wallet })];
+        if a(cash).is_positive() {
+            tenders.push(json!({ "type": "cash", "amount": cash }));
+        }
+        json!({ "household": "H1", "amount": total.to_string(), "tenders": tenders })
+    };
+    // Up to 20.00 from the wallet needs no card or PIN, however much is paid in cash.
+    let r = app
+        .post_keyed(CASHIER_S1, "/v1/sales", sale("20.00", "50.00"))
+        .await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    assert_eq!(r.1["wallet"]["total"], json!("90.00"));
+    // 20.01 does.
+    let head = app.head().await;
+    let reply = app
+        .post_keyed(CASHIER_S1, "/v1/sales", sale("20.01", "0.00"))
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "resident_required",
+        Some("resident"),
+    );
+    assert_eq!(app.head().await, head);
+    let card = app.card("H1").await;
+    let mut proved = sale("20.01", "0.00");
+    proved["resident"] = json!({ "card": card });
+    let r = app.post_keyed(CASHIER_S1, "/v1/sales", proved).await;
+    assert_eq!(r.0, StatusCode::CREATED, "{}", r.1);
+    assert_eq!(r.1["wallet"]["total"], json!("69.99"));
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_resident_needed_above_the_policys_amount() {
+    resident_needed_above_the_policys_amount(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_resident_needed_above_the_policys_amount() {
+    if pg_support::available() {
+        resident_needed_above_the_policys_amount(Backend::Postgres).await;
+    }
+}
+
 macro_rules! on_every_backend {
     ($($name:ident($config:expr);)*) => {
         mod sqlite {

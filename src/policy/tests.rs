@@ -391,6 +391,24 @@ fn profit_defaults_apply_when_keys_are_left_out() {
 }
 
 #[test]
+fn resident_factor_over_is_read_and_checked() {
+    let set = PolicySet::from_sources(&[("t.toml", TOPUP)]).expect("loads");
+    let rules = &set.topup(date("2024-01-01")).expect("in effect").rules;
+    assert_eq!(rules.resident_factor_over, amt("0.00"));
+    let text = format!("{TOPUP}resident_factor_over = \"20.00\"\n");
+    let set = PolicySet::from_sources(&[("t.toml", &text)]).expect("loads");
+    let rules = &set.topup(date("2024-01-01")).expect("in effect").rules;
+    assert_eq!(rules.resident_factor_over, amt("20.00"));
+    let bad = format!("{TOPUP}resident_factor_over = \"-1.00\"\n");
+    let (line, reason) = malformed(&bad);
+    assert_eq!(line, TOPUP.lines().count() + 1);
+    assert!(
+        reason.contains("resident_factor_over must not be negative"),
+        "{reason}"
+    );
+}
+
+#[test]
 fn fee_semantic_errors_point_at_the_key() {
     // A negative per-m² rate, on the compound's own line.
     let text = FEES.replace(r#"per_m2 = "0.60""#, r#"per_m2 = "-0.60""#);

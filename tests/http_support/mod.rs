@@ -133,6 +133,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, config: HttpConfig) -> TestApp {
+        TestApp::spawn_with_policies(
+            backend,
+            config,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+        )
+        .await
+    }
+
+    /// With the policies of another directory (a variation of the shipped ones).
+    pub async fn spawn_with_policies(
+        backend: Backend,
+        config: HttpConfig,
+        policies_dir: std::path::PathBuf,
+    ) -> TestApp {
         let dir = tempfile::tempdir().expect("temporary directory");
         let (database, pg, key_file) = match backend {
             Backend::Sqlite => (
@@ -147,7 +161,7 @@ impl TestApp {
         };
         let settings = Settings {
             database,
-            policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+            policies_dir,
             key_file,
             today: Some(date(TODAY)),
         };
