@@ -443,6 +443,40 @@ impl Seeder {
         v
     }
 
+    /// The household card's signed link, as a till scans it for wallet spending.
+    async fn card(&self, household: &str) -> String {
+        match self {
+            Seeder::Library(app) => {
+                let credentials = app
+                    .store
+                    .household_credentials(household)
+                    .await
+                    .expect("read the household")
+                    .expect("a seeded household");
+                hongxin::http::resident::card_url(&app.keys, "http://bench", &credentials)
+            }
+            Seeder::Http {
+                client,
+                base,
+                admin,
+            } => {
+                let link: Value = client
+                    .get(format!("{base}/v1/households/{household}/link"))
+                    .bearer_auth(admin)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("GET the link of {household}: {e}"))
+                    .json()
+                    .await
+                    .unwrap_or(Value::Null);
+                link["url"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no link for {household}: {link}"))
+                    .to_string()
+            }
+        }
+    }
+
     async fn run(&self, command: Command) -> Receipt {
         let Seeder::Library(app) = self else {
             unreachable!("library seeding only")
@@ -587,6 +621,8 @@ where
 struct World {
     shops: Vec<String>,
     households: Vec<String>,
+    /// Each household's card link, as its residents show it at the till (by index).
+    cards: Vec<String>,
     /// (secret, shop index, token id when known) per till.
     tills: Vec<(String, usize, Option<i64>)>,
     vouchers: Vec<String>,
@@ -704,9 +740,24 @@ async fn seed(seeder: &Seeder, prefix: &str, config: &Config, admin: String) -> 
         vouchers.len(),
         t.elapsed().as_secs_f64()
     );
+    let t = Instant::now();
+    let indexed: Vec<(usize, String)> = households.iter().cloned().enumerate().collect();
+    let mut cards = for_each_bounded(indexed, SEED_CONCURRENCY, |(i, h)| {
+        let seeder = seeder.clone();
+        async move { (i, seeder.card(&h).await) }
+    })
+    .await;
+    cards.sort_unstable();
+    let cards: Vec<String> = cards.into_iter().map(|(_, c)| c).collect();
+    eprintln!(
+        "  {} household cards in {:.1} s",
+        cards.len(),
+        t.elapsed().as_secs_f64()
+    );
     World {
         shops,
         households,
+        cards,
         tills,
         vouchers,
         admin,
@@ -727,6 +778,8 @@ enum Op {
     SaleLines,
     Refund,
     VoucherLookup,
+    /// A resident's 12-month fee view: the heaviest read a phone makes, beside the tills.
+    ResidentFees,
 }
 
 impl Op {
@@ -741,6 +794,7 @@ impl Op {
             Op::SaleLines => "sale by catalogue",
             Op::Refund => "sale refund",
             Op::VoucherLookup => "voucher lookup",
+            Op::ResidentFees => "resident fee view (12 months)",
         }
     }
 
@@ -752,10 +806,11 @@ impl Op {
     }
 
     fn is_write(self) -> bool {
-        self != Op::VoucherLookup
+        !matches!(self, Op::VoucherLookup | Op::ResidentFees)
     }
 
-    /// The mix: ~20% top-ups (a quarter as vouchers), ~70% sales, ~5% refunds, ~5% lookups.
+    /// The mix: ~20% top-ups (a quarter as vouchers), ~70% sales, ~5% refunds, ~3% voucher
+    /// lookups, ~2% residents' 12-month fee views (the read that once slowed the tills).
     fn pick(rng: &mut StdRng) -> Op {
         match rng.random_range(0..100u32) {
             0..15 => Op::TopUpWallet,
@@ -766,7 +821,8 @@ impl Op {
             75..83 => Op::SaleSplit,
             83..90 => Op::SaleLines,
             90..95 => Op::Refund,
-            _ => Op::VoucherLookup,
+            95..98 => Op::VoucherLookup,
+            _ => Op::ResidentFees,
         }
     }
 }
@@ -784,12 +840,18 @@ struct Shared {
 
 impl Shared {
     fn household(&self, rng: &mut StdRng) -> &str {
+        self.household_with_card(rng).0
+    }
+
+    /// A household and its card's link, for spending its wallet.
+    fn household_with_card(&self, rng: &mut StdRng) -> (&str, &str) {
         let h = &self.world.households;
-        if rng.random_range(0..100) < HOT_SHARE {
-            &h[rng.random_range(0..HOT_HOUSEHOLDS)]
+        let i = if rng.random_range(0..100) < HOT_SHARE {
+            rng.random_range(0..HOT_HOUSEHOLDS)
         } else {
-            &h[rng.random_range(HOT_HOUSEHOLDS..h.len())]
-        }
+            rng.random_range(HOT_HOUSEHOLDS..h.len())
+        };
+        (&h[i], &self.world.cards[i])
     }
 
     fn voucher(&self, rng: &mut StdRng) -> Option<String> {
@@ -860,6 +922,9 @@ struct Request {
     body: Option<String>,
     /// The voucher code it spends or looks up, to forget a spent one.
     voucher: Option<String>,
+    /// Another caller than the till (the resident reads through the admin's token, which no
+    /// resident quota holds back: the worst case for the tills beside it).
+    auth: Option<String>,
 }
 
 fn tenders_json(parts: &[(&str, i64, Option<&str>)]) -> String {
@@ -887,6 +952,7 @@ fn next_request(shared: &Shared, rng: &mut StdRng, recent: &VecDeque<i64>) -> Re
         path: path.into(),
         body: Some(body),
         voucher,
+        auth: None,
     };
     // Till baskets: 1.00 to 60.00, not round.
     let amount = rng.random_range(100..6_000i64);
@@ -906,10 +972,18 @@ fn next_request(shared: &Shared, rng: &mut StdRng, recent: &VecDeque<i64>) -> Re
             );
             post(op, "/v1/topups", body, None)
         }
+        Op::ResidentFees => Request {
+            op,
+            method: reqwest::Method::GET,
+            path: format!("/v1/households/{}/fees?months=12", shared.household(rng)),
+            body: None,
+            voucher: None,
+            auth: Some(format!("Bearer {}", shared.world.admin)),
+        },
         Op::SaleWallet => {
-            let h = shared.household(rng);
+            let (h, card) = shared.household_with_card(rng);
             let body = format!(
-                r#"{{"household":"{h}","amount":"{}","tenders":{}}}"#,
+                r#"{{"household":"{h}","resident":{{"card":"{card}"}},"amount":"{}","tenders":{}}}"#,
                 yuan(amount),
                 tenders_json(&[("wallet", amount, None)])
             );
@@ -926,6 +1000,7 @@ fn next_request(shared: &Shared, rng: &mut StdRng, recent: &VecDeque<i64>) -> Re
                     path: format!("/v1/vouchers/{code}"),
                     body: None,
                     voucher: Some(code),
+                    auth: None,
                 };
             }
             // One in four tops the voucher up with cash at the till.
@@ -962,10 +1037,10 @@ fn next_request(shared: &Shared, rng: &mut StdRng, recent: &VecDeque<i64>) -> Re
             post(op, "/v1/sales", body, None)
         }
         Op::SaleSplit => {
-            let h = shared.household(rng);
+            let (h, card) = shared.household_with_card(rng);
             let wallet = rng.random_range(1..amount);
             let body = format!(
-                r#"{{"household":"{h}","amount":"{}","tenders":{}}}"#,
+                r#"{{"household":"{h}","resident":{{"card":"{card}"}},"amount":"{}","tenders":{}}}"#,
                 yuan(amount),
                 tenders_json(&[("wallet", wallet, None), ("alipay", amount - wallet, None)])
             );
@@ -982,9 +1057,9 @@ fn next_request(shared: &Shared, rng: &mut StdRng, recent: &VecDeque<i64>) -> Re
                 lines.push(format!(r#"{{"sku":"{sku}","qty":"{qty}"}}"#));
             }
             let body = if rng.random_range(0..2) == 0 {
+                let (h, card) = shared.household_with_card(rng);
                 format!(
-                    r#"{{"household":"{}","lines":[{}],"tenders":{}}}"#,
-                    shared.household(rng),
+                    r#"{{"household":"{h}","resident":{{"card":"{card}"}},"lines":[{}],"tenders":{}}}"#,
                     lines.join(","),
                     tenders_json(&[("wallet", total, None)])
                 )
@@ -1023,7 +1098,7 @@ async fn till(shared: Arc<Shared>, index: usize) -> Tally {
         let mut builder = shared
             .client
             .request(req.method.clone(), format!("{}{}", shared.base, req.path))
-            .header("Authorization", &auth);
+            .header("Authorization", req.auth.as_deref().unwrap_or(&auth));
         if let Some(body) = req.body {
             builder = builder
                 .header("Idempotency-Key", format!("{}-{index}-{n}", shared.run))

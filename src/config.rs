@@ -101,6 +101,10 @@ pub struct ServeFile {
     pub staff_session_hours: Option<u64>,
     pub voucher_rate: Option<u32>,
     pub resident_rate: Option<u32>,
+    pub auth_failure_rate: Option<u32>,
+    pub header_timeout: Option<u64>,
+    pub request_timeout: Option<u64>,
+    pub max_connections: Option<usize>,
     pub housekeeping_seconds: Option<u64>,
 }
 

@@ -84,6 +84,11 @@ pub enum KeyError {
     ReservedId,
     #[error("no active voucher key: at least one key must not be retired")]
     NoActiveKey,
+    #[error(
+        "key file {path} can be read by other users (mode {mode:o}): its secrets sign vouchers and \
+         card links; run `chmod 600 {path}` and start again"
+    )]
+    OpenToOthers { path: PathBuf, mode: u32 },
 }
 
 /// One signing key. Retired keys stay in the ring so their id is never handed
@@ -245,12 +250,25 @@ impl fmt::Debug for KeyRing {
 pub struct KeyFile {
     pub vouchers: KeyRing,
     link_secret: Secret,
+    /// Keys the stored hashes of short secrets (till pairing codes, household PINs), so that a
+    /// copy of the database alone cannot be searched through their few values.
+    short_secret_key: Secret,
+    /// The link secret before the last rotation, verifying old cards until `previous_until`.
+    previous_link: Option<(Secret, DateTime<Utc>)>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyFileRepr {
     link_secret: String,
+    /// Absent from files written before it existed: then derived from the link secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    short_secret_key: Option<String>,
+    /// The link secret replaced by `hongxin keys rotate-links`, and until when it still verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_link_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_link_until: Option<DateTime<Utc>>,
     voucher_keys: Vec<KeyRepr>,
 }
 
@@ -273,19 +291,65 @@ impl KeyFile {
         KeyFile {
             vouchers: KeyRing::generate(),
             link_secret: random_secret(),
+            short_secret_key: random_secret(),
+            previous_link: None,
         }
+    }
+
+    /// The link secrets that verify residents' card links at `now`: the current one, and the
+    /// one before it until its grace period ends.
+    pub fn link_secrets_at(&self, now: DateTime<Utc>) -> impl Iterator<Item = &[u8; 32]> {
+        std::iter::once(&self.link_secret).chain(
+            self.previous_link
+                .as_ref()
+                .filter(|(_, until)| *until > now)
+                .map(|(secret, _)| secret),
+        )
+    }
+
+    /// When the previous link secret stops verifying, if there is one.
+    pub fn previous_link_until(&self) -> Option<DateTime<Utc>> {
+        self.previous_link.as_ref().map(|(_, until)| *until)
+    }
+
+    /// A new link secret signs every card link from now on; the old one verifies the cards
+    /// already printed for `grace` more, then no more.
+    pub fn rotate_link_secret(&mut self, grace: chrono::Duration) {
+        let old = std::mem::replace(&mut self.link_secret, random_secret());
+        self.previous_link = Some((old, Utc::now() + grace));
     }
 
     pub fn link_secret(&self) -> &[u8; 32] {
         &self.link_secret
     }
 
+    pub fn short_secret_key(&self) -> &[u8; 32] {
+        &self.short_secret_key
+    }
+
+    /// Loads the key file; one that other users could read (or write) is refused.
     pub fn load(path: &Path) -> Result<KeyFile, KeyError> {
         let text = fs::read_to_string(path).map_err(|e| io_error(path, e))?;
-        KeyFile::from_toml(&text).map_err(|reason| KeyError::Parse {
+        let file = KeyFile::from_toml(&text).map_err(|reason| KeyError::Parse {
             path: path.to_owned(),
             reason,
-        })
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(path)
+                .map_err(|e| io_error(path, e))?
+                .permissions()
+                .mode()
+                & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyError::OpenToOthers {
+                    path: path.to_owned(),
+                    mode,
+                });
+            }
+        }
+        Ok(file)
     }
 
     /// Replaces the file atomically, so a crash mid-write never leaves a
@@ -373,6 +437,9 @@ impl KeyFile {
     fn to_toml(&self) -> Result<String, String> {
         let repr = KeyFileRepr {
             link_secret: hex::encode(self.link_secret),
+            short_secret_key: Some(hex::encode(self.short_secret_key)),
+            previous_link_secret: self.previous_link.as_ref().map(|(s, _)| hex::encode(s)),
+            previous_link_until: self.previous_link.as_ref().map(|(_, until)| *until),
             voucher_keys: self
                 .vouchers
                 .keys()
@@ -393,6 +460,18 @@ impl KeyFile {
         let repr: KeyFileRepr = toml::from_str(text).map_err(|e| e.to_string())?;
         let link_secret =
             parse_secret(&repr.link_secret).map_err(|e| format!("link_secret: {e}"))?;
+        let short_secret_key = match &repr.short_secret_key {
+            Some(hexed) => parse_secret(hexed).map_err(|e| format!("short_secret_key: {e}"))?,
+            None => derived_short_secret_key(&link_secret),
+        };
+        let previous_link = match (&repr.previous_link_secret, repr.previous_link_until) {
+            (Some(hexed), Some(until)) => Some((
+                parse_secret(hexed).map_err(|e| format!("previous_link_secret: {e}"))?,
+                until,
+            )),
+            (None, None) => None,
+            _ => return Err("previous_link_secret and previous_link_until go together".to_string()),
+        };
         let keys = repr
             .voucher_keys
             .into_iter()
@@ -411,8 +490,18 @@ impl KeyFile {
         Ok(KeyFile {
             vouchers,
             link_secret,
+            short_secret_key,
+            previous_link,
         })
     }
+}
+
+/// The short-secret key of a key file written before it had one: fixed by its link secret, and
+/// written out explicitly at the next save so that rotating the link secret keeps it.
+fn derived_short_secret_key(link_secret: &[u8; 32]) -> Secret {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(link_secret).expect("any key length");
+    mac.update(b"hongxin/short-secret-key/v1");
+    mac.finalize().into_bytes().into()
 }
 
 impl fmt::Debug for KeyFile {
@@ -420,6 +509,7 @@ impl fmt::Debug for KeyFile {
         f.debug_struct("KeyFile")
             .field("vouchers", &self.vouchers)
             .field("link_secret", &format_args!("<redacted>"))
+            .field("short_secret_key", &format_args!("<redacted>"))
             .finish()
     }
 }
@@ -740,6 +830,23 @@ fn sync_parent(path: &Path) {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("keys.toml");
+        KeyFile::generate().save(&path).expect("save");
+        assert!(KeyFile::load(&path).is_ok());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = KeyFile::load(&path).expect_err("a world-readable key file loads");
+        assert!(
+            matches!(e, KeyError::OpenToOthers { mode: 0o644, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -533,3 +533,49 @@ fn catalog_import_creates_then_updates_items() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("(not_found)"), "{}", stderr(&o));
 }
+
+#[test]
+fn keys_rotate_links_keeps_the_old_secret_for_its_grace_and_a_readable_key_file_is_refused() {
+    let dir = demo_copy();
+    let key_file = dir.path().join("demo.db.keys.toml");
+    let before = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!before.contains("previous_link_secret"), "{before}");
+    let o = hongxin(dir.path(), &["keys", "rotate-links", "--grace-days", "7"]);
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("old cards work until"),
+        "{}",
+        stdout(&o)
+    );
+    let after = std::fs::read_to_string(&key_file).unwrap();
+    let link_secret = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("link_secret"))
+            .map(str::to_string)
+            .expect("link_secret line")
+    };
+    assert_ne!(link_secret(&before), link_secret(&after));
+    // The old secret verifies printed cards until the grace period ends; the PIN key stays.
+    let old = link_secret(&before).replacen("link_secret", "previous_link_secret", 1);
+    assert!(after.contains(&old), "{after}");
+    assert!(after.contains("previous_link_until"), "{after}");
+    let short = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("short_secret_key"))
+            .map(str::to_string)
+    };
+    assert!(short(&after).is_some(), "{after}");
+    if let Some(kept) = short(&before) {
+        assert_eq!(short(&after), Some(kept));
+    }
+    assert_ok(&hongxin(dir.path(), &["verify"]));
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let o = hongxin(dir.path(), &["verify"]);
+        assert!(!o.status.success(), "a world-readable key file was used");
+        assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+    }
+}

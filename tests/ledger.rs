@@ -727,11 +727,12 @@ async fn split_tender_refunds(backend: Backend) {
         "invalid_amount",
         Some("amount")
     );
+    // Another shop's sale is refused as a missing one would be.
     refused_unchanged!(
         t,
         t.refund_sale(s.sale, Some(OTHER_SHOP), Some("1.00")),
-        "forbidden",
-        None
+        "not_found",
+        Some("sale")
     );
     refused_unchanged!(
         t,
@@ -745,7 +746,7 @@ async fn split_tender_refunds(backend: Backend) {
         cooperative: Some("COOP2".into()),
         amount: None,
     };
-    refused_unchanged!(t, t.refund_sale_with(other_coop), "forbidden", None);
+    refused_unchanged!(t, t.refund_sale_with(other_coop), "not_found", Some("sale"));
 
     // Partial refund of 40.00: each tender its share of what remains (24.00 / 12.00 / 4.00),
     // and within a credit tender the paid/bonus split it drew.

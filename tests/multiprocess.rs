@@ -297,16 +297,32 @@ async fn two_servers_one_database() {
         .expect("HTTP client");
     let tally = Arc::new(Mutex::new(Tally::default()));
     let vouchers = Arc::new(vouchers);
+    // Wallet sales carry the household card's link, as a till that scanned it sends.
+    let mut cards = BTreeMap::new();
+    for h in HOUSEHOLDS {
+        let link: Value = client
+            .get(format!("{}/v1/households/{h}/link", bases[0]))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("link")
+            .json()
+            .await
+            .expect("link JSON");
+        cards.insert(h, link["url"].as_str().expect("url").to_string());
+    }
+    let cards = Arc::new(cards);
     let started = Instant::now();
     let barrier = Arc::new(tokio::sync::Barrier::new(CLIENTS));
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let (client, bases, tally, vouchers, barrier) = (
+            let (client, bases, tally, vouchers, barrier, cards) = (
                 client.clone(),
                 bases.clone(),
                 tally.clone(),
                 vouchers.clone(),
                 barrier.clone(),
+                cards.clone(),
             );
             tokio::spawn(async move {
                 barrier.wait().await;
@@ -320,7 +336,8 @@ async fn two_servers_one_database() {
                             (
                                 h.to_string(),
                                 json!({ "household": h, "amount": amount.to_string(),
-                                        "tenders": [{ "type": "wallet", "amount": amount.to_string() }] }),
+                                        "tenders": [{ "type": "wallet", "amount": amount.to_string() }],
+                                        "resident": { "card": cards[h] } }),
                             )
                         }
                         2 => {

@@ -94,6 +94,16 @@ const IRRELEVANT: &[(&str, &str, &str)] = &[
     ),
     (
         "households",
+        "pin_failures",
+        "wrong PINs in a row toward the PIN's lockout; access, not money",
+    ),
+    (
+        "households",
+        "pin_locked_until",
+        "the end of the PIN's lockout; access, not money",
+    ),
+    (
+        "households",
         "created_at",
         "when the row was made; no figure reads it",
     ),

@@ -12,6 +12,7 @@ use http_support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use hongxin::http::limits::RateConfig;
 use hongxin::http::HttpConfig;
 
 /// A browser's view of a session: the cookie it holds and the CSRF token its page was given.
@@ -482,6 +483,181 @@ async fn pages_and_headers(app: &TestApp) {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
+/// Asks for a pairing code for S1 as the cooperative's accountant.
+async fn pairing_code(app: &TestApp) -> String {
+    let (status, pairing, _) = app
+        .post(
+            ACCOUNTANT_COOP,
+            "/web/pairings",
+            json!({"shop": "S1"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{pairing}");
+    pairing["code"].as_str().expect("code").to_string()
+}
+
+async fn pairing_codes_sign_in_only(app: &TestApp) {
+    let code = pairing_code(app).await;
+    let digits: String = code.chars().filter(char::is_ascii_digit).collect();
+    let head = app.head().await;
+    // Neither the old stored form nor the bare digits are a bearer token: no top-up is posted.
+    for bearer in [format!("pair:{digits}"), digits.clone(), code.clone()] {
+        let reply = app
+            .post(
+                &bearer,
+                "/v1/topups",
+                json!({"household": "H1", "paid": "50.00", "method": "cash", "deliver": "wallet"}),
+                Some(&app.key()),
+            )
+            .await;
+        assert_problem(&reply, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    }
+    assert_eq!(app.head().await, head, "nothing was posted");
+    // The code was not spent by those attempts: it signs a till in, once, and the till's
+    // session lasts the staff session length (12 h), not the code's ten minutes.
+    let s = sign_in(app, json!({"pairing_code": digits})).await;
+    let expires: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(s.info["expires_at"].clone()).expect("expires_at");
+    let left = (expires - chrono::Utc::now()).num_seconds();
+    assert!(
+        (12 * 3600 - 60..=12 * 3600).contains(&left),
+        "session ends in {left} s"
+    );
+    let reply = app
+        .request(
+            Method::POST,
+            None,
+            "/web/session",
+            Some(&json!({"pairing_code": code})),
+            None,
+        )
+        .await;
+    assert_problem(&reply, StatusCode::UNAUTHORIZED, "sign_in_failed", None);
+    // The stored hash is keyed: it is not the SHA-256 of anything the code alone gives.
+    let counted = |kind: &str| {
+        app.state
+            .metrics
+            .auth_failures
+            .get_or_create(&hongxin::http::metrics::KindLabels { kind: kind.into() })
+            .get()
+    };
+    assert_eq!(counted("bearer"), 3);
+    assert_eq!(counted("pairing"), 1);
+}
+
+async fn failed_authentication_is_rate_limited(app: &TestApp) {
+    // Allowance of 5 failures a minute per address (the config below).
+    for i in 0..5 {
+        let reply = app.get(&format!("guess-{i}"), "/v1/households/H1").await;
+        assert_problem(&reply, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    }
+    // Now the address is refused whatever it sends, a good token included, with Retry-After.
+    for token in ["guess-5", ADMIN] {
+        let reply = app.get(token, "/v1/households/H1").await;
+        assert_problem(&reply, StatusCode::TOO_MANY_REQUESTS, "rate_limited", None);
+        let wait: u64 = reply
+            .2
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!((1..=61).contains(&wait), "Retry-After {wait}");
+    }
+    // Sign-ins by staff token and pairing code share the address's allowance.
+    let reply = app
+        .request(
+            Method::POST,
+            None,
+            "/web/session",
+            Some(&json!({"token": ADMIN})),
+            None,
+        )
+        .await;
+    assert_problem(&reply, StatusCode::TOO_MANY_REQUESTS, "rate_limited", None);
+    let metrics = &app.state.metrics;
+    assert_eq!(
+        metrics
+            .auth_failures
+            .get_or_create(&hongxin::http::metrics::KindLabels {
+                kind: "bearer".into()
+            })
+            .get(),
+        5
+    );
+    assert_eq!(metrics.auth_throttled.get(), 3);
+    let text = metrics.render(0, 0, 0);
+    assert!(
+        text.contains("hongxin_auth_failures_total{kind=\"bearer\"} 5"),
+        "{text}"
+    );
+    assert!(text.contains("hongxin_auth_throttled_total 3"), "{text}");
+}
+
+async fn revocation_reaches_every_descendant(app: &TestApp) {
+    let (status, made, _) = app
+        .post(
+            ADMIN,
+            "/v1/tokens",
+            json!({"role": "company", "scope": "K01", "label": "office PC"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let root = made["token"].as_str().expect("token").to_string();
+    let id = made["id"].as_i64().expect("id");
+    // Three levels: the token, a session made from it, a session made from that session.
+    let child = sign_in(app, json!({"token": root})).await;
+    let grandchild = sign_in(app, json!({"token": child.cookie})).await;
+    let great = sign_in(app, json!({"token": grandchild.cookie})).await;
+    for s in [&child, &grandchild, &great] {
+        let (status, _, _) =
+            cookie_request(app, Method::GET, "/web/session", &s.cookie, None, None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, body, _) = app
+        .post(ADMIN, &format!("/v1/tokens/{id}/revoke"), json!({}), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for s in [&child, &grandchild, &great] {
+        let reply = cookie_request(app, Method::GET, "/web/session", &s.cookie, None, None).await;
+        assert_problem(&reply, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    }
+    app.get_ok(COMPANY_K01, "/v1/companies/K01/arrears").await;
+}
+
+async fn accountants_see_and_end_paired_tills(app: &TestApp) {
+    let till = sign_in(app, json!({"pairing_code": pairing_code(app).await})).await;
+    let listed = app.get_ok(ACCOUNTANT_COOP, "/web/pairings").await;
+    let tills = listed["tills"].as_array().expect("tills");
+    assert_eq!(tills.len(), 1, "{listed}");
+    assert_eq!(tills[0]["shop"], json!("S1"));
+    assert_eq!(tills[0]["expires_at"], till.info["expires_at"]);
+    let id = tills[0]["id"].as_i64().expect("id");
+    // Another cooperative's accountant neither sees it nor ends it; a cashier cannot ask.
+    let other = app.get_ok(ACCOUNTANT_COOP2, "/web/pairings").await;
+    assert_eq!(other, json!({"tills": []}));
+    let path = format!("/web/pairings/{id}/end");
+    let reply = app.post(ACCOUNTANT_COOP2, &path, json!({}), None).await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("id"));
+    let reply = app.get(CASHIER_S1, "/web/pairings").await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    let (status, _, _) =
+        cookie_request(app, Method::GET, "/web/session", &till.cookie, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    // The till's own accountant ends it: signed out at once, and gone from the list.
+    let (status, body, _) = app.post(ACCOUNTANT_COOP, &path, json!({}), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let reply = cookie_request(app, Method::GET, "/web/session", &till.cookie, None, None).await;
+    assert_problem(&reply, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    assert_eq!(
+        app.get_ok(ACCOUNTANT_COOP, "/web/pairings").await,
+        json!({"tills": []})
+    );
+    let reply = app.post(ACCOUNTANT_COOP, &path, json!({}), None).await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("id"));
+}
+
 macro_rules! on_every_backend {
     ($($name:ident($config:expr);)*) => {
         mod sqlite {
@@ -521,4 +697,11 @@ on_every_backend! {
     pairing_codes(HttpConfig::default());
     resident_web_sessions(HttpConfig::default());
     pages_and_headers(HttpConfig::default());
+    pairing_codes_sign_in_only(HttpConfig::default());
+    failed_authentication_is_rate_limited(HttpConfig {
+        rates: RateConfig { failed_auth_per_address: 5, ..RateConfig::default() },
+        ..HttpConfig::default()
+    });
+    revocation_reaches_every_descendant(HttpConfig::default());
+    accountants_see_and_end_paired_tills(HttpConfig::default());
 }

@@ -1,4 +1,5 @@
-//! `hongxin keys list|rotate|retire`: the voucher signing keys in the key file (SPEC §6).
+//! `hongxin keys list|rotate|retire`: the voucher signing keys in the key file (SPEC §6);
+//! `hongxin keys rotate-links`: the secret that signs residents' card links.
 //!
 //! New codes are signed with the newest key that is not retired; older keys keep verifying until
 //! retired. Secrets are never printed. A running server reads the key file at start-up, so it
@@ -19,6 +20,13 @@ pub enum KeysCommand {
     Retire {
         /// The key id, as shown by `hongxin keys list`
         id: u8,
+    },
+    /// Replace the secret that signs households' card links: new links use the new one; cards
+    /// already printed keep working for the grace period, then are refused
+    RotateLinks {
+        /// Days the old secret keeps verifying printed cards (0: refused at once)
+        #[arg(long, default_value_t = 30)]
+        grace_days: u32,
     },
 }
 
@@ -60,6 +68,18 @@ pub fn run(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             file.save(&path)?;
             eprintln!("key {id} now signs new vouchers; restart running servers to use it");
             println!("{id}");
+        }
+        KeysCommand::RotateLinks { grace_days } => {
+            file.rotate_link_secret(chrono::Duration::days(i64::from(grace_days)));
+            file.save(&path)?;
+            let until = file
+                .previous_link_until()
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default();
+            println!("card links are signed with a new secret; old cards work until {until}");
+            eprintln!(
+                "restart running servers to use it, then print new cards (GET /v1/households/{{h}}/link)"
+            );
         }
         KeysCommand::Retire { id } => {
             file.vouchers.retire(id)?;

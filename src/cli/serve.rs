@@ -54,6 +54,23 @@ pub struct ServeArgs {
     #[arg(long, env = "HONGXIN_RESIDENT_RATE", value_name = "N")]
     pub resident_rate: Option<u32>,
 
+    /// Failed authentications allowed per client address per minute (a third of it per
+    /// household) before the address is answered 429 until the minute is out [default: 30]
+    #[arg(long, env = "HONGXIN_AUTH_FAILURE_RATE", value_name = "N")]
+    pub auth_failure_rate: Option<u32>,
+
+    /// Seconds a connection may take to send a request's head before it is closed [default: 10]
+    #[arg(long, env = "HONGXIN_HEADER_TIMEOUT", value_name = "SECONDS")]
+    pub header_timeout: Option<u64>,
+
+    /// Seconds a request may take, its body included, before it is answered 408 [default: 60]
+    #[arg(long, env = "HONGXIN_REQUEST_TIMEOUT", value_name = "SECONDS")]
+    pub request_timeout: Option<u64>,
+
+    /// Open connections at most; more wait until one closes [default: 1024]
+    #[arg(long, env = "HONGXIN_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
     /// Seconds between housekeeping runs (voucher expiry, idempotency and session pruning)
     /// [default: 3600]
     #[arg(long, env = "HONGXIN_HOUSEKEEPING_SECONDS", value_name = "SECONDS")]
@@ -94,6 +111,22 @@ impl ServeArgs {
             .resident_rate
             .or(file.resident_rate)
             .unwrap_or(rates.resident_per_household);
+        let auth_failure_rate = self
+            .auth_failure_rate
+            .or(file.auth_failure_rate)
+            .unwrap_or(rates.failed_auth_per_address);
+        let header_timeout = self
+            .header_timeout
+            .or(file.header_timeout)
+            .unwrap_or(defaults.header_read_timeout.as_secs());
+        let request_timeout = self
+            .request_timeout
+            .or(file.request_timeout)
+            .unwrap_or(defaults.request_timeout.as_secs());
+        let max_connections = self
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(defaults.max_connections);
         let housekeeping = self
             .housekeeping_seconds
             .or(file.housekeeping_seconds)
@@ -111,6 +144,9 @@ impl ServeArgs {
                 voucher_per_address: voucher_rate.saturating_mul(2),
                 resident_per_household: resident_rate,
                 resident_per_address: resident_rate.saturating_mul(3),
+                failed_auth_per_address: auth_failure_rate,
+                failed_auth_per_target: auth_failure_rate.div_ceil(3).max(1),
+                ..RateConfig::default()
             },
             public_url: self
                 .public_url
@@ -118,6 +154,9 @@ impl ServeArgs {
                 .or_else(|| file.public_url.clone())
                 .unwrap_or_else(|| format!("http://{listen}")),
             housekeeping_every: Duration::from_secs(housekeeping.clamp(1, 24 * 3600)),
+            header_read_timeout: Duration::from_secs(header_timeout.clamp(1, 600)),
+            request_timeout: Duration::from_secs(request_timeout.clamp(1, 3600)),
+            max_connections: max_connections.clamp(1, 1_000_000),
         };
         ServeSettings { listen, http }
     }

@@ -65,9 +65,32 @@ pub(crate) fn check_text(field: &str, text: &str, max_chars: usize) -> Result<()
             field,
             "must not contain control characters",
         ))
+    } else if text.chars().any(is_format) {
+        Err(Rejection::invalid(
+            field,
+            "must not contain invisible or direction-changing characters",
+        ))
     } else {
         Ok(())
     }
+}
+
+/// Unicode format characters (general category Cf) that can hide or reorder what a name shows
+/// on a receipt or a statement: direction marks, embeddings, overrides and isolates, zero-width
+/// characters, the soft hyphen, the byte-order mark and interlinear annotation.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// Floor area in dm² (0.01 m²), so it is stored as an integer.
@@ -513,6 +536,54 @@ pub(crate) async fn set_pin<T: Tx>(
         }
     }
     tx.set_pin(h.id, pin_hash).await?;
+    Ok(Created {
+        id: h.id,
+        code: h.code,
+    })
+}
+
+/// Failed PIN attempts in a row that lock a household's PIN.
+pub const PIN_FAILURES_PER_LOCK: i64 = 5;
+/// The first lockout; each further [`PIN_FAILURES_PER_LOCK`] failures double it.
+pub const PIN_FIRST_LOCK_MINUTES: i64 = 15;
+/// The longest lockout: a day.
+pub const PIN_LONGEST_LOCK_MINUTES: i64 = 24 * 60;
+
+/// When a PIN that has failed `failures` times in a row is locked until, if it is.
+pub fn pin_lock_after(
+    failures: i64,
+    at: DateTime<Utc>,
+    previous: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    if failures < PIN_FAILURES_PER_LOCK || failures % PIN_FAILURES_PER_LOCK != 0 {
+        return previous;
+    }
+    let doublings = u32::try_from(failures / PIN_FAILURES_PER_LOCK - 1).unwrap_or(u32::MAX);
+    let minutes = PIN_FIRST_LOCK_MINUTES
+        .checked_mul(1_i64.checked_shl(doublings.min(16)).unwrap_or(i64::MAX))
+        .unwrap_or(PIN_LONGEST_LOCK_MINUTES)
+        .min(PIN_LONGEST_LOCK_MINUTES);
+    Some(at + chrono::Duration::minutes(minutes))
+}
+
+pub(crate) async fn record_pin_attempt<T: Tx>(
+    tx: &mut T,
+    household: &str,
+    ok: bool,
+    at: DateTime<Utc>,
+) -> OpResult<Created> {
+    let h = tx
+        .household(household)
+        .await?
+        .ok_or_else(|| Rejection::not_found("household", "household", household))?;
+    let (failures, locked_until) = tx.pin_failures(h.id).await?;
+    if ok {
+        tx.set_pin_failures(h.id, 0, None).await?;
+    } else {
+        let failures = failures.saturating_add(1);
+        tx.set_pin_failures(h.id, failures, pin_lock_after(failures, at, locked_until))
+            .await?;
+    }
     Ok(Created {
         id: h.id,
         code: h.code,

@@ -377,6 +377,7 @@ pub trait Tx: Send {
     async fn insert_token(&mut self, t: &NewToken, scope: &TokenScopeIds) -> OpResult<i64>;
     /// Marks a token revoked; false when there is no such live token.
     async fn revoke_token(&mut self, id: i64) -> OpResult<bool>;
+    /// Sets the PIN hash and clears its failure count and lockout.
     async fn set_pin(&mut self, household: i64, pin_hash: Option<&str>) -> OpResult<()>;
     /// Sets or clears a compound's takeover date.
     async fn set_compound_takeover(
@@ -384,12 +385,21 @@ pub trait Tx: Send {
         compound: i64,
         taken_over_on: Option<NaiveDate>,
     ) -> OpResult<()>;
+    /// The PIN's failed attempts in a row and the end of its lockout.
+    async fn pin_failures(&mut self, household: i64) -> OpResult<(i64, Option<DateTime<Utc>>)>;
+    async fn set_pin_failures(
+        &mut self,
+        household: i64,
+        failures: i64,
+        locked_until: Option<DateTime<Utc>>,
+    ) -> OpResult<()>;
     /// Increments the household's link version and returns the new one.
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64>;
     /// Deletes idempotency records created before `before`; returns how many.
     async fn prune_idempotency(&mut self, before: DateTime<Utc>) -> OpResult<u64>;
-    /// Deletes residents' sign-in sessions that expired before `before`, at most `limit` of
-    /// them; returns how many. Staff sessions stay: entries name them as their actor.
+    /// Deletes residents' sessions and pairing codes that expired before `before` with no
+    /// session made from them, at most `limit` of them (see [`Command::PruneExpiredSessions`]);
+    /// returns how many. Staff sessions stay: entries name them as their actor.
     async fn prune_sessions(&mut self, before: DateTime<Utc>, limit: u32) -> OpResult<u64>;
 
     /// Balance of an account on its normal side; zero if it was never used.
@@ -537,7 +547,7 @@ pub(crate) fn amounts_within_ceiling(ctx: &Ctx<'_>, command: &Command) -> Result
     }
 }
 
-/// Expired sessions deleted by one [`Command::PruneSessions`], so one run never holds the
+/// Expired sessions deleted by one [`Command::PruneExpiredSessions`], so one run never holds the
 /// writer long; housekeeping repeats it until a run finds fewer.
 pub const PRUNE_SESSIONS_BATCH: u32 = 5_000;
 
@@ -569,6 +579,9 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
             household,
             pin_hash,
         } => Receipt::Created(master::set_pin(tx, household, pin_hash.as_deref()).await?),
+        Command::RecordPinAttempt { household, ok, at } => {
+            Receipt::Created(master::record_pin_attempt(tx, household, *ok, *at).await?)
+        }
         Command::RotateHouseholdLink { household } => {
             Receipt::Created(master::rotate_link(tx, household).await?)
         }
@@ -580,7 +593,7 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
             created: 0,
             updated: tx.prune_idempotency(*before).await?,
         }),
-        Command::PruneSessions { before } => Receipt::Imported(Imported {
+        Command::PruneExpiredSessions { before } => Receipt::Imported(Imported {
             created: 0,
             updated: tx.prune_sessions(*before, PRUNE_SESSIONS_BATCH).await?,
         }),

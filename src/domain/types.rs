@@ -36,6 +36,13 @@ pub enum Command {
         household: String,
         pin_hash: Option<String>,
     },
+    /// Records a PIN attempt on a household: a failure counts toward its lockout (5 failures →
+    /// 15 minutes, doubling with each further 5), a success clears the count.
+    RecordPinAttempt {
+        household: String,
+        ok: bool,
+        at: chrono::DateTime<chrono::Utc>,
+    },
     /// Moves a household's signed-link version on, so the links on old cards stop working.
     RotateHouseholdLink {
         household: String,
@@ -49,8 +56,10 @@ pub enum Command {
     PruneIdempotency {
         before: chrono::DateTime<chrono::Utc>,
     },
-    /// Forgets residents' sign-in sessions that expired before `before`.
-    PruneSessions {
+    /// Deletes the token rows of sessions and pairing codes that expired before `before` and
+    /// never acted: residents' sessions (they only read) and unused or spent pairing codes.
+    /// Staff sessions stay, since the journal names them as the actor of what they posted.
+    PruneExpiredSessions {
         before: chrono::DateTime<chrono::Utc>,
     },
     TopUp(TopUp),

@@ -187,6 +187,15 @@ impl Principal {
         self.token.id
     }
 
+    /// A resident's reads of their own figures are limited per household (429 past the quota):
+    /// they cost the server more than a till's work and must not crowd it out.
+    pub fn resident_read(&self, state: &AppState) -> Result<(), ApiError> {
+        match (&self.token.role, &self.token.household) {
+            (Role::Resident, Some(h)) => state.limits.resident_read(h),
+            _ => Ok(()),
+        }
+    }
+
     /// 403 unless the caller has one of these roles.
     pub fn allow(&self, roles: &[Role]) -> Result<(), ApiError> {
         if roles.contains(&self.token.role) {
@@ -234,22 +243,48 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The stored form of a short secret (a till pairing code): an HMAC under the server's key, so
+/// that a copy of the database alone does not let anyone run through the few possible values.
+/// `purpose` separates the uses. It has a token hash's shape (64 hex digits), and no bearer
+/// secret's SHA-256 can be made to equal it without the key.
+pub fn keyed_hash(key: &[u8; 32], purpose: &str, secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(b"hongxin/short-secret/v1\0");
+    mac.update(purpose.as_bytes());
+    mac.update(b"\0");
+    mac.update(secret.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts);
         // A bearer token (API clients), else the web pages' session cookie.
-        let token = match parts.headers.get(AUTHORIZATION) {
-            Some(header) => header
-                .to_str()
-                .ok()
-                .and_then(|h| h.strip_prefix("Bearer "))
-                .map(str::trim)
-                .filter(|t| !t.is_empty() && t.len() <= 200)
-                .ok_or_else(ApiError::unauthorized)?,
+        let (token, kind) = match parts.headers.get(AUTHORIZATION) {
+            Some(header) => {
+                state.auth_allowed(ip, None)?;
+                let token = header
+                    .to_str()
+                    .ok()
+                    .and_then(|h| h.strip_prefix("Bearer "))
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty() && t.len() <= 200);
+                match token {
+                    Some(t) => (t, "bearer"),
+                    None => {
+                        state.auth_failed(ip, None, "bearer");
+                        return Err(ApiError::unauthorized());
+                    }
+                }
+            }
             None => {
                 let cookie =
                     session::session_cookie(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+                state.auth_allowed(ip, None)?;
                 // A cookie is sent by the browser whoever made the page: a request that
                 // changes something must prove it came from ours.
                 let reads_only = matches!(parts.method, Method::GET | Method::HEAD);
@@ -261,21 +296,33 @@ impl FromRequestParts<AppState> for Principal {
                     )
                     .with_field("X-CSRF-Token"));
                 }
-                cookie
+                (cookie, "session")
             }
         };
-        let record = state
-            .app
-            .store
-            .token_by_hash(&token_hash(token))
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
-        let expired = record.expires_at.is_some_and(|t| t <= chrono::Utc::now());
-        if record.revoked || expired {
-            return Err(ApiError::unauthorized());
+        let record = state.app.store.token_by_hash(&token_hash(token)).await?;
+        let now = chrono::Utc::now();
+        // A pairing code is good for the pairing sign-in only, never as a bearer token (its
+        // stored hash is keyed, so this is a second lock on the same door).
+        let live = record.filter(|r| {
+            !r.revoked
+                && r.expires_at.is_none_or(|t| t > now)
+                && r.label.as_deref() != Some(session::PAIRING_LABEL)
+        });
+        match live {
+            Some(token) => Ok(Principal { token }),
+            None => {
+                state.auth_failed(ip, None, kind);
+                Err(ApiError::unauthorized())
+            }
         }
-        Ok(Principal { token: record })
     }
+}
+
+fn client_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
 }
 
 /// The caller's address, for rate limits (unspecified when not served over TCP).
@@ -285,12 +332,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
-        ))
+        Ok(ClientIp(client_ip(parts)))
     }
 }
 

@@ -75,6 +75,19 @@ pub struct HouseholdResponse {
     wallets: Vec<CoopWallet>,
     vouchers: Vec<VoucherView>,
     fees: FeesView,
+    /// The household's PIN as the office sees it; only for the household's company and admins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pin: Option<PinStatus>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PinStatus {
+    /// Whether a PIN is set.
+    set: bool,
+    /// Wrong PINs in a row since the last right one (or since it was set).
+    failures: i64,
+    /// Until when the PIN is refused after too many failures; `null` when it is not locked.
+    locked_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// 王小明 → 王**: enough for a cashier to greet the resident, no more.
@@ -110,6 +123,7 @@ async fn visible(
         Role::Company,
         Role::Resident,
     ])?;
+    principal.resident_read(state)?;
     match state.app.store.household(code).await? {
         Some(v) if may_see(principal, &v) => Ok(v),
         _ => Err(ApiError::not_found("household")),
@@ -155,6 +169,20 @@ async fn get_household(
     let open_bills = state.app.store.open_bills(&v.code).await?;
     let arrears_by_age = arrears_by_age(&open_bills, state.app.clock.today())?;
     let mut names = state.app.store.names().await?;
+    let pin =
+        match principal.role() {
+            Role::Admin | Role::Company => state
+                .app
+                .store
+                .household_credentials(&v.code)
+                .await?
+                .map(|c| PinStatus {
+                    set: c.pin_hash.is_some(),
+                    failures: c.pin_failures,
+                    locked_until: c.pin_locked_until.filter(|t| *t > chrono::Utc::now()),
+                }),
+            _ => None,
+        };
     Ok(axum::Json(HouseholdResponse {
         household: v.code.clone(),
         compound: v.compound.clone(),
@@ -205,6 +233,7 @@ async fn get_household(
             prepaid: fees.checked_neg().unwrap_or(Amount::ZERO).max(Amount::ZERO),
             arrears_by_age,
         },
+        pin,
     }))
 }
 

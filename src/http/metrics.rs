@@ -38,6 +38,11 @@ pub struct TaskLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabels {
     pub code: String,
 }
@@ -61,6 +66,11 @@ pub struct Metrics {
     /// What housekeeping did, by task: `vouchers_expired`, `idempotency_pruned`,
     /// `sessions_pruned`.
     pub housekeeping_items: Family<TaskLabels, Counter>,
+    /// Failed authentications by kind (bearer, session, staff_sign_in, pairing, resident_link,
+    /// resident_pin, resident_proof).
+    pub auth_failures: Family<KindLabels, Counter>,
+    /// Requests refused with 429 because their address or target failed too often.
+    pub auth_throttled: Counter,
 }
 
 impl Metrics {
@@ -81,6 +91,18 @@ impl Metrics {
             "housekeeping_items",
             "Vouchers expired and records pruned by housekeeping, by task",
             housekeeping_items.clone(),
+        );
+        let auth_failures = Family::<KindLabels, Counter>::default();
+        let auth_throttled = Counter::default();
+        registry.register(
+            "auth_failures",
+            "Failed authentications by kind",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "auth_throttled",
+            "Requests refused (429) after too many failed authentications",
+            auth_throttled.clone(),
         );
         registry.register(
             "http_requests",
@@ -110,6 +132,8 @@ impl Metrics {
             rejections,
             housekeeping_runs,
             housekeeping_items,
+            auth_failures,
+            auth_throttled,
         })
     }
 
@@ -130,6 +154,12 @@ impl Metrics {
     pub fn reject(&self, code: &str) {
         self.rejections
             .get_or_create(&CodeLabels { code: code.into() })
+            .inc();
+    }
+
+    pub fn auth_failed(&self, kind: &'static str) {
+        self.auth_failures
+            .get_or_create(&KindLabels { kind: kind.into() })
             .inc();
     }
 
@@ -159,7 +189,18 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().to_string();
+    // Known methods only: an invented one must not add a series (nor may a raw path, above).
+    let method = match *req.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+    .to_string();
     let start = Instant::now();
     let response = next.run(req).await;
     let elapsed = start.elapsed().as_secs_f64();

@@ -15,7 +15,7 @@ mod money;
 mod office;
 mod ops;
 mod reports;
-pub(crate) mod resident;
+pub mod resident;
 mod resident_view;
 mod till;
 mod vouchers;
@@ -63,6 +63,12 @@ pub struct HttpConfig {
     pub public_url: String,
     /// Time between housekeeping runs (voucher expiry, idempotency and session pruning).
     pub housekeeping_every: Duration,
+    /// A connection that has not sent a request's whole head within this is closed.
+    pub header_read_timeout: Duration,
+    /// A request (its body read and its answer made) that takes longer is answered 408.
+    pub request_timeout: Duration,
+    /// Open connections at most; further ones wait in the listen queue until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -75,6 +81,9 @@ impl Default for HttpConfig {
             rates: RateConfig::default(),
             public_url: "http://127.0.0.1:8080".into(),
             housekeeping_every: Duration::from_secs(3600),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 1024,
         }
     }
 }
@@ -90,6 +99,28 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Refuses (429) an address or target that has failed to authenticate too often lately.
+    pub(crate) fn auth_allowed(
+        &self,
+        ip: std::net::IpAddr,
+        target: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.limits.auth_allowed(ip, target).inspect_err(|_| {
+            self.metrics.auth_throttled.inc();
+        })
+    }
+
+    /// Counts a failed authentication of this kind against the address and target.
+    pub(crate) fn auth_failed(
+        &self,
+        ip: std::net::IpAddr,
+        target: Option<&str>,
+        kind: &'static str,
+    ) {
+        self.limits.auth_failed(ip, target);
+        self.metrics.auth_failed(kind);
+    }
+
     pub fn new(app: App, config: HttpConfig) -> AppState {
         AppState {
             app,
@@ -144,7 +175,12 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .split_for_parts();
     api.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc = api.clone();
-    let doc_json = Arc::new(serde_json::to_vec(&doc).unwrap_or_default());
+    let doc_json = Arc::new(
+        serde_json::to_value(&doc)
+            .map(problems_documented)
+            .and_then(|v| serde_json::to_vec(&v))
+            .unwrap_or_default(),
+    );
     let router = api_router
         .route(
             "/openapi.json",
@@ -167,6 +203,11 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
                 "this path does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn(api_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.request_timeout,
+            request_deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
@@ -187,6 +228,163 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The served document says what the server sends on refusal: every error body is
+/// `application/problem+json` (not `application/json`), and any status an operation does not
+/// list (401 without a valid token, 403, 408, 413, 415, 429 …) is its `default` response, a
+/// problem.
+fn problems_documented(mut doc: serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let problem_ref = "#/components/schemas/Problem";
+    // Bodies whose every field has a default may be left out altogether (OptionalJson).
+    let all_optional: Vec<String> = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| {
+            schemas
+                .iter()
+                .filter(|(_, s)| {
+                    s.get("type") == Some(&json!("object"))
+                        && s.get("required")
+                            .is_none_or(|r| r.as_array().is_some_and(Vec::is_empty))
+                })
+                .map(|(name, _)| format!("#/components/schemas/{name}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return doc;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            if !matches!(
+                method.as_str(),
+                "get" | "post" | "put" | "delete" | "patch" | "head"
+            ) {
+                continue;
+            }
+            if let Some(body) = operation.get_mut("requestBody") {
+                let optional = body
+                    .pointer("/content/application~1json/schema/$ref")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| all_optional.iter().any(|o| o == r));
+                if optional {
+                    body["required"] = json!(false);
+                }
+            }
+            // The limits the server enforces on parameters: an Idempotency-Key is 1–255 visible
+            // ASCII characters; a numeric path id is positive.
+            if let Some(params) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            {
+                for p in params.iter_mut() {
+                    let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+                    let place = p.get("in").and_then(Value::as_str).unwrap_or("");
+                    if place == "header" && name.eq_ignore_ascii_case("idempotency-key") {
+                        p["schema"] = json!({
+                            "type": "string", "minLength": 1, "maxLength": 255,
+                            "pattern": "^[!-~]+$"
+                        });
+                    } else if place == "path"
+                        && p.pointer("/schema/type").and_then(Value::as_str) == Some("integer")
+                    {
+                        p["schema"]["minimum"] = json!(1);
+                    }
+                }
+            }
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                let Some(content) = response.get_mut("content").and_then(Value::as_object_mut)
+                else {
+                    continue;
+                };
+                let is_problem = content
+                    .get("application/json")
+                    .and_then(|c| c.pointer("/schema/$ref"))
+                    .and_then(Value::as_str)
+                    == Some(problem_ref);
+                if is_problem {
+                    if let Some(c) = content.remove("application/json") {
+                        content.insert("application/problem+json".into(), c);
+                    }
+                }
+            }
+            responses.entry("default").or_insert_with(|| {
+                json!({
+                    "description": "a refusal: application/problem+json with a stable `code`",
+                    "content": { "application/problem+json": { "schema": { "$ref": problem_ref } } }
+                })
+            });
+        }
+    }
+    doc
+}
+
+/// A request that has not been answered within the configured time (a body sent byte by byte, a
+/// report too large) is answered 408 and its work dropped; a write already handed to the engine
+/// still completes, and its Idempotency-Key replays it.
+async fn request_deadline(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request took longer than {} s", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
+/// Every answer is `nosniff`; the API's answers (`/v1`, `/web` sign-in) are never cached; and a
+/// refusal made by the framework's own extractors (a path parameter that is not UTF-8, a query
+/// that does not parse) becomes problem+json like every other error.
+async fn api_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+    let api = {
+        let path = req.uri().path();
+        path.starts_with("/v1/") || path.starts_with("/web/")
+    };
+    let mut response = next.run(req).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if status.is_client_error() && plain {
+        let bytes = axum::body::to_bytes(std::mem::take(response.body_mut()), 4096)
+            .await
+            .unwrap_or_default();
+        let detail = String::from_utf8_lossy(&bytes).into_owned();
+        let code = if status == StatusCode::BAD_REQUEST {
+            "bad_request"
+        } else {
+            "invalid_input"
+        };
+        response = ApiError::new(status, code, detail).into_response();
+    }
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if api {
+        headers
+            .entry(CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
 /// Request ids: the process start time and a counter, unique per process and cheap.
 #[derive(Clone, Default)]
 struct RequestIds {
@@ -202,22 +400,64 @@ impl MakeRequestId for RequestIds {
     }
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// Serves until `shutdown` resolves, then finishes the requests in flight. Each connection must
+/// send a request's head within `header_read_timeout`; at most `max_connections` are open at
+/// once (the rest wait in the kernel's listen queue); a request runs `request_timeout` at most.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::Service;
+
     let housekeeping = tokio::spawn(housekeeping(state.clone()));
+    let config = state.config.clone();
     let (router, _) = router(state);
-    let result = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            router.clone().call(req.map(axum::body::Body::new))
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     housekeeping.abort();
-    result
+    Ok(())
 }
 
 /// Runs [`housekeep_once`] every `housekeeping_every`, from start-up on.
@@ -316,7 +556,7 @@ async fn housekeeping_tasks(state: &AppState) -> Result<Housekeeping, String> {
     done.idempotency_pruned = pruned(state, Command::PruneIdempotency { before }).await?;
     let now = chrono::Utc::now();
     for _ in 0..HOUSEKEEPING_ROUNDS {
-        let n = pruned(state, Command::PruneSessions { before: now }).await?;
+        let n = pruned(state, Command::PruneExpiredSessions { before: now }).await?;
         done.sessions_pruned += n;
         if n < u64::from(crate::domain::PRUNE_SESSIONS_BATCH) {
             break;

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
 use super::extract::{path_id, ApiJson, ClientIp, OptionalJson, Principal};
+use super::resident::{check_presence, ResidentProof};
 use super::{submit, AppState, Key};
 use crate::domain::{
     BonusRule, Command, CreditRefundReceipt, Delivery, Expense, PayMethod, PostedReceipt,
@@ -97,28 +98,30 @@ pub struct SaleRequest {
     tenders: Vec<Tender>,
     #[serde(default)]
     shop: Option<String>,
-    /// What the till has of the resident being there to spend from the wallet: the household
-    /// card's link as scanned, or the PIN typed. Accepted and not yet checked.
+    /// The resident's presence, needed when the wallet tenders exceed the policy's
+    /// `resident_factor_over` (0.00 by default: any wallet spending).
     #[serde(default)]
-    #[allow(dead_code)]
-    resident: Option<ResidentPresence>,
+    resident: Option<ResidentProof>,
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResidentPresence {
-    #[serde(default)]
-    #[allow(dead_code)]
-    card: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    pin: Option<String>,
+/// The request's bytes without its `resident` proof, for the idempotency fingerprint: a PIN is
+/// not kept in any form, and the same sale proved another way is the same sale.
+fn without_proof(raw: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(raw) {
+        Ok(serde_json::Value::Object(mut map)) if map.contains_key("resident") => {
+            map.remove("resident");
+            serde_json::to_vec(&map).unwrap_or_default()
+        }
+        _ => raw.to_vec(),
+    }
 }
 
 /// Sell by catalogue lines or by amount, paid by wallet, voucher, cash, WeChat or Alipay.
 #[utoipa::path(post, path = "/v1/sales", tag = "till", request_body = SaleRequest,
     params(("Idempotency-Key" = String, Header, description = "one per attempt")),
-    responses((status = 201, body = SaleReceipt), (status = 422, body = Problem), (status = 429, body = Problem)),
+    responses((status = 201, body = SaleReceipt),
+        (status = 422, body = Problem, description = "invalid input; `resident_required` or `resident_proof_failed` when the wallet is spent without the resident's card or PIN"),
+        (status = 429, body = Problem)),
     security(("bearer" = [])))]
 async fn post_sale(
     State(state): State<AppState>,
@@ -133,6 +136,24 @@ async fn post_sale(
         // Redeeming is a way to probe codes too.
         state.limits.voucher(principal.id(), ip)?;
     }
+    let mut from_wallet = Amount::ZERO;
+    for t in req.tenders.iter().filter(|t| t.kind == TenderType::Wallet) {
+        from_wallet = from_wallet.checked_add(t.amount).ok_or_else(|| {
+            ApiError::bad_request("invalid_amount", "tenders", "tenders: the amounts overflow")
+        })?;
+    }
+    let today = state.app.clock.today();
+    let free = state
+        .app
+        .policies
+        .topup(today)
+        .map_or(Amount::ZERO, |p| p.rules.resident_factor_over);
+    if from_wallet > free {
+        if let Some(household) = req.household.as_deref() {
+            check_presence(&state, ip, household, req.resident.as_ref()).await?;
+        }
+        // Without a household the engine refuses the wallet tender itself.
+    }
     let command = Command::Sale(Sale {
         shop: principal.shop_for(req.shop.as_deref())?,
         household: req.household,
@@ -144,7 +165,7 @@ async fn post_sale(
         &state,
         &principal,
         &headers,
-        ("POST /v1/sales", &body.raw),
+        ("POST /v1/sales", &without_proof(&body.raw)),
         command,
         StatusCode::CREATED,
         Key::Required,

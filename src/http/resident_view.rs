@@ -121,6 +121,7 @@ async fn get_household_fees(
     query: Result<Query<FeesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<HouseholdFeesResponse>, ApiError> {
     principal.allow(&[Role::Admin, Role::Company, Role::Resident])?;
+    principal.resident_read(&state)?;
     let Query(q) =
         query.map_err(|e| ApiError::bad_request("invalid_input", "months", e.body_text()))?;
     let count = q.months.unwrap_or(DEFAULT_MONTHS);

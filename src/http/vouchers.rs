@@ -145,11 +145,14 @@ pub struct VoidRequest {
 async fn post_void(
     State(state): State<AppState>,
     principal: Principal,
+    ClientIp(ip): ClientIp,
     Path(code): Path<String>,
     headers: HeaderMap,
     body: OptionalJson<VoidRequest>,
 ) -> Result<Response, ApiError> {
     principal.allow(&[Role::CoopAccountant, Role::Admin])?;
+    // Voiding answers differently for live and dead codes: limited like a lookup.
+    state.limits.voucher(principal.id(), ip)?;
     let cooperative = match principal.role() {
         Role::Admin => {
             // An admin acts in the voucher's own cooperative.

@@ -124,6 +124,8 @@ struct RawTopup {
     voucher_face_cap: Spanned<Text>,
     voucher_validity_months: Spanned<Whole>,
     custody_deposit_ratio: Spanned<Text>,
+    /// Wallet spending per sale allowed without the resident's card or PIN (default 0.00).
+    resident_factor_over: Option<Spanned<Text>>,
 }
 
 #[derive(Deserialize)]
@@ -409,6 +411,10 @@ impl Src<'_> {
         let custody_deposit_ratio =
             self.ratio("custody_deposit_ratio", &raw.custody_deposit_ratio)?;
         let max_amount = self.max_amount(raw.max_amount.as_ref())?;
+        let resident_factor_over = match &raw.resident_factor_over {
+            Some(v) => self.non_negative_amount("resident_factor_over", v)?,
+            None => Amount::ZERO,
+        };
         let rules = ParsedRules::Topup(TopupPolicy {
             unit,
             bonus_per_unit,
@@ -421,6 +427,7 @@ impl Src<'_> {
             voucher_validity_months,
             custody_deposit_ratio,
             max_amount,
+            resident_factor_over,
         });
         self.header(
             PolicyKind::TopupBonus,

@@ -40,6 +40,9 @@ pub struct TopupPolicy {
     pub custody_deposit_ratio: Decimal,
     /// The most any single amount may be while this version is in force.
     pub max_amount: Amount,
+    /// Wallet spending in one sale above this needs the resident present: the household card's
+    /// signed link scanned at the till, or the household PIN. 0.00 (the default): always.
+    pub resident_factor_over: Amount,
 }
 
 /// Units bought by one top-up and the bonus credit they earn (before the monthly cap).

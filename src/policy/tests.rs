@@ -149,6 +149,8 @@ fn shipped_policies_load_with_the_agreed_numbers() {
     assert_eq!(t.voucher_face_cap, amt("1000.00"));
     assert_eq!(t.voucher_validity_months, 36);
     assert_eq!(t.custody_deposit_ratio, dec("0.40"));
+    // Not in the file: wallet spending always needs the resident's card or PIN.
+    assert_eq!(t.resident_factor_over, amt("0.00"));
 
     let profit = set.profit(day).expect("profit in effect");
     assert_eq!(profit.reference.to_string(), "coop-profit-to-fees@1");
@@ -386,6 +388,24 @@ fn profit_defaults_apply_when_keys_are_left_out() {
     let rules = &set.profit(date("2024-01-01")).expect("in effect").rules;
     assert_eq!(rules.basis, AllocationBasis::CreditSpend);
     assert_eq!(rules.rounding, Rounding::HalfUp);
+}
+
+#[test]
+fn resident_factor_over_is_read_and_checked() {
+    let set = PolicySet::from_sources(&[("t.toml", TOPUP)]).expect("loads");
+    let rules = &set.topup(date("2024-01-01")).expect("in effect").rules;
+    assert_eq!(rules.resident_factor_over, amt("0.00"));
+    let text = format!("{TOPUP}resident_factor_over = \"20.00\"\n");
+    let set = PolicySet::from_sources(&[("t.toml", &text)]).expect("loads");
+    let rules = &set.topup(date("2024-01-01")).expect("in effect").rules;
+    assert_eq!(rules.resident_factor_over, amt("20.00"));
+    let bad = format!("{TOPUP}resident_factor_over = \"-1.00\"\n");
+    let (line, reason) = malformed(&bad);
+    assert_eq!(line, TOPUP.lines().count() + 1);
+    assert!(
+        reason.contains("resident_factor_over must not be negative"),
+        "{reason}"
+    );
 }
 
 #[test]

@@ -291,6 +291,9 @@ pub struct HouseholdCredentials {
     pub code: String,
     pub pin_hash: Option<String>,
     pub link_version: i64,
+    /// Failed PIN attempts in a row, and the end of the PIN's lockout.
+    pub pin_failures: i64,
+    pub pin_locked_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Figures of the write path, for metrics: how well group commit is batching.
@@ -404,9 +407,13 @@ pub(crate) fn policy_version(name: &str) -> Result<Option<(&str, i64)>, StoreErr
     Ok(Some((id, version)))
 }
 
-/// Whether a batch holds a command that revokes tokens: its commit empties the token caches.
+/// Whether a batch holds a command that revokes tokens (a household's new card link ends its
+/// residents' sessions): its commit empties the token caches.
 pub fn revokes_tokens(command: &Command) -> bool {
-    matches!(command, Command::RevokeToken { .. })
+    matches!(
+        command,
+        Command::RevokeToken { .. } | Command::RotateHouseholdLink { .. }
+    )
 }
 
 /// The right to run housekeeping (voucher expiry, pruning) for every process on a database.
@@ -457,6 +464,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<HistoryPage>, StoreError>;
     async fn voucher(&self, serial: u64) -> Result<Option<VoucherRow>, StoreError>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Unrevoked tokens with this label (of this cooperative, when given), oldest first, at
+    /// most `limit`; expired ones included (the caller knows the time).
+    async fn tokens_labelled(
+        &self,
+        label: &str,
+        cooperative: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
     async fn household_credentials(
         &self,
         code: &str,

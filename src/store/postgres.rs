@@ -502,6 +502,26 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn tokens_labelled(
+        &self,
+        label: &str,
+        cooperative: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows: Vec<rows::TokenTableRow> = sqlx::query_as(&format!(
+            "SELECT {} WHERE t.label = $1 AND t.revoked_at IS NULL
+               AND ($2::TEXT IS NULL OR c.code = $2)
+             ORDER BY t.id LIMIT $3",
+            rows::TOKEN_COLUMNS
+        ))
+        .bind(label)
+        .bind(cooperative)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter().map(rows::token).collect()
+    }
+
     async fn household_credentials(
         &self,
         code: &str,
@@ -509,17 +529,21 @@ impl Store for PostgresStore {
         if !storable(code) {
             return Ok(None);
         }
-        let row =
-            sqlx::query("SELECT id, code, pin_hash, link_version FROM households WHERE code = $1")
-                .bind(code)
-                .fetch_optional(&self.read)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, code, pin_hash, link_version, pin_failures, pin_locked_until
+             FROM households WHERE code = $1",
+        )
+        .bind(code)
+        .fetch_optional(&self.read)
+        .await?;
         Ok(match row {
             Some(r) => Some(HouseholdCredentials {
                 id: r.try_get(0)?,
                 code: r.try_get(1)?,
                 pin_hash: r.try_get(2)?,
                 link_version: r.try_get(3)?,
+                pin_failures: r.try_get(4)?,
+                pin_locked_until: rows::time_opt(r.try_get(5)?)?,
             }),
             None => None,
         })
@@ -2647,11 +2671,16 @@ impl Tx for PgTx<'_> {
                 .bind(id)
                 .execute(&mut *self.conn)
         );
-        // The web sessions made from it end with it.
+        // Every session made from it, and every session made from those, ends with it.
         db!(
             self,
             sqlx::query(
-                "UPDATE tokens SET revoked_at = $1 WHERE parent_id = $2 AND revoked_at IS NULL"
+                "WITH RECURSIVE below(id) AS (
+                     SELECT id FROM tokens WHERE parent_id = $2
+                     UNION SELECT t.id FROM tokens t JOIN below b ON t.parent_id = b.id
+                 )
+                 UPDATE tokens SET revoked_at = $1
+                 WHERE id IN (SELECT id FROM below) AND revoked_at IS NULL"
             )
             .bind(&self.now)
             .bind(id)
@@ -2670,10 +2699,45 @@ impl Tx for PgTx<'_> {
     async fn set_pin(&mut self, household: i64, pin_hash: Option<&str>) -> OpResult<()> {
         db!(
             self,
-            sqlx::query("UPDATE households SET pin_hash = $1 WHERE id = $2")
-                .bind(pin_hash)
+            sqlx::query(
+                "UPDATE households SET pin_hash = $1, pin_failures = 0, pin_locked_until = NULL
+                 WHERE id = $2"
+            )
+            .bind(pin_hash)
+            .bind(household)
+            .execute(&mut *self.conn)
+        );
+        Ok(())
+    }
+
+    async fn pin_failures(
+        &mut self,
+        household: i64,
+    ) -> OpResult<(i64, Option<chrono::DateTime<Utc>>)> {
+        let (failures, until): (i64, Option<String>) = db!(
+            self,
+            sqlx::query_as("SELECT pin_failures, pin_locked_until FROM households WHERE id = $1")
                 .bind(household)
-                .execute(&mut *self.conn)
+                .fetch_one(&mut *self.conn)
+        );
+        Ok((failures, rows::time_opt(until)?))
+    }
+
+    async fn set_pin_failures(
+        &mut self,
+        household: i64,
+        failures: i64,
+        locked_until: Option<chrono::DateTime<Utc>>,
+    ) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query(
+                "UPDATE households SET pin_failures = $1, pin_locked_until = $2 WHERE id = $3"
+            )
+            .bind(failures)
+            .bind(locked_until.as_ref().map(canonical_time))
+            .bind(household)
+            .execute(&mut *self.conn)
         );
         Ok(())
     }
@@ -2694,21 +2758,46 @@ impl Tx for PgTx<'_> {
     }
 
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64> {
-        Ok(db!(
+        let version = db!(
             self,
             sqlx::query_scalar(
                 "UPDATE households SET link_version = link_version + 1 WHERE id = $1 RETURNING link_version",
             )
             .bind(household)
             .fetch_one(&mut *self.conn)
-        ))
+        );
+        // A new card ends the sessions the household's residents signed in to.
+        db!(
+            self,
+            sqlx::query(
+                "UPDATE tokens SET revoked_at = $1
+                 WHERE household_id = $2 AND role = 'resident' AND expires_at IS NOT NULL
+                   AND revoked_at IS NULL"
+            )
+            .bind(&self.now)
+            .bind(household)
+            .execute(&mut *self.conn)
+        );
+        db!(
+            self,
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(TOKENS_CHANNEL)
+                .execute(&mut *self.conn)
+        );
+        Ok(version)
     }
 
     async fn prune_sessions(&mut self, before: chrono::DateTime<Utc>, limit: u32) -> OpResult<u64> {
         let done = db!(
             self,
-            sqlx::query("DELETE FROM tokens WHERE id IN (SELECT id FROM tokens WHERE role = 'resident' AND parent_id IS NULL AND expires_at IS NOT NULL AND expires_at < $1 LIMIT $2)")
+            sqlx::query("DELETE FROM tokens WHERE id IN (
+                 SELECT t.id FROM tokens t
+                 WHERE t.expires_at IS NOT NULL AND t.expires_at < $1
+                   AND (t.role = 'resident' OR t.label = $2)
+                   AND NOT EXISTS (SELECT 1 FROM tokens c WHERE c.parent_id = t.id)
+                 LIMIT $3)")
                 .bind(canonical_time(&before))
+                .bind(crate::web::session::PAIRING_LABEL)
                 .bind(i64::from(limit))
                 .execute(&mut *self.conn)
         );

@@ -47,6 +47,18 @@ pub(super) type TokenTableRow = (
     Option<String>,
 );
 
+/// An optional RFC 3339 time as stored (TEXT on both backends).
+pub(super) fn time_opt(
+    text: Option<String>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    text.map(|t| {
+        chrono::DateTime::parse_from_rfc3339(&t)
+            .map(|d| d.to_utc())
+            .map_err(|e| StoreError(format!("bad time {t:?}: {e}")))
+    })
+    .transpose()
+}
+
 pub(super) fn token(
     (id, role, cooperative, shop, company, household, label, expires_at, revoked_at): TokenTableRow,
 ) -> Result<TokenRecord, StoreError> {

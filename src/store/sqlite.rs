@@ -568,21 +568,45 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn tokens_labelled(
+        &self,
+        label: &str,
+        cooperative: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows: Vec<rows::TokenTableRow> = sqlx::query_as(&format!(
+            "SELECT {} WHERE t.label = ? AND t.revoked_at IS NULL AND (? IS NULL OR c.code = ?)
+             ORDER BY t.id LIMIT ?",
+            rows::TOKEN_COLUMNS
+        ))
+        .bind(label)
+        .bind(cooperative)
+        .bind(cooperative)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter().map(rows::token).collect()
+    }
+
     async fn household_credentials(
         &self,
         code: &str,
     ) -> Result<Option<HouseholdCredentials>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, code, pin_hash, link_version FROM households WHERE code = ?")
-                .bind(code)
-                .fetch_optional(&self.read)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, code, pin_hash, link_version, pin_failures, pin_locked_until
+             FROM households WHERE code = ?",
+        )
+        .bind(code)
+        .fetch_optional(&self.read)
+        .await?;
         Ok(match row {
             Some(r) => Some(HouseholdCredentials {
                 id: r.try_get(0)?,
                 code: r.try_get(1)?,
                 pin_hash: r.try_get(2)?,
                 link_version: r.try_get(3)?,
+                pin_failures: r.try_get(4)?,
+                pin_locked_until: rows::time_opt(r.try_get(5)?)?,
             }),
             None => None,
         })
@@ -2258,8 +2282,38 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn set_pin(&mut self, household: i64, pin_hash: Option<&str>) -> OpResult<()> {
-        sqlx::query("UPDATE households SET pin_hash = ? WHERE id = ?")
-            .bind(pin_hash)
+        sqlx::query(
+            "UPDATE households SET pin_hash = ?, pin_failures = 0, pin_locked_until = NULL
+             WHERE id = ?",
+        )
+        .bind(pin_hash)
+        .bind(household)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn pin_failures(
+        &mut self,
+        household: i64,
+    ) -> OpResult<(i64, Option<chrono::DateTime<Utc>>)> {
+        let (failures, until): (i64, Option<String>) =
+            sqlx::query_as("SELECT pin_failures, pin_locked_until FROM households WHERE id = ?")
+                .bind(household)
+                .fetch_one(&mut *self.conn)
+                .await?;
+        Ok((failures, rows::time_opt(until)?))
+    }
+
+    async fn set_pin_failures(
+        &mut self,
+        household: i64,
+        failures: i64,
+        locked_until: Option<chrono::DateTime<Utc>>,
+    ) -> OpResult<()> {
+        sqlx::query("UPDATE households SET pin_failures = ?, pin_locked_until = ? WHERE id = ?")
+            .bind(failures)
+            .bind(locked_until.as_ref().map(canonical_time))
             .bind(household)
             .execute(&mut *self.conn)
             .await?;
@@ -2280,15 +2334,32 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64> {
-        Ok(sqlx::query_scalar("UPDATE households SET link_version = link_version + 1 WHERE id = ? RETURNING link_version")
+        let version = sqlx::query_scalar("UPDATE households SET link_version = link_version + 1 WHERE id = ? RETURNING link_version")
             .bind(household)
             .fetch_one(&mut *self.conn)
-            .await?)
+            .await?;
+        // A new card ends the sessions the household's residents signed in to.
+        sqlx::query(
+            "UPDATE tokens SET revoked_at = ?
+             WHERE household_id = ? AND role = 'resident' AND expires_at IS NOT NULL
+               AND revoked_at IS NULL",
+        )
+        .bind(&self.now)
+        .bind(household)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(version)
     }
 
     async fn prune_sessions(&mut self, before: chrono::DateTime<Utc>, limit: u32) -> OpResult<u64> {
-        let done = sqlx::query("DELETE FROM tokens WHERE id IN (SELECT id FROM tokens WHERE role = 'resident' AND parent_id IS NULL AND expires_at IS NOT NULL AND expires_at < ? LIMIT ?)")
+        let done = sqlx::query("DELETE FROM tokens WHERE id IN (
+                 SELECT t.id FROM tokens t
+                 WHERE t.expires_at IS NOT NULL AND t.expires_at < ?
+                   AND (t.role = 'resident' OR t.label = ?)
+                   AND NOT EXISTS (SELECT 1 FROM tokens c WHERE c.parent_id = t.id)
+                 LIMIT ?)")
             .bind(canonical_time(&before))
+            .bind(crate::web::session::PAIRING_LABEL)
             .bind(i64::from(limit))
             .execute(&mut *self.conn)
             .await?;
@@ -2310,12 +2381,19 @@ impl Tx for SqliteTx<'_> {
                 .bind(id)
                 .execute(&mut *self.conn)
                 .await?;
-        // The web sessions made from it end with it.
-        sqlx::query("UPDATE tokens SET revoked_at = ? WHERE parent_id = ? AND revoked_at IS NULL")
-            .bind(&self.now)
-            .bind(id)
-            .execute(&mut *self.conn)
-            .await?;
+        // Every session made from it, and every session made from those, ends with it.
+        sqlx::query(
+            "WITH RECURSIVE below(id) AS (
+                 SELECT id FROM tokens WHERE parent_id = ?
+                 UNION SELECT t.id FROM tokens t JOIN below b ON t.parent_id = b.id
+             )
+             UPDATE tokens SET revoked_at = ?
+             WHERE id IN (SELECT id FROM below) AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(&self.now)
+        .execute(&mut *self.conn)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

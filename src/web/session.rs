@@ -7,7 +7,9 @@
 //!
 //! A till pairing code lets a tablet sign in as a shop's cashier without anyone typing a long
 //! token: the cooperative's accountant (or an admin) asks for one, it is good for ten minutes
-//! and for one sign-in.
+//! and for one sign-in, here only (never as a bearer token: it is stored under a keyed hash a
+//! bearer token's hash can never equal). The till's session then lasts the staff session
+//! length; the accountant sees the cooperative's paired tills and can end any of them.
 
 use std::net::IpAddr;
 
@@ -24,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{Command, Receipt, Role};
 use crate::http::error::ApiError;
-use crate::http::extract::{token_hash, ApiJson, ClientIp, Principal};
+use crate::http::extract::{keyed_hash, token_hash, ApiJson, ClientIp, Principal};
 use crate::http::resident::{create_session_token, resident_sign_in, SessionRequest};
 use crate::http::AppState;
 use crate::store::{Envelope, TokenRecord};
@@ -35,7 +37,11 @@ pub const SESSION_COOKIE: &str = "hx_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 const CSRF_LABEL: &[u8] = b"hongxin/csrf/v1\0";
-const PAIRING_LABEL: &str = "till pairing";
+/// The label of a pairing code's token row; such a row authenticates nothing but the pairing
+/// sign-in.
+pub const PAIRING_LABEL: &str = "till pairing";
+/// The label of a paired till's session.
+pub const PAIRED_TILL_LABEL: &str = "web session (paired till)";
 const PAIRING_MINUTES: i64 = 10;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -44,7 +50,8 @@ pub(super) fn routes() -> Router<AppState> {
             "/web/session",
             get(get_session).post(post_session).delete(delete_session),
         )
-        .route("/web/pairings", post(post_pairing))
+        .route("/web/pairings", post(post_pairing).get(get_paired_tills))
+        .route("/web/pairings/{id}/end", post(post_end_paired_till))
 }
 
 /// The CSRF token of a session: derived from its secret, so it needs no storage, and only a
@@ -185,7 +192,22 @@ async fn live_token(state: &AppState, secret: &str) -> Result<Option<TokenRecord
     Ok(record.filter(|r| !r.revoked && r.expires_at.is_none_or(|t| t > Utc::now())))
 }
 
-async fn revoke(state: &AppState, id: i64) -> Result<(), ApiError> {
+/// A live pairing code's token row.
+async fn live_pairing(state: &AppState, code: &str) -> Result<Option<TokenRecord>, ApiError> {
+    let record = state
+        .app
+        .store
+        .token_by_hash(&pairing_hash(state, code))
+        .await?;
+    Ok(record.filter(|r| {
+        !r.revoked
+            && r.expires_at.is_none_or(|t| t > Utc::now())
+            && r.role == Role::Cashier
+            && r.label.as_deref() == Some(PAIRING_LABEL)
+    }))
+}
+
+pub(crate) async fn revoke(state: &AppState, id: i64) -> Result<(), ApiError> {
     match state
         .app
         .execute(Envelope {
@@ -201,7 +223,9 @@ async fn revoke(state: &AppState, id: i64) -> Result<(), ApiError> {
     }
 }
 
-/// Makes the session of a staff member whose token (or pairing token) is `parent`.
+/// Makes the session of a staff member whose token (or spent pairing code) is `parent`. A
+/// session never outlives a staff token that expires; a pairing code's ten minutes bound only
+/// when it may be used, not how long the till it paired stays signed in.
 async fn staff_session(
     state: &AppState,
     parent: &TokenRecord,
@@ -210,7 +234,7 @@ async fn staff_session(
     let ttl = chrono::Duration::from_std(state.config.staff_session)
         .unwrap_or(chrono::Duration::hours(12));
     let mut expires_at = Utc::now() + ttl;
-    if let Some(parent_end) = parent.expires_at {
+    if let Some(parent_end) = parent.expires_at.filter(|_| label != PAIRED_TILL_LABEL) {
         expires_at = expires_at.min(parent_end);
     }
     let (token, _) = create_session_token(
@@ -229,22 +253,31 @@ fn digits(code: &str) -> String {
     code.chars().filter(char::is_ascii_digit).collect()
 }
 
-fn pairing_secret(code: &str) -> String {
-    format!("pair:{}", digits(code))
+fn pairing_hash(state: &AppState, code: &str) -> String {
+    keyed_hash(
+        state.app.keys.short_secret_key(),
+        "till-pairing",
+        &digits(code),
+    )
 }
 
 async fn sign_in(state: &AppState, ip: IpAddr, req: SignIn) -> Result<String, ApiError> {
     let resident = req.household.is_some();
     match (req.token, req.pairing_code, resident) {
         (Some(token), None, false) => {
+            state.auth_allowed(ip, None)?;
             state.limits.sign_in(ip)?;
             let parent = live_token(state, token.trim())
                 .await?
-                .filter(|r| r.role != Role::Resident)
-                .ok_or_else(sign_in_failed)?;
+                .filter(|r| r.role != Role::Resident && r.label.as_deref() != Some(PAIRING_LABEL));
+            let Some(parent) = parent else {
+                state.auth_failed(ip, None, "staff_sign_in");
+                return Err(sign_in_failed());
+            };
             staff_session(state, &parent, "web session").await
         }
         (None, Some(code), false) => {
+            state.auth_allowed(ip, None)?;
             state.limits.sign_in(ip)?;
             if digits(&code).len() != 8 {
                 return Err(ApiError::bad_request(
@@ -253,13 +286,17 @@ async fn sign_in(state: &AppState, ip: IpAddr, req: SignIn) -> Result<String, Ap
                     "pairing_code: eight digits, as shown on the accountant's screen",
                 ));
             }
-            let pairing = live_token(state, &pairing_secret(&code))
-                .await?
-                .filter(|r| r.role == Role::Cashier && r.label.as_deref() == Some(PAIRING_LABEL))
-                .ok_or_else(sign_in_failed)?;
-            // One sign-in per code: it is spent before the session is made.
-            revoke(state, pairing.id).await?;
-            staff_session(state, &pairing, "web session (paired till)").await
+            let Some(pairing) = live_pairing(state, &code).await? else {
+                state.auth_failed(ip, None, "pairing");
+                return Err(sign_in_failed());
+            };
+            // One sign-in per code: it is spent before the session is made, and of two
+            // sign-ins racing with it only the one whose revocation took effect goes on.
+            if revoke(state, pairing.id).await.is_err() {
+                state.auth_failed(ip, None, "pairing");
+                return Err(sign_in_failed());
+            }
+            staff_session(state, &pairing, PAIRED_TILL_LABEL).await
         }
         (None, None, true) => {
             let session = resident_sign_in(
@@ -353,6 +390,88 @@ async fn delete_session(State(state): State<AppState>, p: Principal) -> Result<R
     Ok(no_store(response))
 }
 
+/// Paired tills listed at most.
+const PAIRED_TILLS_SHOWN: u32 = 500;
+
+#[derive(Serialize)]
+struct PairedTill {
+    /// The session's id: end it with `POST /web/pairings/{id}/end`.
+    id: i64,
+    shop: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+struct PairedTills {
+    tills: Vec<PairedTill>,
+}
+
+/// The cooperative whose paired tills the caller sees: an accountant's own; an admin's, all.
+fn pairing_scope(p: &Principal) -> Result<Option<String>, ApiError> {
+    p.allow(&[Role::Admin, Role::CoopAccountant])?;
+    Ok(match p.role() {
+        Role::CoopAccountant => Some(
+            p.token
+                .cooperative
+                .clone()
+                .ok_or_else(ApiError::forbidden)?,
+        ),
+        _ => None,
+    })
+}
+
+async fn live_paired_tills(
+    state: &AppState,
+    cooperative: Option<&str>,
+) -> Result<Vec<TokenRecord>, ApiError> {
+    let now = Utc::now();
+    Ok(state
+        .app
+        .store
+        .tokens_labelled(PAIRED_TILL_LABEL, cooperative, PAIRED_TILLS_SHOWN)
+        .await?
+        .into_iter()
+        .filter(|t| t.expires_at.is_none_or(|e| e > now))
+        .collect())
+}
+
+/// The tills signed in by pairing code that are still signed in, for the cooperative's accountant.
+async fn get_paired_tills(
+    State(state): State<AppState>,
+    p: Principal,
+) -> Result<Response, ApiError> {
+    let scope = pairing_scope(&p)?;
+    let tills = live_paired_tills(&state, scope.as_deref())
+        .await?
+        .into_iter()
+        .map(|t| PairedTill {
+            id: t.id,
+            shop: t.shop,
+            expires_at: t.expires_at,
+        })
+        .collect();
+    Ok(no_store(axum::Json(PairedTills { tills }).into_response()))
+}
+
+/// Signs a paired till out (a lost or stolen tablet): its session is revoked at once.
+async fn post_end_paired_till(
+    State(state): State<AppState>,
+    p: Principal,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let scope = pairing_scope(&p)?;
+    let id = crate::http::extract::path_id("id", &id)?;
+    let known = live_paired_tills(&state, scope.as_deref())
+        .await?
+        .iter()
+        .any(|t| t.id == id);
+    if !known {
+        return Err(ApiError::not_found("paired till").with_field("id"));
+    }
+    revoke(&state, id).await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PairingRequest {
@@ -392,7 +511,7 @@ async fn post_pairing(
             idempotency: None,
             command: Command::CreateToken(crate::domain::NewToken {
                 parent: None,
-                hash: token_hash(&pairing_secret(&code)),
+                hash: pairing_hash(&state, &code),
                 role: Role::Cashier,
                 scope: Some(shop.clone()),
                 label: Some(PAIRING_LABEL.into()),
@@ -408,7 +527,7 @@ async fn post_pairing(
     };
     // An accountant pairs tills of their own cooperative's shops only.
     if p.role() == Role::CoopAccountant {
-        let made = live_token(&state, &pairing_secret(&code)).await?;
+        let made = live_pairing(&state, &code).await?;
         if made.and_then(|r| r.cooperative) != p.token.cooperative {
             revoke(&state, id).await?;
             return Err(ApiError::not_found("shop").with_field("shop"));

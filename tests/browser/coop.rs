@@ -523,3 +523,37 @@ fn coop_pays_out_part_of_a_wallet_and_shows_the_receipt() {
         .await;
     });
 }
+
+#[test]
+fn coop_accountant_signs_a_paired_till_out() {
+    browser_test("coop paired tills", |ctx: Ctx| async move {
+        // A till tablet signed in with a pairing code the accountant made.
+        let (status, pairing) = ctx
+            .api_post(&ctx.accountant, "/web/pairings", json!({ "shop": "S1" }))
+            .await;
+        assert_eq!(status, 201, "{pairing}");
+        let (status, till) = ctx
+            .api_post(
+                &ctx.accountant,
+                "/web/session",
+                json!({ "pairing_code": pairing["code"] }),
+            )
+            .await;
+        assert_eq!(status, 201, "{till}");
+        signed_in(&ctx).await;
+        ctx.click("#tab-pairing").await;
+        ctx.text_until("#paired-tills tbody", |t| t.contains("S1"))
+            .await;
+        let listed = ctx.api_get(&ctx.admin, "/web/pairings").await;
+        assert_eq!(
+            listed["tills"].as_array().map(Vec::len),
+            Some(1),
+            "{listed}"
+        );
+        ctx.click("#paired-tills .paired-end").await;
+        ctx.visible("#paired-none").await;
+        assert_eq!(ctx.text("#paired-none").await, "没有已登录的配对收银台。");
+        let listed = ctx.api_get(&ctx.admin, "/web/pairings").await;
+        assert_eq!(listed, json!({ "tills": [] }));
+    });
+}

@@ -305,13 +305,19 @@ fn the_card_link_signs_in_drops_its_secret_and_shows_exactly_the_api_figures() {
         }
         assert_eq!(covered_in_months, fen(&api.fees["covered_total"]));
 
-        // A sale on the wallet while the page is open shows after a refresh, to the fen.
+        // A sale on the wallet while the page is open shows after a refresh, to the fen. The
+        // resident shows the household card at the till.
+        let card = ctx
+            .api_get(&ctx.admin, &format!("/v1/households/{HOUSEHOLD}/link"))
+            .await["url"]
+            .clone();
         let (status, sale) = ctx
             .api_post(
                 &ctx.cashier,
                 "/v1/sales",
                 json!({ "household": HOUSEHOLD, "amount": "12.34",
-                        "tenders": [{ "type": "wallet", "amount": "12.34" }] }),
+                        "tenders": [{ "type": "wallet", "amount": "12.34" }],
+                        "resident": { "card": card } }),
             )
             .await;
         assert_eq!(status, 201, "{sale}");

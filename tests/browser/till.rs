@@ -99,6 +99,18 @@ async fn customer_ended(ctx: &Ctx) -> Value {
     .await
 }
 
+/// Sets the household's PIN as its property company's office does.
+async fn set_pin(ctx: &Ctx, household: &str, pin: &str) {
+    let (status, body) = ctx
+        .api_post(
+            &ctx.admin,
+            &format!("/v1/households/{household}/pin"),
+            json!({ "pin": pin }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 pub(crate) async fn value(ctx: &Ctx, css: &str) -> String {
     ctx.find(css)
         .await
@@ -147,7 +159,9 @@ fn a_cashier_tops_up_sells_with_a_split_tender_and_refunds() {
         // The same household comes back to shop: its card is scanned for the sale.
         assert_eq!(scan(&ctx, hh).await, after_topup);
 
-        // Sale of 30.50: 20.00 from the wallet, the rest in cash, worked out by the page.
+        // Sale of 30.50: 20.00 from the wallet, the rest in cash, worked out by the page. The
+        // wallet is spent only with the resident's PIN: a wrong one is refused, nothing posted.
+        set_pin(&ctx, hh, "482916").await;
         ctx.click("#tab-sale").await;
         ctx.fill("#sale-amount", "30.50").await;
         ctx.fill("#tender-wallet", "20.00").await;
@@ -155,6 +169,18 @@ fn a_cashier_tops_up_sells_with_a_split_tender_and_refunds() {
         ctx.click("#rest-cash").await;
         assert_eq!(value(&ctx, "#tender-cash").await, "10.50");
         ctx.text_until("#sale-remaining", |t| t == "¥0.00").await;
+        ctx.visible("#sale-resident-pin").await;
+        ctx.fill("#sale-resident-pin", "111111").await;
+        ctx.click("#sale-submit").await;
+        ctx.text_until("#sale-problem", |t| t.starts_with("住户卡或密码不对"))
+            .await;
+        assert_eq!(value(&ctx, "#sale-resident-pin").await, "");
+        assert_eq!(
+            wallet(&ctx, hh).await,
+            after_topup,
+            "a refused sale was charged"
+        );
+        ctx.fill("#sale-resident-pin", "482916").await;
         ctx.click("#sale-submit").await;
         ctx.text_until("#r-total", |t| t == "¥30.50").await;
         assert_eq!(ctx.text("#r-tender-wallet").await, "¥20.00");
@@ -577,10 +603,12 @@ fn a_finished_wallet_sale_ends_the_customer_and_the_next_sale_charges_nobody_wit
             record_sales(&ctx).await;
 
             // Household A pays 12.00 from its wallet.
+            set_pin(&ctx, hh, "482916").await;
             ctx.click("#tab-sale").await;
             ctx.fill("#sale-amount", "12.00").await;
             ctx.fill("#tender-wallet", "12.00").await;
             ctx.text_until("#sale-remaining", |t| t == "¥0.00").await;
+            ctx.fill("#sale-resident-pin", "482916").await;
             ctx.click("#sale-submit").await;
             ctx.text_until("#r-total", |t| t == "¥12.00").await;
             assert_eq!(ctx.text("#r-tender-wallet").await, "¥12.00");

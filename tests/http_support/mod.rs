@@ -99,6 +99,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The application behind the server, for seeding and for checks below the API.
     pub app: App,
+    /// The server's state: its metrics and limits, for checks below the API.
+    pub state: AppState,
     pub backend: Backend,
     /// Token ids by secret.
     pub token_ids: BTreeMap<&'static str, i64>,
@@ -131,6 +133,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, config: HttpConfig) -> TestApp {
+        TestApp::spawn_with_policies(
+            backend,
+            config,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+        )
+        .await
+    }
+
+    /// With the policies of another directory (a variation of the shipped ones).
+    pub async fn spawn_with_policies(
+        backend: Backend,
+        config: HttpConfig,
+        policies_dir: std::path::PathBuf,
+    ) -> TestApp {
         let dir = tempfile::tempdir().expect("temporary directory");
         let (database, pg, key_file) = match backend {
             Backend::Sqlite => (
@@ -145,7 +161,7 @@ impl TestApp {
         };
         let settings = Settings {
             database,
-            policies_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/policies").into(),
+            policies_dir,
             key_file,
             today: Some(date(TODAY)),
         };
@@ -177,7 +193,8 @@ impl TestApp {
         )
         .await;
 
-        let running = Running::start(AppState::new(app.clone(), config), "127.0.0.1:0")
+        let state = AppState::new(app.clone(), config);
+        let running = Running::start(state.clone(), "127.0.0.1:0")
             .await
             .expect("start the server on port 0");
         let base = format!("http://{}", running.addr);
@@ -188,6 +205,7 @@ impl TestApp {
                 .build()
                 .expect("HTTP client"),
             app,
+            state,
             backend,
             token_ids,
             running: Some(running),
@@ -393,9 +411,36 @@ impl TestApp {
         (status, text)
     }
 
-    /// A sale with a fresh Idempotency-Key; the raw reply.
+    /// A sale with a fresh Idempotency-Key; the raw reply. A sale that spends a household's
+    /// wallet and names no `resident` is sent with the household card's link, as a till that
+    /// scanned it would.
     pub async fn sell(&self, token: &str, sale: Value) -> Reply {
+        let sale = self.with_card(sale).await;
         self.post_keyed(token, "/v1/sales", sale).await
+    }
+
+    /// The household card's signed link, as scanned at a till.
+    pub async fn card(&self, household: &str) -> String {
+        let link = self
+            .get_ok(ADMIN, &format!("/v1/households/{household}/link"))
+            .await;
+        link["url"].as_str().expect("link url").to_string()
+    }
+
+    /// `sale` with the household card's link as its `resident` proof, when it spends a wallet
+    /// and has none.
+    pub async fn with_card(&self, mut sale: Value) -> Value {
+        let spends_wallet = sale["tenders"]
+            .as_array()
+            .is_some_and(|ts| ts.iter().any(|t| t["type"] == json!("wallet")));
+        if spends_wallet && sale.get("resident").is_none() {
+            if let Some(h) = sale["household"].as_str().map(str::to_string) {
+                if self.get(ADMIN, &format!("/v1/households/{h}/link")).await.0 == StatusCode::OK {
+                    sale["resident"] = json!({ "card": self.card(&h).await });
+                }
+            }
+        }
+        sale
     }
 
     /// A sale that must succeed; its receipt.

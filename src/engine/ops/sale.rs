@@ -294,20 +294,21 @@ pub(crate) fn refund(
     ctx: &Ctx<'_>,
     req: &RefundSale,
 ) -> OpResult<SaleRefundReceipt> {
-    let sale = state
-        .sale(req.sale)
-        .ok_or_else(|| Rejection::not_found("sale", "sale", req.sale.to_string()))?;
+    // Another shop's (or cooperative's) sale answers exactly as a missing one: the answer must
+    // not tell a till which sale numbers exist elsewhere.
+    let missing = || Rejection::not_found("sale", "sale", req.sale.to_string());
+    let sale = state.sale(req.sale).ok_or_else(missing)?;
     if let Some(code) = &req.shop {
         let shop = state
             .shop(code)
             .ok_or_else(|| Rejection::not_found("shop", "shop", code))?;
         if shop.id != sale.shop {
-            return Err(Rejection::Forbidden.into());
+            return Err(missing().into());
         }
     }
     if let Some(code) = &req.cooperative {
         if *code != sale.coop_code {
-            return Err(Rejection::Forbidden.into());
+            return Err(missing().into());
         }
     }
     let remaining = sale.total.checked_sub(sale.refunded).ok_or_else(overflow)?;

@@ -124,6 +124,12 @@
       'coop.pair.for': '门店 {shop}',
       'coop.pair.expires': '有效至 {time}',
       'coop.pair.expired': '已过期，请重新生成',
+      'coop.paired.title': '已配对的收银台',
+      'coop.paired.explain': '平板丢失或不再使用时，在此让它退出登录。',
+      'coop.paired.none': '没有已登录的配对收银台。',
+      'coop.paired.shop': '门店',
+      'coop.paired.until': '登录有效至',
+      'coop.paired.end': '退出登录',
     },
     en: {
       'coop.sign_in.title': 'Cooperative accounts: sign in',
@@ -241,6 +247,12 @@
       'coop.pair.for': 'shop {shop}',
       'coop.pair.expires': 'valid until {time}',
       'coop.pair.expired': 'Expired; make a new one',
+      'coop.paired.title': 'Paired tills',
+      'coop.paired.explain': 'When a tablet is lost or no longer used, sign it out here.',
+      'coop.paired.none': 'No paired till is signed in.',
+      'coop.paired.shop': 'Shop',
+      'coop.paired.until': 'Signed in until',
+      'coop.paired.end': 'Sign out',
     },
   });
 
@@ -339,6 +351,7 @@
     if (name === 'prepaid' && !state.prepaid) loadPrepaid();
     if (name === 'close' && state.today && !state.estimate) loadEstimate();
     if (name === 'settlements' && !state.settlements) loadSettlements();
+    if (name === 'pairing') loadPairedTills();
   }
 
   // ---- daily till report ----------------------------------------------------------------
@@ -757,6 +770,7 @@
     }
     state.pairing = r.data;
     renderPairing();
+    loadPairedTills();
   }
 
   function renderPairing() {
@@ -770,6 +784,27 @@
     $('#pair-for').textContent = t('coop.pair.for', { shop: p.shop });
     $('#pair-expires').textContent = over ? t('coop.pair.expired')
       : t('coop.pair.expires', { time: expires.toLocaleTimeString(HX.lang(), { hour: '2-digit', minute: '2-digit' }) });
+  }
+
+  // The tills signed in with a pairing code, each with a button that signs it out.
+  async function loadPairedTills() {
+    const r = await HX.api('GET', '/web/pairings');
+    HX.showProblem($('#paired-problem'), r.ok ? null : r.problem);
+    const tills = r.ok ? r.data.tills : [];
+    const body = $('#paired-tills tbody');
+    body.replaceChildren(...tills.map((till) => el('tr', {},
+      el('td', {}, till.shop || ''),
+      el('td', {}, till.expires_at ? new Date(till.expires_at).toLocaleString(HX.lang()) : ''),
+      el('td', {}, el('button', { type: 'button', class: 'paired-end', dataset: { id: till.id },
+        onclick: () => endPairedTill(till.id) }, t('coop.paired.end'))))));
+    show($('#paired-tills'), tills.length > 0);
+    show($('#paired-none'), r.ok && tills.length === 0);
+  }
+
+  async function endPairedTill(id) {
+    const r = await HX.api('POST', `/web/pairings/${id}/end`, {});
+    HX.showProblem($('#paired-problem'), r.ok ? null : r.problem);
+    await loadPairedTills();
   }
 
   // ---- start ----------------------------------------------------------------------------

@@ -92,6 +92,9 @@
       'till.sale.voucher_code': '券码',
       'till.sale.remaining': '还差',
       'till.sale.over': '多收',
+      'till.sale.resident_pin': '住户密码（请住户本人输入）',
+      'problem.resident_required': '用钱包付款须住户在场：请扫描住户卡，或请住户输入密码',
+      'problem.resident_proof_failed': '住户卡或密码不对，请住户重新出示或输入',
       'till.sale.rest': '补足',
       'till.sale.submit': '确认收款',
       'till.refund.title': '退款',
@@ -220,6 +223,9 @@
       'till.sale.voucher_code': 'Voucher code',
       'till.sale.remaining': 'Still to pay',
       'till.sale.over': 'Over by',
+      'till.sale.resident_pin': 'Household PIN (typed by the resident)',
+      'problem.resident_required': 'Paying from the wallet needs the resident: scan the household card or have the resident type the PIN',
+      'problem.resident_proof_failed': 'That household card or PIN is not right; ask the resident again',
       'till.sale.rest': 'Rest',
       'till.sale.submit': 'Take payment',
       'till.refund.title': 'Refund',
@@ -708,6 +714,7 @@
     show($('#sale-change-row'), change);
     $('#sale-change').textContent = change ? yuan(amount(s.change)) : '';
     show($('#sale-voucher-field'), Boolean($('#tender-voucher').value.trim()) || Boolean(state.voucher));
+    show($('#sale-resident-field'), Boolean($('#tender-wallet').value.trim()) && !state.card);
   }
 
   function fillRest(type) {
@@ -905,6 +912,9 @@
     // The card scanned for this sale shows the resident is here to spend from the wallet.
     if (served && state.card && tenders.some((x) => x.type === 'wallet')) body.resident = { card: state.card };
     const received = sums && sums.change > 0n ? { received: amount(sums.cash), change: amount(sums.change) } : {};
+    // Without a scanned card, the resident shows presence by typing the household PIN.
+    const pin = $('#sale-resident-pin').value.trim();
+    if (served && pin && tenders.some((x) => x.type === 'wallet') && !body.resident) body.resident = { pin };
     const button = $('#sale-submit');
     button.disabled = true;
     const r = await attempt.post('/v1/sales', body);
@@ -912,6 +922,10 @@
     if (!r.ok) {
       // A tender's field is `tenders[i].amount`: point at that tender's input.
       if (r.problem.field && /^lines\[/.test(r.problem.field)) r.problem.field = 'qty';
+      if (r.problem.field && /^resident/.test(r.problem.field)) {
+        r.problem.field = 'resident_pin';
+        $('#sale-resident-pin').value = '';
+      }
       const m = r.problem.field && /^tenders\[(\d+)\]/.exec(r.problem.field);
       const problem = m && tenders[Number(m[1])]
         ? Object.assign({}, r.problem, { field: r.problem.field.endsWith('code') && tenders[Number(m[1])].type === 'voucher' ? 'voucher_code' : 'tender-' + tenders[Number(m[1])].type })
