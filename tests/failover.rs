@@ -409,6 +409,7 @@ async fn a_primary_killed_under_load_fails_over_without_losing_an_acknowledged_w
     let http = client();
     let server = Server::start(install.command(), &["--listen", "127.0.0.1:0"]);
     let cashier = seed(&http, &server.base, &admin).await;
+    let cards = std::sync::Arc::new(proc_support::cards(&http, &server.base, &admin).await);
     let (_, seeded) = verify(&http, &server.base, &admin).await;
 
     let model = Arc::new(Mutex::new(Model::default()));
@@ -422,10 +423,11 @@ async fn a_primary_killed_under_load_fails_over_without_losing_an_acknowledged_w
                 model.clone(),
                 stop.clone(),
             );
+            let cards = cards.clone();
             tokio::spawn(async move {
                 let mut n = t as u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let r = new_request(n, HOUSEHOLDS[t % HOUSEHOLDS.len()]);
+                    let r = new_request(n, HOUSEHOLDS[t % HOUSEHOLDS.len()], &cards);
                     n += 1;
                     let answer = send(&http, &base, &cashier, &r).await;
                     let answered = {

@@ -40,6 +40,7 @@ async fn kill9_under_load(backend: Backend) {
     let http = client();
     let mut server = Server::start(install.command(), &["--listen", "127.0.0.1:0"]);
     let cashier = seed(&http, &server.base, &admin).await;
+    let cards = std::sync::Arc::new(proc_support::cards(&http, &server.base, &admin).await);
     let (_, seeded) = verify(&http, &server.base, &admin).await;
     let model = Arc::new(Mutex::new(Model::default()));
 
@@ -56,10 +57,11 @@ async fn kill9_under_load(backend: Backend) {
                 );
                 let household = HOUSEHOLDS[t % HOUSEHOLDS.len()];
                 let offset = round as u64 * 1_000 + t as u64;
+                let cards = cards.clone();
                 tokio::spawn(async move {
                     let mut n = offset;
                     loop {
-                        let r = new_request(n, household);
+                        let r = new_request(n, household, &cards);
                         n += 1;
                         match send(&http, &base, &cashier, &r).await {
                             Some((status, body)) => {
@@ -183,6 +185,7 @@ async fn disk_full_is_503_posts_nothing_and_recovers_sqlite() {
     let http = client();
     let server = Server::start(install.command(), &["--listen", "127.0.0.1:0"]);
     let cashier = seed(&http, &server.base, &admin).await;
+    let cards = std::sync::Arc::new(proc_support::cards(&http, &server.base, &admin).await);
     let filler = disk.path.join("filler");
     fill(&filler);
 
@@ -190,7 +193,7 @@ async fn disk_full_is_503_posts_nothing_and_recovers_sqlite() {
     let mut model = Model::default();
     let mut refused = None;
     for n in 0..5_000u64 {
-        let r = new_request(n * 3, HOUSEHOLDS[(n % 4) as usize]);
+        let r = new_request(n * 3, HOUSEHOLDS[(n % 4) as usize], &cards);
         let before = verify(&http, &server.base, &admin).await.1;
         let (status, body) = send(&http, &server.base, &cashier, &r)
             .await

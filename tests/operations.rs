@@ -271,8 +271,9 @@ async fn a_backup_under_write_load_restores_and_verifies(backend: Backend) {
     let server = Server::start(install.command(), &["--listen", "127.0.0.1:0"]);
     let http = client();
     let cashier = seed(&http, &server.base, &admin).await;
+    let cards = proc_support::cards(&http, &server.base, &admin).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = proc_support::spawn_load(&server.base, &cashier, 4, stop.clone());
+    let load = proc_support::spawn_load(&server.base, &cashier, &cards, 4, stop.clone());
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
 
     let before = proc_support::head(&http, &server.base, &admin).await;

@@ -26,6 +26,7 @@ async fn the_server_survives_a_postgres_restart_mid_load() {
     let http = client();
     let server = Server::start(install.command(), &["--listen", "127.0.0.1:0"]);
     let cashier = seed(&http, &server.base, &admin).await;
+    let cards = std::sync::Arc::new(proc_support::cards(&http, &server.base, &admin).await);
     let (_, seeded) = verify(&http, &server.base, &admin).await;
     let model = Arc::new(Mutex::new(Model::default()));
     let statuses = Arc::new(Mutex::new(std::collections::BTreeMap::<u16, u64>::new()));
@@ -42,10 +43,11 @@ async fn the_server_survives_a_postgres_restart_mid_load() {
                 stop.clone(),
             );
             let household = HOUSEHOLDS[t % HOUSEHOLDS.len()];
+            let cards = cards.clone();
             tokio::spawn(async move {
                 let mut n = t as u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let r = new_request(n, household);
+                    let r = new_request(n, household, &cards);
                     n += 1;
                     let answer = send(&http, &base, &cashier, &r).await;
                     if let Some((status, _)) = &answer {

@@ -84,8 +84,8 @@ fn the_office_records_a_fee_payment_sets_a_pin_and_prints_the_household_card() {
         assert_eq!(paid.len(), 1, "{history}");
 
         // A PIN typed twice differently is refused; the same twice is set and works.
-        ctx.fill("#pin-new", "2580").await;
-        ctx.fill("#pin-again", "2581").await;
+        ctx.fill("#pin-new", "258036").await;
+        ctx.fill("#pin-again", "258136").await;
         ctx.click("#pin-submit").await;
         ctx.text_until("#pin-problem", |t| t == "两次输入的密码不一样")
             .await;
@@ -93,18 +93,18 @@ fn the_office_records_a_fee_payment_sets_a_pin_and_prints_the_household_card() {
             .api_post(
                 &ctx.admin,
                 "/v1/resident/sessions",
-                json!({"household": HOUSEHOLD, "pin": "2580"}),
+                json!({"household": HOUSEHOLD, "pin": "258036"}),
             )
             .await;
         assert_eq!(status, 401, "no PIN was set yet");
-        ctx.fill("#pin-again", "2580").await;
+        ctx.fill("#pin-again", "258036").await;
         ctx.click("#pin-submit").await;
         ctx.visible("#pin-done").await;
         let (status, body) = ctx
             .api_post(
                 &ctx.admin,
                 "/v1/resident/sessions",
-                json!({"household": HOUSEHOLD, "pin": "2580"}),
+                json!({"household": HOUSEHOLD, "pin": "258036"}),
             )
             .await;
         assert_eq!(status, 201, "{body}");

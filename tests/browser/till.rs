@@ -100,7 +100,7 @@ async fn customer_ended(ctx: &Ctx) -> Value {
 }
 
 /// Sets the household's PIN as its property company's office does.
-async fn set_pin(ctx: &Ctx, household: &str, pin: &str) {
+pub(crate) async fn set_pin(ctx: &Ctx, household: &str, pin: &str) {
     let (status, body) = ctx
         .api_post(
             &ctx.admin,

@@ -9,7 +9,9 @@
 use serde_json::{json, Value};
 
 use crate::browser_support::{browser_test, Ctx, TODAY};
-use crate::till::{focused, record_sales, recorded_sales, scan, until, value, wallet, yuan};
+use crate::till::{
+    focused, record_sales, recorded_sales, scan, set_pin, until, value, wallet, yuan,
+};
 
 const SIZES: [(u32, u32, &str); 2] = [(1366, 768, "1366x768"), (390, 844, "390x844")];
 
@@ -135,7 +137,8 @@ fn the_till_opens_on_sale_and_its_one_scan_box_reads_a_card_a_code_an_item_and_a
         assert_eq!(sent[1]["body"]["household"], json!(hh));
         assert_eq!(sent[1]["body"]["resident"], json!({"card": link}));
 
-        // A typed household code is no card: nothing is claimed for the resident.
+        // A typed household code is no card: the wallet needs the resident's PIN instead.
+        set_pin(&ctx, hh, "482615").await;
         scan(&ctx, hh).await;
         assert_eq!(
             js(&ctx, "return document.querySelector('#hh-card').hidden").await,
@@ -143,17 +146,27 @@ fn the_till_opens_on_sale_and_its_one_scan_box_reads_a_card_a_code_an_item_and_a
         );
         ctx.fill("#sale-amount", "1.00").await;
         ctx.click("#rest-wallet").await;
+        ctx.visible("#sale-resident-field").await;
+        ctx.click("#sale-submit").await;
+        ctx.text_until("#sale-problem", |t| {
+            t == "用钱包付款须住户在场：请扫描住户卡，或请住户输入密码"
+        })
+        .await;
+        assert_eq!(wallet(&ctx, hh).await, before - 500);
+        ctx.fill("#sale-resident-pin", "482615").await;
         ctx.click("#sale-submit").await;
         ctx.text_until("#done-wallet", |t| t == yuan(before - 600))
             .await;
         let sent = recorded_sales(&ctx).await;
-        assert_eq!(sent[2]["body"]["household"], json!(hh));
+        assert_eq!(sent[2]["status"], json!(422), "{}", sent[2]);
         assert_eq!(sent[2]["body"].get("resident"), None);
+        assert_eq!(sent[3]["body"]["household"], json!(hh));
+        assert_eq!(sent[3]["body"]["resident"], json!({"pin": "482615"}));
 
         // Something that is none of these says so and changes nothing.
         ctx.fill("#scan", "NOT-A-THING\u{E007}").await;
         ctx.text_until("#scan-problem", |t| t == "券码无效").await;
-        assert_eq!(recorded_sales(&ctx).await.len(), 3);
+        assert_eq!(recorded_sales(&ctx).await.len(), 4);
     });
 }
 
@@ -233,9 +246,11 @@ fn cash_takes_what_is_handed_over_and_a_finished_sale_is_unmistakable_at_both_si
                 )
                 .await;
             assert_eq!(status, 201);
+            set_pin(&ctx, hh, "482615").await;
             scan(&ctx, hh).await;
             ctx.fill("#sale-amount", "12.30").await;
             ctx.click("#rest-wallet").await;
+            ctx.fill("#sale-resident-pin", "482615").await;
             ctx.click("#sale-submit").await;
             let after = before + 5_500 - 1_230;
             ctx.text_until("#done-wallet", |t| t == yuan(after)).await;
@@ -510,6 +525,7 @@ fn a_cashier_reads_words_not_dictionary_keys_or_field_names() {
     browser_test("till: words a cashier understands", |ctx: Ctx| async move {
         open_till(&ctx).await;
         let hh = "HX01-0030";
+        set_pin(&ctx, hh, "482615").await;
         scan(&ctx, hh).await;
         ctx.click("#tab-topup").await;
         // 5,000 at once is over the per-top-up cap: said in words, with the limit.
@@ -526,6 +542,7 @@ fn a_cashier_reads_words_not_dictionary_keys_or_field_names() {
         ctx.fill("#sale-amount", &crate::till::amount(total + 10_000))
             .await;
         ctx.click("#rest-wallet").await;
+        ctx.fill("#sale-resident-pin", "482615").await;
         ctx.click("#sale-submit").await;
         let said = ctx.text_until("#sale-problem", |t| !t.is_empty()).await;
         assert_eq!(said, "余额不足");

@@ -367,6 +367,20 @@ pub async fn seed(client: &reqwest::Client, base: &str, admin: &str) -> String {
     token["token"].as_str().expect("token").to_string()
 }
 
+/// Each household's card: the signed link a till scans as the resident's presence when it
+/// spends from the wallet.
+pub type Cards = std::collections::BTreeMap<&'static str, String>;
+
+/// The cards of [`HOUSEHOLDS`], as the office prints them.
+pub async fn cards(client: &reqwest::Client, base: &str, admin: &str) -> Cards {
+    let mut cards = Cards::new();
+    for h in HOUSEHOLDS {
+        let link = get_ok(client, base, admin, &format!("/v1/households/{h}/link")).await;
+        cards.insert(h, link["url"].as_str().expect("link url").to_string());
+    }
+    cards
+}
+
 /// An amount string as fen.
 pub fn fen(v: &Value) -> i64 {
     let s = v
@@ -397,17 +411,20 @@ pub async fn verify(client: &reqwest::Client, base: &str, admin: &str) -> (bool,
 pub fn spawn_load(
     base: &str,
     cashier: &str,
+    cards: &Cards,
     clients: usize,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> tokio::task::JoinHandle<u64> {
     let (base, cashier) = (base.to_string(), cashier.to_string());
+    let cards = cards.clone();
     tokio::spawn(async move {
         let tasks: Vec<_> = (0..clients)
             .map(|c| {
                 let (base, cashier, stop) = (base.clone(), cashier.clone(), stop.clone());
+                let h = HOUSEHOLDS[c % HOUSEHOLDS.len()];
+                let card = cards[h].clone();
                 tokio::spawn(async move {
                     let http = client();
-                    let h = HOUSEHOLDS[c % HOUSEHOLDS.len()];
                     let mut created = 0u64;
                     let mut n = 0u64;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -420,7 +437,8 @@ pub fn spawn_load(
                             (
                                 "/v1/sales",
                                 json!({"household": h, "amount": "12.34",
-                                "tenders": [{"type": "wallet", "amount": "12.34"}]}),
+                                "tenders": [{"type": "wallet", "amount": "12.34"}],
+                                "resident": {"card": card}}),
                             )
                         };
                         n += 1;
@@ -578,14 +596,16 @@ pub async fn send(
     Some((status, body))
 }
 
-pub fn new_request(n: u64, household: &'static str) -> Request {
+/// The till mix: two top-ups of 50.00 then a wallet sale of 12.34 with the household's card.
+pub fn new_request(n: u64, household: &'static str, cards: &Cards) -> Request {
     if n % 3 == 2 {
         Request {
             key: fresh_key("sale"),
             path: "/v1/sales",
             household,
             body: json!({"household": household, "amount": "12.34",
-                         "tenders": [{"type": "wallet", "amount": "12.34"}]}),
+                         "tenders": [{"type": "wallet", "amount": "12.34"}],
+                         "resident": {"card": cards[household]}}),
         }
     } else {
         Request {
