@@ -579,3 +579,82 @@ fn keys_rotate_links_keeps_the_old_secret_for_its_grace_and_a_readable_key_file_
         assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
     }
 }
+
+/// The paid credit a refusal says is there: "amount: insufficient funds (12.34 available)".
+fn available(refusal: &str) -> Option<i64> {
+    let rest = refusal.split("insufficient funds (").nth(1)?;
+    let text = rest.split(' ').next()?;
+    hongxin::money::Amount::parse(text).ok().map(|a| a.fen())
+}
+
+/// The amount after `label` on a line of the command's output.
+fn amount_after(out: &str, label: &str) -> i64 {
+    let text = out
+        .split(label)
+        .nth(1)
+        .and_then(|rest| rest.split([' ', ',', '\n']).next())
+        .unwrap_or_else(|| panic!("no {label:?} in {out}"));
+    hongxin::money::Amount::parse(text)
+        .unwrap_or_else(|e| panic!("{text:?} after {label:?}: {e}"))
+        .fen()
+}
+
+#[test]
+fn credit_refund_pays_back_part_then_the_rest_and_refuses_more_than_there_is() {
+    let dir = demo_copy();
+    let refund = |household: &str, amount: Option<&str>| {
+        let mut args = vec![
+            "credit",
+            "refund",
+            "--household",
+            household,
+            "--cooperative",
+            "COOP",
+            "--method",
+            "cash",
+        ];
+        if let Some(a) = amount {
+            args.extend(["--amount", a]);
+        }
+        hongxin(dir.path(), &args)
+    };
+    // More than any wallet holds: refused with what is there, nothing changes.
+    let (household, paid) = (1..=200)
+        .map(|n| format!("HX01-{n:04}"))
+        .find_map(|h| {
+            let o = refund(&h, Some("99999.00"));
+            assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+            available(&stderr(&o))
+                .filter(|p| *p > 100)
+                .map(|p| (h.clone(), p))
+        })
+        .expect("a demo household with paid credit");
+    let again = refund(&household, Some("99999.00"));
+    assert_eq!(
+        available(&stderr(&again)),
+        Some(paid),
+        "the refusal changed nothing"
+    );
+
+    // 1.00 of it, then the rest: the bonus goes in proportion, all of it at the end.
+    let part = refund(&household, Some("1.00"));
+    assert_ok(&part);
+    let out = stdout(&part);
+    assert_eq!(amount_after(&out, "refunded "), 100, "{out}");
+    assert_eq!(
+        amount_after(&out, "wallet left: paid "),
+        paid - 100,
+        "{out}"
+    );
+    let bonus_left = amount_after(&out, ", bonus ");
+    let rest = refund(&household, None);
+    assert_ok(&rest);
+    let out = stdout(&rest);
+    assert_eq!(amount_after(&out, "refunded "), paid - 100, "{out}");
+    assert_eq!(amount_after(&out, "bonus forfeited "), bonus_left, "{out}");
+    assert_eq!(amount_after(&out, "wallet left: paid "), 0, "{out}");
+    assert_eq!(amount_after(&out, "total "), 0, "{out}");
+
+    let verify = hongxin(dir.path(), &["verify"]);
+    assert_ok(&verify);
+}

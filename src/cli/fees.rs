@@ -46,7 +46,7 @@ pub(crate) fn parse_amount(s: &str) -> Result<Amount, String> {
     Amount::parse(s).map_err(|e| format!("{s:?} is not an amount in yuan: {e}"))
 }
 
-fn parse_method(s: &str) -> Result<PayMethod, String> {
+pub(crate) fn parse_method(s: &str) -> Result<PayMethod, String> {
     Ok(match s {
         "cash" => PayMethod::Cash,
         "wechat" => PayMethod::Wechat,

@@ -8,6 +8,7 @@
 pub mod backup;
 pub mod close_month;
 pub mod compound;
+pub mod credit;
 pub mod demo;
 pub mod export;
 pub mod fees;
@@ -80,6 +81,9 @@ pub enum CliCommand {
     /// Property fees: bill a month, record a resident's payment
     #[command(subcommand)]
     Fees(fees::FeesCommand),
+    /// Shopping credit: pay a household's paid credit back (whole or in part)
+    #[command(subcommand)]
+    Credit(credit::CreditCommand),
     /// Close a month: the cooperative's profit allocated toward residents' property fees
     CloseMonth(close_month::CloseMonthArgs),
     /// A company's statement for a month as JSON, CSV or XLSX
@@ -168,6 +172,7 @@ pub async fn run(command: CliCommand, config: Config) -> anyhow::Result<()> {
         CliCommand::Keys(k) => keys::run(&config, k),
         CliCommand::Vouchers(v) => vouchers::run(&config, v).await,
         CliCommand::Fees(f) => fees::run(&config, f).await,
+        CliCommand::Credit(c) => credit::run(&config, c).await,
         CliCommand::CloseMonth(args) => close_month::run(&config, args).await,
         CliCommand::Statement(args) => statement::run(&config, args).await,
         CliCommand::Export(e) => export::run(&config, e).await,

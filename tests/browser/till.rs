@@ -743,3 +743,86 @@ fn a_household_scanned_while_a_sale_is_on_its_way_stays_for_the_next_sale() {
         },
     );
 }
+
+#[test]
+fn past_the_monthly_bonus_cap_the_cashier_tops_up_with_the_bonus_left_when_asked() {
+    browser_test("till: top-up past the bonus cap", |ctx: Ctx| async move {
+        let hh = "HX01-0009";
+        let quote = |paid: &'static str| {
+            let ctx = &ctx;
+            async move {
+                ctx.api_get(
+                    &ctx.cashier,
+                    &format!(
+                        "/v1/topups/quote?household={hh}&paid={paid}&method=cash&bonus=allowed"
+                    ),
+                )
+                .await
+            }
+        };
+        // Bring the month's bonus room down to 5.00 (one unit's bonus) through the API.
+        let q = quote("50.00").await;
+        let room = fen(q["bonus_room_after"].as_str().expect("room"))
+            + fen(q["bonus"].as_str().expect("bonus"));
+        if room > 500 {
+            let paid = crate::till::amount((room - 500) / 500 * 5_000);
+            let (status, body) = ctx
+                .api_post(
+                    &ctx.cashier,
+                    "/v1/topups",
+                    json!({"household": hh, "paid": paid, "method": "cash"}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let room = room.min(500);
+        let start = open_household(&ctx, hh).await;
+        ctx.click("#tab-topup").await;
+
+        // 100.00 would earn 10.00 of bonus: refused with what is left, and the choice offered.
+        ctx.fill("#topup-paid", "100.00").await;
+        ctx.text_until("#topup-problem", |t| t.contains("超过每月赠送上限 ¥100.00"))
+            .await;
+        ctx.visible("#topup-bonus-allowed-field").await;
+        assert_eq!(
+            wallet(&ctx, hh).await,
+            start,
+            "a refused quote changes nothing"
+        );
+
+        // Ticked: the quote gives the bonus left and says it is reduced, before payment.
+        ctx.click("#topup-bonus-allowed").await;
+        ctx.text_until("#topup-credited", |t| t == yuan(10_000 + room))
+            .await;
+        assert_eq!(ctx.text("#topup-bonus").await, yuan(room));
+        ctx.visible("#topup-capped-label").await;
+        ctx.click("#topup-submit").await;
+        ctx.text_until("#r-credited", |t| t == yuan(10_000 + room))
+            .await;
+        assert_eq!(ctx.text("#r-bonus").await, yuan(room));
+        assert_eq!(wallet(&ctx, hh).await, start + 10_000 + room);
+        // The next customer starts without the box ticked or shown.
+        assert_eq!(
+            ctx.script(
+                "return [document.querySelector('#topup-bonus-allowed').checked, \
+                 document.querySelector('#topup-bonus-allowed-field').hidden]",
+                vec![]
+            )
+            .await,
+            json!([false, true])
+        );
+        // Without the box the cap refuses as before.
+        let (status, body) = ctx
+            .api_post(
+                &ctx.cashier,
+                "/v1/topups",
+                json!({"household": hh, "paid": "50.00", "method": "cash"}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].clone()),
+            (422, json!("cap_exceeded")),
+            "{body}"
+        );
+    });
+}

@@ -68,6 +68,8 @@
       'till.topup.credited': '到账',
       'till.topup.wallet_after': '充值后钱包',
       'till.topup.room': '本月剩余可赠',
+      'till.topup.bonus_allowed': '仍然充值：只赠送本月剩余额度',
+      'till.topup.capped': '赠送已按本月上限减少',
       'till.topup.submit': '确认充值',
       'till.method': '付款方式',
       'till.m.cash': '现金',
@@ -199,6 +201,8 @@
       'till.topup.credited': 'Credited',
       'till.topup.wallet_after': 'Wallet afterwards',
       'till.topup.room': 'Bonus left this month',
+      'till.topup.bonus_allowed': 'Top up anyway, with only the bonus left this month',
+      'till.topup.capped': 'Bonus reduced to this month\'s cap',
       'till.topup.submit': 'Top up',
       'till.method': 'Paid by',
       'till.m.cash': 'Cash',
@@ -408,6 +412,7 @@
     for (const form of ['#topup-form', '#sale-form', '#refund-form', '#voucher-form']) $(form).reset();
     setTopupProblem(null);
     show($('#topup-preview'), false);
+    show($('#topup-bonus-allowed-field'), false);
     showProblem($('#sale-problem'), null, $('#sale-form'));
     showProblem($('#refund-problem'), null, $('#refund-form'));
     showProblem($('#voucher-problem'), null, $('#voucher-form'));
@@ -552,7 +557,15 @@
       paid: paid === null ? $('#topup-paid').value.trim() : amount(paid),
       method: $('#topup-method').value,
       deliver: $('#topup-deliver').value,
+      ...($('#topup-bonus-allowed').checked ? { bonus: 'allowed' } : {}),
     };
+  }
+
+  // Past the monthly bonus cap the cashier may still top up with the bonus that is left
+  // (possibly none), once the resident agrees: the box shows with that refusal, or while ticked.
+  function offerBonusAllowed(problem) {
+    const capped = Boolean(problem && problem.code === 'cap_exceeded' && /monthly bonus/.test(problem.detail || ''));
+    show($('#topup-bonus-allowed-field'), capped || $('#topup-bonus-allowed').checked);
   }
 
   let quoteTimer = null;
@@ -582,15 +595,19 @@
     }
     const b = topupBody();
     const q = new URLSearchParams({ household: b.household, paid: b.paid, method: b.method, deliver: b.deliver });
+    if (b.bonus) q.set('bonus', b.bonus);
     show($('#topup-quoting'), true);
     const r = await HX.api('GET', '/v1/topups/quote?' + q.toString());
     if (seq !== state.quoteSeq) return; // a newer amount was typed meanwhile
     show($('#topup-quoting'), false);
     if (!r.ok) {
       setTopupProblem(r.problem);
+      offerBonusAllowed(r.problem);
       return;
     }
     setTopupProblem(null);
+    offerBonusAllowed(null);
+    for (const id of ['#topup-capped-label', '#topup-capped']) show($(id), Boolean(r.data.bonus_capped));
     $('#topup-bonus').textContent = yuan(r.data.bonus);
     $('#topup-credited').textContent = yuan(r.data.credited);
     // A paper voucher leaves the wallet as it is: say what the voucher carries instead.
@@ -636,6 +653,7 @@
     button.disabled = false;
     if (!r.ok) {
       setTopupProblem(r.problem);
+      offerBonusAllowed(r.problem);
       return;
     }
     showReceipt({ kind: 'topup', data: r.data, replayed: r.replayed });
@@ -1134,7 +1152,7 @@
     }
     const topup = $('#topup-form');
     topup.addEventListener('submit', submitTopup);
-    for (const input of [$('#topup-paid'), $('#topup-method'), $('#topup-deliver')]) {
+    for (const input of [$('#topup-paid'), $('#topup-method'), $('#topup-deliver'), $('#topup-bonus-allowed')]) {
       input.addEventListener('input', quoteSoon);
       input.addEventListener('change', quoteSoon);
     }
