@@ -42,6 +42,8 @@ const CSRF_LABEL: &[u8] = b"hongxin/csrf/v1\0";
 pub const PAIRING_LABEL: &str = "till pairing";
 /// The label of a paired till's session.
 pub const PAIRED_TILL_LABEL: &str = "web session (paired till)";
+/// The label of a staff session made from a token without a label of its own.
+const STAFF_SESSION_LABEL: &str = "web session";
 const PAIRING_MINUTES: i64 = 10;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -105,6 +107,9 @@ struct SessionInfo {
     shop_name: Option<String>,
     /// The name of what the session is bound to: its shop, company or cooperative.
     scope_name: Option<String>,
+    /// Who signed in: the label of the staff token the session was made from (the cashier's
+    /// name on the till's receipts); absent for a paired till and an unlabelled token.
+    staff: Option<String>,
     expires_at: Option<DateTime<Utc>>,
     /// Send this in `X-CSRF-Token` with every request that changes something. Absent when the
     /// caller used a bearer token rather than the session cookie.
@@ -142,6 +147,13 @@ impl SessionInfo {
             household: record.household.clone(),
             shop_name,
             scope_name,
+            staff: record
+                .label
+                .clone()
+                .filter(|l| {
+                    l != STAFF_SESSION_LABEL && l != PAIRED_TILL_LABEL && l != PAIRING_LABEL
+                })
+                .filter(|_| record.role != Role::Resident),
             expires_at: record.expires_at,
             csrf,
         })
@@ -274,7 +286,14 @@ async fn sign_in(state: &AppState, ip: IpAddr, req: SignIn) -> Result<String, Ap
                 state.auth_failed(ip, None, "staff_sign_in");
                 return Err(sign_in_failed());
             };
-            staff_session(state, &parent, "web session").await
+            // The session carries its token's label (the cashier's or clerk's name, as the
+            // admin wrote it), for the page's header and receipts.
+            let label = parent
+                .label
+                .clone()
+                .filter(|l| l != PAIRED_TILL_LABEL)
+                .unwrap_or_else(|| STAFF_SESSION_LABEL.to_string());
+            staff_session(state, &parent, &label).await
         }
         (None, Some(code), false) => {
             state.auth_allowed(ip, None)?;

@@ -405,6 +405,8 @@ fn receipts_carry_the_shop_the_business_date_and_the_receipt_number_and_print_on
             "红心农业合作社幸福里店（S1）"
         );
         assert_eq!(ctx.text("#r-date").await, TODAY);
+        // The cashier: the label of the token the till signed in with.
+        assert_eq!(ctx.text("#r-cashier").await, "王芳");
         assert_eq!(ctx.text("#r-receipt-no").await, reply["entry"].to_string());
         // A refund's receipt too.
         ctx.click("#receipt-refund").await;
@@ -412,6 +414,7 @@ fn receipts_carry_the_shop_the_business_date_and_the_receipt_number_and_print_on
         ctx.click("#refund-submit").await;
         ctx.text_until("#r-refunded", |t| t == "¥5.00").await;
         assert_eq!(ctx.text("#r-date").await, TODAY);
+        assert_eq!(ctx.text("#r-cashier").await, "王芳");
         assert_eq!(
             ctx.text("#receipt-shop").await,
             "红心农业合作社幸福里店（S1）"

@@ -104,7 +104,11 @@ where
         .expect("runtime");
     runtime.block_on(async {
         let admin = create_token(dir.path(), today, &["--role", "admin"]);
-        let cashier = create_token(dir.path(), today, &["--role", "cashier", "--shop", "S1"]);
+        let cashier = create_token(
+            dir.path(),
+            today,
+            &["--role", "cashier", "--shop", "S1", "--label", "王芳"],
+        );
         let accountant = create_token(
             dir.path(),
             today,

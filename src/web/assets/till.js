@@ -131,6 +131,7 @@
       'till.r.refunded': '退款',
       'till.r.remaining': '尚可退',
       'till.r.date': '营业日',
+      'till.r.cashier': '收银员',
       'till.problem.not_whole_units': '充值须为 {unit} 的整数倍，例如 {suggest}',
       'till.problem.cap.per_top_up': '单次充值最多 {limit}',
       'till.problem.cap.monthly_bonus': '超过每月赠送上限 {limit}（本月还可赠 {available}）',
@@ -264,6 +265,7 @@
       'till.r.refunded': 'Refunded',
       'till.r.remaining': 'Still refundable',
       'till.r.date': 'Business date',
+      'till.r.cashier': 'Cashier',
       'till.problem.not_whole_units': 'Top-ups are whole units of {unit}; try e.g. {suggest}',
       'till.problem.cap.per_top_up': 'One top-up is at most {limit}',
       'till.problem.cap.monthly_bonus': 'Monthly bonus cap of {limit} reached ({available} of bonus left)',
@@ -1087,6 +1089,7 @@
     const s = state.session || {};
     lines.push(line('receipt-no', 'till.r.receipt_no', String(d.entry)));
     if (d.business_date) lines.push(line('date', 'till.r.date', d.business_date));
+    if (s.staff) lines.push(line('cashier', 'till.r.cashier', s.staff));
     $('#receipt-shop').textContent = s.shop_name ? `${s.shop_name}（${s.shop}）` : (s.shop || '');
     $('#receipt-title').textContent = t('till.receipt.' + rc.kind) + (rc.replayed ? ' ' + t('till.receipt.replayed') : '');
     $('#receipt-lines').replaceChildren(...lines.flat());
