@@ -159,8 +159,9 @@ impl Fx {
                 compound: compound.into(),
                 area_m2: area.parse().expect("area"),
                 name: None,
-                building: None,
-                grid: None,
+                // H1 is placed in its compound (statements show where), the others are not.
+                building: (code == "H1").then(|| "3栋".to_string()),
+                grid: (code == "H1").then(|| "第2网格".to_string()),
             }));
         }
         for (secret, role, scope) in TOKENS {
@@ -1681,6 +1682,14 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
             .await;
         assert_eq!(line["area_m2"], view["area_m2"]);
         assert_eq!(line["occupant"], view["name"]);
+        assert_eq!(line["building"], view["building"]);
+        assert_eq!(line["grid"], view["grid"]);
+        if household == "H1" {
+            assert_eq!(
+                (line["building"].clone(), line["grid"].clone()),
+                (json!("3栋"), json!("第2网格"))
+            );
+        }
         assert_eq!(a(&line["opening"]), opening);
         assert_eq!(line["billed"], json!(billed));
         assert_eq!(line["paid"], json!(paid));

@@ -20,6 +20,9 @@ pub struct HouseholdLine {
     pub area_m2: String,
     /// The occupant's name where recorded.
     pub occupant: Option<String>,
+    /// The household's building (楼栋) and grid (网格) where recorded.
+    pub building: Option<String>,
+    pub grid: Option<String>,
     pub opening: Amount,
     pub billed: Amount,
     pub paid: Amount,
@@ -204,6 +207,8 @@ fn chinese(word: &str) -> &str {
         "outstanding" => "待结算",
         "area_m2" => "面积（平方米）",
         "occupant" => "住户姓名",
+        "building" => "楼栋",
+        "grid" => "网格",
         "total" => "合计",
         "summary" => "汇总",
         "journal" => "账本",
@@ -242,7 +247,7 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
     // Every figure sits under the header that names it. The first eight columns serve the
     // household, compound and total rows (and keep their places for readers that count);
     // the cooperative rows add the columns only they have, and the household rows end with the
-    // household's area and occupant.
+    // household's area, occupant, building and grid.
     w.write_record(
         [
             "row",
@@ -258,6 +263,8 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
             "outstanding",
             "area_m2",
             "occupant",
+            "building",
+            "grid",
         ]
         .map(k),
     )?;
@@ -276,6 +283,8 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
             "",
             &h.area_m2,
             h.occupant.as_deref().unwrap_or(""),
+            h.building.as_deref().unwrap_or(""),
+            h.grid.as_deref().unwrap_or(""),
         ])?;
     }
     for c in &s.compounds {
@@ -294,6 +303,8 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
             "",
             "",
             "",
+            "",
+            "",
         ])?;
     }
     let t = &s.totals;
@@ -306,6 +317,8 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
         &t.paid.to_string(),
         &t.allocated.to_string(),
         &t.closing.to_string(),
+        "",
+        "",
         "",
         "",
         "",
@@ -336,6 +349,8 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
             "",
             "",
             "",
+            "",
+            "",
         ])?;
     }
     for c in &s.cooperatives {
@@ -353,12 +368,16 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
             &c.outstanding.to_string(),
             "",
             "",
+            "",
+            "",
         ])?;
     }
     w.write_record([
         k("journal"),
         &s.journal_seq.to_string(),
         &s.journal_hash,
+        "",
+        "",
         "",
         "",
         "",
@@ -383,6 +402,8 @@ mod tests {
             household: h.into(),
             area_m2: "87.35".into(),
             occupant: None,
+            building: None,
+            grid: None,
             opening: Amount::from_fen(opening),
             billed: Amount::from_fen(billed),
             paid: Amount::from_fen(paid),

@@ -20,7 +20,7 @@ use crate::money::Amount;
 pub const SHEET: &str = "对账单";
 
 /// Column headings of the household table.
-const HEADINGS: [&str; 9] = [
+const HEADINGS: [&str; 11] = [
     "小区 Compound",
     "户号 Household",
     "期初 Opening",
@@ -30,6 +30,8 @@ const HEADINGS: [&str; 9] = [
     "期末 Closing",
     "面积 m² Area",
     "住户姓名 Occupant",
+    "楼栋 Building",
+    "网格 Grid",
 ];
 
 /// Yuan for a cell: the boundary described in the module comment, and nowhere else.
@@ -115,8 +117,10 @@ pub fn to_xlsx(s: &Statement) -> Result<Vec<u8>, XlsxError> {
         sheet.write_string(row, 0, h.compound.as_str())?;
         sheet.write_string(row, 1, h.household.as_str())?;
         sheet.write_string(row, 7, h.area_m2.as_str())?;
-        if let Some(name) = &h.occupant {
-            sheet.write_string(row, 8, name.as_str())?;
+        for (col, text) in [(8, &h.occupant), (9, &h.building), (10, &h.grid)] {
+            if let Some(text) = text {
+                sheet.write_string(row, col, text.as_str())?;
+            }
         }
         let t = Totals {
             opening: h.opening,
@@ -245,6 +249,8 @@ mod tests {
             household: h.into(),
             area_m2: "87.35".into(),
             occupant: None,
+            building: None,
+            grid: None,
             opening: Amount::from_fen(opening),
             billed: Amount::from_fen(billed),
             paid: Amount::from_fen(paid),

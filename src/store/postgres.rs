@@ -1289,13 +1289,13 @@ async fn statement_in(
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'fee_payment' THEN -p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'profit_allocation' THEN -p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month <= $1 THEN p.amount END), 0)::BIGINT,
-            h.area_dm2, h.name
+            h.area_dm2, h.name, h.building, h.grid
          FROM households h JOIN compounds c ON c.id = h.compound_id
          LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
          LEFT JOIN postings p ON p.account_id = a.id
          LEFT JOIN entry_months e ON e.entry_id = p.entry_id
          WHERE c.company_id = $2
-         GROUP BY h.id, c.code, h.code, h.area_dm2, h.name
+         GROUP BY h.id, c.code, h.code, h.area_dm2, h.name, h.building, h.grid
          ORDER BY h.id",
     )
     .bind(month)
@@ -1309,6 +1309,8 @@ async fn statement_in(
             household: r.try_get(1)?,
             area_m2: crate::fees::statement::area_m2(r.try_get(7)?),
             occupant: r.try_get(8)?,
+            building: r.try_get(9)?,
+            grid: r.try_get(10)?,
             opening: Amount::from_fen(r.try_get(2)?),
             billed: Amount::from_fen(r.try_get(3)?),
             paid: Amount::from_fen(r.try_get(4)?),

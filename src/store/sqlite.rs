@@ -670,7 +670,7 @@ impl Store for SqliteStore {
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_payment' THEN -p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'profit_allocation' THEN -p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0),
-                h.area_dm2, h.name
+                h.area_dm2, h.name, h.building, h.grid
              FROM households h JOIN compounds c ON c.id = h.compound_id
              LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
              LEFT JOIN postings p ON p.account_id = a.id
@@ -689,6 +689,8 @@ impl Store for SqliteStore {
                 household: r.try_get(1)?,
                 area_m2: crate::fees::statement::area_m2(r.try_get(7)?),
                 occupant: r.try_get(8)?,
+                building: r.try_get(9)?,
+                grid: r.try_get(10)?,
                 opening: Amount::from_fen(r.try_get(2)?),
                 billed: Amount::from_fen(r.try_get(3)?),
                 paid: Amount::from_fen(r.try_get(4)?),

@@ -235,7 +235,9 @@ fn the_statement_downloads_as_csv_and_xlsx_with_the_api_s_totals() {
                 "已结算",
                 "待结算",
                 "面积（平方米）",
-                "住户姓名"
+                "住户姓名",
+                "楼栋",
+                "网格"
             ]
         );
         let total = rows.iter().find(|r| r[0] == "合计").expect("a total row");
