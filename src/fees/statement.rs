@@ -124,6 +124,40 @@ impl Totals {
     }
 }
 
+/// One household's statement figures for each of `months`, from its fee-account movements
+/// summed by (service month, entry kind) as the store reads them
+/// ([`crate::store::Store::household_fee_movements`]): the statement's own sums for one
+/// household — opening, every movement of earlier months; billed, paid and allocated, the
+/// month's bills, payments (negated) and profit allocations (negated); closing, every movement
+/// up to the month's end. `None` on overflow.
+pub fn household_months(
+    movements: &[(String, String, Amount)],
+    months: &[String],
+) -> Option<Vec<(String, Totals)>> {
+    let mut out = Vec::with_capacity(months.len());
+    for month in months {
+        let mut t = Totals::default();
+        for (m, kind, amount) in movements {
+            let m = m.as_str();
+            if m < month.as_str() {
+                t.opening = t.opening.checked_add(*amount)?;
+            } else if m == month.as_str() {
+                match kind.as_str() {
+                    "fee_bill" => t.billed = t.billed.checked_add(*amount)?,
+                    "fee_payment" => t.paid = t.paid.checked_sub(*amount)?,
+                    "profit_allocation" => t.allocated = t.allocated.checked_sub(*amount)?,
+                    _ => {}
+                }
+            }
+            if m <= month.as_str() {
+                t.closing = t.closing.checked_add(*amount)?;
+            }
+        }
+        out.push((month.clone(), t));
+    }
+    Some(out)
+}
+
 /// Square decimetres as the m² a statement shows: 8735 → `87.35`.
 pub fn area_m2(dm2: i64) -> String {
     format!("{}.{:02}", dm2 / 100, dm2 % 100)
@@ -395,6 +429,39 @@ pub fn to_csv_in(s: &Statement, chinese_words: bool) -> Result<Vec<u8>, csv::Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_household_s_months_sum_its_movements_as_the_statement_does() {
+        let mv = |m: &str, kind: &str, fen: i64| {
+            (m.to_string(), kind.to_string(), Amount::from_fen(fen))
+        };
+        let movements = [
+            mv("2026-09", "fee_bill", 4_804),
+            mv("2026-10", "fee_bill", 4_804),
+            mv("2026-10", "fee_payment", -3_000),
+            mv("2026-10", "profit_allocation", -1_234),
+            // A reversal moves the balance but is none of the month's three columns.
+            mv("2026-10", "reversal", 10),
+            mv("2026-12", "fee_payment", -1_000),
+        ];
+        let months = ["2026-12", "2026-11", "2026-10"].map(String::from);
+        let got = household_months(&movements, &months).expect("no overflow");
+        let t = |o, b, p, a, c| Totals {
+            opening: Amount::from_fen(o),
+            billed: Amount::from_fen(b),
+            paid: Amount::from_fen(p),
+            allocated: Amount::from_fen(a),
+            closing: Amount::from_fen(c),
+        };
+        assert_eq!(
+            got,
+            vec![
+                ("2026-12".to_string(), t(5_384, 0, 1_000, 0, 4_384)),
+                ("2026-11".to_string(), t(5_384, 0, 0, 0, 5_384)),
+                ("2026-10".to_string(), t(4_804, 4_804, 3_000, 1_234, 5_384)),
+            ]
+        );
+    }
 
     fn line(h: &str, opening: i64, billed: i64, paid: i64, allocated: i64) -> HouseholdLine {
         HouseholdLine {

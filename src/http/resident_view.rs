@@ -139,18 +139,13 @@ async fn get_household_fees(
     let today = state.app.clock.today();
     let open_bills = state.app.store.open_bills(&view.code).await?;
 
+    // The household's own movements, one query, summed per month as its company's statement
+    // sums them (not a whole-company statement per month: a resident's view stays cheap).
+    let movements = state.app.store.household_fee_movements(&view.code).await?;
+    let lines = crate::fees::statement::household_months(&movements, &recent_months(today, count))
+        .ok_or_else(ApiError::internal)?;
     let mut months = Vec::new();
-    for month in recent_months(today, count) {
-        let Some(statement) = state.app.store.statement(&view.company, &month).await? else {
-            return Err(ApiError::not_found("household"));
-        };
-        let Some(line) = statement
-            .households
-            .into_iter()
-            .find(|l| l.household == view.code)
-        else {
-            continue;
-        };
+    for (month, line) in lines {
         let outstanding = match open_bills.iter().find(|(m, _, _)| *m == month) {
             Some((_, amount, settled)) => amount
                 .checked_sub(*settled)

@@ -507,6 +507,15 @@ pub trait Store: Send + Sync + 'static {
     /// Every closed month: (cooperative, month), oldest first. Cheap, unlike [`Self::close_runs`].
     async fn closed_months(&self) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// One household's fee-account movements summed by service month and entry kind:
+    /// (month, kind, amount on the account's normal side), oldest month first. What a
+    /// resident's fee view reads instead of whole-company statements
+    /// ([`crate::fees::statement::household_months`] turns them into the statement's lines).
+    async fn household_fee_movements(
+        &self,
+        household: &str,
+    ) -> Result<Vec<(String, String, Amount)>, StoreError>;
+
     /// What month closes credited toward one household's fees, read from the closes' own
     /// postings to its fee account: (cooperative, month, amount), newest month first.
     async fn household_close_credits(
