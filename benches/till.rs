@@ -673,6 +673,7 @@ async fn seed(seeder: &Seeder, prefix: &str, config: &Config, admin: String) -> 
                     unit: unit.into(),
                     price: Amount::from_fen(price),
                     cost: Amount::from_fen(cost),
+                    barcode: None,
                 },
             })
             .await;

@@ -532,6 +532,34 @@ fn catalog_import_creates_then_updates_items() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("(not_found)"), "{}", stderr(&o));
+
+    // An optional barcode column: packaged goods carry theirs, loose ones leave it empty; a
+    // barcode that is not 8 to 14 digits refuses the whole file.
+    let import = |name: &str, text: &str| {
+        let f = write(dir.path(), name, text);
+        hongxin(
+            dir.path(),
+            &[
+                "import",
+                "catalog",
+                f.to_str().unwrap(),
+                "--cooperative",
+                "COOP",
+            ],
+        )
+    };
+    let o = import(
+        "barcodes.csv",
+        "sku,name,unit,price,cost,barcode\nN04,挂面,袋,5.50,4.00,6920000005017\nN05,香菜,把,1.20,0.50,\n",
+    );
+    assert_ok(&o);
+    assert!(stdout(&o).contains("2 new, 0 updated"), "{}", stdout(&o));
+    let o = import(
+        "bad-barcode.csv",
+        "sku,name,unit,price,cost,barcode\nN06,粉丝,袋,4.50,3.00,69200A\nN07,木耳,袋,9.90,7.00,6920000006014\n",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("line 2: barcode"), "{}", stderr(&o));
 }
 
 #[test]

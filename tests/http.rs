@@ -3794,6 +3794,42 @@ async fn till_catalog(app: &TestApp) {
         ])
     );
     assert_eq!(app.get_ok(ADMIN, "/v1/catalog?cooperative=COOP").await, c);
+    // A packaged item gets its printed barcode, which the till's scanner reads; one that is
+    // not 8 to 14 digits is refused, naming the field, and changes nothing.
+    for bad in ["12AB5678", "1234567", "123456789012345"] {
+        let reply = app
+            .post(
+                ACCOUNTANT_COOP,
+                "/v1/catalog",
+                json!({ "sku": "RICE", "name": "大米", "unit": "袋", "price": "37.80",
+                        "cost": "30.00", "barcode": bad }),
+                None,
+            )
+            .await;
+        assert_problem(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some("barcode"),
+        );
+    }
+    assert_eq!(app.get_ok(CASHIER_S1, "/v1/catalog").await, c);
+    let (status, r, _) = app
+        .post(
+            ACCOUNTANT_COOP,
+            "/v1/catalog",
+            json!({ "sku": "RICE", "name": "大米", "unit": "袋", "price": "37.80",
+                    "cost": "30.00", "barcode": "6920000002016" }),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    let with_barcode = app.get_ok(CASHIER_S1, "/v1/catalog").await;
+    assert_eq!(
+        with_barcode["items"][3],
+        json!({ "sku": "RICE", "name": "大米", "unit": "袋", "price": "37.80", "initials": "dm",
+                "barcode": "6920000002016" })
+    );
     assert_problem(
         &app.get(ADMIN, "/v1/catalog").await,
         StatusCode::UNPROCESSABLE_ENTITY,

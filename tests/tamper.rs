@@ -873,6 +873,7 @@ async fn imported_master_data_is_chained_in_bounded_entries(backend: Backend) {
                 unit: "kg".into(),
                 price: y(price),
                 cost: y(cost),
+                barcode: None,
             },
         })
         .collect();

@@ -200,6 +200,8 @@ struct Produce {
     cost_fen: i64,
     /// How often it lands in a basket, relatively.
     popularity: u32,
+    /// The printed EAN-13 of packaged goods; loose produce has none.
+    barcode: Option<&'static str>,
 }
 
 const fn item(
@@ -217,6 +219,15 @@ const fn item(
         price_fen,
         cost_fen,
         popularity,
+        barcode: None,
+    }
+}
+
+/// Packaged goods: the item with its printed barcode.
+const fn packed(p: Produce, barcode: &'static str) -> Produce {
+    Produce {
+        barcode: Some(barcode),
+        ..p
     }
 }
 
@@ -237,14 +248,32 @@ const CATALOGUE: [Produce; 26] = [
     item("F02", "梨", "斤", 450, 300, 8),
     item("F03", "香蕉", "斤", 380, 260, 12),
     item("E01", "鸡蛋", "斤", 650, 520, 28),
-    item("E02", "土鸡蛋 (30枚)", "盒", 3600, 2700, 4),
-    item("G01", "大米 (10kg)", "袋", 5800, 4600, 5),
-    item("G02", "面粉 (5kg)", "袋", 2800, 2200, 4),
+    packed(
+        item("E02", "土鸡蛋 (30枚)", "盒", 3600, 2700, 4),
+        "6920000001019",
+    ),
+    packed(
+        item("G01", "大米 (10kg)", "袋", 5800, 4600, 5),
+        "6920000002016",
+    ),
+    packed(
+        item("G02", "面粉 (5kg)", "袋", 2800, 2200, 4),
+        "6920000002023",
+    ),
     item("G03", "小米", "斤", 600, 420, 5),
-    item("O01", "菜籽油 5L", "桶", 8900, 7200, 3),
-    item("O02", "花生油 5L", "桶", 12900, 10500, 2),
+    packed(
+        item("O01", "菜籽油 5L", "桶", 8900, 7200, 3),
+        "6920000003013",
+    ),
+    packed(
+        item("O02", "花生油 5L", "桶", 12900, 10500, 2),
+        "6920000003020",
+    ),
     item("M01", "猪肉 (五花)", "斤", 1680, 1350, 12),
-    item("M02", "鲜牛奶 (1L)", "盒", 1250, 950, 10),
+    packed(
+        item("M02", "鲜牛奶 (1L)", "盒", 1250, 950, 10),
+        "6920000004010",
+    ),
     item("T01", "豆腐", "斤", 300, 180, 18),
     item("T02", "馒头", "个", 100, 55, 20),
 ];
@@ -672,6 +701,7 @@ impl<'a> Sim<'a> {
                         unit: p.unit.into(),
                         price: Amount::from_fen(p.price_fen),
                         cost: Amount::from_fen(p.cost_fen),
+                        barcode: p.barcode.map(str::to_string),
                     },
                 })
                 .collect(),

@@ -30,7 +30,7 @@ pub enum ImportCommand {
         /// The CSV file (UTF-8)
         file: PathBuf,
     },
-    /// A cooperative's catalogue from CSV with the header sku,name,unit,price,cost; known SKUs are updated
+    /// A cooperative's catalogue from CSV with the header sku,name,unit,price,cost[,barcode]; known SKUs are updated
     Catalog {
         /// The CSV file (UTF-8)
         file: PathBuf,
@@ -69,7 +69,11 @@ pub async fn run(config: &Config, command: ImportCommand) -> anyhow::Result<()> 
             Ok(())
         }
         ImportCommand::Catalog { file, cooperative } => {
-            let table = read_csv(&file, &["sku", "name", "unit", "price", "cost"], &[])?;
+            let table = read_csv(
+                &file,
+                &["sku", "name", "unit", "price", "cost"],
+                &["barcode"],
+            )?;
             let mut bad = table.bad;
             let mut rows = Vec::with_capacity(table.rows.len());
             for row in &table.rows {
@@ -351,6 +355,9 @@ fn parse_catalog_item(row: &Row) -> Result<CatalogItemInput, String> {
         unit: row.get("unit").to_string(),
         price: amount("price")?,
         cost: amount("cost")?,
+        barcode: Some(row.get("barcode").trim())
+            .filter(|b| !b.is_empty())
+            .map(str::to_string),
     })
 }
 
@@ -362,6 +369,7 @@ fn unparsable_item(row: &Row) -> CatalogItemInput {
         unit: row.get("unit").to_string(),
         price: Amount::from_fen(-1),
         cost: Amount::ZERO,
+        barcode: None,
     }
 }
 

@@ -266,6 +266,14 @@ fn check_catalog_item(item: &CatalogItemInput) -> Result<(), Rejection> {
     if item.cost.is_negative() {
         return Err(Rejection::bad_amount("cost", "must not be negative"));
     }
+    if let Some(code) = &item.barcode {
+        if !(8..=14).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Rejection::invalid(
+                "barcode",
+                "a product barcode is 8 to 14 digits (EAN-8, UPC-A, EAN-13, ITF-14)",
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -168,6 +168,10 @@ pub struct CatalogItemInput {
     pub unit: String,
     pub price: Amount,
     pub cost: Amount,
+    /// The product's printed barcode (EAN-8, UPC-A, EAN-13 or ITF-14: 8 to 14 digits), which
+    /// the till's scanner reads; none for goods sold loose.
+    #[serde(default)]
+    pub barcode: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -496,6 +500,7 @@ pub struct CatalogItem {
     pub unit: String,
     pub price: Amount,
     pub cost: Amount,
+    pub barcode: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

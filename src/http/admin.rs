@@ -164,6 +164,10 @@ pub struct CatalogRequest {
     unit: String,
     price: Amount,
     cost: Amount,
+    /// The printed product barcode the till scans (8 to 14 digits); none for loose goods.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9]{8,14}$")]
+    barcode: Option<String>,
     /// Only an admin names it; an accountant's token fixes it.
     #[serde(default)]
     cooperative: Option<String>,
@@ -188,6 +192,7 @@ async fn post_catalog(
             unit: req.unit,
             price: req.price,
             cost: req.cost,
+            barcode: req.barcode,
         },
     };
     submit(

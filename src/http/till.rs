@@ -187,6 +187,9 @@ pub struct CatalogLine {
     price: Amount,
     /// The name's pinyin initials (大白菜 → `dbc`), for finding the item by typing.
     initials: String,
+    /// The printed product barcode the till's scanner reads, where the item has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    barcode: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -225,6 +228,7 @@ async fn get_catalog(
                 name: i.name,
                 unit: i.unit,
                 price: i.price,
+                barcode: i.barcode,
             })
             .collect(),
     }))

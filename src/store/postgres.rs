@@ -774,7 +774,7 @@ impl Store for PostgresStore {
             return Ok(None);
         };
         let rows = sqlx::query(
-            "SELECT id, sku, name, unit, price, cost FROM catalog_items
+            "SELECT id, sku, name, unit, price, cost, barcode FROM catalog_items
              WHERE cooperative_id = $1 ORDER BY sku LIMIT $2",
         )
         .bind(coop)
@@ -790,6 +790,7 @@ impl Store for PostgresStore {
                 unit: r.try_get(3)?,
                 price: Amount::from_fen(r.try_get(4)?),
                 cost: Amount::from_fen(r.try_get(5)?),
+                barcode: r.try_get(6)?,
             });
         }
         Ok(Some(items))
@@ -2550,7 +2551,7 @@ impl Tx for PgTx<'_> {
         let row = db!(
             self,
             sqlx::query(
-                "SELECT id, sku, name, unit, price, cost FROM catalog_items WHERE cooperative_id = $1 AND sku = $2",
+                "SELECT id, sku, name, unit, price, cost, barcode FROM catalog_items WHERE cooperative_id = $1 AND sku = $2",
             )
             .bind(coop)
             .bind(sku)
@@ -2564,6 +2565,7 @@ impl Tx for PgTx<'_> {
                 unit: r.try_get(3)?,
                 price: amount(&r, 4)?,
                 cost: amount(&r, 5)?,
+                barcode: r.try_get(6)?,
             }),
             None => None,
         })
@@ -2652,11 +2654,11 @@ impl Tx for PgTx<'_> {
         db!(
             self,
             sqlx::query(
-                "INSERT INTO catalog_items (cooperative_id, sku, name, unit, price, cost, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                "INSERT INTO catalog_items (cooperative_id, sku, name, unit, price, cost, updated_at, barcode)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (cooperative_id, sku) DO UPDATE SET
                    name = excluded.name, unit = excluded.unit, price = excluded.price,
-                   cost = excluded.cost, updated_at = excluded.updated_at",
+                   cost = excluded.cost, updated_at = excluded.updated_at, barcode = excluded.barcode",
             )
             .bind(coop)
             .bind(&item.sku)
@@ -2665,6 +2667,7 @@ impl Tx for PgTx<'_> {
             .bind(item.price.fen())
             .bind(item.cost.fen())
             .bind(&self.now)
+            .bind(&item.barcode)
             .execute(&mut *self.conn)
         );
         Ok(!existed)

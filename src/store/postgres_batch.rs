@@ -200,7 +200,7 @@ pub(super) async fn load(
         .unzip();
     if !skus.is_empty() {
         let rows = keyed(
-            "SELECT c.cooperative_id, c.id, c.sku, c.name, c.unit, c.price, c.cost
+            "SELECT c.cooperative_id, c.id, c.sku, c.name, c.unit, c.price, c.cost, c.barcode
              FROM UNNEST($1::BIGINT[], $2::TEXT[]) AS k(coop, sku)
              JOIN catalog_items c ON c.cooperative_id = k.coop AND c.sku = k.sku",
         )
@@ -216,6 +216,7 @@ pub(super) async fn load(
                 unit: r.try_get(4)?,
                 price: amount(&r, 5)?,
                 cost: amount(&r, 6)?,
+                barcode: r.try_get(7)?,
             };
             loaded
                 .catalog

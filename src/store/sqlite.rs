@@ -1179,7 +1179,7 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let rows = sqlx::query(
-            "SELECT id, sku, name, unit, price, cost FROM catalog_items
+            "SELECT id, sku, name, unit, price, cost, barcode FROM catalog_items
              WHERE cooperative_id = ? ORDER BY sku LIMIT ?",
         )
         .bind(coop)
@@ -1195,6 +1195,7 @@ impl Store for SqliteStore {
                 unit: r.try_get(3)?,
                 price: Amount::from_fen(r.try_get(4)?),
                 cost: Amount::from_fen(r.try_get(5)?),
+                barcode: r.try_get(6)?,
             });
         }
         Ok(Some(items))
@@ -2185,7 +2186,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn catalog_item(&mut self, coop: i64, sku: &str) -> OpResult<Option<CatalogItem>> {
-        let row = sqlx::query("SELECT id, sku, name, unit, price, cost FROM catalog_items WHERE cooperative_id = ? AND sku = ?")
+        let row = sqlx::query("SELECT id, sku, name, unit, price, cost, barcode FROM catalog_items WHERE cooperative_id = ? AND sku = ?")
             .bind(coop)
             .bind(sku)
             .fetch_optional(&mut *self.conn)
@@ -2198,6 +2199,7 @@ impl Tx for SqliteTx<'_> {
                 unit: r.try_get(3)?,
                 price: amount(&r, 4)?,
                 cost: amount(&r, 5)?,
+                barcode: r.try_get(6)?,
             }),
             None => None,
         })
@@ -2272,11 +2274,11 @@ impl Tx for SqliteTx<'_> {
     async fn upsert_catalog_item(&mut self, coop: i64, item: &CatalogItemInput) -> OpResult<bool> {
         let existed = self.catalog_item(coop, &item.sku).await?.is_some();
         sqlx::query(
-            "INSERT INTO catalog_items (cooperative_id, sku, name, unit, price, cost, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO catalog_items (cooperative_id, sku, name, unit, price, cost, updated_at, barcode)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (cooperative_id, sku) DO UPDATE SET
                name = excluded.name, unit = excluded.unit, price = excluded.price,
-               cost = excluded.cost, updated_at = excluded.updated_at",
+               cost = excluded.cost, updated_at = excluded.updated_at, barcode = excluded.barcode",
         )
         .bind(coop)
         .bind(&item.sku)
@@ -2285,6 +2287,7 @@ impl Tx for SqliteTx<'_> {
         .bind(item.price.fen())
         .bind(item.cost.fen())
         .bind(&self.now)
+        .bind(&item.barcode)
         .execute(&mut *self.conn)
         .await?;
         Ok(!existed)

@@ -176,7 +176,7 @@ pub(super) fn load(db: &Connection, keys: &Keys) -> Result<(Loaded, NextIds), St
     }
     let items = loaded.catalog_keys(keys);
     if !items.is_empty() {
-        let sql = "SELECT c.cooperative_id, c.id, c.sku, c.name, c.unit, c.price, c.cost
+        let sql = "SELECT c.cooperative_id, c.id, c.sku, c.name, c.unit, c.price, c.cost, c.barcode
                    FROM json_each(?1) j JOIN catalog_items c
                      ON c.cooperative_id = json_extract(j.value, '$[0]')
                     AND c.sku = json_extract(j.value, '$[1]')";
@@ -188,6 +188,7 @@ pub(super) fn load(db: &Connection, keys: &Keys) -> Result<(Loaded, NextIds), St
                 unit: r.get(4)?,
                 price: amount(r, 5)?,
                 cost: amount(r, 6)?,
+                barcode: r.get(7)?,
             };
             loaded.catalog.insert((r.get(0)?, item.sku.clone()), item);
             Ok(())

@@ -561,3 +561,29 @@ fn a_cashier_reads_words_not_dictionary_keys_or_field_names() {
         assert_eq!(wallet(&ctx, hh).await, total);
     });
 }
+
+#[test]
+fn a_product_barcode_scanned_becomes_a_line() {
+    browser_test("till: product barcodes", |ctx: Ctx| async move {
+        open_till(&ctx).await;
+        // The demo's 1 L milk (M02, 12.50 a box) carries the EAN-13 6920000004010.
+        let catalog = ctx.api_get(&ctx.cashier, "/v1/catalog").await;
+        let milk = catalog["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["sku"] == json!("M02"))
+            .cloned()
+            .expect("M02");
+        assert_eq!(milk["barcode"], json!("6920000004010"));
+        ctx.fill("#scan", "6920000004010\u{E007}").await;
+        ctx.text_until("#line-0 .line-amount", |t| t == "¥12.50")
+            .await;
+        assert!(ctx.text("#line-0").await.contains("鲜牛奶"));
+        // Scanned twice: a second line, the basket twice the price.
+        ctx.fill("#scan", "6920000004010\u{E007}").await;
+        ctx.text_until("#line-1 .line-amount", |t| t == "¥12.50")
+            .await;
+        assert_eq!(value(&ctx, "#scan").await, "");
+    });
+}

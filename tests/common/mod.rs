@@ -312,6 +312,7 @@ impl TestLedger {
                 unit: (*unit).into(),
                 price: y(price),
                 cost: y(cost),
+                barcode: None,
             };
             created(
                 self.run(Command::UpsertCatalogItem {

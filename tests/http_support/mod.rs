@@ -601,6 +601,7 @@ pub async fn seed(app: &App) {
                 unit: (*unit).into(),
                 price: amount(price),
                 cost: amount(cost),
+                barcode: None,
             };
             created(
                 app,

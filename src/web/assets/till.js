@@ -1099,7 +1099,7 @@
   // ---- wiring ---------------------------------------------------------------------------
 
   // What the scan box understands: the household card's QR (its signed link), a household
-  // code, a catalogue SKU (or barcode printed as the SKU), else a voucher code.
+  // code, a catalogue SKU or a product's printed barcode, else a voucher code.
   function onScan(ev) {
     ev.preventDefault();
     const raw = $('#scan').value.trim();
@@ -1116,7 +1116,8 @@
       });
       return;
     }
-    const item = state.catalog.find((i) => i.sku.toUpperCase() === code);
+    // A product: its SKU, or the barcode printed on its package.
+    const item = state.catalog.find((i) => i.sku.toUpperCase() === code || (i.barcode && i.barcode === raw));
     if (item) {
       showProblem($('#scan-problem'), null, $('#scan-form'));
       $('#scan').value = '';
