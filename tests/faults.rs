@@ -125,13 +125,19 @@ struct SmallDisk {
 
 impl SmallDisk {
     fn mount(at: &std::path::Path, bytes: u64) -> Option<SmallDisk> {
+        SmallDisk::mount_for(at, bytes, None)
+    }
+
+    /// The tmpfs owned by the OS user `owner` (uid, gid) when given.
+    fn mount_for(at: &std::path::Path, bytes: u64, owner: Option<(u32, u32)>) -> Option<SmallDisk> {
         std::fs::create_dir_all(at).ok()?;
+        let owned = owner.map_or(String::new(), |(u, g)| format!(",uid={u},gid={g}"));
         let ok = std::process::Command::new("mount")
             .args([
                 "-t",
                 "tmpfs",
                 "-o",
-                &format!("size={bytes},mode=0700"),
+                &format!("size={bytes},mode=0700{owned}"),
                 "tmpfs",
             ])
             .arg(at)
@@ -181,6 +187,85 @@ async fn disk_full_is_503_posts_nothing_and_recovers_sqlite() {
         return;
     };
     install.database = format!("sqlite://{}", disk.path.join("hongxin.db").display());
+    disk_full(install, disk).await;
+}
+
+/// The uid and gid of the `postgres` OS user, who runs the tests' cluster when they run as root.
+fn postgres_owner() -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = std::process::Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+/// Disk full on PostgreSQL: the test's database is moved onto a tablespace on a small tmpfs (its
+/// tables and indexes; the cluster's WAL stays on the real disk, as a production server keeps
+/// it apart), which is then filled: a write that cannot extend a table is PostgreSQL's
+/// `53100 disk_full`, answered 503 `storage_full`, posting nothing, and the same server writes
+/// again once space returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_is_503_posts_nothing_and_recovers_postgres() {
+    use sqlx::Connection;
+    let Some(install) = Install::new(Backend::Postgres).await else {
+        return;
+    };
+    let running_as_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let owner = if running_as_root {
+        postgres_owner()
+    } else {
+        None
+    };
+    // The tablespace's directory must be reachable by the server's OS user.
+    let holder = tempfile::tempdir().expect("directory");
+    let _ = std::process::Command::new("chmod")
+        .arg("0755")
+        .arg(holder.path())
+        .status();
+    let disk =
+        owner.and_then(|o| SmallDisk::mount_for(&holder.path().join("disk"), 48 << 20, Some(o)));
+    let Some(disk) = disk else {
+        eprintln!("NOTE: cannot mount a tmpfs for the cluster's user here (needs root); the PostgreSQL disk-full test is SKIPPED");
+        return;
+    };
+    let name = install
+        .pg
+        .as_ref()
+        .expect("a PostgreSQL install")
+        .name()
+        .to_string();
+    let tablespace = format!("small_{name}");
+    let maintenance = proc_support::pg_support::with_database(&install.database, "postgres");
+    let mut admin = sqlx::PgConnection::connect(&maintenance)
+        .await
+        .expect("maintenance connection");
+    for sql in [
+        format!(
+            "CREATE TABLESPACE {tablespace} LOCATION '{}'",
+            disk.path.display()
+        ),
+        format!("ALTER DATABASE {name} SET TABLESPACE {tablespace}"),
+    ] {
+        sqlx::raw_sql(&sql)
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    disk_full(install, disk).await;
+    // The database is dropped with the install; the tablespace after it.
+    let _ = sqlx::raw_sql(&format!("DROP TABLESPACE IF EXISTS {tablespace}"))
+        .execute(&mut admin)
+        .await;
+}
+
+/// The body of the disk-full tests: `install`'s database lives on `disk`.
+async fn disk_full(install: Install, disk: SmallDisk) {
     let admin = install.init();
     let http = client();
     let server = Server::start(install.command(), &["--listen", "127.0.0.1:0"]);
@@ -216,7 +301,11 @@ async fn disk_full_is_503_posts_nothing_and_recovers_sqlite() {
             refused = Some(r);
             break;
         }
-        assert!(model.answer(&r, status, &body), "{status} {body}");
+        assert!(
+            model.answer(&r, status, &body),
+            "{status} {body}\n{}",
+            server.log_text()
+        );
     }
     let refused = refused.expect("the full disk never refused a write");
     let wallet_before = proc_support::wallet(&http, &server.base, &admin, refused.household).await;
@@ -243,5 +332,6 @@ async fn disk_full_is_503_posts_nothing_and_recovers_sqlite() {
     );
     assert!(verify(&http, &server.base, &admin).await.0);
     drop(server);
+    drop(install);
     drop(disk);
 }

@@ -217,9 +217,13 @@ impl Unavailable {
             sqlx::Error::Database(db) => {
                 let code = db.code()?;
                 // SQLite reports its (extended) result code in decimal; the primary code is
-                // the low byte.
-                if let Ok(n) = code.parse::<i32>() {
-                    return Unavailable::of_sqlite_code(n);
+                // the low byte. PostgreSQL's SQLSTATEs are five characters, many of them all
+                // digits (53100, 08006): told apart by the driver, not by the text.
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    return code
+                        .parse::<i32>()
+                        .ok()
+                        .and_then(Unavailable::of_sqlite_code);
                 }
                 match code.as_ref() {
                     "53100" => Some(Unavailable::StorageFull),
