@@ -12,7 +12,11 @@
 //!
 //! Each target runs a fixed number of cases (`FUZZ_CASES`, default 256; 64 for the HTTP
 //! target) so `cargo test` stays quick; raise it for a longer run. Failures found are shrunk and
-//! kept in `proptest-regressions/` (committed), and replayed first on every later run.
+//! kept in `tests/fuzz.proptest-regressions` (committed), and replayed first on every later run.
+//! The corpora (committed, `tests/fuzz/corpus/`) are replayed in full on every run too: the
+//! amounts and the JSON command bodies (one `path<TAB>body` a line) that once mattered or sit on
+//! an edge; the policy target's corpus is the shipped policies, the voucher target's the codes a
+//! fresh key ring issues. Add a line when a bug is found.
 
 mod http_support;
 
@@ -51,16 +55,58 @@ proptest! {
 
     #[test]
     fn amount_parser(s in amount_like()) {
-        if let Ok(a) = Amount::parse(&s) {
-            // Accepted: an optional minus, digits, and at most two decimals after a dot.
-            let body = s.strip_prefix('-').unwrap_or(&s);
-            let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
-            prop_assert!(!whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()), "{s:?}");
-            prop_assert!(frac.len() <= 2 && frac.bytes().all(|b| b.is_ascii_digit()), "{s:?}");
-            prop_assert!(!body.ends_with('.'), "{s:?}");
-            // And it reads back to itself.
-            prop_assert_eq!(Amount::parse(&a.to_string()), Ok(a));
-        }
+        amount_property(&s)?;
+    }
+}
+
+/// What the amount parser must hold for any input.
+fn amount_property(s: &str) -> Result<(), TestCaseError> {
+    if let Ok(a) = Amount::parse(s) {
+        // Accepted: an optional minus, digits, and at most two decimals after a dot.
+        let body = s.strip_prefix('-').unwrap_or(s);
+        let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
+        prop_assert!(
+            !whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()),
+            "{s:?}"
+        );
+        prop_assert!(
+            frac.len() <= 2 && frac.bytes().all(|b| b.is_ascii_digit()),
+            "{s:?}"
+        );
+        prop_assert!(!body.ends_with('.'), "{s:?}");
+        // And it reads back to itself.
+        prop_assert_eq!(Amount::parse(&a.to_string()), Ok(a));
+    }
+    Ok(())
+}
+
+fn corpus(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz/corpus")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn amount_corpus() {
+    let text = corpus("amounts.txt");
+    let mut accepted = 0;
+    for line in text.lines() {
+        amount_property(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        accepted += usize::from(Amount::parse(line).is_ok());
+    }
+    // The corpus holds both sides of the edge.
+    assert!(
+        accepted >= 5 && accepted < text.lines().count(),
+        "{accepted}"
+    );
+    for (text, ok) in [
+        ("1.55", true),
+        ("1.555", false),
+        ("１２.３４", false),
+        ("+1.55", false),
+    ] {
+        assert_eq!(Amount::parse(text).is_ok(), ok, "{text:?}");
     }
 }
 
@@ -336,6 +382,8 @@ fn json_value() -> impl Strategy<Value = Value> {
 struct Server {
     runtime: tokio::runtime::Runtime,
     app: TestApp,
+    /// One request at a time: a property compares the journal's head before and after its own.
+    turn: std::sync::Mutex<()>,
 }
 
 fn server() -> &'static Server {
@@ -347,7 +395,11 @@ fn server() -> &'static Server {
             .build()
             .expect("runtime");
         let app = runtime.block_on(TestApp::spawn());
-        Server { runtime, app }
+        Server {
+            runtime,
+            app,
+            turn: std::sync::Mutex::new(()),
+        }
     })
 }
 
@@ -356,17 +408,57 @@ proptest! {
 
     #[test]
     fn json_command_decoding(route in 0usize..4, body in json_value()) {
-        let s = server();
         let path = ["/v1/topups", "/v1/sales", "/v1/expenses", "/v1/sales/1/refunds"][route];
-        let (status, reply, head_before, head_after) = s.runtime.block_on(async {
-            let before = s.app.head().await;
-            let (status, reply, _) = s.app.post_keyed(CASHIER_S1, path, body.clone()).await;
-            (status, reply, before, s.app.head().await)
-        });
-        prop_assert!(status.as_u16() < 500, "{} {} → {} {}", path, body, status, reply);
-        if status.is_client_error() {
-            prop_assert!(reply["code"].is_string(), "{} {} → {} {}", path, body, status, reply);
-            prop_assert_eq!(head_before, head_after, "a refused command posted");
-        }
+        command_property(path, &body)?;
     }
+}
+
+/// What the money routes must hold for any JSON body: 201 or a 4xx problem+json, never 5xx,
+/// and a refusal posts nothing.
+fn command_property(path: &str, body: &Value) -> Result<u16, TestCaseError> {
+    let s = server();
+    let _turn = s.turn.lock().unwrap_or_else(|e| e.into_inner());
+    let (status, reply, head_before, head_after) = s.runtime.block_on(async {
+        let before = s.app.head().await;
+        let (status, reply, _) = s.app.post_keyed(CASHIER_S1, path, body.clone()).await;
+        (status, reply, before, s.app.head().await)
+    });
+    prop_assert!(
+        status.as_u16() < 500,
+        "{} {} → {} {}",
+        path,
+        body,
+        status,
+        reply
+    );
+    if status.is_client_error() {
+        prop_assert!(
+            reply["code"].is_string(),
+            "{} {} → {} {}",
+            path,
+            body,
+            status,
+            reply
+        );
+        prop_assert_eq!(head_before, head_after, "a refused command posted");
+    }
+    Ok(status.as_u16())
+}
+
+#[test]
+fn command_corpus() {
+    let mut statuses = std::collections::BTreeSet::new();
+    for line in corpus("commands.jsonl")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        let (path, body) = line.split_once('\t').expect("path<TAB>body");
+        let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{line}: {e}"));
+        statuses.insert(command_property(path, &body).unwrap_or_else(|e| panic!("{line}: {e}")));
+    }
+    // Accepted and refused bodies both.
+    assert!(
+        statuses.contains(&201) && statuses.iter().any(|s| (400..500).contains(s)),
+        "{statuses:?}"
+    );
 }
