@@ -547,15 +547,19 @@
     view.report = report.data;
     view.summary = summary.data;
     view.month = report.data.month;
-    // The custody deposit each cooperative's own report works out.
+    view.prepaid = {};
+    render();
+    document.body.dataset.loaded = view.month;
+    // The custody deposit each cooperative's own report works out: it recomputes last quarter's
+    // balance from the journal (seconds on a large ledger), so its column fills in afterwards.
+    const shown = view.month;
     const prepaid = await Promise.all(report.data.cooperatives.map((c) =>
       HX.api('GET', `/v1/reports/prepaid?cooperative=${encodeURIComponent(c.cooperative)}`)));
-    view.prepaid = {};
+    if (view.month !== shown) return; // another month was chosen meanwhile
     report.data.cooperatives.forEach((c, i) => {
       if (prepaid[i].ok) view.prepaid[c.cooperative] = prepaid[i].data;
     });
     render();
-    document.body.dataset.loaded = view.month;
   }
 
   document.addEventListener('DOMContentLoaded', () => {
