@@ -1,10 +1,10 @@
 //! Failover (docs/deployment.md, "High availability"): a pg_auto_failover formation — a monitor,
-//! a primary and its synchronous standby — with hongxin reaching the primary through a TCP proxy
-//! that sends each new connection to the node that accepts writes (the part HAProxy plays in
-//! production). Tills top up and spend; the primary is killed (SIGKILL to its postmaster, its
-//! keeper stopped); the monitor promotes the standby; the same hongxin process reconnects through
-//! the proxy. Every acknowledged command is then in the journal exactly once, `verify` passes
-//! and every wallet matches the tills' model.
+//! a primary and its synchronous standby — with hongxin given the formation's multi-host URL
+//! (`postgres://…@node1,node2/hongxin?target_session_attrs=read-write`, as `pg_autoctl show uri`
+//! prints it), which hongxin follows itself (`store::pg_hosts`). Tills top up and spend; the
+//! primary is killed (SIGKILL to its postmaster, its keeper stopped); the monitor promotes the
+//! standby; the same hongxin process reconnects to it. Every acknowledged command is then in the
+//! journal exactly once, `verify` passes and every wallet matches the tills' model.
 //!
 //! Needs `pg_autoctl` (Debian: postgresql-15-auto-failover, which .ci/run installs); without it
 //! the test says so and passes, and with `CI=true` it fails.
@@ -214,44 +214,6 @@ fn has(states: &[(String, String, String)], node: &str, state: &str) -> bool {
         .any(|(n, reported, assigned)| n == node && reported == state && assigned == state)
 }
 
-/// Sends each new connection to whichever node says it is not in recovery.
-async fn proxy(nodes: [u16; 2]) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("proxy");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                for port in nodes {
-                    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable&connect_timeout=1");
-                    let writable = async {
-                        let mut c = sqlx::PgConnection::connect(&url).await.ok()?;
-                        let recovering: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
-                            .fetch_one(&mut c)
-                            .await
-                            .ok()?;
-                        let _ = c.close().await;
-                        Some(!recovering)
-                    };
-                    let writable = tokio::time::timeout(Duration::from_secs(2), writable).await;
-                    if writable == Ok(Some(true)) {
-                        if let Ok(mut outbound) =
-                            tokio::net::TcpStream::connect(("127.0.0.1", port)).await
-                        {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                        }
-                        return;
-                    }
-                }
-                // No primary now: the connection is refused by closing it.
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_primary_killed_under_load_fails_over_without_losing_an_acknowledged_write() {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
@@ -396,12 +358,14 @@ async fn a_primary_killed_under_load_fails_over_without_losing_an_acknowledged_w
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    // hongxin through the proxy.
-    let proxy_port = proxy(f.node_ports).await;
+    // hongxin with the formation's multi-host URL: it finds the node that accepts writes.
+    let [p1, p2] = f.node_ports;
     let install_dir = tempfile::tempdir().expect("dir");
     let install = Install {
         key_file: install_dir.path().join("keys.toml"),
-        database: format!("postgres://postgres@127.0.0.1:{proxy_port}/hongxin?sslmode=disable"),
+        database: format!(
+            "postgres://postgres@127.0.0.1:{p1},127.0.0.1:{p2}/hongxin?sslmode=disable&target_session_attrs=read-write"
+        ),
         dir: install_dir,
         pg: None,
     };

@@ -267,6 +267,11 @@ impl StoreError {
             .find(|u| self.0.contains(&u.marker()))
     }
 
+    /// The database cannot be reached now (answered 503 `database_unavailable`).
+    pub fn unavailable_database(message: &str) -> StoreError {
+        StoreError::with_cause(message.to_string(), Some(Unavailable::Database))
+    }
+
     fn with_cause(message: String, cause: Option<Unavailable>) -> StoreError {
         match cause {
             Some(u) => StoreError(format!("{} {message}", u.marker())),

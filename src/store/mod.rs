@@ -6,6 +6,7 @@
 //! them in batches, one transaction per batch and a savepoint per command, so each command
 //! succeeds or fails on its own while many share one durable commit (group commit).
 
+pub mod pg_hosts;
 pub mod postgres;
 mod rows;
 pub mod sqlite;

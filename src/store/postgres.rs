@@ -198,7 +198,9 @@ impl PostgresStore {
     /// starting together are safe), checks that no applied policy was edited, and starts the
     /// writers.
     pub async fn open(url: &str, services: Services) -> Result<PostgresStore, StoreError> {
-        let options = connect_options(url)?;
+        // A multi-host URL goes through a forwarder to the host that suits it (pg_hosts).
+        let forwarded = super::pg_hosts::resolve(url).await?;
+        let options = connect_options(&forwarded)?;
         let read = PgPoolOptions::new()
             .max_connections(READERS)
             .min_connections(1)
@@ -265,7 +267,8 @@ impl PostgresStore {
     /// Whether the database at `url` has no journal entries (or no schema yet). Used before
     /// generating a new key file: keys are never generated for a database that has data.
     pub async fn journal_is_empty(url: &str) -> Result<bool, StoreError> {
-        let mut conn = connect_options(url)?.connect().await?;
+        let url = super::pg_hosts::first_suitable(url).await?;
+        let mut conn = connect_options(&url)?.connect().await?;
         let found: Result<bool, sqlx::Error> =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM entries)")
                 .fetch_one(&mut conn)
