@@ -796,6 +796,10 @@ fn past_the_monthly_bonus_cap_the_cashier_tops_up_with_the_bonus_left_when_asked
             .await;
         assert_eq!(ctx.text("#topup-bonus").await, yuan(room));
         ctx.visible("#topup-capped-label").await;
+        for (width, height, size) in [(1366, 768, "1366x768"), (390, 844, "390x844")] {
+            ctx.viewport(width, height).await;
+            ctx.shot(&format!("till-bonus-allowed-{size}")).await;
+        }
         ctx.click("#topup-submit").await;
         ctx.text_until("#r-credited", |t| t == yuan(10_000 + room))
             .await;

@@ -585,5 +585,13 @@ fn a_product_barcode_scanned_becomes_a_line() {
         ctx.text_until("#line-1 .line-amount", |t| t == "¥12.50")
             .await;
         assert_eq!(value(&ctx, "#scan").await, "");
+        // A wallet tender for a typed household code asks for the resident's PIN.
+        scan(&ctx, "HX01-0012").await;
+        ctx.fill("#tender-wallet", "25.00").await;
+        ctx.visible("#sale-resident-field").await;
+        for (width, height, size) in SIZES {
+            ctx.viewport(width, height).await;
+            ctx.shot(&format!("till-barcode-pin-{size}")).await;
+        }
     });
 }
