@@ -116,6 +116,11 @@ const IRRELEVANT: &[(&str, &str, &str)] = &[
     ("catalog_items", "unit", "a display unit"),
     (
         "catalog_items",
+        "barcode",
+        "how the till's scanner finds the item; a sale records the SKU, price and cost it used",
+    ),
+    (
+        "catalog_items",
         "updated_at",
         "when the item last changed; no figure reads it",
     ),
