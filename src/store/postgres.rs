@@ -2790,16 +2790,18 @@ impl Tx for PgTx<'_> {
     async fn prune_sessions(&mut self, before: chrono::DateTime<Utc>, limit: u32) -> OpResult<u64> {
         let done = db!(
             self,
-            sqlx::query("DELETE FROM tokens WHERE id IN (
+            sqlx::query(
+                "DELETE FROM tokens WHERE id IN (
                  SELECT t.id FROM tokens t
                  WHERE t.expires_at IS NOT NULL AND t.expires_at < $1
                    AND (t.role = 'resident' OR t.label = $2)
                    AND NOT EXISTS (SELECT 1 FROM tokens c WHERE c.parent_id = t.id)
-                 LIMIT $3)")
-                .bind(canonical_time(&before))
-                .bind(crate::web::session::PAIRING_LABEL)
-                .bind(i64::from(limit))
-                .execute(&mut *self.conn)
+                 LIMIT $3)"
+            )
+            .bind(canonical_time(&before))
+            .bind(crate::web::session::PAIRING_LABEL)
+            .bind(i64::from(limit))
+            .execute(&mut *self.conn)
         );
         Ok(done.rows_affected())
     }

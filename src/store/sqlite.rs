@@ -2352,17 +2352,19 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn prune_sessions(&mut self, before: chrono::DateTime<Utc>, limit: u32) -> OpResult<u64> {
-        let done = sqlx::query("DELETE FROM tokens WHERE id IN (
+        let done = sqlx::query(
+            "DELETE FROM tokens WHERE id IN (
                  SELECT t.id FROM tokens t
                  WHERE t.expires_at IS NOT NULL AND t.expires_at < ?
                    AND (t.role = 'resident' OR t.label = ?)
                    AND NOT EXISTS (SELECT 1 FROM tokens c WHERE c.parent_id = t.id)
-                 LIMIT ?)")
-            .bind(canonical_time(&before))
-            .bind(crate::web::session::PAIRING_LABEL)
-            .bind(i64::from(limit))
-            .execute(&mut *self.conn)
-            .await?;
+                 LIMIT ?)",
+        )
+        .bind(canonical_time(&before))
+        .bind(crate::web::session::PAIRING_LABEL)
+        .bind(i64::from(limit))
+        .execute(&mut *self.conn)
+        .await?;
         Ok(done.rows_affected())
     }
 
