@@ -13,6 +13,7 @@ pub mod fees;
 pub mod http;
 pub mod ledger;
 pub mod money;
+pub mod openapi;
 pub mod policy;
 pub mod reports;
 pub mod store;

@@ -682,6 +682,74 @@ async fn the_openapi_document_describes_refusals(app: &TestApp) {
             .map(|c| c.keys().cloned().collect::<Vec<_>>()),
         Some(vec!["application/openmetrics-text".to_string()])
     );
+
+    // Every reference resolves (a schema named only by a query parameter is registered too).
+    fn refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(r) = map.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 100, "{} references", all.len());
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{r}"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "unresolved {r}"
+        );
+    }
+    // The limits the server enforces are stated: page sizes, codes, months, amounts, formats.
+    let param = |path: &str, name: &str| {
+        let params = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect(path);
+        params
+            .iter()
+            .find(|p| p["name"] == json!(name))
+            .unwrap_or_else(|| panic!("{path} {name}"))["schema"]
+            .clone()
+    };
+    let limit = param("/v1/households/{household}/history", "limit");
+    assert_eq!(
+        (&limit["minimum"], &limit["maximum"]),
+        (&json!(1), &json!(100))
+    );
+    let months = param("/v1/households/{household}/fees", "months");
+    assert_eq!(
+        (&months["minimum"], &months["maximum"]),
+        (&json!(1), &json!(12))
+    );
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        param("/v1/companies/{company}/statements/{month}", "format")["$ref"],
+        json!("#/components/schemas/Format")
+    );
+    assert_eq!(schemas["Format"]["enum"], json!(["json", "csv", "xlsx"]));
+    assert_eq!(schemas["Lang"]["enum"], json!(["zh-CN", "en"]));
+    assert_eq!(schemas["Code"]["pattern"], json!("^[A-Za-z0-9_-]{1,32}$"));
+    assert_eq!(
+        schemas["Month"]["pattern"],
+        json!("^[0-9]{4}-(0[1-9]|1[0-2])$")
+    );
+    assert_eq!(
+        schemas["SaleLine"]["properties"]["sku"]["$ref"],
+        json!("#/components/schemas/Code")
+    );
+    assert_eq!(
+        schemas["TopUpRequest"]["properties"]["paid"]["$ref"],
+        json!("#/components/schemas/RequestAmount")
+    );
+    assert_eq!(schemas["Text100"]["maxLength"], json!(100));
 }
 
 /// The shipped policies, with the top-up policy's `resident_factor_over` set.

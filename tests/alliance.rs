@@ -1100,6 +1100,18 @@ async fn the_alliance_reads_everything_writes_nothing_and_sees_no_one(backend: B
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    // Clearing is said with null: an empty object is refused, naming the field, as the
+    // OpenAPI document says (the field is required there).
+    let (status, _, body) = call(
+        &base,
+        put.clone(),
+        Some(ADMIN),
+        "/v1/compounds/HX02/takeover",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 422);
+    assert_eq!(json_of(&body)["field"], json!("taken_over_on"));
     let hx02 = report(l, None)
         .await
         .compounds

@@ -834,6 +834,13 @@ async fn report_access_follows_the_token_scope(backend: Backend) {
         (Some(RESIDENT), till.clone(), 403, "forbidden"),
         (None, till.clone(), 401, "unauthorized"),
         (Some(ADMIN), format!("{till}&shop=NOPE"), 404, "not_found"),
+        // An unknown cooperative too, as in the prepaid report (not an empty report).
+        (
+            Some(ADMIN),
+            format!("{till}&cooperative=NOPE"),
+            404,
+            "not_found",
+        ),
         (Some(ADMIN), "/v1/reports/till".into(), 422, "invalid_input"),
         (
             Some(ADMIN),

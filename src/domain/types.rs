@@ -111,30 +111,40 @@ pub struct Lined<T> {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCooperative {
+    #[schema(value_type = crate::openapi::Code)]
     pub code: String,
+    #[schema(value_type = crate::openapi::Text100)]
     pub name: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewShop {
+    #[schema(value_type = crate::openapi::Code)]
     pub code: String,
+    #[schema(value_type = crate::openapi::Text100)]
     pub name: String,
+    #[schema(value_type = crate::openapi::Code)]
     pub cooperative: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCompany {
+    #[schema(value_type = crate::openapi::Code)]
     pub code: String,
+    #[schema(value_type = crate::openapi::Text100)]
     pub name: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCompound {
+    #[schema(value_type = crate::openapi::Code)]
     pub code: String,
+    #[schema(value_type = crate::openapi::Text100)]
     pub name: String,
+    #[schema(value_type = crate::openapi::Code)]
     pub company: String,
     /// One of the programme's formerly unmanaged compounds (无物业小区).
     pub eligible: bool,
@@ -143,19 +153,24 @@ pub struct NewCompound {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHousehold {
+    #[schema(value_type = crate::openapi::Code)]
     pub code: String,
+    #[schema(value_type = crate::openapi::Code)]
     pub compound: String,
     /// Floor area in m², at most two decimals.
     #[serde(with = "crate::money::plain_decimal")]
-    #[schema(value_type = String, example = "87.35")]
+    #[schema(value_type = crate::openapi::Area)]
     pub area_m2: Decimal,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::Text50>)]
     pub name: Option<String>,
     /// The building (楼栋) it is in, as the compound numbers them, e.g. `3栋`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::Text30>)]
     pub building: Option<String>,
     /// The grid (网格) of the neighbourhood committee it belongs to, about 150 households.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::Text30>)]
     pub grid: Option<String>,
 }
 
@@ -291,9 +306,10 @@ pub struct TopUp {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaleLine {
+    #[schema(value_type = crate::openapi::Code)]
     pub sku: String,
     #[serde(with = "crate::money::plain_decimal")]
-    #[schema(value_type = String, example = "1.5")]
+    #[schema(value_type = crate::openapi::Quantity)]
     pub qty: Decimal,
 }
 
@@ -335,6 +351,7 @@ impl TenderType {
 pub struct Tender {
     #[serde(rename = "type")]
     pub kind: TenderType,
+    #[schema(value_type = crate::openapi::RequestAmount)]
     pub amount: Amount,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,

@@ -30,7 +30,10 @@ use crate::policy::{AllocationBasis, ProfitPolicy};
 /// The first and last day of a `YYYY-MM` month.
 pub fn month_bounds(field: &str, month: &str) -> Result<(NaiveDate, NaiveDate), Rejection> {
     let bad = || Rejection::invalid(field, "must be a month written YYYY-MM, e.g. 2026-11");
-    if month.len() != 7 || month.as_bytes()[4] != b'-' {
+    // Digits only: `str::parse` would also take a sign ("+202-11", "2026-+1").
+    let digits = |b: &[u8]| b.iter().all(u8::is_ascii_digit);
+    let bytes = month.as_bytes();
+    if bytes.len() != 7 || bytes[4] != b'-' || !digits(&bytes[..4]) || !digits(&bytes[5..]) {
         return Err(bad());
     }
     let year: i32 = month[..4].parse().map_err(|_| bad())?;
@@ -1237,7 +1240,9 @@ mod tests {
                 NaiveDate::from_ymd_opt(2026, 2, 28).unwrap()
             )
         );
-        for bad in ["2026-13", "2026-1", "26-01", "2026/01", ""] {
+        for bad in [
+            "2026-13", "2026-1", "26-01", "2026/01", "", "+202-11", "2026-+1", "2026-00",
+        ] {
             assert!(month_bounds("m", bad).is_err(), "{bad}");
         }
         let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();

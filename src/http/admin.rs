@@ -159,10 +159,16 @@ async fn post_household(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogRequest {
+    #[schema(value_type = crate::openapi::Code)]
     sku: String,
+    #[schema(value_type = crate::openapi::Text100)]
     name: String,
+    /// Selling unit, e.g. 斤, kg, 个, 袋.
+    #[schema(value_type = crate::openapi::Text10)]
     unit: String,
+    #[schema(value_type = crate::openapi::Price)]
     price: Amount,
+    #[schema(value_type = crate::openapi::Price)]
     cost: Amount,
     /// The printed product barcode the till scans (8 to 14 digits); none for loose goods.
     #[serde(default)]
@@ -170,6 +176,7 @@ pub struct CatalogRequest {
     barcode: Option<String>,
     /// Only an admin names it; an accountant's token fixes it.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::Code>)]
     cooperative: Option<String>,
 }
 
@@ -213,8 +220,10 @@ pub struct TokenRequest {
     role: Role,
     /// Code of the shop (cashier), cooperative (coop_accountant), company or household (resident).
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::Code>)]
     scope: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::Text100>)]
     label: Option<String>,
 }
 

@@ -38,11 +38,14 @@ const READERS: &[Role] = &[Role::Alliance, Role::Admin];
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// The month (`YYYY-MM`) of the grid and building tables; default the latest with figures.
+    #[param(value_type = Option<crate::openapi::Month>)]
     month: Option<String>,
     /// `json` (default), `csv` (one table, see `table`) or `xlsx` (every table, a sheet each).
+    #[param(value_type = Option<crate::openapi::Format>)]
     format: Option<String>,
-    /// For CSV: `totals`, `compounds` (default), `grids`, `buildings`, `cooperatives`,
-    /// `companies` or `arrears`.
+    /// For CSV only (with `format=csv`; refused otherwise): `totals`, `compounds` (default),
+    /// `grids`, `buildings`, `cooperatives`, `companies` or `arrears`.
+    #[param(value_type = Option<crate::openapi::AllianceTable>)]
     table: Option<String>,
 }
 
@@ -144,6 +147,7 @@ async fn get_report(
 #[serde(deny_unknown_fields)]
 pub struct SummaryQuery {
     /// `YYYY-MM`; default the latest month with figures.
+    #[param(value_type = Option<crate::openapi::Month>)]
     month: Option<String>,
 }
 
@@ -167,13 +171,15 @@ async fn get_summary(
 #[serde(deny_unknown_fields)]
 pub struct TakeoverBody {
     /// The day the compound's company took it over (接管), `YYYY-MM-DD`; `null` clears it.
-    #[schema(value_type = Option<String>, example = "2025-03-01")]
+    /// Required: an empty object is refused rather than taken to clear it.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[schema(value_type = Option<NaiveDate>, required = true, example = "2025-03-01")]
     taken_over_on: Option<NaiveDate>,
 }
 
 /// Set the day a compound's company took it over, which the alliance's charts mark.
 #[utoipa::path(put, path = "/v1/compounds/{compound}/takeover", tag = "master data",
-    params(("compound" = String, Path, description = "Compound code")),
+    params(("compound" = crate::openapi::Code, Path, description = "Compound code")),
     request_body = TakeoverBody,
     responses((status = 200, body = Created), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)),

@@ -33,8 +33,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct SettlementsQuery {
     /// Admins name the cooperative; an accountant's token fixes it.
+    #[param(value_type = Option<crate::openapi::Code>)]
     cooperative: Option<String>,
     /// The month, `YYYY-MM`; by default the month of the business date.
+    #[param(value_type = Option<crate::openapi::Month>)]
     month: Option<String>,
 }
 

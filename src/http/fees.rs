@@ -75,10 +75,11 @@ fn check_month(month: &str) -> Result<(NaiveDate, NaiveDate), ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct BillsRequest {
     /// The month billed, `YYYY-MM`; it must have begun.
-    #[schema(example = "2026-11")]
+    #[schema(value_type = crate::openapi::Month)]
     month: String,
     /// Only an admin names the company; a company token fixes it.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::Code>)]
     company: Option<String>,
 }
 
@@ -116,10 +117,13 @@ async fn post_bills(
 #[serde(deny_unknown_fields)]
 pub struct FeePaymentRequest {
     /// Household code.
+    #[schema(value_type = crate::openapi::Code)]
     household: String,
+    #[schema(value_type = crate::openapi::RequestAmount)]
     amount: Amount,
     method: PayMethod,
     /// The receipt or transfer reference, up to 100 characters.
+    #[schema(value_type = crate::openapi::Text100)]
     reference: String,
 }
 
@@ -173,6 +177,7 @@ pub struct CloseRequest {
     dry_run: bool,
     /// Only an admin names the cooperative; an accountant's token fixes it.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::Code>)]
     cooperative: Option<String>,
 }
 
@@ -181,7 +186,7 @@ pub struct CloseRequest {
 /// property fees and posted as one entry. Only after the month has ended; a second close of the
 /// same month answers the first result again and posts nothing. `dry_run` answers 200.
 #[utoipa::path(post, path = "/v1/months/{month}/close", tag = "month close", request_body = CloseRequest,
-    params(("month" = String, Path, example = "2026-10"),
+    params(("month" = crate::openapi::Month, Path, example = "2026-10"),
         ("Idempotency-Key" = String, Header, description = "one per attempt")),
     responses((status = 201, body = CloseReceipt), (status = 200, description = "a dry run", body = CloseReceipt),
         (status = 409, body = Problem), (status = 422, body = Problem)),
@@ -223,6 +228,7 @@ async fn post_close(
 #[into_params(parameter_in = Query)]
 pub struct CloseQuery {
     /// Only an admin names the cooperative.
+    #[param(value_type = Option<crate::openapi::Code>)]
     cooperative: Option<String>,
     /// `true`: a month not yet ended, estimated from its first day to the business date.
     estimate: Option<bool>,
@@ -231,7 +237,7 @@ pub struct CloseQuery {
 /// What closing the month would do (a dry run), or the stored result once it is closed. With
 /// `?estimate=true`, the month so far (first day to the business date), marked `estimated_to`.
 #[utoipa::path(get, path = "/v1/months/{month}/close", tag = "month close",
-    params(("month" = String, Path, example = "2026-10"), CloseQuery),
+    params(("month" = crate::openapi::Month, Path, example = "2026-10"), CloseQuery),
     responses((status = 200, body = CloseReceipt), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn get_close(
@@ -270,13 +276,17 @@ async fn get_close(
 #[serde(deny_unknown_fields)]
 pub struct SettlementRequest {
     /// The company paid.
+    #[schema(value_type = crate::openapi::Code)]
     company: String,
     /// At most what the cooperative owes the company.
+    #[schema(value_type = crate::openapi::RequestAmount)]
     amount: Amount,
     /// The bank transfer's reference.
+    #[schema(value_type = crate::openapi::Text100)]
     reference: String,
     /// Only an admin names the cooperative.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::Code>)]
     cooperative: Option<String>,
 }
 
@@ -321,8 +331,10 @@ pub const XLSX_TYPE: &str = "application/vnd.openxmlformats-officedocument.sprea
 #[into_params(parameter_in = Query)]
 pub struct StatementQuery {
     /// `json` (default), `csv` or `xlsx`.
+    #[param(value_type = Option<crate::openapi::Format>)]
     format: Option<String>,
     /// The CSV's words: `zh-CN` (default, for people) or `en` (the JSON's field names).
+    #[param(value_type = Option<crate::openapi::Lang>)]
     lang: Option<String>,
 }
 
@@ -358,7 +370,7 @@ pub(super) fn attachment(content_type: &'static str, name: &str, body: Vec<u8>) 
 /// billed, paid, covered by the cooperative and the closing balance; the summary; what the
 /// cooperative owes; the journal head. JSON, or `?format=csv` / `?format=xlsx`.
 #[utoipa::path(get, path = "/v1/companies/{company}/statements/{month}", tag = "property fees",
-    params(("company" = String, Path), ("month" = String, Path, example = "2026-11"), StatementQuery),
+    params(("company" = crate::openapi::Code, Path), ("month" = crate::openapi::Month, Path, example = "2026-11"), StatementQuery),
     responses((status = 200, content(
             (Statement = "application/json"),
             (String = "text/csv"),
@@ -383,6 +395,18 @@ async fn get_statement(
             "format: use json, csv or xlsx",
         ));
     }
+    // Checked whatever the format, as the till report does: a bad value is refused, not ignored.
+    let chinese = match q.lang.as_deref() {
+        None | Some("zh-CN") => true,
+        Some("en") => false,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_input",
+                "lang",
+                "lang: use zh-CN or en",
+            ))
+        }
+    };
     let mut statement = state
         .app
         .store
@@ -399,17 +423,6 @@ async fn get_statement(
     }
     match format {
         "csv" => {
-            let chinese = match q.lang.as_deref() {
-                None | Some("zh-CN") => true,
-                Some("en") => false,
-                Some(_) => {
-                    return Err(ApiError::bad_request(
-                        "invalid_input",
-                        "lang",
-                        "lang: use zh-CN or en",
-                    ))
-                }
-            };
             let body = crate::fees::statement::to_csv_in(&statement, chinese).map_err(|e| {
                 tracing::error!(error = %e, "writing a statement as CSV");
                 ApiError::internal()
@@ -540,7 +553,7 @@ pub struct ArrearsResponse {
 /// A company's households with unpaid bills, each with its arrears by age, and the totals per
 /// age bucket.
 #[utoipa::path(get, path = "/v1/companies/{company}/arrears", tag = "property fees",
-    params(("company" = String, Path)),
+    params(("company" = crate::openapi::Code, Path)),
     responses((status = 200, body = ArrearsResponse), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 async fn get_arrears(

@@ -132,7 +132,7 @@ async fn visible(
 
 /// Balances of a household: wallet (paid and bonus parts), vouchers, property fees.
 #[utoipa::path(get, path = "/v1/households/{household}", tag = "households",
-    params(("household" = String, Path)),
+    params(("household" = crate::openapi::Code, Path)),
     responses((status = 200, body = HouseholdResponse), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 async fn get_household(
@@ -243,6 +243,7 @@ pub struct HistoryQuery {
     /// Entry id from the previous page's `next_before`.
     before: Option<i64>,
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
 }
 
@@ -269,7 +270,7 @@ pub struct HistoryResponse {
 
 /// A household's entries, newest first, paginated.
 #[utoipa::path(get, path = "/v1/households/{household}/history", tag = "households",
-    params(("household" = String, Path), HistoryQuery),
+    params(("household" = crate::openapi::Code, Path), HistoryQuery),
     responses((status = 200, body = HistoryResponse), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 async fn get_history(

@@ -138,7 +138,26 @@ impl AppState {
         title = "hongxin 红心 API",
         description = "Ledger for 居民购物50元换55元 (pay 50, get 55 of shopping credit) and 合作社盈利用物业 (cooperative profit toward property fees). Amounts are strings in yuan with at most two decimals. Errors are application/problem+json with a stable `code`. Every POST that moves money needs an Idempotency-Key header."
     ),
-    components(schemas(error::Problem)),
+    // The schemas of input limits (crate::openapi), all of them: those named only by query
+    // parameters are not collected from the routes.
+    components(schemas(
+        error::Problem,
+        crate::openapi::Code,
+        crate::openapi::Month,
+        crate::openapi::Quantity,
+        crate::openapi::Area,
+        crate::openapi::RequestAmount,
+        crate::openapi::Price,
+        crate::openapi::Text10,
+        crate::openapi::Text30,
+        crate::openapi::Text50,
+        crate::openapi::Text100,
+        crate::openapi::Text200,
+        crate::openapi::Format,
+        crate::openapi::TillFormat,
+        crate::openapi::Lang,
+        crate::openapi::AllianceTable
+    )),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

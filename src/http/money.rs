@@ -20,6 +20,7 @@ use crate::domain::{
     StockReceipt, Tender, TenderType, TopUp, TopUpReceipt,
 };
 use crate::money::Amount;
+use crate::openapi::{Code, RequestAmount, Text100, Text200};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -36,8 +37,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
     /// Household code.
+    #[schema(value_type = Code)]
     household: String,
     /// What the resident pays: whole units of 50.00.
+    #[schema(value_type = RequestAmount)]
     paid: Amount,
     method: PayMethod,
     #[serde(default)]
@@ -48,6 +51,7 @@ pub struct TopUpRequest {
     bonus: BonusRule,
     /// Only an admin names the shop; a cashier's token fixes it.
     #[serde(default)]
+    #[schema(value_type = Option<Code>)]
     shop: Option<String>,
 }
 
@@ -89,14 +93,18 @@ async fn post_topup(
 pub struct SaleRequest {
     /// Needed for a wallet tender; optional for cash and vouchers.
     #[serde(default)]
+    #[schema(value_type = Option<Code>)]
     household: Option<String>,
     /// Catalogue lines, or else `amount`.
     #[serde(default)]
     lines: Vec<SaleLine>,
     #[serde(default)]
+    #[schema(value_type = Option<RequestAmount>)]
     amount: Option<Amount>,
     tenders: Vec<Tender>,
+    /// Only an admin names the shop; a cashier's token fixes it.
     #[serde(default)]
+    #[schema(value_type = Option<Code>)]
     shop: Option<String>,
     /// The resident's presence, needed when the wallet tenders exceed the policy's
     /// `resident_factor_over` (0.00 by default: any wallet spending).
@@ -178,6 +186,7 @@ async fn post_sale(
 pub struct RefundRequest {
     /// Omit to refund everything not yet refunded.
     #[serde(default)]
+    #[schema(value_type = Option<RequestAmount>)]
     amount: Option<Amount>,
 }
 
@@ -228,9 +237,11 @@ pub struct CreditRefundRequest {
     /// Paid credit to pay out (a partial cash-out; the bonus is forfeited in proportion).
     /// Absent: the whole wallet.
     #[serde(default)]
+    #[schema(value_type = Option<RequestAmount>)]
     amount: Option<Amount>,
     /// Only an admin names it; an accountant's token fixes it.
     #[serde(default)]
+    #[schema(value_type = Option<Code>)]
     cooperative: Option<String>,
 }
 
@@ -238,7 +249,7 @@ pub struct CreditRefundRequest {
 /// bonus forfeited (all of it, or in proportion).
 #[utoipa::path(post, path = "/v1/households/{household}/credit-refunds", tag = "back office",
     request_body = CreditRefundRequest,
-    params(("household" = String, Path), ("Idempotency-Key" = String, Header, description = "one per attempt")),
+    params(("household" = crate::openapi::Code, Path), ("Idempotency-Key" = String, Header, description = "one per attempt")),
     responses((status = 201, body = CreditRefundReceipt), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 async fn post_credit_refund(
@@ -272,16 +283,21 @@ async fn post_credit_refund(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpenseRequest {
-    /// e.g. rent, wages, spoilage, utilities.
+    /// e.g. rent, wages, spoilage, utilities: 1–32 lowercase letters, digits or '_'.
+    #[schema(pattern = "^[a-z0-9_]{1,32}$")]
     category: String,
+    #[schema(value_type = RequestAmount)]
     amount: Amount,
     /// The day it was incurred.
     date: NaiveDate,
     #[serde(default)]
+    #[schema(value_type = Option<Text200>)]
     memo: Option<String>,
     #[serde(default)]
     method: Option<PayMethod>,
+    /// Only an admin names it; an accountant's token fixes it.
     #[serde(default)]
+    #[schema(value_type = Option<Code>)]
     cooperative: Option<String>,
 }
 
@@ -321,14 +337,19 @@ async fn post_expense(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockReceiptRequest {
+    #[schema(value_type = RequestAmount)]
     amount: Amount,
     #[serde(default)]
+    #[schema(value_type = Option<Text100>)]
     supplier: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Text200>)]
     memo: Option<String>,
     #[serde(default)]
     method: Option<PayMethod>,
+    /// Only an admin names it; an accountant's token fixes it.
     #[serde(default)]
+    #[schema(value_type = Option<Code>)]
     cooperative: Option<String>,
 }
 
@@ -368,6 +389,7 @@ async fn post_stock_receipt(
 #[serde(deny_unknown_fields)]
 pub struct ReversalRequest {
     /// Why the entry is reversed.
+    #[schema(value_type = Text200)]
     memo: String,
 }
 

@@ -91,7 +91,7 @@ fn is_empty(t: &Totals) -> bool {
 /// billed, paid by residents, covered by the cooperative, closing — and whether a cooperative
 /// has closed it. Months before the first that is closed or has a fee movement are left out.
 #[utoipa::path(get, path = "/v1/companies/{company}/months", tag = "property fees",
-    params(("company" = String, Path), MonthsQuery),
+    params(("company" = crate::openapi::Code, Path), MonthsQuery),
     responses((status = 200, body = MonthsResponse), (status = 404, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]

@@ -48,12 +48,16 @@ pub struct TillQuery {
     /// Business date, `YYYY-MM-DD`.
     date: NaiveDate,
     /// One shop; a cashier's token fixes it, an accountant's must be of its cooperative.
+    #[param(value_type = Option<crate::openapi::Code>)]
     shop: Option<String>,
     /// Admins only: the shops of one cooperative.
+    #[param(value_type = Option<crate::openapi::Code>)]
     cooperative: Option<String>,
     /// `json` (default) or `csv`: a row per shop and a total row.
+    #[param(value_type = Option<crate::openapi::TillFormat>)]
     format: Option<String>,
     /// The CSV's headers: `zh-CN` (default) or `en`.
+    #[param(value_type = Option<crate::openapi::Lang>)]
     lang: Option<String>,
 }
 
@@ -118,7 +122,14 @@ async fn get_till(
         }
         _ => match (q.shop, q.cooperative) {
             (Some(shop), _) => ShopFilter::Shop(shop),
-            (None, Some(coop)) => ShopFilter::Cooperative(coop),
+            (None, Some(coop)) => {
+                // An unknown cooperative is 404, as in the other reports; one without shops yet
+                // is an empty report.
+                if !store.names().await?.cooperatives.contains_key(&coop) {
+                    return Err(ApiError::not_found("cooperative"));
+                }
+                ShopFilter::Cooperative(coop)
+            }
             (None, None) => ShopFilter::All,
         },
     };
@@ -141,6 +152,7 @@ async fn get_till(
 #[serde(deny_unknown_fields)]
 pub struct PrepaidQuery {
     /// Admins and the alliance name the cooperative; an accountant's token fixes it.
+    #[param(value_type = Option<crate::openapi::Code>)]
     cooperative: Option<String>,
     /// Balances at the end of this business date (default today).
     date: Option<NaiveDate>,

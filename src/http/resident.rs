@@ -503,12 +503,13 @@ pub const PIN_DIGITS_MAX: usize = 12;
 #[serde(deny_unknown_fields)]
 pub struct PinRequest {
     /// 6 to 12 digits; stored only as a keyed argon2 hash.
+    #[schema(pattern = "^[0-9]{6,12}$")]
     pin: String,
 }
 
 /// Set a household's PIN (the company's office or an admin).
 #[utoipa::path(post, path = "/v1/households/{household}/pin", tag = "residents", request_body = PinRequest,
-    params(("household" = String, Path)),
+    params(("household" = crate::openapi::Code, Path)),
     responses((status = 200, body = crate::domain::Created), (status = 422, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 async fn post_pin(
@@ -591,7 +592,7 @@ fn link_response(state: &AppState, v: &HouseholdView, version: i64) -> LinkRespo
 
 /// The signed link for a household's card.
 #[utoipa::path(get, path = "/v1/households/{household}/link", tag = "residents",
-    params(("household" = String, Path)),
+    params(("household" = crate::openapi::Code, Path)),
     responses((status = 200, body = LinkResponse), (status = 404, body = Problem)), security(("bearer" = [])))]
 async fn get_link(
     State(state): State<AppState>,
@@ -604,7 +605,7 @@ async fn get_link(
 
 /// Issue a new card link; every earlier link of this household stops working.
 #[utoipa::path(post, path = "/v1/households/{household}/link/rotate", tag = "residents",
-    params(("household" = String, Path)),
+    params(("household" = crate::openapi::Code, Path)),
     responses((status = 200, body = LinkResponse), (status = 404, body = Problem)), security(("bearer" = [])))]
 async fn post_link_rotate(
     State(state): State<AppState>,
@@ -633,7 +634,7 @@ async fn post_link_rotate(
 /// The household card's QR code (its signed link): for the office to print on the card, and
 /// for the resident to show at a till from the phone.
 #[utoipa::path(get, path = "/v1/households/{household}/link/qr.svg", tag = "residents",
-    params(("household" = String, Path)),
+    params(("household" = crate::openapi::Code, Path)),
     responses((status = 200, content_type = "image/svg+xml", body = String), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 async fn get_link_qr(

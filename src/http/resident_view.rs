@@ -34,6 +34,7 @@ const DEFAULT_MONTHS: u32 = 6;
 #[into_params(parameter_in = Query)]
 pub struct FeesQuery {
     /// How many calendar months, up to the business date's, to look back: 1–12, default 6.
+    #[param(minimum = 1, maximum = 12)]
     months: Option<u32>,
 }
 
@@ -110,7 +111,7 @@ fn recent_months(today: NaiveDate, count: u32) -> Vec<String> {
 /// A household's property-fee status: balance, arrears by age, recent months (billed, paid,
 /// covered by the cooperative, still outstanding) and what each month close covered.
 #[utoipa::path(get, path = "/v1/households/{household}/fees", tag = "households",
-    params(("household" = String, Path), FeesQuery),
+    params(("household" = crate::openapi::Code, Path), FeesQuery),
     responses((status = 200, body = HouseholdFeesResponse), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]

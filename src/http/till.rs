@@ -30,8 +30,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct QuoteQuery {
     /// Household code.
+    #[param(value_type = crate::openapi::Code)]
     household: String,
     /// What the resident would pay, e.g. `100.00`.
+    #[param(value_type = crate::openapi::RequestAmount)]
     paid: String,
     /// Default cash.
     #[serde(default)]
@@ -44,6 +46,7 @@ pub struct QuoteQuery {
     bonus: Option<BonusRule>,
     /// Only an admin names the shop; a cashier's token fixes it.
     #[serde(default)]
+    #[param(value_type = Option<crate::openapi::Code>)]
     shop: Option<String>,
 }
 
@@ -84,8 +87,9 @@ async fn get_topup_quote(
     principal.allow(&[Role::Cashier, Role::Admin])?;
     let Query(q) =
         query.map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))?;
-    let paid =
-        Amount::parse(q.paid.trim()).map_err(|e| Rejection::bad_amount("paid", e.to_string()))?;
+    // Written exactly as the top-up's body takes it (no spaces around it): the quote refuses
+    // what the top-up would.
+    let paid = Amount::parse(&q.paid).map_err(|e| Rejection::bad_amount("paid", e.to_string()))?;
     let shop = principal.shop_for(q.shop.as_deref())?;
     let cooperative = match principal.role() {
         Role::Cashier => principal.token.cooperative.clone(),
@@ -174,6 +178,7 @@ async fn get_topup_quote(
 pub struct CatalogQuery {
     /// Only an admin names the cooperative; a cashier's token fixes it.
     #[serde(default)]
+    #[param(value_type = Option<crate::openapi::Code>)]
     cooperative: Option<String>,
 }
 
@@ -253,11 +258,14 @@ fn catalog_cooperative(principal: &Principal, asked: Option<String>) -> Result<S
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LinePriceQuery {
+    #[param(value_type = crate::openapi::Code)]
     sku: String,
     /// Up to three decimals, e.g. `1.5` (斤).
+    #[param(value_type = crate::openapi::Quantity)]
     qty: String,
     /// Only an admin names the cooperative.
     #[serde(default)]
+    #[param(value_type = Option<crate::openapi::Code>)]
     cooperative: Option<String>,
 }
 
@@ -287,7 +295,8 @@ async fn get_line_price(
     let Query(q) =
         query.map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))?;
     let cooperative = catalog_cooperative(&principal, q.cooperative)?;
-    let qty = crate::money::parse_plain_decimal(q.qty.trim())
+    // As a sale's line takes it: no spaces around it.
+    let qty = crate::money::parse_plain_decimal(&q.qty)
         .ok_or_else(|| Rejection::invalid("qty", "a quantity such as 1 or 1.5"))?;
     let item = state
         .app
