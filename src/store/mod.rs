@@ -793,6 +793,50 @@ pub(crate) struct TillSql {
     pub topups: &'static str,
 }
 
+/// One household's fee-account movements summed by service month and entry kind (see
+/// [`Store::household_fee_movements`]), or with `closes` its month closes' credits by
+/// cooperative (see [`Store::household_close_credits`]): one body for both backends.
+pub(crate) async fn household_fee_rows<DB>(
+    pool: &sqlx::Pool<DB>,
+    household: &str,
+    closes: bool,
+) -> Result<Vec<(String, String, Amount)>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (String, String, i64): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    const FEES: &str = "FROM households h
+         JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
+         JOIN postings p ON p.account_id = a.id";
+    let sql = if closes {
+        format!(
+            "SELECT c.code, e.service_month, -p.amount {FEES}
+             JOIN entry_months e ON e.entry_id = p.entry_id AND e.kind = 'profit_allocation'
+             JOIN month_closes m ON m.entry_id = p.entry_id
+             JOIN cooperatives c ON c.id = m.cooperative_id
+             WHERE h.code = $1 ORDER BY e.service_month DESC, c.code"
+        )
+    } else {
+        format!(
+            "SELECT e.service_month, e.kind, CAST(SUM(p.amount) AS BIGINT) {FEES}
+             JOIN entry_months e ON e.entry_id = p.entry_id
+             WHERE h.code = $1
+             GROUP BY e.service_month, e.kind ORDER BY e.service_month, e.kind"
+        )
+    };
+    let rows: Vec<(String, String, i64)> = sqlx::query_as::<DB, (String, String, i64)>(&sql)
+        .bind(household)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(a, b, fen)| (a, b, Amount::from_fen(fen)))
+        .collect())
+}
+
 async fn rows_of<DB, T>(conn: &mut DB::Connection, sql: &'static str) -> Result<Vec<T>, StoreError>
 where
     DB: sqlx::Database,

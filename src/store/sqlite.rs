@@ -790,53 +790,14 @@ impl Store for SqliteStore {
         &self,
         household: &str,
     ) -> Result<Vec<(String, String, Amount)>, StoreError> {
-        sqlx::query(
-            "SELECT e.service_month, e.kind, SUM(p.amount) FROM households h
-             JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
-             JOIN postings p ON p.account_id = a.id
-             JOIN entry_months e ON e.entry_id = p.entry_id
-             WHERE h.code = ?
-             GROUP BY e.service_month, e.kind ORDER BY e.service_month, e.kind",
-        )
-        .bind(household)
-        .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                Amount::from_fen(r.try_get(2)?),
-            ))
-        })
-        .collect()
+        super::household_fee_rows(&self.read, household, false).await
     }
 
     async fn household_close_credits(
         &self,
         household: &str,
     ) -> Result<Vec<(String, String, Amount)>, StoreError> {
-        sqlx::query(
-            "SELECT c.code, e.service_month, -p.amount FROM households h
-             JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
-             JOIN postings p ON p.account_id = a.id
-             JOIN entry_months e ON e.entry_id = p.entry_id AND e.kind = 'profit_allocation'
-             JOIN month_closes m ON m.entry_id = p.entry_id
-             JOIN cooperatives c ON c.id = m.cooperative_id
-             WHERE h.code = ? ORDER BY e.service_month DESC, c.code",
-        )
-        .bind(household)
-        .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                Amount::from_fen(r.try_get(2)?),
-            ))
-        })
-        .collect()
+        super::household_fee_rows(&self.read, household, true).await
     }
 
     async fn close_runs(&self) -> Result<Vec<CloseRun>, StoreError> {
