@@ -560,6 +560,23 @@ fn catalog_import_creates_then_updates_items() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("line 2: barcode"), "{}", stderr(&o));
+    // One item per barcode: twice in a file, or one another item already carries.
+    let o = import(
+        "twice.csv",
+        "sku,name,unit,price,cost,barcode\nN08,粉条,袋,4.50,3.00,6920000007011\nN09,腐竹,袋,9.90,7.00,6920000007011\n",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("line 3: barcode"), "{}", stderr(&o));
+    let o = import(
+        "taken.csv",
+        "sku,name,unit,price,cost,barcode\nN10,米粉,袋,6.50,4.00,6920000005017\n",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("line 2: barcode") && stderr(&o).contains("N04"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -3830,6 +3830,23 @@ async fn till_catalog(app: &TestApp) {
         json!({ "sku": "RICE", "name": "大米", "unit": "袋", "price": "37.80", "initials": "dm",
                 "barcode": "6920000002016" })
     );
+    // One item per barcode: another SKU cannot take it, and nothing changes.
+    let reply = app
+        .post(
+            ACCOUNTANT_COOP,
+            "/v1/catalog",
+            json!({ "sku": "EGG", "name": "鸡蛋", "unit": "个", "price": "0.95",
+                    "cost": "0.70", "barcode": "6920000002016" }),
+            None,
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::CONFLICT,
+        "already_exists",
+        Some("barcode"),
+    );
+    assert_eq!(app.get_ok(CASHIER_S1, "/v1/catalog").await, with_barcode);
     assert_problem(
         &app.get(ADMIN, "/v1/catalog").await,
         StatusCode::UNPROCESSABLE_ENTITY,

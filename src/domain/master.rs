@@ -277,6 +277,22 @@ fn check_catalog_item(item: &CatalogItemInput) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// A barcode names one item of a cooperative: the till's scanner must not have to choose.
+async fn barcode_free<T: Tx>(tx: &mut T, coop: i64, item: &CatalogItemInput) -> OpResult<()> {
+    let Some(barcode) = &item.barcode else {
+        return Ok(());
+    };
+    match tx.catalog_sku_by_barcode(coop, barcode).await? {
+        Some(sku) if sku != item.sku => Err(Rejection::AlreadyExists {
+            field: "barcode".into(),
+            what: format!("barcode (on {sku})"),
+            key: barcode.clone(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) async fn upsert_catalog_item<T: Tx>(
     tx: &mut T,
     ctx: &Ctx<'_>,
@@ -288,6 +304,7 @@ pub(crate) async fn upsert_catalog_item<T: Tx>(
         .cooperative(cooperative)
         .await?
         .ok_or_else(|| Rejection::not_found("cooperative", "cooperative", cooperative))?;
+    barcode_free(tx, coop.id, item).await?;
     tx.upsert_catalog_item(coop.id, item).await?;
     record(
         tx,
@@ -402,15 +419,21 @@ pub(crate) async fn import_catalog<T: Tx>(
         .ok_or_else(|| Rejection::not_found("cooperative", "cooperative", cooperative))?;
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut barcodes = std::collections::HashSet::new();
     for Lined { line, row } in rows {
         let result = check_catalog_item(row).and_then(|()| {
-            if seen.insert(row.sku.clone()) {
-                Ok(())
-            } else {
-                Err(Rejection::invalid(
+            if !seen.insert(row.sku.clone()) {
+                return Err(Rejection::invalid(
                     "sku",
                     format!("{} appears twice in the file", row.sku),
-                ))
+                ));
+            }
+            match &row.barcode {
+                Some(b) if !barcodes.insert(b.clone()) => Err(Rejection::invalid(
+                    "barcode",
+                    format!("{b} appears twice in the file"),
+                )),
+                _ => Ok(()),
             }
         });
         if let Err(e) = result {
@@ -425,7 +448,20 @@ pub(crate) async fn import_catalog<T: Tx>(
     }
     let (mut created, mut updated) = (0, 0);
     let mut written = Vec::with_capacity(rows.len());
-    for Lined { row, .. } in rows {
+    for Lined { line, row } in rows {
+        match barcode_free(tx, coop.id, row).await {
+            Ok(()) => {}
+            Err(OpError::Rejected(e)) => {
+                return Err(Rejection::ImportFailed {
+                    errors: vec![LineError {
+                        line: *line,
+                        reason: e.to_string(),
+                    }],
+                }
+                .into())
+            }
+            Err(other) => return Err(other),
+        }
         if tx.upsert_catalog_item(coop.id, row).await? {
             created += 1;
         } else {

@@ -370,6 +370,12 @@ pub trait Tx: Send {
     async fn compound(&mut self, code: &str) -> OpResult<Option<(i64, i64)>>;
     async fn household(&mut self, code: &str) -> OpResult<Option<HouseholdRef>>;
     async fn catalog_item(&mut self, coop: i64, sku: &str) -> OpResult<Option<CatalogItem>>;
+    /// The SKU of the cooperative's item that carries `barcode`, if one does.
+    async fn catalog_sku_by_barcode(
+        &mut self,
+        coop: i64,
+        barcode: &str,
+    ) -> OpResult<Option<String>>;
 
     async fn insert_cooperative(&mut self, c: &NewCooperative) -> OpResult<i64>;
     async fn insert_shop(&mut self, s: &NewShop, coop: i64) -> OpResult<i64>;

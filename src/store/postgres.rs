@@ -2508,6 +2508,22 @@ impl Tx for PgTx<'_> {
         self.household_where(code).await
     }
 
+    async fn catalog_sku_by_barcode(
+        &mut self,
+        coop: i64,
+        barcode: &str,
+    ) -> OpResult<Option<String>> {
+        Ok(db!(
+            self,
+            sqlx::query_scalar(
+                "SELECT sku FROM catalog_items WHERE cooperative_id = $1 AND barcode = $2",
+            )
+            .bind(coop)
+            .bind(barcode)
+            .fetch_optional(&mut *self.conn)
+        ))
+    }
+
     async fn catalog_item(&mut self, coop: i64, sku: &str) -> OpResult<Option<CatalogItem>> {
         if !storable(sku) {
             return Ok(None);

@@ -2146,6 +2146,20 @@ impl Tx for SqliteTx<'_> {
         self.household_where("h.code = ?", 0, code).await
     }
 
+    async fn catalog_sku_by_barcode(
+        &mut self,
+        coop: i64,
+        barcode: &str,
+    ) -> OpResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT sku FROM catalog_items WHERE cooperative_id = ? AND barcode = ?",
+        )
+        .bind(coop)
+        .bind(barcode)
+        .fetch_optional(&mut *self.conn)
+        .await?)
+    }
+
     async fn catalog_item(&mut self, coop: i64, sku: &str) -> OpResult<Option<CatalogItem>> {
         let row = sqlx::query("SELECT id, sku, name, unit, price, cost, barcode FROM catalog_items WHERE cooperative_id = ? AND sku = ?")
             .bind(coop)
