@@ -967,7 +967,7 @@ async fn till_figures_in(
         "SELECT method, COUNT(*), SUM(paid)::BIGINT, SUM(bonus)::BIGINT, COUNT(voucher_id),
                 COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN paid END), 0)::BIGINT,
                 COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN bonus END), 0)::BIGINT
-         FROM topups WHERE shop_id = $1 AND business_date = $2
+         FROM topups WHERE shop_id = $1 AND business_date = $2 AND void_entry_id IS NULL
          GROUP BY method ORDER BY method COLLATE \"C\"",
     )
     .bind(shop)
@@ -1184,8 +1184,9 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         .await?;
         let topups: Vec<audit::TopupTableRow> = sqlx::query_as(
             "SELECT e.seq, t.cooperative_id, t.household_id, t.method, t.paid, t.bonus, t.voucher_id,
-                    t.business_date, t.month
-             FROM topups t JOIN entries e ON e.id = t.entry_id ORDER BY e.seq",
+                    t.business_date, t.month, t.entry_id, v.seq
+             FROM topups t JOIN entries e ON e.id = t.entry_id
+             LEFT JOIN entries v ON v.id = t.void_entry_id ORDER BY e.seq",
         )
         .fetch_all(&mut *conn)
         .await?;

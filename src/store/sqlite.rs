@@ -1000,7 +1000,7 @@ impl Store for SqliteStore {
             "SELECT method, COUNT(*), SUM(paid), SUM(bonus), COUNT(voucher_id),
                     COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN paid END), 0),
                     COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN bonus END), 0)
-             FROM topups WHERE shop_id = ? AND business_date = ?
+             FROM topups WHERE shop_id = ? AND business_date = ? AND void_entry_id IS NULL
              GROUP BY method ORDER BY method",
         )
         .bind(shop)
@@ -1239,7 +1239,7 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
         .await?;
         let topups: Vec<audit::TopupTableRow> = sqlx::query_as(
             "SELECT entry_id, cooperative_id, household_id, method, paid, bonus, voucher_id,
-                    business_date, month FROM topups ORDER BY entry_id",
+                    business_date, month, entry_id, void_entry_id FROM topups ORDER BY entry_id",
         )
         .fetch_all(&mut *conn)
         .await?;
