@@ -36,3 +36,20 @@ BEGIN
         topups = topups + excluded.topups, topup_households = topup_households + excluded.topup_households,
         credit_sold = credit_sold + excluded.credit_sold, bonus_granted = bonus_granted + excluded.bonus_granted;
 END;
+
+-- A marker taken off again (only by hand: hongxin never does) puts the top-up back, so the
+-- figures always follow the column.
+CREATE TRIGGER programme_topup_unvoided AFTER UPDATE OF void_entry_id ON topups
+WHEN OLD.void_entry_id IS NOT NULL AND NEW.void_entry_id IS NULL
+BEGIN
+    INSERT INTO programme_months (compound_id, grid, building, month, topups, topup_households, credit_sold, bonus_granted)
+    SELECT h.compound_id, COALESCE(h.grid, ''), COALESCE(h.building, ''), NEW.month, 1,
+           NOT EXISTS (SELECT 1 FROM topups t WHERE t.household_id = NEW.household_id
+                       AND t.month = NEW.month AND t.entry_id <> NEW.entry_id
+                       AND t.void_entry_id IS NULL),
+           NEW.paid, NEW.bonus
+    FROM households h WHERE h.id = NEW.household_id
+    ON CONFLICT (compound_id, grid, building, month) DO UPDATE SET
+        topups = topups + excluded.topups, topup_households = topup_households + excluded.topup_households,
+        credit_sold = credit_sold + excluded.credit_sold, bonus_granted = bonus_granted + excluded.bonus_granted;
+END;

@@ -1,6 +1,7 @@
 -- Takes a database back to before migrations/sqlite/0017_topup_voids.sql, as the release before it
 -- left it: the upgrade test (tests/upgrade.rs) then upgrades it again.
 DROP TRIGGER programme_topup_voided;
+DROP TRIGGER programme_topup_unvoided;
 DROP TRIGGER programme_topped_up;
 ALTER TABLE topups DROP COLUMN void_entry_id;
 CREATE TRIGGER programme_topped_up AFTER INSERT ON topups
