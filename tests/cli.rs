@@ -759,11 +759,22 @@ fn credit_void_topup_voids_once() {
     assert!(amount_after(&out, "paid ") > 0, "{out}");
     let again = void(topup);
     assert_eq!(again.status.code(), Some(1), "{}", stdout(&again));
-    assert!(stderr(&again).contains("already voided"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already voided"),
+        "{}",
+        stderr(&again)
+    );
     // Another cooperative's accountant does not find it.
     let other = hongxin(
         dir.path(),
-        &["credit", "void-topup", "--topup", &topup.to_string(), "--cooperative", "NOPE"],
+        &[
+            "credit",
+            "void-topup",
+            "--topup",
+            &topup.to_string(),
+            "--cooperative",
+            "NOPE",
+        ],
     );
     assert_eq!(other.status.code(), Some(1));
     assert_ok(&hongxin(dir.path(), &["verify"]));

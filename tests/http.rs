@@ -590,18 +590,31 @@ async fn topup_voids(app: &TestApp) {
     let reply = app.post_keyed(CASHIER_S2, &path, json!({})).await;
     assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("topup"));
     let (status, v, _) = app
-        .post(CASHIER_S1, &path, json!({ "memo": "wrong household" }), Some("void-1"))
+        .post(
+            CASHIER_S1,
+            &path,
+            json!({ "memo": "wrong household" }),
+            Some("void-1"),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(id(&v["topup"]), entry);
     assert_eq!(v["household"], json!("H1"));
-    assert_eq!((&v["paid"], &v["bonus"]), (&json!("100.00"), &json!("10.00")));
+    assert_eq!(
+        (&v["paid"], &v["bonus"]),
+        (&json!("100.00"), &json!("10.00"))
+    );
     assert_eq!(v["method"], json!("cash"));
     assert_eq!(v["wallet"], wallet("0.00", "0.00", "0.00"));
     assert_eq!(app.wallet("H1").await, wallet("0.00", "0.00", "0.00"));
     // The same key replays the receipt; another key is refused, naming the field.
     let (status, again, headers) = app
-        .post(CASHIER_S1, &path, json!({ "memo": "wrong household" }), Some("void-1"))
+        .post(
+            CASHIER_S1,
+            &path,
+            json!({ "memo": "wrong household" }),
+            Some("void-1"),
+        )
         .await;
     assert_eq!((status, &again), (StatusCode::CREATED, &v));
     assert!(is_replayed(&headers));
@@ -613,17 +626,32 @@ async fn topup_voids(app: &TestApp) {
     app.sell_ok(CASHIER_S1, json!({ "household": "H1", "amount": "22.00", "tenders": [{ "type": "wallet", "amount": "22.00" }] }))
         .await;
     let reply = app
-        .post_keyed(CASHIER_S1, &format!("/v1/topups/{}/void", id(&r["entry"])), json!({}))
+        .post_keyed(
+            CASHIER_S1,
+            &format!("/v1/topups/{}/void", id(&r["entry"])),
+            json!({}),
+        )
         .await;
     assert_problem(&reply, StatusCode::CONFLICT, "not_voidable", Some("topup"));
-    assert!(reply.1["detail"].as_str().unwrap_or_default().contains("refund"), "{}", reply.1);
+    assert!(
+        reply.1["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refund"),
+        "{}",
+        reply.1
+    );
     assert_eq!(app.wallet("H1").await, wallet("80.00", "8.00", "88.00"));
 
     // The accountant voids a voucher top-up; the code is dead at the till.
     let r = app.top_up(CASHIER_S1, "H2", "50.00", "voucher").await;
     let code = r["voucher"]["code"].as_str().expect("code").to_string();
     let (status, v, _) = app
-        .post_keyed(ACCOUNTANT_COOP, &format!("/v1/topups/{}/void", id(&r["entry"])), json!({}))
+        .post_keyed(
+            ACCOUNTANT_COOP,
+            &format!("/v1/topups/{}/void", id(&r["entry"])),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v.get("wallet"), None);
@@ -632,12 +660,20 @@ async fn topup_voids(app: &TestApp) {
     // Another cooperative's accountant, a resident-less unknown id, a bad path.
     let r = app.top_up(CASHIER_S1, "H2", "50.00", "wallet").await;
     let reply = app
-        .post_keyed(ACCOUNTANT_COOP2, &format!("/v1/topups/{}/void", id(&r["entry"])), json!({}))
+        .post_keyed(
+            ACCOUNTANT_COOP2,
+            &format!("/v1/topups/{}/void", id(&r["entry"])),
+            json!({}),
+        )
         .await;
     assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("topup"));
-    let reply = app.post_keyed(ADMIN, "/v1/topups/999999/void", json!({})).await;
+    let reply = app
+        .post_keyed(ADMIN, "/v1/topups/999999/void", json!({}))
+        .await;
     assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("topup"));
-    let reply = app.post_keyed(ADMIN, "/v1/topups/abc/void", json!({})).await;
+    let reply = app
+        .post_keyed(ADMIN, "/v1/topups/abc/void", json!({}))
+        .await;
     assert_eq!(reply.0, StatusCode::BAD_REQUEST, "{}", reply.1);
     app.assert_verifies().await;
 }

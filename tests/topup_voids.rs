@@ -100,7 +100,10 @@ async fn a_void_returns_the_books_to_before(backend: Backend) {
     assert_eq!(v.topup, r.entry);
     assert_eq!(v.household, "H1");
     assert_eq!((v.paid, v.bonus), (y("200.00"), y("20.00")));
-    assert_eq!(v.wallet.map(|w| (w.paid, w.bonus)), Some((y("100.00"), y("10.00"))));
+    assert_eq!(
+        v.wallet.map(|w| (w.paid, w.bonus)),
+        Some((y("100.00"), y("10.00")))
+    );
     assert_eq!(v.business_date, date(TODAY));
     assert_eq!(t.entry_reverses(v.entry).await, Some(r.entry));
     // Every balance exactly as before the top-up: wallet paid and bonus, cash, promotion.
@@ -111,9 +114,19 @@ async fn a_void_returns_the_books_to_before(backend: Backend) {
     t.assert_sound().await;
 
     // A second void is refused, by anyone, and changes nothing.
-    let e = refused_unchanged!(t, void(&t, r.entry, By::Admin), "not_voidable", Some("topup"));
+    let e = refused_unchanged!(
+        t,
+        void(&t, r.entry, By::Admin),
+        "not_voidable",
+        Some("topup")
+    );
     assert!(e.to_string().contains("already voided"), "{e}");
-    refused_unchanged!(t, void(&t, r.entry, By::Till(SHOP)), "not_voidable", Some("topup"));
+    refused_unchanged!(
+        t,
+        void(&t, r.entry, By::Till(SHOP)),
+        "not_voidable",
+        Some("topup")
+    );
     // An entry that is no top-up, and an unknown one, are not found.
     refused_unchanged!(t, void(&t, v.entry, By::Admin), "not_found", Some("topup"));
     refused_unchanged!(t, void(&t, 999_999, By::Admin), "not_found", Some("topup"));
@@ -165,12 +178,22 @@ async fn a_wallet_top_up_drawn_on_is_not_voided(backend: Backend) {
     t.sell(sale_amount(Some("H1"), "10.00", vec![wallet("10.00")]))
         .await
         .unwrap();
-    let e = refused_unchanged!(t, void(&t, r.entry, By::Admin), "not_voidable", Some("topup"));
+    let e = refused_unchanged!(
+        t,
+        void(&t, r.entry, By::Admin),
+        "not_voidable",
+        Some("topup")
+    );
     assert!(e.to_string().contains("refund what is left"), "{e}");
     // A cash-out after the top-up is a draw on it too.
     let r = t.top_up("H2", "100.00", Delivery::Wallet).await.unwrap();
     t.cash_out("H2", Some("10.00")).await.unwrap();
-    refused_unchanged!(t, void(&t, r.entry, By::Till(SHOP)), "not_voidable", Some("topup"));
+    refused_unchanged!(
+        t,
+        void(&t, r.entry, By::Till(SHOP)),
+        "not_voidable",
+        Some("topup")
+    );
     // What was drawn before the top-up does not stand in its way.
     let r = t.top_up("H1", "50.00", Delivery::Wallet).await.unwrap();
     let before = t.wallet("H1").await;
@@ -212,12 +235,22 @@ async fn a_voucher_top_up_void_kills_the_code(backend: Backend) {
     t.sell(sale_amount(None, "5.00", vec![voucher(&spent, "5.00")]))
         .await
         .unwrap();
-    refused_unchanged!(t, void(&t, r.entry, By::Admin), "not_voidable", Some("topup"));
+    refused_unchanged!(
+        t,
+        void(&t, r.entry, By::Admin),
+        "not_voidable",
+        Some("topup")
+    );
     let r = t.top_up("H2", "50.00", Delivery::Voucher).await.unwrap();
     t.void_voucher(&r.voucher.expect("a voucher").code)
         .await
         .unwrap();
-    refused_unchanged!(t, void(&t, r.entry, By::Admin), "not_voidable", Some("topup"));
+    refused_unchanged!(
+        t,
+        void(&t, r.entry, By::Admin),
+        "not_voidable",
+        Some("topup")
+    );
     t.assert_sound().await;
 }
 
@@ -227,11 +260,26 @@ async fn the_till_voids_today_the_accountant_any_day(backend: Backend) {
     let r = t.top_up("H1", "100.00", Delivery::Wallet).await.unwrap();
     let other = t.top_up("H2", "50.00", Delivery::Wallet).await.unwrap();
     // Another shop's till, another cooperative's accountant: as unknown.
-    refused_unchanged!(t, void(&t, r.entry, By::Till(OTHER_SHOP)), "not_found", Some("topup"));
-    refused_unchanged!(t, void(&t, r.entry, By::Accountant("C2")), "not_found", Some("topup"));
+    refused_unchanged!(
+        t,
+        void(&t, r.entry, By::Till(OTHER_SHOP)),
+        "not_found",
+        Some("topup")
+    );
+    refused_unchanged!(
+        t,
+        void(&t, r.entry, By::Accountant("C2")),
+        "not_found",
+        Some("topup")
+    );
     t.reopen("2026-03-16").await;
     // The next day the till may no longer; the accountant may.
-    let e = refused_unchanged!(t, void(&t, r.entry, By::Till(SHOP)), "not_voidable", Some("topup"));
+    let e = refused_unchanged!(
+        t,
+        void(&t, r.entry, By::Till(SHOP)),
+        "not_voidable",
+        Some("topup")
+    );
     assert!(e.to_string().contains("accountant"), "{e}");
     let v = void(&t, r.entry, By::Accountant(COOP)).await.unwrap();
     assert_eq!(v.business_date, date("2026-03-16"));
@@ -306,7 +354,11 @@ async fn reports_net_the_void_out(backend: Backend) {
         .expect("prepaid report")
         .expect("COOP");
     assert_eq!(
-        (prepaid.wallets.count, prepaid.wallets.paid, prepaid.wallets.bonus),
+        (
+            prepaid.wallets.count,
+            prepaid.wallets.paid,
+            prepaid.wallets.bonus
+        ),
         (2, y("150.00"), y("15.00"))
     );
     assert_eq!(prepaid.vouchers.total, Amount::ZERO);

@@ -388,10 +388,14 @@ fn check_topup_voids(summary: &ChainSummary, topups: &[TopupTableRow]) -> Option
             continue;
         }
         let Some(topup) = reverses.get(seq) else {
-            return Some(format!("topups: the top-up void of entry {seq} names no top-up"));
+            return Some(format!(
+                "topups: the top-up void of entry {seq} names no top-up"
+            ));
         };
         if voids.insert(*topup, *seq).is_some() {
-            return Some(format!("topups: the top-up {topup} is voided twice (entry {seq})"));
+            return Some(format!(
+                "topups: the top-up {topup} is voided twice (entry {seq})"
+            ));
         }
     }
     let mut marked = 0usize;

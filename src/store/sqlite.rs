@@ -2654,11 +2654,13 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn mark_topup_voided(&mut self, topup: i64, void_entry: i64) -> OpResult<()> {
-        sqlx::query("UPDATE topups SET void_entry_id = ? WHERE entry_id = ? AND void_entry_id IS NULL")
-            .bind(void_entry)
-            .bind(topup)
-            .execute(&mut *self.conn)
-            .await?;
+        sqlx::query(
+            "UPDATE topups SET void_entry_id = ? WHERE entry_id = ? AND void_entry_id IS NULL",
+        )
+        .bind(void_entry)
+        .bind(topup)
+        .execute(&mut *self.conn)
+        .await?;
         Ok(())
     }
 
