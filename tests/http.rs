@@ -2837,6 +2837,7 @@ const MONEY: &[&str] = &[
     "/v1/topups",
     "/v1/sales",
     "/v1/sales/{sale}/refunds",
+    "/v1/topups/{topup}/void",
     "/v1/vouchers/{code}/void",
     "/v1/households/{household}/credit-refunds",
     "/v1/expenses",
