@@ -703,3 +703,79 @@ fn credit_refund_pays_back_part_then_the_rest_and_refuses_more_than_there_is() {
     let verify = hongxin(dir.path(), &["verify"]);
     assert_ok(&verify);
 }
+
+/// Top-ups of the demo's cooperative COOP, newest first (entry ids).
+fn demo_topups(dir: &Path) -> Vec<i64> {
+    let url = format!("sqlite://{}", dir.join("demo.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT t.entry_id FROM topups t JOIN cooperatives c ON c.id = t.cooperative_id
+             WHERE c.code = 'COOP' ORDER BY t.entry_id DESC LIMIT 200",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        ids
+    })
+}
+
+/// `hongxin credit void-topup`: the accountant voids a top-up whose credit is untouched; a
+/// second void is refused (exit status 1, saying so) and the ledger still verifies.
+#[test]
+fn credit_void_topup_voids_once() {
+    let dir = demo_copy();
+    let void = |topup: i64| {
+        hongxin(
+            dir.path(),
+            &[
+                "credit",
+                "void-topup",
+                "--topup",
+                &topup.to_string(),
+                "--cooperative",
+                "COOP",
+                "--memo",
+                "wrong household",
+            ],
+        )
+    };
+    // The newest top-ups: the first whose credit nobody drew on is voided.
+    let (topup, out) = demo_topups(dir.path())
+        .into_iter()
+        .find_map(|t| {
+            let o = void(t);
+            if o.status.success() {
+                return Some((t, stdout(&o)));
+            }
+            assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+            assert!(stderr(&o).contains("topup"), "{}", stderr(&o));
+            None
+        })
+        .expect("a demo top-up that can be voided");
+    assert!(out.contains(&format!("voided top-up {topup} of ")), "{out}");
+    assert!(amount_after(&out, "paid ") > 0, "{out}");
+    let again = void(topup);
+    assert_eq!(again.status.code(), Some(1), "{}", stdout(&again));
+    assert!(
+        stderr(&again).contains("already voided"),
+        "{}",
+        stderr(&again)
+    );
+    // Another cooperative's accountant does not find it.
+    let other = hongxin(
+        dir.path(),
+        &[
+            "credit",
+            "void-topup",
+            "--topup",
+            &topup.to_string(),
+            "--cooperative",
+            "NOPE",
+        ],
+    );
+    assert_eq!(other.status.code(), Some(1));
+    assert_ok(&hongxin(dir.path(), &["verify"]));
+}

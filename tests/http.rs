@@ -578,6 +578,106 @@ async fn credit_refunds(app: &TestApp) {
     app.assert_verifies().await;
 }
 
+/// `POST /v1/topups/{entry}/void`: the till of the shop voids its top-up, the books go back,
+/// a retry with the same key replays, a second void is refused naming `topup`, a top-up whose
+/// wallet was drawn on is refused, another shop's till sees no such top-up, the accountant
+/// voids a voucher top-up and its code is dead.
+async fn topup_voids(app: &TestApp) {
+    let r = app.top_up(CASHIER_S1, "H1", "100.00", "wallet").await;
+    let entry = id(&r["entry"]);
+    let path = format!("/v1/topups/{entry}/void");
+    // Another shop's till: as unknown.
+    let reply = app.post_keyed(CASHIER_S2, &path, json!({})).await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("topup"));
+    let (status, v, _) = app
+        .post(
+            CASHIER_S1,
+            &path,
+            json!({ "memo": "wrong household" }),
+            Some("void-1"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(id(&v["topup"]), entry);
+    assert_eq!(v["household"], json!("H1"));
+    assert_eq!(
+        (&v["paid"], &v["bonus"]),
+        (&json!("100.00"), &json!("10.00"))
+    );
+    assert_eq!(v["method"], json!("cash"));
+    assert_eq!(v["wallet"], wallet("0.00", "0.00", "0.00"));
+    assert_eq!(app.wallet("H1").await, wallet("0.00", "0.00", "0.00"));
+    // The same key replays the receipt; another key is refused, naming the field.
+    let (status, again, headers) = app
+        .post(
+            CASHIER_S1,
+            &path,
+            json!({ "memo": "wrong household" }),
+            Some("void-1"),
+        )
+        .await;
+    assert_eq!((status, &again), (StatusCode::CREATED, &v));
+    assert!(is_replayed(&headers));
+    let reply = app.post_keyed(CASHIER_S1, &path, json!({})).await;
+    assert_problem(&reply, StatusCode::CONFLICT, "not_voidable", Some("topup"));
+
+    // Credit drawn after the top-up: refused, the wallet untouched.
+    let r = app.top_up(CASHIER_S1, "H1", "100.00", "wallet").await;
+    app.sell_ok(CASHIER_S1, json!({ "household": "H1", "amount": "22.00", "tenders": [{ "type": "wallet", "amount": "22.00" }] }))
+        .await;
+    let reply = app
+        .post_keyed(
+            CASHIER_S1,
+            &format!("/v1/topups/{}/void", id(&r["entry"])),
+            json!({}),
+        )
+        .await;
+    assert_problem(&reply, StatusCode::CONFLICT, "not_voidable", Some("topup"));
+    assert!(
+        reply.1["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refund"),
+        "{}",
+        reply.1
+    );
+    assert_eq!(app.wallet("H1").await, wallet("80.00", "8.00", "88.00"));
+
+    // The accountant voids a voucher top-up; the code is dead at the till.
+    let r = app.top_up(CASHIER_S1, "H2", "50.00", "voucher").await;
+    let code = r["voucher"]["code"].as_str().expect("code").to_string();
+    let (status, v, _) = app
+        .post_keyed(
+            ACCOUNTANT_COOP,
+            &format!("/v1/topups/{}/void", id(&r["entry"])),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v.get("wallet"), None);
+    let (status, _, _) = app.get(CASHIER_S1, &format!("/v1/vouchers/{code}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Another cooperative's accountant, a resident-less unknown id, a bad path.
+    let r = app.top_up(CASHIER_S1, "H2", "50.00", "wallet").await;
+    let reply = app
+        .post_keyed(
+            ACCOUNTANT_COOP2,
+            &format!("/v1/topups/{}/void", id(&r["entry"])),
+            json!({}),
+        )
+        .await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("topup"));
+    let reply = app
+        .post_keyed(ADMIN, "/v1/topups/999999/void", json!({}))
+        .await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("topup"));
+    let reply = app
+        .post_keyed(ADMIN, "/v1/topups/abc/void", json!({}))
+        .await;
+    assert_eq!(reply.0, StatusCode::BAD_REQUEST, "{}", reply.1);
+    app.assert_verifies().await;
+}
+
 async fn back_office(app: &TestApp) {
     let before = app.head().await;
     let (status, e, _) = app
@@ -2737,6 +2837,7 @@ const MONEY: &[&str] = &[
     "/v1/topups",
     "/v1/sales",
     "/v1/sales/{sale}/refunds",
+    "/v1/topups/{topup}/void",
     "/v1/vouchers/{code}/void",
     "/v1/households/{household}/credit-refunds",
     "/v1/expenses",
@@ -3293,6 +3394,7 @@ on_every_backend! {
     vouchers(HttpConfig::default());
     household_and_history(HttpConfig::default());
     credit_refunds(HttpConfig::default());
+    topup_voids(HttpConfig::default());
     back_office(HttpConfig::default());
     master_data(HttpConfig::default());
     tokens(HttpConfig::default());

@@ -501,6 +501,25 @@ async fn build(backend: Backend) -> TestLedger {
         .await
         .expect("refund");
     ledger.void_voucher(&v2).await.expect("void");
+    // A top-up voided at the till: the marker on its row and the void entry that reverses it.
+    let mistaken = ledger
+        .top_up("H2", "50.00", Delivery::Wallet)
+        .await
+        .expect("top-up");
+    match run(
+        ledger
+            .run(Command::VoidTopUp(hongxin::domain::VoidTopUp {
+                topup: mistaken.entry,
+                shop: Some("S1".into()),
+                cooperative: None,
+                memo: None,
+            }))
+            .await,
+        "void a top-up",
+    ) {
+        Receipt::TopUpVoid(_) => {}
+        other => panic!("a top-up void answered {other:?}"),
+    }
     ledger.reopen("2026-11-02").await;
     let close = match run(
         ledger

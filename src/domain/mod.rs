@@ -79,6 +79,9 @@ pub enum Rejection {
     VoucherTypo { field: String },
     #[error("{reason}")]
     NotRefundable { reason: String },
+    /// A top-up that cannot be voided (already voided, its credit spent, past the till's day).
+    #[error("{field}: {reason}")]
+    NotVoidable { field: String, reason: String },
     #[error("no {kind} policy is in effect on {date}")]
     NoPolicy { kind: String, date: NaiveDate },
     #[error("the month {month} is closed")]
@@ -114,6 +117,7 @@ impl Rejection {
             Rejection::VoucherInvalid { .. } => "voucher_invalid",
             Rejection::VoucherTypo { .. } => "voucher_typo",
             Rejection::NotRefundable { .. } => "not_refundable",
+            Rejection::NotVoidable { .. } => "not_voidable",
             Rejection::NoPolicy { .. } => "no_policy",
             Rejection::PeriodClosed { .. } => "period_closed",
             Rejection::ImportFailed { .. } => "import_failed",
@@ -134,6 +138,7 @@ impl Rejection {
             | Rejection::AlreadyExists { field, .. }
             | Rejection::MethodNotAccepted { field, .. }
             | Rejection::TenderMismatch { field, .. }
+            | Rejection::NotVoidable { field, .. }
             | Rejection::VoucherInvalid { field }
             | Rejection::VoucherTypo { field } => Some(field),
             Rejection::NotEligible { .. } => Some("household"),
@@ -428,6 +433,18 @@ pub trait Tx: Send {
         entry: i64,
     ) -> OpResult<Option<(EntryKind, Vec<(AccountSpec, i64)>)>>;
     async fn is_reversed(&mut self, entry: i64) -> OpResult<bool>;
+    /// A top-up by the id of its entry (what its receipt names), locked against a second void
+    /// running beside this one.
+    async fn topup(&mut self, entry: i64) -> OpResult<Option<TopupOnFile>>;
+    /// The first entry after `after` that debited (drew on) any of these accounts, if one did.
+    async fn first_debit_after(
+        &mut self,
+        accounts: &[AccountSpec],
+        after: i64,
+    ) -> OpResult<Option<i64>>;
+    /// Marks a top-up voided by the entry `void_entry`.
+    async fn mark_topup_voided(&mut self, topup: i64, void_entry: i64) -> OpResult<()>;
+    async fn voucher_by_id(&mut self, id: i64) -> OpResult<Option<VoucherRecord>>;
 
     async fn voucher(&mut self, serial: u64) -> OpResult<Option<VoucherRecord>>;
     async fn set_voucher_status(&mut self, id: i64, status: VoucherStatus) -> OpResult<()>;
@@ -620,6 +637,7 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
         }
         Command::RefundCredit(r) => Receipt::CreditRefund(credit::refund_credit(tx, ctx, r).await?),
         Command::VoidVoucher(v) => Receipt::CreditRefund(vouchers::void(tx, ctx, v).await?),
+        Command::VoidTopUp(v) => Receipt::TopUpVoid(topup::void_top_up(tx, ctx, v).await?),
         Command::ExpireVouchers => Receipt::Expired(vouchers::expire(tx, ctx).await?),
         Command::Expense(e) => Receipt::Posted(credit::expense(tx, ctx, e).await?),
         Command::StockReceipt(s) => Receipt::Posted(credit::stock_receipt(tx, ctx, s).await?),

@@ -154,3 +154,117 @@ pub fn top_up_terms(
         capped,
     })
 }
+
+/// Voids a top-up whose credit is untouched (see [`VoidTopUp`]): Cr the method's cash account
+/// the paid part, Cr promotion the bonus; Dr the wallet's (or the voucher's) paid and bonus —
+/// the top-up's own postings, reversed. The entry `reverses` the top-up (so the chain names
+/// it) and the top-up row is marked with the void's entry.
+pub(crate) async fn void_top_up<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    req: &VoidTopUp,
+) -> OpResult<TopUpVoidReceipt> {
+    if let Some(memo) = &req.memo {
+        super::master::check_text("memo", memo, 200)?;
+    }
+    let missing = || Rejection::not_found("topup", "top-up", req.topup.to_string());
+    let t = tx.topup(req.topup).await?.ok_or_else(missing)?;
+    // Outside the caller's scope a top-up answers as unknown, as a sale does to its refund.
+    if req.shop.as_ref().is_some_and(|s| *s != t.shop_code)
+        || req.cooperative.as_ref().is_some_and(|c| *c != t.coop_code)
+    {
+        return Err(missing().into());
+    }
+    if let Some(void) = t.void_entry {
+        return Err(Rejection::NotVoidable {
+            field: "topup".into(),
+            reason: format!("top-up {} is already voided (entry {void})", t.entry),
+        }
+        .into());
+    }
+    if req.shop.is_some() && t.business_date != ctx.today {
+        return Err(Rejection::NotVoidable {
+            field: "topup".into(),
+            reason: format!(
+                "the till voids only the top-ups of its business day ({}); this one is of {}: \
+                 the cooperative's accountant can void it",
+                ctx.today, t.business_date
+            ),
+        }
+        .into());
+    }
+    let (paid_account, bonus_account) = match t.voucher {
+        None => {
+            let accounts = [
+                chart::household_wallet_paid(t.household, &t.coop_code),
+                chart::household_wallet_bonus(t.household, &t.coop_code),
+            ];
+            if let Some(used) = tx.first_debit_after(&accounts, t.entry).await? {
+                return Err(Rejection::NotVoidable {
+                    field: "topup".into(),
+                    reason: format!(
+                        "credit of household {}'s wallet was used after this top-up (entry \
+                         {used}); refund what is left instead (credit refund)",
+                        t.household_code
+                    ),
+                }
+                .into());
+            }
+            let [paid, bonus] = accounts;
+            (paid, bonus)
+        }
+        Some(v) => {
+            let voucher = tx
+                .voucher_by_id(v)
+                .await?
+                .ok_or_else(|| StoreError(format!("top-up {} names no voucher {v}", t.entry)))?;
+            let paid = tx.balance(&chart::voucher_paid(v)).await?;
+            let bonus = tx.balance(&chart::voucher_bonus(v)).await?;
+            if voucher.status != VoucherStatus::Active || paid != t.paid || bonus != t.bonus {
+                return Err(Rejection::NotVoidable {
+                    field: "topup".into(),
+                    reason: format!(
+                        "the voucher of this top-up is {} with {} left of {}: only an unused \
+                         voucher is voided with its top-up; void the voucher instead",
+                        voucher.status.as_str(),
+                        paid.checked_add(bonus).ok_or_else(overflow)?,
+                        t.paid.checked_add(t.bonus).ok_or_else(overflow)?
+                    ),
+                }
+                .into());
+            }
+            tx.set_voucher_status(v, VoucherStatus::Void).await?;
+            (chart::voucher_paid(v), chart::voucher_bonus(v))
+        }
+    };
+    let mut header = ctx.header(EntryKind::TopUpVoid);
+    header.reverses = Some(t.entry);
+    header.memo = req.memo.clone();
+    // A voucher top-up's void ends the voucher: the chain says so as it does for a voucher void.
+    header.facts = t
+        .voucher
+        .map(|voucher| crate::ledger::Fact::VoucherVoided { voucher }.encode());
+    let mut entry = EntryDraft::new(header);
+    entry
+        .debit(paid_account, t.paid)
+        .debit(bonus_account, t.bonus)
+        .credit(chart::coop_cash(t.coop, t.method.as_str()), t.paid)
+        .credit(chart::coop_promotion(t.coop), t.bonus);
+    let entry = entry.balanced().map_err(|e| StoreError(e.to_string()))?;
+    let posted = tx.post(entry, "topup").await?;
+    tx.mark_topup_voided(t.entry, posted.id).await?;
+    let wallet = match t.voucher {
+        None => Some(wallet_balance(tx, t.household, &t.coop_code).await?),
+        Some(_) => None,
+    };
+    Ok(TopUpVoidReceipt {
+        entry: posted.id,
+        topup: t.entry,
+        household: t.household_code,
+        paid: t.paid,
+        bonus: t.bonus,
+        method: t.method,
+        wallet,
+        business_date: posted.business_date,
+    })
+}

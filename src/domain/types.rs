@@ -67,6 +67,8 @@ pub enum Command {
     RefundSale(RefundSale),
     RefundCredit(RefundCredit),
     VoidVoucher(VoidVoucher),
+    /// Voids (作废) a top-up whose credit is untouched: see [`VoidTopUp`].
+    VoidTopUp(VoidTopUp),
     /// Expires every active voucher whose validity ended before the business date.
     ExpireVouchers,
     Expense(Expense),
@@ -89,6 +91,7 @@ impl Command {
                 | Command::RefundSale(_)
                 | Command::RefundCredit(_)
                 | Command::VoidVoucher(_)
+                | Command::VoidTopUp(_)
                 | Command::ExpireVouchers
                 | Command::Expense(_)
                 | Command::StockReceipt(_)
@@ -269,6 +272,17 @@ impl PayMethod {
             PayMethod::Bank => "bank",
         }
     }
+
+    pub fn parse(s: &str) -> Option<PayMethod> {
+        [
+            PayMethod::Cash,
+            PayMethod::Wechat,
+            PayMethod::Alipay,
+            PayMethod::Bank,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
@@ -392,6 +406,46 @@ pub struct RefundCredit {
     pub method: PayMethod,
     #[serde(default)]
     pub amount: Option<Amount>,
+}
+
+/// Voids a top-up taken by mistake (wrong household, wrong amount, the customer changed their
+/// mind): one entry reverses its postings exactly, the top-up is marked voided and its bonus
+/// no longer counts towards the month's cap. Only while none of its credit was used: a wallet
+/// top-up while nothing was drawn from that wallet after it, a voucher top-up while the voucher
+/// is active and untouched (the void kills the voucher). Scopes: a cashier voids only what
+/// their shop took that business day; an accountant anything of their cooperative; an admin
+/// anything.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VoidTopUp {
+    /// The top-up's entry, as its receipt names it (`entry`).
+    pub topup: i64,
+    /// When set, a cashier's scope: only a top-up this shop took, on the business date.
+    #[serde(default)]
+    pub shop: Option<String>,
+    /// When set, an accountant's scope: only a top-up of this cooperative.
+    #[serde(default)]
+    pub cooperative: Option<String>,
+    #[serde(default)]
+    pub memo: Option<String>,
+}
+
+/// A top-up as filed, for its void.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopupOnFile {
+    pub entry: i64,
+    pub coop: i64,
+    pub coop_code: String,
+    pub shop: i64,
+    pub shop_code: String,
+    pub household: i64,
+    pub household_code: String,
+    pub method: PayMethod,
+    pub paid: Amount,
+    pub bonus: Amount,
+    pub voucher: Option<i64>,
+    pub business_date: NaiveDate,
+    /// The entry that voided it, once voided.
+    pub void_entry: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -641,6 +695,7 @@ pub enum Receipt {
     Sale(SaleReceipt),
     SaleRefund(SaleRefundReceipt),
     CreditRefund(CreditRefundReceipt),
+    TopUpVoid(TopUpVoidReceipt),
     Expired(ExpiredReceipt),
     Posted(PostedReceipt),
     Bills(BillsReceipt),
@@ -741,6 +796,27 @@ pub struct CreditRefundReceipt {
     /// A wallet's credit after the cash-out (absent for a voucher).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left: Option<WalletBalance>,
+}
+
+/// A voided top-up: what went back (the paid part to the method it was paid by, the bonus
+/// withdrawn from promotion).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct TopUpVoidReceipt {
+    /// The void's entry.
+    pub entry: i64,
+    /// The top-up's entry.
+    pub topup: i64,
+    pub household: String,
+    /// The paid part handed back, by `method`.
+    pub paid: Amount,
+    /// The bonus withdrawn.
+    pub bonus: Amount,
+    pub method: PayMethod,
+    /// The wallet after the void (absent for a voucher top-up, whose voucher is now void).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet: Option<WalletBalance>,
+    /// The business date the void is booked on.
+    pub business_date: NaiveDate,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

@@ -25,6 +25,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "voucher_invalid",
     "voucher_typo",
     "not_refundable",
+    "not_voidable",
     "no_policy",
     "period_closed",
     "import_failed",
@@ -160,6 +161,7 @@ pub fn status_of(r: &Rejection) -> StatusCode {
         Rejection::VoucherInvalid { field } if field == "code" => StatusCode::NOT_FOUND,
         Rejection::AlreadyExists { .. }
         | Rejection::NotRefundable { .. }
+        | Rejection::NotVoidable { .. }
         | Rejection::PeriodClosed { .. }
         | Rejection::NoPolicy { .. } => StatusCode::CONFLICT,
         Rejection::Forbidden => StatusCode::FORBIDDEN,

@@ -604,6 +604,7 @@ fn receipt_body(r: &Receipt) -> serde_json::Value {
         Receipt::Sale(x) => serde_json::to_value(x),
         Receipt::SaleRefund(x) => serde_json::to_value(x),
         Receipt::CreditRefund(x) => serde_json::to_value(x),
+        Receipt::TopUpVoid(x) => serde_json::to_value(x),
         Receipt::Expired(x) => serde_json::to_value(x),
         Receipt::Posted(x) => serde_json::to_value(x),
         Receipt::Bills(x) => serde_json::to_value(x),
@@ -619,6 +620,7 @@ fn posts_entry(r: &Receipt) -> bool {
         Receipt::TopUp(_)
         | Receipt::Sale(_)
         | Receipt::SaleRefund(_)
+        | Receipt::TopUpVoid(_)
         | Receipt::Posted(_)
         | Receipt::FeePayment(_)
         | Receipt::Settlement(_) => true,

@@ -17,7 +17,7 @@ use super::{submit, AppState, Key};
 use crate::domain::{
     BonusRule, Command, CreditRefundReceipt, Delivery, Expense, PayMethod, PostedReceipt,
     RefundCredit, RefundSale, Reverse, Role, Sale, SaleLine, SaleReceipt, SaleRefundReceipt,
-    StockReceipt, Tender, TenderType, TopUp, TopUpReceipt,
+    StockReceipt, Tender, TenderType, TopUp, TopUpReceipt, TopUpVoidReceipt, VoidTopUp,
 };
 use crate::money::Amount;
 use crate::openapi::{Code, RequestAmount, Text100, Text200};
@@ -27,6 +27,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(post_topup))
         .routes(routes!(post_sale))
         .routes(routes!(post_sale_refund))
+        .routes(routes!(post_topup_void))
         .routes(routes!(post_credit_refund))
         .routes(routes!(post_expense))
         .routes(routes!(post_stock_receipt))
@@ -216,6 +217,64 @@ async fn post_sale_refund(
         amount: body.value.amount,
     });
     let route = format!("POST /v1/sales/{sale}/refunds");
+    submit(
+        &state,
+        &principal,
+        &headers,
+        (&route, &body.raw),
+        command,
+        StatusCode::CREATED,
+        Key::Required,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpVoidRequest {
+    /// Why (kept in the void entry's hashed memo).
+    #[serde(default)]
+    #[schema(value_type = Option<Text200>)]
+    memo: Option<String>,
+}
+
+/// Void (作废) a top-up, named by its receipt's `entry`, while none of its credit was used: the
+/// paid part goes back by the method it was paid with, the bonus is withdrawn, a voucher
+/// top-up's voucher is void, and the month's bonus room is given back. A cashier voids only
+/// their shop's top-ups of the business day; an accountant their cooperative's, any day.
+/// Refused (409 `not_voidable`, field `topup`) when it was voided already, when credit was
+/// drawn from the wallet after it (refund what is left instead: a credit refund), or when its
+/// voucher was used.
+#[utoipa::path(post, path = "/v1/topups/{topup}/void", tag = "till", request_body = TopUpVoidRequest,
+    params(("topup" = i64, Path, description = "the top-up's entry, as its receipt names it"),
+        ("Idempotency-Key" = String, Header, description = "one per attempt")),
+    responses((status = 201, body = TopUpVoidReceipt), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_topup_void(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(topup): Path<String>,
+    headers: HeaderMap,
+    body: OptionalJson<TopUpVoidRequest>,
+) -> Result<Response, ApiError> {
+    principal.allow(&[Role::Cashier, Role::CoopAccountant, Role::Admin])?;
+    let topup = path_id("topup", &topup)?;
+    let (shop, cooperative) = match principal.role() {
+        Role::Cashier => (principal.token.shop.clone(), None),
+        Role::CoopAccountant => (None, principal.token.cooperative.clone()),
+        _ => (None, None),
+    };
+    if principal.role() != Role::Admin && shop.is_none() && cooperative.is_none() {
+        return Err(crate::domain::Rejection::Forbidden.into());
+    }
+    let command = Command::VoidTopUp(VoidTopUp {
+        topup,
+        shop,
+        cooperative,
+        memo: body.value.memo.clone(),
+    });
+    let route = format!("POST /v1/topups/{topup}/void");
     submit(
         &state,
         &principal,

@@ -317,8 +317,21 @@ pub fn check_tenders(summary: &ChainSummary, rows: &[TenderTableRow]) -> Option<
 }
 
 /// `sequence of its entry, cooperative id, household id, method, paid, bonus, voucher id,
-/// business date, month` of a top-up.
-pub type TopupTableRow = (i64, i64, i64, String, i64, i64, Option<i64>, String, String);
+/// business date, month, stored id of its entry, sequence of the entry that voided it` of a
+/// top-up.
+pub type TopupTableRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    i64,
+    Option<i64>,
+);
 
 /// `sequence of its entry, cooperative id, company id, amount, business date` of a settlement.
 pub type SettlementTableRow = (i64, i64, i64, i64, String);
@@ -360,6 +373,58 @@ fn postings_of(summary: &ChainSummary) -> HashMap<i64, BTreeMap<(Owner, &str), i
     out
 }
 
+/// A top-up is marked voided exactly when a void entry of the chain reverses it, and that entry
+/// posted the top-up's own postings negated: what the void gave back is what the top-up
+/// credited, to the fen, on every account.
+fn check_topup_voids(summary: &ChainSummary, topups: &[TopupTableRow]) -> Option<String> {
+    let posted = postings_of(summary);
+    let empty = BTreeMap::new();
+    let at = |seq: i64| posted.get(&seq).unwrap_or(&empty);
+    let reverses: HashMap<i64, i64> = summary.reverses.iter().copied().collect();
+    // The void entries of the chain, by the stored id of the top-up each reverses.
+    let mut voids: HashMap<i64, i64> = HashMap::new();
+    for (seq, kind, _) in &summary.entries {
+        if *kind != EntryKind::TopUpVoid {
+            continue;
+        }
+        let Some(topup) = reverses.get(seq) else {
+            return Some(format!(
+                "topups: the top-up void of entry {seq} names no top-up"
+            ));
+        };
+        if voids.insert(*topup, *seq).is_some() {
+            return Some(format!(
+                "topups: the top-up {topup} is voided twice (entry {seq})"
+            ));
+        }
+    }
+    let mut marked = 0usize;
+    for (seq, .., stored, voided) in topups {
+        let expected = voids.get(stored).copied();
+        if *voided != expected {
+            return Some(format!(
+                "topups: the top-up of entry {seq} is marked voided by {voided:?}, the chain says {expected:?}"
+            ));
+        }
+        if let Some(v) = voided {
+            marked += 1;
+            let undone = at(*v);
+            let done = at(*seq);
+            let mirrors = done.len() == undone.len()
+                && done.iter().all(|(k, fen)| undone.get(k) == Some(&-fen));
+            if !mirrors {
+                return Some(format!(
+                    "topups: the void of entry {v} does not reverse the top-up of entry {seq} exactly"
+                ));
+            }
+        }
+    }
+    if marked != voids.len() {
+        return Some("topups: a top-up void of the chain reverses no top-up on file".into());
+    }
+    None
+}
+
 /// Each record agrees with the entry it describes: its kind and date, and the amounts, holder,
 /// method and owners its postings show; each entry of those kinds has its record.
 pub fn check_records(summary: &ChainSummary, r: &Records<'_>) -> Option<String> {
@@ -389,7 +454,10 @@ pub fn check_records(summary: &ChainSummary, r: &Records<'_>) -> Option<String> 
         })
         .collect();
     let mut seen = std::collections::HashSet::new();
-    for (seq, coop, household, method, paid, bonus, voucher, date, month) in r.topups {
+    if let Some(problem) = check_topup_voids(summary, r.topups) {
+        return Some(problem);
+    }
+    for (seq, coop, household, method, paid, bonus, voucher, date, month, _, _) in r.topups {
         seen.insert(*seq);
         let p = at(*seq);
         let holder = voucher.map_or(Owner::Household(*household), Owner::Voucher);

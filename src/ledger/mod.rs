@@ -290,6 +290,8 @@ pub enum EntryKind {
     SaleRefund,
     CreditRefund,
     VoucherVoid,
+    /// A top-up voided: its postings reversed; `reverses` names the top-up's entry.
+    TopUpVoid,
     VoucherExpiry,
     Expense,
     StockReceipt,
@@ -311,6 +313,7 @@ impl EntryKind {
             EntryKind::SaleRefund => "sale_refund",
             EntryKind::CreditRefund => "credit_refund",
             EntryKind::VoucherVoid => "voucher_void",
+            EntryKind::TopUpVoid => "topup_void",
             EntryKind::VoucherExpiry => "voucher_expiry",
             EntryKind::Expense => "expense",
             EntryKind::StockReceipt => "stock_receipt",
@@ -328,12 +331,13 @@ impl EntryKind {
     }
 }
 
-const ALL_KINDS: [EntryKind; 14] = [
+const ALL_KINDS: [EntryKind; 15] = [
     EntryKind::TopUp,
     EntryKind::Sale,
     EntryKind::SaleRefund,
     EntryKind::CreditRefund,
     EntryKind::VoucherVoid,
+    EntryKind::TopUpVoid,
     EntryKind::VoucherExpiry,
     EntryKind::Expense,
     EntryKind::StockReceipt,

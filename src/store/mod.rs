@@ -1036,6 +1036,7 @@ where
                 "SELECT {PLACE}, t.month, COUNT(*), COUNT(DISTINCT t.household_id),
                     CAST(SUM(t.paid) AS BIGINT), CAST(SUM(t.bonus) AS BIGINT)
                  FROM topups t JOIN households h ON h.id = t.household_id
+                 WHERE t.void_entry_id IS NULL
                  GROUP BY {PLACE}, t.month"
             ),
         )

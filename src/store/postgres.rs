@@ -295,7 +295,8 @@ where
     E: sqlx::Executor<'c, Database = sqlx::Postgres>,
 {
     let fen: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(bonus), 0)::BIGINT FROM topups WHERE household_id = $1 AND month = $2",
+        "SELECT COALESCE(SUM(bonus), 0)::BIGINT FROM topups
+         WHERE household_id = $1 AND month = $2 AND void_entry_id IS NULL",
     )
     .bind(household)
     .bind(month)
@@ -966,7 +967,7 @@ async fn till_figures_in(
         "SELECT method, COUNT(*), SUM(paid)::BIGINT, SUM(bonus)::BIGINT, COUNT(voucher_id),
                 COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN paid END), 0)::BIGINT,
                 COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN bonus END), 0)::BIGINT
-         FROM topups WHERE shop_id = $1 AND business_date = $2
+         FROM topups WHERE shop_id = $1 AND business_date = $2 AND void_entry_id IS NULL
          GROUP BY method ORDER BY method COLLATE \"C\"",
     )
     .bind(shop)
@@ -1183,8 +1184,9 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         .await?;
         let topups: Vec<audit::TopupTableRow> = sqlx::query_as(
             "SELECT e.seq, t.cooperative_id, t.household_id, t.method, t.paid, t.bonus, t.voucher_id,
-                    t.business_date, t.month
-             FROM topups t JOIN entries e ON e.id = t.entry_id ORDER BY e.seq",
+                    t.business_date, t.month, t.entry_id, v.seq
+             FROM topups t JOIN entries e ON e.id = t.entry_id
+             LEFT JOIN entries v ON v.id = t.void_entry_id ORDER BY e.seq",
         )
         .fetch_all(&mut *conn)
         .await?;
@@ -2915,6 +2917,63 @@ impl Tx for PgTx<'_> {
             .fetch_one(&mut *self.conn)
         );
         Ok(n > 0)
+    }
+
+    async fn topup(&mut self, entry: i64) -> OpResult<Option<crate::domain::TopupOnFile>> {
+        // The row lock makes two voids of one top-up (from two processes) take turns.
+        let sql = format!("{}$1 {} OF t", rows::TOPUP_ON_FILE, self.lock());
+        let row: Option<rows::TopupOnFileRow> = db!(
+            self,
+            sqlx::query_as(&sql)
+                .bind(entry)
+                .fetch_optional(&mut *self.conn)
+        );
+        Ok(row.map(rows::topup_on_file).transpose()?)
+    }
+
+    async fn first_debit_after(
+        &mut self,
+        accounts: &[AccountSpec],
+        after: i64,
+    ) -> OpResult<Option<i64>> {
+        let mut first: Option<i64> = None;
+        for a in accounts {
+            let found: Option<i64> = db!(
+                self,
+                sqlx::query_scalar(
+                    "SELECT MIN(p.entry_id) FROM postings p JOIN accounts a ON a.id = p.account_id
+                     WHERE a.owner_kind = $1 AND a.owner_id = $2 AND a.name = $3
+                       AND p.entry_id > $4 AND p.amount > 0",
+                )
+                .bind(a.owner.kind())
+                .bind(a.owner.id())
+                .bind(&a.name)
+                .bind(after)
+                .fetch_one(&mut *self.conn)
+            );
+            first = match (first, found) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+        }
+        Ok(first)
+    }
+
+    async fn mark_topup_voided(&mut self, topup: i64, void_entry: i64) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query(
+                "UPDATE topups SET void_entry_id = $1 WHERE entry_id = $2 AND void_entry_id IS NULL"
+            )
+            .bind(void_entry)
+            .bind(topup)
+            .execute(&mut *self.conn)
+        );
+        Ok(())
+    }
+
+    async fn voucher_by_id(&mut self, id: i64) -> OpResult<Option<VoucherRecord>> {
+        self.voucher_where("id", id).await
     }
 
     async fn voucher(&mut self, serial: u64) -> OpResult<Option<VoucherRecord>> {

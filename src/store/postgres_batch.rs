@@ -230,7 +230,8 @@ pub(super) async fn load(
         }
         let rows = keyed(
             "SELECT household_id, SUM(bonus)::BIGINT FROM topups
-             WHERE month = $1 AND household_id = ANY($2) GROUP BY household_id",
+             WHERE month = $1 AND household_id = ANY($2) AND void_entry_id IS NULL
+             GROUP BY household_id",
         )
         .bind(&keys.month)
         .bind(topped)

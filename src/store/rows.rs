@@ -424,3 +424,49 @@ fn stored_entry(row: ChainRow) -> Result<StoredEntry, StoreError> {
         postings: Vec::new(),
     })
 }
+
+/// What a top-up's void reads of it (`TOPUP_ON_FILE` with the backend's placeholder and row
+/// lock), with the codes of its cooperative, shop and household.
+pub(super) const TOPUP_ON_FILE: &str =
+    "SELECT t.entry_id, t.cooperative_id, c.code, t.shop_id, s.code, t.household_id, h.code,
+            t.method, t.paid, t.bonus, t.voucher_id, t.business_date, t.void_entry_id
+     FROM topups t JOIN cooperatives c ON c.id = t.cooperative_id
+     JOIN shops s ON s.id = t.shop_id JOIN households h ON h.id = t.household_id
+     WHERE t.entry_id = ";
+
+pub(super) type TopupOnFileRow = (
+    i64,
+    i64,
+    String,
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    Option<i64>,
+);
+
+pub(super) fn topup_on_file(row: TopupOnFileRow) -> Result<crate::domain::TopupOnFile, StoreError> {
+    let (entry, coop, coop_code, shop, shop_code, household, household_code, method) =
+        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
+    Ok(crate::domain::TopupOnFile {
+        entry,
+        coop,
+        coop_code,
+        shop,
+        shop_code,
+        household,
+        household_code,
+        method: crate::domain::PayMethod::parse(&method)
+            .ok_or_else(|| StoreError(format!("top-up {entry}: bad method {method}")))?,
+        paid: Amount::from_fen(row.8),
+        bonus: Amount::from_fen(row.9),
+        voucher: row.10,
+        business_date: date(&row.11)?,
+        void_entry: row.12,
+    })
+}

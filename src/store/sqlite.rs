@@ -365,7 +365,8 @@ where
     E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
 {
     let fen: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(bonus), 0) FROM topups WHERE household_id = ? AND month = ?",
+        "SELECT COALESCE(SUM(bonus), 0) FROM topups
+         WHERE household_id = ? AND month = ? AND void_entry_id IS NULL",
     )
     .bind(household)
     .bind(month)
@@ -999,7 +1000,7 @@ impl Store for SqliteStore {
             "SELECT method, COUNT(*), SUM(paid), SUM(bonus), COUNT(voucher_id),
                     COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN paid END), 0),
                     COALESCE(SUM(CASE WHEN voucher_id IS NOT NULL THEN bonus END), 0)
-             FROM topups WHERE shop_id = ? AND business_date = ?
+             FROM topups WHERE shop_id = ? AND business_date = ? AND void_entry_id IS NULL
              GROUP BY method ORDER BY method",
         )
         .bind(shop)
@@ -1238,7 +1239,7 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
         .await?;
         let topups: Vec<audit::TopupTableRow> = sqlx::query_as(
             "SELECT entry_id, cooperative_id, household_id, method, paid, bonus, voucher_id,
-                    business_date, month FROM topups ORDER BY entry_id",
+                    business_date, month, entry_id, void_entry_id FROM topups ORDER BY entry_id",
         )
         .fetch_all(&mut *conn)
         .await?;
@@ -2614,6 +2615,57 @@ impl Tx for SqliteTx<'_> {
         .fetch_one(&mut *self.conn)
         .await?;
         Ok(n > 0)
+    }
+
+    async fn topup(&mut self, entry: i64) -> OpResult<Option<crate::domain::TopupOnFile>> {
+        // One writer: nothing runs beside this transaction, so no row lock is needed.
+        let sql = format!("{}?", rows::TOPUP_ON_FILE);
+        let row: Option<rows::TopupOnFileRow> = sqlx::query_as(&sql)
+            .bind(entry)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(row.map(rows::topup_on_file).transpose()?)
+    }
+
+    async fn first_debit_after(
+        &mut self,
+        accounts: &[AccountSpec],
+        after: i64,
+    ) -> OpResult<Option<i64>> {
+        let mut first: Option<i64> = None;
+        for a in accounts {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT MIN(p.entry_id) FROM postings p JOIN accounts a ON a.id = p.account_id
+                 WHERE a.owner_kind = ? AND a.owner_id = ? AND a.name = ?
+                   AND p.entry_id > ? AND p.amount > 0",
+            )
+            .bind(a.owner.kind())
+            .bind(a.owner.id())
+            .bind(&a.name)
+            .bind(after)
+            .fetch_one(&mut *self.conn)
+            .await?;
+            first = match (first, found) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+        }
+        Ok(first)
+    }
+
+    async fn mark_topup_voided(&mut self, topup: i64, void_entry: i64) -> OpResult<()> {
+        sqlx::query(
+            "UPDATE topups SET void_entry_id = ? WHERE entry_id = ? AND void_entry_id IS NULL",
+        )
+        .bind(void_entry)
+        .bind(topup)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn voucher_by_id(&mut self, id: i64) -> OpResult<Option<VoucherRecord>> {
+        self.voucher_where("id", id).await
     }
 
     async fn voucher(&mut self, serial: u64) -> OpResult<Option<VoucherRecord>> {

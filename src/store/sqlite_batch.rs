@@ -202,6 +202,7 @@ pub(super) fn load(db: &Connection, keys: &Keys) -> Result<(Loaded, NextIds), St
         let mut stmt = db.prepare_cached(
             "SELECT household_id, SUM(bonus) FROM topups
              WHERE month = ?1 AND household_id IN (SELECT value FROM json_each(?2))
+               AND void_entry_id IS NULL
              GROUP BY household_id",
         )?;
         let mut rows = stmt.query(params![keys.month, json(&topped)?])?;

@@ -557,3 +557,38 @@ fn coop_accountant_signs_a_paired_till_out() {
         assert_eq!(listed, json!({ "tills": [] }));
     });
 }
+
+#[test]
+fn coop_voids_a_top_up_by_its_receipt_number_once() {
+    browser_test("coop top-up void", |ctx: Ctx| async move {
+        let household = "HX01-0009";
+        let path = format!("/v1/households/{household}");
+        let before = ctx.api_get(&ctx.admin, &path).await["wallet"]["total"].clone();
+        let (status, topped) = ctx
+            .api_post(
+                &ctx.cashier,
+                "/v1/topups",
+                json!({ "household": household, "paid": "50.00", "method": "cash" }),
+            )
+            .await;
+        assert_eq!(status, 201, "{topped}");
+        let entry = topped["entry"].to_string();
+
+        signed_in(&ctx).await;
+        ctx.click("#tab-credit").await;
+        ctx.fill("#void-topup", &entry).await;
+        ctx.click("#void-submit").await;
+        let done = ctx.text_until("#void-done", |t| t.contains("¥50.00")).await;
+        assert!(done.contains(&entry) && done.contains("¥5.00"), "{done}");
+        let after = ctx.api_get(&ctx.admin, &path).await["wallet"]["total"].clone();
+        assert_eq!(after, before, "the wallet is back to before the top-up");
+        // Again: refused in words, nothing moves.
+        ctx.fill("#void-topup", &entry).await;
+        ctx.click("#void-submit").await;
+        ctx.visible("#void-problem").await;
+        let words = ctx.text("#void-problem").await;
+        assert!(words.contains("无法作废"), "{words}");
+        let again = ctx.api_get(&ctx.admin, &path).await["wallet"]["total"].clone();
+        assert_eq!(again, before);
+    });
+}

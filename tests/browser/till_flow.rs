@@ -595,3 +595,46 @@ fn a_product_barcode_scanned_becomes_a_line() {
         }
     });
 }
+
+#[test]
+fn a_top_up_is_voided_from_its_receipt_while_the_customer_is_at_the_till() {
+    browser_test("till: void a top-up", |ctx: Ctx| async move {
+        let hh = "HX01-0003";
+        open_till(&ctx).await;
+        let start = scan(&ctx, hh).await;
+        ctx.click("#tab-topup").await;
+        ctx.fill("#topup-paid", "100.00").await;
+        ctx.text_until("#topup-credited", |t| t == "¥110.00").await;
+        ctx.click("#topup-submit").await;
+        ctx.text_until("#r-credited", |t| t == "¥110.00").await;
+        let entry: i64 = ctx.text("#r-receipt-no").await.parse().expect("entry");
+        assert_eq!(wallet(&ctx, hh).await, start + 11_000);
+        // Two taps: 作废, then the confirmation; one alone posts nothing.
+        ctx.click("#receipt-void").await;
+        ctx.visible("#receipt-void-confirm").await;
+        assert_eq!(wallet(&ctx, hh).await, start + 11_000);
+        ctx.click("#receipt-void-confirm").await;
+        ctx.text_until("#r-paid-back", |t| t == "¥100.00").await;
+        assert_eq!(ctx.text("#r-bonus-withdrawn").await, "¥10.00");
+        assert_eq!(ctx.text("#r-voided-topup").await, entry.to_string());
+        assert_eq!(ctx.text("#done-title").await, "充值已作废");
+        assert_eq!(ctx.text("#receipt-title").await, "充值作废小票");
+        assert_eq!(wallet(&ctx, hh).await, start);
+        assert_eq!(
+            js(
+                &ctx,
+                "return document.querySelector('#receipt-void').hidden"
+            )
+            .await,
+            json!(true),
+            "a void's receipt offers no second void"
+        );
+        // The server refuses a second void, naming the top-up.
+        let (status, problem) = ctx
+            .api_post(&ctx.cashier, &format!("/v1/topups/{entry}/void"), json!({}))
+            .await;
+        assert_eq!(status, 409, "{problem}");
+        assert_eq!(problem["code"], "not_voidable");
+        assert_eq!(problem["field"], "topup");
+    });
+}

@@ -20,6 +20,10 @@
       'coop.credit.preview_all': '将退还全部实付 {paid}，赠送 {bonus} 作废',
       'coop.credit.preview_part': '将退还实付 {amount}，赠送约 {bonus} 按比例作废',
       'coop.credit.done': '已退款 {refunded}（{method}），作废赠送 {forfeited}；钱包余额：实付 {paid}，赠送 {bonus}。凭证号 {entry}',
+      'coop.void.title': '作废充值（充值时的凭证号；所充余额未被使用时）',
+      'coop.void.topup': '充值凭证号',
+      'coop.void.submit': '作废',
+      'coop.void.done': '已作废充值 {topup}（住户 {household}）：退还实付 {paid}（{method}），收回赠送 {bonus}。凭证号 {entry}',
     },
     en: {
       'coop.tab.credit': 'Credit refunds',
@@ -33,6 +37,10 @@
       'coop.credit.preview_all': 'Pays out all paid credit, {paid}; the bonus {bonus} is forfeited',
       'coop.credit.preview_part': 'Pays out {amount} of paid credit; about {bonus} of bonus is forfeited in proportion',
       'coop.credit.done': 'Paid out {refunded} ({method}), bonus forfeited {forfeited}; wallet left: paid {paid}, bonus {bonus}. Entry {entry}',
+      'coop.void.title': 'Void a top-up (its receipt number; while none of its credit was used)',
+      'coop.void.topup': 'Top-up receipt number',
+      'coop.void.submit': 'Void',
+      'coop.void.done': 'Voided top-up {topup} (household {household}): paid {paid} back ({method}), bonus {bonus} withdrawn. Entry {entry}',
     },
   });
 
@@ -149,7 +157,49 @@
     render();
   }
 
+  // A top-up voided by its receipt number (the entry its receipt names).
+  const voidAttempt = new HX.Attempt();
+  let voided = null;
+
+  function renderVoid() {
+    const done = $('#void-done');
+    show(done, Boolean(voided));
+    if (!voided) return;
+    done.textContent = t('coop.void.done', {
+      topup: voided.topup, household: voided.household, paid: HX.yuan(voided.paid),
+      method: methodName(voided.method), bonus: HX.yuan(voided.bonus), entry: voided.entry,
+    });
+  }
+
+  async function voidTopup(ev) {
+    ev.preventDefault();
+    const form = $('#void-form');
+    const problem = $('#void-problem');
+    const button = $('#void-submit');
+    if (voidAttempt.busy || button.disabled) return;
+    const topup = form.elements.topup.value.trim();
+    voided = null;
+    renderVoid();
+    if (!/^\d{1,18}$/.test(topup)) {
+      HX.showProblem(problem, { code: 'invalid_input', field: 'topup' }, form);
+      return;
+    }
+    HX.showProblem(problem, null, form);
+    button.disabled = true;
+    const r = await voidAttempt.post(`/v1/topups/${topup}/void`, {});
+    button.disabled = false;
+    if (!r.ok) {
+      HX.showProblem(problem, r.problem, form);
+      return;
+    }
+    voided = r.data;
+    form.elements.topup.value = '';
+    renderVoid();
+  }
+
   document.addEventListener('DOMContentLoaded', () => {
+    $('#void-form').addEventListener('submit', voidTopup);
+    document.addEventListener('hx:lang', renderVoid);
     $('#credit-find').addEventListener('submit', look);
     $('#credit-form').addEventListener('submit', payOut);
     $('#credit-amount').addEventListener('input', preview);

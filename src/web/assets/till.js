@@ -18,6 +18,7 @@
       'till.done.sale': '收款完成',
       'till.done.topup': '充值完成',
       'till.done.refund': '退款完成',
+      'till.done.topup_void': '充值已作废',
       'till.done.button': '本单已完成 ✓',
       'till.keys.sale': '收款',
       'till.keys.topup': '充值',
@@ -113,9 +114,15 @@
       'till.status.expired': '已过期',
       'till.print': '打印小票',
       'till.refund_this': '退这一单',
+      'till.void_this': '作废这笔充值',
+      'till.void_confirm': '确认作废？钱款退还顾客',
+      'till.r.paid_back': '退还实收',
+      'till.r.bonus_withdrawn': '收回赠送',
+      'till.r.voided_topup': '作废的充值',
       'till.receipt.topup': '充值小票',
       'till.receipt.sale': '销售小票',
       'till.receipt.refund': '退款小票',
+      'till.receipt.topup_void': '充值作废小票',
       'till.receipt.replayed': '（此前已记账，未重复记入）',
       'till.r.entry': '凭证号',
       'till.r.household': '住户',
@@ -152,6 +159,7 @@
       'till.done.sale': 'Sale complete',
       'till.done.topup': 'Top-up complete',
       'till.done.refund': 'Refund complete',
+      'till.done.topup_void': 'Top-up voided',
       'till.done.button': 'Done ✓',
       'till.keys.sale': 'Sale',
       'till.keys.topup': 'Top up',
@@ -247,9 +255,15 @@
       'till.status.expired': 'Expired',
       'till.print': 'Print receipt',
       'till.refund_this': 'Refund this sale',
+      'till.void_this': 'Void this top-up',
+      'till.void_confirm': 'Confirm void? Hand the money back',
+      'till.r.paid_back': 'Paid back',
+      'till.r.bonus_withdrawn': 'Bonus withdrawn',
+      'till.r.voided_topup': 'Top-up voided',
       'till.receipt.topup': 'Top-up receipt',
       'till.receipt.sale': 'Sale receipt',
       'till.receipt.refund': 'Refund receipt',
+      'till.receipt.topup_void': 'Top-up void receipt',
       'till.receipt.replayed': '(already posted; not posted again)',
       'till.r.entry': 'Entry',
       'till.r.household': 'Household',
@@ -308,7 +322,7 @@
     tab: 'sale',
     quoteSeq: 0,
   };
-  const attempts = { topup: new HX.Attempt(), sale: new HX.Attempt(), refund: new HX.Attempt() };
+  const attempts = { topup: new HX.Attempt(), sale: new HX.Attempt(), refund: new HX.Attempt(), void: new HX.Attempt() };
 
   // ---- problems in the cashier's words --------------------------------------------------
 
@@ -494,6 +508,11 @@
       lines.push(doneLine('paid', 'till.r.paid', yuan(d.paid)), doneLine('bonus', 'till.r.bonus', yuan(d.bonus)));
       if (d.voucher) lines.push(doneLine('voucher', 'till.r.voucher', d.voucher.code));
       else lines.push(doneLine('wallet', 'till.r.wallet', yuan(d.wallet.total)));
+    } else if (rc.kind === 'topup_void') {
+      $('#done-amount').textContent = yuan(d.paid);
+      lines.push(doneLine('paid-back', 'till.r.paid_back', yuan(d.paid)),
+        doneLine('bonus-withdrawn', 'till.r.bonus_withdrawn', yuan(d.bonus)));
+      if (d.wallet) lines.push(doneLine('wallet', 'till.r.wallet', yuan(d.wallet.total)));
     } else {
       $('#done-amount').textContent = yuan(d.amount);
       for (const x of d.tenders) lines.push(doneLine('tender-' + x.type, 'till.m.' + x.type, yuan(x.amount)));
@@ -993,6 +1012,23 @@
     endCustomer(served);
   }
 
+  // ---- void of the top-up just taken -----------------------------------------------------
+
+  async function voidTopup() {
+    const rc = state.receipt;
+    const attempt = attempts.void;
+    if (!rc || rc.kind !== 'topup' || attempt.busy) return;
+    const button = $('#receipt-void-confirm');
+    button.disabled = true;
+    const r = await attempt.post(`/v1/topups/${rc.data.entry}/void`, {});
+    button.disabled = false;
+    if (!r.ok) {
+      showProblem($('#receipt-problem'), r.problem, null);
+      return;
+    }
+    showReceipt({ kind: 'topup_void', data: r.data, replayed: r.replayed });
+  }
+
   // ---- voucher check --------------------------------------------------------------------
 
   async function checkVoucher(ev) {
@@ -1047,6 +1083,10 @@
     qr.replaceChildren();
     show(qr, false);
     show($('#receipt-refund'), rc.kind === 'sale');
+    // A top-up can be voided while the customer is still at the till (two taps: void, confirm).
+    show($('#receipt-void'), rc.kind === 'topup');
+    show($('#receipt-void-confirm'), false);
+    showProblem($('#receipt-problem'), null, null);
     if (rc.kind === 'topup') {
       lines.push(
         line('household', 'till.r.household', d.household),
@@ -1080,6 +1120,15 @@
       if (rc.received) {
         lines.push(line('received', 'till.r.received', yuan(rc.received)), line('change', 'till.r.change', yuan(rc.change)));
       }
+      if (d.wallet) lines.push(line('wallet', 'till.r.wallet', yuan(d.wallet.total)));
+    } else if (rc.kind === 'topup_void') {
+      lines.push(
+        line('voided-topup', 'till.r.voided_topup', String(d.topup)),
+        line('household', 'till.r.household', d.household),
+        line('paid-back', 'till.r.paid_back', yuan(d.paid)),
+        line('bonus-withdrawn', 'till.r.bonus_withdrawn', yuan(d.bonus)),
+        line('method', 'till.r.method', t('till.m.' + d.method)),
+      );
       if (d.wallet) lines.push(line('wallet', 'till.r.wallet', yuan(d.wallet.total)));
     } else {
       lines.push(line('sale', 'till.r.sale', String(d.sale)), line('refunded', 'till.r.refunded', yuan(d.amount)));
@@ -1190,6 +1239,14 @@
     $('#refund-form').addEventListener('submit', submitRefund);
     $('#voucher-form').addEventListener('submit', checkVoucher);
     $('#receipt-print').addEventListener('click', printReceipt);
+    $('#receipt-void').addEventListener('click', () => {
+      if (state.receipt && state.receipt.kind === 'topup') {
+        show($('#receipt-void'), false);
+        show($('#receipt-void-confirm'), true);
+        $('#receipt-void-confirm').focus();
+      }
+    });
+    $('#receipt-void-confirm').addEventListener('click', voidTopup);
     $('#receipt-refund').addEventListener('click', () => {
       if (state.receipt && state.receipt.kind === 'sale') {
         if (state.done) setDone(false);
