@@ -221,6 +221,7 @@ impl Fx {
             method: PayMethod::Cash,
             reference: format!("receipt {household} {amount}"),
             company: None,
+            shop: None,
         }))
         .await
         .map(|r| match r {

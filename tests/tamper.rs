@@ -457,6 +457,7 @@ async fn build(backend: Backend) -> TestLedger {
                 method: PayMethod::Wechat,
                 reference: "receipt 1".into(),
                 company: None,
+                shop: None,
             }))
             .await,
         "payment",

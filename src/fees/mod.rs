@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     AppliedToBill, BillsReceipt, Candidate, CloseMonth, CloseReceipt, CompanyShare, Ctx,
-    EligibleHousehold, FeePayment, FeePaymentReceipt, GenerateBills, MonthTotals, OpError,
+    EligibleHousehold, FeePayment, FeePaymentReceipt, FeeReceiptRow, PayMethod, GenerateBills, MonthTotals, OpError,
     OpResult, Rejection, Settlement, SettlementReceipt, ShareRow, StoreError, Tx,
 };
 use crate::ledger::{chart, ChainSummary, EntryDraft, EntryKind, Fact, Owner};
@@ -183,15 +183,55 @@ pub(crate) async fn pay<T: Tx>(
             return Err(Rejection::not_found("household", "household", &req.household).into());
         }
     }
+    let shop = match &req.shop {
+        Some(code) => Some(
+            tx.shop(code)
+                .await?
+                .ok_or_else(|| Rejection::not_found("shop", "shop", code))?,
+        ),
+        None => None,
+    };
+    if shop.is_some() && req.method == PayMethod::Bank {
+        // A till takes cash, WeChat or Alipay; shopping credit never pays fees.
+        return Err(Rejection::MethodNotAccepted {
+            field: "method".into(),
+            method: req.method.as_str().into(),
+        }
+        .into());
+    }
+    let (number, company_code) = tx.next_fee_receipt(household.company_id).await?;
     let mut header = ctx.header(EntryKind::FeePayment);
     header.memo = Some(req.reference.clone());
+    header.facts = Some(
+        Fact::FeeReceipt {
+            company: household.company_id,
+            number,
+            household: household.id,
+            amount: req.amount.fen(),
+            method: req.method.as_str().to_string(),
+            cooperative: shop.as_ref().map(|s| s.coop.id),
+            shop: shop.as_ref().map(|s| s.id),
+        }
+        .encode(),
+    );
     let mut entry = EntryDraft::new(header);
-    entry
-        .debit(
-            chart::company_cash(household.company_id, req.method.as_str()),
-            req.amount,
-        )
-        .credit(chart::household_fees(household.id), req.amount);
+    match &shop {
+        // 代收: the cooperative holds the money and owes it to the company, which is owed it.
+        Some(s) => entry
+            .debit(chart::coop_cash(s.coop.id, req.method.as_str()), req.amount)
+            .credit(chart::coop_due_to(s.coop.id, &company_code), req.amount)
+            .debit(
+                chart::company_due_from(household.company_id, &s.coop.code),
+                req.amount,
+            )
+            .credit(chart::household_fees(household.id), req.amount),
+        None => entry
+            .debit(
+                chart::company_cash(household.company_id, req.method.as_str()),
+                req.amount,
+            )
+            .credit(chart::household_fees(household.id), req.amount),
+    };
     let entry = entry.balanced().map_err(internal)?;
     let posted = tx.post(entry, "amount").await?;
     let (applied, prepaid) = apply_to_bills(tx, household.id, req.amount).await?;
@@ -206,11 +246,28 @@ pub(crate) async fn pay<T: Tx>(
         )],
     )
     .await?;
+    tx.insert_fee_receipt(&FeeReceiptRow {
+        company: household.company_id,
+        number,
+        entry: posted.id,
+        household: household.id,
+        amount: req.amount,
+        method: req.method.as_str().to_string(),
+        cooperative: shop.as_ref().map(|s| s.coop.id),
+        shop: shop.as_ref().map(|s| s.id),
+    })
+    .await?;
     let balance = tx.balance(&chart::household_fees(household.id)).await?;
     Ok(FeePaymentReceipt {
         entry: posted.id,
         household: household.code,
         amount: req.amount,
+        company: company_code,
+        receipt: number,
+        method: req.method,
+        cooperative: shop.as_ref().map(|s| s.coop.code.clone()),
+        shop: shop.as_ref().map(|s| s.code.clone()),
+        business_date: Some(posted.business_date),
         applied,
         prepaid,
         balance,

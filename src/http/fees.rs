@@ -153,6 +153,7 @@ async fn post_payment(
         method: req.method,
         reference: req.reference,
         company,
+        shop: None,
     });
     submit(
         &state,

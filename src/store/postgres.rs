@@ -71,6 +71,7 @@ use super::rows::{self, date, hash32};
 use super::sqlite::Services;
 use super::*;
 use crate::domain::{
+    FeeReceiptRow,
     self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
     HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
     NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds, Tx, VoucherRecord,
@@ -106,6 +107,8 @@ const PROVISIONAL_ACCOUNT: i64 = -(1 << 40);
 /// Advisory lock classes (the first key of `pg_advisory_xact_lock(int, int)`).
 const LOCK_ACCOUNT: i32 = 0x6878_0001;
 const LOCK_CLOSE: i32 = 0x6878_0002;
+/// A company's fee receipt sequence (`fee_receipts`).
+const LOCK_RECEIPT: i32 = 0x6878_0003;
 
 /// SQLSTATEs after which a command (rolled back to its savepoint) or a batch (rolled back
 /// before its commit) can simply run again: serialization failure, deadlock, lock not
@@ -1200,6 +1203,13 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         )
         .fetch_all(&mut *conn)
         .await?;
+        let fee_receipts: Vec<audit::FeeReceiptTableRow> = sqlx::query_as(
+            "SELECT e.seq, r.company_id, r.number, r.household_id, r.amount, r.method,
+                    r.cooperative_id, r.shop_id
+             FROM fee_receipts r JOIN entries e ON e.id = r.entry_id ORDER BY e.seq",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
         let sale_refunds: Vec<audit::SaleRefundTableRow> = sqlx::query_as(
             "SELECT e.seq, s.entry_id, r.amount, r.cost FROM sale_refunds r
              JOIN sales s ON s.id = r.sale_id JOIN entries e ON e.id = r.entry_id ORDER BY e.seq",
@@ -1225,6 +1235,7 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
             topups: &topups,
             settlements: &settlements,
             fee_credits: &fee_credits,
+            fee_receipts: &fee_receipts,
             sale_refunds: &sale_refunds,
             sales: &sales,
             refund_tenders: &refund_tenders,
@@ -3118,6 +3129,44 @@ impl Tx for PgTx<'_> {
             });
             db!(self, q.build().execute(&mut *self.conn));
         }
+        Ok(())
+    }
+
+    async fn next_fee_receipt(&mut self, company: i64) -> OpResult<(i64, String)> {
+        // Several processes may write: the company's receipt lock, held to the transaction's
+        // end, makes reading the last number and using it one step.
+        self.advisory(LOCK_RECEIPT, company, false).await?;
+        let row = db!(
+            self,
+            sqlx::query(
+                "SELECT c.code, COALESCE((SELECT MAX(number) FROM fee_receipts r
+                                          WHERE r.company_id = c.id), 0) + 1
+                 FROM companies c WHERE c.id = $1",
+            )
+            .bind(company)
+            .fetch_one(&mut *self.conn)
+        );
+        Ok((row.try_get(1)?, row.try_get(0)?))
+    }
+
+    async fn insert_fee_receipt(&mut self, r: &FeeReceiptRow) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query(
+                "INSERT INTO fee_receipts (company_id, number, entry_id, household_id, amount,
+                                           method, cooperative_id, shop_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(r.company)
+            .bind(r.number)
+            .bind(r.entry)
+            .bind(r.household)
+            .bind(r.amount.fen())
+            .bind(&r.method)
+            .bind(r.cooperative)
+            .bind(r.shop)
+            .execute(&mut *self.conn)
+        );
         Ok(())
     }
 
