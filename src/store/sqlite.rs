@@ -739,6 +739,14 @@ impl Store for SqliteStore {
         )))
     }
 
+    async fn fee_receipt(
+        &self,
+        company: &str,
+        number: i64,
+    ) -> Result<Option<crate::fees::FeeReceiptView>, StoreError> {
+        super::fee_receipt_row(&self.read, company, number).await
+    }
+
     async fn open_bills(
         &self,
         household: &str,
