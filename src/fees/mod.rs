@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     AppliedToBill, BillsReceipt, Candidate, CloseMonth, CloseReceipt, CompanyShare, Ctx,
-    EligibleHousehold, FeePayment, FeePaymentReceipt, FeeReceiptRow, PayMethod, GenerateBills, MonthTotals, OpError,
-    OpResult, Rejection, Settlement, SettlementReceipt, ShareRow, StoreError, Tx,
+    EligibleHousehold, FeePayment, FeePaymentReceipt, FeeReceiptRow, GenerateBills, MonthTotals,
+    OpError, OpResult, PayMethod, Rejection, Settlement, SettlementReceipt, ShareRow, StoreError,
+    Tx,
 };
 use crate::ledger::{chart, ChainSummary, EntryDraft, EntryKind, Fact, Owner};
 use crate::money::{allocate, mul_rate, AllocationError, Amount};

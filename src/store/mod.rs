@@ -827,8 +827,19 @@ where
     .bind(number)
     .fetch_optional(pool)
     .await?;
-    let Some((company, company_name, number, household, amount, method, coop, coop_name, shop, date, entry)) =
-        row
+    let Some((
+        company,
+        company_name,
+        number,
+        household,
+        amount,
+        method,
+        coop,
+        coop_name,
+        shop,
+        date,
+        entry,
+    )) = row
     else {
         return Ok(None);
     };

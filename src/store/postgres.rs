@@ -71,10 +71,10 @@ use super::rows::{self, date, hash32};
 use super::sqlite::Services;
 use super::*;
 use crate::domain::{
-    FeeReceiptRow,
     self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
-    HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
-    NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds, Tx, VoucherRecord,
+    FeeReceiptRow, HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative,
+    NewHousehold, NewShop, NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds,
+    Tx, VoucherRecord,
 };
 use crate::engine;
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
@@ -1333,7 +1333,8 @@ async fn statement_in(
             COALESCE(SUM(CASE WHEN e.service_month < $1 THEN p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'profit_allocation' THEN p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'settlement' THEN -p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.service_month <= $1 THEN p.amount END), 0)::BIGINT
+            COALESCE(SUM(CASE WHEN e.service_month <= $1 THEN p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'fee_payment' THEN p.amount END), 0)::BIGINT
          FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
          LEFT JOIN entry_months e ON e.entry_id = p.entry_id
          WHERE a.owner_kind = 'company' AND a.owner_id = $2 AND a.name LIKE 'due\\_from:%'
@@ -1352,6 +1353,7 @@ async fn statement_in(
             allocated: Amount::from_fen(r.try_get(2)?),
             settled: Amount::from_fen(r.try_get(3)?),
             outstanding: Amount::from_fen(r.try_get(4)?),
+            collected: Amount::from_fen(r.try_get(5)?),
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;

@@ -26,10 +26,10 @@ use super::rows::{self, date, hash32};
 use super::*;
 use crate::clock::Clock;
 use crate::domain::{
-    FeeReceiptRow,
     self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
-    HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
-    NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds, Tx, VoucherRecord,
+    FeeReceiptRow, HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative,
+    NewHousehold, NewShop, NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds,
+    Tx, VoucherRecord,
 };
 use crate::engine;
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
@@ -704,7 +704,8 @@ impl Store for SqliteStore {
                 COALESCE(SUM(CASE WHEN e.service_month < ?1 THEN p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'profit_allocation' THEN p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'settlement' THEN -p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0)
+                COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_payment' THEN p.amount END), 0)
              FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
              LEFT JOIN entry_months e ON e.entry_id = p.entry_id
              WHERE a.owner_kind = 'company' AND a.owner_id = ?2 AND a.name LIKE 'due_from:%'
@@ -723,6 +724,7 @@ impl Store for SqliteStore {
                 allocated: Amount::from_fen(r.try_get(2)?),
                 settled: Amount::from_fen(r.try_get(3)?),
                 outstanding: Amount::from_fen(r.try_get(4)?),
+                collected: Amount::from_fen(r.try_get(5)?),
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
