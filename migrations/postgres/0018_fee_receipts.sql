@@ -13,3 +13,15 @@ CREATE TABLE fee_receipts (
     shop_id         BIGINT REFERENCES shops(id),
     PRIMARY KEY (company_id, number)
 );
+
+-- Receipts the chain already names (a database taken back to before this table and upgraded
+-- again) are rebuilt from the entries' hashed facts; a ledger from before receipts has none.
+INSERT INTO fee_receipts (company_id, number, entry_id, household_id, amount, method,
+                          cooperative_id, shop_id)
+SELECT (facts::jsonb->>'company')::BIGINT, (facts::jsonb->>'number')::BIGINT, id,
+       (facts::jsonb->>'household')::BIGINT, (facts::jsonb->>'amount')::BIGINT,
+       facts::jsonb->>'method', (facts::jsonb->>'cooperative')::BIGINT,
+       (facts::jsonb->>'shop')::BIGINT
+FROM entries
+WHERE kind = 'fee_payment' AND facts IS NOT NULL AND facts::jsonb->>'fact' = 'fee_receipt'
+ORDER BY id;

@@ -13,3 +13,15 @@ CREATE TABLE fee_receipts (
     shop_id         INTEGER REFERENCES shops(id),
     PRIMARY KEY (company_id, number)
 ) STRICT;
+
+-- Receipts the chain already names (a database taken back to before this table and upgraded
+-- again) are rebuilt from the entries' hashed facts; a ledger from before receipts has none.
+INSERT INTO fee_receipts (company_id, number, entry_id, household_id, amount, method,
+                          cooperative_id, shop_id)
+SELECT json_extract(facts, '$.company'), json_extract(facts, '$.number'), id,
+       json_extract(facts, '$.household'), json_extract(facts, '$.amount'),
+       json_extract(facts, '$.method'), json_extract(facts, '$.cooperative'),
+       json_extract(facts, '$.shop')
+FROM entries
+WHERE kind = 'fee_payment' AND facts IS NOT NULL AND json_extract(facts, '$.fact') = 'fee_receipt'
+ORDER BY id;
