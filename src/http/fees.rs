@@ -257,7 +257,7 @@ async fn get_receipt(
         ApiError::from(crate::domain::Rejection::not_found(
             "number",
             "receipt",
-            &number.to_string(),
+            number.to_string(),
         ))
     };
     let receipt = state
