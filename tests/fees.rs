@@ -1728,7 +1728,7 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
         s["cooperatives"],
         json!([{
             "cooperative": "COOP", "cooperative_name": "红心农场合作社",
-            "opening": k01.to_string(), "allocated": "0.00", "settled": "600.00", "outstanding": k01.checked_sub(y("600.00")).unwrap().to_string()
+            "opening": k01.to_string(), "allocated": "0.00", "collected": "0.00", "settled": "600.00", "outstanding": k01.checked_sub(y("600.00")).unwrap().to_string()
         }])
     );
     assert_eq!(close.companies[0].amount, k01);
@@ -2798,6 +2798,18 @@ async fn a_till_takes_a_fee_for_the_company_with_a_numbered_receipt(backend: Bac
     );
     assert_eq!(st["ties_out"], json!(true));
 
+    let owed = fx.get_ok(ACCOUNTANT, "/v1/settlements?month=2026-11").await;
+    let k01 = owed["companies"]
+        .as_array()
+        .expect("companies")
+        .iter()
+        .find(|c| c["company"] == json!("K01"))
+        .expect("K01")
+        .clone();
+    assert_eq!(
+        (&k01["collected"], &k01["outstanding"]),
+        (&json!("150.00"), &json!("150.00"))
+    );
     // The settlement pays the company what the tills collected, and no more.
     let s = fx.settle("K01", "150.00").await.expect("settlement");
     assert_eq!(s.outstanding, Amount::ZERO);

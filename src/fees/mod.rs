@@ -354,6 +354,8 @@ pub fn amount_in_chinese(amount: Amount) -> String {
                 out.push_str(UNITS[pos]);
             }
             out.push_str(GROUPS[gi.min(GROUPS.len() - 1)]);
+            // A group's trailing zeros are not read; the next group says its own 零.
+            pending_zero = false;
         }
         out.push('元');
     }
