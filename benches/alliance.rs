@@ -281,6 +281,7 @@ async fn main() {
                     method: PayMethod::Wechat,
                     reference: format!("{month}-{h}"),
                     company: None,
+                    shop: None,
                 }));
             }
         }

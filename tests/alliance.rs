@@ -89,6 +89,7 @@ async fn pay(l: &TestLedger, household: &str, amount: &str) {
             method: PayMethod::Cash,
             reference: format!("pay-{household}-{amount}"),
             company: None,
+            shop: None,
         }))
         .await;
     assert!(matches!(r, Ok(Receipt::FeePayment(_))), "{r:?}");

@@ -221,6 +221,7 @@ impl Fx {
             method: PayMethod::Cash,
             reference: format!("receipt {household} {amount}"),
             company: None,
+            shop: None,
         }))
         .await
         .map(|r| match r {
@@ -1727,7 +1728,7 @@ async fn the_statement_ties_out_in_json_csv_and_xlsx(backend: Backend) {
         s["cooperatives"],
         json!([{
             "cooperative": "COOP", "cooperative_name": "红心农场合作社",
-            "opening": k01.to_string(), "allocated": "0.00", "settled": "600.00", "outstanding": k01.checked_sub(y("600.00")).unwrap().to_string()
+            "opening": k01.to_string(), "allocated": "0.00", "collected": "0.00", "settled": "600.00", "outstanding": k01.checked_sub(y("600.00")).unwrap().to_string()
         }])
     );
     assert_eq!(close.companies[0].amount, k01);
@@ -2596,6 +2597,265 @@ async fn the_top_up_quote_and_the_top_up_agree_on_the_bonus_given_this_month(bac
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// 代收物业费: a till takes a property fee for the household's company. It settles the oldest
+/// bill first as the office would, the money is the cooperative's and owed to the company (the
+/// statement shows it collected, the settlement pays it), and the company's receipt numbers run
+/// 1, 2, 3 over office and tills alike, independently per company. Refusals change nothing and
+/// use no number; a replay answers the same receipt.
+async fn a_till_takes_a_fee_for_the_company_with_a_numbered_receipt(backend: Backend) {
+    let fx = Fx::new(backend, "2026-11-16").await;
+    for month in ["2026-09", "2026-10", "2026-11"] {
+        fx.bills("K01", month).await;
+    }
+    fx.bills("K02", "2026-11").await;
+    let till = "/v1/till/fee-payments";
+
+    // Refusals first: nothing posted, no number used.
+    let head = fx.head().await;
+    for method in ["wallet", "voucher", "bank"] {
+        let r = fx
+            .post_keyed(
+                CASHIER,
+                till,
+                json!({ "household": "H1", "amount": "10.00", "method": method }),
+            )
+            .await;
+        assert_problem(
+            &r,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "method_not_accepted",
+            Some("method"),
+        );
+    }
+    let r = fx
+        .post_keyed(
+            CASHIER,
+            till,
+            json!({ "household": "NOPE", "amount": "10.00", "method": "cash" }),
+        )
+        .await;
+    assert_problem(&r, StatusCode::NOT_FOUND, "not_found", Some("household"));
+    let r = fx
+        .post_keyed(
+            CASHIER,
+            till,
+            json!({ "household": "H1", "amount": "0.00", "method": "cash" }),
+        )
+        .await;
+    assert_problem(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_amount",
+        Some("amount"),
+    );
+    let r = fx
+        .post_keyed(
+            COMPANY_K01,
+            till,
+            json!({ "household": "H1", "amount": "1.00", "method": "cash" }),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.1);
+    assert_eq!(fx.head().await, head);
+    assert_eq!(fx.fees("H1").await, y("144.12"));
+
+    // 60.00 at the till pays September's 48.04 and 11.96 of October's: receipt No. 1 of K01.
+    let body = json!({ "household": "H1", "amount": "60.00", "method": "cash" });
+    let key = fx.key();
+    let (status, r, _) = fx.post(CASHIER, till, body.clone(), Some(&key)).await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (r["company"].clone(), r["receipt"].clone()),
+        (json!("K01"), json!(1))
+    );
+    assert_eq!(
+        (r["cooperative"].clone(), r["shop"].clone()),
+        (json!("COOP"), json!("S1"))
+    );
+    assert_eq!(
+        r["applied"],
+        json!([{ "month": "2026-09", "amount": "48.04" }, { "month": "2026-10", "amount": "11.96" }])
+    );
+    assert_eq!(
+        (r["prepaid"].clone(), r["balance"].clone()),
+        (json!("0.00"), json!("84.12"))
+    );
+    // The money is the cooperative's, owed to the company; the company's cash is untouched.
+    assert_eq!(fx.balance("cooperative:COOP:cash:cash").await, y("60.00"));
+    assert_eq!(fx.balance("cooperative:COOP:due_to:K01").await, y("60.00"));
+    assert_eq!(fx.balance("company:K01:due_from:COOP").await, y("60.00"));
+    assert_eq!(fx.balance("company:K01:cash:cash").await, Amount::ZERO);
+    assert_eq!(fx.fees("H1").await, y("84.12"));
+    // A replay answers the same receipt and posts nothing.
+    let head = fx.head().await;
+    let (status, again, _) = fx.post(CASHIER, till, body, Some(&key)).await;
+    assert_eq!((status, &again), (StatusCode::CREATED, &r));
+    assert_eq!(fx.head().await, head);
+
+    // The office's payment takes the next number of the same sequence; K02's starts at 1.
+    let (status, r, _) = fx
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/fees/payments",
+            json!({ "household": "H2", "amount": "10.00", "method": "cash", "reference": "R-7" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (r["receipt"].clone(), r.get("cooperative")),
+        (json!(2), None)
+    );
+    let (status, r, _) = fx
+        .post_keyed(
+            CASHIER,
+            till,
+            json!({ "household": "H3", "amount": "48.00", "method": "wechat" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (r["company"].clone(), r["receipt"].clone()),
+        (json!("K02"), json!(1))
+    );
+    assert_eq!(r["balance"], json!("0.00"));
+    // Beyond what is owed is paid ahead, as at the office.
+    let (status, r, _) = fx
+        .post_keyed(
+            CASHIER,
+            till,
+            json!({ "household": "H1", "amount": "90.00", "method": "alipay" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(r["receipt"], json!(3));
+    assert_eq!(
+        r["applied"],
+        json!([{ "month": "2026-10", "amount": "36.08" }, { "month": "2026-11", "amount": "48.04" }])
+    );
+    assert_eq!(
+        (r["prepaid"].clone(), r["balance"].clone()),
+        (json!("5.88"), json!("-5.88"))
+    );
+
+    // Reprinting: the cashier sees what its cooperative collected, the company all of its own.
+    let p = fx.get_ok(CASHIER, "/v1/companies/K01/fee-receipts/1").await;
+    assert_eq!(
+        (
+            &p["printed_number"],
+            &p["amount"],
+            &p["amount_in_words"],
+            &p["household"],
+            &p["method"]
+        ),
+        (
+            &json!("No. 000001"),
+            &json!("60.00"),
+            &json!("陆拾元整"),
+            &json!("H1"),
+            &json!("cash")
+        )
+    );
+    assert_eq!(
+        (&p["cooperative"], &p["shop"]),
+        (&json!("COOP"), &json!("S1"))
+    );
+    assert_eq!(
+        fx.get(CASHIER, "/v1/companies/K01/fee-receipts/2").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        fx.get(COMPANY_K02, "/v1/companies/K01/fee-receipts/1")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        fx.get(ADMIN, "/v1/companies/K01/fee-receipts/4").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let p = fx
+        .get_ok(COMPANY_K01, "/v1/companies/K01/fee-receipts/2")
+        .await;
+    assert_eq!(
+        (&p["household"], &p["cooperative"]),
+        (&json!("H2"), &Value::Null)
+    );
+
+    // The statement: paid by the residents, collected by the cooperative and owed by it.
+    let st = fx
+        .get_ok(COMPANY_K01, "/v1/companies/K01/statements/2026-11")
+        .await;
+    assert_eq!(st["summary"]["received"], json!("160.00"));
+    let coop = &st["cooperatives"][0];
+    assert_eq!(
+        (
+            &coop["cooperative"],
+            &coop["collected"],
+            &coop["outstanding"]
+        ),
+        (&json!("COOP"), &json!("150.00"), &json!("150.00"))
+    );
+    assert_eq!(st["ties_out"], json!(true));
+
+    let owed = fx.get_ok(ACCOUNTANT, "/v1/settlements?month=2026-11").await;
+    let k01 = owed["companies"]
+        .as_array()
+        .expect("companies")
+        .iter()
+        .find(|c| c["company"] == json!("K01"))
+        .expect("K01")
+        .clone();
+    assert_eq!(
+        (&k01["collected"], &k01["outstanding"]),
+        (&json!("150.00"), &json!("150.00"))
+    );
+    // The settlement pays the company what the tills collected, and no more.
+    let s = fx.settle("K01", "150.00").await.expect("settlement");
+    assert_eq!(s.outstanding, Amount::ZERO);
+    assert!(matches!(
+        fx.settle("K01", "0.01").await,
+        Err(Rejection::InvalidAmount { .. })
+    ));
+    assert_eq!(fx.balance("company:K01:due_from:COOP").await, Amount::ZERO);
+    assert_eq!(fx.balance("company:K01:cash:bank").await, y("150.00"));
+    let report = fx.app.verify().await.expect("verify");
+    assert!(report.ok(), "{:?}", report.first_problem);
+}
+
+/// Tills paying one company's fees at once get receipts 1..N, no gap, no repeat.
+async fn parallel_fee_payments_number_their_receipts_without_gaps(backend: Backend) {
+    let fx = Fx::new(backend, "2026-11-16").await;
+    fx.bills("K01", "2026-11").await;
+    const N: usize = 24;
+    let tasks: Vec<_> = (0..N)
+        .map(|i| {
+            let app = fx.app.clone();
+            tokio::spawn(async move {
+                app.run(Command::PayFee(FeePayment {
+                    household: if i % 2 == 0 { "H1" } else { "H2" }.into(),
+                    amount: Amount::from_fen(100 + i as i64),
+                    method: PayMethod::Cash,
+                    reference: format!("till {i}"),
+                    company: None,
+                    shop: Some("S1".into()),
+                }))
+                .await
+            })
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    for t in tasks {
+        match t.await.expect("task").expect("store") {
+            Ok(Receipt::FeePayment(r)) => numbers.push(r.receipt),
+            other => panic!("{other:?}"),
+        }
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=N as i64).collect::<Vec<_>>());
+    assert!(fx.app.verify().await.expect("verify").ok());
+}
+
 // Every body above on every backend
 
 macro_rules! on_every_backend {
@@ -2643,4 +2903,6 @@ on_every_backend! {
     a_close_weighs_the_month_as_it_ended_whenever_it_runs,
     two_cooperatives_closing_one_month_cap_at_the_fees_owed_before_either,
     the_top_up_quote_and_the_top_up_agree_on_the_bonus_given_this_month,
+    a_till_takes_a_fee_for_the_company_with_a_numbered_receipt,
+    parallel_fee_payments_number_their_receipts_without_gaps,
 }

@@ -457,9 +457,24 @@ async fn build(backend: Backend) -> TestLedger {
                 method: PayMethod::Wechat,
                 reference: "receipt 1".into(),
                 company: None,
+                shop: None,
             }))
             .await,
         "payment",
+    );
+    // The same company's next receipt, taken at a cooperative's till on its behalf.
+    run(
+        ledger
+            .run(Command::PayFee(FeePayment {
+                household: "H2".into(),
+                amount: y("10.00"),
+                method: PayMethod::Cash,
+                reference: "till S1".into(),
+                company: None,
+                shop: Some(common::SHOP.into()),
+            }))
+            .await,
+        "till fee payment",
     );
     ledger
         .top_up("H1", "300.00", Delivery::Wallet)

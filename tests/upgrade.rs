@@ -155,6 +155,7 @@ async fn a_previous_release_database_upgrades_and_verifies(backend: Backend) {
             method: PayMethod::Wechat,
             reference: "WX-1".into(),
             company: None,
+            shop: None,
         }))
         .await;
     assert!(matches!(paid, Ok(Receipt::FeePayment(_))), "{paid:?}");

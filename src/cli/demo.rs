@@ -993,6 +993,7 @@ impl<'a> Sim<'a> {
                 method,
                 reference,
                 company: None,
+                shop: None,
             }),
         ))
     }

@@ -90,6 +90,7 @@ pub async fn run(config: &Config, command: FeesCommand) -> anyhow::Result<()> {
                 method: args.method,
                 reference: args.reference,
                 company: None,
+                shop: None,
             });
             let r = match accepted(app.run(command).await)? {
                 Receipt::FeePayment(r) => r,

@@ -483,6 +483,12 @@ pub trait Tx: Send {
         kind: &str,
         rows: &[(i64, Amount, Option<String>, Option<String>)],
     ) -> OpResult<()>;
+    /// The next number of the company's fee receipt sequence (1 when it has none) and the
+    /// company's code. Called by the single writer inside the payment's transaction; the
+    /// PostgreSQL store also takes the company's receipt lock, so writers in several processes
+    /// never give one number twice.
+    async fn next_fee_receipt(&mut self, company: i64) -> OpResult<(i64, String)>;
+    async fn insert_fee_receipt(&mut self, row: &FeeReceiptRow) -> OpResult<()>;
     /// The stored result of a closed month.
     async fn month_close(&mut self, coop: i64, month: &str) -> OpResult<Option<String>>;
     /// The latest closed month of a cooperative and its stored result.

@@ -512,6 +512,24 @@ pub struct FeePayment {
     /// When set, the household must belong to this company (a company's scope).
     #[serde(default)]
     pub company: Option<String>,
+    /// When set, a cooperative's till (this shop) collects the fee on the company's behalf:
+    /// the money is the cooperative's cash, owed to the company (`due_to`), and reaches it at
+    /// settlement.
+    #[serde(default)]
+    pub shop: Option<String>,
+}
+
+/// A numbered fee receipt as stored (`fee_receipts`): ids, amount in fen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeeReceiptRow {
+    pub company: i64,
+    pub number: i64,
+    pub entry: i64,
+    pub household: i64,
+    pub amount: Amount,
+    pub method: String,
+    pub cooperative: Option<i64>,
+    pub shop: Option<i64>,
 }
 
 /// Close `month` for a cooperative: profit → pool → allocation toward residents' fees.
@@ -854,12 +872,30 @@ pub struct FeePaymentReceipt {
     pub entry: i64,
     pub household: String,
     pub amount: Amount,
+    /// The household's company, whose receipt sequence numbered this payment.
+    #[serde(default)]
+    pub company: String,
+    /// The receipt number (收据号): one gapless sequence per company, office and tills alike.
+    #[serde(default)]
+    pub receipt: i64,
+    #[serde(default = "default_method")]
+    pub method: PayMethod,
+    /// The cooperative and shop whose till collected it; absent when the office took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooperative: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop: Option<String>,
+    pub business_date: Option<NaiveDate>,
     /// The bills it paid, oldest first.
     pub applied: Vec<AppliedToBill>,
     /// What was left over after every bill: paid ahead.
     pub prepaid: Amount,
     /// The household's fee balance after: positive owes, negative paid ahead.
     pub balance: Amount,
+}
+
+fn default_method() -> PayMethod {
+    PayMethod::Cash
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

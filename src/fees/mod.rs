@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     AppliedToBill, BillsReceipt, Candidate, CloseMonth, CloseReceipt, CompanyShare, Ctx,
-    EligibleHousehold, FeePayment, FeePaymentReceipt, GenerateBills, MonthTotals, OpError,
-    OpResult, Rejection, Settlement, SettlementReceipt, ShareRow, StoreError, Tx,
+    EligibleHousehold, FeePayment, FeePaymentReceipt, FeeReceiptRow, GenerateBills, MonthTotals,
+    OpError, OpResult, PayMethod, Rejection, Settlement, SettlementReceipt, ShareRow, StoreError,
+    Tx,
 };
 use crate::ledger::{chart, ChainSummary, EntryDraft, EntryKind, Fact, Owner};
 use crate::money::{allocate, mul_rate, AllocationError, Amount};
@@ -183,15 +184,55 @@ pub(crate) async fn pay<T: Tx>(
             return Err(Rejection::not_found("household", "household", &req.household).into());
         }
     }
+    let shop = match &req.shop {
+        Some(code) => Some(
+            tx.shop(code)
+                .await?
+                .ok_or_else(|| Rejection::not_found("shop", "shop", code))?,
+        ),
+        None => None,
+    };
+    if shop.is_some() && req.method == PayMethod::Bank {
+        // A till takes cash, WeChat or Alipay; shopping credit never pays fees.
+        return Err(Rejection::MethodNotAccepted {
+            field: "method".into(),
+            method: req.method.as_str().into(),
+        }
+        .into());
+    }
+    let (number, company_code) = tx.next_fee_receipt(household.company_id).await?;
     let mut header = ctx.header(EntryKind::FeePayment);
     header.memo = Some(req.reference.clone());
+    header.facts = Some(
+        Fact::FeeReceipt {
+            company: household.company_id,
+            number,
+            household: household.id,
+            amount: req.amount.fen(),
+            method: req.method.as_str().to_string(),
+            cooperative: shop.as_ref().map(|s| s.coop.id),
+            shop: shop.as_ref().map(|s| s.id),
+        }
+        .encode(),
+    );
     let mut entry = EntryDraft::new(header);
-    entry
-        .debit(
-            chart::company_cash(household.company_id, req.method.as_str()),
-            req.amount,
-        )
-        .credit(chart::household_fees(household.id), req.amount);
+    match &shop {
+        // 代收: the cooperative holds the money and owes it to the company, which is owed it.
+        Some(s) => entry
+            .debit(chart::coop_cash(s.coop.id, req.method.as_str()), req.amount)
+            .credit(chart::coop_due_to(s.coop.id, &company_code), req.amount)
+            .debit(
+                chart::company_due_from(household.company_id, &s.coop.code),
+                req.amount,
+            )
+            .credit(chart::household_fees(household.id), req.amount),
+        None => entry
+            .debit(
+                chart::company_cash(household.company_id, req.method.as_str()),
+                req.amount,
+            )
+            .credit(chart::household_fees(household.id), req.amount),
+    };
     let entry = entry.balanced().map_err(internal)?;
     let posted = tx.post(entry, "amount").await?;
     let (applied, prepaid) = apply_to_bills(tx, household.id, req.amount).await?;
@@ -206,15 +247,135 @@ pub(crate) async fn pay<T: Tx>(
         )],
     )
     .await?;
+    tx.insert_fee_receipt(&FeeReceiptRow {
+        company: household.company_id,
+        number,
+        entry: posted.id,
+        household: household.id,
+        amount: req.amount,
+        method: req.method.as_str().to_string(),
+        cooperative: shop.as_ref().map(|s| s.coop.id),
+        shop: shop.as_ref().map(|s| s.id),
+    })
+    .await?;
     let balance = tx.balance(&chart::household_fees(household.id)).await?;
     Ok(FeePaymentReceipt {
         entry: posted.id,
         household: household.code,
         amount: req.amount,
+        company: company_code,
+        receipt: number,
+        method: req.method,
+        cooperative: shop.as_ref().map(|s| s.coop.code.clone()),
+        shop: shop.as_ref().map(|s| s.code.clone()),
+        business_date: Some(posted.business_date),
         applied,
         prepaid,
         balance,
     })
+}
+
+/// A numbered fee receipt (收据) as printed or reprinted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FeeReceiptView {
+    pub company: String,
+    pub company_name: String,
+    pub number: i64,
+    /// The number as printed, e.g. `No. 000123`.
+    pub printed_number: String,
+    pub household: String,
+    pub amount: Amount,
+    /// The amount in Chinese capital numerals (大写), e.g. `壹佰贰拾叁元肆角伍分`.
+    pub amount_in_words: String,
+    pub method: String,
+    /// The cooperative (and its shop) that collected it; absent when the office took it.
+    pub cooperative: Option<String>,
+    pub cooperative_name: Option<String>,
+    pub shop: Option<String>,
+    pub business_date: NaiveDate,
+    pub entry: i64,
+}
+
+/// A receipt number as printed: `No. 000123`.
+pub fn receipt_number_text(number: i64) -> String {
+    format!("No. {number:06}")
+}
+
+/// An amount in Chinese capital numerals (大写金额) as written on receipts and cheques:
+/// 1,234.50 → 壹仟贰佰叁拾肆元伍角整; 100.07 → 壹佰元零柒分; 0 → 零元整.
+pub fn amount_in_chinese(amount: Amount) -> String {
+    const DIGITS: [char; 10] = ['零', '壹', '贰', '叁', '肆', '伍', '陆', '柒', '捌', '玖'];
+    const UNITS: [&str; 4] = ["", "拾", "佰", "仟"];
+    const GROUPS: [&str; 5] = ["", "万", "亿", "万亿", "亿亿"];
+    let fen = amount.fen();
+    let mut out = String::new();
+    if fen < 0 {
+        out.push('负');
+    }
+    let fen = fen.unsigned_abs();
+    let (yuan, jiao, cents) = (fen / 100, (fen / 10) % 10, fen % 10);
+    if yuan == 0 {
+        if jiao == 0 && cents == 0 {
+            out.push_str("零元整");
+            return out;
+        }
+    } else {
+        // Groups of four digits, highest first; a run of zeros inside reads as one 零.
+        let mut groups = Vec::new();
+        let mut y = yuan;
+        while y > 0 {
+            groups.push(y % 10_000);
+            y /= 10_000;
+        }
+        let mut pending_zero = false;
+        for (gi, &g) in groups.iter().enumerate().rev() {
+            if g == 0 {
+                pending_zero = true;
+                continue;
+            }
+            if g < 1000 && gi + 1 < groups.len() {
+                pending_zero = true;
+            }
+            let mut started = false;
+            for pos in (0..4).rev() {
+                let d = (g / 10u64.pow(pos as u32)) % 10;
+                if d == 0 {
+                    if started {
+                        pending_zero = true;
+                    }
+                    continue;
+                }
+                if pending_zero && !out.is_empty() && !out.ends_with('负') {
+                    out.push('零');
+                }
+                pending_zero = false;
+                started = true;
+                out.push(DIGITS[d as usize]);
+                out.push_str(UNITS[pos]);
+            }
+            out.push_str(GROUPS[gi.min(GROUPS.len() - 1)]);
+            // A group's trailing zeros are not read; the next group says its own 零.
+            pending_zero = false;
+        }
+        out.push('元');
+    }
+    if jiao == 0 && cents == 0 {
+        out.push('整');
+        return out;
+    }
+    if jiao > 0 {
+        out.push(DIGITS[jiao as usize]);
+        out.push('角');
+    } else if yuan > 0 {
+        out.push('零');
+    }
+    if cents > 0 {
+        out.push(DIGITS[cents as usize]);
+        out.push('分');
+    } else {
+        out.push('整');
+    }
+    out
 }
 
 /// Days since a bill's month began, and the age bucket it falls in.
@@ -970,6 +1131,21 @@ pub fn month_of(d: NaiveDate) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_in_chinese_capitals() {
+        let w = |fen| amount_in_chinese(Amount::from_fen(fen));
+        assert_eq!(w(0), "零元整");
+        assert_eq!(w(123_450), "壹仟贰佰叁拾肆元伍角整");
+        assert_eq!(w(10_007), "壹佰元零柒分");
+        assert_eq!(w(4_804), "肆拾捌元零肆分");
+        assert_eq!(w(12_345), "壹佰贰拾叁元肆角伍分");
+        assert_eq!(w(100_000_000), "壹佰万元整");
+        assert_eq!(w(100_500_000), "壹佰万伍仟元整");
+        assert_eq!(w(1_000_100), "壹万零壹元整");
+        assert_eq!(w(55), "伍角伍分");
+        assert_eq!(receipt_number_text(123), "No. 000123");
+    }
     use proptest::prelude::*;
 
     fn rules(carry_losses_forward: bool) -> crate::policy::ProfitPolicy {

@@ -78,6 +78,10 @@ pub struct CooperativePosition {
     pub opening: Amount,
     pub allocated: Amount,
     pub settled: Amount,
+    /// Property fees the cooperative's tills collected for the company this month (代收), owed
+    /// to it with the allocations: opening + allocated + collected − settled = outstanding.
+    #[serde(default)]
+    pub collected: Amount,
     /// Still due at the end of the month.
     pub outstanding: Amount,
 }
@@ -525,6 +529,7 @@ mod tests {
                 allocated: Amount::from_fen(1000),
                 settled: Amount::from_fen(30_000),
                 outstanding: Amount::from_fen(21_000),
+                collected: Amount::ZERO,
             }],
             7,
             "ab".into(),

@@ -288,6 +288,7 @@ mod tests {
                 allocated: Amount::from_fen(100),
                 settled: Amount::ZERO,
                 outstanding: Amount::from_fen(100),
+                collected: Amount::ZERO,
             }],
             3,
             "ab".repeat(32),

@@ -49,6 +49,9 @@ pub struct CompanyPosition {
     /// Added by the close of this month (its profit allocated toward the company's fees),
     /// whenever the close was posted.
     pub allocated: Amount,
+    /// Property fees the cooperative's tills collected for the company during the month (代收):
+    /// owed to it like the allocations, paid at settlement.
+    pub collected: Amount,
     /// Paid to the company by bank transfer during the month.
     pub settled: Amount,
     /// Still due at the end of the month (now, for the current month).
@@ -122,12 +125,14 @@ async fn get_settlements(
         let sum = |a: Amount, b: Amount| a.checked_add(b).ok_or_else(ApiError::internal);
         total.opening = sum(total.opening, p.opening)?;
         total.allocated = sum(total.allocated, p.allocated)?;
+        total.collected = sum(total.collected, p.collected)?;
         total.settled = sum(total.settled, p.settled)?;
         total.outstanding = sum(total.outstanding, p.outstanding)?;
         companies.push(CompanyPosition {
             company,
             opening: p.opening,
             allocated: p.allocated,
+            collected: p.collected,
             settled: p.settled,
             outstanding: p.outstanding,
         });

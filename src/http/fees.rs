@@ -31,6 +31,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(post_bills))
         .routes(routes!(post_payment))
+        .routes(routes!(post_till_payment))
+        .routes(routes!(get_receipt))
         .routes(routes!(post_close, get_close))
         .routes(routes!(post_settlement))
         .routes(routes!(get_statement))
@@ -153,6 +155,7 @@ async fn post_payment(
         method: req.method,
         reference: req.reference,
         company,
+        shop: None,
     });
     submit(
         &state,
@@ -164,6 +167,117 @@ async fn post_payment(
         Key::Required,
     )
     .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TillFeePaymentRequest {
+    /// Household code (the scanned household card).
+    #[schema(value_type = crate::openapi::Code)]
+    household: String,
+    #[schema(value_type = crate::openapi::RequestAmount)]
+    amount: Amount,
+    /// `cash`, `wechat` or `alipay`. Shopping credit (`wallet`, `voucher`) never pays property
+    /// fees: refused as `method_not_accepted` on `method`.
+    #[schema(value_type = String, example = "cash")]
+    method: String,
+    /// Only an admin names the shop; a cashier's token fixes it.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::Code>)]
+    shop: Option<String>,
+}
+
+/// Take a property-fee payment at a cooperative's till (代收物业费) for the household's company:
+/// the money is the cooperative's, owed to the company (settled with the rest of what the
+/// cooperative owes it), and the fee is applied to the oldest unpaid bill first, exactly as if
+/// paid at the company's office. Answers the numbered receipt (收据): the company's next number.
+#[utoipa::path(post, path = "/v1/till/fee-payments", tag = "till", request_body = TillFeePaymentRequest,
+    params(("Idempotency-Key" = String, Header, description = "one per attempt")),
+    responses((status = 201, body = FeePaymentReceipt), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_till_payment(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: ApiJson<TillFeePaymentRequest>,
+) -> Result<Response, ApiError> {
+    principal.allow(&[Role::Cashier, Role::Admin])?;
+    let req = &body.value;
+    let shop = principal.shop_for(req.shop.as_deref())?;
+    let method = match req.method.as_str() {
+        "cash" => PayMethod::Cash,
+        "wechat" => PayMethod::Wechat,
+        "alipay" => PayMethod::Alipay,
+        other => {
+            return Err(crate::domain::Rejection::MethodNotAccepted {
+                field: "method".into(),
+                method: other.chars().take(40).collect(),
+            }
+            .into())
+        }
+    };
+    let command = Command::PayFee(FeePayment {
+        household: req.household.clone(),
+        amount: req.amount,
+        method,
+        reference: format!("till {shop}"),
+        company: None,
+        shop: Some(shop),
+    });
+    submit(
+        &state,
+        &principal,
+        &headers,
+        ("POST /v1/till/fee-payments", &body.raw),
+        command,
+        StatusCode::CREATED,
+        Key::Required,
+    )
+    .await
+}
+
+/// A numbered fee receipt, to reprint: the company's staff see their own company's; a cashier
+/// or accountant those their cooperative collected; an admin any. Others get 404.
+#[utoipa::path(get, path = "/v1/companies/{company}/fee-receipts/{number}", tag = "property fees",
+    params(("company" = crate::openapi::Code, Path), ("number" = i64, Path, minimum = 1)),
+    responses((status = 200, body = crate::fees::FeeReceiptView), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_receipt(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((company, number)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    principal.allow(&[
+        Role::Company,
+        Role::Cashier,
+        Role::CoopAccountant,
+        Role::Admin,
+    ])?;
+    let not_found = || {
+        ApiError::from(crate::domain::Rejection::not_found(
+            "number",
+            "receipt",
+            number.to_string(),
+        ))
+    };
+    let receipt = state
+        .app
+        .store
+        .fee_receipt(&company, number)
+        .await?
+        .ok_or_else(not_found)?;
+    let visible = match principal.role() {
+        Role::Admin => true,
+        Role::Company => principal.token.company.as_deref() == Some(receipt.company.as_str()),
+        Role::Cashier | Role::CoopAccountant => {
+            receipt.cooperative.is_some() && principal.token.cooperative == receipt.cooperative
+        }
+        _ => false,
+    };
+    if !visible {
+        return Err(not_found());
+    }
+    Ok(axum::Json(receipt).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------

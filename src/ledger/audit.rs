@@ -339,6 +339,10 @@ pub type SettlementTableRow = (i64, i64, i64, i64, String);
 /// `sequence of its entry, household id, kind, amount, method` of a fee credit.
 pub type FeeCreditTableRow = (i64, i64, String, i64, Option<String>);
 
+/// `sequence of its entry, company id, number, household id, amount, method, cooperative id,
+/// shop id` of a numbered fee receipt.
+pub type FeeReceiptTableRow = (i64, i64, i64, i64, i64, String, Option<i64>, Option<i64>);
+
 /// `sequence of its entry, stored id of the sale's entry, amount, cost` of a sale refund.
 pub type SaleRefundTableRow = (i64, i64, i64, i64);
 
@@ -356,6 +360,7 @@ pub struct Records<'a> {
     pub topups: &'a [TopupTableRow],
     pub settlements: &'a [SettlementTableRow],
     pub fee_credits: &'a [FeeCreditTableRow],
+    pub fee_receipts: &'a [FeeReceiptTableRow],
     pub sale_refunds: &'a [SaleRefundTableRow],
     pub sales: &'a [SaleTableRow],
     pub refund_tenders: &'a [RefundTenderTableRow],
@@ -509,8 +514,11 @@ pub fn check_records(summary: &ChainSummary, r: &Records<'_>) -> Option<String> 
             _ => EntryKind::ProfitAllocation,
         };
         let method_ok = match (entry_kind, method) {
+            // The office's cash, or the cooperative's when its till collected the fee.
             (EntryKind::FeePayment, Some(m)) => p.iter().any(|((o, n), a)| {
-                matches!(o, Owner::Company(_)) && *n == format!("cash:{m}") && a == amount
+                matches!(o, Owner::Company(_) | Owner::Cooperative(_))
+                    && *n == format!("cash:{m}")
+                    && a == amount
             }),
             (EntryKind::FeePayment, None) => false,
             _ => true,
@@ -787,6 +795,74 @@ pub fn check_refund_tenders(r: &Records<'_>) -> Option<String> {
     None
 }
 
+/// Every fee receipt row says what its payment entry's hashed [`Fact::FeeReceipt`] says, and
+/// its amount and method are what the entry posted (to the office's cash, or to the collecting
+/// cooperative's); every receipt fact has its row; and each company's numbers, in chain order,
+/// run 1, 2, 3… with no gap and no repeat.
+pub fn check_receipts(summary: &ChainSummary, r: &Records<'_>) -> Option<String> {
+    let posted = postings_of(summary);
+    let empty = BTreeMap::new();
+    let mut facts: HashMap<i64, &Fact> = HashMap::new();
+    let mut next: HashMap<i64, i64> = HashMap::new();
+    for (seq, _, fact) in &summary.facts {
+        if let Fact::FeeReceipt {
+            company, number, ..
+        } = fact
+        {
+            let expected = next.entry(*company).or_insert(1);
+            if *number != *expected {
+                return Some(format!(
+                    "fee_receipts: entry {seq} numbers receipt {number} of company {company}, \
+                     the next in its sequence is {expected}"
+                ));
+            }
+            *expected += 1;
+            facts.insert(*seq, fact);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (seq, company, number, household, amount, method, coop, shop) in r.fee_receipts {
+        let p = posted.get(seq).unwrap_or(&empty);
+        let fact_ok = match facts.get(seq) {
+            Some(Fact::FeeReceipt {
+                company: fc,
+                number: fnum,
+                household: fh,
+                amount: fa,
+                method: fm,
+                cooperative: fcoop,
+                shop: fshop,
+            }) => {
+                (fc, fnum, fh, fa, fm, fcoop, fshop)
+                    == (company, number, household, amount, method, coop, shop)
+            }
+            _ => false,
+        };
+        let cash = match coop {
+            Some(c) => Owner::Cooperative(*c),
+            None => Owner::Company(*company),
+        };
+        let ok = fact_ok
+            && summary
+                .entry(*seq)
+                .is_some_and(|(k, _)| k == EntryKind::FeePayment)
+            && p.get(&(Owner::Household(*household), "fees")) == Some(&-amount)
+            && p.get(&(cash, format!("cash:{method}").as_str())) == Some(amount);
+        if !ok {
+            return Some(format!(
+                "fee_receipts: receipt {number} of company {company} differs from its entry {seq}"
+            ));
+        }
+        seen.insert(*seq);
+    }
+    if let Some(seq) = facts.keys().filter(|s| !seen.contains(s)).min() {
+        return Some(format!(
+            "fee_receipts: entry {seq} numbers a fee receipt that has no row"
+        ));
+    }
+    None
+}
+
 /// All of the above, in order; the first problem found.
 pub fn check_tables(
     summary: &ChainSummary,
@@ -801,6 +877,7 @@ pub fn check_tables(
         .or_else(|| check_bills(summary, bills))
         .or_else(|| check_tenders(summary, tenders))
         .or_else(|| check_records(summary, records))
+        .or_else(|| check_receipts(summary, records))
         .or_else(|| check_tender_refunds(summary, tenders, records))
         .or_else(|| check_refund_tenders(records))
 }

@@ -447,6 +447,20 @@ pub enum Fact {
     Households {
         rows: Vec<(i64, String, i64, i64)>,
     },
+    /// A fee payment's numbered receipt (收据): the company whose sequence numbered it, the
+    /// number, the household, amount (fen) and method, and, when a cooperative's till
+    /// collected it on the company's behalf, that cooperative and shop.
+    FeeReceipt {
+        company: i64,
+        number: i64,
+        household: i64,
+        amount: i64,
+        method: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cooperative: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shop: Option<i64>,
+    },
     /// `(sku, price in fen, cost in fen)` of each catalogue item written for a cooperative.
     CatalogItems {
         cooperative: i64,

@@ -484,6 +484,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// A company's statement for a month (`YYYY-MM`); `None` for an unknown company.
     async fn statement(&self, company: &str, month: &str) -> Result<Option<Statement>, StoreError>;
+    /// A company's numbered fee receipt, for reprinting; `None` when there is none.
+    async fn fee_receipt(
+        &self,
+        company: &str,
+        number: i64,
+    ) -> Result<Option<crate::fees::FeeReceiptView>, StoreError>;
     /// A household's unpaid bills, oldest first: (month, amount, settled).
     async fn open_bills(
         &self,
@@ -792,6 +798,85 @@ pub(crate) struct TillSql {
     pub lines: &'static str,
     pub topups: &'static str,
 }
+
+/// A company's numbered fee receipt (see [`Store::fee_receipt`]): one body for both backends.
+pub(crate) async fn fee_receipt_row<DB>(
+    pool: &sqlx::Pool<DB>,
+    company: &str,
+    number: i64,
+) -> Result<Option<crate::fees::FeeReceiptView>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    FeeReceiptSqlRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let row: Option<FeeReceiptSqlRow> = sqlx::query_as::<DB, FeeReceiptSqlRow>(
+        "SELECT c.code, c.name, r.number, h.code, r.amount, r.method, o.code, o.name, s.code,
+                e.business_date, r.entry_id
+         FROM fee_receipts r JOIN companies c ON c.id = r.company_id
+         JOIN households h ON h.id = r.household_id
+         JOIN entries e ON e.id = r.entry_id
+         LEFT JOIN cooperatives o ON o.id = r.cooperative_id
+         LEFT JOIN shops s ON s.id = r.shop_id
+         WHERE c.code = $1 AND r.number = $2",
+    )
+    .bind(company)
+    .bind(number)
+    .fetch_optional(pool)
+    .await?;
+    let Some((
+        company,
+        company_name,
+        number,
+        household,
+        amount,
+        method,
+        coop,
+        coop_name,
+        shop,
+        date,
+        entry,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let business_date = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+        .map_err(|e| StoreError(e.to_string()))?;
+    let amount = Amount::from_fen(amount);
+    Ok(Some(crate::fees::FeeReceiptView {
+        company,
+        company_name,
+        number,
+        printed_number: crate::fees::receipt_number_text(number),
+        household,
+        amount,
+        amount_in_words: crate::fees::amount_in_chinese(amount),
+        method,
+        cooperative: coop,
+        cooperative_name: coop_name,
+        shop,
+        business_date,
+        entry,
+    }))
+}
+
+/// The columns [`fee_receipt_row`] reads.
+pub(crate) type FeeReceiptSqlRow = (
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+);
 
 /// One household's fee-account movements summed by service month and entry kind (see
 /// [`Store::household_fee_movements`]), or with `closes` its month closes' credits by

@@ -72,8 +72,9 @@ use super::sqlite::Services;
 use super::*;
 use crate::domain::{
     self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
-    HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
-    NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds, Tx, VoucherRecord,
+    FeeReceiptRow, HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative,
+    NewHousehold, NewShop, NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds,
+    Tx, VoucherRecord,
 };
 use crate::engine;
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
@@ -106,6 +107,8 @@ const PROVISIONAL_ACCOUNT: i64 = -(1 << 40);
 /// Advisory lock classes (the first key of `pg_advisory_xact_lock(int, int)`).
 const LOCK_ACCOUNT: i32 = 0x6878_0001;
 const LOCK_CLOSE: i32 = 0x6878_0002;
+/// A company's fee receipt sequence (`fee_receipts`).
+const LOCK_RECEIPT: i32 = 0x6878_0003;
 
 /// SQLSTATEs after which a command (rolled back to its savepoint) or a batch (rolled back
 /// before its commit) can simply run again: serialization failure, deadlock, lock not
@@ -598,6 +601,14 @@ impl Store for PostgresStore {
         Ok(Some(crate::fees::statement::build(
             company, month, lines, positions, seq, hash,
         )))
+    }
+
+    async fn fee_receipt(
+        &self,
+        company: &str,
+        number: i64,
+    ) -> Result<Option<crate::fees::FeeReceiptView>, StoreError> {
+        super::fee_receipt_row(&self.read, company, number).await
     }
 
     async fn open_bills(
@@ -1202,6 +1213,13 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         )
         .fetch_all(&mut *conn)
         .await?;
+        let fee_receipts: Vec<audit::FeeReceiptTableRow> = sqlx::query_as(
+            "SELECT e.seq, r.company_id, r.number, r.household_id, r.amount, r.method,
+                    r.cooperative_id, r.shop_id
+             FROM fee_receipts r JOIN entries e ON e.id = r.entry_id ORDER BY e.seq",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
         let sale_refunds: Vec<audit::SaleRefundTableRow> = sqlx::query_as(
             "SELECT e.seq, s.entry_id, r.amount, r.cost FROM sale_refunds r
              JOIN sales s ON s.id = r.sale_id JOIN entries e ON e.id = r.entry_id ORDER BY e.seq",
@@ -1227,6 +1245,7 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
             topups: &topups,
             settlements: &settlements,
             fee_credits: &fee_credits,
+            fee_receipts: &fee_receipts,
             sale_refunds: &sale_refunds,
             sales: &sales,
             refund_tenders: &refund_tenders,
@@ -1316,7 +1335,8 @@ async fn statement_in(
             COALESCE(SUM(CASE WHEN e.service_month < $1 THEN p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'profit_allocation' THEN p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'settlement' THEN -p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.service_month <= $1 THEN p.amount END), 0)::BIGINT
+            COALESCE(SUM(CASE WHEN e.service_month <= $1 THEN p.amount END), 0)::BIGINT,
+            COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'fee_payment' THEN p.amount END), 0)::BIGINT
          FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
          LEFT JOIN entry_months e ON e.entry_id = p.entry_id
          WHERE a.owner_kind = 'company' AND a.owner_id = $2 AND a.name LIKE 'due\\_from:%'
@@ -1335,6 +1355,7 @@ async fn statement_in(
             allocated: Amount::from_fen(r.try_get(2)?),
             settled: Amount::from_fen(r.try_get(3)?),
             outstanding: Amount::from_fen(r.try_get(4)?),
+            collected: Amount::from_fen(r.try_get(5)?),
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
@@ -3177,6 +3198,44 @@ impl Tx for PgTx<'_> {
             });
             db!(self, q.build().execute(&mut *self.conn));
         }
+        Ok(())
+    }
+
+    async fn next_fee_receipt(&mut self, company: i64) -> OpResult<(i64, String)> {
+        // Several processes may write: the company's receipt lock, held to the transaction's
+        // end, makes reading the last number and using it one step.
+        self.advisory(LOCK_RECEIPT, company, false).await?;
+        let row = db!(
+            self,
+            sqlx::query(
+                "SELECT c.code, COALESCE((SELECT MAX(number) FROM fee_receipts r
+                                          WHERE r.company_id = c.id), 0) + 1
+                 FROM companies c WHERE c.id = $1",
+            )
+            .bind(company)
+            .fetch_one(&mut *self.conn)
+        );
+        Ok((row.try_get(1)?, row.try_get(0)?))
+    }
+
+    async fn insert_fee_receipt(&mut self, r: &FeeReceiptRow) -> OpResult<()> {
+        db!(
+            self,
+            sqlx::query(
+                "INSERT INTO fee_receipts (company_id, number, entry_id, household_id, amount,
+                                           method, cooperative_id, shop_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(r.company)
+            .bind(r.number)
+            .bind(r.entry)
+            .bind(r.household)
+            .bind(r.amount.fen())
+            .bind(&r.method)
+            .bind(r.cooperative)
+            .bind(r.shop)
+            .execute(&mut *self.conn)
+        );
         Ok(())
     }
 

@@ -27,8 +27,9 @@ use super::*;
 use crate::clock::Clock;
 use crate::domain::{
     self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
-    HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
-    NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds, Tx, VoucherRecord,
+    FeeReceiptRow, HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative,
+    NewHousehold, NewShop, NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds,
+    Tx, VoucherRecord,
 };
 use crate::engine;
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
@@ -704,7 +705,8 @@ impl Store for SqliteStore {
                 COALESCE(SUM(CASE WHEN e.service_month < ?1 THEN p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'profit_allocation' THEN p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'settlement' THEN -p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0)
+                COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0),
+                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_payment' THEN p.amount END), 0)
              FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
              LEFT JOIN entry_months e ON e.entry_id = p.entry_id
              WHERE a.owner_kind = 'company' AND a.owner_id = ?2 AND a.name LIKE 'due_from:%'
@@ -723,6 +725,7 @@ impl Store for SqliteStore {
                 allocated: Amount::from_fen(r.try_get(2)?),
                 settled: Amount::from_fen(r.try_get(3)?),
                 outstanding: Amount::from_fen(r.try_get(4)?),
+                collected: Amount::from_fen(r.try_get(5)?),
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -737,6 +740,14 @@ impl Store for SqliteStore {
         Ok(Some(crate::fees::statement::build(
             company, month, lines, positions, seq, hash,
         )))
+    }
+
+    async fn fee_receipt(
+        &self,
+        company: &str,
+        number: i64,
+    ) -> Result<Option<crate::fees::FeeReceiptView>, StoreError> {
+        super::fee_receipt_row(&self.read, company, number).await
     }
 
     async fn open_bills(
@@ -1255,6 +1266,13 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
         )
         .fetch_all(&mut *conn)
         .await?;
+        let fee_receipts: Vec<audit::FeeReceiptTableRow> = sqlx::query_as(
+            "SELECT r.entry_id, r.company_id, r.number, r.household_id, r.amount, r.method,
+                    r.cooperative_id, r.shop_id
+             FROM fee_receipts r ORDER BY r.entry_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
         let sale_refunds: Vec<audit::SaleRefundTableRow> = sqlx::query_as(
             "SELECT r.entry_id, s.entry_id, r.amount, r.cost FROM sale_refunds r
              JOIN sales s ON s.id = r.sale_id ORDER BY r.entry_id",
@@ -1279,6 +1297,7 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
             topups: &topups,
             settlements: &settlements,
             fee_credits: &fee_credits,
+            fee_receipts: &fee_receipts,
             sale_refunds: &sale_refunds,
             sales: &sales,
             refund_tenders: &refund_tenders,
@@ -2889,6 +2908,38 @@ impl Tx for SqliteTx<'_> {
             });
             q.build().execute(&mut *self.conn).await?;
         }
+        Ok(())
+    }
+
+    async fn next_fee_receipt(&mut self, company: i64) -> OpResult<(i64, String)> {
+        // The one writer holds the database: the last number is read and used in one
+        // transaction, and UNIQUE (company_id, number) is the backstop.
+        let row = sqlx::query(
+            "SELECT c.code, COALESCE((SELECT MAX(number) FROM fee_receipts r
+                                      WHERE r.company_id = c.id), 0) + 1
+             FROM companies c WHERE c.id = ?",
+        )
+        .bind(company)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok((row.try_get(1)?, row.try_get(0)?))
+    }
+
+    async fn insert_fee_receipt(&mut self, r: &FeeReceiptRow) -> OpResult<()> {
+        sqlx::query(
+            "INSERT INTO fee_receipts (company_id, number, entry_id, household_id, amount, method,
+                                       cooperative_id, shop_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.company)
+        .bind(r.number)
+        .bind(r.entry)
+        .bind(r.household)
+        .bind(r.amount.fen())
+        .bind(&r.method)
+        .bind(r.cooperative)
+        .bind(r.shop)
+        .execute(&mut *self.conn)
+        .await?;
         Ok(())
     }
 

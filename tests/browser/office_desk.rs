@@ -69,6 +69,14 @@ fn the_office_records_a_fee_payment_sets_a_pin_and_prints_the_household_card() {
         assert_eq!(ctx.text("#pay-balance").await, expect);
         ctx.text_until("#desk-fees", |t| t == expect).await;
         let entry: i64 = ctx.text("#pay-entry").await.parse().expect("entry");
+        // The payment's numbered receipt of the company, as printed: "No. 000001" and on.
+        let receipt = ctx.text("#pay-receipt-no").await;
+        assert!(
+            receipt.starts_with("No. ")
+                && receipt.len() == 10
+                && receipt[4..].parse::<i64>().is_ok_and(|n| n >= 1),
+            "{receipt}"
+        );
         let history = ctx
             .api_get(
                 &ctx.company,

@@ -32,6 +32,7 @@
       'desk.pay.done': '已记录',
       'desk.pay.replayed': '（此前已记录，未重复记入）',
       'desk.pay.entry': '凭证号',
+      'desk.pay.receipt': '收据号',
       'desk.pay.paid': '缴费',
       'desk.pay.bill': '{month} 账单',
       'desk.pay.prepaid': '预交',
@@ -81,6 +82,7 @@
       'desk.pay.done': 'Recorded',
       'desk.pay.replayed': '(recorded before; not recorded twice)',
       'desk.pay.entry': 'Entry',
+      'desk.pay.receipt': 'Receipt No.',
       'desk.pay.paid': 'Paid',
       'desk.pay.bill': 'Bill of {month}',
       'desk.pay.prepaid': 'Paid ahead',
@@ -140,6 +142,8 @@
     const row = (id, label, value) => [el('dt', {}, label), el('dd', { id: 'pay-' + id }, value)];
     $('#pay-receipt strong').textContent = t('desk.pay.done') + (p.replayed ? ' ' + t('desk.pay.replayed') : '');
     $('#pay-lines').replaceChildren(...[
+      // The company's numbered receipt (收据), one sequence over the office and the tills.
+      d.receipt ? row('receipt-no', t('desk.pay.receipt'), 'No. ' + String(d.receipt).padStart(6, '0')) : [],
       row('entry', t('desk.pay.entry'), String(d.entry)),
       row('paid', t('desk.pay.paid'), yuan(d.amount)),
       ...d.applied.map((a) => row('bill-' + a.month, t('desk.pay.bill', { month: a.month }), yuan(a.amount))),
