@@ -67,8 +67,12 @@ pub enum Command {
     RefundSale(RefundSale),
     RefundCredit(RefundCredit),
     VoidVoucher(VoidVoucher),
-    /// Expires every active voucher whose validity ended before the business date.
+    /// Marks every active voucher whose validity ended before the business date expired (its
+    /// balance stays owed), and recognises breakage on vouchers expired at least the top-up
+    /// policy's `breakage_after_months` (never, when the policy names none).
     ExpireVouchers,
+    /// Exchanges an expired voucher with credit left for a new one (换新券) at a till.
+    ExchangeVoucher(ExchangeVoucher),
     Expense(Expense),
     StockReceipt(StockReceipt),
     Reverse(Reverse),
@@ -90,6 +94,7 @@ impl Command {
                 | Command::RefundCredit(_)
                 | Command::VoidVoucher(_)
                 | Command::ExpireVouchers
+                | Command::ExchangeVoucher(_)
                 | Command::Expense(_)
                 | Command::StockReceipt(_)
                 | Command::Reverse(_)
@@ -404,6 +409,14 @@ pub struct VoidVoucher {
     pub memo: Option<String>,
 }
 
+/// An expired voucher's code presented at `shop`'s till, to be exchanged for a new voucher with
+/// the same paid and bonus credit and a fresh validity.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExchangeVoucher {
+    pub code: String,
+    pub shop: String,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Expense {
     pub cooperative: String,
@@ -539,6 +552,8 @@ pub enum VoucherStatus {
     Active,
     Void,
     Expired,
+    /// Exchanged for a new voucher (换新券): the code is dead, the credit moved on.
+    Exchanged,
 }
 
 impl VoucherStatus {
@@ -547,6 +562,7 @@ impl VoucherStatus {
             VoucherStatus::Active => "active",
             VoucherStatus::Void => "void",
             VoucherStatus::Expired => "expired",
+            VoucherStatus::Exchanged => "exchanged",
         }
     }
 
@@ -555,6 +571,7 @@ impl VoucherStatus {
             "active" => VoucherStatus::Active,
             "void" => VoucherStatus::Void,
             "expired" => VoucherStatus::Expired,
+            "exchanged" => VoucherStatus::Exchanged,
             _ => return None,
         })
     }
@@ -642,6 +659,7 @@ pub enum Receipt {
     SaleRefund(SaleRefundReceipt),
     CreditRefund(CreditRefundReceipt),
     Expired(ExpiredReceipt),
+    Exchanged(ExchangeReceipt),
     Posted(PostedReceipt),
     Bills(BillsReceipt),
     FeePayment(FeePaymentReceipt),
@@ -745,9 +763,32 @@ pub struct CreditRefundReceipt {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ExpiredReceipt {
+    /// Vouchers marked expired by this run; their credit stays owed to the holder.
     pub vouchers: u64,
+    /// The paid and bonus credit of those vouchers, still a prepaid liability.
+    pub owed_paid: Amount,
+    pub owed_bonus: Amount,
+    /// Expired vouchers whose breakage this run recognised (policy `breakage_after_months`).
+    pub broken: u64,
+    /// Their unused paid part, now the cooperative's breakage income…
+    pub paid: Amount,
+    /// …and their unused bonus, forfeited against promotion.
+    pub bonus: Amount,
+}
+
+/// An exchanged voucher: the new one (printed like a top-up's voucher) and what it carries.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ExchangeReceipt {
+    pub entry: i64,
+    /// The new voucher: its code, balance and fresh expiry.
+    pub voucher: IssuedVoucher,
     pub paid: Amount,
     pub bonus: Amount,
+    /// Of `paid` and `bonus`, what had been recognised as breakage (and forfeited bonus) and
+    /// this exchange gave back to the holder.
+    pub reinstated_paid: Amount,
+    pub reinstated_bonus: Amount,
+    pub business_date: NaiveDate,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
