@@ -196,7 +196,8 @@ pub(crate) async fn exchange<T: Tx>(
             break;
         }
     }
-    let serial = serial.ok_or_else(|| StoreError("every serial drawn for a voucher is taken".into()))?;
+    let serial =
+        serial.ok_or_else(|| StoreError("every serial drawn for a voucher is taken".into()))?;
     let issued = NewVoucher {
         serial,
         key_id: ctx.keys.active().id,
@@ -206,7 +207,8 @@ pub(crate) async fn exchange<T: Tx>(
         expires_on,
     };
     let id = tx.insert_voucher(&issued, Some(old.id)).await?;
-    tx.set_voucher_status(old.id, VoucherStatus::Exchanged).await?;
+    tx.set_voucher_status(old.id, VoucherStatus::Exchanged)
+        .await?;
     let mut header = ctx.header(EntryKind::VoucherExchange);
     header.policy = Some((policy.reference.to_string(), policy.reference.hash.clone()));
     header.memo = Some(format!("voucher {} exchanged for voucher {id}", old.id));

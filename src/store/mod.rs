@@ -140,8 +140,8 @@ pub(crate) fn outcome_to_store(
 /// What breakage took from voucher `?` (paid, bonus): the debits to its accounts by expiry
 /// entries (the first expiry rule's, or `breakage_after_months`'). `?` is the one parameter.
 pub(crate) const VOUCHER_BREAKAGE_SQL: &str =
-    "SELECT COALESCE(SUM(CASE WHEN a.name = 'paid' THEN p.amount ELSE 0 END), 0),
-            COALESCE(SUM(CASE WHEN a.name = 'bonus' THEN p.amount ELSE 0 END), 0)
+    "SELECT CAST(COALESCE(SUM(CASE WHEN a.name = 'paid' THEN p.amount ELSE 0 END), 0) AS BIGINT),
+            CAST(COALESCE(SUM(CASE WHEN a.name = 'bonus' THEN p.amount ELSE 0 END), 0) AS BIGINT)
      FROM postings p
      JOIN accounts a ON a.id = p.account_id
      JOIN entries e ON e.id = p.entry_id

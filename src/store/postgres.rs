@@ -2978,7 +2978,9 @@ impl Tx for PgTx<'_> {
         let sql = super::VOUCHER_BREAKAGE_SQL.replace('?', "$1");
         let (paid, bonus): (i64, i64) = db!(
             self,
-            sqlx::query_as(&sql).bind(voucher).fetch_one(&mut *self.conn)
+            sqlx::query_as(&sql)
+                .bind(voucher)
+                .fetch_one(&mut *self.conn)
         );
         Ok((Amount::from_fen(paid), Amount::from_fen(bonus)))
     }
