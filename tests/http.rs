@@ -2738,6 +2738,7 @@ const MONEY: &[&str] = &[
     "/v1/sales",
     "/v1/sales/{sale}/refunds",
     "/v1/vouchers/{code}/void",
+    "/v1/vouchers/{code}/exchange",
     "/v1/households/{household}/credit-refunds",
     "/v1/expenses",
     "/v1/stock-receipts",
