@@ -779,3 +779,31 @@ fn credit_void_topup_voids_once() {
     assert_eq!(other.status.code(), Some(1));
     assert_ok(&hongxin(dir.path(), &["verify"]));
 }
+
+/// `vouchers expire` years after the demo: every demo voucher is marked expired, its credit
+/// stays owed (no breakage under the shipped policy), and the ledger still verifies.
+#[test]
+fn vouchers_expire_keeps_the_credit_owed_and_the_ledger_verifies() {
+    let dir = demo_copy();
+    let out = hongxin(dir.path(), &["--today", "2031-01-01", "vouchers", "expire"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("stays owed"), "{text}");
+    assert!(
+        !text.starts_with("expired 0 "),
+        "the demo issues vouchers: {text}"
+    );
+    assert!(
+        text.contains("breakage recognised on 0 expired vouchers: 0.00 unused paid credit"),
+        "{text}"
+    );
+    let again = hongxin(dir.path(), &["--today", "2031-01-01", "vouchers", "expire"]);
+    assert_ok(&again);
+    assert!(
+        stdout(&again).starts_with("expired 0 vouchers"),
+        "{}",
+        stdout(&again)
+    );
+    let verify = hongxin(dir.path(), &["--today", "2031-01-01", "verify"]);
+    assert_ok(&verify);
+}

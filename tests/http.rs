@@ -2839,6 +2839,7 @@ const MONEY: &[&str] = &[
     "/v1/sales/{sale}/refunds",
     "/v1/topups/{topup}/void",
     "/v1/vouchers/{code}/void",
+    "/v1/vouchers/{code}/exchange",
     "/v1/households/{household}/credit-refunds",
     "/v1/expenses",
     "/v1/stock-receipts",
@@ -3211,6 +3212,108 @@ fn day(s: &str) -> chrono::NaiveDate {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
 }
 
+/// 换新券 over HTTP: an expired voucher with credit left looks up as `expired` and
+/// `exchangeable`, a cashier exchanges it (the same key replays the same new code), the new code
+/// sells, the old one is refused as `voucher_exchanged`; refusals name the code.
+async fn voucher_exchange(app: &TestApp) {
+    let fx = ClockedApp::start(app.backend).await;
+    let (status, topup, _) = fx
+        .post(
+            CASHIER_S1,
+            "/v1/topups",
+            json!({ "household": "H1", "paid": "100.00", "method": "cash", "deliver": "voucher" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{topup}");
+    let code = topup["voucher"]["code"].as_str().expect("code").to_string();
+    // Not expired yet: refused.
+    let reply = fx
+        .post(
+            CASHIER_S1,
+            &format!("/v1/vouchers/{code}/exchange"),
+            json!({}),
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::CONFLICT,
+        "voucher_not_exchangeable",
+        Some("code"),
+    );
+    fx.clock.set(day("2029-10-02"));
+    let v = fx.get(CASHIER_S1, &format!("/v1/vouchers/{code}")).await;
+    assert_eq!(v["status"], json!("expired"));
+    assert_eq!(v["exchangeable"], json!(true));
+    assert_eq!(v["balance"], json!("110.00"));
+
+    let send = |key: &'static str| {
+        fx.client
+            .post(format!("{}/v1/vouchers/{code}/exchange", fx.base))
+            .bearer_auth(CASHIER_S1)
+            .header("Idempotency-Key", key)
+            .json(&json!({}))
+            .send()
+    };
+    let first = send("exchange-1").await.expect("POST");
+    assert_eq!(first.status(), StatusCode::OK);
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["paid"], json!("100.00"));
+    assert_eq!(first["bonus"], json!("10.00"));
+    assert_eq!(first["voucher"]["balance"], json!("110.00"));
+    assert_eq!(first["voucher"]["expires_on"], json!("2032-10-02"));
+    let again: Value = send("exchange-1")
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(again, first, "the same key replays the same exchange");
+    let new_code = first["voucher"]["code"].as_str().expect("new code");
+    let v = fx
+        .get(CASHIER_S1, &format!("/v1/vouchers/{new_code}"))
+        .await;
+    assert_eq!(v["status"], json!("active"));
+    assert_eq!(v["exchangeable"], json!(false));
+
+    // The new code sells; the old one is refused with its own code, and cannot be exchanged again.
+    let (status, sale, _) = fx
+        .post(
+            CASHIER_S1,
+            "/v1/sales",
+            json!({ "amount": "11.00", "tenders": [{ "type": "voucher", "amount": "11.00", "code": new_code }] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let reply = fx
+        .post(
+            CASHIER_S1,
+            "/v1/sales",
+            json!({ "amount": "1.00", "tenders": [{ "type": "voucher", "amount": "1.00", "code": code }] }),
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::CONFLICT,
+        "voucher_exchanged",
+        Some("tenders[0].code"),
+    );
+    let reply = send("exchange-2").await.expect("POST");
+    let status = reply.status();
+    let body: Value = reply.json().await.expect("json");
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], json!("voucher_exchanged"));
+    // Only a cashier (or an admin) exchanges.
+    let reply = fx
+        .post(
+            ACCOUNTANT_COOP,
+            &format!("/v1/vouchers/{new_code}/exchange"),
+            json!({}),
+        )
+        .await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    fx.stop().await;
+}
+
 /// A server on a business clock moved by hand, on a fresh database of the same backend, with
 /// the shared master data and tokens: for tests that need a past month with sales to close.
 struct ClockedApp {
@@ -3393,6 +3496,7 @@ on_every_backend! {
     topups(HttpConfig::default());
     sales_and_refunds(HttpConfig::default());
     vouchers(HttpConfig::default());
+    voucher_exchange(HttpConfig::default());
     household_and_history(HttpConfig::default());
     credit_refunds(HttpConfig::default());
     topup_voids(HttpConfig::default());

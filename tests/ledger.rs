@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hongxin::domain::{
-    Command, Delivery, PayMethod, Receipt, RefundSale, Rejection, TenderReceipt, TenderType, TopUp,
-    VoucherStatus, WalletBalance,
+    Command, Delivery, ExchangeReceipt, ExchangeVoucher, PayMethod, Receipt, RefundSale, Rejection,
+    TenderReceipt, TenderType, TopUp, VoucherStatus, WalletBalance,
 };
 use hongxin::money::Amount;
 use hongxin::store::{Envelope, Idempotency};
@@ -64,6 +64,7 @@ conformance!(
     policy_versions,
     partial_cash_out,
     bonus_past_the_monthly_cap_when_asked,
+    voucher_exchange_and_breakage,
 );
 
 /// The receipt of a tender as `(type, amount, paid part, bonus part)`.
@@ -975,26 +976,25 @@ async fn voucher_lifecycle(backend: Backend) {
     );
     assert!(lookup(&t, code.clone()).await.unwrap().is_some());
 
-    // The day after: expired, its paid part to breakage, its bonus back against promotion.
+    // The day after: expired, and under the default policy (no breakage_after_months) its
+    // credit stays owed: no money moves, no breakage, no bonus forfeited.
     t.reopen("2029-03-16").await;
-    let promotion = t.coop_balance("promotion").await;
+    let before = t.balances().await;
     let Ok(Receipt::Expired(x)) = t.run(Command::ExpireVouchers).await else {
         panic!("ExpireVouchers failed")
     };
     assert_eq!(
-        (x.vouchers, x.paid, x.bonus),
+        (x.vouchers, x.owed_paid, x.owed_bonus),
         (2, y("72.73"), y("7.27")),
         "the live one and the spent one"
     );
-    assert_eq!(t.coop_balance("breakage").await, y("72.73"));
-    assert_eq!(
-        t.coop_balance("promotion").await,
-        promotion.checked_sub(y("7.27")).unwrap()
-    );
+    assert_eq!((x.broken, x.paid, x.bonus), (0, Amount::ZERO, Amount::ZERO));
+    assert_eq!(t.balances().await, before, "expiry moves no money");
+    assert_eq!(t.coop_balance("breakage").await, Amount::ZERO);
     let row = t.voucher_row(&code).await;
     assert_eq!(
-        (row.status, row.balance),
-        (VoucherStatus::Expired, Amount::ZERO)
+        (row.status, row.paid, row.bonus),
+        (VoucherStatus::Expired, y("72.73"), y("7.27"))
     );
     assert_eq!(lookup(&t, code.clone()).await, Ok(None));
     refused_unchanged!(
@@ -1007,6 +1007,173 @@ async fn voucher_lifecycle(backend: Backend) {
         panic!("ExpireVouchers failed")
     };
     assert_eq!(x.vouchers, 0, "expiry runs once per voucher");
+    t.assert_sound().await;
+}
+
+async fn exchange(t: &TestLedger, code: &str) -> Result<ExchangeReceipt, Rejection> {
+    let command = Command::ExchangeVoucher(ExchangeVoucher {
+        code: code.into(),
+        shop: SHOP.into(),
+    });
+    match t.run(command).await {
+        Ok(Receipt::Exchanged(r)) => Ok(r),
+        Ok(other) => panic!("exchange answered {other:?}"),
+        Err(e) => Err(e),
+    }
+}
+
+/// 换新券: an expired voucher keeps its credit (default policy) and is exchanged at a till for a
+/// new one carrying the same paid and bonus parts; with `breakage_after_months = 6` breakage is
+/// recognised only six months after expiry, and an exchange after that reinstates it.
+async fn voucher_exchange_and_breakage(backend: Backend) {
+    let mut t = TestLedger::with(backend, TODAY, Policies::Copy).await;
+    let v1 = std::fs::read_to_string(t.policies_dir().join("spend-50-get-55.v1.toml")).unwrap();
+    let v2 = v1.replace("version = 1", "version = 2").replace(
+        "effective_from = \"2024-01-01\"",
+        &format!("effective_from = \"{TODAY}\""),
+    ) + "breakage_after_months = 6\n";
+    std::fs::write(t.policies_dir().join("spend-50-get-55.v2.toml"), v2).unwrap();
+    t.reopen(TODAY).await;
+    let a = t.issue_voucher("H1", "100.00").await; // 100.00 paid + 10.00 bonus
+    t.sell(sale_amount(None, "22.00", vec![voucher(&a, "22.00")]))
+        .await
+        .unwrap(); // left: 80.00 paid, 8.00 bonus
+    let b = t.issue_voucher("H2", "50.00").await; // 50.00 + 5.00, never spent
+    let spent = t.issue_voucher("H3", "50.00").await;
+    t.sell(sale_amount(None, "55.00", vec![voucher(&spent, "55.00")]))
+        .await
+        .unwrap();
+    let voided = t.issue_voucher("H3", "50.00").await;
+    t.void_voucher(&voided).await.unwrap();
+
+    // Not expired yet: refused, nothing changes.
+    refused_unchanged!(
+        t,
+        exchange(&t, &a),
+        "voucher_not_exchangeable",
+        Some("code")
+    );
+
+    t.reopen("2029-03-16").await;
+    let before = t.balances().await;
+    let Ok(Receipt::Expired(x)) = t.run(Command::ExpireVouchers).await else {
+        panic!("ExpireVouchers failed")
+    };
+    assert_eq!(
+        (x.vouchers, x.owed_paid, x.owed_bonus, x.broken),
+        (3, y("130.00"), y("13.00"), 0)
+    );
+    assert_eq!(t.balances().await, before, "expiry moves no money");
+    // The expired voucher is refused at the till's sale as before.
+    refused_unchanged!(
+        t,
+        t.sell(sale_amount(None, "1.00", vec![voucher(&a, "1.00")])),
+        "voucher_invalid",
+        Some("tenders[0].code")
+    );
+
+    // The exchange carries paid and bonus exactly, with a fresh validity.
+    let promotion = t.coop_balance("promotion").await;
+    let r = exchange(&t, &a).await.unwrap();
+    assert_eq!(
+        (r.paid, r.bonus, r.voucher.balance, r.voucher.expires_on),
+        (y("80.00"), y("8.00"), y("88.00"), date("2032-03-16"))
+    );
+    assert_eq!(
+        (r.reinstated_paid, r.reinstated_bonus),
+        (Amount::ZERO, Amount::ZERO)
+    );
+    let old = t.voucher_row(&a).await;
+    assert_eq!(
+        (old.status, old.balance),
+        (VoucherStatus::Exchanged, Amount::ZERO)
+    );
+    let new = t.voucher_row(&r.voucher.code).await;
+    assert_eq!(
+        (new.status, new.paid, new.bonus, new.household.as_deref()),
+        (VoucherStatus::Active, y("80.00"), y("8.00"), Some("H1"))
+    );
+    assert_eq!(t.coop_balance("promotion").await, promotion);
+    t.assert_sound().await;
+    // The new code works at the till; the old one is refused with its own code.
+    let s = t
+        .sell(sale_amount(
+            None,
+            "11.00",
+            vec![voucher(&r.voucher.code, "11.00")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.tenders.iter().map(tender).collect::<Vec<_>>(),
+        vec![credit(TenderType::Voucher, "11.00", "10.00", "1.00")]
+    );
+    refused_unchanged!(
+        t,
+        t.sell(sale_amount(None, "1.00", vec![voucher(&a, "1.00")])),
+        "voucher_exchanged",
+        Some("tenders[0].code")
+    );
+    // Refusals that change nothing: again, spent, voided, unknown.
+    refused_unchanged!(t, exchange(&t, &a), "voucher_exchanged", Some("code"));
+    refused_unchanged!(
+        t,
+        exchange(&t, &spent),
+        "voucher_not_exchangeable",
+        Some("code")
+    );
+    refused_unchanged!(t, exchange(&t, &voided), "voucher_invalid", Some("code"));
+    refused_unchanged!(
+        t,
+        exchange(&t, &unknown_code(&t)),
+        "voucher_invalid",
+        Some("code")
+    );
+    refused_unchanged!(
+        t,
+        exchange(&t, &r.voucher.code),
+        "voucher_not_exchangeable",
+        Some("code")
+    );
+
+    // Six months after expiry, not yet: breakage only once the voucher has been expired 6 months.
+    t.reopen("2029-09-15").await;
+    let Ok(Receipt::Expired(x)) = t.run(Command::ExpireVouchers).await else {
+        panic!("ExpireVouchers failed")
+    };
+    assert_eq!((x.vouchers, x.broken), (0, 0));
+    assert_eq!(t.coop_balance("breakage").await, Amount::ZERO);
+    t.reopen("2029-09-16").await;
+    let promotion = t.coop_balance("promotion").await;
+    let Ok(Receipt::Expired(x)) = t.run(Command::ExpireVouchers).await else {
+        panic!("ExpireVouchers failed")
+    };
+    assert_eq!(
+        (x.vouchers, x.broken, x.paid, x.bonus),
+        (0, 1, y("50.00"), y("5.00"))
+    );
+    assert_eq!(t.coop_balance("breakage").await, y("50.00"));
+    assert_eq!(
+        t.coop_balance("promotion").await,
+        promotion.checked_sub(y("5.00")).unwrap()
+    );
+    assert_eq!(t.voucher_balance(&b).await, Amount::ZERO);
+    let Ok(Receipt::Expired(x)) = t.run(Command::ExpireVouchers).await else {
+        panic!("ExpireVouchers failed")
+    };
+    assert_eq!(x.broken, 0, "breakage once per voucher");
+    t.assert_sound().await;
+
+    // The holder keeps the right: exchanging it reverses the breakage.
+    let r = exchange(&t, &b).await.unwrap();
+    assert_eq!(
+        (r.paid, r.bonus, r.reinstated_paid, r.reinstated_bonus),
+        (y("50.00"), y("5.00"), y("50.00"), y("5.00"))
+    );
+    assert_eq!(r.voucher.expires_on, date("2032-09-16"));
+    assert_eq!(t.coop_balance("breakage").await, Amount::ZERO);
+    assert_eq!(t.coop_balance("promotion").await, promotion);
+    assert_eq!(t.voucher_balance(&r.voucher.code).await, y("55.00"));
     t.assert_sound().await;
 }
 

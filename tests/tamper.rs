@@ -15,8 +15,8 @@ use sqlx::{Connection, Row};
 
 use common::{cash, sale_amount, sale_lines, voucher, wallet, y, Backend, TestLedger};
 use hongxin::domain::{
-    CatalogItemInput, CloseMonth, Command, Delivery, FeePayment, GenerateBills, Lined,
-    NewHousehold, NewToken, PayMethod, Receipt, Role, Settlement, FACT_ROWS,
+    CatalogItemInput, CloseMonth, Command, Delivery, ExchangeVoucher, FeePayment, GenerateBills,
+    Lined, NewHousehold, NewToken, PayMethod, Receipt, Role, Settlement, FACT_ROWS,
 };
 
 /// Columns money does not depend on, and why.
@@ -570,7 +570,16 @@ async fn build(backend: Backend) -> TestLedger {
     // Past the vouchers' validity: v1 (part spent) and v3 expire.
     ledger.reopen("2029-11-06").await;
     run(ledger.run(Command::ExpireVouchers).await, "expire");
-    let _ = v3;
+    // v3 is exchanged for a new voucher (换新券): an `exchanged` row and one naming it.
+    run(
+        ledger
+            .run(Command::ExchangeVoucher(ExchangeVoucher {
+                code: v3,
+                shop: "S1".into(),
+            }))
+            .await,
+        "exchange",
+    );
     let report = ledger.app.verify().await.expect("verify");
     assert!(report.ok(), "the untouched ledger verifies: {report:?}");
     ledger

@@ -77,6 +77,14 @@ pub enum Rejection {
     VoucherInvalid { field: String },
     #[error("{field}: the check character does not match; the code was probably mistyped")]
     VoucherTypo { field: String },
+    /// A genuine code whose voucher was exchanged for a new one (换新券): the holder is told
+    /// to use the new code, which a forger without the code cannot learn anything from.
+    #[error("{field}: this voucher was exchanged for a new one; its code no longer works")]
+    VoucherExchanged { field: String },
+    /// An exchange asked for a voucher that cannot be exchanged: not yet expired, or nothing
+    /// left on it.
+    #[error("{field}: {reason}")]
+    VoucherNotExchangeable { field: String, reason: String },
     #[error("{reason}")]
     NotRefundable { reason: String },
     /// A top-up that cannot be voided (already voided, its credit spent, past the till's day).
@@ -116,6 +124,8 @@ impl Rejection {
             Rejection::TenderMismatch { .. } => "tender_mismatch",
             Rejection::VoucherInvalid { .. } => "voucher_invalid",
             Rejection::VoucherTypo { .. } => "voucher_typo",
+            Rejection::VoucherExchanged { .. } => "voucher_exchanged",
+            Rejection::VoucherNotExchangeable { .. } => "voucher_not_exchangeable",
             Rejection::NotRefundable { .. } => "not_refundable",
             Rejection::NotVoidable { .. } => "not_voidable",
             Rejection::NoPolicy { .. } => "no_policy",
@@ -140,7 +150,9 @@ impl Rejection {
             | Rejection::TenderMismatch { field, .. }
             | Rejection::NotVoidable { field, .. }
             | Rejection::VoucherInvalid { field }
-            | Rejection::VoucherTypo { field } => Some(field),
+            | Rejection::VoucherTypo { field }
+            | Rejection::VoucherExchanged { field }
+            | Rejection::VoucherNotExchangeable { field, .. } => Some(field),
             Rejection::NotEligible { .. } => Some("household"),
             _ => None,
         }
@@ -453,6 +465,21 @@ pub trait Tx: Send {
         date: NaiveDate,
         limit: u32,
     ) -> OpResult<Vec<VoucherRecord>>;
+    /// Expired vouchers whose validity ended before `date` with credit still on them (breakage
+    /// not yet recognised), at most `limit`.
+    async fn vouchers_for_breakage(
+        &mut self,
+        date: NaiveDate,
+        limit: u32,
+    ) -> OpResult<Vec<VoucherRecord>>;
+    /// What breakage took from a voucher (paid, bonus): its accounts' debits by expiry entries.
+    async fn voucher_breakage(&mut self, voucher: i64) -> OpResult<(Amount, Amount)>;
+    /// Inserts a voucher issued outside the till's batch (an exchange); returns its id.
+    async fn insert_voucher(
+        &mut self,
+        v: &NewVoucher,
+        exchanged_from: Option<i64>,
+    ) -> OpResult<i64>;
 
     // ---- property fees and month close ----
     /// Households of the company's compounds without a bill for `month`.
@@ -645,6 +672,7 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
         Command::VoidVoucher(v) => Receipt::CreditRefund(vouchers::void(tx, ctx, v).await?),
         Command::VoidTopUp(v) => Receipt::TopUpVoid(topup::void_top_up(tx, ctx, v).await?),
         Command::ExpireVouchers => Receipt::Expired(vouchers::expire(tx, ctx).await?),
+        Command::ExchangeVoucher(x) => Receipt::Exchanged(vouchers::exchange(tx, ctx, x).await?),
         Command::Expense(e) => Receipt::Posted(credit::expense(tx, ctx, e).await?),
         Command::StockReceipt(s) => Receipt::Posted(credit::stock_receipt(tx, ctx, s).await?),
         Command::Reverse(r) => Receipt::Posted(credit::reverse(tx, ctx, r).await?),

@@ -83,6 +83,13 @@ pub(crate) async fn usable_voucher<T: Tx>(
         {
             Ok(v)
         }
+        // A genuine code exchanged for a new voucher: the holder is told to use the new one.
+        Some(v) if v.coop == coop && v.status == VoucherStatus::Exchanged => {
+            Err(Rejection::VoucherExchanged {
+                field: field.into(),
+            }
+            .into())
+        }
         _ => Err(Rejection::VoucherInvalid {
             field: field.into(),
         }

@@ -69,8 +69,12 @@ pub enum Command {
     VoidVoucher(VoidVoucher),
     /// Voids (作废) a top-up whose credit is untouched: see [`VoidTopUp`].
     VoidTopUp(VoidTopUp),
-    /// Expires every active voucher whose validity ended before the business date.
+    /// Marks every active voucher whose validity ended before the business date expired (its
+    /// balance stays owed), and recognises breakage on vouchers expired at least the top-up
+    /// policy's `breakage_after_months` (never, when the policy names none).
     ExpireVouchers,
+    /// Exchanges an expired voucher with credit left for a new one (换新券) at a till.
+    ExchangeVoucher(ExchangeVoucher),
     Expense(Expense),
     StockReceipt(StockReceipt),
     Reverse(Reverse),
@@ -93,6 +97,7 @@ impl Command {
                 | Command::VoidVoucher(_)
                 | Command::VoidTopUp(_)
                 | Command::ExpireVouchers
+                | Command::ExchangeVoucher(_)
                 | Command::Expense(_)
                 | Command::StockReceipt(_)
                 | Command::Reverse(_)
@@ -458,6 +463,14 @@ pub struct VoidVoucher {
     pub memo: Option<String>,
 }
 
+/// An expired voucher's code presented at `shop`'s till, to be exchanged for a new voucher with
+/// the same paid and bonus credit and a fresh validity.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExchangeVoucher {
+    pub code: String,
+    pub shop: String,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Expense {
     pub cooperative: String,
@@ -611,6 +624,8 @@ pub enum VoucherStatus {
     Active,
     Void,
     Expired,
+    /// Exchanged for a new voucher (换新券): the code is dead, the credit moved on.
+    Exchanged,
 }
 
 impl VoucherStatus {
@@ -619,6 +634,7 @@ impl VoucherStatus {
             VoucherStatus::Active => "active",
             VoucherStatus::Void => "void",
             VoucherStatus::Expired => "expired",
+            VoucherStatus::Exchanged => "exchanged",
         }
     }
 
@@ -627,6 +643,7 @@ impl VoucherStatus {
             "active" => VoucherStatus::Active,
             "void" => VoucherStatus::Void,
             "expired" => VoucherStatus::Expired,
+            "exchanged" => VoucherStatus::Exchanged,
             _ => return None,
         })
     }
@@ -715,6 +732,7 @@ pub enum Receipt {
     CreditRefund(CreditRefundReceipt),
     TopUpVoid(TopUpVoidReceipt),
     Expired(ExpiredReceipt),
+    Exchanged(ExchangeReceipt),
     Posted(PostedReceipt),
     Bills(BillsReceipt),
     FeePayment(FeePaymentReceipt),
@@ -839,9 +857,32 @@ pub struct TopUpVoidReceipt {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ExpiredReceipt {
+    /// Vouchers marked expired by this run; their credit stays owed to the holder.
     pub vouchers: u64,
+    /// The paid and bonus credit of those vouchers, still a prepaid liability.
+    pub owed_paid: Amount,
+    pub owed_bonus: Amount,
+    /// Expired vouchers whose breakage this run recognised (policy `breakage_after_months`).
+    pub broken: u64,
+    /// Their unused paid part, now the cooperative's breakage income…
+    pub paid: Amount,
+    /// …and their unused bonus, forfeited against promotion.
+    pub bonus: Amount,
+}
+
+/// An exchanged voucher: the new one (printed like a top-up's voucher) and what it carries.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ExchangeReceipt {
+    pub entry: i64,
+    /// The new voucher: its code, balance and fresh expiry.
+    pub voucher: IssuedVoucher,
     pub paid: Amount,
     pub bonus: Amount,
+    /// Of `paid` and `bonus`, what had been recognised as breakage (and forfeited bonus) and
+    /// this exchange gave back to the holder.
+    pub reinstated_paid: Amount,
+    pub reinstated_bonus: Amount,
+    pub business_date: NaiveDate,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

@@ -24,6 +24,8 @@ pub const PROBLEM_CODES: &[&str] = &[
     "tender_mismatch",
     "voucher_invalid",
     "voucher_typo",
+    "voucher_exchanged",
+    "voucher_not_exchangeable",
     "not_refundable",
     "not_voidable",
     "no_policy",
@@ -163,6 +165,8 @@ pub fn status_of(r: &Rejection) -> StatusCode {
         | Rejection::NotRefundable { .. }
         | Rejection::NotVoidable { .. }
         | Rejection::PeriodClosed { .. }
+        | Rejection::VoucherExchanged { .. }
+        | Rejection::VoucherNotExchangeable { .. }
         | Rejection::NoPolicy { .. } => StatusCode::CONFLICT,
         Rejection::Forbidden => StatusCode::FORBIDDEN,
         _ => StatusCode::UNPROCESSABLE_ENTITY,

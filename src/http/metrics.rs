@@ -63,7 +63,7 @@ pub struct Metrics {
     /// Housekeeping runs by outcome: `ran`, `skipped` (another process holds the lease),
     /// `failed`.
     pub housekeeping_runs: Family<OutcomeLabels, Counter>,
-    /// What housekeeping did, by task: `vouchers_expired`, `idempotency_pruned`,
+    /// What housekeeping did, by task: `vouchers_expired`, `vouchers_broken`, `idempotency_pruned`,
     /// `sessions_pruned`.
     pub housekeeping_items: Family<TaskLabels, Counter>,
     /// Failed authentications by kind (bearer, session, staff_sign_in, pairing, resident_link,

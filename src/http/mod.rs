@@ -494,6 +494,8 @@ async fn housekeeping(state: AppState) {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Housekeeping {
     pub vouchers_expired: u64,
+    /// Expired vouchers whose breakage was recognised (the policy's `breakage_after_months`).
+    pub vouchers_broken: u64,
     pub idempotency_pruned: u64,
     pub sessions_pruned: u64,
 }
@@ -535,6 +537,7 @@ pub async fn housekeep_once(
         Ok(done) => {
             tracing::info!(
                 vouchers_expired = done.vouchers_expired,
+                vouchers_broken = done.vouchers_broken,
                 idempotency_pruned = done.idempotency_pruned,
                 sessions_pruned = done.sessions_pruned,
                 "housekeeping done"
@@ -543,6 +546,9 @@ pub async fn housekeep_once(
             state
                 .metrics
                 .housekeeping_items("vouchers_expired", done.vouchers_expired);
+            state
+                .metrics
+                .housekeeping_items("vouchers_broken", done.vouchers_broken);
             state
                 .metrics
                 .housekeeping_items("idempotency_pruned", done.idempotency_pruned);
@@ -563,7 +569,10 @@ async fn housekeeping_tasks(state: &AppState) -> Result<Housekeeping, String> {
     let mut done = Housekeeping::default();
     for _ in 0..HOUSEKEEPING_ROUNDS {
         match state.app.run(Command::ExpireVouchers).await {
-            Ok(Ok(Receipt::Expired(r))) if r.vouchers > 0 => done.vouchers_expired += r.vouchers,
+            Ok(Ok(Receipt::Expired(r))) if r.vouchers > 0 || r.broken > 0 => {
+                done.vouchers_expired += r.vouchers;
+                done.vouchers_broken += r.broken;
+            }
             Ok(Ok(_)) => break,
             Ok(Err(rejection)) => return Err(format!("expiring vouchers: {rejection}")),
             Err(e) => return Err(format!("expiring vouchers: {e}")),
@@ -606,6 +615,7 @@ fn receipt_body(r: &Receipt) -> serde_json::Value {
         Receipt::CreditRefund(x) => serde_json::to_value(x),
         Receipt::TopUpVoid(x) => serde_json::to_value(x),
         Receipt::Expired(x) => serde_json::to_value(x),
+        Receipt::Exchanged(x) => serde_json::to_value(x),
         Receipt::Posted(x) => serde_json::to_value(x),
         Receipt::Bills(x) => serde_json::to_value(x),
         Receipt::FeePayment(x) => serde_json::to_value(x),

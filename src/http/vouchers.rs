@@ -13,7 +13,10 @@ use utoipa_axum::routes;
 use super::error::{ApiError, Problem};
 use super::extract::{ClientIp, OptionalJson, Principal};
 use super::{submit, AppState, Key};
-use crate::domain::{Command, CreditRefundReceipt, PayMethod, Role, VoidVoucher, VoucherStatus};
+use crate::domain::{
+    Command, CreditRefundReceipt, ExchangeReceipt, ExchangeVoucher, PayMethod, Role, VoidVoucher,
+    VoucherStatus,
+};
 use crate::money::Amount;
 use crate::store::VoucherRow;
 use crate::voucher::{qr_svg, VoucherCode, VoucherCodeError};
@@ -23,6 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_voucher))
         .routes(routes!(get_voucher_qr))
         .routes(routes!(post_void))
+        .routes(routes!(post_exchange))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -32,6 +36,9 @@ pub struct VoucherStatusView {
     paid: Amount,
     bonus: Amount,
     expires_on: NaiveDate,
+    /// An expired voucher with credit left: the till offers to exchange it (换新券). Only
+    /// such a voucher is answered with `status = expired`; other dead codes stay `voucher_invalid`.
+    exchangeable: bool,
 }
 
 /// The one answer for unknown, forged, spent, void and expired codes alike.
@@ -79,7 +86,28 @@ async fn usable(
     }
 }
 
-/// Check a voucher at the till.
+/// A genuine code of the caller's cooperative whose voucher has expired with credit left: what
+/// the till may exchange. Anything else stays the uniform refusal.
+async fn exchangeable(
+    state: &AppState,
+    principal: &Principal,
+    code: &str,
+) -> Result<Option<VoucherRow>, ApiError> {
+    let Ok(c) = VoucherCode::verify(&state.app.keys.vouchers, code) else {
+        return Ok(None);
+    };
+    let Some(v) = state.app.store.voucher(c.serial()).await? else {
+        return Ok(None);
+    };
+    let own = principal.role() == Role::Admin
+        || principal.token.cooperative.as_deref() == Some(v.cooperative.as_str());
+    let expired = v.expires_on < state.app.clock.today()
+        && matches!(v.status, VoucherStatus::Active | VoucherStatus::Expired);
+    Ok((own && expired && v.balance.is_positive()).then_some(v))
+}
+
+/// Check a voucher at the till. An expired voucher with credit left answers `expired` and
+/// `exchangeable`; every other unusable code the uniform `voucher_invalid`.
 #[utoipa::path(get, path = "/v1/vouchers/{code}", tag = "till",
     params(("code" = String, Path, description = "as printed; case, hyphens and I/L/O look-alikes do not matter")),
     responses((status = 200, body = VoucherStatusView), (status = 404, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)),
@@ -92,13 +120,27 @@ async fn get_voucher(
 ) -> Result<axum::Json<VoucherStatusView>, ApiError> {
     principal.allow(&[Role::Cashier, Role::Admin])?;
     state.limits.voucher(principal.id(), ip)?;
-    let v = usable(&state, &principal, &code).await?;
+    let v = match usable(&state, &principal, &code).await {
+        Ok(v) => v,
+        Err(refused) => exchangeable(&state, &principal, &code)
+            .await?
+            .ok_or(refused)?,
+    };
+    let today = state.app.clock.today();
+    let exchangeable = v.expires_on < today
+        && matches!(v.status, VoucherStatus::Active | VoucherStatus::Expired)
+        && v.balance.is_positive();
     Ok(axum::Json(VoucherStatusView {
-        status: v.status,
+        status: if exchangeable {
+            VoucherStatus::Expired
+        } else {
+            v.status
+        },
         balance: v.balance,
         paid: v.paid,
         bonus: v.bonus,
         expires_on: v.expires_on,
+        exchangeable,
     }))
 }
 
@@ -179,6 +221,52 @@ async fn post_void(
         memo: req.memo,
     });
     let route = format!("POST /v1/vouchers/{code}/void");
+    submit(
+        &state,
+        &principal,
+        &headers,
+        (&route, &body.raw),
+        command,
+        StatusCode::OK,
+        Key::Required,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeRequest {
+    /// The shop whose till makes the exchange: a cashier's own (the default); an admin names it.
+    #[serde(default)]
+    shop: Option<String>,
+}
+
+/// Exchange an expired voucher with credit left for a new one (换新券): the new voucher carries
+/// the same paid and bonus credit with a fresh validity, the old code stops working
+/// (`voucher_exchanged`). Credit already taken as breakage is given back. Refused, changing
+/// nothing: a voucher not yet expired or with nothing left (`voucher_not_exchangeable`), one
+/// already exchanged (`voucher_exchanged`), a void or unknown code (`voucher_invalid`).
+#[utoipa::path(post, path = "/v1/vouchers/{code}/exchange", tag = "till", request_body = ExchangeRequest,
+    params(("code" = String, Path), ("Idempotency-Key" = String, Header, description = "one per attempt")),
+    responses((status = 200, body = ExchangeReceipt), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_exchange(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientIp(ip): ClientIp,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    body: OptionalJson<ExchangeRequest>,
+) -> Result<Response, ApiError> {
+    principal.allow(&[Role::Cashier, Role::Admin])?;
+    // An exchange answers differently for live and dead codes: limited like a lookup.
+    state.limits.voucher(principal.id(), ip)?;
+    let shop = principal.shop_for(body.value.shop.as_deref())?;
+    let command = Command::ExchangeVoucher(ExchangeVoucher {
+        code: code.clone(),
+        shop,
+    });
+    let route = format!("POST /v1/vouchers/{code}/exchange");
     submit(
         &state,
         &principal,

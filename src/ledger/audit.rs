@@ -11,8 +11,19 @@ use chrono::{Datelike, NaiveDate};
 
 use super::{ChainSummary, EntryKind, Fact, Owner};
 
-/// `id, serial, key id, cooperative id, household id, issued on, expires on, status`.
-pub type VoucherTableRow = (i64, i64, i64, i64, Option<i64>, String, String, String);
+/// `id, serial, key id, cooperative id, household id, issued on, expires on, status, the voucher
+/// it was exchanged from`.
+pub type VoucherTableRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    String,
+    Option<i64>,
+);
 
 /// `cooperative id, month, sequence of its entry`.
 pub type CloseTableRow = (i64, String, Option<i64>);
@@ -47,18 +58,27 @@ pub fn month_of(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
 }
 
-/// Every voucher row agrees with its issue fact (serial, key, cooperative, holder, dates) and
-/// its status with the last of its void or expiry facts; every voucher the chain issued has a
-/// row. Vouchers issued before the chain recorded facts (legacy) are checked on status only
+/// Every voucher row agrees with its issue fact (serial, key, cooperative, holder, dates, and
+/// the voucher an exchange issued it for) and its status with the last of its void, expiry or
+/// exchange facts; every voucher the chain issued has a row. Vouchers issued before the chain recorded facts (legacy) are checked on status only
 /// where a fact names them.
 pub fn check_vouchers(summary: &ChainSummary, rows: &[VoucherTableRow]) -> Option<String> {
     let mut issued: HashMap<i64, (i64, &Fact)> = HashMap::new();
     let mut status: HashMap<i64, &str> = HashMap::new();
+    let mut replaced: HashMap<i64, i64> = HashMap::new();
     for (seq, _, fact) in &summary.facts {
         match fact {
             Fact::VoucherIssued { voucher, .. } => {
                 issued.insert(*voucher, (*seq, fact));
                 status.insert(*voucher, "active");
+            }
+            Fact::VoucherExchanged {
+                voucher, replaces, ..
+            } => {
+                issued.insert(*voucher, (*seq, fact));
+                status.insert(*voucher, "active");
+                status.insert(*replaces, "exchanged");
+                replaced.insert(*voucher, *replaces);
             }
             Fact::VoucherVoided { voucher } => {
                 status.insert(*voucher, "void");
@@ -70,13 +90,28 @@ pub fn check_vouchers(summary: &ChainSummary, rows: &[VoucherTableRow]) -> Optio
         }
     }
     let mut seen = std::collections::HashSet::new();
-    for (id, serial, key_id, coop, household, issued_on, expires_on, stored_status) in rows {
+    for (id, serial, key_id, coop, household, issued_on, expires_on, stored_status, from) in rows {
         seen.insert(*id);
         let name = format!("vouchers: voucher {id}");
+        if replaced.get(id) != from.as_ref() {
+            return Some(format!(
+                "{name} names {from:?} as the voucher it was exchanged from, the chain {:?}",
+                replaced.get(id)
+            ));
+        }
         match issued.get(id) {
             Some((
                 seq,
                 Fact::VoucherIssued {
+                    serial: s,
+                    key_id: k,
+                    cooperative: c,
+                    household: h,
+                    issued_on: i,
+                    expires_on: e,
+                    ..
+                }
+                | Fact::VoucherExchanged {
                     serial: s,
                     key_id: k,
                     cooperative: c,
@@ -643,10 +678,22 @@ pub fn check_tender_refunds(
     let mut expiry: HashMap<i64, NaiveDate> = HashMap::new();
     for (seq, _, fact) in &summary.facts {
         match fact {
-            Fact::VoucherVoided { voucher } | Fact::VoucherExpired { voucher } => {
+            Fact::VoucherVoided { voucher }
+            | Fact::VoucherExpired { voucher }
+            | Fact::VoucherExchanged {
+                replaces: voucher, ..
+            } => {
                 ended.entry(*voucher).or_insert(*seq);
             }
+            _ => {}
+        }
+        match fact {
             Fact::VoucherIssued {
+                voucher,
+                expires_on,
+                ..
+            }
+            | Fact::VoucherExchanged {
                 voucher,
                 expires_on,
                 ..

@@ -293,6 +293,8 @@ pub enum EntryKind {
     /// A top-up voided: its postings reversed; `reverses` names the top-up's entry.
     TopUpVoid,
     VoucherExpiry,
+    /// An expired voucher's credit moved onto a new voucher (换新券).
+    VoucherExchange,
     Expense,
     StockReceipt,
     Reversal,
@@ -315,6 +317,7 @@ impl EntryKind {
             EntryKind::VoucherVoid => "voucher_void",
             EntryKind::TopUpVoid => "topup_void",
             EntryKind::VoucherExpiry => "voucher_expiry",
+            EntryKind::VoucherExchange => "voucher_exchange",
             EntryKind::Expense => "expense",
             EntryKind::StockReceipt => "stock_receipt",
             EntryKind::Reversal => "reversal",
@@ -331,7 +334,7 @@ impl EntryKind {
     }
 }
 
-const ALL_KINDS: [EntryKind; 15] = [
+const ALL_KINDS: [EntryKind; 16] = [
     EntryKind::TopUp,
     EntryKind::Sale,
     EntryKind::SaleRefund,
@@ -339,6 +342,7 @@ const ALL_KINDS: [EntryKind; 15] = [
     EntryKind::VoucherVoid,
     EntryKind::TopUpVoid,
     EntryKind::VoucherExpiry,
+    EntryKind::VoucherExchange,
     EntryKind::Expense,
     EntryKind::StockReceipt,
     EntryKind::Reversal,
@@ -400,8 +404,32 @@ pub enum Fact {
     VoucherVoided {
         voucher: i64,
     },
+    /// The voucher's validity ended. Under the first expiry rule the same entry also took the
+    /// voucher's credit as breakage; since the holder keeps the right to exchange an expired
+    /// voucher, the entry only marks it expired and posts nothing.
     VoucherExpired {
         voucher: i64,
+    },
+    /// Breakage recognised on an expired voucher (`breakage_after_months` of the top-up
+    /// policy): the entry takes its paid part to breakage income and forfeits its bonus.
+    VoucherBreakage {
+        voucher: i64,
+    },
+    /// An expired voucher (`replaces`, printed under `replaces_serial`) exchanged for a new
+    /// voucher (换新券): the new one's issue, as [`Fact::VoucherIssued`] records it, and the old
+    /// one's end.
+    VoucherExchanged {
+        voucher: i64,
+        serial: u64,
+        key_id: u8,
+        cooperative: i64,
+        household: Option<i64>,
+        issued_on: NaiveDate,
+        expires_on: NaiveDate,
+        /// The shop whose till made the exchange.
+        shop: i64,
+        replaces: i64,
+        replaces_serial: u64,
     },
     MonthClosed {
         cooperative: i64,

@@ -126,6 +126,8 @@ struct RawTopup {
     custody_deposit_ratio: Spanned<Text>,
     /// Wallet spending per sale allowed without the resident's card or PIN (default 0.00).
     resident_factor_over: Option<Spanned<Text>>,
+    /// Months after expiry before an expired voucher's credit becomes breakage (default never).
+    breakage_after_months: Option<Spanned<Whole>>,
 }
 
 #[derive(Deserialize)]
@@ -415,6 +417,10 @@ impl Src<'_> {
             Some(v) => self.non_negative_amount("resident_factor_over", v)?,
             None => Amount::ZERO,
         };
+        let breakage_after_months = match &raw.breakage_after_months {
+            Some(v) => Some(self.count("breakage_after_months", v, 0, "")?),
+            None => None,
+        };
         let rules = ParsedRules::Topup(TopupPolicy {
             unit,
             bonus_per_unit,
@@ -428,6 +434,7 @@ impl Src<'_> {
             custody_deposit_ratio,
             max_amount,
             resident_factor_over,
+            breakage_after_months,
         });
         self.header(
             PolicyKind::TopupBonus,

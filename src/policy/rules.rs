@@ -43,6 +43,10 @@ pub struct TopupPolicy {
     /// Wallet spending in one sale above this needs the resident present: the household card's
     /// signed link scanned at the till, or the household PIN. 0.00 (the default): always.
     pub resident_factor_over: Amount,
+    /// An expired voucher's credit stays owed to its holder (who may exchange the voucher)
+    /// until it has been expired this many months, by business date; only then does the expiry
+    /// job recognise breakage. `None` (the default, the key absent): never.
+    pub breakage_after_months: Option<u32>,
 }
 
 /// Units bought by one top-up and the bonus credit they earn (before the monthly cap).

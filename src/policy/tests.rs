@@ -196,6 +196,32 @@ fn base_texts_are_valid() {
 }
 
 #[test]
+fn breakage_after_months_is_never_unless_named() {
+    let rules = |text: &str| {
+        let set =
+            PolicySet::from_sources(&[("a.toml", text), ("b.toml", PROFIT), ("c.toml", FEES)])
+                .expect("loads");
+        set.topup(date("2024-06-01"))
+            .expect("topup in effect")
+            .rules
+            .breakage_after_months
+    };
+    assert_eq!(rules(TOPUP), None, "absent: never");
+    let named = format!("{TOPUP}\nbreakage_after_months = 24\n");
+    assert_eq!(rules(&named), Some(24));
+    let shipped = PolicySet::load_dir(&shipped_dir()).expect("shipped policies load");
+    assert_eq!(
+        shipped
+            .topup(date("2026-11-16"))
+            .expect("topup")
+            .rules
+            .breakage_after_months,
+        None,
+        "the shipped policy recognises no breakage"
+    );
+}
+
+#[test]
 fn topup_semantic_errors_point_at_the_key() {
     let cases: &[(&str, &str, &str)] = &[
         ("unit", r#"unit = "0.00""#, "unit must be greater than 0"),

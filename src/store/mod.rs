@@ -19,7 +19,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    CatalogItem, Command, Receipt, Rejection, Role, StoreError, TopUpReceipt, VoucherStatus,
+    CatalogItem, Command, ExchangeReceipt, Receipt, Rejection, Role, StoreError, TopUpReceipt,
+    VoucherStatus,
 };
 use crate::fees::statement::Statement;
 use crate::ledger::{audit, AccountId, AccountType, EntryKind, VerifyReport};
@@ -120,7 +121,8 @@ pub(crate) fn outcome_to_store(
     let voucher = match &mut result {
         Ok(Receipt::TopUp(TopUpReceipt {
             voucher: Some(v), ..
-        })) => {
+        }))
+        | Ok(Receipt::Exchanged(ExchangeReceipt { voucher: v, .. })) => {
             let code = VoucherCode::verify(ring, &v.code)
                 .map_err(|e| StoreError(format!("a receipt's voucher code: {e}")))?;
             v.code = String::new();
@@ -134,6 +136,16 @@ pub(crate) fn outcome_to_store(
     serde_json::to_string(&StoredOutcome { result, voucher })
         .map_err(|e| StoreError(format!("storing an outcome: {e}")))
 }
+
+/// What breakage took from voucher `?` (paid, bonus): the debits to its accounts by expiry
+/// entries (the first expiry rule's, or `breakage_after_months`'). `?` is the one parameter.
+pub(crate) const VOUCHER_BREAKAGE_SQL: &str =
+    "SELECT CAST(COALESCE(SUM(CASE WHEN a.name = 'paid' THEN p.amount ELSE 0 END), 0) AS BIGINT),
+            CAST(COALESCE(SUM(CASE WHEN a.name = 'bonus' THEN p.amount ELSE 0 END), 0) AS BIGINT)
+     FROM postings p
+     JOIN accounts a ON a.id = p.account_id
+     JOIN entries e ON e.id = p.entry_id
+     WHERE a.owner_kind = 'voucher' AND a.owner_id = ? AND e.kind = 'voucher_expiry'";
 
 /// A SQL condition that finds the outcomes stored before codes were taken out of them: a bare
 /// top-up receipt that issued a voucher. (New outcomes start with `{"result":`.)
@@ -175,7 +187,8 @@ pub(crate) fn outcome_from_store(
         (
             Ok(Receipt::TopUp(TopUpReceipt {
                 voucher: Some(v), ..
-            })),
+            }))
+            | Ok(Receipt::Exchanged(ExchangeReceipt { voucher: v, .. })),
             Some(sealed),
         ) => {
             v.code = VoucherCode::reissue(ring, sealed.key_id, sealed.serial)

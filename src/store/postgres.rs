@@ -1168,7 +1168,7 @@ async fn verify_in(conn: &mut PgConnection) -> Result<VerifyReport, StoreError> 
         // The tables that repeat or derive from the journal, in the caller's snapshot; entries
         // named by their place in the chain.
         let vouchers: Vec<audit::VoucherTableRow> = sqlx::query_as(
-            "SELECT id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status
+            "SELECT id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status, exchanged_from
              FROM vouchers ORDER BY id",
         )
         .fetch_all(&mut *conn)
@@ -3030,6 +3030,62 @@ impl Tx for PgTx<'_> {
                 .fetch_all(&mut *self.conn)
         );
         rows.iter().map(voucher_record).collect()
+    }
+
+    async fn vouchers_for_breakage(
+        &mut self,
+        date: NaiveDate,
+        limit: u32,
+    ) -> OpResult<Vec<VoucherRecord>> {
+        let sql = format!(
+            "SELECT v.id, v.serial, v.cooperative_id, v.household_id, v.issued_on, v.expires_on, v.status FROM vouchers v
+             WHERE v.status = 'expired' AND v.expires_on < $1
+               AND EXISTS (SELECT 1 FROM accounts a WHERE a.owner_kind = 'voucher' AND a.owner_id = v.id AND a.balance > 0)
+             ORDER BY v.expires_on, v.id LIMIT $2 {}",
+            self.lock()
+        );
+        let rows = db!(
+            self,
+            sqlx::query(&sql)
+                .bind(date.to_string())
+                .bind(i64::from(limit))
+                .fetch_all(&mut *self.conn)
+        );
+        rows.iter().map(voucher_record).collect()
+    }
+
+    async fn voucher_breakage(&mut self, voucher: i64) -> OpResult<(Amount, Amount)> {
+        let sql = super::VOUCHER_BREAKAGE_SQL.replace('?', "$1");
+        let (paid, bonus): (i64, i64) = db!(
+            self,
+            sqlx::query_as(&sql)
+                .bind(voucher)
+                .fetch_one(&mut *self.conn)
+        );
+        Ok((Amount::from_fen(paid), Amount::from_fen(bonus)))
+    }
+
+    async fn insert_voucher(
+        &mut self,
+        v: &crate::domain::NewVoucher,
+        exchanged_from: Option<i64>,
+    ) -> OpResult<i64> {
+        let id: i64 = db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO vouchers (serial, key_id, cooperative_id, household_id, issued_on, expires_on, status, exchanged_from)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'active', $7) RETURNING id",
+            )
+            .bind(v.serial as i64)
+            .bind(i64::from(v.key_id))
+            .bind(v.coop)
+            .bind(v.household)
+            .bind(v.issued_on.to_string())
+            .bind(v.expires_on.to_string())
+            .bind(exchanged_from)
+            .fetch_one(&mut *self.conn)
+        );
+        Ok(id)
     }
 
     // ---- property fees and month close ----

@@ -1225,7 +1225,7 @@ async fn verify_in(conn: &mut SqliteConnection) -> Result<VerifyReport, StoreErr
     if report.ok() {
         // The tables that repeat or derive from the journal, in the same snapshot.
         let vouchers: Vec<audit::VoucherTableRow> = sqlx::query_as(
-            "SELECT id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status
+            "SELECT id, serial, key_id, cooperative_id, household_id, issued_on, expires_on, status, exchanged_from
              FROM vouchers ORDER BY id",
         )
         .fetch_all(&mut *conn)
@@ -2714,6 +2714,53 @@ impl Tx for SqliteTx<'_> {
         .fetch_all(&mut *self.conn)
         .await?;
         rows.iter().map(voucher_record).collect()
+    }
+
+    async fn vouchers_for_breakage(
+        &mut self,
+        date: NaiveDate,
+        limit: u32,
+    ) -> OpResult<Vec<VoucherRecord>> {
+        let rows = sqlx::query(
+            "SELECT v.id, v.serial, v.cooperative_id, v.household_id, v.issued_on, v.expires_on, v.status FROM vouchers v
+             WHERE v.status = 'expired' AND v.expires_on < ?
+               AND EXISTS (SELECT 1 FROM accounts a WHERE a.owner_kind = 'voucher' AND a.owner_id = v.id AND a.balance > 0)
+             ORDER BY v.expires_on, v.id LIMIT ?",
+        )
+        .bind(date.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.conn)
+        .await?;
+        rows.iter().map(voucher_record).collect()
+    }
+
+    async fn voucher_breakage(&mut self, voucher: i64) -> OpResult<(Amount, Amount)> {
+        let (paid, bonus): (i64, i64) = sqlx::query_as(super::VOUCHER_BREAKAGE_SQL)
+            .bind(voucher)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok((Amount::from_fen(paid), Amount::from_fen(bonus)))
+    }
+
+    async fn insert_voucher(
+        &mut self,
+        v: &crate::domain::NewVoucher,
+        exchanged_from: Option<i64>,
+    ) -> OpResult<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO vouchers (serial, key_id, cooperative_id, household_id, issued_on, expires_on, status, exchanged_from)
+             VALUES (?, ?, ?, ?, ?, ?, 'active', ?) RETURNING id",
+        )
+        .bind(v.serial as i64)
+        .bind(i64::from(v.key_id))
+        .bind(v.coop)
+        .bind(v.household)
+        .bind(v.issued_on.to_string())
+        .bind(v.expires_on.to_string())
+        .bind(exchanged_from)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok(id)
     }
 
     async fn households_to_bill(&mut self, company: i64, month: &str) -> OpResult<Vec<BillingRow>> {

@@ -26,6 +26,13 @@ pub(crate) fn usable_voucher(
         {
             Ok(v)
         }
+        // A genuine code exchanged for a new voucher: the holder is told to use the new one.
+        Some(v) if v.coop == coop && v.status == VoucherStatus::Exchanged => {
+            Err(Rejection::VoucherExchanged {
+                field: field.into(),
+            }
+            .into())
+        }
         _ => Err(Rejection::VoucherInvalid {
             field: field.into(),
         }

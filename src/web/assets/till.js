@@ -120,6 +120,10 @@
       'till.r.bonus_withdrawn': '收回赠送',
       'till.r.voided_topup': '作废的充值',
       'till.receipt.topup': '充值小票',
+      'till.receipt.exchange': '换新券小票',
+      'till.voucher.exchange': '换新券',
+      'till.r.old_voucher': '原券码',
+      'till.r.balance': '余额',
       'till.receipt.sale': '销售小票',
       'till.receipt.refund': '退款小票',
       'till.receipt.topup_void': '充值作废小票',
@@ -261,6 +265,10 @@
       'till.r.bonus_withdrawn': 'Bonus withdrawn',
       'till.r.voided_topup': 'Top-up voided',
       'till.receipt.topup': 'Top-up receipt',
+      'till.receipt.exchange': 'Voucher exchange receipt',
+      'till.voucher.exchange': 'Exchange for a new voucher',
+      'till.r.old_voucher': 'Old voucher',
+      'till.r.balance': 'Balance',
       'till.receipt.sale': 'Sale receipt',
       'till.receipt.refund': 'Refund receipt',
       'till.receipt.topup_void': 'Top-up void receipt',
@@ -322,7 +330,13 @@
     tab: 'sale',
     quoteSeq: 0,
   };
-  const attempts = { topup: new HX.Attempt(), sale: new HX.Attempt(), refund: new HX.Attempt(), void: new HX.Attempt() };
+  const attempts = {
+    topup: new HX.Attempt(),
+    sale: new HX.Attempt(),
+    refund: new HX.Attempt(),
+    void: new HX.Attempt(),
+    exchange: new HX.Attempt(),
+  };
 
   // ---- problems in the cashier's words --------------------------------------------------
 
@@ -1054,6 +1068,26 @@
     $('#voucher-bonus').textContent = yuan(r.data.bonus);
     $('#voucher-expires').textContent = r.data.expires_on;
     show($('#voucher-result'), true);
+    state.exchangeCode = r.data.exchangeable ? code : null;
+    show($('#voucher-exchange'), Boolean(r.data.exchangeable));
+  }
+
+  // An expired voucher with credit left, exchanged for a new one printed like a top-up's.
+  async function exchangeVoucher() {
+    const attempt = attempts.exchange;
+    const code = state.exchangeCode;
+    if (!code || attempt.busy || state.done) return;
+    const button = $('#voucher-exchange');
+    button.disabled = true;
+    const r = await attempt.post('/v1/vouchers/' + encodeURIComponent(code) + '/exchange', {});
+    button.disabled = false;
+    if (!r.ok) {
+      showProblem($('#voucher-problem'), r.problem, $('#voucher-form'));
+      return;
+    }
+    state.exchangeCode = null;
+    show($('#voucher-exchange'), false);
+    showReceipt({ kind: 'exchange', data: r.data, old: code, replayed: r.replayed });
   }
 
   // ---- receipt --------------------------------------------------------------------------
@@ -1109,6 +1143,21 @@
       } else {
         lines.push(line('wallet', 'till.r.wallet', yuan(d.wallet.total)));
       }
+    } else if (rc.kind === 'exchange') {
+      lines.push(
+        line('old-voucher', 'till.r.old_voucher', rc.old),
+        line('voucher', 'till.r.voucher', d.voucher.code),
+        line('balance', 'till.r.balance', yuan(d.voucher.balance)),
+        line('paid', 'till.r.paid', yuan(d.paid)),
+        line('bonus', 'till.r.bonus', yuan(d.bonus)),
+        line('expires', 'till.r.expires', d.voucher.expires_on),
+      );
+      qr.append(el('img', {
+        id: 'receipt-qr-img',
+        src: '/v1/vouchers/' + encodeURIComponent(d.voucher.code) + '/qr.svg',
+        alt: d.voucher.code,
+      }));
+      show(qr, true);
     } else if (rc.kind === 'sale') {
       lines.push(line('sale', 'till.r.sale', String(d.sale)));
       (rc.lines || []).forEach((l, i) => lines.push([
@@ -1238,6 +1287,7 @@
     });
     $('#refund-form').addEventListener('submit', submitRefund);
     $('#voucher-form').addEventListener('submit', checkVoucher);
+    $('#voucher-exchange').addEventListener('click', exchangeVoucher);
     $('#receipt-print').addEventListener('click', printReceipt);
     $('#receipt-void').addEventListener('click', () => {
       if (state.receipt && state.receipt.kind === 'topup') {
