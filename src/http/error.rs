@@ -30,6 +30,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "import_failed",
     "idempotency_key_reused",
     "forbidden",
+    "arrears_outstanding",
     // Spending a household's wallet: the resident's card or PIN (SPEC §10).
     "resident_required",
     "resident_proof_failed",
@@ -161,7 +162,8 @@ pub fn status_of(r: &Rejection) -> StatusCode {
         Rejection::AlreadyExists { .. }
         | Rejection::NotRefundable { .. }
         | Rejection::PeriodClosed { .. }
-        | Rejection::NoPolicy { .. } => StatusCode::CONFLICT,
+        | Rejection::NoPolicy { .. }
+        | Rejection::ArrearsOutstanding { .. } => StatusCode::CONFLICT,
         Rejection::Forbidden => StatusCode::FORBIDDEN,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
