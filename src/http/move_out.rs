@@ -79,9 +79,10 @@ async fn post_move_out(
             )
             .with_field("wallet"))
         }
-        (Role::CoopAccountant, WalletDisposition::CashOut) => {
-            (None, Some(principal.cooperative_for(req.cooperative.as_deref())?))
-        }
+        (Role::CoopAccountant, WalletDisposition::CashOut) => (
+            None,
+            Some(principal.cooperative_for(req.cooperative.as_deref())?),
+        ),
         (Role::CoopAccountant, WalletDisposition::Transfer) => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

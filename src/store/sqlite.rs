@@ -2355,11 +2355,10 @@ impl Tx for SqliteTx<'_> {
         household: i64,
         name: Option<&str>,
     ) -> OpResult<Option<String>> {
-        let before: Option<String> =
-            sqlx::query_scalar("SELECT name FROM households WHERE id = ?")
-                .bind(household)
-                .fetch_one(&mut *self.conn)
-                .await?;
+        let before: Option<String> = sqlx::query_scalar("SELECT name FROM households WHERE id = ?")
+            .bind(household)
+            .fetch_one(&mut *self.conn)
+            .await?;
         sqlx::query("UPDATE households SET name = ? WHERE id = ?")
             .bind(name)
             .bind(household)
