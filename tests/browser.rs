@@ -15,6 +15,8 @@ mod names;
 mod office;
 #[path = "browser/office_desk.rs"]
 mod office_desk;
+#[path = "browser/office_move_out.rs"]
+mod office_move_out;
 #[path = "browser/resident.rs"]
 mod resident;
 #[path = "browser/resident_card.rs"]
