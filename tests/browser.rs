@@ -7,6 +7,8 @@ mod browser_support;
 mod alliance;
 #[path = "browser/coop.rs"]
 mod coop;
+#[path = "browser/coop_move_out.rs"]
+mod coop_move_out;
 #[path = "browser/coop_total.rs"]
 mod coop_total;
 #[path = "browser/names.rs"]
