@@ -7,6 +7,8 @@ mod browser_support;
 mod alliance;
 #[path = "browser/coop.rs"]
 mod coop;
+#[path = "browser/coop_move_out.rs"]
+mod coop_move_out;
 #[path = "browser/coop_total.rs"]
 mod coop_total;
 #[path = "browser/names.rs"]
@@ -15,6 +17,8 @@ mod names;
 mod office;
 #[path = "browser/office_desk.rs"]
 mod office_desk;
+#[path = "browser/office_move_out.rs"]
+mod office_move_out;
 #[path = "browser/resident.rs"]
 mod resident;
 #[path = "browser/resident_card.rs"]

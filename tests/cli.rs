@@ -807,3 +807,57 @@ fn vouchers_expire_keeps_the_credit_owed_and_the_ledger_verifies() {
     let verify = hongxin(dir.path(), &["--today", "2031-01-01", "verify"]);
     assert_ok(&verify);
 }
+#[test]
+fn household_move_out_cashes_out_refuses_arrears_and_carries_them() {
+    let dir = demo_copy();
+    let move_out = |household: &str, wallet: &str, fees: &str| {
+        hongxin(
+            dir.path(),
+            &[
+                "household",
+                "move-out",
+                "--household",
+                household,
+                "--wallet",
+                wallet,
+                "--new-occupant",
+                "李四",
+                "--fees",
+                fees,
+            ],
+        )
+    };
+    // The first demo households: a move-out of one that owes fees is refused with the amount;
+    // one that owes nothing and holds credit is paid out.
+    let (mut owing, mut paid_out) = (None, None);
+    for n in 1..=200 {
+        let h = format!("HX01-{n:04}");
+        let o = move_out(&h, "cash-out", "settled");
+        if o.status.success() {
+            let out = stdout(&o);
+            if paid_out.is_none() && amount_after(&out, "refunded ") > 0 {
+                paid_out = Some(out);
+            }
+        } else {
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            assert!(err.contains("fees: the household owes "), "{err}");
+            owing.get_or_insert((h, amount_after(&err, "owes ")));
+        }
+        if owing.is_some() && paid_out.is_some() {
+            break;
+        }
+    }
+    let out = paid_out.expect("a demo household with credit and no arrears");
+    assert!(out.contains("wallets cash_out, fees settled"), "{out}");
+    assert!(out.contains("new occupant: 李四"), "{out}");
+    let (household, owed) = owing.expect("a demo household owing fees");
+    assert!(owed > 0);
+    // Carried: the move-out goes ahead, the arrears stay on the household.
+    let carried = move_out(&household, "transfer", "carry");
+    assert_ok(&carried);
+    let out = stdout(&carried);
+    assert_eq!(amount_after(&out, "arrears carried "), owed, "{out}");
+    assert_eq!(amount_after(&out, "refunded "), 0, "{out}");
+    assert_ok(&hongxin(dir.path(), &["verify"]));
+}

@@ -2841,6 +2841,7 @@ const MONEY: &[&str] = &[
     "/v1/vouchers/{code}/void",
     "/v1/vouchers/{code}/exchange",
     "/v1/households/{household}/credit-refunds",
+    "/v1/households/{household}/move-out",
     "/v1/expenses",
     "/v1/stock-receipts",
     "/v1/entries/{entry}/reversal",

@@ -12,6 +12,7 @@ pub mod credit;
 pub mod demo;
 pub mod export;
 pub mod fees;
+pub mod household;
 pub mod import;
 pub mod init;
 pub mod keys;
@@ -97,6 +98,9 @@ pub enum CliCommand {
     /// Compounds: the day a company took one over
     #[command(subcommand)]
     Compound(compound::CompoundCommand),
+    /// Households: a change of occupant (move-out)
+    #[command(subcommand)]
+    Household(household::HouseholdCommand),
 }
 
 /// Outcomes that are not plain failures, each with its exit status.
@@ -178,6 +182,7 @@ pub async fn run(command: CliCommand, config: Config) -> anyhow::Result<()> {
         CliCommand::Export(e) => export::run(&config, e).await,
         CliCommand::Report(r) => report::run(&config, r).await,
         CliCommand::Compound(c) => compound::run(&config, c).await,
+        CliCommand::Household(h) => household::run(&config, h).await,
     }
 }
 

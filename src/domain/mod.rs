@@ -9,6 +9,7 @@
 mod credit;
 mod master;
 pub use master::FACT_ROWS;
+mod move_out;
 mod sale;
 mod topup;
 mod types;
@@ -92,6 +93,9 @@ pub enum Rejection {
     NotVoidable { field: String, reason: String },
     #[error("no {kind} policy is in effect on {date}")]
     NoPolicy { kind: String, date: NaiveDate },
+    /// A move-out while the household owes property fees, unless they are carried.
+    #[error("{field}: the household owes {owed} in property fees; settle them first, or carry them (fees: carry)")]
+    ArrearsOutstanding { field: String, owed: Amount },
     #[error("the month {month} is closed")]
     PeriodClosed { month: String },
     #[error("the import has {} bad rows; nothing was imported", errors.len())]
@@ -131,6 +135,7 @@ impl Rejection {
             Rejection::NoPolicy { .. } => "no_policy",
             Rejection::PeriodClosed { .. } => "period_closed",
             Rejection::ImportFailed { .. } => "import_failed",
+            Rejection::ArrearsOutstanding { .. } => "arrears_outstanding",
             Rejection::IdempotencyKeyReused => "idempotency_key_reused",
             Rejection::Forbidden => "forbidden",
         }
@@ -152,7 +157,8 @@ impl Rejection {
             | Rejection::VoucherInvalid { field }
             | Rejection::VoucherTypo { field }
             | Rejection::VoucherExchanged { field }
-            | Rejection::VoucherNotExchangeable { field, .. } => Some(field),
+            | Rejection::VoucherNotExchangeable { field, .. }
+            | Rejection::ArrearsOutstanding { field, .. } => Some(field),
             Rejection::NotEligible { .. } => Some("household"),
             _ => None,
         }
@@ -425,6 +431,14 @@ pub trait Tx: Send {
         failures: i64,
         locked_until: Option<DateTime<Utc>>,
     ) -> OpResult<()>;
+    /// Codes of the cooperatives at which the household has a wallet (ever credited).
+    async fn household_wallet_coops(&mut self, household: i64) -> OpResult<Vec<String>>;
+    /// Records the household's occupant name (`None`: none known); returns the one before.
+    async fn replace_occupant(
+        &mut self,
+        household: i64,
+        name: Option<&str>,
+    ) -> OpResult<Option<String>>;
     /// Increments the household's link version and returns the new one.
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64>;
     /// Deletes idempotency records created before `before`; returns how many.
@@ -680,6 +694,7 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
         Command::PayFee(p) => Receipt::FeePayment(crate::fees::pay(tx, ctx, p).await?),
         Command::CloseMonth(c) => Receipt::MonthClose(crate::fees::close_month(tx, ctx, c).await?),
         Command::Settle(s) => Receipt::Settlement(crate::fees::settle(tx, ctx, s).await?),
+        Command::MoveOut(m) => Receipt::MoveOut(move_out::move_out(tx, ctx, m).await?),
     })
 }
 

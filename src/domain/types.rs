@@ -83,6 +83,9 @@ pub enum Command {
     PayFee(FeePayment),
     CloseMonth(CloseMonth),
     Settle(Settlement),
+    /// A household's occupant leaves and another moves in (搬离/换户): wallets cashed out or
+    /// handed on, fees settled or carried, the new occupant's name, a new card, no PIN.
+    MoveOut(MoveOut),
 }
 
 impl Command {
@@ -105,6 +108,7 @@ impl Command {
                 | Command::PayFee(_)
                 | Command::CloseMonth(_)
                 | Command::Settle(_)
+                | Command::MoveOut(_)
         )
     }
 }
@@ -399,6 +403,66 @@ pub struct RefundSale {
     pub cooperative: Option<String>,
     /// `None`: everything not yet refunded.
     pub amount: Option<Amount>,
+}
+
+/// What a move-out does with the leaving occupant's wallets.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WalletDisposition {
+    /// Every wallet's paid credit paid out by the usual cash-out rule, its bonus forfeited.
+    CashOut,
+    /// The wallets stay with the household for the new occupant (both occupants agreed); no
+    /// money moves.
+    Transfer,
+}
+
+impl WalletDisposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalletDisposition::CashOut => "cash_out",
+            WalletDisposition::Transfer => "transfer",
+        }
+    }
+}
+
+/// What a move-out does about property fees the household owes.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FeesOnMoveOut {
+    /// The household owes nothing (else the move-out is refused, `arrears_outstanding`).
+    #[default]
+    Settled,
+    /// Arrears stay on the household for the company to pursue.
+    Carry,
+}
+
+impl FeesOnMoveOut {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeesOnMoveOut::Settled => "settled",
+            FeesOnMoveOut::Carry => "carry",
+        }
+    }
+}
+
+/// A change of occupant. `cooperative`, when set, is the only cooperative whose cash may pay a
+/// cash-out (an accountant's scope): credit held at another one refuses the move-out. `company`,
+/// when set, is the only company whose household it may be (an office's scope).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MoveOut {
+    pub household: String,
+    /// The new occupant's name; `None` leaves the household without one.
+    #[serde(default)]
+    pub new_occupant: Option<String>,
+    pub wallet: WalletDisposition,
+    /// How a cash-out is handed over.
+    pub method: PayMethod,
+    #[serde(default)]
+    pub fees: FeesOnMoveOut,
+    #[serde(default)]
+    pub cooperative: Option<String>,
+    #[serde(default)]
+    pub company: Option<String>,
 }
 
 /// Cash-out of a household's unused credit: the paid part is returned, the bonus forfeited.
@@ -738,6 +802,7 @@ pub enum Receipt {
     FeePayment(FeePaymentReceipt),
     MonthClose(CloseReceipt),
     Settlement(SettlementReceipt),
+    MoveOut(MoveOutReceipt),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -852,6 +917,49 @@ pub struct TopUpVoidReceipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wallet: Option<WalletBalance>,
     /// The business date the void is booked on.
+    pub business_date: NaiveDate,
+}
+
+/// One cooperative's wallet at a move-out.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct MovedWallet {
+    #[schema(value_type = crate::openapi::Code)]
+    pub cooperative: String,
+    /// The wallet before the move-out.
+    pub paid: Amount,
+    pub bonus: Amount,
+    /// Paid credit handed back and bonus forfeited (zero for a transfer).
+    pub refunded: Amount,
+    pub forfeited: Amount,
+    /// The cash-out's `credit_refund` entry.
+    pub refund_entry: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct MoveOutReceipt {
+    /// The move-out's own entry (its hashed record).
+    pub entry: i64,
+    #[schema(value_type = crate::openapi::Code)]
+    pub household: String,
+    pub wallet: WalletDisposition,
+    pub method: PayMethod,
+    /// Every wallet that held credit.
+    pub wallets: Vec<MovedWallet>,
+    /// Totals over `wallets`.
+    pub refunded: Amount,
+    pub forfeited: Amount,
+    pub fees: FeesOnMoveOut,
+    /// The fee balance at the move-out, owed (positive) or paid ahead (negative); it stays on
+    /// the household.
+    pub fee_balance: Amount,
+    /// The arrears carried (the positive part of `fee_balance`).
+    pub arrears: Amount,
+    /// The new occupant's name as recorded.
+    pub occupant: Option<String>,
+    /// The household card's new link version; earlier cards and their sessions are refused.
+    pub link_version: i64,
+    /// The PIN was cleared: the new occupant gets one from the office.
+    pub pin_cleared: bool,
     pub business_date: NaiveDate,
 }
 

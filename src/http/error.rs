@@ -33,6 +33,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "import_failed",
     "idempotency_key_reused",
     "forbidden",
+    "arrears_outstanding",
     // Spending a household's wallet: the resident's card or PIN (SPEC §10).
     "resident_required",
     "resident_proof_failed",
@@ -167,7 +168,8 @@ pub fn status_of(r: &Rejection) -> StatusCode {
         | Rejection::PeriodClosed { .. }
         | Rejection::VoucherExchanged { .. }
         | Rejection::VoucherNotExchangeable { .. }
-        | Rejection::NoPolicy { .. } => StatusCode::CONFLICT,
+        | Rejection::NoPolicy { .. }
+        | Rejection::ArrearsOutstanding { .. } => StatusCode::CONFLICT,
         Rejection::Forbidden => StatusCode::FORBIDDEN,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }

@@ -12,6 +12,7 @@ mod households;
 pub mod limits;
 pub mod metrics;
 mod money;
+mod move_out;
 mod office;
 mod ops;
 mod reports;
@@ -181,6 +182,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(money::routes())
         .merge(vouchers::routes())
         .merge(households::routes())
+        .merge(move_out::routes())
         .merge(fees::routes())
         .merge(admin::routes())
         .merge(resident::routes())
@@ -621,6 +623,7 @@ fn receipt_body(r: &Receipt) -> serde_json::Value {
         Receipt::FeePayment(x) => serde_json::to_value(x),
         Receipt::MonthClose(x) => serde_json::to_value(x),
         Receipt::Settlement(x) => serde_json::to_value(x),
+        Receipt::MoveOut(x) => serde_json::to_value(x),
     };
     v.unwrap_or(serde_json::Value::Null)
 }
@@ -633,7 +636,8 @@ fn posts_entry(r: &Receipt) -> bool {
         | Receipt::TopUpVoid(_)
         | Receipt::Posted(_)
         | Receipt::FeePayment(_)
-        | Receipt::Settlement(_) => true,
+        | Receipt::Settlement(_)
+        | Receipt::MoveOut(_) => true,
         Receipt::Bills(b) => b.entry.is_some(),
         Receipt::MonthClose(c) => c.entry.is_some(),
         Receipt::CreditRefund(c) => c.entry != 0,

@@ -494,6 +494,20 @@ pub enum Fact {
         cooperative: i64,
         rows: Vec<(String, i64, i64)>,
     },
+    /// A change of occupant (搬离/换户, [`crate::domain::MoveOut`]): the names before and
+    /// after, what became of each wallet that held credit — `(cooperative id, paid, bonus, the
+    /// cash-out's entry)`, `wallet` being `cash_out` or `transfer` — the fee balance and
+    /// whether it was `settled` or is `carry`ed, and the card's new link version.
+    MovedOut {
+        household: i64,
+        previous_occupant: Option<String>,
+        occupant: Option<String>,
+        wallet: String,
+        wallets: Vec<(i64, i64, i64, Option<i64>)>,
+        fees: String,
+        fee_balance: i64,
+        link_version: i64,
+    },
 }
 
 impl Fact {

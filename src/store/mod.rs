@@ -426,8 +426,17 @@ pub(crate) fn policy_version(name: &str) -> Result<Option<(&str, i64)>, StoreErr
 pub fn revokes_tokens(command: &Command) -> bool {
     matches!(
         command,
-        Command::RevokeToken { .. } | Command::RotateHouseholdLink { .. }
+        Command::RevokeToken { .. } | Command::RotateHouseholdLink { .. } | Command::MoveOut(_)
     )
+}
+
+/// The cooperative codes in a household's wallet account names (`wallet:{coop}:paid`).
+pub(crate) fn wallet_coops(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter_map(|n| n.strip_prefix("wallet:")?.strip_suffix(":paid"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The right to run housekeeping (voucher expiry, pruning) for every process on a database.

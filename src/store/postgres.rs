@@ -2791,6 +2791,40 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
+    async fn household_wallet_coops(&mut self, household: i64) -> OpResult<Vec<String>> {
+        let names: Vec<String> = db!(
+            self,
+            sqlx::query_scalar(
+                "SELECT name FROM accounts WHERE owner_kind = 'household' AND owner_id = $1
+                   AND name LIKE 'wallet:%:paid'",
+            )
+            .bind(household)
+            .fetch_all(&mut *self.conn)
+        );
+        Ok(super::wallet_coops(&names))
+    }
+
+    async fn replace_occupant(
+        &mut self,
+        household: i64,
+        name: Option<&str>,
+    ) -> OpResult<Option<String>> {
+        let before: Option<String> = db!(
+            self,
+            sqlx::query_scalar("SELECT name FROM households WHERE id = $1")
+                .bind(household)
+                .fetch_one(&mut *self.conn)
+        );
+        db!(
+            self,
+            sqlx::query("UPDATE households SET name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(household)
+                .execute(&mut *self.conn)
+        );
+        Ok(before)
+    }
+
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64> {
         let version = db!(
             self,

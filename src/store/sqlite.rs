@@ -2359,6 +2359,34 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    async fn household_wallet_coops(&mut self, household: i64) -> OpResult<Vec<String>> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM accounts WHERE owner_kind = 'household' AND owner_id = ?
+               AND name LIKE 'wallet:%:paid'",
+        )
+        .bind(household)
+        .fetch_all(&mut *self.conn)
+        .await?;
+        Ok(super::wallet_coops(&names))
+    }
+
+    async fn replace_occupant(
+        &mut self,
+        household: i64,
+        name: Option<&str>,
+    ) -> OpResult<Option<String>> {
+        let before: Option<String> = sqlx::query_scalar("SELECT name FROM households WHERE id = ?")
+            .bind(household)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        sqlx::query("UPDATE households SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(household)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(before)
+    }
+
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64> {
         let version = sqlx::query_scalar("UPDATE households SET link_version = link_version + 1 WHERE id = ? RETURNING link_version")
             .bind(household)

@@ -24,6 +24,20 @@
       'coop.void.topup': '充值凭证号',
       'coop.void.submit': '作废',
       'coop.void.done': '已作废充值 {topup}（住户 {household}）：退还实付 {paid}（{method}），收回赠送 {bonus}。凭证号 {entry}',
+      'coop.move.title': '住户迁出并退现',
+      'coop.move.hint': '旧住户搬走并要求退现：本社钱包的实付余额全部退还，赠送作废；旧住户卡和密码作废。',
+      'coop.move.new_occupant': '新住户姓名',
+      'coop.move.carry': '欠费留在本户，由物业公司继续追缴',
+      'coop.move.review': '办理迁出…',
+      'coop.move.check': '请核对后确认',
+      'coop.move.confirm': '确认迁出并退款',
+      'coop.move.cancel': '取消',
+      'coop.move.refund': '退还实付（{method}）',
+      'coop.move.forfeit': '赠送作废',
+      'coop.move.arrears': '欠费',
+      'coop.move.carried': '{amount}（留在本户继续追缴）',
+      'coop.move.clear': '无',
+      'coop.move.done': '已办理迁出：退还 {refunded}（{method}），作废赠送 {forfeited}，欠费 {arrears} 留在本户；住户卡已换第 {version} 版，密码已清除。凭证号 {entry}',
     },
     en: {
       'coop.tab.credit': 'Credit refunds',
@@ -41,11 +55,27 @@
       'coop.void.topup': 'Top-up receipt number',
       'coop.void.submit': 'Void',
       'coop.void.done': 'Voided top-up {topup} (household {household}): paid {paid} back ({method}), bonus {bonus} withdrawn. Entry {entry}',
+      'coop.move.title': 'Move-out with a cash refund',
+      'coop.move.hint': 'The leaving occupant wants the credit in money: all paid credit in this cooperative’s wallet is paid back, the bonus forfeited; the old card and PIN stop working.',
+      'coop.move.new_occupant': 'New occupant’s name',
+      'coop.move.carry': 'Arrears stay on the household for the company to pursue',
+      'coop.move.review': 'Move out…',
+      'coop.move.check': 'Check, then confirm',
+      'coop.move.confirm': 'Confirm move-out and pay out',
+      'coop.move.cancel': 'Cancel',
+      'coop.move.refund': 'Paid back ({method})',
+      'coop.move.forfeit': 'Bonus forfeited',
+      'coop.move.arrears': 'Arrears',
+      'coop.move.carried': '{amount} (stays on the household)',
+      'coop.move.clear': 'none',
+      'coop.move.done': 'Moved out: paid back {refunded} ({method}), bonus forfeited {forfeited}, arrears {arrears} stay on the household; card version {version}, PIN cleared. Entry {entry}',
     },
   });
 
-  const state = { household: null, wallet: null, done: null };
+  const state = { household: null, wallet: null, done: null, fees: null, move: null, moved: null };
   const attempt = new HX.Attempt();
+  // A move-out with a cash refund: one attempt per confirm step.
+  let moveAttempt = new HX.Attempt();
 
   function cooperative() {
     const input = $('#coop-code');
@@ -76,8 +106,11 @@
       return;
     }
     HX.showProblem(problem, null, $('#credit-find'));
-    state.household = r.data.code || code;
+    state.household = r.data.household || code;
     state.wallet = r.data.wallet;
+    state.fees = r.data.fees;
+    state.move = state.moved = null;
+    $('#move-form').reset();
     $('#credit-amount').value = '';
     render();
   }
@@ -114,6 +147,7 @@
       $('#credit-submit').disabled = empty;
       preview();
     }
+    renderMove();
     const d = state.done;
     const box = $('#credit-done');
     show(box, Boolean(d));
@@ -197,7 +231,80 @@
     renderVoid();
   }
 
+  // The move-out's confirm step: what is paid back and forfeited, and the arrears, as they
+  // stand; nothing is done until it is confirmed.
+  function renderMove() {
+    const w = state.wallet;
+    show($('#move-form'), Boolean(w));
+    const m = state.move;
+    show($('#move-confirm'), Boolean(m && w));
+    const method = methodName($('#credit-method').value);
+    const arrears = (f) => (HX.fen(f.arrears) > 0n ? t('coop.move.carried', { amount: HX.yuan(f.arrears) }) : t('coop.move.clear'));
+    if (m && w) {
+      const row = (id, label, value) => [el('dt', {}, label), el('dd', { id }, value)];
+      $('#move-figures').replaceChildren(...[
+        row('move-refund', t('coop.move.refund', { method }), HX.yuan(w.paid)),
+        row('move-forfeit', t('coop.move.forfeit'), HX.yuan(w.bonus)),
+        row('move-arrears', t('coop.move.arrears'), arrears(state.fees)),
+      ].flat());
+    }
+    const d = state.moved;
+    show($('#move-done'), Boolean(d));
+    if (d) {
+      $('#move-done').replaceChildren(el('p', { id: 'move-receipt' }, t('coop.move.done', {
+        refunded: HX.yuan(d.refunded), method: methodName(d.method), forfeited: HX.yuan(d.forfeited),
+        arrears: HX.yuan(d.arrears), version: d.link_version, entry: d.entry,
+      })));
+    }
+  }
+
+  function reviewMove(ev) {
+    ev.preventDefault();
+    if (!state.wallet) return;
+    const form = $('#move-form');
+    const box = $('#move-problem');
+    const carry = $('#move-carry').checked;
+    if (HX.fen(state.fees.arrears) > 0n && !carry) {
+      HX.showProblem(box, { code: 'arrears_outstanding', field: 'fees' }, form);
+      return;
+    }
+    HX.showProblem(box, null, form);
+    const body = { wallet: 'cash_out', method: $('#credit-method').value, fees: carry ? 'carry' : 'settled' };
+    const name = $('#move-occupant').value.trim();
+    if (name) body.new_occupant = name;
+    const coop = cooperative();
+    if (coop) body.cooperative = coop;
+    state.move = { body };
+    state.moved = null;
+    moveAttempt = new HX.Attempt();
+    renderMove();
+  }
+
+  async function confirmMove() {
+    if (!state.move || moveAttempt.busy) return;
+    const button = $('#move-go');
+    button.disabled = true;
+    const r = await moveAttempt.post(`/v1/households/${encodeURIComponent(state.household)}/move-out`, state.move.body);
+    button.disabled = false;
+    if (!r.ok) {
+      HX.showProblem($('#move-problem'), r.problem, $('#move-form'));
+      return;
+    }
+    state.move = null;
+    state.moved = r.data;
+    state.wallet = { paid: '0.00', bonus: '0.00', total: '0.00' };
+    state.done = null;
+    $('#move-form').reset();
+    render();
+  }
+
   document.addEventListener('DOMContentLoaded', () => {
+    $('#move-form').addEventListener('submit', reviewMove);
+    $('#move-go').addEventListener('click', confirmMove);
+    $('#move-cancel').addEventListener('click', () => {
+      state.move = null;
+      renderMove();
+    });
     $('#void-form').addEventListener('submit', voidTopup);
     document.addEventListener('hx:lang', renderVoid);
     $('#credit-find').addEventListener('submit', look);

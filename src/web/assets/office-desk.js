@@ -1,7 +1,8 @@
 // hongxin 红心 — the office's household desk (/office, #desk): find a household, record a
 // resident's property-fee payment (an HX.Attempt: a double click or a retry records it once),
 // set or reset the resident's PIN, and show and print the household card with its QR code (the
-// signed link), or issue a new card that makes the old one stop working.
+// signed link), or issue a new card that makes the old one stop working; and a move-out (change
+// of occupant, the wallets handed on to the new one) behind a confirm step showing the figures.
 'use strict';
 
 (function () {
@@ -57,6 +58,31 @@
       'problem.desk_reference_empty': '请填写收据号或转账凭证',
       'problem.desk_pin_format': '密码须为 4 到 8 位数字',
       'problem.desk_pin_mismatch': '两次输入的密码不一样',
+      'desk.move.title': '住户迁出（换住户）',
+      'desk.move.hint': '旧住户的购物余额转给新住户（双方同意）；如需退现，请合作社会计办理。旧住户卡和密码将作废。',
+      'desk.move.new_occupant': '新住户姓名',
+      'desk.move.carry': '欠费留在本户，由物业公司继续追缴',
+      'desk.move.review': '办理迁出…',
+      'desk.move.check': '请核对后确认',
+      'desk.move.confirm': '确认迁出',
+      'desk.move.cancel': '取消',
+      'desk.move.done': '已办理迁出',
+      'desk.move.household': '住户',
+      'desk.move.leaving': '迁出住户',
+      'desk.move.arriving': '新住户',
+      'desk.move.nobody': '（未填写）',
+      'desk.move.wallet': '{cooperative} 余额转给新住户',
+      'desk.move.wallet_value': '已付 {paid}，赠送 {bonus}',
+      'desk.move.no_wallet': '购物余额',
+      'desk.move.no_wallet_value': '无',
+      'desk.move.refunded': '退还现金',
+      'desk.move.forfeited': '赠送部分作废',
+      'desk.move.arrears': '欠费',
+      'desk.move.arrears_carried': '{amount}（留在本户继续追缴）',
+      'desk.move.card': '住户卡',
+      'desk.move.card_value': '旧卡和密码作废，须发新卡',
+      'desk.move.card_done': '已换第 {version} 版住户卡，密码已清除',
+      'desk.move.entry': '凭证号',
     },
     en: {
       'desk.title': 'Household desk',
@@ -107,11 +133,39 @@
       'problem.desk_reference_empty': 'Enter the receipt or transfer reference',
       'problem.desk_pin_format': 'A PIN is 4 to 8 digits',
       'problem.desk_pin_mismatch': 'The two PINs differ',
+      'desk.move.title': 'Move-out (change of occupant)',
+      'desk.move.hint': 'The leaving occupant’s shopping credit goes to the new occupant (both agree); for a cash refund, the cooperative’s accountant does the move-out. The old card and PIN stop working.',
+      'desk.move.new_occupant': 'New occupant’s name',
+      'desk.move.carry': 'Arrears stay on the household for the company to pursue',
+      'desk.move.review': 'Move out…',
+      'desk.move.check': 'Check, then confirm',
+      'desk.move.confirm': 'Confirm move-out',
+      'desk.move.cancel': 'Cancel',
+      'desk.move.done': 'Moved out',
+      'desk.move.household': 'Household',
+      'desk.move.leaving': 'Leaving',
+      'desk.move.arriving': 'Moving in',
+      'desk.move.nobody': '(not given)',
+      'desk.move.wallet': 'Credit at {cooperative} handed on',
+      'desk.move.wallet_value': 'paid {paid}, bonus {bonus}',
+      'desk.move.no_wallet': 'Shopping credit',
+      'desk.move.no_wallet_value': 'none',
+      'desk.move.refunded': 'Paid back',
+      'desk.move.forfeited': 'Bonus forfeited',
+      'desk.move.arrears': 'Arrears',
+      'desk.move.arrears_carried': '{amount} (stays on the household)',
+      'desk.move.card': 'Household card',
+      'desk.move.card_value': 'The old card and PIN stop working; issue a new card',
+      'desk.move.card_done': 'Card version {version}; PIN cleared',
+      'desk.move.entry': 'Entry',
     },
   });
 
-  const state = { household: null, payment: null, card: null };
+  const state = { household: null, payment: null, card: null, move: null, moved: null };
   const attempt = new HX.Attempt();
+  // One attempt per confirm step: a move-out refused for arrears and retried after they are
+  // paid is a new request, not the remembered refusal.
+  let moveAttempt = new HX.Attempt();
 
   function explainBalance(balance) {
     const f = fen(balance);
@@ -161,9 +215,95 @@
     $('#card-version').textContent = t('desk.card.version', { version: c.version });
   }
 
+  // The move-out's confirm step: the figures as they stand, before anything is done.
+  function renderMove() {
+    const m = state.move;
+    const h = state.household;
+    show($('#move-confirm'), Boolean(m && h));
+    if (m && h) {
+      const row = (id, label, value) => [el('dt', {}, label), el('dd', { id: 'move-' + id }, value)];
+      const wallets = h.wallets.filter((w) => fen(w.total) !== 0n);
+      $('#move-figures').replaceChildren(...[
+        row('f-household', t('desk.move.household'), h.household),
+        row('f-leaving', t('desk.move.leaving'), h.name || t('desk.move.nobody')),
+        row('f-arriving', t('desk.move.arriving'), m.body.new_occupant || t('desk.move.nobody')),
+        wallets.length === 0
+          ? row('f-wallet', t('desk.move.no_wallet'), t('desk.move.no_wallet_value'))
+          : wallets.map((w) => row('f-wallet-' + w.cooperative, t('desk.move.wallet', { cooperative: w.cooperative }),
+            t('desk.move.wallet_value', { paid: yuan(w.paid), bonus: yuan(w.bonus) }))).flat(),
+        row('f-arrears', t('desk.move.arrears'), fen(h.fees.arrears) > 0n
+          ? t('desk.move.arrears_carried', { amount: yuan(h.fees.arrears) }) : t('desk.f.clear')),
+        row('f-card', t('desk.move.card'), t('desk.move.card_value')),
+      ].flat());
+    }
+    const d = state.moved;
+    show($('#move-receipt'), Boolean(d));
+    if (!d) return;
+    const row = (id, label, value) => [el('dt', {}, label), el('dd', { id: 'moved-' + id }, value)];
+    $('#move-lines').replaceChildren(...[
+      row('entry', t('desk.move.entry'), String(d.entry)),
+      row('arriving', t('desk.move.arriving'), d.occupant || t('desk.move.nobody')),
+      d.wallets.map((w) => row('wallet-' + w.cooperative, t('desk.move.wallet', { cooperative: w.cooperative }),
+        t('desk.move.wallet_value', { paid: yuan(w.paid), bonus: yuan(w.bonus) }))).flat(),
+      fen(d.refunded) > 0n ? row('refunded', t('desk.move.refunded'), yuan(d.refunded)) : [],
+      fen(d.forfeited) > 0n ? row('forfeited', t('desk.move.forfeited'), yuan(d.forfeited)) : [],
+      row('arrears', t('desk.move.arrears'), fen(d.arrears) > 0n
+        ? t('desk.move.arrears_carried', { amount: yuan(d.arrears) }) : t('desk.f.clear')),
+      row('card', t('desk.move.card'), t('desk.move.card_done', { version: d.link_version })),
+    ].flat());
+  }
+
+  function reviewMove(ev) {
+    ev.preventDefault();
+    const h = state.household;
+    if (!h) return;
+    const form = $('#desk-move');
+    const box = $('#move-problem');
+    const carry = $('#move-carry').checked;
+    if (fen(h.fees.arrears) > 0n && !carry) {
+      HX.showProblem(box, { code: 'arrears_outstanding', field: 'fees' }, form);
+      return;
+    }
+    HX.showProblem(box, null, form);
+    const name = $('#move-occupant').value.trim();
+    const body = { wallet: 'transfer', fees: carry ? 'carry' : 'settled' };
+    if (name) body.new_occupant = name;
+    state.move = { body };
+    state.moved = null;
+    moveAttempt = new HX.Attempt();
+    renderMove();
+  }
+
+  async function confirmMove() {
+    const h = state.household;
+    if (!state.move || !h || moveAttempt.busy) return;
+    const button = $('#move-go');
+    button.disabled = true;
+    const r = await moveAttempt.post(`/v1/households/${encodeURIComponent(h.household)}/move-out`, state.move.body);
+    button.disabled = false;
+    if (!r.ok) {
+      HX.showProblem($('#move-problem'), r.problem, $('#desk-move'));
+      return;
+    }
+    HX.showProblem($('#move-problem'), null, $('#desk-move'));
+    state.move = null;
+    state.moved = r.data;
+    state.card = null;
+    $('#card-qr').replaceChildren();
+    $('#desk-move').reset();
+    renderCard();
+    renderMove();
+    reload();
+  }
+
   function reset() {
     state.payment = null;
     state.card = null;
+    state.move = null;
+    state.moved = null;
+    $('#desk-move').reset();
+    HX.showProblem($('#move-problem'), null, $('#desk-move'));
+    renderMove();
     $('#card-qr').replaceChildren();
     for (const f of ['#desk-pay', '#desk-pin']) $(f).reset();
     for (const [box, form] of [['#pay-problem', '#desk-pay'], ['#pin-problem', '#desk-pin'], ['#card-problem', null]]) {
@@ -302,10 +442,17 @@
     $('#card-issue').addEventListener('click', () => showCard(false));
     $('#card-rotate').addEventListener('click', () => showCard(true));
     $('#card-print-go').addEventListener('click', printCard);
+    $('#desk-move').addEventListener('submit', reviewMove);
+    $('#move-go').addEventListener('click', confirmMove);
+    $('#move-cancel').addEventListener('click', () => {
+      state.move = null;
+      renderMove();
+    });
     document.addEventListener('hx:lang', () => {
       renderFacts();
       renderPayment();
       renderCard();
+      renderMove();
     });
   });
 })();
