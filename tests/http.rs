@@ -2761,6 +2761,7 @@ const NOT_MONEY: &[&str] = &[
     "/v1/resident/sessions",
     "/v1/households/{household}/pin",
     "/v1/households/{household}/link/rotate",
+    "/v1/master-changes",
 ];
 
 fn fill(path: &str) -> String {
