@@ -16,8 +16,7 @@ use sqlx::{Connection, Row};
 use common::{cash, sale_amount, sale_lines, voucher, wallet, y, Backend, TestLedger};
 use hongxin::domain::{
     CatalogItemInput, CloseMonth, Command, Delivery, FeePayment, GenerateBills, Lined,
-    MasterChange, NewHousehold, NewToken, PayMethod, Receipt, Role, Settlement, Subject,
-    FACT_ROWS,
+    MasterChange, NewHousehold, NewToken, PayMethod, Receipt, Role, Settlement, Subject, FACT_ROWS,
 };
 
 /// Columns money does not depend on, and why.
@@ -545,8 +544,20 @@ async fn build(backend: Backend) -> TestLedger {
     // Master data changes (migration 0021): an area from a month not yet billed, a compound's
     // eligibility from a day.
     for (subject, code, field, value, from) in [
-        (Subject::Household, "H1", "area_m2", "90.00", Some("2029-12")),
-        (Subject::Compound, "HX02", "eligible", "false", Some("2029-12-01")),
+        (
+            Subject::Household,
+            "H1",
+            "area_m2",
+            "90.00",
+            Some("2029-12"),
+        ),
+        (
+            Subject::Compound,
+            "HX02",
+            "eligible",
+            "false",
+            Some("2029-12-01"),
+        ),
     ] {
         run(
             ledger

@@ -94,9 +94,12 @@ pub enum CliCommand {
     /// Cooperative reports: the daily till report, the prepaid liability and custody deposit
     #[command(subcommand)]
     Report(report::ReportCommand),
-    /// Compounds: the day a company took one over
+    /// Compounds: the day a company took one over, eligibility, company and name from a date
     #[command(subcommand)]
     Compound(compound::CompoundCommand),
+    /// Households: floor area from a billing month, name
+    #[command(subcommand)]
+    Household(compound::HouseholdCommand),
 }
 
 /// Outcomes that are not plain failures, each with its exit status.
@@ -178,6 +181,7 @@ pub async fn run(command: CliCommand, config: Config) -> anyhow::Result<()> {
         CliCommand::Export(e) => export::run(&config, e).await,
         CliCommand::Report(r) => report::run(&config, r).await,
         CliCommand::Compound(c) => compound::run(&config, c).await,
+        CliCommand::Household(h) => compound::run_household(&config, h).await,
     }
 }
 

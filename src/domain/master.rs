@@ -682,7 +682,11 @@ pub(crate) async fn change_master_data<T: Tx>(
     let (field, old, new, shown_old, shown_new): (&'static str, _, String, _, String) =
         match c.field.as_str() {
             "name" => {
-                let max = if subject == Subject::Household { 50 } else { 100 };
+                let max = if subject == Subject::Household {
+                    50
+                } else {
+                    100
+                };
                 check_text("value", &c.value, max)?;
                 if row.name.as_deref() == Some(c.value.as_str()) {
                     return same(format!("{} is already named {}", c.code, c.value));
@@ -706,7 +710,13 @@ pub(crate) async fn change_master_data<T: Tx>(
                     return same(format!("{} is already {now}", c.code));
                 }
                 let old = row.eligible.map(|b| b.to_string());
-                ("eligible", old.clone(), new.to_string(), old, new.to_string())
+                (
+                    "eligible",
+                    old.clone(),
+                    new.to_string(),
+                    old,
+                    new.to_string(),
+                )
             }
             "company" => {
                 let company = tx
@@ -836,13 +846,16 @@ async fn effective_from<T: Tx>(
         NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .ok()
             .filter(|_| text.len() == 10)
-            .ok_or_else(|| Rejection::invalid("effective_from", "must be a day written YYYY-MM-DD"))?
+            .ok_or_else(|| {
+                Rejection::invalid("effective_from", "must be a day written YYYY-MM-DD")
+            })?
     };
     let month = month_of(day);
-    let bounds = tx
-        .master_change_bounds(field, id)
-        .await?;
-    if let Some(closed) = bounds.last_closed.filter(|closed| month.as_str() <= closed.as_str()) {
+    let bounds = tx.master_change_bounds(field, id).await?;
+    if let Some(closed) = bounds
+        .last_closed
+        .filter(|closed| month.as_str() <= closed.as_str())
+    {
         return Err(Rejection::invalid(
             "effective_from",
             format!("{closed} is closed: a change can take effect from the month after it"),
@@ -864,7 +877,10 @@ async fn effective_from<T: Tx>(
     if let Some(last) = bounds.last_effective.filter(|last| day < *last) {
         return Err(Rejection::invalid(
             "effective_from",
-            format!("a change of {} from {last} is recorded: a later one cannot take effect before it", c.field),
+            format!(
+                "a change of {} from {last} is recorded: a later one cannot take effect before it",
+                c.field
+            ),
         )
         .into());
     }

@@ -18,8 +18,9 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{MasterChangeRecord, Subject, 
-    CatalogItem, Command, Receipt, Rejection, Role, StoreError, TopUpReceipt, VoucherStatus,
+use crate::domain::{
+    CatalogItem, Command, MasterChangeRecord, Receipt, Rejection, Role, StoreError, Subject,
+    TopUpReceipt, VoucherStatus,
 };
 use crate::fees::statement::Statement;
 use crate::ledger::{audit, AccountId, AccountType, EntryKind, VerifyReport};
@@ -581,8 +582,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the household's compound is in the programme on `day` (master data changes
     /// switch it from a day); `None` for an unknown household.
-    async fn eligible_on(&self, household: &str, day: NaiveDate)
-        -> Result<Option<bool>, StoreError>;
+    async fn eligible_on(
+        &self,
+        household: &str,
+        day: NaiveDate,
+    ) -> Result<Option<bool>, StoreError>;
 
     /// The master data changes, oldest first, optionally of one subject (and code): the
     /// journal's record of old and new values.

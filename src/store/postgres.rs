@@ -71,9 +71,10 @@ use super::rows::{self, date, hash32};
 use super::sqlite::Services;
 use super::*;
 use crate::domain::{
-    self, BillingRow, Candidate, CatalogItem, ChangeBounds, StoredChange, Subject, SubjectRow, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
-    HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
-    NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds, Tx, VoucherRecord,
+    self, BillingRow, Candidate, CatalogItem, CatalogItemInput, ChangeBounds, CoopRef, Ctx,
+    EligibleHousehold, HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative,
+    NewHousehold, NewShop, NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, StoredChange,
+    Subject, SubjectRow, TokenScopeIds, Tx, VoucherRecord,
 };
 use crate::engine;
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
@@ -1311,10 +1312,10 @@ async fn statement_in(
         rows::company_on(day)
     );
     let rows = sqlx::query(&sql)
-    .bind(month)
-    .bind(company_id)
-    .fetch_all(&mut *conn)
-    .await?;
+        .bind(month)
+        .bind(company_id)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut lines = Vec::with_capacity(rows.len());
     for r in &rows {
         lines.push(HouseholdLine {
@@ -2259,7 +2260,10 @@ impl PgTx<'_> {
         if !storable(code) {
             return Ok(None);
         }
-        let sql = format!("SELECT {} WHERE h.code = $1", rows::household_ref_columns(None));
+        let sql = format!(
+            "SELECT {} WHERE h.code = $1",
+            rows::household_ref_columns(None)
+        );
         let row: Option<rows::HouseholdRefRow> = db!(
             self,
             sqlx::query_as(&sql)
@@ -2807,21 +2811,30 @@ impl Tx for PgTx<'_> {
                 subject.table()
             ),
         };
-        type Row = (i64, Option<String>, Option<bool>, Option<i64>, Option<String>, Option<i64>);
+        type Row = (
+            i64,
+            Option<String>,
+            Option<bool>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+        );
         let row: Option<Row> = db!(
             self,
             sqlx::query_as(&sql)
                 .bind(code)
                 .fetch_optional(&mut *self.conn)
         );
-        Ok(row.map(|(id, name, eligible, company, company_code, area_dm2)| SubjectRow {
-            id,
-            name,
-            eligible,
-            company,
-            company_code,
-            area_dm2,
-        }))
+        Ok(row.map(
+            |(id, name, eligible, company, company_code, area_dm2)| SubjectRow {
+                id,
+                name,
+                eligible,
+                company,
+                company_code,
+                area_dm2,
+            },
+        ))
     }
 
     async fn master_change_bounds(&mut self, field: &str, id: i64) -> OpResult<ChangeBounds> {
@@ -2877,10 +2890,17 @@ impl Tx for PgTx<'_> {
             .fetch_one(&mut *self.conn)
         );
         let update = match change.field {
-            "name" => format!("UPDATE {} SET name = $1 WHERE id = $2", change.subject.table()),
+            "name" => format!(
+                "UPDATE {} SET name = $1 WHERE id = $2",
+                change.subject.table()
+            ),
             "eligible" => "UPDATE compounds SET eligible = ($1 = 'true') WHERE id = $2".to_string(),
-            "company" => "UPDATE compounds SET company_id = CAST($1 AS BIGINT) WHERE id = $2".to_string(),
-            "area" => "UPDATE households SET area_dm2 = CAST($1 AS BIGINT) WHERE id = $2".to_string(),
+            "company" => {
+                "UPDATE compounds SET company_id = CAST($1 AS BIGINT) WHERE id = $2".to_string()
+            }
+            "area" => {
+                "UPDATE households SET area_dm2 = CAST($1 AS BIGINT) WHERE id = $2".to_string()
+            }
             other => return Err(StoreError(format!("no master field {other}")).into()),
         };
         db!(
@@ -3095,9 +3115,9 @@ impl Tx for PgTx<'_> {
         let rows = db!(
             self,
             sqlx::query(&sql)
-            .bind(company)
-            .bind(month)
-            .fetch_all(&mut *self.conn)
+                .bind(company)
+                .bind(month)
+                .fetch_all(&mut *self.conn)
         );
         rows.iter()
             .map(|r| {
@@ -3483,19 +3503,19 @@ async fn candidate_reads(
         rows::eligible_on("$1")
     );
     let households = sqlx::query(&sql)
-    .bind(to.to_string())
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(EligibleHousehold {
-            id: r.try_get(0)?,
-            code: r.try_get(1)?,
-            company: r.try_get(2)?,
-            company_code: r.try_get(3)?,
+        .bind(to.to_string())
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(EligibleHousehold {
+                id: r.try_get(0)?,
+                code: r.try_get(1)?,
+                company: r.try_get(2)?,
+                company_code: r.try_get(3)?,
+            })
         })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let fees: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT owner_id, id, balance FROM accounts
          WHERE owner_kind = 'household' AND name = 'fees'",

@@ -26,9 +26,10 @@ use super::rows::{self, date, hash32};
 use super::*;
 use crate::clock::Clock;
 use crate::domain::{
-    self, BillingRow, Candidate, CatalogItem, ChangeBounds, StoredChange, Subject, SubjectRow, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
-    HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative, NewHousehold, NewShop,
-    NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds, Tx, VoucherRecord,
+    self, BillingRow, Candidate, CatalogItem, CatalogItemInput, ChangeBounds, CoopRef, Ctx,
+    EligibleHousehold, HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative,
+    NewHousehold, NewShop, NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, StoredChange,
+    Subject, SubjectRow, TokenScopeIds, Tx, VoucherRecord,
 };
 use crate::engine;
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
@@ -700,10 +701,10 @@ impl Store for SqliteStore {
             rows::company_on(day)
         );
         let rows = sqlx::query(&sql)
-        .bind(month)
-        .bind(company_id)
-        .fetch_all(&mut *conn)
-        .await?;
+            .bind(month)
+            .bind(company_id)
+            .fetch_all(&mut *conn)
+            .await?;
         let mut lines = Vec::with_capacity(rows.len());
         for r in &rows {
             lines.push(HouseholdLine {
@@ -2041,7 +2042,10 @@ impl SqliteTx<'_> {
         value: i64,
         code: &str,
     ) -> OpResult<Option<HouseholdRef>> {
-        let sql = format!("SELECT {} WHERE {filter}", rows::household_ref_columns(None));
+        let sql = format!(
+            "SELECT {} WHERE {filter}",
+            rows::household_ref_columns(None)
+        );
         let mut q = sqlx::query_as::<_, rows::HouseholdRefRow>(&sql);
         q = if filter.contains("h.code") {
             q.bind(code)
@@ -2367,30 +2371,42 @@ impl Tx for SqliteTx<'_> {
         code: &str,
     ) -> OpResult<Option<SubjectRow>> {
         let sql = match subject {
-            Subject::Compound => "SELECT c.id, c.name, CAST(c.eligible AS INTEGER), c.company_id, k.code, NULL
+            Subject::Compound => {
+                "SELECT c.id, c.name, CAST(c.eligible AS INTEGER), c.company_id, k.code, NULL
                  FROM compounds c JOIN companies k ON k.id = c.company_id WHERE c.code = ?"
-                .to_string(),
+                    .to_string()
+            }
             Subject::Household => {
-                "SELECT id, name, NULL, NULL, NULL, area_dm2 FROM households WHERE code = ?".to_string()
+                "SELECT id, name, NULL, NULL, NULL, area_dm2 FROM households WHERE code = ?"
+                    .to_string()
             }
             _ => format!(
                 "SELECT id, name, NULL, NULL, NULL, NULL FROM {} WHERE code = ?",
                 subject.table()
             ),
         };
-        type Row = (i64, Option<String>, Option<i64>, Option<i64>, Option<String>, Option<i64>);
+        type Row = (
+            i64,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+        );
         let row: Option<Row> = sqlx::query_as(&sql)
             .bind(code)
             .fetch_optional(&mut *self.conn)
             .await?;
-        Ok(row.map(|(id, name, eligible, company, company_code, area_dm2)| SubjectRow {
-            id,
-            name,
-            eligible: eligible.map(|e| e != 0),
-            company,
-            company_code,
-            area_dm2,
-        }))
+        Ok(row.map(
+            |(id, name, eligible, company, company_code, area_dm2)| SubjectRow {
+                id,
+                name,
+                eligible: eligible.map(|e| e != 0),
+                company,
+                company_code,
+                area_dm2,
+            },
+        ))
     }
 
     async fn master_change_bounds(&mut self, field: &str, id: i64) -> OpResult<ChangeBounds> {
@@ -2443,10 +2459,17 @@ impl Tx for SqliteTx<'_> {
         .fetch_one(&mut *self.conn)
         .await?;
         let update = match change.field {
-            "name" => format!("UPDATE {} SET name = ? WHERE id = ?", change.subject.table()),
+            "name" => format!(
+                "UPDATE {} SET name = ? WHERE id = ?",
+                change.subject.table()
+            ),
             "eligible" => "UPDATE compounds SET eligible = (? = 'true') WHERE id = ?".to_string(),
-            "company" => "UPDATE compounds SET company_id = CAST(? AS INTEGER) WHERE id = ?".to_string(),
-            "area" => "UPDATE households SET area_dm2 = CAST(? AS INTEGER) WHERE id = ?".to_string(),
+            "company" => {
+                "UPDATE compounds SET company_id = CAST(? AS INTEGER) WHERE id = ?".to_string()
+            }
+            "area" => {
+                "UPDATE households SET area_dm2 = CAST(? AS INTEGER) WHERE id = ?".to_string()
+            }
             other => return Err(StoreError(format!("no master field {other}")).into()),
         };
         sqlx::query(&update)
@@ -2777,10 +2800,10 @@ impl Tx for SqliteTx<'_> {
             rows::company_on(day)
         );
         let rows = sqlx::query(&sql)
-        .bind(company)
-        .bind(month)
-        .fetch_all(&mut *self.conn)
-        .await?;
+            .bind(company)
+            .bind(month)
+            .fetch_all(&mut *self.conn)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(BillingRow {
@@ -3153,9 +3176,9 @@ async fn close_candidates_in(
         rows::eligible_on("?1")
     );
     let households = sqlx::query(&sql)
-    .bind(to.to_string())
-    .fetch_one(&mut *conn)
-    .await?;
+        .bind(to.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
     let ids: Vec<i64> = json_column(&households, 0)?;
     let codes: Vec<String> = json_column(&households, 1)?;
     let companies: Vec<i64> = json_column(&households, 2)?;
