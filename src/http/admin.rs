@@ -413,6 +413,7 @@ async fn post_master_change(
 }
 
 #[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChangesQuery {
     /// Only changes of this kind of master data.
@@ -435,6 +436,18 @@ async fn get_master_changes(
 ) -> Result<axum::Json<Vec<MasterChangeRecord>>, ApiError> {
     principal.allow(&[Role::Admin])?;
     let Query(q) = q.map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))?;
+    let code_ok = |c: &str| {
+        (1..=32).contains(&c.len())
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if let Some(code) = q.code.as_deref().filter(|c| !code_ok(c)) {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            "code",
+            format!("{code:?} must be 1–32 letters, digits, '-' or '_'"),
+        ));
+    }
     Ok(axum::Json(
         state
             .app
