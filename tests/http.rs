@@ -2865,6 +2865,7 @@ const NOT_MONEY: &[&str] = &[
     "/v1/resident/sessions",
     "/v1/households/{household}/pin",
     "/v1/households/{household}/link/rotate",
+    "/v1/master-changes",
 ];
 
 fn fill(path: &str) -> String {

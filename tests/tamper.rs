@@ -16,7 +16,8 @@ use sqlx::{Connection, Row};
 use common::{cash, sale_amount, sale_lines, voucher, wallet, y, Backend, TestLedger};
 use hongxin::domain::{
     CatalogItemInput, CloseMonth, Command, Delivery, ExchangeVoucher, FeePayment, GenerateBills,
-    Lined, NewHousehold, NewToken, PayMethod, Receipt, Role, Settlement, FACT_ROWS,
+    Lined, MasterChange, NewHousehold, NewToken, PayMethod, Receipt, Role, Settlement, Subject,
+    FACT_ROWS,
 };
 
 /// Columns money does not depend on, and why.
@@ -113,6 +114,11 @@ const IRRELEVANT: &[(&str, &str, &str)] = &[
         "row identity; a sale records the SKU, price and cost it used",
     ),
     ("catalog_items", "name", "a display name"),
+    (
+        "master_changes",
+        "id",
+        "row identity; verify keys a change by the entry that records it (entry_id)",
+    ),
     ("catalog_items", "unit", "a display unit"),
     (
         "catalog_items",
@@ -580,6 +586,37 @@ async fn build(backend: Backend) -> TestLedger {
             .await,
         "exchange",
     );
+    // Master data changes (migration 0021): an area from a month not yet billed, a compound's
+    // eligibility from a day.
+    for (subject, code, field, value, from) in [
+        (
+            Subject::Household,
+            "H1",
+            "area_m2",
+            "90.00",
+            Some("2029-12"),
+        ),
+        (
+            Subject::Compound,
+            "HX02",
+            "eligible",
+            "false",
+            Some("2029-12-01"),
+        ),
+    ] {
+        run(
+            ledger
+                .run(Command::ChangeMasterData(MasterChange {
+                    subject,
+                    code: code.into(),
+                    field: field.into(),
+                    value: value.into(),
+                    effective_from: from.map(str::to_string),
+                }))
+                .await,
+            "master data change",
+        );
+    }
     let report = ledger.app.verify().await.expect("verify");
     assert!(report.ok(), "the untouched ledger verifies: {report:?}");
     ledger

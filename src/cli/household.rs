@@ -1,10 +1,14 @@
-//! `hongxin household move-out`: a household's occupant leaves and another moves in (搬离/换户),
-//! from the operator's shell — the same command as `POST /v1/households/{code}/move-out`
-//! (`domain::move_out`): wallets cashed out or transferred, fees settled first or carried, the
-//! new occupant's name, a new card link, the PIN cleared.
+//! `hongxin household`: a household's life after import, from the operator's shell.
+//!
+//! `move-out`: the occupant leaves and another moves in (搬离/换户) — the same command as
+//! `POST /v1/households/{code}/move-out` (`domain::move_out`): wallets cashed out or
+//! transferred, fees settled first or carried, the new occupant's name, a new card link, the PIN
+//! cleared. `set-area` and `rename`: master data changes (`POST /v1/master-changes`), run by
+//! [`crate::cli::compound`] with the compound's own.
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::cli::compound::{self, HouseholdRenameArgs, SetAreaArgs};
 use crate::cli::fees::parse_method;
 use crate::cli::{accepted, open_existing};
 use crate::config::Config;
@@ -15,6 +19,10 @@ pub enum HouseholdCommand {
     /// Move a household's occupant out: wallets cashed out or transferred to the new occupant,
     /// fees settled or carried, the card's link rotated and the PIN cleared
     MoveOut(MoveOutArgs),
+    /// Correct the household's floor area from a billing month (bills issued stay as they are)
+    SetArea(SetAreaArgs),
+    /// Correct the household's name from now on
+    Rename(HouseholdRenameArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -56,9 +64,9 @@ pub struct MoveOutArgs {
 }
 
 pub async fn run(config: &Config, command: HouseholdCommand) -> anyhow::Result<()> {
-    let app = open_existing(config).await?;
     match command {
         HouseholdCommand::MoveOut(args) => {
+            let app = open_existing(config).await?;
             let command = Command::MoveOut(MoveOut {
                 household: args.household,
                 new_occupant: args.new_occupant,
@@ -103,7 +111,9 @@ pub async fn run(config: &Config, command: HouseholdCommand) -> anyhow::Result<(
                 r.occupant.as_deref().unwrap_or("-"),
                 r.link_version
             );
+            Ok(())
         }
+        HouseholdCommand::SetArea(a) => compound::set_area(config, a).await,
+        HouseholdCommand::Rename(a) => compound::rename_household(config, a).await,
     }
-    Ok(())
 }

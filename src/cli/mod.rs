@@ -95,10 +95,10 @@ pub enum CliCommand {
     /// Cooperative reports: the daily till report, the prepaid liability and custody deposit
     #[command(subcommand)]
     Report(report::ReportCommand),
-    /// Compounds: the day a company took one over
+    /// Compounds: the day a company took one over, eligibility, company and name from a date
     #[command(subcommand)]
     Compound(compound::CompoundCommand),
-    /// Households: a change of occupant (move-out)
+    /// Households: a change of occupant (move-out), floor area from a billing month, name
     #[command(subcommand)]
     Household(household::HouseholdCommand),
 }

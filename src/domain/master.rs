@@ -645,3 +645,244 @@ pub(crate) async fn rotate_link<T: Tx>(tx: &mut T, household: &str) -> OpResult<
         code: h.code,
     })
 }
+
+/// A change of master data after it was made (issue 14): a name from now on, a compound's
+/// eligibility from a day, a compound's company or a household's area from a month. Posts a
+/// master data entry whose fact carries old and new value and the day in force, stores the
+/// change, and writes the new value into the master row (which holds the latest value; what was
+/// in force on a day is read through `master_changes`, see migration 0021).
+///
+/// Refused, naming the field and changing nothing: a field the subject does not have, a value
+/// the same as now, a company or area change reaching into a month already billed or closed, an
+/// eligibility change on or before the last closed month's end, a date before an earlier change
+/// of the same field.
+pub(crate) async fn change_master_data<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    c: &MasterChange,
+) -> OpResult<MasterChangeRecord> {
+    let subject = c.subject;
+    if !subject.fields().contains(&c.field.as_str()) {
+        return Err(Rejection::invalid(
+            "field",
+            format!(
+                "a {}'s {:?} cannot be changed; one of: {}",
+                subject.as_str(),
+                c.field,
+                subject.fields().join(", ")
+            ),
+        )
+        .into());
+    }
+    let row = tx
+        .master_subject(subject, &c.code)
+        .await?
+        .ok_or_else(|| Rejection::not_found("code", subject.as_str(), &c.code))?;
+    let same = |what: String| Err(Rejection::invalid("value", what).into());
+    let (field, old, new, shown_old, shown_new): (&'static str, _, String, _, String) =
+        match c.field.as_str() {
+            "name" => {
+                let max = if subject == Subject::Household {
+                    50
+                } else {
+                    100
+                };
+                check_text("value", &c.value, max)?;
+                if row.name.as_deref() == Some(c.value.as_str()) {
+                    return same(format!("{} is already named {}", c.code, c.value));
+                }
+                (
+                    "name",
+                    row.name.clone(),
+                    c.value.clone(),
+                    row.name.clone(),
+                    c.value.clone(),
+                )
+            }
+            "eligible" => {
+                let new = match c.value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(Rejection::invalid("value", "must be true or false").into()),
+                };
+                if row.eligible == Some(new) {
+                    let now = if new { "eligible" } else { "not eligible" };
+                    return same(format!("{} is already {now}", c.code));
+                }
+                let old = row.eligible.map(|b| b.to_string());
+                (
+                    "eligible",
+                    old.clone(),
+                    new.to_string(),
+                    old,
+                    new.to_string(),
+                )
+            }
+            "company" => {
+                let company = tx
+                    .company(&c.value)
+                    .await?
+                    .ok_or_else(|| Rejection::not_found("value", "company", &c.value))?;
+                if row.company == Some(company) {
+                    return same(format!("{} is already with {}", c.code, c.value));
+                }
+                (
+                    "company",
+                    row.company.map(|id| id.to_string()),
+                    company.to_string(),
+                    row.company_code.clone(),
+                    c.value.clone(),
+                )
+            }
+            "area_m2" => {
+                let area: Decimal = c.value.trim().parse().map_err(|_| {
+                    Rejection::invalid("value", "must be an area in m², e.g. 85.50")
+                })?;
+                let dm2 = area_dm2("value", area)?;
+                if row.area_dm2 == Some(dm2) {
+                    return same(format!("{} already has {} m²", c.code, c.value));
+                }
+                (
+                    "area",
+                    row.area_dm2.map(|a| a.to_string()),
+                    dm2.to_string(),
+                    row.area_dm2.map(area_text),
+                    area_text(dm2),
+                )
+            }
+            _ => unreachable!("checked against the subject's fields"),
+        };
+    let effective_from = effective_from(tx, ctx, c, field, row.id).await?;
+    let fact = Fact::MasterChanged {
+        subject: subject.as_str().to_string(),
+        id: row.id,
+        field: field.to_string(),
+        old: old.clone(),
+        new: new.clone(),
+        effective_from,
+    };
+    let mut header = ctx.header(EntryKind::MasterData);
+    header.memo = Some(format!(
+        "{} {} {}: {} -> {} from {effective_from}",
+        subject.as_str(),
+        c.code,
+        c.field,
+        shown_old.as_deref().unwrap_or("-"),
+        shown_new
+    ));
+    header.facts = Some(fact.encode());
+    let entry = EntryDraft::new(header)
+        .balanced()
+        .map_err(|e| StoreError(e.to_string()))?;
+    let posted = tx.post(entry, "field").await?;
+    let id = tx
+        .insert_master_change(
+            posted.id,
+            &StoredChange {
+                subject,
+                subject_id: row.id,
+                field,
+                old,
+                new,
+                effective_from,
+            },
+        )
+        .await?;
+    Ok(MasterChangeRecord {
+        id,
+        entry: posted.id,
+        subject,
+        code: c.code.clone(),
+        field: c.field.clone(),
+        old: shown_old,
+        new: shown_new,
+        effective_from,
+        recorded_at: ctx.now.to_rfc3339(),
+        actor: ctx.actor,
+    })
+}
+
+/// An area in dm² as m² text with two decimals.
+pub fn area_text(dm2: i64) -> String {
+    Decimal::new(dm2, 2).to_string()
+}
+
+/// The day a change is in force from, checked against the closed and billed months and the
+/// changes before it.
+async fn effective_from<T: Tx>(
+    tx: &mut T,
+    ctx: &Ctx<'_>,
+    c: &MasterChange,
+    field: &str,
+    id: i64,
+) -> OpResult<NaiveDate> {
+    let text = c.effective_from.as_deref();
+    if field == "name" {
+        return match text {
+            None => Ok(ctx.today),
+            Some(_) => Err(Rejection::invalid(
+                "effective_from",
+                "a name is corrected from now on: leave effective_from out",
+            )
+            .into()),
+        };
+    }
+    let Some(text) = text else {
+        return Err(Rejection::invalid(
+            "effective_from",
+            format!("a change of {} needs the day it is in force from", c.field),
+        )
+        .into());
+    };
+    let by_month = field != "eligible";
+    let day = if by_month {
+        // A month, or the first day of one.
+        let month = match text.len() {
+            10 if text.ends_with("-01") => &text[..7],
+            _ => text,
+        };
+        crate::fees::month_bounds("effective_from", month)?.0
+    } else {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .filter(|_| text.len() == 10)
+            .ok_or_else(|| {
+                Rejection::invalid("effective_from", "must be a day written YYYY-MM-DD")
+            })?
+    };
+    let month = month_of(day);
+    let bounds = tx.master_change_bounds(field, id).await?;
+    if let Some(closed) = bounds
+        .last_closed
+        .filter(|closed| month.as_str() <= closed.as_str())
+    {
+        return Err(Rejection::invalid(
+            "effective_from",
+            format!("{closed} is closed: a change can take effect from the month after it"),
+        )
+        .into());
+    }
+    if by_month {
+        if let Some(billed) = bounds.last_billed.filter(|b| month.as_str() <= b.as_str()) {
+            return Err(Rejection::invalid(
+                "effective_from",
+                format!(
+                    "{billed} is already billed for {}: bills issued stay as they are, a change can take effect from the month after it",
+                    c.code
+                ),
+            )
+            .into());
+        }
+    }
+    if let Some(last) = bounds.last_effective.filter(|last| day < *last) {
+        return Err(Rejection::invalid(
+            "effective_from",
+            format!(
+                "a change of {} from {last} is recorded: a later one cannot take effect before it",
+                c.field
+            ),
+        )
+        .into());
+    }
+    Ok(day)
+}

@@ -8,7 +8,7 @@
 
 mod credit;
 mod master;
-pub use master::FACT_ROWS;
+pub use master::{area_text, FACT_ROWS};
 mod move_out;
 mod sale;
 mod topup;
@@ -375,6 +375,41 @@ pub fn month_of(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
 }
 
+/// A master data row as a change finds it: its id and the values a change may replace (the
+/// latest recorded; `None` where the subject has no such field).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubjectRow {
+    pub id: i64,
+    pub name: Option<String>,
+    pub eligible: Option<bool>,
+    pub company: Option<i64>,
+    pub company_code: Option<String>,
+    pub area_dm2: Option<i64>,
+}
+
+/// The latest months a change may not reach back into: the latest effective date of a change of
+/// the same field of the same row (changes are in date order), the latest month billed for the
+/// row (a household, or any household of a compound), the latest month closed by any
+/// cooperative.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeBounds {
+    pub last_effective: Option<NaiveDate>,
+    pub last_billed: Option<String>,
+    pub last_closed: Option<String>,
+}
+
+/// A change as stored: values as text, the field as the column it writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredChange {
+    pub subject: Subject,
+    pub subject_id: i64,
+    /// `name`, `eligible`, `company`, `area`.
+    pub field: &'static str,
+    pub old: Option<String>,
+    pub new: String,
+    pub effective_from: NaiveDate,
+}
+
 /// An entry as posted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Posted {
@@ -417,6 +452,19 @@ pub trait Tx: Send {
     async fn revoke_token(&mut self, id: i64) -> OpResult<bool>;
     /// Sets the PIN hash and clears its failure count and lockout.
     async fn set_pin(&mut self, household: i64, pin_hash: Option<&str>) -> OpResult<()>;
+    /// A master data row by code, for a change ([`Command::ChangeMasterData`]): its id and
+    /// current values.
+    async fn master_subject(
+        &mut self,
+        subject: Subject,
+        code: &str,
+    ) -> OpResult<Option<SubjectRow>>;
+    /// What bounds when a change of `field` (as stored: `eligible`, `company`, `area`) of row
+    /// `id` may take effect.
+    async fn master_change_bounds(&mut self, field: &str, id: i64) -> OpResult<ChangeBounds>;
+    /// Stores a change recorded by entry `entry` and writes its new value into the master
+    /// table's column (which holds the latest value); returns the change's id.
+    async fn insert_master_change(&mut self, entry: i64, change: &StoredChange) -> OpResult<i64>;
     /// Sets or clears a compound's takeover date.
     async fn set_compound_takeover(
         &mut self,
@@ -668,6 +716,9 @@ pub async fn run<T: Tx>(tx: &mut T, ctx: &Ctx<'_>, command: &Command) -> OpResul
             compound,
             taken_over_on,
         } => Receipt::Created(master::set_compound_takeover(tx, compound, *taken_over_on).await?),
+        Command::ChangeMasterData(c) => {
+            Receipt::MasterChanged(master::change_master_data(tx, ctx, c).await?)
+        }
         Command::PruneIdempotency { before } => Receipt::Imported(Imported {
             created: 0,
             updated: tx.prune_idempotency(*before).await?,

@@ -52,6 +52,9 @@ pub enum Command {
         compound: String,
         taken_over_on: Option<NaiveDate>,
     },
+    /// Changes master data after it was made: a name, a compound's eligibility or company, a
+    /// household's floor area, from a date; recorded in the chain with old and new values.
+    ChangeMasterData(MasterChange),
     /// Forgets idempotency keys older than `before` (retention).
     PruneIdempotency {
         before: chrono::DateTime<chrono::Utc>,
@@ -160,6 +163,105 @@ pub struct NewCompound {
     pub company: String,
     /// One of the programme's formerly unmanaged compounds (无物业小区).
     pub eligible: bool,
+}
+
+/// The master data a change names.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Subject {
+    Cooperative,
+    Shop,
+    Company,
+    Compound,
+    Household,
+}
+
+impl Subject {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Subject::Cooperative => "cooperative",
+            Subject::Shop => "shop",
+            Subject::Company => "company",
+            Subject::Compound => "compound",
+            Subject::Household => "household",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Subject> {
+        [
+            Subject::Cooperative,
+            Subject::Shop,
+            Subject::Company,
+            Subject::Compound,
+            Subject::Household,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+
+    /// The master table its rows live in.
+    pub fn table(&self) -> &'static str {
+        match self {
+            Subject::Cooperative => "cooperatives",
+            Subject::Shop => "shops",
+            Subject::Company => "companies",
+            Subject::Compound => "compounds",
+            Subject::Household => "households",
+        }
+    }
+
+    /// The fields of it that may be changed.
+    pub fn fields(&self) -> &'static [&'static str] {
+        match self {
+            Subject::Compound => &["name", "eligible", "company"],
+            Subject::Household => &["name", "area_m2"],
+            _ => &["name"],
+        }
+    }
+}
+
+/// A change to master data: `name` of any subject (from now on), `eligible` of a compound
+/// (`true`/`false`, from a day), `company` of a compound (another company's code, from a
+/// month), `area_m2` of a household (from a billing month).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MasterChange {
+    pub subject: Subject,
+    /// The code of the cooperative, shop, company, compound or household changed.
+    #[schema(value_type = crate::openapi::Code)]
+    pub code: String,
+    /// `name`, `eligible`, `company` or `area_m2`.
+    #[schema(max_length = 32, example = "eligible")]
+    pub field: String,
+    /// The new value, as text: a name; `true` or `false`; a company code; an area in m².
+    #[schema(max_length = 100, example = "false")]
+    pub value: String,
+    /// From when: a day `YYYY-MM-DD` for `eligible`, a month `YYYY-MM` for `company` and
+    /// `area_m2` (bills of that month and later), absent for `name` (from now on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 10, example = "2026-11-01")]
+    pub effective_from: Option<String>,
+}
+
+/// A change as the journal keeps it: old and new value (a company by its code, an area in m²),
+/// the day it is in force from, and the entry that records who made it and when.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct MasterChangeRecord {
+    pub id: i64,
+    /// The master data entry in the chain.
+    pub entry: i64,
+    pub subject: Subject,
+    pub code: String,
+    pub field: String,
+    pub old: Option<String>,
+    pub new: String,
+    pub effective_from: NaiveDate,
+    /// When it was recorded (the entry's time), RFC 3339.
+    #[serde(default)]
+    pub recorded_at: String,
+    /// The token that recorded it, when a token did.
+    #[serde(default)]
+    pub actor: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -803,6 +905,7 @@ pub enum Receipt {
     MonthClose(CloseReceipt),
     Settlement(SettlementReceipt),
     MoveOut(MoveOutReceipt),
+    MasterChanged(MasterChangeRecord),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

@@ -56,6 +56,9 @@ pub struct Keys {
     pub idempotency: BTreeSet<(String, String)>,
     /// The month whose bonus the top-ups weigh (`YYYY-MM` of the business date).
     pub month: String,
+    /// The business date (`YYYY-MM-DD`): the day whose master data (a compound's eligibility)
+    /// the top-ups use.
+    pub day: String,
 }
 
 /// A batch's commands with what they will read: the keys, and per command the serials drawn
@@ -69,6 +72,7 @@ pub struct Plan {
 pub fn keys(envelopes: &[&Envelope], ring: &KeyRing, today: NaiveDate) -> Plan {
     let mut keys = Keys {
         month: domain::month_of(today),
+        day: today.to_string(),
         ..Keys::default()
     };
     let mut drawn = Vec::with_capacity(envelopes.len());

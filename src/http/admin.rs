@@ -14,8 +14,8 @@ use super::error::{ApiError, Problem};
 use super::extract::{path_id, token_hash, ApiJson, OptionalJson, Principal};
 use super::{submit, AppState, Key};
 use crate::domain::{
-    CatalogItemInput, Command, Created, NewCompany, NewCompound, NewCooperative, NewHousehold,
-    NewShop, NewToken, Receipt, Rejection, Role,
+    CatalogItemInput, Command, Created, MasterChange, MasterChangeRecord, NewCompany, NewCompound,
+    NewCooperative, NewHousehold, NewShop, NewToken, Receipt, Rejection, Role, Subject,
 };
 use crate::ledger::{ExpectedHead, VerifyReport};
 use crate::money::Amount;
@@ -31,6 +31,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(post_catalog))
         .routes(routes!(post_token))
         .routes(routes!(post_token_revoke))
+        .routes(routes!(post_master_change, get_master_changes))
         .routes(routes!(get_audit_head))
         .routes(routes!(get_audit_verify))
 }
@@ -364,4 +365,94 @@ async fn get_audit_verify(
         ok: report.ok(),
         report,
     }))
+}
+
+/// Change master data from a date (a compound's eligibility from a day, its company or a
+/// household's area from a month, a name from now on); the chain records who, when, old and new.
+/// The admin changes anything; a company office corrects its own households' area and name.
+#[utoipa::path(post, path = "/v1/master-changes", tag = "master data", request_body = MasterChange,
+    responses((status = 200, body = MasterChangeRecord), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn post_master_change(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: ApiJson<MasterChange>,
+) -> Result<Response, ApiError> {
+    principal.allow(&[Role::Admin, Role::Company])?;
+    let change = body.value;
+    if principal.role() == Role::Company {
+        if change.subject != Subject::Household {
+            return Err(Rejection::Forbidden.into());
+        }
+        // Another company's household does not exist, as far as this caller is concerned.
+        let own = state
+            .app
+            .store
+            .household(&change.code)
+            .await?
+            .is_some_and(|h| principal.token.company.as_deref() == Some(h.company.as_str()));
+        if !own {
+            return Err(Rejection::not_found("code", "household", &change.code).into());
+        }
+        if !matches!(change.field.as_str(), "name" | "area_m2") {
+            return Err(Rejection::Forbidden.into());
+        }
+    }
+    submit(
+        &state,
+        &principal,
+        &headers,
+        ("POST /v1/master-changes", &body.raw),
+        Command::ChangeMasterData(change),
+        StatusCode::OK,
+        Key::Optional,
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    /// Only changes of this kind of master data.
+    subject: Option<Subject>,
+    /// Only changes of the row with this code (with `subject`).
+    #[param(value_type = Option<crate::openapi::Code>)]
+    code: Option<String>,
+}
+
+/// The master data changes, oldest first: what changed, old and new value, in force from when,
+/// recorded when and by which token.
+#[utoipa::path(get, path = "/v1/master-changes", tag = "master data", params(ChangesQuery),
+    responses((status = 200, body = Vec<MasterChangeRecord>), (status = 403, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_master_changes(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<Vec<MasterChangeRecord>>, ApiError> {
+    principal.allow(&[Role::Admin])?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))?;
+    let code_ok = |c: &str| {
+        (1..=32).contains(&c.len())
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if let Some(code) = q.code.as_deref().filter(|c| !code_ok(c)) {
+        return Err(ApiError::bad_request(
+            "invalid_input",
+            "code",
+            format!("{code:?} must be 1–32 letters, digits, '-' or '_'"),
+        ));
+    }
+    Ok(axum::Json(
+        state
+            .app
+            .store
+            .master_changes(q.subject, q.code.as_deref())
+            .await?,
+    ))
 }

@@ -624,6 +624,7 @@ fn receipt_body(r: &Receipt) -> serde_json::Value {
         Receipt::MonthClose(x) => serde_json::to_value(x),
         Receipt::Settlement(x) => serde_json::to_value(x),
         Receipt::MoveOut(x) => serde_json::to_value(x),
+        Receipt::MasterChanged(x) => serde_json::to_value(x),
     };
     v.unwrap_or(serde_json::Value::Null)
 }

@@ -134,6 +134,13 @@ async fn get_topup_quote(
     amount_within_ceiling(&state.app.policies, today, "paid", paid)?;
     let method = q.method.unwrap_or(PayMethod::Cash);
     let deliver = q.deliver.unwrap_or_default();
+    // The eligibility in force on the day of the top-up, as the top-up itself reads it.
+    let eligible = state
+        .app
+        .store
+        .eligible_on(&household.code, today)
+        .await?
+        .unwrap_or(household.eligible);
     let terms = top_up_terms(
         policy,
         paid,
@@ -143,7 +150,7 @@ async fn get_topup_quote(
         &TopUpFacts {
             household: &household.code,
             compound: &household.compound,
-            compound_eligible: household.eligible,
+            compound_eligible: eligible,
             bonus_this_month,
             wallet_total: wallet,
         },

@@ -938,6 +938,19 @@ pub type HouseholdTableRow = (i64, String, i64, i64);
 /// `id, cooperative id, sku, price, cost`: a catalogue item row.
 pub type CatalogTableRow = (i64, i64, String, i64, i64);
 
+/// `id, sequence of its entry, subject, subject id, field, old value, new value, effective
+/// from`: a master data change row.
+pub type ChangeTableRow = (
+    i64,
+    i64,
+    String,
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+);
+
 /// The master data tables, as stored.
 pub struct MasterRows<'a> {
     /// `id, code` of each cooperative.
@@ -948,6 +961,7 @@ pub struct MasterRows<'a> {
     pub compounds: &'a [CompoundTableRow],
     pub households: &'a [HouseholdTableRow],
     pub catalog: &'a [CatalogTableRow],
+    pub changes: &'a [ChangeTableRow],
 }
 
 /// One master table against the master data facts: `recorded` maps a row's key to what the
@@ -1008,6 +1022,8 @@ pub fn check_master(summary: &ChainSummary, r: &MasterRows<'_>) -> Option<String
     let mut compounds: BTreeMap<i64, (i64, (String, i64, bool))> = BTreeMap::new();
     let mut households: BTreeMap<i64, (i64, (String, i64, i64))> = BTreeMap::new();
     let mut catalog: BTreeMap<(i64, String), (i64, (i64, i64))> = BTreeMap::new();
+    type Change = (String, i64, String, Option<String>, String, String);
+    let mut changes: BTreeMap<i64, (i64, Change)> = BTreeMap::new();
     for (seq, _, fact) in &summary.facts {
         let seq = *seq;
         match fact {
@@ -1040,6 +1056,52 @@ pub fn check_master(summary: &ChainSummary, r: &MasterRows<'_>) -> Option<String
             Fact::CatalogItems { cooperative, rows } => {
                 for (sku, price, cost) in rows {
                     catalog.insert((*cooperative, sku.clone()), (seq, (*price, *cost)));
+                }
+            }
+            Fact::MasterChanged {
+                subject,
+                id,
+                field,
+                old,
+                new,
+                effective_from,
+            } => {
+                changes.insert(
+                    seq,
+                    (
+                        seq,
+                        (
+                            subject.clone(),
+                            *id,
+                            field.clone(),
+                            old.clone(),
+                            new.clone(),
+                            effective_from.to_string(),
+                        ),
+                    ),
+                );
+                // The row holds the latest value a change recorded.
+                match (subject.as_str(), field.as_str()) {
+                    ("compound", "eligible") => {
+                        if let Some((s, row)) = compounds.get_mut(id) {
+                            *s = seq;
+                            row.2 = new == "true";
+                        }
+                    }
+                    ("compound", "company") => {
+                        if let (Some((s, row)), Ok(company)) = (compounds.get_mut(id), new.parse())
+                        {
+                            *s = seq;
+                            row.1 = company;
+                        }
+                    }
+                    ("household", "area") => {
+                        if let (Some((s, row)), Ok(area)) = (households.get_mut(id), new.parse()) {
+                            *s = seq;
+                            row.2 = area;
+                        }
+                    }
+                    _ => {}
                 }
             }
             _ => {}
@@ -1095,6 +1157,29 @@ pub fn check_master(summary: &ChainSummary, r: &MasterRows<'_>) -> Option<String
             r.catalog
                 .iter()
                 .map(|(id, coop, sku, price, cost)| (*id, (*coop, sku.clone()), (*price, *cost))),
+        )
+    })
+    .or_else(|| {
+        // Keyed by the entry that records the change: each change row is its entry's fact.
+        check_master_table(
+            "master_changes",
+            &changes,
+            r.changes.iter().map(
+                |(id, seq, subject, subject_id, field, old, new, effective_from)| {
+                    (
+                        *id,
+                        *seq,
+                        (
+                            subject.clone(),
+                            *subject_id,
+                            field.clone(),
+                            old.clone(),
+                            new.clone(),
+                            effective_from.clone(),
+                        ),
+                    )
+                },
+            ),
         )
     })
 }
@@ -1242,8 +1327,60 @@ mod tests {
                 compounds: &[],
                 households,
                 catalog,
+                changes: &[],
             },
         )
+    }
+
+    #[test]
+    fn a_change_moves_the_row_s_recorded_value_and_its_row_is_held_to_its_fact() {
+        let change = Fact::MasterChanged {
+            subject: "household".into(),
+            id: 7,
+            field: "area".into(),
+            old: Some("8000".into()),
+            new: "8550".into(),
+            effective_from: NaiveDate::from_ymd_opt(2026, 11, 1).expect("day"),
+        };
+        let s = summary(vec![
+            Fact::Households {
+                rows: vec![(7, "H7".into(), 1, 8000)],
+            },
+            change,
+        ]);
+        let row: ChangeTableRow = (
+            1,
+            2,
+            "household".into(),
+            7,
+            "area".into(),
+            Some("8000".into()),
+            "8550".into(),
+            "2026-11-01".into(),
+        );
+        let run = |area: i64, rows: &[ChangeTableRow]| {
+            check_master(
+                &s,
+                &MasterRows {
+                    cooperatives: &[],
+                    shops: &[],
+                    companies: &[],
+                    compounds: &[],
+                    households: &[(7, "H7".into(), 1, area)],
+                    catalog: &[],
+                    changes: rows,
+                },
+            )
+        };
+        assert_eq!(run(8550, std::slice::from_ref(&row)), None);
+        let stale = run(8000, std::slice::from_ref(&row)).expect("the old area is caught");
+        assert!(stale.contains("households"), "{stale}");
+        let mut edited = row.clone();
+        edited.6 = "9000".into();
+        let problem = run(8550, &[edited]).expect("an edited change is caught");
+        assert!(problem.contains("master_changes"), "{problem}");
+        let missing = run(8550, &[]).expect("a deleted change is caught");
+        assert!(missing.contains("master_changes"), "{missing}");
     }
 
     #[test]

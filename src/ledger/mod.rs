@@ -508,6 +508,17 @@ pub enum Fact {
         fee_balance: i64,
         link_version: i64,
     },
+    /// A change of master data (`master_changes`, whose row names this entry): the subject
+    /// (`compound`, ...) and its id, the field as stored (`name`, `eligible`, `company` id,
+    /// `area` in dm²), the old and new value as text, and the day it is in force from.
+    MasterChanged {
+        subject: String,
+        id: i64,
+        field: String,
+        old: Option<String>,
+        new: String,
+        effective_from: NaiveDate,
+    },
 }
 
 impl Fact {

@@ -19,8 +19,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    CatalogItem, Command, ExchangeReceipt, Receipt, Rejection, Role, StoreError, TopUpReceipt,
-    VoucherStatus,
+    CatalogItem, Command, ExchangeReceipt, MasterChangeRecord, Receipt, Rejection, Role, StoreError,
+    Subject, TopUpReceipt, VoucherStatus,
 };
 use crate::fees::statement::Statement;
 use crate::ledger::{audit, AccountId, AccountType, EntryKind, VerifyReport};
@@ -606,6 +606,135 @@ pub trait Store: Send + Sync + 'static {
     /// `coop_months`, migration 0015), the stored closes' results, settlements and master
     /// data: thousands of rows however long the journal is. No personal data.
     async fn programme_figures(&self) -> Result<ProgrammeFigures, StoreError>;
+
+    /// Whether the household's compound is in the programme on `day` (master data changes
+    /// switch it from a day); `None` for an unknown household.
+    async fn eligible_on(
+        &self,
+        household: &str,
+        day: NaiveDate,
+    ) -> Result<Option<bool>, StoreError>;
+
+    /// The master data changes, oldest first, optionally of one subject (and code): the
+    /// journal's record of old and new values.
+    async fn master_changes(
+        &self,
+        subject: Option<Subject>,
+        code: Option<&str>,
+    ) -> Result<Vec<MasterChangeRecord>, StoreError>;
+}
+
+/// [`Store::eligible_on`]: one body for both backends.
+pub(crate) async fn eligible_on_in<DB>(
+    pool: &sqlx::Pool<DB>,
+    household: &str,
+    day: NaiveDate,
+) -> Result<Option<bool>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (bool,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let sql = format!(
+        "SELECT {} FROM households h JOIN compounds c ON c.id = h.compound_id WHERE h.code = $1",
+        rows::eligible_on("$2")
+    );
+    let row: Option<(bool,)> = sqlx::query_as::<DB, (bool,)>(&sql)
+        .bind(household)
+        .bind(day.to_string())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// `id, entry, subject, field, old, new, effective from, entry's time, actor, subject's code`.
+type ChangeHistoryRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<i64>,
+    String,
+);
+
+/// [`Store::master_changes`]: one body for both backends. Changes are few (people make them by
+/// hand), so they are filtered here rather than in SQL.
+pub(crate) async fn master_changes_in<DB>(
+    pool: &sqlx::Pool<DB>,
+    subject: Option<Subject>,
+    code: Option<&str>,
+) -> Result<Vec<MasterChangeRecord>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    ChangeHistoryRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    (i64, String): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let rows: Vec<ChangeHistoryRow> = sqlx::query_as::<DB, ChangeHistoryRow>(
+        "SELECT m.id, m.entry_id, m.subject, m.field, m.old_value, m.new_value, m.effective_from,
+                e.created_at, e.actor_token_id, COALESCE(co.code, s.code, k.code, c.code, h.code, '')
+         FROM master_changes m JOIN entries e ON e.id = m.entry_id
+         LEFT JOIN cooperatives co ON m.subject = 'cooperative' AND co.id = m.subject_id
+         LEFT JOIN shops s ON m.subject = 'shop' AND s.id = m.subject_id
+         LEFT JOIN companies k ON m.subject = 'company' AND k.id = m.subject_id
+         LEFT JOIN compounds c ON m.subject = 'compound' AND c.id = m.subject_id
+         LEFT JOIN households h ON m.subject = 'household' AND h.id = m.subject_id
+         ORDER BY m.id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let companies: BTreeMap<i64, String> =
+        sqlx::query_as::<DB, (i64, String)>("SELECT id, code FROM companies")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+    let shown = |field: &str, value: String| match field {
+        "company" => value
+            .parse::<i64>()
+            .ok()
+            .and_then(|id| companies.get(&id).cloned())
+            .unwrap_or(value),
+        "area" => value
+            .parse::<i64>()
+            .map(crate::domain::area_text)
+            .unwrap_or(value),
+        _ => value,
+    };
+    let mut out = Vec::new();
+    for (id, entry, subj, field, old, new, from, at, actor, subject_code) in rows {
+        let Some(subj) = Subject::parse(&subj) else {
+            continue;
+        };
+        if subject.is_some_and(|s| s != subj) || code.is_some_and(|c| c != subject_code) {
+            continue;
+        }
+        out.push(MasterChangeRecord {
+            id,
+            entry,
+            subject: subj,
+            code: subject_code,
+            old: old.map(|o| shown(&field, o)),
+            new: shown(&field, new),
+            field: if field == "area" {
+                "area_m2".into()
+            } else {
+                field
+            },
+            effective_from: rows::date(&from)?,
+            recorded_at: at,
+            actor,
+        });
+    }
+    Ok(out)
 }
 
 /// A compound as the alliance sees it.
@@ -819,6 +948,8 @@ pub(crate) struct TillSql {
     pub sales: &'static str,
     pub lines: &'static str,
     pub topups: &'static str,
+    /// `master_changes` with each row's entry's place in the chain ([`audit::ChangeTableRow`]).
+    pub changes: &'static str,
 }
 
 /// A company's numbered fee receipt (see [`Store::fee_receipt`]): one body for both backends.
@@ -973,6 +1104,7 @@ where
     audit::CompoundTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
     audit::HouseholdTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
     audit::CatalogTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+    audit::ChangeTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
     audit::SaleTillRow: for<'r> sqlx::FromRow<'r, DB::Row>,
     audit::SaleLineTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
     audit::PolicyTableRow: for<'r> sqlx::FromRow<'r, DB::Row>,
@@ -1015,6 +1147,7 @@ where
         "SELECT id, cooperative_id, sku, price, cost FROM catalog_items ORDER BY id",
     )
     .await?;
+    let changes: Vec<audit::ChangeTableRow> = rows_of::<DB, _>(conn, till.changes).await?;
     Ok(audit::check_master(
         summary,
         &audit::MasterRows {
@@ -1024,6 +1157,7 @@ where
             compounds: &compounds,
             households: &households,
             catalog: &catalog,
+            changes: &changes,
         },
     ))
 }

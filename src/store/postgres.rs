@@ -71,10 +71,10 @@ use super::rows::{self, date, hash32};
 use super::sqlite::Services;
 use super::*;
 use crate::domain::{
-    self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
-    FeeReceiptRow, HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative,
-    NewHousehold, NewShop, NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds,
-    Tx, VoucherRecord,
+    self, BillingRow, Candidate, CatalogItem, CatalogItemInput, ChangeBounds, CoopRef, Ctx,
+    EligibleHousehold, FeeReceiptRow, HouseholdRef, MonthTotals, NewCompany, NewCompound,
+    NewCooperative, NewHousehold, NewShop, NewToken, OpError, OpResult, OpenBill, Posted, ShopRef,
+    StoredChange, Subject, SubjectRow, TokenScopeIds, Tx, VoucherRecord,
 };
 use crate::engine;
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
@@ -634,6 +634,22 @@ impl Store for PostgresStore {
             ))
         })
         .collect()
+    }
+
+    async fn eligible_on(
+        &self,
+        household: &str,
+        day: NaiveDate,
+    ) -> Result<Option<bool>, StoreError> {
+        super::eligible_on_in(&self.read, household, day).await
+    }
+
+    async fn master_changes(
+        &self,
+        subject: Option<Subject>,
+        code: Option<&str>,
+    ) -> Result<Vec<domain::MasterChangeRecord>, StoreError> {
+        super::master_changes_in(&self.read, subject, code).await
     }
 
     async fn bonus_in_month(
@@ -1294,26 +1310,32 @@ async fn statement_in(
     company_id: i64,
     month: &str,
 ) -> Result<StatementParts, StoreError> {
-    let rows = sqlx::query(
+    // The households of the compounds with the company in that month, each with its area then
+    // (master data changes, migration 0021).
+    let day = "($1 || '-01')";
+    let sql = format!(
         "SELECT c.code, h.code,
             COALESCE(SUM(CASE WHEN e.service_month < $1 THEN p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'fee_bill' THEN p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'fee_payment' THEN -p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'profit_allocation' THEN -p.amount END), 0)::BIGINT,
             COALESCE(SUM(CASE WHEN e.service_month <= $1 THEN p.amount END), 0)::BIGINT,
-            h.area_dm2, h.name, h.building, h.grid
+            {}, h.name, h.building, h.grid
          FROM households h JOIN compounds c ON c.id = h.compound_id
          LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
          LEFT JOIN postings p ON p.account_id = a.id
          LEFT JOIN entry_months e ON e.entry_id = p.entry_id
-         WHERE c.company_id = $2
-         GROUP BY h.id, c.code, h.code, h.area_dm2, h.name, h.building, h.grid
+         WHERE {} = $2
+         GROUP BY h.id, c.id, c.code, h.code, h.area_dm2, h.name, h.building, h.grid
          ORDER BY h.id",
-    )
-    .bind(month)
-    .bind(company_id)
-    .fetch_all(&mut *conn)
-    .await?;
+        rows::area_on(day),
+        rows::company_on(day)
+    );
+    let rows = sqlx::query(&sql)
+        .bind(month)
+        .bind(company_id)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut lines = Vec::with_capacity(rows.len());
     for r in &rows {
         lines.push(HouseholdLine {
@@ -2260,7 +2282,10 @@ impl PgTx<'_> {
         if !storable(code) {
             return Ok(None);
         }
-        let sql = format!("SELECT {} WHERE h.code = $1", rows::HOUSEHOLD_REF_COLUMNS);
+        let sql = format!(
+            "SELECT {} WHERE h.code = $1",
+            rows::household_ref_columns(None)
+        );
         let row: Option<rows::HouseholdRefRow> = db!(
             self,
             sqlx::query_as(&sql)
@@ -2825,6 +2850,125 @@ impl Tx for PgTx<'_> {
         Ok(before)
     }
 
+    async fn master_subject(
+        &mut self,
+        subject: Subject,
+        code: &str,
+    ) -> OpResult<Option<SubjectRow>> {
+        let sql = match subject {
+            Subject::Compound => "SELECT c.id, c.name, c.eligible, c.company_id, k.code, NULL::BIGINT
+                 FROM compounds c JOIN companies k ON k.id = c.company_id WHERE c.code = $1"
+                .to_string(),
+            Subject::Household => "SELECT id, name, NULL::BOOLEAN, NULL::BIGINT, NULL::TEXT, area_dm2
+                 FROM households WHERE code = $1"
+                .to_string(),
+            _ => format!(
+                "SELECT id, name, NULL::BOOLEAN, NULL::BIGINT, NULL::TEXT, NULL::BIGINT FROM {} WHERE code = $1",
+                subject.table()
+            ),
+        };
+        type Row = (
+            i64,
+            Option<String>,
+            Option<bool>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+        );
+        let row: Option<Row> = db!(
+            self,
+            sqlx::query_as(&sql)
+                .bind(code)
+                .fetch_optional(&mut *self.conn)
+        );
+        Ok(row.map(
+            |(id, name, eligible, company, company_code, area_dm2)| SubjectRow {
+                id,
+                name,
+                eligible,
+                company,
+                company_code,
+                area_dm2,
+            },
+        ))
+    }
+
+    async fn master_change_bounds(&mut self, field: &str, id: i64) -> OpResult<ChangeBounds> {
+        let last_effective: Option<String> = db!(
+            self,
+            sqlx::query_scalar(
+                "SELECT MAX(effective_from) FROM master_changes WHERE field = $1 AND subject_id = $2",
+            )
+            .bind(field)
+            .bind(id)
+            .fetch_one(&mut *self.conn)
+        );
+        let billed = match field {
+            "area" => Some("SELECT MAX(month) FROM fee_bills WHERE household_id = $1"),
+            "company" => Some(
+                "SELECT MAX(b.month) FROM fee_bills b JOIN households h ON h.id = b.household_id
+                 WHERE h.compound_id = $1",
+            ),
+            _ => None,
+        };
+        let last_billed: Option<String> = match billed {
+            Some(sql) => db!(
+                self,
+                sqlx::query_scalar(sql).bind(id).fetch_one(&mut *self.conn)
+            ),
+            None => None,
+        };
+        let last_closed: Option<String> = db!(
+            self,
+            sqlx::query_scalar("SELECT MAX(month) FROM month_closes").fetch_one(&mut *self.conn)
+        );
+        Ok(ChangeBounds {
+            last_effective: last_effective.as_deref().map(rows::date).transpose()?,
+            last_billed,
+            last_closed,
+        })
+    }
+
+    async fn insert_master_change(&mut self, entry: i64, change: &StoredChange) -> OpResult<i64> {
+        let id: i64 = db!(
+            self,
+            sqlx::query_scalar(
+                "INSERT INTO master_changes (entry_id, subject, subject_id, field, old_value, new_value, effective_from)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(entry)
+            .bind(change.subject.as_str())
+            .bind(change.subject_id)
+            .bind(change.field)
+            .bind(&change.old)
+            .bind(&change.new)
+            .bind(change.effective_from.to_string())
+            .fetch_one(&mut *self.conn)
+        );
+        let update = match change.field {
+            "name" => format!(
+                "UPDATE {} SET name = $1 WHERE id = $2",
+                change.subject.table()
+            ),
+            "eligible" => "UPDATE compounds SET eligible = ($1 = 'true') WHERE id = $2".to_string(),
+            "company" => {
+                "UPDATE compounds SET company_id = CAST($1 AS BIGINT) WHERE id = $2".to_string()
+            }
+            "area" => {
+                "UPDATE households SET area_dm2 = CAST($1 AS BIGINT) WHERE id = $2".to_string()
+            }
+            other => return Err(StoreError(format!("no master field {other}")).into()),
+        };
+        db!(
+            self,
+            sqlx::query(&update)
+                .bind(&change.new)
+                .bind(change.subject_id)
+                .execute(&mut *self.conn)
+        );
+        Ok(id)
+    }
+
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64> {
         let version = db!(
             self,
@@ -3125,18 +3269,24 @@ impl Tx for PgTx<'_> {
     // ---- property fees and month close ----
 
     async fn households_to_bill(&mut self, company: i64, month: &str) -> OpResult<Vec<BillingRow>> {
+        // The compounds with the company in the month billed, each household's area in it
+        // (master data changes, migration 0021).
+        let day = "($2 || '-01')";
+        let sql = format!(
+            "SELECT h.id, h.code, c.code, {} FROM households h
+             JOIN compounds c ON c.id = h.compound_id
+             WHERE {} = $1
+               AND NOT EXISTS (SELECT 1 FROM fee_bills b WHERE b.household_id = h.id AND b.month = $2)
+             ORDER BY h.id",
+            rows::area_on(day),
+            rows::company_on(day)
+        );
         let rows = db!(
             self,
-            sqlx::query(
-                "SELECT h.id, h.code, c.code, h.area_dm2 FROM households h
-                 JOIN compounds c ON c.id = h.compound_id
-                 WHERE c.company_id = $1
-                   AND NOT EXISTS (SELECT 1 FROM fee_bills b WHERE b.household_id = h.id AND b.month = $2)
-                 ORDER BY h.id",
-            )
-            .bind(company)
-            .bind(month)
-            .fetch_all(&mut *self.conn)
+            sqlx::query(&sql)
+                .bind(company)
+                .bind(month)
+                .fetch_all(&mut *self.conn)
         );
         rows.iter()
             .map(|r| {
@@ -3549,23 +3699,30 @@ async fn candidate_reads(
     to: NaiveDate,
     before: i64,
 ) -> Result<CandidateReads, sqlx::Error> {
-    let households = sqlx::query(
-        "SELECT h.id, h.code, k.id, k.code FROM households h
-         JOIN compounds c ON c.id = h.compound_id JOIN companies k ON k.id = c.company_id
-         WHERE c.eligible ORDER BY h.id",
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(EligibleHousehold {
-            id: r.try_get(0)?,
-            code: r.try_get(1)?,
-            company: r.try_get(2)?,
-            company_code: r.try_get(3)?,
+    // The compounds in the programme at the month's end, with the company they were with in
+    // that month (master data changes, migration 0021): read per compound, a handful.
+    let sql = format!(
+        "WITH f AS (SELECT c.id, {} AS company_id FROM compounds c WHERE {})
+         SELECT h.id, h.code, k.id, k.code FROM households h
+         JOIN f ON f.id = h.compound_id JOIN companies k ON k.id = f.company_id
+         ORDER BY h.id",
+        rows::company_on("$1"),
+        rows::eligible_on("$1")
+    );
+    let households = sqlx::query(&sql)
+        .bind(to.to_string())
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(EligibleHousehold {
+                id: r.try_get(0)?,
+                code: r.try_get(1)?,
+                company: r.try_get(2)?,
+                company_code: r.try_get(3)?,
+            })
         })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let fees: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT owner_id, id, balance FROM accounts
          WHERE owner_kind = 'household' AND name = 'fees'",
@@ -3613,4 +3770,7 @@ const TILL_SQL: TillSql = TillSql {
             LEFT JOIN entries e ON e.id = s.entry_id ORDER BY 1, l.idx",
     topups:
         "SELECT e.seq, t.shop_id FROM topups t JOIN entries e ON e.id = t.entry_id ORDER BY e.seq",
+    changes: "SELECT m.id, COALESCE(e.seq, -1), m.subject, m.subject_id, m.field, m.old_value,
+                     m.new_value, m.effective_from
+              FROM master_changes m LEFT JOIN entries e ON e.id = m.entry_id ORDER BY m.id",
 };

@@ -142,12 +142,14 @@ pub(super) async fn load(
         let codes = storable_only(&keys.households);
         let sql = format!(
             "SELECT {} WHERE h.code = ANY($1) ORDER BY h.id {}",
-            rows::HOUSEHOLD_REF_COLUMNS,
+            rows::household_ref_columns(Some("$2")),
             lock_clause("h", wait)
         );
+        // Eligibility as in force on the batch's business date (a change may switch it).
         let found: Vec<rows::HouseholdRefRow> = sqlx::query_as(&sql)
             .persistent(false)
             .bind(codes)
+            .bind(&keys.day)
             .fetch_all(&mut *conn)
             .await?;
         for h in found.into_iter().map(rows::household_ref) {

@@ -93,12 +93,67 @@ pub(super) const TOKEN_COLUMNS: &str =
      LEFT JOIN households h ON h.id = t.household_id";
 
 /// A household with its compound: `h.id, h.code, c.id, c.code, c.eligible, c.company_id,
-/// h.area_dm2` ([`HOUSEHOLD_REF_COLUMNS`]; `eligible` is 0/1 on SQLite, a boolean on PostgreSQL).
+/// h.area_dm2` ([`household_ref_columns`]; `eligible` is 0/1 on SQLite, a boolean on PostgreSQL).
 pub(super) type HouseholdRefRow = (i64, String, i64, String, bool, i64, i64);
 
-pub(super) const HOUSEHOLD_REF_COLUMNS: &str =
-    "h.id, h.code, c.id, c.code, c.eligible, c.company_id, h.area_dm2
-     FROM households h JOIN compounds c ON c.id = h.compound_id";
+/// The columns of a [`HouseholdRefRow`] and the join they come from. With `day` (a placeholder
+/// bound to a `YYYY-MM-DD` day) the compound's eligibility is the one in force on that day
+/// ([`eligible_on`]), else the latest recorded.
+pub(super) fn household_ref_columns(day: Option<&str>) -> String {
+    let eligible = match day {
+        Some(day) => eligible_on(day),
+        None => "c.eligible".to_string(),
+    };
+    format!(
+        "h.id, h.code, c.id, c.code, {eligible}, c.company_id, h.area_dm2
+         FROM households h JOIN compounds c ON c.id = h.compound_id"
+    )
+}
+
+/// A master value in force on a day (migration 0021): a row's column holds the latest value a
+/// change recorded; a change effective after the day means the value before the first such
+/// change (changes of a field are in date order), which is its `old_value`. One index probe
+/// (`master_changes_in_force`) that finds nothing unless a change is dated after the day.
+fn in_force(field: &str, id: &str, day: &str, cast: &str, column: &str) -> String {
+    format!(
+        "COALESCE((SELECT {cast} FROM master_changes m
+                   WHERE m.field = '{field}' AND m.subject_id = {id} AND m.effective_from > {day}
+                   ORDER BY m.id LIMIT 1), {column})"
+    )
+}
+
+/// Whether compound `c` is in the programme on the day at placeholder `day`.
+pub(super) fn eligible_on(day: &str) -> String {
+    in_force(
+        "eligible",
+        "c.id",
+        day,
+        "(m.old_value = 'true')",
+        "c.eligible",
+    )
+}
+
+/// The company that compound `c` is with on the day at placeholder `day`.
+pub(super) fn company_on(day: &str) -> String {
+    in_force(
+        "company",
+        "c.id",
+        day,
+        "CAST(m.old_value AS BIGINT)",
+        "c.company_id",
+    )
+}
+
+/// Household `h`'s floor area in dm² on the day at placeholder `day`.
+pub(super) fn area_on(day: &str) -> String {
+    in_force(
+        "area",
+        "h.id",
+        day,
+        "CAST(m.old_value AS BIGINT)",
+        "h.area_dm2",
+    )
+}
 
 pub(super) fn household_ref(
     (id, code, compound_id, compound_code, compound_eligible, company_id, area_dm2): HouseholdRefRow,

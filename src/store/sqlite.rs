@@ -26,10 +26,10 @@ use super::rows::{self, date, hash32};
 use super::*;
 use crate::clock::Clock;
 use crate::domain::{
-    self, BillingRow, Candidate, CatalogItem, CatalogItemInput, CoopRef, Ctx, EligibleHousehold,
-    FeeReceiptRow, HouseholdRef, MonthTotals, NewCompany, NewCompound, NewCooperative,
-    NewHousehold, NewShop, NewToken, OpError, OpResult, OpenBill, Posted, ShopRef, TokenScopeIds,
-    Tx, VoucherRecord,
+    self, BillingRow, Candidate, CatalogItem, CatalogItemInput, ChangeBounds, CoopRef, Ctx,
+    EligibleHousehold, FeeReceiptRow, HouseholdRef, MonthTotals, NewCompany, NewCompound,
+    NewCooperative, NewHousehold, NewShop, NewToken, OpError, OpResult, OpenBill, Posted, ShopRef,
+    StoredChange, Subject, SubjectRow, TokenScopeIds, Tx, VoucherRecord,
 };
 use crate::engine;
 use crate::fees::statement::{CooperativePosition, HouseholdLine, Statement};
@@ -614,6 +614,22 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn eligible_on(
+        &self,
+        household: &str,
+        day: NaiveDate,
+    ) -> Result<Option<bool>, StoreError> {
+        super::eligible_on_in(&self.read, household, day).await
+    }
+
+    async fn master_changes(
+        &self,
+        subject: Option<Subject>,
+        code: Option<&str>,
+    ) -> Result<Vec<domain::MasterChangeRecord>, StoreError> {
+        super::master_changes_in(&self.read, subject, code).await
+    }
+
     async fn bonus_in_month(
         &self,
         household: &str,
@@ -665,25 +681,31 @@ impl Store for SqliteStore {
         // service month (the `entry_months` view): bills and allocations in the month they are
         // for, payments and settlements in the month of their business date.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
-        let rows = sqlx::query(
+        // The households of the compounds with the company in that month, each with its area
+        // then (master data changes, migration 0021).
+        let day = "(?1 || '-01')";
+        let sql = format!(
             "SELECT c.code, h.code,
                 COALESCE(SUM(CASE WHEN e.service_month < ?1 THEN p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_bill' THEN p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_payment' THEN -p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'profit_allocation' THEN -p.amount END), 0),
                 COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0),
-                h.area_dm2, h.name, h.building, h.grid
+                {}, h.name, h.building, h.grid
              FROM households h JOIN compounds c ON c.id = h.compound_id
              LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
              LEFT JOIN postings p ON p.account_id = a.id
              LEFT JOIN entry_months e ON e.entry_id = p.entry_id
-             WHERE c.company_id = ?2
+             WHERE {} = ?2
              GROUP BY h.id",
-        )
-        .bind(month)
-        .bind(company_id)
-        .fetch_all(&mut *conn)
-        .await?;
+            rows::area_on(day),
+            rows::company_on(day)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(month)
+            .bind(company_id)
+            .fetch_all(&mut *conn)
+            .await?;
         let mut lines = Vec::with_capacity(rows.len());
         for r in &rows {
             lines.push(HouseholdLine {
@@ -2039,7 +2061,10 @@ impl SqliteTx<'_> {
         value: i64,
         code: &str,
     ) -> OpResult<Option<HouseholdRef>> {
-        let sql = format!("SELECT {} WHERE {filter}", rows::HOUSEHOLD_REF_COLUMNS);
+        let sql = format!(
+            "SELECT {} WHERE {filter}",
+            rows::household_ref_columns(None)
+        );
         let mut q = sqlx::query_as::<_, rows::HouseholdRefRow>(&sql);
         q = if filter.contains("h.code") {
             q.bind(code)
@@ -2385,6 +2410,121 @@ impl Tx for SqliteTx<'_> {
             .execute(&mut *self.conn)
             .await?;
         Ok(before)
+    }
+
+    async fn master_subject(
+        &mut self,
+        subject: Subject,
+        code: &str,
+    ) -> OpResult<Option<SubjectRow>> {
+        let sql = match subject {
+            Subject::Compound => {
+                "SELECT c.id, c.name, CAST(c.eligible AS INTEGER), c.company_id, k.code, NULL
+                 FROM compounds c JOIN companies k ON k.id = c.company_id WHERE c.code = ?"
+                    .to_string()
+            }
+            Subject::Household => {
+                "SELECT id, name, NULL, NULL, NULL, area_dm2 FROM households WHERE code = ?"
+                    .to_string()
+            }
+            _ => format!(
+                "SELECT id, name, NULL, NULL, NULL, NULL FROM {} WHERE code = ?",
+                subject.table()
+            ),
+        };
+        type Row = (
+            i64,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+        );
+        let row: Option<Row> = sqlx::query_as(&sql)
+            .bind(code)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(row.map(
+            |(id, name, eligible, company, company_code, area_dm2)| SubjectRow {
+                id,
+                name,
+                eligible: eligible.map(|e| e != 0),
+                company,
+                company_code,
+                area_dm2,
+            },
+        ))
+    }
+
+    async fn master_change_bounds(&mut self, field: &str, id: i64) -> OpResult<ChangeBounds> {
+        let last_effective: Option<String> = sqlx::query_scalar(
+            "SELECT MAX(effective_from) FROM master_changes WHERE field = ? AND subject_id = ?",
+        )
+        .bind(field)
+        .bind(id)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        let billed = match field {
+            "area" => Some("SELECT MAX(month) FROM fee_bills WHERE household_id = ?"),
+            "company" => Some(
+                "SELECT MAX(b.month) FROM fee_bills b JOIN households h ON h.id = b.household_id
+                 WHERE h.compound_id = ?",
+            ),
+            _ => None,
+        };
+        let last_billed: Option<String> = match billed {
+            Some(sql) => {
+                sqlx::query_scalar(sql)
+                    .bind(id)
+                    .fetch_one(&mut *self.conn)
+                    .await?
+            }
+            None => None,
+        };
+        let last_closed: Option<String> = sqlx::query_scalar("SELECT MAX(month) FROM month_closes")
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(ChangeBounds {
+            last_effective: last_effective.as_deref().map(rows::date).transpose()?,
+            last_billed,
+            last_closed,
+        })
+    }
+
+    async fn insert_master_change(&mut self, entry: i64, change: &StoredChange) -> OpResult<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO master_changes (entry_id, subject, subject_id, field, old_value, new_value, effective_from)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(entry)
+        .bind(change.subject.as_str())
+        .bind(change.subject_id)
+        .bind(change.field)
+        .bind(&change.old)
+        .bind(&change.new)
+        .bind(change.effective_from.to_string())
+        .fetch_one(&mut *self.conn)
+        .await?;
+        let update = match change.field {
+            "name" => format!(
+                "UPDATE {} SET name = ? WHERE id = ?",
+                change.subject.table()
+            ),
+            "eligible" => "UPDATE compounds SET eligible = (? = 'true') WHERE id = ?".to_string(),
+            "company" => {
+                "UPDATE compounds SET company_id = CAST(? AS INTEGER) WHERE id = ?".to_string()
+            }
+            "area" => {
+                "UPDATE households SET area_dm2 = CAST(? AS INTEGER) WHERE id = ?".to_string()
+            }
+            other => return Err(StoreError(format!("no master field {other}")).into()),
+        };
+        sqlx::query(&update)
+            .bind(&change.new)
+            .bind(change.subject_id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(id)
     }
 
     async fn rotate_link(&mut self, household: i64) -> OpResult<i64> {
@@ -2792,17 +2932,23 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn households_to_bill(&mut self, company: i64, month: &str) -> OpResult<Vec<BillingRow>> {
-        let rows = sqlx::query(
-            "SELECT h.id, h.code, c.code, h.area_dm2 FROM households h
+        // The compounds with the company in the month billed, each household's area in it
+        // (master data changes, migration 0021).
+        let day = "(?2 || '-01')";
+        let sql = format!(
+            "SELECT h.id, h.code, c.code, {} FROM households h
              JOIN compounds c ON c.id = h.compound_id
-             WHERE c.company_id = ?1
+             WHERE {} = ?1
                AND NOT EXISTS (SELECT 1 FROM fee_bills b WHERE b.household_id = h.id AND b.month = ?2)
              ORDER BY h.id",
-        )
-        .bind(company)
-        .bind(month)
-        .fetch_all(&mut *self.conn)
-        .await?;
+            rows::area_on(day),
+            rows::company_on(day)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(company)
+            .bind(month)
+            .fetch_all(&mut *self.conn)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(BillingRow {
@@ -3197,12 +3343,19 @@ async fn close_candidates_in(
     // scans, with no index probe per household (SPEC §12: a province-sized close).
     let mut lap = Lap::new(true);
     // CROSS JOIN keeps households the outer loop: they come in id order.
-    let households = sqlx::query(
-        "SELECT json_group_array(h.id), json_group_array(h.code), json_group_array(c.company_id)
-         FROM households h CROSS JOIN compounds c ON c.id = h.compound_id WHERE c.eligible = 1",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    // The compounds in the programme at the month's end, with the company they were with in
+    // that month (master data changes, migration 0021): read per compound, a handful.
+    let sql = format!(
+        "WITH f AS (SELECT c.id, {} AS company_id FROM compounds c WHERE {})
+         SELECT json_group_array(h.id), json_group_array(h.code), json_group_array(f.company_id)
+         FROM households h CROSS JOIN f ON f.id = h.compound_id",
+        rows::company_on("?1"),
+        rows::eligible_on("?1")
+    );
+    let households = sqlx::query(&sql)
+        .bind(to.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
     let ids: Vec<i64> = json_column(&households, 0)?;
     let codes: Vec<String> = json_column(&households, 1)?;
     let companies: Vec<i64> = json_column(&households, 2)?;
@@ -3331,4 +3484,6 @@ const TILL_SQL: TillSql = TillSql {
     lines: "SELECT COALESCE(s.entry_id, -1), l.idx, l.sku, l.qty, l.price, l.amount, l.cost
             FROM sale_lines l LEFT JOIN sales s ON s.id = l.sale_id ORDER BY 1, l.idx",
     topups: "SELECT entry_id, shop_id FROM topups ORDER BY entry_id",
+    changes: "SELECT id, entry_id, subject, subject_id, field, old_value, new_value, effective_from
+              FROM master_changes ORDER BY id",
 };

@@ -55,6 +55,21 @@ fn each_row(
     Ok(())
 }
 
+/// As [`each_row`], with several values bound.
+fn each_row2(
+    db: &Connection,
+    sql: &str,
+    bound: impl rusqlite::Params,
+    mut each: impl FnMut(&Row<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut stmt = db.prepare_cached(sql)?;
+    let mut rows = stmt.query(bound)?;
+    while let Some(r) = rows.next()? {
+        each(r)?;
+    }
+    Ok(())
+}
+
 /// The head of the chain: the last entry's id, hash and business date (genesis when none).
 pub(super) fn head(db: &Connection) -> Result<engine::Head, StoreError> {
     let mut stmt =
@@ -120,11 +135,12 @@ pub(super) fn load(db: &Connection, keys: &Keys) -> Result<(Loaded, NextIds), St
         })?;
     }
     if !keys.households.is_empty() {
+        // Eligibility as in force on the batch's business date (a change may switch it).
         let sql = format!(
             "SELECT {} WHERE h.code IN (SELECT value FROM json_each(?1))",
-            rows::HOUSEHOLD_REF_COLUMNS
+            rows::household_ref_columns(Some("?2"))
         );
-        each_row(db, &sql, &json(&keys.households)?, |r| {
+        each_row2(db, &sql, (&json(&keys.households)?, &keys.day), |r| {
             let h = rows::household_ref((
                 r.get(0)?,
                 r.get(1)?,

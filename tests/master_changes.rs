@@ -1,0 +1,499 @@
+//! Master data changes with effective dates (issue 14, life events), on both backends: a
+//! compound's eligibility switched off from a day refuses top-ups from that day and not before;
+//! a household's area corrected from a month changes that month's bill by exactly rate × Δarea
+//! and leaves bills issued as they were; a compound moved to another company from a month is
+//! billed, stated and allocated under the new company from then on and under the old one
+//! before; names change from now on with the journal keeping old and new. Every refusal names
+//! its field and changes nothing; verify holds after each change and fails when a change row
+//! is edited.
+
+mod common;
+
+use common::*;
+use hongxin::domain::{
+    CloseMonth, Command, Delivery, GenerateBills, MasterChange, MasterChangeRecord, Receipt,
+    Rejection, Subject,
+};
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if !crate::common::pg_support::available() {
+                        return;
+                    }
+                    super::$name(crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    eligibility_switches_off_from_a_day,
+    an_area_correction_changes_the_next_bill_by_rate_times_the_difference,
+    a_compound_moves_to_another_company_from_a_month,
+    names_change_from_now_on_and_refusals_change_nothing,
+);
+
+fn change(subject: Subject, code: &str, field: &str, value: &str, from: Option<&str>) -> Command {
+    Command::ChangeMasterData(MasterChange {
+        subject,
+        code: code.into(),
+        field: field.into(),
+        value: value.into(),
+        effective_from: from.map(str::to_string),
+    })
+}
+
+async fn changed(t: &TestLedger, command: Command) -> MasterChangeRecord {
+    match t.run(command).await {
+        Ok(Receipt::MasterChanged(r)) => r,
+        other => panic!("a change answered {other:?}"),
+    }
+}
+
+/// A refusal naming `field` that changes nothing: balances, the journal and the history.
+async fn refused_unchanged(t: &TestLedger, command: Command, field: &str) -> Rejection {
+    let before = (
+        t.snapshot().await,
+        t.app.store.master_changes(None, None).await.unwrap(),
+    );
+    let e = refused(t.run(command).await, "invalid_input", Some(field));
+    let after = (
+        t.snapshot().await,
+        t.app.store.master_changes(None, None).await.unwrap(),
+    );
+    assert_eq!(before, after, "a refusal changed something: {e:?}");
+    e
+}
+
+async fn bills(t: &TestLedger, company: &str, month: &str) -> u64 {
+    match t
+        .run(Command::GenerateBills(GenerateBills {
+            company: company.into(),
+            month: month.into(),
+        }))
+        .await
+    {
+        Ok(Receipt::Bills(b)) => b.count,
+        other => panic!("bills answered {other:?}"),
+    }
+}
+
+/// The bill of `household` for `month` among the company's open bills.
+async fn bill(t: &TestLedger, company: &str, household: &str, month: &str) -> Option<Amount> {
+    t.app
+        .store
+        .company_open_bills(company)
+        .await
+        .unwrap()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(h, m, _, _)| h == household && m == month)
+        .map(|(_, _, amount, _)| amount)
+}
+
+async fn stated(t: &TestLedger, company: &str, month: &str) -> Vec<String> {
+    let s = t
+        .app
+        .store
+        .statement(company, month)
+        .await
+        .unwrap()
+        .expect("a statement");
+    s.households.into_iter().map(|l| l.household).collect()
+}
+
+use hongxin::money::Amount;
+
+async fn eligibility_switches_off_from_a_day(backend: Backend) {
+    let mut t = TestLedger::on(backend, "2026-03-15").await;
+    let off = changed(
+        &t,
+        change(
+            Subject::Compound,
+            "HX01",
+            "eligible",
+            "false",
+            Some("2026-03-20"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (off.old.as_deref(), off.new.as_str(), off.effective_from),
+        (Some("true"), "false", date("2026-03-20"))
+    );
+    t.assert_sound().await;
+    // Before the day: still in the programme.
+    t.top_up("H1", "100.00", Delivery::Wallet)
+        .await
+        .expect("eligible until 2026-03-20");
+    assert_eq!(t.wallet("H1").await, (y("100.00"), y("10.00")));
+    t.reopen("2026-03-19").await;
+    t.top_up("H1", "50.00", Delivery::Wallet)
+        .await
+        .expect("eligible on the day before");
+    // From the day: refused, nothing moves.
+    t.reopen("2026-03-20").await;
+    let before = t.snapshot().await;
+    refused(
+        t.top_up("H1", "50.00", Delivery::Wallet).await,
+        "not_eligible",
+        Some("household"),
+    );
+    assert_eq!(t.snapshot().await, before);
+    assert_eq!(t.wallet("H1").await, (y("150.00"), y("15.00")));
+    // Another compound is untouched.
+    t.top_up("H4", "50.00", Delivery::Wallet)
+        .await
+        .expect("HX02");
+    // A later change cannot take effect before an earlier one; switching back on works.
+    refused_unchanged(
+        &t,
+        change(
+            Subject::Compound,
+            "HX01",
+            "eligible",
+            "true",
+            Some("2026-03-19"),
+        ),
+        "effective_from",
+    )
+    .await;
+    refused_unchanged(
+        &t,
+        change(
+            Subject::Compound,
+            "HX01",
+            "eligible",
+            "false",
+            Some("2026-03-25"),
+        ),
+        "value",
+    )
+    .await;
+    changed(
+        &t,
+        change(
+            Subject::Compound,
+            "HX01",
+            "eligible",
+            "true",
+            Some("2026-03-25"),
+        ),
+    )
+    .await;
+    t.reopen("2026-03-24").await;
+    refused(
+        t.top_up("H1", "50.00", Delivery::Wallet).await,
+        "not_eligible",
+        Some("household"),
+    );
+    t.reopen("2026-03-25").await;
+    t.top_up("H1", "50.00", Delivery::Wallet)
+        .await
+        .expect("eligible again from 2026-03-25");
+    assert_eq!(t.wallet("H1").await, (y("200.00"), y("20.00")));
+    let history = t
+        .app
+        .store
+        .master_changes(Some(Subject::Compound), Some("HX01"))
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2);
+    t.assert_sound().await;
+}
+
+async fn an_area_correction_changes_the_next_bill_by_rate_times_the_difference(backend: Backend) {
+    let t = TestLedger::on(backend, "2026-03-15").await;
+    assert_eq!(bills(&t, "K01", "2026-02").await, 4);
+    // 87.35 m² × 0.55 = 48.0425 → 48.04.
+    assert_eq!(bill(&t, "K01", "H1", "2026-02").await, Some(y("48.04")));
+    // A month already billed for the household is refused, naming the field.
+    refused_unchanged(
+        &t,
+        change(
+            Subject::Household,
+            "H1",
+            "area_m2",
+            "97.35",
+            Some("2026-02"),
+        ),
+        "effective_from",
+    )
+    .await;
+    refused_unchanged(
+        &t,
+        change(Subject::Household, "H1", "area_m2", "-1", Some("2026-03")),
+        "value",
+    )
+    .await;
+    refused_unchanged(
+        &t,
+        change(
+            Subject::Household,
+            "H1",
+            "area_m2",
+            "87.35",
+            Some("2026-03"),
+        ),
+        "value",
+    )
+    .await;
+    refused_unchanged(
+        &t,
+        change(Subject::Household, "H1", "area_m2", "97.35", None),
+        "effective_from",
+    )
+    .await;
+    let r = changed(
+        &t,
+        change(
+            Subject::Household,
+            "H1",
+            "area_m2",
+            "97.35",
+            Some("2026-03"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (r.old.as_deref(), r.new.as_str(), r.effective_from),
+        (Some("87.35"), "97.35", date("2026-03-01"))
+    );
+    t.assert_sound().await;
+    // A correction from a later month leaves the month before on the old area.
+    changed(
+        &t,
+        change(
+            Subject::Household,
+            "H2",
+            "area_m2",
+            "74.10",
+            Some("2026-04"),
+        ),
+    )
+    .await;
+    assert_eq!(bills(&t, "K01", "2026-03").await, 4);
+    // 97.35 × 0.55 = 53.5425 → 53.54: exactly 0.55 × 10.00 m² more.
+    let march = bill(&t, "K01", "H1", "2026-03").await.expect("March bill");
+    assert_eq!(march, y("53.54"));
+    assert_eq!(march.checked_sub(y("48.04")), Some(y("5.50")));
+    // The bill issued before is unchanged; H2 is billed on its old area in March.
+    assert_eq!(bill(&t, "K01", "H1", "2026-02").await, Some(y("48.04")));
+    // 64.10 × 0.55 = 35.255 → 35.26 (half up).
+    assert_eq!(bill(&t, "K01", "H2", "2026-03").await, Some(y("35.26")));
+    let mut t = t;
+    t.reopen("2026-04-02").await;
+    assert_eq!(bills(&t, "K01", "2026-04").await, 4);
+    // 74.10 × 0.55 = 40.755 → 40.76: 0.55 × 10.00 m² = 5.50 more than March.
+    assert_eq!(bill(&t, "K01", "H2", "2026-04").await, Some(y("40.76")));
+    t.assert_sound().await;
+}
+
+async fn a_compound_moves_to_another_company_from_a_month(backend: Backend) {
+    let mut t = TestLedger::on(backend, "2026-03-15").await;
+    assert_eq!(bills(&t, "K01", "2026-02").await, 4);
+    refused_unchanged(
+        &t,
+        change(Subject::Compound, "HX01", "company", "K01", Some("2026-03")),
+        "value",
+    )
+    .await;
+    refused_unchanged(
+        &t,
+        change(Subject::Compound, "HX01", "company", "K02", Some("2026-02")),
+        "effective_from",
+    )
+    .await;
+    let e = refused(
+        t.run(change(
+            Subject::Compound,
+            "HX01",
+            "company",
+            "NOPE",
+            Some("2026-03"),
+        ))
+        .await,
+        "not_found",
+        Some("value"),
+    );
+    let _ = e;
+    let r = changed(
+        &t,
+        change(Subject::Compound, "HX01", "company", "K02", Some("2026-03")),
+    )
+    .await;
+    assert_eq!((r.old.as_deref(), r.new.as_str()), (Some("K01"), "K02"));
+    t.assert_sound().await;
+    // March: HX01's households are billed by K02 (with H4), K01 keeps only HX11's H9.
+    assert_eq!(bills(&t, "K01", "2026-03").await, 1);
+    assert_eq!(bills(&t, "K02", "2026-03").await, 4);
+    assert_eq!(bill(&t, "K02", "H1", "2026-03").await, Some(y("48.04")));
+    assert_eq!(bill(&t, "K01", "H1", "2026-03").await, None);
+    // February's bill stays K01's.
+    assert_eq!(bill(&t, "K01", "H1", "2026-02").await, Some(y("48.04")));
+    // Statements: February under K01, March under K02.
+    assert!(stated(&t, "K01", "2026-02")
+        .await
+        .contains(&"H1".to_string()));
+    assert!(!stated(&t, "K02", "2026-02")
+        .await
+        .contains(&"H1".to_string()));
+    assert!(!stated(&t, "K01", "2026-03")
+        .await
+        .contains(&"H1".to_string()));
+    let k02 = stated(&t, "K02", "2026-03").await;
+    for h in ["H1", "H2", "H3", "H4"] {
+        assert!(k02.contains(&h.to_string()), "{h} in {k02:?}");
+    }
+    // Spending in March, closed in April: HX01's share is credited to K02.
+    t.top_up("H1", "500.00", Delivery::Wallet)
+        .await
+        .expect("top-up");
+    t.sell(sale_amount(Some("H1"), "300.00", vec![wallet("300.00")]))
+        .await
+        .expect("sale");
+    t.sell(sale_amount(None, "3000.00", vec![cash("3000.00")]))
+        .await
+        .expect("cash sale");
+    t.reopen("2026-04-02").await;
+    let close = match t
+        .run(Command::CloseMonth(CloseMonth {
+            cooperative: "COOP".into(),
+            month: "2026-03".into(),
+            dry_run: false,
+            estimate: false,
+        }))
+        .await
+    {
+        Ok(Receipt::MonthClose(c)) => c,
+        other => panic!("close: {other:?}"),
+    };
+    assert!(close.allocated.is_positive(), "{close:?}");
+    let k02 = close
+        .companies
+        .iter()
+        .find(|c| c.company == "K02")
+        .expect("K02 credited");
+    assert_eq!(k02.amount, close.allocated, "{close:?}");
+    assert!(
+        close
+            .companies
+            .iter()
+            .all(|c| c.company != "K01" || c.amount.is_zero()),
+        "{close:?}"
+    );
+    // A move into a closed month is refused.
+    refused_unchanged(
+        &t,
+        change(Subject::Compound, "HX01", "company", "K01", Some("2026-03")),
+        "effective_from",
+    )
+    .await;
+    // (The books-balance helper does not classify a close's accounts; verify replays them.)
+    let report = t.app.store.verify().await.expect("verify");
+    assert!(report.ok(), "{report:?}");
+}
+
+async fn names_change_from_now_on_and_refusals_change_nothing(backend: Backend) {
+    let t = TestLedger::on(backend, "2026-03-15").await;
+    for (subject, code) in [
+        (Subject::Cooperative, "COOP"),
+        (Subject::Company, "K01"),
+        (Subject::Compound, "HX01"),
+        (Subject::Household, "H1"),
+    ] {
+        let r = changed(&t, change(subject, code, "name", "新名字", None)).await;
+        assert_eq!(r.new, "新名字");
+        assert_eq!(r.effective_from, date("2026-03-15"));
+    }
+    let h = t.app.store.household("H1").await.unwrap().expect("H1");
+    assert_eq!(h.name.as_deref(), Some("新名字"));
+    refused_unchanged(
+        &t,
+        change(Subject::Household, "H1", "color", "red", None),
+        "field",
+    )
+    .await;
+    refused_unchanged(
+        &t,
+        change(
+            Subject::Household,
+            "H1",
+            "eligible",
+            "false",
+            Some("2026-04-01"),
+        ),
+        "field",
+    )
+    .await;
+    refused_unchanged(
+        &t,
+        change(
+            Subject::Compound,
+            "HX01",
+            "name",
+            "别名",
+            Some("2026-04-01"),
+        ),
+        "effective_from",
+    )
+    .await;
+    refused_unchanged(
+        &t,
+        change(Subject::Compound, "HX01", "name", " ", None),
+        "value",
+    )
+    .await;
+    refused_unchanged(
+        &t,
+        change(Subject::Compound, "HX01", "name", "新名字", None),
+        "value",
+    )
+    .await;
+    refused(
+        t.run(change(Subject::Compound, "NOPE", "name", "x", None))
+            .await,
+        "not_found",
+        Some("code"),
+    );
+    let history = t.app.store.master_changes(None, None).await.unwrap();
+    assert_eq!(history.len(), 4);
+    assert_eq!(history[2].subject, Subject::Compound);
+    assert_eq!(history[2].new, "新名字");
+    assert!(history[2].old.is_some());
+    t.assert_sound().await;
+    // A change row edited is caught by verify, naming the table.
+    let sql = "UPDATE master_changes SET new_value = 'edited' WHERE id = (SELECT MIN(id) FROM master_changes)";
+    match backend {
+        Backend::Sqlite => {
+            use sqlx::ConnectOptions;
+            let options: sqlx::sqlite::SqliteConnectOptions =
+                t.settings.database.parse().expect("sqlite URL");
+            let mut conn = options.connect().await.expect("connection");
+            sqlx::query(sql).execute(&mut conn).await.expect("edit");
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&t.settings.database)
+                .await
+                .expect("connection");
+            sqlx::query(sql).execute(&mut conn).await.expect("edit");
+        }
+    }
+    let report = t.app.store.verify().await.expect("verify");
+    let problem = report.first_problem.expect("an edited change is caught");
+    assert!(problem.contains("master_changes"), "{problem}");
+}

@@ -1,0 +1,3 @@
+-- Takes a database back to before migrations/sqlite/0021_master_changes.sql, as the release before it
+-- left it: the upgrade test (tests/upgrade.rs) then upgrades it again.
+DROP TABLE master_changes;
