@@ -1432,6 +1432,32 @@ async fn custody_figures_agree_with_the_postings(backend: Backend) {
     let sep = coop.months.iter().find(|m| m.month == "2026-09").unwrap();
     assert_eq!(sep.custody_deposit, Some(Amount::ZERO));
     assert!(sep.prepaid_paid > Amount::ZERO);
+    // The exports carry the same figures, a row per cooperative and month.
+    use hongxin::reports::alliance_export::{tables, Cell};
+    let all = tables(&report);
+    let table = all.iter().find(|t| t.name == "cooperatives").unwrap();
+    let col = |name: &str| {
+        table
+            .headings
+            .iter()
+            .position(|h| h.contains(name))
+            .unwrap()
+    };
+    let (paid_at, base_at, deposit_at) = (
+        col("Prepaid paid at month end"),
+        col("Last quarter's prepaid balance"),
+        col("Custody deposit"),
+    );
+    assert_eq!(table.rows.len(), coop.months.len());
+    for (row, line) in table.rows.iter().zip(&coop.months) {
+        assert_eq!(row[1], Cell::Text(line.month.clone()));
+        assert_eq!(row[paid_at], Cell::Money(line.prepaid_paid));
+        assert_eq!(row[base_at], Cell::Money(line.custody_base));
+        assert_eq!(
+            row[deposit_at],
+            Cell::Money(line.custody_deposit.expect("a policy in effect"))
+        );
+    }
 
     // The cooperative's own report on each day, against the old computation.
     for day in days
