@@ -365,9 +365,14 @@ fn month_of<'a>(series: &'a [CompoundMonth], month: &str) -> &'a CompoundMonth {
 }
 
 async fn report(l: &TestLedger, month: Option<&str>) -> AllianceReport {
-    alliance::alliance(l.app.store.as_ref(), date("2026-11-02"), month)
-        .await
-        .expect("the alliance report")
+    alliance::alliance(
+        l.app.store.as_ref(),
+        &l.app.policies,
+        date("2026-11-02"),
+        month,
+    )
+    .await
+    .expect("the alliance report")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1262,7 +1267,7 @@ async fn the_demo_has_grids_and_takeovers_and_the_command_line_sets_them() {
     let app = hongxin::app::App::open(&settings)
         .await
         .expect("open the demo");
-    let r = alliance::alliance(app.store.as_ref(), date("2026-11-20"), None)
+    let r = alliance::alliance(app.store.as_ref(), &app.policies, date("2026-11-20"), None)
         .await
         .expect("report");
     assert_eq!(r.households, 400);
@@ -1286,6 +1291,241 @@ async fn the_demo_has_grids_and_takeovers_and_the_command_line_sets_them() {
         "the demo dates the programme's compounds"
     );
     assert!(r.totals.iter().any(|m| m.participation.topups > 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The paid part of the prepaid liability per month, and the custody deposit it implies
+// ---------------------------------------------------------------------------------------------
+
+/// The oracle: the paid credit outstanding at the end of `day` recomputed from the journal's
+/// postings (`prepaid_figures` as of a date), wallets and vouchers.
+async fn paid_from_postings(l: &TestLedger, day: &str) -> (Amount, Amount) {
+    let f = l
+        .app
+        .store
+        .prepaid_figures(COOP, Some(date(day)))
+        .await
+        .expect("prepaid figures")
+        .expect("known cooperative");
+    (f.wallets.paid, f.vouchers.paid)
+}
+
+/// Every way paid credit moves (top-ups to wallets and vouchers, wallet and voucher spending,
+/// a sale refund back to credit, cash-outs, a voided voucher, an expired voucher's breakage)
+/// and an unrelated reversal, over several quarters; then, for every month, the maintained
+/// figures against the balances recomputed from postings, and the custody deposit of the
+/// prepaid report and of the alliance's report against the old computation.
+async fn custody_figures_agree_with_the_postings(backend: Backend) {
+    let mut l = TestLedger::on(backend, "2026-08-10").await;
+    let mut days = vec!["2026-08-10"];
+    l.top_up("H1", "600", Delivery::Wallet)
+        .await
+        .expect("top-up");
+    let v1 = l.issue_voucher("H2", "500").await;
+    let v2 = l.issue_voucher("H3", "100").await;
+    l.sell(sale_amount(Some("H1"), "110", vec![wallet("110")]))
+        .await
+        .expect("wallet sale");
+
+    l.reopen("2026-09-12").await;
+    days.push("2026-09-12");
+    let by_voucher = l
+        .sell(sale_amount(None, "200", vec![voucher(&v1, "200")]))
+        .await
+        .expect("voucher sale");
+    let by_wallet = l
+        .sell(sale_amount(Some("H1"), "55", vec![wallet("55")]))
+        .await
+        .expect("wallet sale");
+    let expense = l
+        .expense("utilities", "30.00", "2026-09-12")
+        .await
+        .expect("expense");
+    l.reverse(expense.entry, "entered twice")
+        .await
+        .expect("reversal");
+
+    l.reopen("2026-10-20").await;
+    days.push("2026-10-20");
+    l.refund_sale(by_voucher.sale, Some(SHOP), Some("50.00"))
+        .await
+        .expect("voucher refund");
+    l.refund_sale(by_wallet.sale, Some(SHOP), None)
+        .await
+        .expect("wallet refund");
+    l.cash_out("H1", Some("40.00")).await.expect("cash-out");
+    l.top_up("H3", "100", Delivery::Wallet)
+        .await
+        .expect("top-up");
+
+    l.reopen("2027-01-15").await;
+    days.push("2027-01-15");
+    l.void_voucher(&v2).await.expect("void");
+    l.refund_credit("H3").await.expect("whole cash-out");
+
+    // Three years on, the first voucher expires: its paid credit leaves the liability.
+    l.reopen("2029-09-03").await;
+    days.push("2029-09-03");
+    let r = l.run(Command::ExpireVouchers).await;
+    assert!(
+        matches!(r, Ok(Receipt::Expired(ref x)) if x.vouchers >= 1),
+        "{r:?}"
+    );
+    assert!(l.voucher_balance(&v1).await == Amount::ZERO);
+    l.top_up("H4", "50", Delivery::Wallet)
+        .await
+        .expect("top-up");
+
+    let checked = l.app.store.verify().await.expect("verify");
+    assert!(checked.ok(), "{checked:?}");
+
+    let months = l
+        .app
+        .store
+        .paid_credit_months(COOP)
+        .await
+        .expect("months")
+        .expect("known cooperative");
+    assert!(months.len() >= 5, "{months:?}");
+    let report = alliance::alliance(
+        l.app.store.as_ref(),
+        &l.app.policies,
+        date("2029-09-03"),
+        None,
+    )
+    .await
+    .expect("report");
+    let coop = report
+        .cooperatives
+        .iter()
+        .find(|c| c.cooperative == COOP)
+        .expect("COOP");
+    let mut checked_months = 0;
+    let mut some_nonzero = false;
+    for line in &coop.months {
+        let (_, last) = hongxin::fees::month_bounds("month", &line.month).unwrap();
+        let (w, v) = paid_from_postings(&l, &last.to_string()).await;
+        assert_eq!(line.prepaid_paid.fen(), w.fen() + v.fen(), "{}", line.month);
+        let on = last.min(date("2029-09-03"));
+        let quarter_end = hongxin::reports::previous_quarter_end(on);
+        let (qw, qv) = paid_from_postings(&l, &quarter_end.to_string()).await;
+        let base = qw.fen() + qv.fen();
+        assert_eq!(line.custody_base.fen(), base, "{}", line.month);
+        // 0.40 × base, half-up to the fen.
+        let deposit = (base * 40 + 50).div_euclid(100);
+        assert_eq!(
+            line.custody_deposit.map(|a| a.fen()),
+            Some(deposit),
+            "{}",
+            line.month
+        );
+        some_nonzero |= base > 0;
+        checked_months += 1;
+    }
+    assert!(some_nonzero);
+    // Every month of the report with figures from August 2026 on.
+    assert_eq!(checked_months, 5, "{:?}", report.months);
+    // October 2026 rests on September's end (spending takes paid and bonus in proportion):
+    // 0.40 × 868.18 = 347.272 → 347.27; before October, nothing was due.
+    let oct = coop.months.iter().find(|m| m.month == "2026-10").unwrap();
+    assert_eq!(oct.custody_base, y("868.18"));
+    assert_eq!(oct.custody_deposit, Some(y("347.27")));
+    let sep = coop.months.iter().find(|m| m.month == "2026-09").unwrap();
+    assert_eq!(sep.custody_deposit, Some(Amount::ZERO));
+    assert!(sep.prepaid_paid > Amount::ZERO);
+    // The exports carry the same figures, a row per cooperative and month.
+    use hongxin::reports::alliance_export::{tables, Cell};
+    let all = tables(&report);
+    let table = all.iter().find(|t| t.name == "cooperatives").unwrap();
+    let col = |name: &str| {
+        table
+            .headings
+            .iter()
+            .position(|h| h.contains(name))
+            .unwrap()
+    };
+    let (paid_at, base_at, deposit_at) = (
+        col("Prepaid paid at month end"),
+        col("Last quarter's prepaid balance"),
+        col("Custody deposit"),
+    );
+    assert_eq!(table.rows.len(), coop.months.len());
+    for (row, line) in table.rows.iter().zip(&coop.months) {
+        assert_eq!(row[1], Cell::Text(line.month.clone()));
+        assert_eq!(row[paid_at], Cell::Money(line.prepaid_paid));
+        assert_eq!(row[base_at], Cell::Money(line.custody_base));
+        assert_eq!(
+            row[deposit_at],
+            Cell::Money(line.custody_deposit.expect("a policy in effect"))
+        );
+    }
+
+    // The cooperative's own report on each day, against the old computation.
+    for day in days
+        .iter()
+        .copied()
+        .chain(["2026-12-31", "2027-04-01", "2029-07-01"])
+    {
+        let d = date(day);
+        let own = hongxin::reports::prepaid(
+            l.app.store.as_ref(),
+            &l.app.policies,
+            COOP,
+            date("2029-09-03"),
+            Some(d),
+        )
+        .await
+        .expect("prepaid")
+        .expect("known cooperative");
+        let (w, v) = paid_from_postings(&l, &own.custody.quarter_end.to_string()).await;
+        assert_eq!(
+            (own.custody.wallets_paid, own.custody.vouchers_paid),
+            (w, v),
+            "{day}"
+        );
+        assert_eq!(
+            own.custody.deposit.fen(),
+            ((w.fen() + v.fen()) * 40 + 50).div_euclid(100),
+            "{day}"
+        );
+    }
+
+    // The migration's backfill gives an existing ledger the same rows.
+    exec(&l, "DELETE FROM paid_credit_months").await;
+    let dir = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let text = std::fs::read_to_string(format!(
+        "{}/migrations/{dir}/0022_paid_credit_months.sql",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("the migration");
+    let (_, backfill) = text
+        .split_once("-- What was written before this table existed.")
+        .expect("the backfill part");
+    exec(&l, backfill).await;
+    let again = l
+        .app
+        .store
+        .paid_credit_months(COOP)
+        .await
+        .expect("months")
+        .expect("known cooperative");
+    assert_eq!(again, months);
+    // And verify notices a maintained figure off by a fen.
+    exec(
+        &l,
+        "UPDATE paid_credit_months SET wallet_paid = wallet_paid + 1
+         WHERE month = '2026-10'",
+    )
+    .await;
+    let checked = l.app.store.verify().await.expect("verify");
+    assert!(!checked.ok());
+    assert!(
+        format!("{checked:?}").contains("paid_credit_months"),
+        "{checked:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1321,4 +1561,5 @@ on_every_backend! {
     participation_and_cooperative_figures_agree_with_the_closes,
     the_migration_fills_the_figures_of_an_existing_ledger,
     the_alliance_reads_everything_writes_nothing_and_sees_no_one,
+    custody_figures_agree_with_the_postings,
 }

@@ -441,6 +441,18 @@ async fn till_and_prepaid_reports_add_up(backend: Backend) {
         .expect("COOP");
     assert_eq!(recomputed.wallets, prepaid.wallets);
     assert_eq!(recomputed.vouchers, prepaid.vouchers);
+    // The custody deposit sums the maintained months (paid_credit_months); the old way, the
+    // paid balances recomputed from postings as of the quarter end, is the oracle.
+    let oracle = store
+        .prepaid_figures(COOP, Some(prepaid.custody.quarter_end))
+        .await
+        .expect("prepaid figures")
+        .expect("COOP");
+    assert_eq!(
+        (prepaid.custody.wallets_paid, prepaid.custody.vouchers_paid),
+        (oracle.wallets.paid, oracle.vouchers.paid)
+    );
+    assert_eq!(prepaid.custody.prepaid_balance, y("1000.00"));
     assert!(reports::prepaid(store, &l.app.policies, "NOPE", day, None)
         .await
         .expect("prepaid report")

@@ -60,6 +60,11 @@ const IRRELEVANT: &[(&str, &str, &str)] = &[
         "as programme_months_pending, for coop_months",
     ),
     (
+        "paid_credit_months_pending",
+        "*",
+        "as programme_months_pending, for paid_credit_months",
+    ),
+    (
         "cooperatives",
         "created_at",
         "when the row was made; no figure reads it",

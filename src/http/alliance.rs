@@ -68,7 +68,13 @@ fn attachment(content_type: &'static str, name: &str, body: Vec<u8>) -> Response
 }
 
 async fn report(state: &AppState, month: Option<&str>) -> Result<AllianceReport, ApiError> {
-    Ok(alliance::alliance(state.app.store.as_ref(), state.app.clock.today(), month).await?)
+    Ok(alliance::alliance(
+        state.app.store.as_ref(),
+        &state.app.policies,
+        state.app.clock.today(),
+        month,
+    )
+    .await?)
 }
 
 /// The programme's figures (红心物业联盟): per compound and month, grid and building, cooperative

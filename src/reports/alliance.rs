@@ -11,8 +11,10 @@
 //!   that hold credit now, as counts and as shares of the compound's households; credit sold and
 //!   bonus granted.
 //! - The cooperative: sales by month, paid with credit or with money; for closed months the close's
-//!   own figures (margin, expenses, profit or loss, pool, reserve, loss carried); the prepaid
-//!   credit outstanding now.
+//!   own figures (margin, expenses, profit or loss, pool, reserve, loss carried); the paid part
+//!   of the prepaid liability at each month's end and the custody deposit due in the month
+//!   (from the maintained `paid_credit_months`, as the cooperative's prepaid report); the
+//!   prepaid credit outstanding now.
 //! - Per company: allocations received, settlements received, what is still owed, arrears by age.
 //!
 //! Everything is read from figures the write path keeps per month ([`Store::programme_figures`]),
@@ -28,11 +30,13 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::prepaid::custody;
 use super::ReportError;
 use crate::domain::CloseReceipt;
 use crate::fees::{age_bucket, month_bounds};
 use crate::money::Amount;
-use crate::store::{ProgrammeFigures, ProgrammeMonth, Store};
+use crate::policy::PolicySet;
+use crate::store::{paid_credit_at, PaidCreditMonth, ProgrammeFigures, ProgrammeMonth, Store};
 
 /// A share or rate, 0 to 1 (or above, where money paid ahead covers more than the month
 /// billed), rounded half-up to four places; `null` where there is nothing to divide by.
@@ -178,6 +182,17 @@ pub struct CoopMonthReport {
     pub sales: Amount,
     /// `null` while the month is open.
     pub close: Option<CloseFigures>,
+    /// The paid part of the prepaid liability (wallets and vouchers, the residents' own money)
+    /// outstanding at the month's end.
+    pub prepaid_paid: Amount,
+    /// The paid part outstanding at the end of the quarter before the month (last quarter's
+    /// prepaid balance)…
+    pub custody_base: Amount,
+    /// …and the custody deposit (存管资金) due in the month: the top-up policy's
+    /// `custody_deposit_ratio` (in effect at the month's end, or on the report date in the
+    /// current month) × `custody_base`, rounded once, half-up, as the cooperative's prepaid
+    /// report has it. `null` where no top-up policy is in effect.
+    pub custody_deposit: Option<Amount>,
 }
 
 /// Prepaid credit outstanding now (wallets and vouchers): what the cooperative owes residents.
@@ -433,6 +448,7 @@ fn close_figures(result: &str) -> Result<CloseFigures, ReportError> {
 /// building tables (default: the latest month with figures, or `today`'s).
 pub fn build(
     f: &ProgrammeFigures,
+    policies: &PolicySet,
     prepaid: BTreeMap<String, PrepaidNow>,
     today: NaiveDate,
     month: Option<&str>,
@@ -444,6 +460,7 @@ pub fn build(
         .chain(f.coop_months.iter().map(|m| m.month.clone()))
         .chain(f.closes.iter().map(|c| c.1.clone()))
         .chain(f.settlements.iter().map(|s| s.2.clone()))
+        .chain(f.paid_credit.iter().map(|m| m.month.clone()))
         .collect();
     let month = month
         .map(str::to_string)
@@ -587,14 +604,42 @@ pub fn build(
                 by_month.entry(m).or_default();
             }
         }
+        let paid_credit: Vec<PaidCreditMonth> = f
+            .paid_credit
+            .iter()
+            .filter(|m| &m.cooperative == coop)
+            .cloned()
+            .collect();
+        // Every month from its first with figures on: credit outstanding is owed, and its
+        // deposit held, in months without sales too.
+        let first = by_month
+            .keys()
+            .copied()
+            .chain(paid_credit.iter().map(|m| m.month.as_str()))
+            .min();
+        if let Some(first) = first {
+            for m in months.range(first.to_string()..) {
+                by_month.entry(m).or_default();
+            }
+        }
         let mut lines = Vec::with_capacity(by_month.len());
         for (m, (credit, cash)) in by_month {
+            let (w, v) = paid_credit_at(&paid_credit, m).ok_or(ReportError::Overflow)?;
+            let (_, last) = month_bounds("month", m)?;
+            let custody = match custody(policies, &paid_credit, last.min(today)) {
+                Ok(c) => Some(c),
+                Err(ReportError::Rejected(_)) => None,
+                Err(e) => return Err(e),
+            };
             lines.push(CoopMonthReport {
                 month: m.to_string(),
                 credit_sales: credit,
                 cash_sales: cash,
                 sales: add(credit, cash)?,
                 close: closes.get(&(coop.as_str(), m)).cloned(),
+                prepaid_paid: add(w, v)?,
+                custody_base: custody.as_ref().map_or(Amount::ZERO, |c| c.prepaid_balance),
+                custody_deposit: custody.map(|c| c.deposit),
             });
         }
         cooperatives.push(CoopReport {
@@ -698,6 +743,7 @@ pub fn build(
 /// The alliance's report, read from the store: `month` as in [`build`].
 pub async fn alliance(
     store: &dyn Store,
+    policies: &PolicySet,
     today: NaiveDate,
     month: Option<&str>,
 ) -> Result<AllianceReport, ReportError> {
@@ -722,7 +768,7 @@ pub async fn alliance(
             );
         }
     }
-    build(&figures, prepaid, today, month)
+    build(&figures, policies, prepaid, today, month)
 }
 
 /// The board's one-page summary of `month`, from the report.
@@ -774,6 +820,9 @@ pub fn summary(report: &AllianceReport) -> MonthSummary {
                         cash_sales: Amount::ZERO,
                         sales: Amount::ZERO,
                         close: None,
+                        prepaid_paid: Amount::ZERO,
+                        custody_base: Amount::ZERO,
+                        custody_deposit: None,
                     }),
                 prepaid: c.prepaid.clone(),
             })

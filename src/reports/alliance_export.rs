@@ -218,6 +218,9 @@ pub fn tables(r: &AllianceReport) -> Vec<Table> {
             "分配池 Pool",
             "已分配 Allocated",
             "储备 Reserve",
+            "月末预付余额(本金) Prepaid paid at month end",
+            "上季末预付余额(本金) Last quarter's prepaid balance",
+            "应存管金额 Custody deposit",
             "预付余额(本金) Prepaid paid",
             "预付余额(赠送) Prepaid bonus",
         ],
@@ -246,6 +249,10 @@ pub fn tables(r: &AllianceReport) -> Vec<Table> {
                         money(|x| x.pool),
                         money(|x| x.allocated),
                         money(|x| x.reserve),
+                        Cell::Money(m.prepaid_paid),
+                        Cell::Money(m.custody_base),
+                        m.custody_deposit
+                            .map_or(Cell::Text(String::new()), Cell::Money),
                         Cell::Money(c.prepaid.paid),
                         Cell::Money(c.prepaid.bonus),
                     ]

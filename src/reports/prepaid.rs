@@ -4,8 +4,10 @@
 //! implies: the top-up policy's `custody_deposit_ratio` × last quarter's prepaid balance.
 //!
 //! "Last quarter's prepaid balance" is the paid part outstanding (wallets + vouchers) at the end
-//! of the calendar quarter before the report date, recomputed from the postings of entries
-//! dated on or before that day. Only the paid part counts: the bonus was never money received.
+//! of the calendar quarter before the report date: the sum of the paid credit moved in every
+//! month up to that quarter's last, which the write path keeps per cooperative and month
+//! (`paid_credit_months`, migration 0022; `verify` recomputes it from the postings). Only the
+//! paid part counts: the bonus was never money received.
 //! The product is rounded once, half-up (四舍五入). The ratio is the one of the policy version in
 //! effect on the report date.
 
@@ -15,9 +17,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{no_policy, ReportError};
+use crate::domain::month_of;
 use crate::money::{mul_rate, Amount, Rounding};
 use crate::policy::PolicySet;
-use crate::store::{CreditFigures, Store};
+use crate::store::{paid_credit_at, CreditFigures, PaidCreditMonth, Store};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct PrepaidReport {
@@ -102,20 +105,10 @@ pub async fn prepaid(
     let Some(now) = store.prepaid_figures(cooperative, recompute).await? else {
         return Ok(None);
     };
-    let quarter_end = previous_quarter_end(date);
-    let then = store
-        .prepaid_figures(cooperative, Some(quarter_end))
+    let months = store
+        .paid_credit_months(cooperative)
         .await?
         .unwrap_or_default();
-    let policy = policies
-        .topup(date)
-        .ok_or_else(|| no_policy("topup_bonus", date))?;
-    let ratio = policy.rules.custody_deposit_ratio;
-    let prepaid_balance = then
-        .wallets
-        .paid
-        .checked_add(then.vouchers.paid)
-        .ok_or(ReportError::Overflow)?;
     let wallets = line(&now.wallets)?;
     let vouchers = line(&now.vouchers)?;
     Ok(Some(PrepaidReport {
@@ -124,16 +117,37 @@ pub async fn prepaid(
         total: sum(&wallets, &vouchers)?,
         wallets,
         vouchers,
-        custody: Custody {
-            quarter_end,
-            wallets_paid: then.wallets.paid,
-            vouchers_paid: then.vouchers.paid,
-            prepaid_balance,
-            ratio,
-            policy: policy.reference.to_string(),
-            deposit: mul_rate(prepaid_balance, ratio, Rounding::HalfUp)?,
-        },
+        custody: custody(policies, &months, date)?,
     }))
+}
+
+/// The custody deposit due on `date`: the ratio of the top-up policy in effect that day × the
+/// paid credit outstanding at the end of the quarter before, summed from a cooperative's
+/// maintained months (`paid_credit_months`).
+pub fn custody(
+    policies: &PolicySet,
+    months: &[PaidCreditMonth],
+    date: NaiveDate,
+) -> Result<Custody, ReportError> {
+    let quarter_end = previous_quarter_end(date);
+    let (wallets_paid, vouchers_paid) =
+        paid_credit_at(months, &month_of(quarter_end)).ok_or(ReportError::Overflow)?;
+    let policy = policies
+        .topup(date)
+        .ok_or_else(|| no_policy("topup_bonus", date))?;
+    let ratio = policy.rules.custody_deposit_ratio;
+    let prepaid_balance = wallets_paid
+        .checked_add(vouchers_paid)
+        .ok_or(ReportError::Overflow)?;
+    Ok(Custody {
+        quarter_end,
+        wallets_paid,
+        vouchers_paid,
+        prepaid_balance,
+        ratio,
+        policy: policy.reference.to_string(),
+        deposit: mul_rate(prepaid_balance, ratio, Rounding::HalfUp)?,
+    })
 }
 
 #[cfg(test)]

@@ -622,6 +622,13 @@ pub trait Store: Send + Sync + 'static {
         subject: Option<Subject>,
         code: Option<&str>,
     ) -> Result<Vec<MasterChangeRecord>, StoreError>;
+
+    /// A cooperative's paid credit moved per month, oldest first (`paid_credit_months`,
+    /// migration 0022): what the custody deposit sums. `None` for an unknown cooperative.
+    async fn paid_credit_months(
+        &self,
+        cooperative: &str,
+    ) -> Result<Option<Vec<PaidCreditMonth>>, StoreError>;
 }
 
 /// [`Store::eligible_on`]: one body for both backends.
@@ -805,6 +812,35 @@ pub struct ProgrammeFigures {
     pub closes: Vec<(String, String, String)>,
     /// Settlements summed by cooperative, company and month of their business date.
     pub settlements: Vec<(String, String, String, Amount)>,
+    /// The paid part of the prepaid liability moved per cooperative and month
+    /// (`paid_credit_months`, migration 0022), by cooperative and month.
+    pub paid_credit: Vec<PaidCreditMonth>,
+}
+
+/// How much the paid part of a cooperative's prepaid liability (the residents' own money in
+/// wallets and vouchers) grew in a month: credits less debits of its paid-credit accounts by
+/// entries dated in the month. The balance at a month's end is the sum over that month and
+/// every earlier one (`paid_credit_months`, migration 0022).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PaidCreditMonth {
+    pub cooperative: String,
+    pub month: String,
+    pub wallet_paid: Amount,
+    pub voucher_paid: Amount,
+}
+
+/// The paid credit outstanding at the end of `month` (`YYYY-MM`) in wallets and in vouchers,
+/// from a cooperative's [`PaidCreditMonth`] rows.
+pub fn paid_credit_at(rows: &[PaidCreditMonth], month: &str) -> Option<(Amount, Amount)> {
+    rows.iter().filter(|r| r.month.as_str() <= month).try_fold(
+        (Amount::ZERO, Amount::ZERO),
+        |(w, v), r| {
+            Some((
+                w.checked_add(r.wallet_paid)?,
+                v.checked_add(r.voucher_paid)?,
+            ))
+        },
+    )
 }
 
 /// The most catalogue items [`Store::catalog`] returns.
@@ -1197,12 +1233,14 @@ const PROGRAMME_FIGURES: [&str; 11] = [
     "spend_households",
 ];
 
-/// `programme_months` and `coop_months` (migration 0015) held to what they summarise, for
+/// `programme_months` and `coop_months` (migration 0015) and `paid_credit_months` (0022) held
+/// to what they summarise, for
 /// `verify`: bills and how much of them is settled from `fee_bills`; payments and each close's
 /// allocations from the journal's postings to households' fee accounts; top-ups and wallet
 /// spending from the till's records; sales by tender, less refunds by the refund's date. The
 /// split of what was collected between "in the month" and "late" depends on the order the money
-/// came in and is not recomputed; their sum is. One body for both backends, in `verify`'s
+/// came in and is not recomputed; their sum is. The paid credit moved per month from every
+/// posting to a wallet's or voucher's paid account. One body for both backends, in `verify`'s
 /// snapshot.
 pub(crate) async fn programme_problem<DB>(
     conn: &mut DB::Connection,
@@ -1377,6 +1415,49 @@ where
             )));
         }
     }
+
+    // paid_credit_months: every posting to a paid-credit account, by its entry's month.
+    let mut want: BTreeMap<(i64, String), [i64; 2]> = BTreeMap::new();
+    for sql in [
+        "SELECT c.id, substr(e.business_date, 1, 7), CAST(SUM(-p.amount) AS BIGINT), CAST(0 AS BIGINT)
+         FROM cooperatives c JOIN accounts a ON a.owner_kind = 'household'
+              AND a.name = 'wallet:' || c.code || ':paid'
+         JOIN postings p ON p.account_id = a.id JOIN entries e ON e.id = p.entry_id
+         GROUP BY c.id, substr(e.business_date, 1, 7)",
+        "SELECT v.cooperative_id, substr(e.business_date, 1, 7), CAST(0 AS BIGINT), CAST(SUM(-p.amount) AS BIGINT)
+         FROM vouchers v JOIN accounts a ON a.owner_kind = 'voucher' AND a.owner_id = v.id
+              AND a.name = 'paid'
+         JOIN postings p ON p.account_id = a.id JOIN entries e ON e.id = p.entry_id
+         GROUP BY v.cooperative_id, substr(e.business_date, 1, 7)",
+    ] {
+        let rows: Vec<(i64, String, i64, i64)> = rows_of::<DB, _>(conn, sql).await?;
+        for (coop, month, wallets, vouchers) in rows {
+            let w = want.entry((coop, month)).or_default();
+            w[0] += wallets;
+            w[1] += vouchers;
+        }
+    }
+    let stored: Vec<(i64, String, i64, i64)> = rows_of::<DB, _>(
+        conn,
+        "SELECT cooperative_id, month, wallet_paid, voucher_paid FROM paid_credit_months",
+    )
+    .await?;
+    let have: BTreeMap<(i64, String), [i64; 2]> = stored
+        .into_iter()
+        .map(|(c, m, wallets, vouchers)| ((c, m), [wallets, vouchers]))
+        .collect();
+    let keys: std::collections::BTreeSet<&(i64, String)> = want.keys().chain(have.keys()).collect();
+    for key in keys {
+        let w = want.get(key).copied().unwrap_or_default();
+        let h = have.get(key).copied().unwrap_or_default();
+        if w != h {
+            return Ok(Some(format!(
+                "paid_credit_months: cooperative {}, {}: paid credit moved in wallets and \
+                 vouchers is {} and {} but the journal's postings say {} and {}",
+                key.0, key.1, h[0], h[1], w[0], w[1]
+            )));
+        }
+    }
     Ok(None)
 }
 
@@ -1491,6 +1572,12 @@ where
          GROUP BY c.code, k.code, substr(s.business_date, 1, 7) ORDER BY 1, 2, 3",
     )
     .await?;
+    let paid_credit: Vec<(String, String, i64, i64)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, m.month, m.wallet_paid, m.voucher_paid
+         FROM paid_credit_months m JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY 1, 2",
+    )
+    .await?;
     let fen = Amount::from_fen;
     Ok(ProgrammeFigures {
         companies,
@@ -1558,6 +1645,15 @@ where
         settlements: settlements
             .into_iter()
             .map(|(c, k, m, a)| (c, k, m, fen(a)))
+            .collect(),
+        paid_credit: paid_credit
+            .into_iter()
+            .map(|(cooperative, month, wallets, vouchers)| PaidCreditMonth {
+                cooperative,
+                month,
+                wallet_paid: fen(wallets),
+                voucher_paid: fen(vouchers),
+            })
             .collect(),
     })
 }

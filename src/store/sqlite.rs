@@ -1164,6 +1164,37 @@ impl Store for SqliteStore {
         figures
     }
 
+    async fn paid_credit_months(
+        &self,
+        cooperative: &str,
+    ) -> Result<Option<Vec<PaidCreditMonth>>, StoreError> {
+        let Some(coop): Option<i64> =
+            sqlx::query_scalar("SELECT id FROM cooperatives WHERE code = ?")
+                .bind(cooperative)
+                .fetch_optional(&self.read)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT month, wallet_paid, voucher_paid FROM paid_credit_months
+             WHERE cooperative_id = ? ORDER BY month",
+        )
+        .bind(coop)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|(month, wallets, vouchers)| PaidCreditMonth {
+                    cooperative: cooperative.to_string(),
+                    month,
+                    wallet_paid: Amount::from_fen(wallets),
+                    voucher_paid: Amount::from_fen(vouchers),
+                })
+                .collect(),
+        ))
+    }
+
     async fn catalog(&self, cooperative: &str) -> Result<Option<Vec<CatalogItem>>, StoreError> {
         let Some(coop): Option<i64> =
             sqlx::query_scalar("SELECT id FROM cooperatives WHERE code = ?")

@@ -193,6 +193,14 @@ fn the_alliance_page_shows_the_api_figures_beside_its_charts() {
                 ctx.text(&format!("{row} td.credit-sales")).await,
                 yuan(&m["credit_sales"])
             );
+            assert_eq!(
+                ctx.text(&format!("{row} td.prepaid-paid")).await,
+                yuan(&m["prepaid_paid"])
+            );
+            assert_eq!(
+                ctx.text(&format!("{row} td.custody")).await,
+                yuan(&m["custody_deposit"])
+            );
             if m["close"].is_object() {
                 assert_eq!(
                     ctx.text(&format!("{row} td.pool")).await,
@@ -200,11 +208,15 @@ fn the_alliance_page_shows_the_api_figures_beside_its_charts() {
                 );
             }
         }
+        // The custody column comes with the report (no second request) and is the figure the
+        // cooperative's own prepaid report works out for the report's month.
         let prepaid = ctx
             .api_get(&token, "/v1/reports/prepaid?cooperative=COOP")
             .await;
-        ctx.text_until("#coop-prepaid-table td.custody", |t| t != "—")
-            .await;
+        assert_eq!(
+            report["month"],
+            json!(prepaid["as_of"].as_str().unwrap()[..7])
+        );
         assert_eq!(
             ctx.text("#coop-prepaid-table td.custody").await,
             yuan(&prepaid["custody"]["deposit"])

@@ -79,6 +79,8 @@
       'alliance.col.pool': '分配池',
       'alliance.col.allocated': '已分配',
       'alliance.col.reserve': '储备',
+      'alliance.col.prepaid_paid': '月末预付余额（本金）',
+      'alliance.col.custody_base': '上季末预付余额（本金）',
       'alliance.col.cooperative': '合作社',
       'alliance.col.paid': '实收部分',
       'alliance.col.bonus_part': '赠送部分',
@@ -168,6 +170,8 @@
       'alliance.col.pool': 'Pool',
       'alliance.col.allocated': 'Allocated',
       'alliance.col.reserve': 'Reserve',
+      'alliance.col.prepaid_paid': 'Prepaid paid at month end',
+      'alliance.col.custody_base': "Last quarter's prepaid balance",
       'alliance.col.cooperative': 'Cooperative',
       'alliance.col.paid': 'Paid part',
       'alliance.col.bonus_part': 'Bonus part',
@@ -194,7 +198,7 @@
 
   const TABLES = ['compounds', 'totals', 'grids', 'buildings', 'cooperatives', 'companies', 'arrears'];
   const AGES = ['0-30', '31-90', '91-180', 'over-180'];
-  const view = { report: null, summary: null, prepaid: {}, month: null, session: null };
+  const view = { report: null, summary: null, month: null, session: null };
 
   // ---- figures as text ------------------------------------------------------------------
 
@@ -453,6 +457,9 @@
       { head: t('alliance.col.profit'), num: true, cell: (x) => close(x, (c) => c.profit), cls: 'profit' },
       { head: t('alliance.col.pool'), num: true, cell: (x) => close(x, (c) => c.pool), cls: 'pool' },
       { head: t('alliance.col.reserve'), num: true, cell: (x) => close(x, (c) => c.reserve) },
+      { head: t('alliance.col.prepaid_paid'), num: true, cell: (x) => money(x.m.prepaid_paid), cls: 'prepaid-paid' },
+      { head: t('alliance.col.custody_base'), num: true, cell: (x) => money(x.m.custody_base), cls: 'custody-base' },
+      { head: t('alliance.coop.custody'), num: true, cell: (x) => money(x.m.custody_deposit), cls: 'custody' },
     ], lines, (x) => ({ dataset: { cooperative: x.coop, month: x.m.month } })));
     $('#coop-prepaid').replaceChildren(
       el('h3', null, t('alliance.coop.prepaid')),
@@ -461,7 +468,7 @@
         { head: t('alliance.col.paid'), num: true, cell: (c) => money(c.prepaid.paid), cls: 'prepaid-paid' },
         { head: t('alliance.col.bonus_part'), num: true, cell: (c) => money(c.prepaid.bonus) },
         { head: t('alliance.col.total'), num: true, cell: (c) => money(c.prepaid.total) },
-        { head: t('alliance.coop.custody'), num: true, cell: (c) => money(view.prepaid[c.cooperative]?.custody?.deposit), cls: 'custody' },
+        { head: t('alliance.coop.custody'), num: true, cell: (c) => money(c.months.find((m) => m.month === r.month)?.custody_deposit), cls: 'custody' },
       ], r.cooperatives, (c) => ({ dataset: { cooperative: c.cooperative } })),
     );
   }
@@ -547,19 +554,10 @@
     view.report = report.data;
     view.summary = summary.data;
     view.month = report.data.month;
-    view.prepaid = {};
+    // The custody deposit is in the report itself, per cooperative and month (the maintained
+    // paid credit per month): no second request.
     render();
     document.body.dataset.loaded = view.month;
-    // The custody deposit each cooperative's own report works out: it recomputes last quarter's
-    // balance from the journal (seconds on a large ledger), so its column fills in afterwards.
-    const shown = view.month;
-    const prepaid = await Promise.all(report.data.cooperatives.map((c) =>
-      HX.api('GET', `/v1/reports/prepaid?cooperative=${encodeURIComponent(c.cooperative)}`)));
-    if (view.month !== shown) return; // another month was chosen meanwhile
-    report.data.cooperatives.forEach((c, i) => {
-      if (prepaid[i].ok) view.prepaid[c.cooperative] = prepaid[i].data;
-    });
-    render();
   }
 
   document.addEventListener('DOMContentLoaded', () => {
