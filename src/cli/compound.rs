@@ -132,7 +132,15 @@ pub async fn set_area(config: &Config, a: SetAreaArgs) -> anyhow::Result<()> {
 
 /// `hongxin household rename`: the household's name from now on.
 pub async fn rename_household(config: &Config, a: HouseholdRenameArgs) -> anyhow::Result<()> {
-    change(config, Subject::Household, a.household, "name", a.name, None).await
+    change(
+        config,
+        Subject::Household,
+        a.household,
+        "name",
+        a.name,
+        None,
+    )
+    .await
 }
 
 #[derive(Args)]

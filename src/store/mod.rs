@@ -19,8 +19,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    CatalogItem, Command, ExchangeReceipt, MasterChangeRecord, Receipt, Rejection, Role, StoreError,
-    Subject, TopUpReceipt, VoucherStatus,
+    CatalogItem, Command, ExchangeReceipt, MasterChangeRecord, Receipt, Rejection, Role,
+    StoreError, Subject, TopUpReceipt, VoucherStatus,
 };
 use crate::fees::statement::Statement;
 use crate::ledger::{audit, AccountId, AccountType, EntryKind, VerifyReport};
