@@ -26,8 +26,8 @@ use serde_json::{json, Value};
 
 use common::*;
 use hongxin::domain::{
-    CloseMonth, CloseReceipt, Command, Delivery, FeePayment, GenerateBills, NewHousehold, NewToken,
-    PayMethod, Receipt, Role, Settlement,
+    CloseMonth, CloseReceipt, Command, Delivery, ExchangeVoucher, FeePayment, GenerateBills,
+    NewHousehold, NewToken, PayMethod, Receipt, Role, Settlement,
 };
 use hongxin::fees::statement::Statement;
 use hongxin::http::extract::token_hash;
@@ -1363,15 +1363,28 @@ async fn custody_figures_agree_with_the_postings(backend: Backend) {
     l.void_voucher(&v2).await.expect("void");
     l.refund_credit("H3").await.expect("whole cash-out");
 
-    // Three years on, the first voucher expires: its paid credit leaves the liability.
+    // Three years on, the first voucher expires: its credit stays owed (no breakage under the
+    // shipped policy), so its paid part stays in the liability the deposit covers; then it is
+    // exchanged for a new voucher, which moves the paid credit between vouchers and leaves the
+    // cooperative's figure as it was.
     l.reopen("2029-09-03").await;
     days.push("2029-09-03");
+    let left = l.voucher_balance(&v1).await;
+    assert!(left > Amount::ZERO, "{left:?}");
     let r = l.run(Command::ExpireVouchers).await;
     assert!(
-        matches!(r, Ok(Receipt::Expired(ref x)) if x.vouchers >= 1),
+        matches!(r, Ok(Receipt::Expired(ref x)) if x.vouchers >= 1 && x.broken == 0),
         "{r:?}"
     );
-    assert!(l.voucher_balance(&v1).await == Amount::ZERO);
+    assert_eq!(l.voucher_balance(&v1).await, left);
+    let r = l
+        .run(Command::ExchangeVoucher(ExchangeVoucher {
+            code: v1.clone(),
+            shop: SHOP.into(),
+        }))
+        .await;
+    assert!(matches!(r, Ok(Receipt::Exchanged(_))), "{r:?}");
+    assert_eq!(l.voucher_balance(&v1).await, Amount::ZERO);
     l.top_up("H4", "50", Delivery::Wallet)
         .await
         .expect("top-up");
