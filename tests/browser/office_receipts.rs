@@ -68,11 +68,21 @@ fn the_office_prints_the_receipt_it_just_recorded_and_reprints_one_by_number() {
         let print_rule = ctx
             .script(
                 "return [...document.styleSheets].some(s => [...s.cssRules].some(r => \
-                 r.media && r.media.mediaText === 'print' && r.cssText.includes('printing-fee-receipt #fr-print')))",
+                 r.media && r.media.mediaText === 'print' && [...r.cssRules].some(x => \
+                 x.selectorText === 'body.printing-fee-receipt #fr-print')))",
                 vec![],
             )
             .await;
         assert_eq!(print_rule, json!(true));
+        // On screen it is a bordered slip, not the page's full width.
+        assert_eq!(
+            ctx.script(
+                "return getComputedStyle(document.querySelector('#fr-print')).borderTopStyle",
+                vec![]
+            )
+            .await,
+            json!("dashed")
+        );
 
         // One collected at the cooperative's till prints again by its number.
         let (status, paid) = ctx
