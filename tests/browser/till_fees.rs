@@ -103,6 +103,30 @@ fn a_cashier_takes_a_property_fee_and_prints_the_numbered_receipt_in_capitals() 
             .await;
         assert_eq!(methods, json!(["cash", "wechat", "alipay"]));
         ctx.visible("#fee-pay-owed").await;
+        // Each unpaid bill, oldest first, as the till's read of the household has it.
+        let read = ctx
+            .api_get(&ctx.cashier, &format!("/v1/till/households/{hh}/fees"))
+            .await;
+        let bills = ctx
+            .script(
+                "return [...document.querySelectorAll('[id^=fee-bill-]')].map(d => [d.id, d.textContent])",
+                vec![],
+            )
+            .await;
+        let expect: Vec<Value> = read["bills"]
+            .as_array()
+            .expect("bills")
+            .iter()
+            .map(|b| {
+                json!([
+                    format!("fee-bill-{}", b["month"].as_str().unwrap()),
+                    yuan(money(&b["open"]))
+                ])
+            })
+            .collect();
+        assert!(!expect.is_empty());
+        assert_eq!(bills, json!(expect));
+        assert_eq!(money(&read["arrears"]), owed);
         ctx.shot("till-fee-panel").await;
 
         // A bad amount: the field is marked, the problem says why, nothing is posted.

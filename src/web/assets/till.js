@@ -1102,8 +1102,8 @@
   // ---- property fees (代收物业费) ----------------------------------------------------------
   // The household's company is paid through the cooperative's till: cash, WeChat or Alipay only
   // (the select offers nothing else; shopping credit never pays fees). What the household owes
-  // comes from GET /v1/households/{code}, which a cashier already reads: the amounts owed and
-  // the company's name, no more. The receipt is the company's numbered 收据, read back with
+  // comes from GET /v1/till/households/{code}/fees: the amounts owed, the unpaid bills and the
+  // company's name, no more. The receipt is the company's numbered 收据, read back with
   // GET /v1/companies/{company}/fee-receipts/{number} for the amount in capitals (大写).
 
   HX.strings({
@@ -1120,10 +1120,7 @@
       'till.fee.arrears': '欠费',
       'till.fee.prepaid': '已预交',
       'till.fee.clear': '已结清',
-      'till.fee.age.0-30': '其中 30 天内',
-      'till.fee.age.31-90': '其中 31–90 天',
-      'till.fee.age.91-180': '其中 91–180 天',
-      'till.fee.age.over-180': '其中超过 180 天',
+      'till.fee.bill': '{month} 未缴',
       'till.done.fee': '物业费已收',
       'till.receipt.fee': '物业费收据',
       'till.r.fee_number': '收据号',
@@ -1150,10 +1147,7 @@
       'till.fee.arrears': 'Owed',
       'till.fee.prepaid': 'Paid ahead',
       'till.fee.clear': 'Nothing owed',
-      'till.fee.age.0-30': 'of which up to 30 days',
-      'till.fee.age.31-90': 'of which 31–90 days',
-      'till.fee.age.91-180': 'of which 91–180 days',
-      'till.fee.age.over-180': 'of which over 180 days',
+      'till.fee.bill': '{month} unpaid',
       'till.done.fee': 'Property fee received',
       'till.receipt.fee': 'Property fee receipt (收据)',
       'till.r.fee_number': 'Receipt No.',
@@ -1169,29 +1163,46 @@
     },
   });
 
-  const FEE_AGES = ['0-30', '31-90', '91-180', 'over-180'];
+  // The fee read of the household on the page: {of: the household looked up, household, data}
+  // (data null while it loads); each look-up reads it afresh.
+  let feeOwed = null;
 
-  // What the household owes its company, shown on the fee panel.
+  async function loadFeeOwed(h) {
+    const mine = { of: h, household: h.household, data: null };
+    feeOwed = mine;
+    const r = await HX.api('GET', `/v1/till/households/${encodeURIComponent(h.household)}/fees`);
+    if (feeOwed !== mine) return; // another household meanwhile
+    if (!r.ok) {
+      showProblem($('#fee-problem'), r.problem, $('#fee-form'));
+      return;
+    }
+    feeOwed.data = r.data;
+    renderFeeOwed();
+  }
+
+  // What the household owes its company, shown on the fee panel: the total, what is paid ahead,
+  // and each unpaid bill, oldest first (the order a payment settles them in).
   function renderFeeOwed() {
     const h = state.household;
     const owed = $('#fee-owed');
+    if (h && (!feeOwed || feeOwed.of !== h)) loadFeeOwed(h);
+    if (!h) feeOwed = null;
+    const f = h && feeOwed && feeOwed.data;
     show($('#fee-needs-household'), !h);
-    show(owed, Boolean(h));
-    show($('#fee-pay-owed'), Boolean(h && fen(h.fees.arrears) > 0n));
-    if (!h) {
+    show(owed, Boolean(f));
+    show($('#fee-pay-owed'), Boolean(f && fen(f.arrears) > 0n));
+    if (!f) {
       owed.replaceChildren();
       return;
     }
-    const row = (id, label, value, cls) => [el('dt', {}, t(label)), el('dd', { id: 'fee-' + id, class: cls }, value)];
-    const f = h.fees;
+    const row = (id, label, value, cls) => [el('dt', {}, label), el('dd', { id: 'fee-' + id, class: cls }, value)];
     const lines = [
-      row('company', 'till.fee.company', h.company_name ? `${h.company_name}（${h.company}）` : h.company),
-      row('arrears', 'till.fee.arrears', fen(f.arrears) > 0n ? yuan(f.arrears) : t('till.fee.clear'), 'big'),
+      row('company', t('till.fee.company'), f.company_name ? `${f.company_name}（${f.company}）` : f.company),
+      row('arrears', t('till.fee.arrears'), fen(f.arrears) > 0n ? yuan(f.arrears) : t('till.fee.clear'), 'big'),
     ];
-    if (fen(f.prepaid) > 0n) lines.push(row('prepaid', 'till.fee.prepaid', yuan(f.prepaid)));
-    const ages = f.arrears_by_age || {};
-    for (const age of FEE_AGES) {
-      if (fen(ages[age]) > 0n) lines.push(row('age-' + age, 'till.fee.age.' + age, yuan(ages[age])));
+    if (fen(f.prepaid) > 0n) lines.push(row('prepaid', t('till.fee.prepaid'), yuan(f.prepaid)));
+    for (const b of f.bills) {
+      lines.push(row('bill-' + b.month, t('till.fee.bill', { month: b.month }), yuan(b.open)));
     }
     owed.replaceChildren(...lines.flat());
   }
@@ -1295,9 +1306,10 @@
     $('#fee-form').addEventListener('submit', submitFee);
     $('#fee-pay-owed').addEventListener('click', () => {
       const h = state.household;
-      if (!h) return;
+      const f = h && feeOwed && feeOwed.of === h && feeOwed.data;
+      if (!f) return;
       if (state.done) setDone(false);
-      $('#fee-amount').value = h.fees.arrears;
+      $('#fee-amount').value = f.arrears;
       $('#fee-amount').focus();
     });
   }
