@@ -2865,7 +2865,12 @@ async fn a_till_reads_what_a_household_owes_and_nothing_personal(backend: Backen
     }
     let path = "/v1/till/households/H1/fees";
     let r = fx.get_ok(CASHIER, path).await;
-    let mut keys: Vec<&str> = r.as_object().expect("object").keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = r
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     assert_eq!(
         keys,

@@ -280,18 +280,13 @@ async fn get_till_household_fees(
     Path(code): Path<String>,
 ) -> Result<axum::Json<TillHouseholdFees>, ApiError> {
     principal.allow(&[Role::Cashier, Role::Admin])?;
-    let v = state
-        .app
-        .store
-        .household(&code)
-        .await?
-        .ok_or_else(|| {
-            ApiError::from(crate::domain::Rejection::not_found(
-                "household",
-                "household",
-                code.chars().take(40).collect::<String>(),
-            ))
-        })?;
+    let v = state.app.store.household(&code).await?.ok_or_else(|| {
+        ApiError::from(crate::domain::Rejection::not_found(
+            "household",
+            "household",
+            code.chars().take(40).collect::<String>(),
+        ))
+    })?;
     let mut bills = Vec::new();
     for (month, amount, settled) in state.app.store.open_bills(&v.code).await? {
         let open = amount.checked_sub(settled).ok_or_else(ApiError::internal)?;

@@ -14,7 +14,9 @@ fn the_office_prints_the_receipt_it_just_recorded_and_reprints_one_by_number() {
     browser_test("office: fee receipts", |ctx: Ctx| async move {
         let (hh, _) = owing_household(&ctx).await;
         let last = last_receipt(&ctx, "K01").await;
-        let name = ctx.api_get(&ctx.admin, &format!("/v1/households/{hh}")).await["company_name"]
+        let name = ctx
+            .api_get(&ctx.admin, &format!("/v1/households/{hh}"))
+            .await["company_name"]
             .as_str()
             .expect("company name")
             .to_string();
@@ -103,11 +105,17 @@ fn the_office_prints_the_receipt_it_just_recorded_and_reprints_one_by_number() {
         assert_eq!(ctx.text("#fr-words").await, "叁元伍角整");
         assert_eq!(ctx.text("#fr-method").await, "支付宝");
         let collected = ctx.text("#fr-collected").await;
-        assert!(collected.contains("代收") && collected.contains("S1"), "{collected}");
+        assert!(
+            collected.contains("代收") && collected.contains("S1"),
+            "{collected}"
+        );
         // A reprint by number knows no bills: it shows none rather than guessing.
         assert_eq!(
-            ctx.script("return document.querySelectorAll('[id^=fr-bill-]').length", vec![])
-                .await,
+            ctx.script(
+                "return document.querySelectorAll('[id^=fr-bill-]').length",
+                vec![]
+            )
+            .await,
             json!(0)
         );
         ctx.click("#fr-print-go").await;
@@ -137,7 +145,8 @@ fn the_office_prints_the_receipt_it_just_recorded_and_reprints_one_by_number() {
         // In English.
         ctx.fill("#fr-number-input", &(last + 1).to_string()).await;
         ctx.click("#fr-reprint-go").await;
-        ctx.text_until("#fr-number", |t| t.starts_with(&first)).await;
+        ctx.text_until("#fr-number", |t| t.starts_with(&first))
+            .await;
         ctx.click("#lang-switch").await;
         ctx.text_until("#fr-collected", |t| t == "the company’s office")
             .await;

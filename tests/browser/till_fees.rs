@@ -69,7 +69,9 @@ fn a_cashier_takes_a_property_fee_and_prints_the_numbered_receipt_in_capitals() 
     browser_test("till: property fee", |ctx: Ctx| async move {
         let (hh, owed) = owing_household(&ctx).await;
         let last = last_receipt(&ctx, "K01").await;
-        let company = ctx.api_get(&ctx.admin, &format!("/v1/households/{hh}")).await;
+        let company = ctx
+            .api_get(&ctx.admin, &format!("/v1/households/{hh}"))
+            .await;
         let company_name = company["company_name"].as_str().expect("name").to_string();
         ctx.open("/till").await;
         ctx.sign_in(&ctx.cashier).await;
@@ -166,7 +168,11 @@ fn a_cashier_takes_a_property_fee_and_prints_the_numbered_receipt_in_capitals() 
             json!([true, false, true])
         );
         assert_eq!(money(&fees(&ctx, &hh).await["arrears"]), owed);
-        assert_eq!(last_receipt(&ctx, "K01").await, last, "nothing was numbered");
+        assert_eq!(
+            last_receipt(&ctx, "K01").await,
+            last,
+            "nothing was numbered"
+        );
 
         // Paid in WeChat: the company's next number, the amount in figures and in capitals.
         ctx.script(
@@ -222,14 +228,20 @@ fn a_cashier_takes_a_property_fee_and_prints_the_numbered_receipt_in_capitals() 
         assert_eq!(money(&fees(&ctx, &hh).await["arrears"]), owed - 1_234);
         // The receipt as the API reprints it says the same.
         let api = ctx
-            .api_get(&ctx.cashier, &format!("/v1/companies/K01/fee-receipts/{}", last + 1))
+            .api_get(
+                &ctx.cashier,
+                &format!("/v1/companies/K01/fee-receipts/{}", last + 1),
+            )
             .await;
         assert_eq!(api["amount_in_words"], json!("壹拾贰元叁角肆分"));
         assert_eq!(api["household"], json!(hh));
         // The customer is ended: the household is gone, the panel asks for the next one.
         assert_eq!(
-            ctx.script("return document.querySelector('#household-card').hidden", vec![])
-                .await,
+            ctx.script(
+                "return document.querySelector('#household-card').hidden",
+                vec![]
+            )
+            .await,
             json!(true)
         );
         ctx.visible("#fee-needs-household").await;
@@ -241,7 +253,10 @@ fn a_cashier_takes_a_property_fee_and_prints_the_numbered_receipt_in_capitals() 
         )
         .await;
         ctx.keys("\u{E038}").await;
-        assert_eq!(ctx.script("return window.__printed", vec![]).await, json!(1));
+        assert_eq!(
+            ctx.script("return window.__printed", vec![]).await,
+            json!(1)
+        );
 
         // The connection drops after the second payment reached the server: the retry is
         // answered with what was posted, under the next number, charged once.
@@ -272,7 +287,11 @@ fn a_cashier_takes_a_property_fee_and_prints_the_numbered_receipt_in_capitals() 
             t == "网络中断：请检查连接后重试（不会重复记账）"
         })
         .await;
-        assert_eq!(ctx.text("#hh-code").await, hh, "the household stays for the retry");
+        assert_eq!(
+            ctx.text("#hh-code").await,
+            hh,
+            "the household stays for the retry"
+        );
         assert_eq!(money(&fees(&ctx, &hh).await["arrears"]), owed - 3_234);
         ctx.click("#fee-submit").await;
         let second = format!("No. {:06}", last + 2);
