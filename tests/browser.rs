@@ -19,12 +19,16 @@ mod office;
 mod office_desk;
 #[path = "browser/office_move_out.rs"]
 mod office_move_out;
+#[path = "browser/office_receipts.rs"]
+mod office_receipts;
 #[path = "browser/resident.rs"]
 mod resident;
 #[path = "browser/resident_card.rs"]
 mod resident_card;
 #[path = "browser/till.rs"]
 mod till;
+#[path = "browser/till_fees.rs"]
+mod till_fees;
 #[path = "browser/till_flow.rs"]
 mod till_flow;
 

@@ -861,3 +861,82 @@ fn household_move_out_cashes_out_refuses_arrears_and_carries_them() {
     assert_eq!(amount_after(&out, "refunded "), 0, "{out}");
     assert_ok(&hongxin(dir.path(), &["verify"]));
 }
+
+/// The receipt number `fees pay` prints: `receipt No. 000123 of K01` → 123.
+fn receipt_number(out: &str) -> i64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("receipt No. "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no receipt number in {out}"))
+}
+
+#[test]
+fn fees_receipt_prints_the_numbered_receipt_again_with_the_amount_in_capitals() {
+    let dir = demo_copy();
+    let pay = |amount: &str, method: &str| {
+        let o = hongxin(
+            dir.path(),
+            &[
+                "fees",
+                "pay",
+                "--household",
+                "HX01-0001",
+                "--amount",
+                amount,
+                "--method",
+                method,
+                "--reference",
+                "SJ-CLI-1",
+            ],
+        );
+        assert_ok(&o);
+        stdout(&o)
+    };
+    let first = receipt_number(&pay("123.45", "wechat"));
+    let second = receipt_number(&pay("100.07", "cash"));
+    assert!(first >= 1);
+    assert_eq!(second, first + 1, "one gapless sequence per company");
+    let receipt = |company: &str, number: i64| {
+        hongxin(
+            dir.path(),
+            &[
+                "fees",
+                "receipt",
+                "--company",
+                company,
+                "--number",
+                &number.to_string(),
+            ],
+        )
+    };
+    let o = receipt("K01", first);
+    assert_ok(&o);
+    let out = stdout(&o);
+    let line = |label: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {label} in {out}"))
+            .to_string()
+    };
+    assert_eq!(line("收据 receipt "), format!("No. {first:06}"));
+    assert!(line("company ").starts_with("K01 "), "{out}");
+    assert_eq!(line("household "), "HX01-0001");
+    assert_eq!(line("amount "), "123.45");
+    assert_eq!(line("大写 "), "壹佰贰拾叁元肆角伍分");
+    assert_eq!(line("method "), "wechat");
+    assert_eq!(line("collected "), "the company's office");
+    assert_eq!(line("date "), TODAY);
+    let o = receipt("K01", second);
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("100.07\n"), "{out}");
+    assert!(out.contains("壹佰元零柒分"), "{out}");
+    // No such receipt: refused with the number named, exit status 1.
+    let o = receipt("K01", second + 1);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains("not_found"), "{}", stderr(&o));
+    let o = receipt("K99", first);
+    assert_eq!(o.status.code(), Some(1));
+}

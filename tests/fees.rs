@@ -2856,6 +2856,95 @@ async fn parallel_fee_payments_number_their_receipts_without_gaps(backend: Backe
     assert!(fx.app.verify().await.expect("verify").ok());
 }
 
+/// What a household owes, as the till reads it before taking a fee: amounts, the unpaid bills
+/// oldest first and the company, nothing personal; cashiers and admins only.
+async fn a_till_reads_what_a_household_owes_and_nothing_personal(backend: Backend) {
+    let fx = Fx::new(backend, "2026-11-16").await;
+    for month in ["2026-10", "2026-11"] {
+        fx.bills("K01", month).await;
+    }
+    let path = "/v1/till/households/H1/fees";
+    let r = fx.get_ok(CASHIER, path).await;
+    let mut keys: Vec<&str> = r
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "arrears",
+            "as_of",
+            "balance",
+            "bills",
+            "company",
+            "company_name",
+            "household",
+            "prepaid"
+        ],
+        "amounts and the company only: {r}"
+    );
+    assert_eq!(
+        (&r["household"], &r["company"], &r["as_of"]),
+        (&json!("H1"), &json!("K01"), &json!("2026-11-16"))
+    );
+    assert!(r["company_name"].is_string(), "{r}");
+    assert_eq!(
+        (&r["balance"], &r["arrears"], &r["prepaid"]),
+        (&json!("96.08"), &json!("96.08"), &json!("0.00"))
+    );
+    assert_eq!(
+        r["bills"],
+        json!([
+            { "month": "2026-10", "amount": "48.04", "settled": "0.00", "open": "48.04" },
+            { "month": "2026-11", "amount": "48.04", "settled": "0.00", "open": "48.04" },
+        ])
+    );
+
+    // After a payment at the till: the oldest bill is gone, the next partly settled.
+    let (status, paid, _) = fx
+        .post_keyed(
+            CASHIER,
+            "/v1/till/fee-payments",
+            json!({ "household": "H1", "amount": "60.00", "method": "cash" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    let r = fx.get_ok(CASHIER, path).await;
+    assert_eq!(
+        (&r["balance"], &r["arrears"]),
+        (&json!("36.08"), &json!("36.08"))
+    );
+    assert_eq!(
+        r["bills"],
+        json!([{ "month": "2026-11", "amount": "48.04", "settled": "11.96", "open": "36.08" }])
+    );
+    // Paid ahead: no bills, the prepaid amount.
+    let (status, paid, _) = fx
+        .post_keyed(
+            CASHIER,
+            "/v1/till/fee-payments",
+            json!({ "household": "H1", "amount": "40.00", "method": "wechat" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    let r = fx.get_ok(ADMIN, path).await;
+    assert_eq!(
+        (&r["balance"], &r["arrears"], &r["prepaid"], &r["bills"]),
+        (&json!("-3.92"), &json!("0.00"), &json!("3.92"), &json!([]))
+    );
+
+    // Nobody else reads it through the till's door; an unknown household does not exist.
+    for token in [ACCOUNTANT, COMPANY_K01, COMPANY_K02] {
+        let r = fx.get(token, path).await;
+        assert_problem(&r, StatusCode::FORBIDDEN, "forbidden", None);
+    }
+    let r = fx.get(CASHIER, "/v1/till/households/NOPE/fees").await;
+    assert_problem(&r, StatusCode::NOT_FOUND, "not_found", Some("household"));
+}
+
 // Every body above on every backend
 
 macro_rules! on_every_backend {
@@ -2905,4 +2994,5 @@ on_every_backend! {
     the_top_up_quote_and_the_top_up_agree_on_the_bonus_given_this_month,
     a_till_takes_a_fee_for_the_company_with_a_numbered_receipt,
     parallel_fee_payments_number_their_receipts_without_gaps,
+    a_till_reads_what_a_household_owes_and_nothing_personal,
 }

@@ -1,11 +1,12 @@
-//! `hongxin fees bill|pay`: a company office's property-fee work from the operator's shell —
-//! a month's bills for a company's households, and a resident's payment.
+//! `hongxin fees bill|pay|receipt`: a company office's property-fee work from the operator's
+//! shell — a month's bills for a company's households, a resident's payment, and a numbered
+//! fee receipt (收据) printed again.
 
 use clap::{Args, Subcommand};
 
-use crate::cli::{accepted, open_existing};
+use crate::cli::{accepted, open_existing, CliError};
 use crate::config::Config;
-use crate::domain::{Command, FeePayment, GenerateBills, PayMethod, Receipt};
+use crate::domain::{Command, FeePayment, GenerateBills, PayMethod, Receipt, Rejection};
 use crate::money::Amount;
 
 #[derive(Subcommand)]
@@ -14,6 +15,18 @@ pub enum FeesCommand {
     Bill(BillArgs),
     /// Record a resident's payment, applied to the oldest unpaid bill first
     Pay(PayArgs),
+    /// Print a company's numbered fee receipt (收据) again, amount in figures and in capitals
+    Receipt(ReceiptArgs),
+}
+
+#[derive(Args)]
+pub struct ReceiptArgs {
+    /// The company's code, e.g. K01
+    #[arg(long, value_name = "CODE")]
+    pub company: String,
+    /// The receipt's number in the company's sequence, e.g. 12 for No. 000012
+    #[arg(long, value_name = "N")]
+    pub number: i64,
 }
 
 #[derive(Args)]
@@ -97,6 +110,11 @@ pub async fn run(config: &Config, command: FeesCommand) -> anyhow::Result<()> {
                 other => anyhow::bail!("unexpected receipt for a fee payment: {other:?}"),
             };
             println!("paid {} for {} (entry {})", r.amount, r.household, r.entry);
+            println!(
+                "receipt {} of {}",
+                crate::fees::receipt_number_text(r.receipt),
+                r.company
+            );
             for a in &r.applied {
                 println!("  {}  {}", a.month, a.amount);
             }
@@ -105,6 +123,60 @@ pub async fn run(config: &Config, command: FeesCommand) -> anyhow::Result<()> {
             }
             println!("balance {} (positive owes, negative paid ahead)", r.balance);
         }
+        FeesCommand::Receipt(args) => {
+            let r = app
+                .store
+                .fee_receipt(&args.company, args.number)
+                .await?
+                .ok_or_else(|| {
+                    CliError::Rejected(Rejection::not_found(
+                        "number",
+                        "receipt",
+                        args.number.to_string(),
+                    ))
+                })?;
+            print!("{}", receipt_text(&r));
+        }
     }
     Ok(())
+}
+
+/// A fee receipt as the shell prints it: the figures of `GET /v1/companies/{company}/
+/// fee-receipts/{number}`, one to a line.
+fn receipt_text(r: &crate::fees::FeeReceiptView) -> String {
+    let collected = match (&r.cooperative, &r.shop) {
+        (Some(coop), shop) => {
+            let name = r
+                .cooperative_name
+                .as_deref()
+                .map(|n| format!(" {n}"))
+                .unwrap_or_default();
+            let shop = shop
+                .as_deref()
+                .map(|s| format!(", shop {s}"))
+                .unwrap_or_default();
+            format!("{coop}{name}{shop} (代收)")
+        }
+        (None, _) => "the company's office".to_string(),
+    };
+    format!(
+        "收据 receipt {}\n\
+         company    {} {}\n\
+         household  {}\n\
+         amount     {}\n\
+         大写       {}\n\
+         method     {}\n\
+         collected  {collected}\n\
+         date       {}\n\
+         entry      {}\n",
+        r.printed_number,
+        r.company,
+        r.company_name,
+        r.household,
+        r.amount,
+        r.amount_in_words,
+        r.method,
+        r.business_date,
+        r.entry,
+    )
 }

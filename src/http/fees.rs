@@ -32,6 +32,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(post_bills))
         .routes(routes!(post_payment))
         .routes(routes!(post_till_payment))
+        .routes(routes!(get_till_household_fees))
         .routes(routes!(get_receipt))
         .routes(routes!(post_close, get_close))
         .routes(routes!(post_settlement))
@@ -234,6 +235,83 @@ async fn post_till_payment(
         Key::Required,
     )
     .await
+}
+
+/// One unpaid (or partly paid) bill, as a till shows it.
+#[derive(Serialize, ToSchema)]
+pub struct OpenBill {
+    /// `YYYY-MM`.
+    #[schema(value_type = crate::openapi::Month)]
+    month: String,
+    amount: Amount,
+    settled: Amount,
+    /// What is still owed on it.
+    open: Amount,
+}
+
+/// What a household owes its property company, for the till taking a fee: amounts and the
+/// company, nothing about the people who live there.
+#[derive(Serialize, ToSchema)]
+pub struct TillHouseholdFees {
+    household: String,
+    company: String,
+    company_name: Option<String>,
+    /// Positive: owed; negative: paid ahead.
+    balance: Amount,
+    arrears: Amount,
+    prepaid: Amount,
+    /// Unpaid bills, oldest first: a payment settles them in this order.
+    bills: Vec<OpenBill>,
+    /// The business date.
+    as_of: NaiveDate,
+}
+
+/// What a household owes its property company, for a till taking its fee (代收物业费): the
+/// balance and the unpaid bills, oldest first, with the company's name. A cashier may read any
+/// household's, as any till may take any household's fee; only amounts and the company are
+/// answered (no name, address or credit). Cashiers and admins only.
+#[utoipa::path(get, path = "/v1/till/households/{household}/fees", tag = "till",
+    params(("household" = crate::openapi::Code, Path)),
+    responses((status = 200, body = TillHouseholdFees), (status = 404, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_till_household_fees(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(code): Path<String>,
+) -> Result<axum::Json<TillHouseholdFees>, ApiError> {
+    principal.allow(&[Role::Cashier, Role::Admin])?;
+    let v = state.app.store.household(&code).await?.ok_or_else(|| {
+        ApiError::from(crate::domain::Rejection::not_found(
+            "household",
+            "household",
+            code.chars().take(40).collect::<String>(),
+        ))
+    })?;
+    let mut bills = Vec::new();
+    for (month, amount, settled) in state.app.store.open_bills(&v.code).await? {
+        let open = amount.checked_sub(settled).ok_or_else(ApiError::internal)?;
+        bills.push(OpenBill {
+            month,
+            amount,
+            settled,
+            open,
+        });
+    }
+    let mut names = state.app.store.names().await?;
+    let balance = v.fees_balance;
+    Ok(axum::Json(TillHouseholdFees {
+        household: v.code,
+        company_name: names.companies.remove(&v.company),
+        company: v.company,
+        balance,
+        arrears: balance.max(Amount::ZERO),
+        prepaid: balance
+            .checked_neg()
+            .ok_or_else(ApiError::internal)?
+            .max(Amount::ZERO),
+        bills,
+        as_of: state.app.clock.today(),
+    }))
 }
 
 /// A numbered fee receipt, to reprint: the company's staff see their own company's; a cashier

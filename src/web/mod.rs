@@ -47,6 +47,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/office-desk.js"),
     ),
     (
+        "office-receipt.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/office-receipt.js"),
+    ),
+    (
         "till.js",
         "text/javascript; charset=utf-8",
         include_bytes!("assets/till.js"),

@@ -373,6 +373,8 @@
     }
     HX.showProblem(box, null, form);
     state.payment = { data: r.data, replayed: r.replayed };
+    // Its numbered receipt (收据) is printed from the fee receipt section (office-receipt.js).
+    document.dispatchEvent(new CustomEvent('hx:fee-paid', { detail: r.data }));
     form.reset();
     renderPayment();
     reload();

@@ -1,7 +1,8 @@
 // hongxin 红心 — the till 收银台: a cashier on a tablet looks up a household (typed, or a
 // keyboard-wedge scanner that types the code and Enter), tops up under spend-50-get-55 with a
 // preview computed by the server, sells with a split tender, refunds, checks vouchers, and
-// prints a receipt. Every money action goes through an HX.Attempt, so a double tap or a retry
+// prints a receipt; it also takes property-fee payments for the household's company (代收物业费)
+// and prints the company's numbered 收据. Every money action goes through an HX.Attempt, so a double tap or a retry
 // after a dropped connection posts once.
 'use strict';
 
@@ -312,6 +313,7 @@
     { key: 'F2', label: 'till.keys.topup', run: () => selectTab('topup') },
     { key: 'F3', label: 'till.keys.refund', run: () => selectTab('refund') },
     { key: 'F4', label: 'till.keys.voucher', run: () => selectTab('voucher') },
+    { key: 'F5', label: 'till.keys.fee', run: () => selectTab('fee') },
     { key: 'F8', label: 'till.keys.print', run: () => printReceipt() },
     { key: 'F9', label: 'till.keys.submit', run: () => submitCurrent() },
     { key: 'Escape', shown: 'Esc', label: 'till.keys.next', run: () => nextCustomer() },
@@ -336,6 +338,7 @@
     refund: new HX.Attempt(),
     void: new HX.Attempt(),
     exchange: new HX.Attempt(),
+    fee: new HX.Attempt(),
   };
 
   // ---- problems in the cashier's words --------------------------------------------------
@@ -397,6 +400,7 @@
     show($('#household-card'), Boolean(h));
     show($('#topup-needs-household'), !h);
     show($('#hh-card'), Boolean(h && state.card));
+    renderFeeOwed();
     if (!h) return;
     $('#hh-code').textContent = h.household;
     $('#hh-name').textContent = [h.name, h.compound_name || h.compound].filter(Boolean).join(' · ');
@@ -439,7 +443,8 @@
     clearTimeout(quoteTimer);
     state.quoteSeq += 1; // a quote still on its way is for the customer who left
     show($('#topup-quoting'), false);
-    for (const form of ['#topup-form', '#sale-form', '#refund-form', '#voucher-form']) $(form).reset();
+    for (const form of ['#topup-form', '#sale-form', '#refund-form', '#voucher-form', '#fee-form']) $(form).reset();
+    showProblem($('#fee-problem'), null, $('#fee-form'));
     setTopupProblem(null);
     show($('#topup-preview'), false);
     show($('#topup-bonus-allowed-field'), false);
@@ -458,7 +463,7 @@
 
   // ---- the finished action: unmistakable, and visibly not to be posted again ---------------
 
-  const SUBMITS = { sale: '#sale-submit', topup: '#topup-submit', refund: '#refund-submit' };
+  const SUBMITS = { sale: '#sale-submit', topup: '#topup-submit', refund: '#refund-submit', fee: '#fee-submit' };
 
   function setDone(done) {
     state.done = done;
@@ -527,12 +532,16 @@
       lines.push(doneLine('paid-back', 'till.r.paid_back', yuan(d.paid)),
         doneLine('bonus-withdrawn', 'till.r.bonus_withdrawn', yuan(d.bonus)));
       if (d.wallet) lines.push(doneLine('wallet', 'till.r.wallet', yuan(d.wallet.total)));
+    } else if (rc.kind === 'fee') {
+      $('#done-amount').textContent = yuan(d.amount);
+      lines.push(...feeDoneLines(rc));
     } else {
       $('#done-amount').textContent = yuan(d.amount);
       for (const x of d.tenders) lines.push(doneLine('tender-' + x.type, 'till.m.' + x.type, yuan(x.amount)));
       lines.push(doneLine('sale', 'till.r.sale', String(d.sale)));
     }
-    lines.push(doneLine('receipt-no', 'till.r.receipt_no', String(d.entry)));
+    // A fee receipt carries the company's own number instead (feeDoneLines).
+    if (rc.kind !== 'fee') lines.push(doneLine('receipt-no', 'till.r.receipt_no', String(d.entry)));
     $('#done-lines').replaceChildren(...lines.flat());
   }
 
@@ -547,7 +556,7 @@
   }
 
   function submitCurrent() {
-    const form = { sale: '#sale-form', topup: '#topup-form', refund: '#refund-form', voucher: '#voucher-form' }[state.tab];
+    const form = { sale: '#sale-form', topup: '#topup-form', refund: '#refund-form', voucher: '#voucher-form', fee: '#fee-form' }[state.tab];
     if (form) $(form).requestSubmit();
   }
 
@@ -1090,6 +1099,221 @@
     showReceipt({ kind: 'exchange', data: r.data, old: code, replayed: r.replayed });
   }
 
+  // ---- property fees (代收物业费) ----------------------------------------------------------
+  // The household's company is paid through the cooperative's till: cash, WeChat or Alipay only
+  // (the select offers nothing else; shopping credit never pays fees). What the household owes
+  // comes from GET /v1/till/households/{code}/fees: the amounts owed, the unpaid bills and the
+  // company's name, no more. The receipt is the company's numbered 收据, read back with
+  // GET /v1/companies/{company}/fee-receipts/{number} for the amount in capitals (大写).
+
+  HX.strings({
+    'zh-CN': {
+      'till.tab.fee': '物业费',
+      'till.keys.fee': '物业费',
+      'till.fee.title': '代收物业费',
+      'till.fee.amount': '缴费金额',
+      'till.fee.amount_placeholder': '输入金额',
+      'till.fee.pay_owed': '付清欠费',
+      'till.fee.methods_note': '物业费只收现金、微信或支付宝；购物余额和券不能缴物业费。',
+      'till.fee.submit': '确认缴费',
+      'till.fee.company': '物业公司',
+      'till.fee.arrears': '欠费',
+      'till.fee.prepaid': '已预交',
+      'till.fee.clear': '已结清',
+      'till.fee.bill': '{month} 未缴',
+      'till.done.fee': '物业费已收',
+      'till.receipt.fee': '物业费收据',
+      'till.r.fee_number': '收据号',
+      'till.r.fee_company': '收款单位',
+      'till.r.fee_amount': '金额',
+      'till.r.fee_words': '大写',
+      'till.r.fee_bill': '{month} 物业费',
+      'till.r.fee_prepaid': '预交',
+      'till.r.fee_balance': '缴费后',
+      'till.r.fee_owes': '尚欠 {amount}',
+      'till.r.fee_ahead': '预交余额 {amount}',
+      'till.r.fee_collected': '代收单位',
+    },
+    en: {
+      'till.tab.fee': 'Property fee',
+      'till.keys.fee': 'Property fee',
+      'till.fee.title': 'Property fee (collected for the company)',
+      'till.fee.amount': 'Amount paid',
+      'till.fee.amount_placeholder': 'Enter the amount',
+      'till.fee.pay_owed': 'Pay all owed',
+      'till.fee.methods_note': 'Property fees are paid in cash, WeChat or Alipay only; shopping credit and vouchers never pay fees.',
+      'till.fee.submit': 'Take fee payment',
+      'till.fee.company': 'Property company',
+      'till.fee.arrears': 'Owed',
+      'till.fee.prepaid': 'Paid ahead',
+      'till.fee.clear': 'Nothing owed',
+      'till.fee.bill': '{month} unpaid',
+      'till.done.fee': 'Property fee received',
+      'till.receipt.fee': 'Property fee receipt (收据)',
+      'till.r.fee_number': 'Receipt No.',
+      'till.r.fee_company': 'Received for',
+      'till.r.fee_amount': 'Amount',
+      'till.r.fee_words': 'In words (大写)',
+      'till.r.fee_bill': 'Fee {month}',
+      'till.r.fee_prepaid': 'Paid ahead',
+      'till.r.fee_balance': 'After payment',
+      'till.r.fee_owes': 'still owes {amount}',
+      'till.r.fee_ahead': '{amount} paid ahead',
+      'till.r.fee_collected': 'Collected by',
+    },
+  });
+
+  // The fee read of the household on the page: {of: the household looked up, household, data}
+  // (data null while it loads); each look-up reads it afresh.
+  let feeOwed = null;
+
+  async function loadFeeOwed(h) {
+    const mine = { of: h, household: h.household, data: null };
+    feeOwed = mine;
+    const r = await HX.api('GET', `/v1/till/households/${encodeURIComponent(h.household)}/fees`);
+    if (feeOwed !== mine) return; // another household meanwhile
+    if (!r.ok) {
+      showProblem($('#fee-problem'), r.problem, $('#fee-form'));
+      return;
+    }
+    feeOwed.data = r.data;
+    renderFeeOwed();
+  }
+
+  // What the household owes its company, shown on the fee panel: the total, what is paid ahead,
+  // and each unpaid bill, oldest first (the order a payment settles them in).
+  function renderFeeOwed() {
+    const h = state.household;
+    const owed = $('#fee-owed');
+    if (h && (!feeOwed || feeOwed.of !== h)) loadFeeOwed(h);
+    if (!h) feeOwed = null;
+    const f = h && feeOwed && feeOwed.data;
+    show($('#fee-needs-household'), !h);
+    show(owed, Boolean(f));
+    show($('#fee-pay-owed'), Boolean(f && fen(f.arrears) > 0n));
+    if (!f) {
+      owed.replaceChildren();
+      return;
+    }
+    const row = (id, label, value, cls) => [el('dt', {}, label), el('dd', { id: 'fee-' + id, class: cls }, value)];
+    const lines = [
+      row('company', t('till.fee.company'), f.company_name ? `${f.company_name}（${f.company}）` : f.company),
+      row('arrears', t('till.fee.arrears'), fen(f.arrears) > 0n ? yuan(f.arrears) : t('till.fee.clear'), 'big'),
+    ];
+    if (fen(f.prepaid) > 0n) lines.push(row('prepaid', t('till.fee.prepaid'), yuan(f.prepaid)));
+    for (const b of f.bills) {
+      lines.push(row('bill-' + b.month, t('till.fee.bill', { month: b.month }), yuan(b.open)));
+    }
+    owed.replaceChildren(...lines.flat());
+  }
+
+  function feeBalanceText(balance) {
+    const f = fen(balance);
+    if (f > 0n) return t('till.r.fee_owes', { amount: yuan(balance) });
+    if (f < 0n) return t('till.r.fee_ahead', { amount: yuan(amount(-f)) });
+    return t('till.fee.clear');
+  }
+
+  function feeNumberText(rc) {
+    return rc.view ? rc.view.printed_number : 'No. ' + String(rc.data.receipt).padStart(6, '0');
+  }
+
+  function feeCompanyText(rc) {
+    const name = rc.view ? rc.view.company_name : rc.companyName;
+    return name ? `${name}（${rc.data.company}）` : rc.data.company;
+  }
+
+  // The confirmation on top of the page: the receipt's number and for whom it was taken.
+  function feeDoneLines(rc) {
+    return [
+      doneLine('fee-number', 'till.r.fee_number', feeNumberText(rc), 'big'),
+      doneLine('fee-company', 'till.r.fee_company', feeCompanyText(rc)),
+      doneLine('household', 'till.r.household', rc.data.household),
+      doneLine('method', 'till.r.method', t('till.m.' + rc.data.method)),
+    ];
+  }
+
+  // The printed 收据: number, company, household, amount in figures and in capitals, the bills
+  // it settled, the method, and who collected it (the date, shop and cashier follow as on every
+  // till receipt).
+  function feeReceiptLines(rc) {
+    const d = rc.data;
+    const v = rc.view;
+    const lines = [
+      line('fee-number', 'till.r.fee_number', feeNumberText(rc)),
+      line('fee-company', 'till.r.fee_company', feeCompanyText(rc)),
+      line('household', 'till.r.household', d.household),
+      line('fee-amount', 'till.r.fee_amount', yuan(d.amount)),
+    ];
+    if (v) lines.push(line('fee-words', 'till.r.fee_words', v.amount_in_words));
+    for (const a of d.applied) {
+      lines.push([el('dt', {}, t('till.r.fee_bill', { month: a.month })), el('dd', { id: 'r-fee-bill-' + a.month }, yuan(a.amount))]);
+    }
+    if (fen(d.prepaid) > 0n) lines.push(line('fee-prepaid', 'till.r.fee_prepaid', yuan(d.prepaid)));
+    lines.push(
+      line('fee-balance', 'till.r.fee_balance', feeBalanceText(d.balance)),
+      line('method', 'till.r.method', t('till.m.' + d.method)),
+    );
+    if (v && v.cooperative) {
+      lines.push(line('fee-collected', 'till.r.fee_collected',
+        v.cooperative_name ? `${v.cooperative_name}（${v.cooperative}）` : v.cooperative));
+    }
+    lines.push(line('entry', 'till.r.entry', String(d.entry)));
+    return lines;
+  }
+
+  async function submitFee(ev) {
+    ev.preventDefault();
+    const attempt = attempts.fee;
+    if (attempt.busy || state.done) return;
+    const form = $('#fee-form');
+    const box = $('#fee-problem');
+    if (!state.household) {
+      showProblem(box, { code: 'till.problem.household_code', field: 'household' }, form);
+      return;
+    }
+    const paid = fen($('#fee-amount').value);
+    if (paid === null || paid <= 0n) {
+      showProblem(box, { code: 'invalid_amount', field: 'amount' }, form);
+      return;
+    }
+    const served = state.household;
+    const body = { household: served.household, amount: amount(paid), method: $('#fee-method').value };
+    const button = $('#fee-submit');
+    button.disabled = true;
+    const r = await attempt.post('/v1/till/fee-payments', body);
+    if (!r.ok) {
+      button.disabled = false;
+      showProblem(box, r.problem, form);
+      return;
+    }
+    showProblem(box, null, form);
+    // The money is taken: the receipt shows whatever the read of its words answers.
+    const v = await HX.api('GET', `/v1/companies/${encodeURIComponent(r.data.company)}/fee-receipts/${r.data.receipt}`);
+    button.disabled = false;
+    showReceipt({
+      kind: 'fee',
+      data: r.data,
+      view: v.ok ? v.data : null,
+      companyName: served.company_name,
+      replayed: r.replayed,
+    });
+    if (!v.ok) showProblem($('#receipt-problem'), v.problem, null);
+    endCustomer(served);
+  }
+
+  function wireFee() {
+    $('#fee-form').addEventListener('submit', submitFee);
+    $('#fee-pay-owed').addEventListener('click', () => {
+      const h = state.household;
+      const f = h && feeOwed && feeOwed.of === h && feeOwed.data;
+      if (!f) return;
+      if (state.done) setDone(false);
+      $('#fee-amount').value = f.arrears;
+      $('#fee-amount').focus();
+    });
+  }
+
   // ---- receipt --------------------------------------------------------------------------
 
   function line(id, label, value) {
@@ -1179,13 +1403,15 @@
         line('method', 'till.r.method', t('till.m.' + d.method)),
       );
       if (d.wallet) lines.push(line('wallet', 'till.r.wallet', yuan(d.wallet.total)));
+    } else if (rc.kind === 'fee') {
+      lines.push(...feeReceiptLines(rc));
     } else {
       lines.push(line('sale', 'till.r.sale', String(d.sale)), line('refunded', 'till.r.refunded', yuan(d.amount)));
       lines.push(...tenderLines(d.tenders));
       lines.push(line('remaining', 'till.r.remaining', yuan(d.remaining)));
     }
     const s = state.session || {};
-    lines.push(line('receipt-no', 'till.r.receipt_no', String(d.entry)));
+    if (rc.kind !== 'fee') lines.push(line('receipt-no', 'till.r.receipt_no', String(d.entry)));
     if (d.business_date) lines.push(line('date', 'till.r.date', d.business_date));
     if (s.staff) lines.push(line('cashier', 'till.r.cashier', s.staff));
     $('#receipt-shop').textContent = s.shop_name ? `${s.shop_name}（${s.shop}）` : (s.shop || '');
@@ -1235,6 +1461,7 @@
     renderTenders();
     quickAmounts();
     renderKeys();
+    wireFee();
     document.addEventListener('keydown', onKey);
     $('#scan-form').addEventListener('submit', onScan);
     $('#scan').addEventListener('input', () => {
@@ -1259,7 +1486,7 @@
       input.addEventListener('change', quoteSoon);
     }
     // Touching a form again starts the next action: the confirmation steps aside.
-    for (const form of ['#sale-form', '#topup-form', '#refund-form']) {
+    for (const form of ['#sale-form', '#topup-form', '#refund-form', '#fee-form']) {
       $(form).addEventListener('input', () => {
         if (state.done) setDone(false);
       });
