@@ -580,11 +580,13 @@ pub trait Store: Send + Sync + 'static {
         date: NaiveDate,
     ) -> Result<Option<TillFigures>, StoreError>;
     /// Outstanding prepaid credit of a cooperative: from stored balances, or with `as_of`
-    /// recomputed from the postings of entries dated on or before it. `None` for an unknown
-    /// cooperative.
+    /// recomputed from the postings of entries dated on or before it. Vouchers past their
+    /// validity on the report date (`as_of`, else `today`) are also counted apart, and the
+    /// breakage recognised to that date is summed. `None` for an unknown cooperative.
     async fn prepaid_figures(
         &self,
         cooperative: &str,
+        today: NaiveDate,
         as_of: Option<NaiveDate>,
     ) -> Result<Option<PrepaidFigures>, StoreError>;
 
@@ -959,7 +961,40 @@ pub struct CreditFigures {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PrepaidFigures {
     pub wallets: CreditFigures,
+    /// Every voucher with credit left, expired or not…
     pub vouchers: CreditFigures,
+    /// …of which those past their validity (`expires_on` before the report date, marked
+    /// expired by the expiry run or not yet): still owed, exchangeable.
+    pub expired: CreditFigures,
+    /// Breakage recognised to the report date on the cooperative's vouchers, net of what
+    /// exchanges reinstated: paid credit taken to breakage income, bonus forfeited.
+    pub breakage_paid: Amount,
+    pub breakage_bonus: Amount,
+}
+
+/// Breakage recognised on a cooperative's vouchers, net of what exchanges gave back (paid,
+/// bonus): the sum of the postings to its vouchers' accounts by `voucher_expiry` entries (debits:
+/// what breakage took) and by `voucher_exchange` entries (an exchange debits the old voucher what
+/// was left and credits the new one that plus what breakage had taken, so it nets to minus the
+/// reinstated part). No other entry kind is read, so top-ups, sales, refunds and voids drop out.
+/// `{coop}` is the parameter of the cooperative's id, `{date}` the one of the business date
+/// where `dated`.
+pub(crate) fn breakage_sql(coop: &str, date: &str, dated: bool) -> String {
+    let dated = if dated {
+        format!(" AND e.business_date <= {date}")
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN a.name = 'paid' THEN p.amount ELSE 0 END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN a.name = 'bonus' THEN p.amount ELSE 0 END), 0) AS BIGINT)
+         FROM accounts a
+         JOIN postings p ON p.account_id = a.id
+         JOIN entries e ON e.id = p.entry_id
+         WHERE a.owner_kind = 'voucher'
+           AND a.owner_id IN (SELECT id FROM vouchers WHERE cooperative_id = {coop})
+           AND e.kind IN ('voucher_expiry', 'voucher_exchange'){dated}"
+    )
 }
 
 /// A stored month close, as `hongxin verify` re-checks it.
