@@ -27,6 +27,8 @@ mod resident_card;
 mod till;
 #[path = "browser/till_flow.rs"]
 mod till_flow;
+#[path = "browser/till_vouchers.rs"]
+mod till_vouchers;
 
 use browser_support::{browser_test, Ctx};
 use serde_json::json;

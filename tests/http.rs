@@ -3304,6 +3304,22 @@ async fn voucher_exchange(app: &TestApp) {
     let body: Value = reply.json().await.expect("json");
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], json!("voucher_exchanged"));
+    // Checked at the till, the old code says so too.
+    for (token, status, problem) in [
+        (CASHIER_S1, StatusCode::CONFLICT, "voucher_exchanged"),
+        (ADMIN, StatusCode::CONFLICT, "voucher_exchanged"),
+    ] {
+        let r = fx
+            .client
+            .get(format!("{}/v1/vouchers/{code}", fx.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), status, "{token}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["code"], json!(problem), "{token}: {body}");
+    }
     // Only a cashier (or an admin) exchanges.
     let reply = fx
         .post(

@@ -135,8 +135,14 @@ async fn prepaid_lines_match_the_api(ctx: &Ctx) -> Value {
             );
         }
     }
-    assert_eq!(ctx.text("#breakage-paid").await, yuan(&p["breakage"]["paid"]));
-    assert_eq!(ctx.text("#breakage-bonus").await, yuan(&p["breakage"]["bonus"]));
+    assert_eq!(
+        ctx.text("#breakage-paid").await,
+        yuan(&p["breakage"]["paid"])
+    );
+    assert_eq!(
+        ctx.text("#breakage-bonus").await,
+        yuan(&p["breakage"]["bonus"])
+    );
     p
 }
 
@@ -145,30 +151,36 @@ async fn prepaid_lines_match_the_api(ctx: &Ctx) -> Value {
 /// policy), in Chinese and in English.
 #[test]
 fn coop_prepaid_shows_expired_vouchers_still_owed() {
-    browser_test_at("coop prepaid expired", "2029-12-01", |ctx: Ctx| async move {
-        signed_in(&ctx).await;
-        let p = prepaid_lines_match_the_api(&ctx).await;
-        assert!(amount(&p["expired_vouchers"]["total"]).is_positive(), "{p}");
-        assert_eq!(p["vouchers"]["count"], json!(0), "{p}");
-        assert_eq!(p["breakage"], json!({ "paid": "0.00", "bonus": "0.00" }));
-        let sum = amount(&p["wallets"]["total"])
-            .checked_add(amount(&p["expired_vouchers"]["total"]))
-            .unwrap();
-        assert_eq!(sum, amount(&p["total"]["total"]));
-        assert_eq!(
-            ctx.text("#prepaid-table tr[data-line=expired_vouchers] th").await,
-            "已过期兑换券（仍欠持券人，可换新券）"
-        );
-        ctx.click("#lang-switch").await;
-        ctx.text_until("#prepaid-table tr[data-line=expired_vouchers] th", |t| {
-            t == "Expired vouchers (still owed, exchangeable)"
-        })
-        .await;
-        assert_eq!(
-            ctx.text("#prepaid-table tr[data-line=expired_vouchers] .total").await,
-            yuan(&p["expired_vouchers"]["total"])
-        );
-    });
+    browser_test_at(
+        "coop prepaid expired",
+        "2029-12-01",
+        |ctx: Ctx| async move {
+            signed_in(&ctx).await;
+            let p = prepaid_lines_match_the_api(&ctx).await;
+            assert!(amount(&p["expired_vouchers"]["total"]).is_positive(), "{p}");
+            assert_eq!(p["vouchers"]["count"], json!(0), "{p}");
+            assert_eq!(p["breakage"], json!({ "paid": "0.00", "bonus": "0.00" }));
+            let sum = amount(&p["wallets"]["total"])
+                .checked_add(amount(&p["expired_vouchers"]["total"]))
+                .unwrap();
+            assert_eq!(sum, amount(&p["total"]["total"]));
+            assert_eq!(
+                ctx.text("#prepaid-table tr[data-line=expired_vouchers] th")
+                    .await,
+                "已过期兑换券（仍欠持券人，可换新券）"
+            );
+            ctx.click("#lang-switch").await;
+            ctx.text_until("#prepaid-table tr[data-line=expired_vouchers] th", |t| {
+                t == "Expired vouchers (still owed, exchangeable)"
+            })
+            .await;
+            assert_eq!(
+                ctx.text("#prepaid-table tr[data-line=expired_vouchers] .total")
+                    .await,
+                yuan(&p["expired_vouchers"]["total"])
+            );
+        },
+    );
 }
 
 #[test]
