@@ -579,6 +579,13 @@ pub trait Store: Send + Sync + 'static {
         shop: &str,
         date: NaiveDate,
     ) -> Result<Option<TillFigures>, StoreError>;
+    /// The top-ups a shop's till took on a business date, newest first (at most
+    /// [`MAX_SHOP_TOPUPS`]), voided ones included and marked; `None` for an unknown shop.
+    async fn shop_topups(
+        &self,
+        shop: &str,
+        date: NaiveDate,
+    ) -> Result<Option<Vec<ShopTopUp>>, StoreError>;
     /// Outstanding prepaid credit of a cooperative: from stored balances, or with `as_of`
     /// recomputed from the postings of entries dated on or before it. Vouchers past their
     /// validity on the report date (`as_of`, else `today`) are also counted apart, and the
@@ -947,6 +954,76 @@ pub struct TillFigures {
     /// What the refunds gave back, by where it went: `wallet`, `voucher`, a cash method, or
     /// `forfeited` (bonus of a voucher that can no longer take it back).
     pub refunded: Vec<(String, Amount)>,
+}
+
+/// The most top-ups [`Store::shop_topups`] lists: a till's busiest day stays well below it.
+pub const MAX_SHOP_TOPUPS: u32 = 1000;
+
+/// SQL of [`Store::shop_topups`] with `shop` and `date` as its two parameters (`?` or `$n`).
+pub(crate) fn shop_topups_sql(shop: &str, date: &str) -> String {
+    format!(
+        "SELECT t.entry_id, h.code, t.method, t.paid, t.bonus, t.voucher_id, e.created_at,
+                t.void_entry_id
+         FROM topups t
+         JOIN households h ON h.id = t.household_id
+         JOIN entries e ON e.id = t.entry_id
+         WHERE t.shop_id = {shop} AND t.business_date = {date}
+         ORDER BY t.entry_id DESC LIMIT {MAX_SHOP_TOPUPS}"
+    )
+}
+
+/// A top-up as the till lists its day: no personal data beyond the household's code (a voucher
+/// top-up shows no voucher code: the code is a bearer credential).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ShopTopUp {
+    /// The top-up's entry: its receipt number, what `POST /v1/topups/{topup}/void` names.
+    pub topup: i64,
+    pub household: String,
+    /// Into the wallet, or onto a bearer voucher.
+    pub deliver: crate::domain::Delivery,
+    pub method: crate::domain::PayMethod,
+    pub paid: Amount,
+    pub bonus: Amount,
+    /// When it was taken.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Voided (作废) since.
+    pub voided: bool,
+    /// The void's entry, when voided.
+    pub void_entry: Option<i64>,
+}
+
+/// A row of [`shop_topups_sql`].
+pub(crate) type ShopTopUpRow = (
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    Option<i64>,
+);
+
+pub(crate) fn shop_topup(row: ShopTopUpRow) -> Result<ShopTopUp, StoreError> {
+    let (topup, household, method, paid, bonus, voucher, at, void_entry) = row;
+    Ok(ShopTopUp {
+        topup,
+        household,
+        deliver: if voucher.is_some() {
+            crate::domain::Delivery::Voucher
+        } else {
+            crate::domain::Delivery::Wallet
+        },
+        method: crate::domain::PayMethod::parse(&method)
+            .ok_or_else(|| StoreError(format!("bad top-up method {method:?}")))?,
+        paid: Amount::from_fen(paid),
+        bonus: Amount::from_fen(bonus),
+        at: chrono::DateTime::parse_from_rfc3339(&at)
+            .map_err(|e| StoreError(format!("bad timestamp {at:?}: {e}")))?
+            .to_utc(),
+        voided: void_entry.is_some(),
+        void_entry,
+    })
 }
 
 /// Outstanding credit of one kind (wallets or vouchers) at a cooperative.

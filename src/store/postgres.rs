@@ -945,6 +945,32 @@ impl Store for PostgresStore {
         figures.map(Some)
     }
 
+    async fn shop_topups(
+        &self,
+        shop: &str,
+        date: NaiveDate,
+    ) -> Result<Option<Vec<super::ShopTopUp>>, StoreError> {
+        if !storable(shop) {
+            return Ok(None);
+        }
+        let Some(shop): Option<i64> = sqlx::query_scalar("SELECT id FROM shops WHERE code = $1")
+            .bind(shop)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let rows: Vec<super::ShopTopUpRow> = sqlx::query_as(&super::shop_topups_sql("$1", "$2"))
+            .bind(shop)
+            .bind(date.to_string())
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter()
+            .map(super::shop_topup)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     async fn prepaid_figures(
         &self,
         cooperative: &str,
