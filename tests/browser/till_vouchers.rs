@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::browser_support::{browser_test_at, yuan, Ctx};
+use crate::browser_support::{browser_test, browser_test_at, yuan, Ctx};
 
 /// Three years after the demo (its vouchers, valid 36 months, are all past validity).
 const LATER: &str = "2029-12-01";
@@ -121,4 +121,91 @@ fn an_expired_voucher_is_exchanged_at_the_till() {
 /// A voucher code in a path: its check symbol may be `$` or `=`.
 fn urlencode(code: &str) -> String {
     code.replace('$', "%24").replace('=', "%3D")
+}
+
+/// The till's list of today's top-ups: a top-up taken at the till appears at the top with its
+/// receipt number, household, paid, bonus and time, as `GET /v1/till/topups` has it; 作废 on its
+/// row asks for the confirmation, then voids it (the void's receipt, the row marked 已作废, the
+/// wallet back where it was).
+#[test]
+fn todays_top_ups_are_listed_at_the_till_and_voided_from_the_list() {
+    browser_test("till: today's top-ups", |ctx: Ctx| async move {
+        let hh = "HX01-0003";
+        ctx.open("/till").await;
+        ctx.sign_in(&ctx.cashier).await;
+        let start = crate::till::scan(&ctx, hh).await;
+        ctx.click("#tab-topup").await;
+        ctx.visible("#today-topups").await;
+        ctx.fill("#topup-paid", "50.00").await;
+        ctx.text_until("#topup-credited", |t| t == "¥55.00").await;
+        ctx.click("#topup-submit").await;
+        ctx.text_until("#r-credited", |t| t == "¥55.00").await;
+        let list = ctx.api_get(&ctx.cashier, "/v1/till/topups").await;
+        let rows = list["topups"].as_array().expect("topups");
+        let top = &rows[0];
+        assert_eq!(
+            (
+                &top["household"],
+                &top["paid"],
+                &top["bonus"],
+                &top["voided"]
+            ),
+            (&json!(hh), &json!("50.00"), &json!("5.00"), &json!(false))
+        );
+        let entry = top["topup"].as_i64().expect("entry");
+        let row = format!("#today-topups-body tr[data-topup='{entry}']");
+        ctx.text_until(&format!("{row} .receipt-no"), |t| t == entry.to_string())
+            .await;
+        // Every row of the API's list, in its order.
+        let shown = ctx
+            .script(
+                "return [...document.querySelectorAll('#today-topups-body tr')].map(r => Number(r.dataset.topup))",
+                vec![],
+            )
+            .await;
+        let expected: Vec<i64> = rows.iter().map(|r| r["topup"].as_i64().unwrap()).collect();
+        assert_eq!(shown, json!(expected));
+        assert_eq!(
+            ctx.text(&format!("{row} .holder")).await,
+            format!("{hh} 钱包")
+        );
+        assert_eq!(ctx.text(&format!("{row} .paid")).await, "¥50.00");
+        assert_eq!(ctx.text(&format!("{row} .bonus")).await, "¥5.00");
+        let time = ctx.text(&format!("{row} .time")).await;
+        assert!(
+            time.len() == 5 && time.as_bytes()[2] == b':',
+            "a time of day: {time}"
+        );
+        assert_eq!(ctx.text(&format!("{row} .today-void")).await, "作废");
+
+        // 作废, then the confirmation: the void's receipt, the row marked, the wallet back.
+        ctx.click(&format!("{row} .today-void")).await;
+        assert_eq!(
+            ctx.text(&format!("{row} .today-void-confirm")).await,
+            "确认作废？钱款退还顾客"
+        );
+        ctx.click(&format!("{row} .today-void-confirm")).await;
+        ctx.text_until("#r-voided-topup", |t| t == entry.to_string())
+            .await;
+        ctx.text_until(&format!("{row} .state"), |t| t == "已作废")
+            .await;
+        let list = ctx.api_get(&ctx.cashier, "/v1/till/topups").await;
+        let voided = list["topups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["topup"] == json!(entry))
+            .expect("still listed");
+        assert_eq!(voided["voided"], json!(true));
+        assert_eq!(crate::till::wallet(&ctx, hh).await, start);
+
+        // In English.
+        ctx.click("#lang-switch").await;
+        ctx.text_until(&format!("{row} .state"), |t| t == "Voided")
+            .await;
+        assert_eq!(
+            ctx.text(&format!("{row} .holder")).await,
+            format!("{hh} wallet")
+        );
+    });
 }
