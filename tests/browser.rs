@@ -31,6 +31,8 @@ mod till;
 mod till_fees;
 #[path = "browser/till_flow.rs"]
 mod till_flow;
+#[path = "browser/till_vouchers.rs"]
+mod till_vouchers;
 
 use browser_support::{browser_test, Ctx};
 use serde_json::json;

@@ -678,6 +678,105 @@ async fn topup_voids(app: &TestApp) {
     app.assert_verifies().await;
 }
 
+/// `GET /v1/till/topups`: the top-ups a shop's till took today, newest first, with their
+/// numbers and a voided flag that follows a void; another shop's cashier sees none of them and
+/// may not ask for them; no voucher code in the list.
+async fn till_topups(app: &TestApp) {
+    let list = |token: &'static str, query: &'static str| async move {
+        let (status, body, _) = app.get(token, &format!("/v1/till/topups{query}")).await;
+        (status, body)
+    };
+    let (status, empty) = list(CASHIER_S1, "").await;
+    assert_eq!(
+        (status, empty),
+        (
+            StatusCode::OK,
+            json!({ "shop": "S1", "date": TODAY, "topups": [] })
+        )
+    );
+    let w = app.top_up(CASHIER_S1, "H1", "100.00", "wallet").await;
+    let v = app.top_up(CASHIER_S1, "H2", "50.00", "voucher").await;
+    let other = app.top_up(CASHIER_S2, "H1", "50.00", "wallet").await;
+    let row = |r: &Value, household: &str, deliver: &str, paid: &str, bonus: &str| {
+        json!({
+            "topup": r["entry"], "household": household, "deliver": deliver, "method": "cash",
+            "paid": paid, "bonus": bonus, "voided": false, "void_entry": null,
+        })
+    };
+    let strip = |body: &Value| -> Vec<Value> {
+        body["topups"]
+            .as_array()
+            .expect("topups")
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                let at = t.as_object_mut().unwrap().remove("at").expect("at");
+                assert!(
+                    chrono::DateTime::parse_from_rfc3339(at.as_str().unwrap()).is_ok(),
+                    "{at}"
+                );
+                t
+            })
+            .collect()
+    };
+    let (status, s1) = list(CASHIER_S1, "").await;
+    assert_eq!(status, StatusCode::OK, "{s1}");
+    assert_eq!(
+        strip(&s1),
+        [
+            row(&v, "H2", "voucher", "50.00", "5.00"),
+            row(&w, "H1", "wallet", "100.00", "10.00")
+        ]
+    );
+    let code = v["voucher"]["code"].as_str().expect("code");
+    assert!(
+        !s1.to_string().contains(code),
+        "no voucher code in the list: {s1}"
+    );
+
+    // Voided at the till: the row says so, with the void's entry.
+    let (status, void, _) = app
+        .post_keyed(
+            CASHIER_S1,
+            &format!("/v1/topups/{}/void", id(&w["entry"])),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{void}");
+    let (_, s1) = list(CASHIER_S1, "").await;
+    let mut voided = row(&w, "H1", "wallet", "100.00", "10.00");
+    voided["voided"] = json!(true);
+    voided["void_entry"] = void["entry"].clone();
+    assert!(void["entry"].is_i64(), "{void}");
+    assert_eq!(
+        strip(&s1),
+        [row(&v, "H2", "voucher", "50.00", "5.00"), voided]
+    );
+    // An admin names the shop and reads the same.
+    let (status, admin) = list(ADMIN, "?shop=S1").await;
+    assert_eq!((status, strip(&admin)), (StatusCode::OK, strip(&s1)));
+
+    // Another shop's cashier: its own till's only, never S1's.
+    let (status, s2) = list(CASHIER_S2, "").await;
+    assert_eq!(status, StatusCode::OK, "{s2}");
+    assert_eq!(s2["shop"], json!("S2"));
+    let s2_rows = strip(&s2);
+    assert_eq!(s2_rows.len(), 1, "{s2}");
+    assert_eq!(s2_rows[0]["topup"], other["entry"]);
+    let (status, _) = list(CASHIER_S2, "?shop=S1").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Another day: none; the accountant and a resident are not the till; an admin names a shop.
+    let (status, before) = list(CASHIER_S1, "?date=2026-11-15").await;
+    assert_eq!((status, &before["topups"]), (StatusCode::OK, &json!([])));
+    assert_eq!(list(ACCOUNTANT_COOP, "").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(list(ADMIN, "").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(list(ADMIN, "?shop=NOPE").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        list(CASHIER_S1, "?date=yesterday").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}
+
 async fn back_office(app: &TestApp) {
     let before = app.head().await;
     let (status, e, _) = app
@@ -3304,6 +3403,22 @@ async fn voucher_exchange(app: &TestApp) {
     let body: Value = reply.json().await.expect("json");
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], json!("voucher_exchanged"));
+    // Checked at the till, the old code says so too.
+    for (token, status, problem) in [
+        (CASHIER_S1, StatusCode::CONFLICT, "voucher_exchanged"),
+        (ADMIN, StatusCode::CONFLICT, "voucher_exchanged"),
+    ] {
+        let r = fx
+            .client
+            .get(format!("{}/v1/vouchers/{code}", fx.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), status, "{token}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["code"], json!(problem), "{token}: {body}");
+    }
     // Only a cashier (or an admin) exchanges.
     let reply = fx
         .post(
@@ -3502,6 +3617,7 @@ on_every_backend! {
     household_and_history(HttpConfig::default());
     credit_refunds(HttpConfig::default());
     topup_voids(HttpConfig::default());
+    till_topups(HttpConfig::default());
     back_office(HttpConfig::default());
     master_data(HttpConfig::default());
     tokens(HttpConfig::default());

@@ -65,6 +65,7 @@ conformance!(
     partial_cash_out,
     bonus_past_the_monthly_cap_when_asked,
     voucher_exchange_and_breakage,
+    prepaid_report_follows_expiry_breakage_and_exchange,
 );
 
 /// The receipt of a tender as `(type, amount, paid part, bonus part)`.
@@ -1174,6 +1175,210 @@ async fn voucher_exchange_and_breakage(backend: Backend) {
     assert_eq!(t.coop_balance("breakage").await, Amount::ZERO);
     assert_eq!(t.coop_balance("promotion").await, promotion);
     assert_eq!(t.voucher_balance(&r.voucher.code).await, y("55.00"));
+    t.assert_sound().await;
+}
+
+/// COOP's prepaid report on `day` (recomputed from postings when `as_of` is earlier), checked
+/// against the ledger's own account balances: wallets + vouchers + expired vouchers are the
+/// wallet and voucher accounts to the fen, and the breakage paid part is the `breakage` account.
+async fn prepaid_on(
+    t: &TestLedger,
+    day: &str,
+    as_of: Option<&str>,
+) -> hongxin::reports::PrepaidReport {
+    let r = hongxin::reports::prepaid(
+        t.app.store.as_ref(),
+        &t.app.policies,
+        COOP,
+        date(day),
+        as_of.map(date),
+    )
+    .await
+    .expect("prepaid report")
+    .expect("COOP");
+    let lines = [&r.wallets, &r.vouchers, &r.expired_vouchers];
+    let add = |f: fn(&hongxin::reports::CreditLine) -> i64| lines.iter().map(|l| f(l)).sum::<i64>();
+    assert_eq!(r.total.paid.fen(), add(|l| l.paid.fen()));
+    assert_eq!(r.total.bonus.fen(), add(|l| l.bonus.fen()));
+    assert_eq!(r.total.count, lines.iter().map(|l| l.count).sum::<u64>());
+    if as_of.is_none() {
+        let (mut paid, mut bonus) = (0, 0);
+        for (name, b) in t.balances().await {
+            let credit = name.starts_with("voucher:") || name.contains(&format!(":wallet:{COOP}:"));
+            if credit && name.ends_with(":paid") {
+                paid += b.fen();
+            } else if credit && name.ends_with(":bonus") {
+                bonus += b.fen();
+            }
+        }
+        assert_eq!(
+            (r.total.paid.fen(), r.total.bonus.fen()),
+            (paid, bonus),
+            "{day}"
+        );
+        assert_eq!(r.breakage.paid, t.coop_balance("breakage").await, "{day}");
+    }
+    r
+}
+
+fn credit_line(count: u64, paid: &str, bonus: &str) -> hongxin::reports::CreditLine {
+    hongxin::reports::CreditLine {
+        count,
+        paid: y(paid),
+        bonus: y(bonus),
+        total: y(paid).checked_add(y(bonus)).unwrap(),
+    }
+}
+
+async fn custody_months(t: &TestLedger) -> Vec<(String, Amount, Amount)> {
+    t.app
+        .store
+        .paid_credit_months(COOP)
+        .await
+        .expect("the store failed")
+        .expect("COOP")
+        .into_iter()
+        .map(|m| (m.month, m.wallet_paid, m.voucher_paid))
+        .collect()
+}
+
+/// The prepaid report follows expiry, breakage and exchange: expiry (default rule) moves the
+/// credit to the expired line with the liability unchanged; breakage after
+/// `breakage_after_months` takes it out of the liability into the breakage figures; an exchange
+/// brings it back to the vouchers line (reversing breakage). Every step agrees with the ledger's
+/// balances to the fen, and the custody base (paid credit per month) counts expired-owed paid
+/// credit: expiry leaves it untouched, only breakage lowers it.
+async fn prepaid_report_follows_expiry_breakage_and_exchange(backend: Backend) {
+    let mut t = TestLedger::with(backend, TODAY, Policies::Copy).await;
+    let v1 = std::fs::read_to_string(t.policies_dir().join("spend-50-get-55.v1.toml")).unwrap();
+    let v2 = v1.replace("version = 1", "version = 2").replace(
+        "effective_from = \"2024-01-01\"",
+        &format!("effective_from = \"{TODAY}\""),
+    ) + "breakage_after_months = 6\n";
+    std::fs::write(t.policies_dir().join("spend-50-get-55.v2.toml"), v2).unwrap();
+    t.reopen(TODAY).await;
+    t.top_up("H1", "50.00", Delivery::Wallet).await.unwrap(); // wallet 50.00 + 5.00
+    let a = t.issue_voucher("H1", "100.00").await; // 100.00 + 10.00
+    t.sell(sale_amount(None, "22.00", vec![voucher(&a, "22.00")]))
+        .await
+        .unwrap(); // left on a: 80.00 + 8.00
+    let b = t.issue_voucher("H2", "50.00").await; // 50.00 + 5.00
+
+    let r = prepaid_on(&t, TODAY, None).await;
+    assert_eq!(r.wallets, credit_line(1, "50.00", "5.00"));
+    assert_eq!(r.vouchers, credit_line(2, "130.00", "13.00"));
+    assert_eq!(r.expired_vouchers, credit_line(0, "0.00", "0.00"));
+    assert_eq!(r.total, credit_line(3, "180.00", "18.00"));
+    assert_eq!(
+        (r.breakage.paid, r.breakage.bonus),
+        (Amount::ZERO, Amount::ZERO)
+    );
+
+    // Past validity (2029-03-15): on the expired line at once, before the expiry run marks them.
+    t.reopen("2029-03-16").await;
+    let unmarked = prepaid_on(&t, "2029-03-16", None).await;
+    assert_eq!(unmarked.vouchers, credit_line(0, "0.00", "0.00"));
+    assert_eq!(unmarked.expired_vouchers, credit_line(2, "130.00", "13.00"));
+    let months = custody_months(&t).await;
+    let Ok(Receipt::Expired(x)) = t.run(Command::ExpireVouchers).await else {
+        panic!("ExpireVouchers failed")
+    };
+    assert_eq!((x.vouchers, x.broken), (2, 0));
+    // Expiry under the default rule: the liability is unchanged, the expired line carries it,
+    // nothing is breakage, and the custody base still counts the expired-owed paid credit.
+    let r = prepaid_on(&t, "2029-03-16", None).await;
+    assert_eq!(r.total, credit_line(3, "180.00", "18.00"));
+    assert_eq!(r.expired_vouchers, credit_line(2, "130.00", "13.00"));
+    assert_eq!(
+        (r.breakage.paid, r.breakage.bonus),
+        (Amount::ZERO, Amount::ZERO)
+    );
+    assert_eq!(
+        custody_months(&t).await,
+        months,
+        "expiry moves no paid credit"
+    );
+    let c = hongxin::reports::prepaid(
+        t.app.store.as_ref(),
+        &t.app.policies,
+        COOP,
+        date("2029-04-01"),
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .custody;
+    assert_eq!(
+        (c.quarter_end, c.wallets_paid, c.vouchers_paid),
+        (date("2029-03-31"), y("50.00"), y("130.00")),
+        "expired-owed paid credit is in last quarter's prepaid balance"
+    );
+
+    // An exchange brings a's credit back to the vouchers line, with the same paid and bonus.
+    let ex = exchange(&t, &a).await.unwrap();
+    assert_eq!((ex.paid, ex.bonus), (y("80.00"), y("8.00")));
+    let r = prepaid_on(&t, "2029-03-16", None).await;
+    assert_eq!(r.vouchers, credit_line(1, "80.00", "8.00"));
+    assert_eq!(r.expired_vouchers, credit_line(1, "50.00", "5.00"));
+    assert_eq!(r.total, credit_line(3, "180.00", "18.00"));
+
+    // Six months after expiry b's credit becomes breakage: out of the liability.
+    t.reopen("2029-09-16").await;
+    let Ok(Receipt::Expired(x)) = t.run(Command::ExpireVouchers).await else {
+        panic!("ExpireVouchers failed")
+    };
+    assert_eq!((x.broken, x.paid, x.bonus), (1, y("50.00"), y("5.00")));
+    let r = prepaid_on(&t, "2029-09-16", None).await;
+    assert_eq!(r.vouchers, credit_line(1, "80.00", "8.00"));
+    assert_eq!(r.expired_vouchers, credit_line(0, "0.00", "0.00"));
+    assert_eq!(r.total, credit_line(2, "130.00", "13.00"));
+    assert_eq!((r.breakage.paid, r.breakage.bonus), (y("50.00"), y("5.00")));
+    let broken = custody_months(&t).await;
+    assert_eq!(
+        broken.last().map(|m| (m.0.as_str(), m.2)),
+        Some(("2029-09", y("-50.00"))),
+        "breakage lowers the custody base"
+    );
+    // Recomputed as of the day before, from postings: still owed then.
+    let before = prepaid_on(&t, "2029-09-16", Some("2029-09-15")).await;
+    assert_eq!(before.expired_vouchers, credit_line(1, "50.00", "5.00"));
+    assert_eq!(before.total, credit_line(3, "180.00", "18.00"));
+    assert_eq!(
+        (before.breakage.paid, before.breakage.bonus),
+        (Amount::ZERO, Amount::ZERO)
+    );
+    // Recomputed as of today, the stored figures.
+    let again = prepaid_on(&t, "2029-09-17", Some("2029-09-16")).await;
+    assert_eq!(
+        (
+            again.vouchers,
+            again.expired_vouchers,
+            again.total,
+            again.breakage
+        ),
+        (
+            r.vouchers.clone(),
+            r.expired_vouchers.clone(),
+            r.total.clone(),
+            r.breakage.clone()
+        )
+    );
+
+    // Exchanging b reverses the breakage: back to the vouchers line.
+    let ex = exchange(&t, &b).await.unwrap();
+    assert_eq!(
+        (ex.reinstated_paid, ex.reinstated_bonus),
+        (y("50.00"), y("5.00"))
+    );
+    let r = prepaid_on(&t, "2029-09-16", None).await;
+    assert_eq!(r.vouchers, credit_line(2, "130.00", "13.00"));
+    assert_eq!(r.expired_vouchers, credit_line(0, "0.00", "0.00"));
+    assert_eq!(r.total, credit_line(3, "180.00", "18.00"));
+    assert_eq!(
+        (r.breakage.paid, r.breakage.bonus),
+        (Amount::ZERO, Amount::ZERO)
+    );
     t.assert_sound().await;
 }
 

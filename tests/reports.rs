@@ -349,7 +349,9 @@ fn coop_prepaid() -> Value {
         "as_of": REPORT_DAY,
         "wallets": { "count": 4, "paid": "820.00", "bonus": "82.00", "total": "902.00" },
         "vouchers": { "count": 2, "paid": "650.00", "bonus": "65.00", "total": "715.00" },
+        "expired_vouchers": { "count": 0, "paid": "0.00", "bonus": "0.00", "total": "0.00" },
         "total": { "count": 6, "paid": "1470.00", "bonus": "147.00", "total": "1617.00" },
+        "breakage": { "paid": "0.00", "bonus": "0.00" },
         "custody": {
             "quarter_end": "2026-09-30",
             "wallets_paid": "500.00",
@@ -422,7 +424,9 @@ async fn till_and_prepaid_reports_add_up(backend: Backend) {
             "as_of": "2026-09-30",
             "wallets": { "count": 1, "paid": "500.00", "bonus": "50.00", "total": "550.00" },
             "vouchers": { "count": 1, "paid": "500.00", "bonus": "50.00", "total": "550.00" },
+            "expired_vouchers": { "count": 0, "paid": "0.00", "bonus": "0.00", "total": "0.00" },
             "total": { "count": 2, "paid": "1000.00", "bonus": "100.00", "total": "1100.00" },
+            "breakage": { "paid": "0.00", "bonus": "0.00" },
             "custody": {
                 "quarter_end": "2026-06-30",
                 "wallets_paid": "0.00",
@@ -441,10 +445,12 @@ async fn till_and_prepaid_reports_add_up(backend: Backend) {
         .expect("COOP");
     assert_eq!(recomputed.wallets, prepaid.wallets);
     assert_eq!(recomputed.vouchers, prepaid.vouchers);
+    assert_eq!(recomputed.expired_vouchers, prepaid.expired_vouchers);
+    assert_eq!(recomputed.breakage, prepaid.breakage);
     // The custody deposit sums the maintained months (paid_credit_months); the old way, the
     // paid balances recomputed from postings as of the quarter end, is the oracle.
     let oracle = store
-        .prepaid_figures(COOP, Some(prepaid.custody.quarter_end))
+        .prepaid_figures(COOP, day, Some(prepaid.custody.quarter_end))
         .await
         .expect("prepaid figures")
         .expect("COOP");

@@ -14,7 +14,8 @@ use crate::reports::{self, PrepaidReport, ShopFilter, ShopTill};
 pub enum ReportCommand {
     /// Daily till report per shop: top-ups by method, sales by tender, refunds, vouchers redeemed
     Till(TillArgs),
-    /// Outstanding prepaid credit (wallets, vouchers; paid and bonus) and the custody deposit
+    /// Outstanding prepaid credit (wallets, vouchers, expired vouchers still owed; paid and
+    /// bonus), the breakage recognised, and the custody deposit
     Prepaid(PrepaidArgs),
 }
 
@@ -203,6 +204,7 @@ pub fn prepaid_text(r: &PrepaidReport) -> String {
     for (label, l) in [
         ("wallets", &r.wallets),
         ("vouchers", &r.vouchers),
+        ("expired", &r.expired_vouchers),
         ("total", &r.total),
     ] {
         t += &format!(
@@ -213,6 +215,11 @@ pub fn prepaid_text(r: &PrepaidReport) -> String {
             l.total.to_string()
         );
     }
+    t += "  (expired: vouchers past their validity, still owed and exchangeable)\n";
+    t += &format!(
+        "  breakage recognised to date: {} paid credit to breakage income, {} bonus forfeited\n",
+        r.breakage.paid, r.breakage.bonus
+    );
     let c = &r.custody;
     t += &format!(
         "  custody deposit: {} × {} (paid credit outstanding at {}: wallets {}, vouchers {}) = {}  [{}]\n\n",

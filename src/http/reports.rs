@@ -158,7 +158,7 @@ pub struct PrepaidQuery {
     date: Option<NaiveDate>,
 }
 
-/// Outstanding prepaid liability (wallets and vouchers, paid vs bonus) and the custody deposit it implies.
+/// Outstanding prepaid liability (wallets, vouchers within validity, expired vouchers still owed; paid vs bonus), the breakage recognised to date, and the custody deposit it implies.
 #[utoipa::path(get, path = "/v1/reports/prepaid", tag = "reports", params(PrepaidQuery),
     responses((status = 200, body = PrepaidReport), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)),

@@ -1,6 +1,6 @@
 //! What the till page reads besides balances: the preview of a top-up under the policy in
 //! force, computed by the same function as the top-up itself but posting nothing, and the
-//! catalogue the till sells from.
+//! catalogue the till sells from, and the top-ups the till took today (to void a mistaken one).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -24,6 +24,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_topup_quote))
         .routes(routes!(get_catalog))
         .routes(routes!(get_line_price))
+        .routes(routes!(get_till_topups))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -326,4 +327,57 @@ async fn get_line_price(
         qty: line.qty,
         amount: line.amount,
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TillTopUpsQuery {
+    /// Business date (default: the business day the till is taking).
+    date: Option<NaiveDate>,
+    /// Only an admin names the shop; a cashier's token fixes it.
+    #[param(value_type = Option<crate::openapi::Code>)]
+    shop: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TillTopUps {
+    shop: String,
+    date: NaiveDate,
+    /// Newest first, voided ones included and marked.
+    topups: Vec<crate::store::ShopTopUp>,
+}
+
+/// The top-ups a shop's till took on a business date (default today), newest first: receipt
+/// (entry) number, household code, wallet or voucher, method, paid, bonus, time, and whether it
+/// was voided: what the till lists to void a mistaken one (`POST /v1/topups/{topup}/void`). A
+/// cashier sees only its own shop's; no personal data beyond the household code, and no
+/// voucher code.
+#[utoipa::path(get, path = "/v1/till/topups", tag = "till", params(TillTopUpsQuery),
+    responses((status = 200, body = TillTopUps), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+async fn get_till_topups(
+    State(state): State<AppState>,
+    principal: Principal,
+    query: Result<Query<TillTopUpsQuery>, QueryRejection>,
+) -> Result<axum::Json<TillTopUps>, ApiError> {
+    principal.allow(&[Role::Cashier, Role::Admin])?;
+    let Query(q) =
+        query.map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))?;
+    let shop = principal.shop_for(q.shop.as_deref())?;
+    let date = match q.date {
+        Some(d) => d,
+        None => {
+            let journal = state.app.store.head().await?.business_date;
+            business_date(journal, state.app.clock.today())
+        }
+    };
+    let topups = state
+        .app
+        .store
+        .shop_topups(&shop, date)
+        .await?
+        .ok_or_else(|| Rejection::not_found("shop", "shop", &shop))?;
+    Ok(axum::Json(TillTopUps { shop, date, topups }))
 }

@@ -87,7 +87,8 @@ async fn usable(
 }
 
 /// A genuine code of the caller's cooperative whose voucher has expired with credit left: what
-/// the till may exchange. Anything else stays the uniform refusal.
+/// the till may exchange. One already exchanged is refused with `voucher_exchanged` (as a sale
+/// tender is); anything else stays the uniform refusal.
 async fn exchangeable(
     state: &AppState,
     principal: &Principal,
@@ -101,16 +102,23 @@ async fn exchangeable(
     };
     let own = principal.role() == Role::Admin
         || principal.token.cooperative.as_deref() == Some(v.cooperative.as_str());
+    if own && v.status == VoucherStatus::Exchanged {
+        // As a sale tender answers it: a genuine code tells its holder to use the new one.
+        return Err(ApiError::from(crate::domain::Rejection::VoucherExchanged {
+            field: "code".into(),
+        }));
+    }
     let expired = v.expires_on < state.app.clock.today()
         && matches!(v.status, VoucherStatus::Active | VoucherStatus::Expired);
     Ok((own && expired && v.balance.is_positive()).then_some(v))
 }
 
 /// Check a voucher at the till. An expired voucher with credit left answers `expired` and
-/// `exchangeable`; every other unusable code the uniform `voucher_invalid`.
+/// `exchangeable`; one of the caller's cooperative already exchanged `voucher_exchanged` (409);
+/// every other unusable code the uniform `voucher_invalid`.
 #[utoipa::path(get, path = "/v1/vouchers/{code}", tag = "till",
     params(("code" = String, Path, description = "as printed; case, hyphens and I/L/O look-alikes do not matter")),
-    responses((status = 200, body = VoucherStatusView), (status = 404, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)),
+    responses((status = 200, body = VoucherStatusView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)),
     security(("bearer" = [])))]
 async fn get_voucher(
     State(state): State<AppState>,

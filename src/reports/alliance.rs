@@ -753,7 +753,7 @@ pub async fn alliance(
     let figures = store.programme_figures().await?;
     let mut prepaid = BTreeMap::new();
     for coop in &figures.cooperatives {
-        if let Some(p) = store.prepaid_figures(coop, None).await? {
+        if let Some(p) = store.prepaid_figures(coop, today, None).await? {
             let paid = add(p.wallets.paid, p.vouchers.paid)?;
             let bonus = add(p.wallets.bonus, p.vouchers.bonus)?;
             prepaid.insert(

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use crate::domain::{Rejection, StoreError};
 use crate::money::MoneyError;
 
-pub use prepaid::{prepaid, previous_quarter_end, CreditLine, Custody, PrepaidReport};
+pub use prepaid::{prepaid, previous_quarter_end, Breakage, CreditLine, Custody, PrepaidReport};
 pub use till::{till, to_csv as till_csv, total_of, ShopFilter, ShopTill, TillReport, TillTotal};
 
 #[derive(Debug, thiserror::Error)]

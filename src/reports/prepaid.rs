@@ -3,6 +3,13 @@
 //! bonus part (the 5.00 per 50.00 of 居民购物50元换55元), and the custody deposit (存管资金) it
 //! implies: the top-up policy's `custody_deposit_ratio` × last quarter's prepaid balance.
 //!
+//! Vouchers past their validity are a line of their own: expiry moves no money (单用途商业预付卡
+//! rules keep an expired card's balance owed and exchangeable, see `domain::vouchers`), so their
+//! credit stays in the liability until it is exchanged (back to the vouchers line) or, under a
+//! policy with `breakage_after_months`, recognised as breakage, which the report shows beside the
+//! liability: the paid part taken to breakage income and the bonus forfeited, net of what
+//! exchanges reinstated.
+//!
 //! "Last quarter's prepaid balance" is the paid part outstanding (wallets + vouchers) at the end
 //! of the calendar quarter before the report date: the sum of the paid credit moved in every
 //! month up to that quarter's last, which the write path keeps per cooperative and month
@@ -28,10 +35,25 @@ pub struct PrepaidReport {
     /// Balances at the end of this business date.
     pub as_of: NaiveDate,
     pub wallets: CreditLine,
+    /// Vouchers within their validity on `as_of`.
     pub vouchers: CreditLine,
-    /// Wallets and vouchers together.
+    /// Vouchers past their validity (`expires_on` before `as_of`, marked expired by the expiry
+    /// run or not yet) with credit still owed: the holder may have them exchanged.
+    pub expired_vouchers: CreditLine,
+    /// Wallets, vouchers and expired vouchers together: the whole prepaid liability.
     pub total: CreditLine,
+    /// Breakage recognised on the cooperative's vouchers to `as_of` (not a liability any more).
+    pub breakage: Breakage,
     pub custody: Custody,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Breakage {
+    /// Unused paid credit of expired vouchers taken to the cooperative's breakage income, net
+    /// of what exchanges reinstated: the balance of its `breakage` account.
+    pub paid: Amount,
+    /// Unused bonus of those vouchers forfeited (back against promotion), net likewise.
+    pub bonus: Amount,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -81,6 +103,19 @@ fn line(f: &CreditFigures) -> Result<CreditLine, ReportError> {
     })
 }
 
+/// What is left of `all` once `part` is taken out (vouchers less the expired ones).
+fn less(all: &CreditFigures, part: &CreditFigures) -> Result<CreditFigures, ReportError> {
+    let sub = |x: Amount, y: Amount| x.checked_sub(y).ok_or(ReportError::Overflow);
+    Ok(CreditFigures {
+        holders: all
+            .holders
+            .checked_sub(part.holders)
+            .ok_or(ReportError::Overflow)?,
+        paid: sub(all.paid, part.paid)?,
+        bonus: sub(all.bonus, part.bonus)?,
+    })
+}
+
 fn sum(a: &CreditLine, b: &CreditLine) -> Result<CreditLine, ReportError> {
     let add = |x: Amount, y: Amount| x.checked_add(y).ok_or(ReportError::Overflow);
     Ok(CreditLine {
@@ -102,7 +137,7 @@ pub async fn prepaid(
 ) -> Result<Option<PrepaidReport>, ReportError> {
     let date = as_of.unwrap_or(today);
     let recompute = as_of.filter(|d| *d < today);
-    let Some(now) = store.prepaid_figures(cooperative, recompute).await? else {
+    let Some(now) = store.prepaid_figures(cooperative, today, recompute).await? else {
         return Ok(None);
     };
     let months = store
@@ -110,13 +145,19 @@ pub async fn prepaid(
         .await?
         .unwrap_or_default();
     let wallets = line(&now.wallets)?;
-    let vouchers = line(&now.vouchers)?;
+    let vouchers = line(&less(&now.vouchers, &now.expired)?)?;
+    let expired_vouchers = line(&now.expired)?;
     Ok(Some(PrepaidReport {
         cooperative: cooperative.to_string(),
         as_of: date,
-        total: sum(&wallets, &vouchers)?,
+        total: sum(&sum(&wallets, &vouchers)?, &expired_vouchers)?,
         wallets,
         vouchers,
+        expired_vouchers,
+        breakage: Breakage {
+            paid: now.breakage_paid,
+            bonus: now.breakage_bonus,
+        },
         custody: custody(policies, &months, date)?,
     }))
 }

@@ -579,12 +579,21 @@ pub trait Store: Send + Sync + 'static {
         shop: &str,
         date: NaiveDate,
     ) -> Result<Option<TillFigures>, StoreError>;
+    /// The top-ups a shop's till took on a business date, newest first (at most
+    /// [`MAX_SHOP_TOPUPS`]), voided ones included and marked; `None` for an unknown shop.
+    async fn shop_topups(
+        &self,
+        shop: &str,
+        date: NaiveDate,
+    ) -> Result<Option<Vec<ShopTopUp>>, StoreError>;
     /// Outstanding prepaid credit of a cooperative: from stored balances, or with `as_of`
-    /// recomputed from the postings of entries dated on or before it. `None` for an unknown
-    /// cooperative.
+    /// recomputed from the postings of entries dated on or before it. Vouchers past their
+    /// validity on the report date (`as_of`, else `today`) are also counted apart, and the
+    /// breakage recognised to that date is summed. `None` for an unknown cooperative.
     async fn prepaid_figures(
         &self,
         cooperative: &str,
+        today: NaiveDate,
         as_of: Option<NaiveDate>,
     ) -> Result<Option<PrepaidFigures>, StoreError>;
 
@@ -947,6 +956,76 @@ pub struct TillFigures {
     pub refunded: Vec<(String, Amount)>,
 }
 
+/// The most top-ups [`Store::shop_topups`] lists: a till's busiest day stays well below it.
+pub const MAX_SHOP_TOPUPS: u32 = 1000;
+
+/// SQL of [`Store::shop_topups`] with `shop` and `date` as its two parameters (`?` or `$n`).
+pub(crate) fn shop_topups_sql(shop: &str, date: &str) -> String {
+    format!(
+        "SELECT t.entry_id, h.code, t.method, t.paid, t.bonus, t.voucher_id, e.created_at,
+                t.void_entry_id
+         FROM topups t
+         JOIN households h ON h.id = t.household_id
+         JOIN entries e ON e.id = t.entry_id
+         WHERE t.shop_id = {shop} AND t.business_date = {date}
+         ORDER BY t.entry_id DESC LIMIT {MAX_SHOP_TOPUPS}"
+    )
+}
+
+/// A top-up as the till lists its day: no personal data beyond the household's code (a voucher
+/// top-up shows no voucher code: the code is a bearer credential).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ShopTopUp {
+    /// The top-up's entry: its receipt number, what `POST /v1/topups/{topup}/void` names.
+    pub topup: i64,
+    pub household: String,
+    /// Into the wallet, or onto a bearer voucher.
+    pub deliver: crate::domain::Delivery,
+    pub method: crate::domain::PayMethod,
+    pub paid: Amount,
+    pub bonus: Amount,
+    /// When it was taken.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Voided (作废) since.
+    pub voided: bool,
+    /// The void's entry, when voided.
+    pub void_entry: Option<i64>,
+}
+
+/// A row of [`shop_topups_sql`].
+pub(crate) type ShopTopUpRow = (
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    Option<i64>,
+);
+
+pub(crate) fn shop_topup(row: ShopTopUpRow) -> Result<ShopTopUp, StoreError> {
+    let (topup, household, method, paid, bonus, voucher, at, void_entry) = row;
+    Ok(ShopTopUp {
+        topup,
+        household,
+        deliver: if voucher.is_some() {
+            crate::domain::Delivery::Voucher
+        } else {
+            crate::domain::Delivery::Wallet
+        },
+        method: crate::domain::PayMethod::parse(&method)
+            .ok_or_else(|| StoreError(format!("bad top-up method {method:?}")))?,
+        paid: Amount::from_fen(paid),
+        bonus: Amount::from_fen(bonus),
+        at: chrono::DateTime::parse_from_rfc3339(&at)
+            .map_err(|e| StoreError(format!("bad timestamp {at:?}: {e}")))?
+            .to_utc(),
+        voided: void_entry.is_some(),
+        void_entry,
+    })
+}
+
 /// Outstanding credit of one kind (wallets or vouchers) at a cooperative.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CreditFigures {
@@ -959,7 +1038,40 @@ pub struct CreditFigures {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PrepaidFigures {
     pub wallets: CreditFigures,
+    /// Every voucher with credit left, expired or not…
     pub vouchers: CreditFigures,
+    /// …of which those past their validity (`expires_on` before the report date, marked
+    /// expired by the expiry run or not yet): still owed, exchangeable.
+    pub expired: CreditFigures,
+    /// Breakage recognised to the report date on the cooperative's vouchers, net of what
+    /// exchanges reinstated: paid credit taken to breakage income, bonus forfeited.
+    pub breakage_paid: Amount,
+    pub breakage_bonus: Amount,
+}
+
+/// Breakage recognised on a cooperative's vouchers, net of what exchanges gave back (paid,
+/// bonus): the sum of the postings to its vouchers' accounts by `voucher_expiry` entries (debits:
+/// what breakage took) and by `voucher_exchange` entries (an exchange debits the old voucher what
+/// was left and credits the new one that plus what breakage had taken, so it nets to minus the
+/// reinstated part). No other entry kind is read, so top-ups, sales, refunds and voids drop out.
+/// `{coop}` is the parameter of the cooperative's id, `{date}` the one of the business date
+/// where `dated`.
+pub(crate) fn breakage_sql(coop: &str, date: &str, dated: bool) -> String {
+    let dated = if dated {
+        format!(" AND e.business_date <= {date}")
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN a.name = 'paid' THEN p.amount ELSE 0 END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN a.name = 'bonus' THEN p.amount ELSE 0 END), 0) AS BIGINT)
+         FROM accounts a
+         JOIN postings p ON p.account_id = a.id
+         JOIN entries e ON e.id = p.entry_id
+         WHERE a.owner_kind = 'voucher'
+           AND a.owner_id IN (SELECT id FROM vouchers WHERE cooperative_id = {coop})
+           AND e.kind IN ('voucher_expiry', 'voucher_exchange'){dated}"
+    )
 }
 
 /// A stored month close, as `hongxin verify` re-checks it.

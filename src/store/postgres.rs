@@ -945,9 +945,36 @@ impl Store for PostgresStore {
         figures.map(Some)
     }
 
+    async fn shop_topups(
+        &self,
+        shop: &str,
+        date: NaiveDate,
+    ) -> Result<Option<Vec<super::ShopTopUp>>, StoreError> {
+        if !storable(shop) {
+            return Ok(None);
+        }
+        let Some(shop): Option<i64> = sqlx::query_scalar("SELECT id FROM shops WHERE code = $1")
+            .bind(shop)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let rows: Vec<super::ShopTopUpRow> = sqlx::query_as(&super::shop_topups_sql("$1", "$2"))
+            .bind(shop)
+            .bind(date.to_string())
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter()
+            .map(super::shop_topup)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     async fn prepaid_figures(
         &self,
         cooperative: &str,
+        today: NaiveDate,
         as_of: Option<NaiveDate>,
     ) -> Result<Option<PrepaidFigures>, StoreError> {
         if !storable(cooperative) {
@@ -990,7 +1017,27 @@ impl Store for PostgresStore {
                 as_of
             )
         );
+        // Past validity on the report date: `expires_on` before it ($2).
+        let expired = format!(
+            "WITH bal AS ({}),
+             holder AS (
+                SELECT SUM(CASE WHEN name = 'paid' THEN balance ELSE 0 END) AS paid,
+                       SUM(CASE WHEN name = 'bonus' THEN balance ELSE 0 END) AS bonus
+                FROM bal GROUP BY owner_id
+             )
+             SELECT COUNT(*), COALESCE(SUM(paid), 0)::BIGINT, COALESCE(SUM(bonus), 0)::BIGINT
+             FROM holder WHERE paid + bonus > 0",
+            credit_balances(
+                "owner_kind = 'voucher'
+                 AND owner_id IN (SELECT id FROM vouchers
+                                  WHERE cooperative_id = $1 AND expires_on < $2)",
+                "$3",
+                as_of
+            )
+        );
+        let breakage = super::breakage_sql("$1", "$2", as_of.is_some());
         let day = as_of.map(|d| d.to_string());
+        let on = as_of.unwrap_or(today).to_string();
         let mut conn = self.read.acquire().await?;
         // One snapshot: wallets and vouchers at the same moment.
         sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -1007,9 +1054,22 @@ impl Store for PostgresStore {
                 q = q.bind(d);
             }
             let v = q.fetch_one(&mut *conn).await?;
+            let mut q = sqlx::query_as(&expired).bind(coop).bind(&on);
+            if let Some(d) = &day {
+                q = q.bind(d);
+            }
+            let x = q.fetch_one(&mut *conn).await?;
+            let mut q = sqlx::query_as(&breakage).bind(coop);
+            if let Some(d) = &day {
+                q = q.bind(d);
+            }
+            let (broken_paid, broken_bonus): (i64, i64) = q.fetch_one(&mut *conn).await?;
             Ok::<_, StoreError>(PrepaidFigures {
                 wallets: rows::credit(w)?,
                 vouchers: rows::credit(v)?,
+                expired: rows::credit(x)?,
+                breakage_paid: Amount::from_fen(broken_paid),
+                breakage_bonus: Amount::from_fen(broken_bonus),
             })
         }
         .await;

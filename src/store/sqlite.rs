@@ -1093,9 +1093,33 @@ impl Store for SqliteStore {
         rows::till(topups, sales, tenders, refunds, refunded).map(Some)
     }
 
+    async fn shop_topups(
+        &self,
+        shop: &str,
+        date: NaiveDate,
+    ) -> Result<Option<Vec<super::ShopTopUp>>, StoreError> {
+        let Some(shop): Option<i64> = sqlx::query_scalar("SELECT id FROM shops WHERE code = ?")
+            .bind(shop)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let rows: Vec<super::ShopTopUpRow> = sqlx::query_as(&super::shop_topups_sql("?", "?"))
+            .bind(shop)
+            .bind(date.to_string())
+            .fetch_all(&self.read)
+            .await?;
+        rows.into_iter()
+            .map(super::shop_topup)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     async fn prepaid_figures(
         &self,
         cooperative: &str,
+        today: NaiveDate,
         as_of: Option<NaiveDate>,
     ) -> Result<Option<PrepaidFigures>, StoreError> {
         let Some(coop): Option<i64> =
@@ -1135,7 +1159,27 @@ impl Store for SqliteStore {
                 as_of
             )
         );
+        // Past validity on the report date: `expires_on` before it (?3).
+        let expired = format!(
+            "WITH bal AS ({}),
+             holder AS (
+                SELECT SUM(CASE WHEN name = 'paid' THEN balance ELSE 0 END) AS paid,
+                       SUM(CASE WHEN name = 'bonus' THEN balance ELSE 0 END) AS bonus
+                FROM bal GROUP BY owner_id
+             )
+             SELECT COUNT(*), COALESCE(SUM(paid), 0), COALESCE(SUM(bonus), 0) FROM holder
+             WHERE paid + bonus > 0",
+            credit_balances(
+                "owner_kind = 'voucher'
+                 AND owner_id IN (SELECT id FROM vouchers
+                                  WHERE cooperative_id = ?1 AND expires_on < ?3)",
+                "?2",
+                as_of
+            )
+        );
+        let breakage = super::breakage_sql("?1", "?2", as_of.is_some());
         let day = as_of.map(|d| d.to_string());
+        let on = as_of.unwrap_or(today).to_string();
         let mut conn = self.read.acquire().await?;
         // One read transaction: wallets and vouchers are one snapshot.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
@@ -1149,10 +1193,25 @@ impl Store for SqliteStore {
             q = q.bind(d);
         }
         let v = q.fetch_one(&mut *conn).await?;
+        // ?2 is bound (unused when the balances are the stored ones) so that ?3 is the date.
+        let x = sqlx::query_as(&expired)
+            .bind(coop)
+            .bind(day.as_deref().unwrap_or(""))
+            .bind(&on)
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut q = sqlx::query_as(&breakage).bind(coop);
+        if let Some(d) = &day {
+            q = q.bind(d);
+        }
+        let (broken_paid, broken_bonus): (i64, i64) = q.fetch_one(&mut *conn).await?;
         sqlx::query("COMMIT").execute(&mut *conn).await?;
         Ok(Some(PrepaidFigures {
             wallets: rows::credit(w)?,
             vouchers: rows::credit(v)?,
+            expired: rows::credit(x)?,
+            breakage_paid: Amount::from_fen(broken_paid),
+            breakage_bonus: Amount::from_fen(broken_bonus),
         }))
     }
 

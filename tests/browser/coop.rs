@@ -114,28 +114,80 @@ fn coop_till_report_shows_the_api_figures_per_shop() {
     });
 }
 
+/// The prepaid tab's lines (wallets, vouchers, expired vouchers, total) and breakage figures
+/// against the API's report; the report as read.
+async fn prepaid_lines_match_the_api(ctx: &Ctx) -> Value {
+    let p = ctx.api_get(&ctx.accountant, "/v1/reports/prepaid").await;
+    ctx.click("#tab-prepaid").await;
+    let deposit = yuan(&p["custody"]["deposit"]);
+    ctx.text_until("#custody-deposit", |t| t == deposit).await;
+    for line in ["wallets", "vouchers", "expired_vouchers", "total"] {
+        let row = format!("#prepaid-table tr[data-line={line}]");
+        assert_eq!(
+            ctx.text(&format!("{row} .count")).await,
+            p[line]["count"].to_string()
+        );
+        for part in ["paid", "bonus", "total"] {
+            assert_eq!(
+                ctx.text(&format!("{row} .{part}")).await,
+                yuan(&p[line][part]),
+                "{line} {part}"
+            );
+        }
+    }
+    assert_eq!(
+        ctx.text("#breakage-paid").await,
+        yuan(&p["breakage"]["paid"])
+    );
+    assert_eq!(
+        ctx.text("#breakage-bonus").await,
+        yuan(&p["breakage"]["bonus"])
+    );
+    p
+}
+
+/// Three years on, the demo's vouchers are past their validity: still owed, on the expired
+/// line, with the liability and the total as before (nothing is breakage under the shipped
+/// policy), in Chinese and in English.
+#[test]
+fn coop_prepaid_shows_expired_vouchers_still_owed() {
+    browser_test_at(
+        "coop prepaid expired",
+        "2029-12-01",
+        |ctx: Ctx| async move {
+            signed_in(&ctx).await;
+            let p = prepaid_lines_match_the_api(&ctx).await;
+            assert!(amount(&p["expired_vouchers"]["total"]).is_positive(), "{p}");
+            assert_eq!(p["vouchers"]["count"], json!(0), "{p}");
+            assert_eq!(p["breakage"], json!({ "paid": "0.00", "bonus": "0.00" }));
+            let sum = amount(&p["wallets"]["total"])
+                .checked_add(amount(&p["expired_vouchers"]["total"]))
+                .unwrap();
+            assert_eq!(sum, amount(&p["total"]["total"]));
+            assert_eq!(
+                ctx.text("#prepaid-table tr[data-line=expired_vouchers] th")
+                    .await,
+                "已过期兑换券（仍欠持券人，可换新券）"
+            );
+            ctx.click("#lang-switch").await;
+            ctx.text_until("#prepaid-table tr[data-line=expired_vouchers] th", |t| {
+                t == "Expired vouchers (still owed, exchangeable)"
+            })
+            .await;
+            assert_eq!(
+                ctx.text("#prepaid-table tr[data-line=expired_vouchers] .total")
+                    .await,
+                yuan(&p["expired_vouchers"]["total"])
+            );
+        },
+    );
+}
+
 #[test]
 fn coop_prepaid_liability_and_custody_deposit_match_the_api() {
     browser_test("coop prepaid", |ctx: Ctx| async move {
         signed_in(&ctx).await;
-        let p = ctx.api_get(&ctx.accountant, "/v1/reports/prepaid").await;
-        ctx.click("#tab-prepaid").await;
-        let deposit = yuan(&p["custody"]["deposit"]);
-        ctx.text_until("#custody-deposit", |t| t == deposit).await;
-        for line in ["wallets", "vouchers", "total"] {
-            let row = format!("#prepaid-table tr[data-line={line}]");
-            assert_eq!(
-                ctx.text(&format!("{row} .count")).await,
-                p[line]["count"].to_string()
-            );
-            for part in ["paid", "bonus", "total"] {
-                assert_eq!(
-                    ctx.text(&format!("{row} .{part}")).await,
-                    yuan(&p[line][part]),
-                    "{line} {part}"
-                );
-            }
-        }
+        let p = prepaid_lines_match_the_api(&ctx).await;
         let c = &p["custody"];
         assert_eq!(
             ctx.text("#custody-balance").await,

@@ -123,6 +123,19 @@
       'till.receipt.topup': '充值小票',
       'till.receipt.exchange': '换新券小票',
       'till.voucher.exchange': '换新券',
+      'till.today.title': '今日充值',
+      'till.today.refresh': '刷新',
+      'till.today.receipt': '单号',
+      'till.today.holder': '住户 / 券',
+      'till.today.paid': '实收',
+      'till.today.bonus': '赠送',
+      'till.today.time': '时间',
+      'till.today.state': '状态',
+      'till.today.none': '今天本店还没有充值。',
+      'till.today.wallet': '{household} 钱包',
+      'till.today.voucher': '{household} 兑换券',
+      'till.today.voided': '已作废',
+      'till.today.void': '作废',
       'till.r.old_voucher': '原券码',
       'till.r.balance': '余额',
       'till.receipt.sale': '销售小票',
@@ -268,6 +281,19 @@
       'till.receipt.topup': 'Top-up receipt',
       'till.receipt.exchange': 'Voucher exchange receipt',
       'till.voucher.exchange': 'Exchange for a new voucher',
+      'till.today.title': "Today's top-ups",
+      'till.today.refresh': 'Refresh',
+      'till.today.receipt': 'Receipt',
+      'till.today.holder': 'Household / voucher',
+      'till.today.paid': 'Paid',
+      'till.today.bonus': 'Bonus',
+      'till.today.time': 'Time',
+      'till.today.state': 'State',
+      'till.today.none': 'No top-ups at this shop today yet.',
+      'till.today.wallet': '{household} wallet',
+      'till.today.voucher': '{household} voucher',
+      'till.today.voided': 'Voided',
+      'till.today.void': 'Void',
       'till.r.old_voucher': 'Old voucher',
       'till.r.balance': 'Balance',
       'till.receipt.sale': 'Sale receipt',
@@ -1052,6 +1078,81 @@
     showReceipt({ kind: 'topup_void', data: r.data, replayed: r.replayed });
   }
 
+  // ---- today's top-ups at this till ------------------------------------------------------
+  // The top-ups this shop took today (GET /v1/till/topups), newest first, so that a mistaken
+  // one can be voided later the same day: 作废 on a row, then the same confirm step and
+  // POST /v1/topups/{topup}/void as the receipt's void button (`voidTopup`).
+
+  const today = { rows: [], confirming: null, seq: 0, attempt: new HX.Attempt() };
+
+  async function loadTodayTopups() {
+    const seq = ++today.seq;
+    const r = await HX.api('GET', '/v1/till/topups');
+    if (seq !== today.seq) return;
+    if (!r.ok) {
+      showProblem($('#today-topups-problem'), r.problem, null);
+      return;
+    }
+    today.rows = r.data.topups;
+    today.confirming = null;
+    renderTodayTopups();
+  }
+
+  function todayTime(at) {
+    return new Date(at).toLocaleTimeString(HX.lang(), { hour: '2-digit', minute: '2-digit' });
+  }
+
+  function renderTodayTopups() {
+    show($('#today-topups-empty'), today.rows.length === 0);
+    $('#today-topups-body').replaceChildren(...today.rows.map((x) => {
+      let action;
+      if (x.voided) {
+        action = el('span', { class: 'muted voided' }, t('till.today.voided'));
+      } else if (today.confirming === x.topup) {
+        action = el('button', {
+          type: 'button', class: 'danger today-void-confirm',
+          onclick: () => voidTodayTopup(x.topup),
+        }, t('till.void_confirm'));
+      } else {
+        action = el('button', {
+          type: 'button', class: 'today-void',
+          onclick: () => {
+            today.confirming = x.topup;
+            showProblem($('#today-topups-problem'), null, null);
+            renderTodayTopups();
+            $('#today-topups-body .today-void-confirm').focus();
+          },
+        }, t('till.today.void'));
+      }
+      return el('tr', { dataset: { topup: String(x.topup) }, class: x.voided ? 'voided' : null },
+        el('td', { class: 'receipt-no' }, String(x.topup)),
+        el('td', { class: 'holder' }, t('till.today.' + x.deliver, { household: x.household })),
+        el('td', { class: 'num paid' }, yuan(x.paid)),
+        el('td', { class: 'num bonus' }, yuan(x.bonus)),
+        el('td', { class: 'time' }, todayTime(x.at)),
+        el('td', { class: 'state' }, action));
+    }));
+  }
+
+  async function voidTodayTopup(topup) {
+    const attempt = today.attempt;
+    if (attempt.busy) return;
+    const r = await attempt.post(`/v1/topups/${topup}/void`, {});
+    if (!r.ok) {
+      showProblem($('#today-topups-problem'), r.problem, null);
+      return;
+    }
+    showProblem($('#today-topups-problem'), null, null);
+    showReceipt({ kind: 'topup_void', data: r.data, replayed: r.replayed });
+  }
+
+  function wireTodayTopups() {
+    $('#tab-topup').addEventListener('click', loadTodayTopups);
+    $('#today-topups-refresh').addEventListener('click', loadTodayTopups);
+    document.addEventListener('hx:lang', renderTodayTopups);
+    loadTodayTopups();
+  }
+
   // ---- voucher check --------------------------------------------------------------------
 
   async function checkVoucher(ev) {
@@ -1329,6 +1430,8 @@
     state.receipt = receipt;
     renderReceipt();
     setDone(true);
+    // Today's top-ups at this till follow a top-up or a void.
+    if (receipt.kind === 'topup' || receipt.kind === 'topup_void') loadTodayTopups();
   }
 
   function renderReceipt() {
@@ -1562,6 +1665,7 @@
       onReady: (session) => {
         state.session = session;
         wire();
+        wireTodayTopups();
         loadCatalog();
         selectTab('sale');
         renderHousehold();
