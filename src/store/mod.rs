@@ -658,7 +658,7 @@ where
 }
 
 /// `id, entry, subject, field, old, new, effective from, entry's time, actor, subject's code,
-/// actor's label and role`.
+/// actor's label (a web session's: the staff token's it was made from) and role`.
 type ChangeHistoryRow = (
     i64,
     i64,
@@ -691,9 +691,10 @@ where
     let rows: Vec<ChangeHistoryRow> = sqlx::query_as::<DB, ChangeHistoryRow>(
         "SELECT m.id, m.entry_id, m.subject, m.field, m.old_value, m.new_value, m.effective_from,
                 e.created_at, e.actor_token_id, COALESCE(co.code, s.code, k.code, c.code, h.code, ''),
-                t.label, t.role
+                CASE WHEN p.id IS NULL THEN t.label ELSE p.label END, t.role
          FROM master_changes m JOIN entries e ON e.id = m.entry_id
          LEFT JOIN tokens t ON t.id = e.actor_token_id
+         LEFT JOIN tokens p ON p.id = t.parent_id
          LEFT JOIN cooperatives co ON m.subject = 'cooperative' AND co.id = m.subject_id
          LEFT JOIN shops s ON m.subject = 'shop' AND s.id = m.subject_id
          LEFT JOIN companies k ON m.subject = 'company' AND k.id = m.subject_id
