@@ -577,6 +577,10 @@
       loadHistory();
     });
     new MutationObserver(signedIn).observe($('#office'), { attributes: true, attributeFilter: ['hidden'] });
+    // A move-out at the desk renames the household: show the new name and its history.
+    new MutationObserver(() => {
+      if (!$('#move-receipt').hidden && state.household) loadHousehold(state.household.household);
+    }).observe($('#move-receipt'), { attributes: true, attributeFilter: ['hidden'] });
     document.addEventListener('hx:lang', () => {
       renderHousehold();
       renderAdmin();
