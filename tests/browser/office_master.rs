@@ -17,7 +17,9 @@ async fn head(ctx: &Ctx) -> i64 {
 
 /// `"68.65"` → 6865 (hundredths).
 fn hundredths(v: &Value) -> i64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("a decimal string: {v}"));
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("a decimal string: {v}"));
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     let frac = format!("{frac:0<2}");
     whole.parse::<i64>().expect("whole") * 100 + frac[..2].parse::<i64>().expect("fraction")
@@ -33,7 +35,10 @@ fn fee_hx01(area: i64) -> String {
 /// The household's billed amount for `month`, from its fee account.
 async fn billed(ctx: &Ctx, household: &str, month: &str) -> Value {
     let fees = ctx
-        .api_get(&ctx.admin, &format!("/v1/households/{household}/fees?months=6"))
+        .api_get(
+            &ctx.admin,
+            &format!("/v1/households/{household}/fees?months=6"),
+        )
         .await;
     fees["months"]
         .as_array()
@@ -55,130 +60,150 @@ async fn history(ctx: &Ctx, query: &str) -> Vec<Value> {
 #[test]
 fn the_office_corrects_a_households_area_from_a_month_and_the_next_bill_uses_it() {
     // December has begun, so its bills can be made; November's are out already.
-    browser_test_at("office: area correction", "2026-12-01", |ctx: Ctx| async move {
-        let code = "HX01-0001";
-        let before = ctx
-            .api_get(&ctx.company, &format!("/v1/households/{code}"))
-            .await;
-        let old_area = before["area_m2"].as_str().expect("area").to_string();
-        assert_ne!(old_area, "90.00");
-        let november = billed(&ctx, code, "2026-11").await;
-        assert_eq!(november, json!(fee_hx01(hundredths(&before["area_m2"]))));
-        let seq = head(&ctx).await;
+    browser_test_at(
+        "office: area correction",
+        "2026-12-01",
+        |ctx: Ctx| async move {
+            let code = "HX01-0001";
+            let before = ctx
+                .api_get(&ctx.company, &format!("/v1/households/{code}"))
+                .await;
+            let old_area = before["area_m2"].as_str().expect("area").to_string();
+            assert_ne!(old_area, "90.00");
+            let november = billed(&ctx, code, "2026-11").await;
+            assert_eq!(november, json!(fee_hx01(hundredths(&before["area_m2"]))));
+            let seq = head(&ctx).await;
 
-        ctx.open("/office").await;
-        ctx.sign_in(&ctx.company).await;
-        ctx.fill("#desk-household", &format!("{code}\u{E007}")).await;
-        ctx.text_until("#master-h-area", |t| t == format!("{old_area} 平方米"))
-            .await;
-        ctx.visible("#master-h-empty").await;
+            ctx.open("/office").await;
+            ctx.sign_in(&ctx.company).await;
+            ctx.fill("#desk-household", &format!("{code}\u{E007}"))
+                .await;
+            ctx.text_until("#master-h-area", |t| t == format!("{old_area} 平方米"))
+                .await;
+            ctx.visible("#master-h-empty").await;
 
-        // From November, already billed: the confirm step, then the server's refusal in words,
-        // the month marked, nothing changed.
-        ctx.fill("#area-new", "90.00").await;
-        ctx.fill("#area-from", "2026-11").await;
-        ctx.click("#area-review").await;
-        assert_eq!(
-            ctx.text("#area-f-change").await,
-            format!("{old_area} 平方米 → 90.00 平方米")
-        );
-        assert_eq!(ctx.text("#area-f-from").await, "从 2026-11 的账单起");
-        assert_eq!(head(&ctx).await, seq, "the confirm step changes nothing");
-        ctx.click("#area-go").await;
-        ctx.text_until("#area-problem", |t| t.starts_with("不能从这个月起"))
+            // From November, already billed: the confirm step, then the server's refusal in words,
+            // the month marked, nothing changed.
+            ctx.fill("#area-new", "90.00").await;
+            ctx.fill("#area-from", "2026-11").await;
+            ctx.click("#area-review").await;
+            assert_eq!(
+                ctx.text("#area-f-change").await,
+                format!("{old_area} 平方米 → 90.00 平方米")
+            );
+            assert_eq!(ctx.text("#area-f-from").await, "从 2026-11 的账单起");
+            assert_eq!(head(&ctx).await, seq, "the confirm step changes nothing");
+            ctx.click("#area-go").await;
+            ctx.text_until("#area-problem", |t| t.starts_with("不能从这个月起"))
+                .await;
+            let marked = ctx
+                .script(
+                    "return document.querySelector('#area-from').classList.contains('invalid')",
+                    vec![],
+                )
+                .await;
+            assert_eq!(marked, json!(true), "the month is marked");
+            assert_eq!(head(&ctx).await, seq, "a refusal changes nothing");
+            let after = ctx
+                .api_get(&ctx.admin, &format!("/v1/households/{code}"))
+                .await;
+            assert_eq!(after["area_m2"], before["area_m2"]);
+            assert!(history(&ctx, "?subject=household&code=HX01-0001")
+                .await
+                .is_empty());
+
+            // The same refusal in English.
+            ctx.click("#lang-switch").await;
+            ctx.text_until("#area-review", |t| t == "Correct the area…")
+                .await;
+            ctx.fill("#area-new", "90.00").await;
+            ctx.fill("#area-from", "2026-11").await;
+            ctx.click("#area-review").await;
+            ctx.text_until("#area-f-change", |t| {
+                t == format!("{old_area} m² → 90.00 m²")
+            })
             .await;
-        let marked = ctx
-            .script(
-                "return document.querySelector('#area-from').classList.contains('invalid')",
+            ctx.click("#area-go").await;
+            ctx.text_until("#area-problem", |t| t.starts_with("Not from that month"))
+                .await;
+            assert_eq!(head(&ctx).await, seq);
+            ctx.click("#lang-switch").await;
+            ctx.text_until("#area-review", |t| t == "更正面积…").await;
+
+            // From December, confirmed with a double click: one change.
+            ctx.fill("#area-new", "90.00").await;
+            ctx.fill("#area-from", "2026-12").await;
+            ctx.click("#area-review").await;
+            ctx.text_until("#area-f-from", |t| t == "从 2026-12 的账单起")
+                .await;
+            ctx.script(
+                "const b = document.querySelector('#area-go'); b.click(); b.click(); return true",
                 vec![],
             )
             .await;
-        assert_eq!(marked, json!(true), "the month is marked");
-        assert_eq!(head(&ctx).await, seq, "a refusal changes nothing");
-        let after = ctx.api_get(&ctx.admin, &format!("/v1/households/{code}")).await;
-        assert_eq!(after["area_m2"], before["area_m2"]);
-        assert!(history(&ctx, "?subject=household&code=HX01-0001").await.is_empty());
-
-        // The same refusal in English.
-        ctx.click("#lang-switch").await;
-        ctx.text_until("#area-review", |t| t == "Correct the area…").await;
-        ctx.fill("#area-new", "90.00").await;
-        ctx.fill("#area-from", "2026-11").await;
-        ctx.click("#area-review").await;
-        ctx.text_until("#area-f-change", |t| t == format!("{old_area} m² → 90.00 m²"))
+            ctx.text_until("#area-done", |t| {
+                t.starts_with(&format!(
+                    "已更正面积：{old_area} → 90.00 平方米，自 2026-12 的账单起"
+                ))
+            })
             .await;
-        ctx.click("#area-go").await;
-        ctx.text_until("#area-problem", |t| t.starts_with("Not from that month"))
-            .await;
-        assert_eq!(head(&ctx).await, seq);
-        ctx.click("#lang-switch").await;
-        ctx.text_until("#area-review", |t| t == "更正面积…").await;
+            assert_eq!(head(&ctx).await, seq + 1, "one change entry");
+            ctx.text_until("#master-h-area", |t| t == "90.00 平方米")
+                .await;
+            let after = ctx
+                .api_get(&ctx.admin, &format!("/v1/households/{code}"))
+                .await;
+            assert_eq!(after["area_m2"], json!("90.00"));
 
-        // From December, confirmed with a double click: one change.
-        ctx.fill("#area-new", "90.00").await;
-        ctx.fill("#area-from", "2026-12").await;
-        ctx.click("#area-review").await;
-        ctx.text_until("#area-f-from", |t| t == "从 2026-12 的账单起")
-            .await;
-        ctx.script(
-            "const b = document.querySelector('#area-go'); b.click(); b.click(); return true",
-            vec![],
-        )
-        .await;
-        ctx.text_until("#area-done", |t| {
-            t.starts_with(&format!("已更正面积：{old_area} → 90.00 平方米，自 2026-12 的账单起"))
-        })
-        .await;
-        assert_eq!(head(&ctx).await, seq + 1, "one change entry");
-        ctx.text_until("#master-h-area", |t| t == "90.00 平方米").await;
-        let after = ctx.api_get(&ctx.admin, &format!("/v1/households/{code}")).await;
-        assert_eq!(after["area_m2"], json!("90.00"));
+            // The history, on the page and in the API.
+            let changes = history(&ctx, "?subject=household&code=HX01-0001").await;
+            assert_eq!(changes.len(), 1, "{changes:?}");
+            let c = &changes[0];
+            assert_eq!(c["old"], json!(old_area));
+            assert_eq!(c["new"], json!("90.00"));
+            assert_eq!(c["effective_from"], json!("2026-12-01"));
+            assert_eq!(c["actor_role"], json!("company"));
+            let row = format!("#master-h-history-{}", c["id"]);
+            assert_eq!(ctx.text(&format!("{row} .field")).await, "面积");
+            assert_eq!(
+                ctx.text(&format!("{row} .old")).await,
+                format!("{old_area} 平方米")
+            );
+            assert_eq!(ctx.text(&format!("{row} .new")).await, "90.00 平方米");
+            assert_eq!(ctx.text(&format!("{row} .from")).await, "2026-12-01");
+            assert_eq!(ctx.text(&format!("{row} .who")).await, "物业公司");
+            assert_eq!(
+                ctx.text(&format!("{row} .entry")).await,
+                c["entry"].to_string()
+            );
 
-        // The history, on the page and in the API.
-        let changes = history(&ctx, "?subject=household&code=HX01-0001").await;
-        assert_eq!(changes.len(), 1, "{changes:?}");
-        let c = &changes[0];
-        assert_eq!(c["old"], json!(old_area));
-        assert_eq!(c["new"], json!("90.00"));
-        assert_eq!(c["effective_from"], json!("2026-12-01"));
-        assert_eq!(c["actor_role"], json!("company"));
-        let row = format!("#master-h-history-{}", c["id"]);
-        assert_eq!(ctx.text(&format!("{row} .field")).await, "面积");
-        assert_eq!(
-            ctx.text(&format!("{row} .old")).await,
-            format!("{old_area} 平方米")
-        );
-        assert_eq!(ctx.text(&format!("{row} .new")).await, "90.00 平方米");
-        assert_eq!(ctx.text(&format!("{row} .from")).await, "2026-12-01");
-        assert_eq!(
-            ctx.text(&format!("{row} .who")).await,
-            "物业公司"
-        );
-        assert_eq!(ctx.text(&format!("{row} .entry")).await, c["entry"].to_string());
+            // December's bill is 90.00 m² × 0.55; November's stays as it was issued.
+            let (status, body) = ctx
+                .api_post(&ctx.company, "/v1/fees/bills", json!({"month": "2026-12"}))
+                .await;
+            assert_eq!(status, 201, "{body}");
+            assert_eq!(billed(&ctx, code, "2026-12").await, json!("49.50"));
+            assert_eq!(fee_hx01(9000), "49.50");
+            assert_eq!(billed(&ctx, code, "2026-11").await, november);
 
-        // December's bill is 90.00 m² × 0.55; November's stays as it was issued.
-        let (status, body) = ctx
-            .api_post(&ctx.company, "/v1/fees/bills", json!({"month": "2026-12"}))
-            .await;
-        assert_eq!(status, 201, "{body}");
-        assert_eq!(billed(&ctx, code, "2026-12").await, json!("49.50"));
-        assert_eq!(fee_hx01(9000), "49.50");
-        assert_eq!(billed(&ctx, code, "2026-11").await, november);
-
-        // The name, from now on.
-        ctx.fill("#name-new", "张三丰").await;
-        ctx.click("#name-submit").await;
-        ctx.text_until("#name-done", |t| t.contains("→ 张三丰")).await;
-        ctx.text_until("#master-h-name", |t| t == "张三丰").await;
-        let after = ctx.api_get(&ctx.admin, &format!("/v1/households/{code}")).await;
-        assert_eq!(after["name"], json!("张三丰"));
-        let changes = history(&ctx, "?subject=household&code=HX01-0001").await;
-        assert_eq!(changes.len(), 2);
-        let row = format!("#master-h-history-{}", changes[1]["id"]);
-        assert_eq!(ctx.text(&format!("{row} .field")).await, "姓名");
-        assert_eq!(ctx.text(&format!("{row} .new")).await, "张三丰");
-        ctx.shot("office-master-household").await;
-    });
+            // The name, from now on.
+            ctx.fill("#name-new", "张三丰").await;
+            ctx.click("#name-submit").await;
+            ctx.text_until("#name-done", |t| t.contains("→ 张三丰"))
+                .await;
+            ctx.text_until("#master-h-name", |t| t == "张三丰").await;
+            let after = ctx
+                .api_get(&ctx.admin, &format!("/v1/households/{code}"))
+                .await;
+            assert_eq!(after["name"], json!("张三丰"));
+            let changes = history(&ctx, "?subject=household&code=HX01-0001").await;
+            assert_eq!(changes.len(), 2);
+            let row = format!("#master-h-history-{}", changes[1]["id"]);
+            assert_eq!(ctx.text(&format!("{row} .field")).await, "姓名");
+            assert_eq!(ctx.text(&format!("{row} .new")).await, "张三丰");
+            ctx.shot("office-master-household").await;
+        },
+    );
 }
 
 #[test]
@@ -190,7 +215,10 @@ fn the_admin_switches_a_compound_out_of_the_programme_and_moves_another() {
         ctx.sign_in(&ctx.company).await;
         ctx.visible("#desk").await;
         let hidden = ctx
-            .script("return document.querySelector('#master-admin').hidden", vec![])
+            .script(
+                "return document.querySelector('#master-admin').hidden",
+                vec![],
+            )
             .await;
         assert_eq!(hidden, json!(true));
         ctx.click("#sign-out").await;
@@ -207,8 +235,10 @@ fn the_admin_switches_a_compound_out_of_the_programme_and_moves_another() {
         assert_eq!(ctx.text("#admin-f-subject").await, "小区 HX01");
         assert_eq!(ctx.text("#admin-f-change").await, "50换55 → 不参加 50换55");
         ctx.click("#admin-go").await;
-        ctx.text_until("#compound-eligible .problem", |t| t.starts_with("不能从这一天起"))
-            .await;
+        ctx.text_until("#compound-eligible .problem", |t| {
+            t.starts_with("不能从这一天起")
+        })
+        .await;
         assert_eq!(head(&ctx).await, seq);
         assert!(history(&ctx, "").await.is_empty());
 
@@ -217,7 +247,8 @@ fn the_admin_switches_a_compound_out_of_the_programme_and_moves_another() {
         ctx.select("#elig-value", "false").await;
         ctx.fill("#elig-from", "2026-12-01").await;
         ctx.click("#compound-eligible button[type=submit]").await;
-        ctx.text_until("#admin-f-from", |t| t == "从 2026-12-01 起").await;
+        ctx.text_until("#admin-f-from", |t| t == "从 2026-12-01 起")
+            .await;
         ctx.click("#admin-go").await;
         ctx.text_until("#admin-done", |t| {
             t.starts_with("已更改：小区 HX01 50换55：参加 50换55 → 不参加 50换55，从 2026-12-01 起")
@@ -233,7 +264,12 @@ fn the_admin_switches_a_compound_out_of_the_programme_and_moves_another() {
                 changes[0]["new"].clone(),
                 changes[0]["effective_from"].clone()
             ),
-            (json!("eligible"), json!("true"), json!("false"), json!("2026-12-01"))
+            (
+                json!("eligible"),
+                json!("true"),
+                json!("false"),
+                json!("2026-12-01")
+            )
         );
         // Still in the programme today (20 November): a top-up is quoted, not refused.
         let quote = ctx
@@ -266,20 +302,27 @@ fn the_admin_switches_a_compound_out_of_the_programme_and_moves_another() {
         let all = history(&ctx, "").await;
         assert_eq!(all.len(), 2);
         let moved = &all[1];
-        assert_eq!((moved["old"].clone(), moved["new"].clone()), (json!("K02"), json!("K01")));
+        assert_eq!(
+            (moved["old"].clone(), moved["new"].clone()),
+            (json!("K02"), json!("K01"))
+        );
         for (c, subject, old, new, from) in [
-            (&all[0], "小区 HX01", "参加 50换55", "不参加 50换55", "2026-12-01"),
+            (
+                &all[0],
+                "小区 HX01",
+                "参加 50换55",
+                "不参加 50换55",
+                "2026-12-01",
+            ),
             (moved, "小区 HX03", "K02", "K01", "2026-12-01"),
         ] {
             let row = format!("#master-a-history-{}", c["id"]);
-            ctx.text_until(&format!("{row} .subject"), |t| t == subject).await;
+            ctx.text_until(&format!("{row} .subject"), |t| t == subject)
+                .await;
             assert_eq!(ctx.text(&format!("{row} .old")).await, old);
             assert_eq!(ctx.text(&format!("{row} .new")).await, new);
             assert_eq!(ctx.text(&format!("{row} .from")).await, from);
-            assert_eq!(
-                ctx.text(&format!("{row} .who")).await,
-                "管理员"
-            );
+            assert_eq!(ctx.text(&format!("{row} .who")).await, "管理员");
         }
         let first = ctx
             .script(
@@ -291,7 +334,8 @@ fn the_admin_switches_a_compound_out_of_the_programme_and_moves_another() {
         ctx.select("#history-subject", "compound").await;
         ctx.fill("#history-code", "HX03").await;
         ctx.click("#history-go").await;
-        ctx.text_until("#master-a-history", |t| !t.contains("HX01")).await;
+        ctx.text_until("#master-a-history", |t| !t.contains("HX01"))
+            .await;
         let rows = ctx
             .script(
                 "return document.querySelectorAll('#master-a-history tbody tr').length",
