@@ -17,6 +17,8 @@ mod names;
 mod office;
 #[path = "browser/office_desk.rs"]
 mod office_desk;
+#[path = "browser/office_master.rs"]
+mod office_master;
 #[path = "browser/office_move_out.rs"]
 mod office_move_out;
 #[path = "browser/office_receipts.rs"]

@@ -940,3 +940,188 @@ fn fees_receipt_prints_the_numbered_receipt_again_with_the_amount_in_capitals() 
     let o = receipt("K99", first);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// The first line of a successful change, `subject code field: old -> new from day (entry n)`,
+/// without its entry number.
+fn changed(o: &Output) -> String {
+    assert_ok(o);
+    let out = stdout(o);
+    let line = out.lines().next().unwrap_or_default();
+    line.split(" (entry ")
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The household's line of a statement.
+fn statement_line(statement: &serde_json::Value, household: &str) -> serde_json::Value {
+    statement["households"]
+        .as_array()
+        .expect("households")
+        .iter()
+        .find(|l| l["household"] == household)
+        .unwrap_or_else(|| panic!("no {household} in the statement"))
+        .clone()
+}
+
+#[test]
+fn master_data_changes_set_area_rename_eligibility_and_move_from_a_date() {
+    let dir = demo_copy();
+    let run = |args: &[&str]| hongxin(dir.path(), args);
+    let before = statement_line(&statement(dir.path(), "K01", "2026-11"), "HX01-0001");
+    let old_area = before["area_m2"].as_str().expect("area").to_string();
+    assert_ne!(old_area, "90.00");
+
+    // The area from December's bill; November, billed already, is refused and nothing changes.
+    let refused = run(&[
+        "household",
+        "set-area",
+        "--household",
+        "HX01-0001",
+        "--area",
+        "90.00",
+        "--from",
+        "2026-11",
+    ]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains("effective_from: 2026-11 is already billed"),
+        "{}",
+        stderr(&refused)
+    );
+    let area = run(&[
+        "household",
+        "set-area",
+        "--household",
+        "HX01-0001",
+        "--area",
+        "90.00",
+        "--from",
+        "2026-12",
+    ]);
+    assert_eq!(
+        changed(&area),
+        format!("household HX01-0001 area_m2: {old_area} -> 90.00 from 2026-12-01")
+    );
+    let same = run(&[
+        "household",
+        "set-area",
+        "--household",
+        "HX01-0001",
+        "--area",
+        "90",
+        "--from",
+        "2027-01",
+    ]);
+    assert_eq!(same.status.code(), Some(1));
+    assert!(stderr(&same).contains("value: "), "{}", stderr(&same));
+    assert_eq!(
+        changed(&run(&[
+            "household",
+            "rename",
+            "--household",
+            "HX01-0001",
+            "--name",
+            "张三"
+        ])),
+        format!(
+            "household HX01-0001 name: {} -> 张三 from {TODAY}",
+            before["occupant"].as_str().unwrap_or("-")
+        )
+    );
+
+    // HX01 leaves spend-50-get-55 from 1 December; HX03 moves from K02 to K01 from December.
+    assert_eq!(
+        changed(&run(&[
+            "compound",
+            "set-eligible",
+            "--compound",
+            "HX01",
+            "--eligible",
+            "false",
+            "--from",
+            "2026-12-01",
+        ])),
+        "compound HX01 eligible: true -> false from 2026-12-01"
+    );
+    let again = run(&[
+        "compound",
+        "set-eligible",
+        "--compound",
+        "HX01",
+        "--eligible",
+        "false",
+        "--from",
+        "2026-12-15",
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("value: HX01 is already not eligible"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        changed(&run(&[
+            "compound",
+            "move",
+            "--compound",
+            "HX03",
+            "--company",
+            "K01",
+            "--from",
+            "2026-12",
+        ])),
+        "compound HX03 company: K02 -> K01 from 2026-12-01"
+    );
+    let renamed = changed(&run(&[
+        "compound",
+        "rename",
+        "--compound",
+        "HX01",
+        "--name",
+        "红心新村",
+    ]));
+    assert!(
+        renamed.starts_with("compound HX01 name: ")
+            && renamed.ends_with(" -> 红心新村 from 2026-11-20"),
+        "{renamed}"
+    );
+
+    // December's bills: HX01-0001 on 90.00 m² × 0.55 = 49.50 under its new name, HX03's
+    // households under K01 and no longer under K02; November's bill stays as issued.
+    for company in ["K01", "K02"] {
+        assert_ok(&run(&[
+            "--today",
+            "2026-12-01",
+            "fees",
+            "bill",
+            "--company",
+            company,
+            "--month",
+            "2026-12",
+        ]));
+    }
+    let december = statement(dir.path(), "K01", "2026-12");
+    let line = statement_line(&december, "HX01-0001");
+    assert_eq!(fen(&line, &["billed"]), 4950, "{line}");
+    assert_eq!(line["area_m2"], "90.00");
+    assert_eq!(line["occupant"], "张三");
+    let hx03 = |s: &serde_json::Value| {
+        s["households"]
+            .as_array()
+            .expect("households")
+            .iter()
+            .filter(|l| {
+                l["household"]
+                    .as_str()
+                    .is_some_and(|h| h.starts_with("HX03-"))
+            })
+            .count()
+    };
+    assert!(hx03(&december) > 0, "HX03 is billed by K01");
+    assert_eq!(hx03(&statement(dir.path(), "K02", "2026-12")), 0);
+    assert!(hx03(&statement(dir.path(), "K02", "2026-11")) > 0);
+    let november = statement_line(&statement(dir.path(), "K01", "2026-11"), "HX01-0001");
+    assert_eq!(november["billed"], before["billed"]);
+    assert_ok(&run(&["--today", "2026-12-01", "verify"]));
+}

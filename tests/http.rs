@@ -3620,6 +3620,7 @@ on_every_backend! {
     till_topups(HttpConfig::default());
     back_office(HttpConfig::default());
     master_data(HttpConfig::default());
+    master_changes(HttpConfig::default());
     tokens(HttpConfig::default());
     operations(HttpConfig::default());
     rejections(HttpConfig::default());
@@ -3638,6 +3639,189 @@ on_every_backend! {
     company_months(HttpConfig::default());
     topup_quotes(HttpConfig::default());
     till_catalog(HttpConfig::default());
+}
+
+/// `POST /v1/master-changes` and the history `GET /v1/master-changes`: the admin changes any
+/// master data and reads every change, filtered by subject and code; a company office corrects
+/// its own households' area and name and reads one of its households' history, nothing else.
+/// Each change in the history names who made it (the token's label and role).
+async fn master_changes(app: &TestApp) {
+    let before = app.head().await;
+    let change = |subject: &str, code: &str, field: &str, value: &str, from: Option<&str>| {
+        let mut body = json!({ "subject": subject, "code": code, "field": field, "value": value });
+        if let Some(from) = from {
+            body["effective_from"] = json!(from);
+        }
+        body
+    };
+    // The company corrects its own household's area from December's bill, and another's name.
+    let (status, r, _) = app
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/master-changes",
+            change("household", "H1", "area_m2", "90.00", Some("2026-12")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(
+        (&r["old"], &r["new"], &r["effective_from"]),
+        (&json!("87.35"), &json!("90.00"), &json!("2026-12-01"))
+    );
+    assert_eq!(app.household("H1").await["area_m2"], json!("90.00"));
+    let (status, r, _) = app
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/master-changes",
+            change("household", "H2", "name", "李四", None),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!((&r["old"], &r["new"]), (&Value::Null, &json!("李四")));
+
+    // What the company may not do is refused and changes nothing: a compound, another
+    // company's household, a field it does not correct, and the ledger's own refusals.
+    let seq = app.head().await;
+    let reply = app
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/master-changes",
+            change("compound", "HX01", "eligible", "false", Some("2026-12-01")),
+        )
+        .await;
+    assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    for (token, household) in [(COMPANY_K01, "H3"), (COMPANY_K02, "H1")] {
+        let reply = app
+            .post_keyed(
+                token,
+                "/v1/master-changes",
+                change("household", household, "area_m2", "70.00", Some("2026-12")),
+            )
+            .await;
+        assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("code"));
+    }
+    let reply = app
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/master-changes",
+            change("household", "H1", "area_m2", "90.00", Some("2027-01")),
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("value"),
+    );
+    let reply = app
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/master-changes",
+            change("household", "H1", "area_m2", "95.00", None),
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("effective_from"),
+    );
+    let reply = app
+        .post_keyed(
+            COMPANY_K01,
+            "/v1/master-changes",
+            change("household", "H1", "area_m2", "95.00", Some("2026-11-15")),
+        )
+        .await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("effective_from"),
+    );
+    assert_eq!(app.head().await, seq, "refusals post nothing");
+    assert_eq!(app.household("H1").await["area_m2"], json!("90.00"));
+
+    // The admin switches HX01 out from a day and moves HX02 to K01 from a month.
+    for body in [
+        change("compound", "HX01", "eligible", "false", Some("2026-12-01")),
+        change("compound", "HX02", "company", "K01", Some("2026-12")),
+    ] {
+        let (status, r, _) = app.post_keyed(ADMIN, "/v1/master-changes", body).await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+    }
+    assert_eq!(app.head().await, before + 4);
+
+    // The admin's history: every change oldest first, by subject, by subject and code.
+    let all = app.get_ok(ADMIN, "/v1/master-changes").await;
+    let all = all.as_array().expect("changes");
+    let got: Vec<(&str, &str, &str)> = all
+        .iter()
+        .map(|c| {
+            (
+                c["code"].as_str().unwrap_or(""),
+                c["field"].as_str().unwrap_or(""),
+                c["new"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("H1", "area_m2", "90.00"),
+            ("H2", "name", "李四"),
+            ("HX01", "eligible", "false"),
+            ("HX02", "company", "K01"),
+        ]
+    );
+    assert_eq!(all[0]["actor_label"], json!(format!("test {COMPANY_K01}")));
+    assert_eq!(all[0]["actor_role"], json!("company"));
+    assert_eq!(all[3]["actor_label"], json!(format!("test {ADMIN}")));
+    assert_eq!(all[3]["actor_role"], json!("admin"));
+    assert_eq!(all[3]["old"], json!("K02"));
+    assert_eq!(all[3]["effective_from"], json!("2026-12-01"));
+    let compounds = app
+        .get_ok(ADMIN, "/v1/master-changes?subject=compound")
+        .await;
+    assert_eq!(compounds.as_array().map(Vec::len), Some(2));
+    let hx02 = app
+        .get_ok(ADMIN, "/v1/master-changes?subject=compound&code=HX02")
+        .await;
+    assert_eq!(hx02.as_array().map(Vec::len), Some(1));
+    assert_eq!(hx02[0], all[3]);
+    let none = app
+        .get_ok(ADMIN, "/v1/master-changes?subject=household&code=HX02")
+        .await;
+    assert_eq!(none, json!([]));
+    let reply = app.get(ADMIN, "/v1/master-changes?code=bad%20code").await;
+    assert_problem(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        Some("code"),
+    );
+
+    // The company reads one of its own households' history, and nothing else.
+    let h1 = app
+        .get_ok(COMPANY_K01, "/v1/master-changes?subject=household&code=H1")
+        .await;
+    assert_eq!(h1, json!([all[0].clone()]));
+    for query in ["", "?subject=household", "?subject=compound&code=HX01"] {
+        let reply = app
+            .get(COMPANY_K01, &format!("/v1/master-changes{query}"))
+            .await;
+        assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    }
+    let reply = app
+        .get(COMPANY_K02, "/v1/master-changes?subject=household&code=H1")
+        .await;
+    assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("code"));
+    for token in [CASHIER_S1, ACCOUNTANT_COOP, RESIDENT_H1] {
+        let reply = app
+            .get(token, "/v1/master-changes?subject=household&code=H1")
+            .await;
+        assert_problem(&reply, StatusCode::FORBIDDEN, "forbidden", None);
+    }
+    app.assert_verifies().await;
 }
 
 /// `GET /v1/households/{h}/fees` (the resident's page): balance, arrears by age, the recent

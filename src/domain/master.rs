@@ -799,6 +799,8 @@ pub(crate) async fn change_master_data<T: Tx>(
         effective_from,
         recorded_at: ctx.now.to_rfc3339(),
         actor: ctx.actor,
+        actor_label: None,
+        actor_role: None,
     })
 }
 

@@ -262,6 +262,13 @@ pub struct MasterChangeRecord {
     /// The token that recorded it, when a token did.
     #[serde(default)]
     pub actor: Option<i64>,
+    /// That token's label (who: a person's name, e.g. 王芳; for a web session, the label of the
+    /// staff token it was signed in with) and role, in the history (`GET /v1/master-changes`);
+    /// the change's own answer leaves them out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_role: Option<Role>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]

@@ -424,17 +424,19 @@ pub struct ChangesQuery {
 }
 
 /// The master data changes, oldest first: what changed, old and new value, in force from when,
-/// recorded when and by which token.
+/// recorded when and by which token (its label and role). The admin reads them all; a company
+/// office reads one of its own households' (`subject=household&code=…`, as the office's
+/// household desk shows them).
 #[utoipa::path(get, path = "/v1/master-changes", tag = "master data", params(ChangesQuery),
     responses((status = 200, body = Vec<MasterChangeRecord>), (status = 403, body = Problem),
-        (status = 422, body = Problem)),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 async fn get_master_changes(
     State(state): State<AppState>,
     principal: Principal,
     q: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<Vec<MasterChangeRecord>>, ApiError> {
-    principal.allow(&[Role::Admin])?;
+    principal.allow(&[Role::Admin, Role::Company])?;
     let Query(q) = q.map_err(|e| ApiError::bad_request("invalid_input", "query", e.body_text()))?;
     let code_ok = |c: &str| {
         (1..=32).contains(&c.len())
@@ -447,6 +449,22 @@ async fn get_master_changes(
             "code",
             format!("{code:?} must be 1–32 letters, digits, '-' or '_'"),
         ));
+    }
+    if principal.role() == Role::Company {
+        // One household of the company's own at a time; another company's household does not
+        // exist, as far as this caller is concerned.
+        let (Some(Subject::Household), Some(code)) = (q.subject, q.code.as_deref()) else {
+            return Err(Rejection::Forbidden.into());
+        };
+        let own = state
+            .app
+            .store
+            .household(code)
+            .await?
+            .is_some_and(|h| principal.token.company.as_deref() == Some(h.company.as_str()));
+        if !own {
+            return Err(Rejection::not_found("code", "household", code).into());
+        }
     }
     Ok(axum::Json(
         state

@@ -666,7 +666,8 @@ where
     Ok(row.map(|r| r.0))
 }
 
-/// `id, entry, subject, field, old, new, effective from, entry's time, actor, subject's code`.
+/// `id, entry, subject, field, old, new, effective from, entry's time, actor, subject's code,
+/// actor's label (a web session's: the staff token's it was made from) and role`.
 type ChangeHistoryRow = (
     i64,
     i64,
@@ -678,6 +679,8 @@ type ChangeHistoryRow = (
     String,
     Option<i64>,
     String,
+    Option<String>,
+    Option<String>,
 );
 
 /// [`Store::master_changes`]: one body for both backends. Changes are few (people make them by
@@ -696,8 +699,11 @@ where
 {
     let rows: Vec<ChangeHistoryRow> = sqlx::query_as::<DB, ChangeHistoryRow>(
         "SELECT m.id, m.entry_id, m.subject, m.field, m.old_value, m.new_value, m.effective_from,
-                e.created_at, e.actor_token_id, COALESCE(co.code, s.code, k.code, c.code, h.code, '')
+                e.created_at, e.actor_token_id, COALESCE(co.code, s.code, k.code, c.code, h.code, ''),
+                CASE WHEN p.id IS NULL THEN t.label ELSE p.label END, t.role
          FROM master_changes m JOIN entries e ON e.id = m.entry_id
+         LEFT JOIN tokens t ON t.id = e.actor_token_id
+         LEFT JOIN tokens p ON p.id = t.parent_id
          LEFT JOIN cooperatives co ON m.subject = 'cooperative' AND co.id = m.subject_id
          LEFT JOIN shops s ON m.subject = 'shop' AND s.id = m.subject_id
          LEFT JOIN companies k ON m.subject = 'company' AND k.id = m.subject_id
@@ -726,7 +732,7 @@ where
         _ => value,
     };
     let mut out = Vec::new();
-    for (id, entry, subj, field, old, new, from, at, actor, subject_code) in rows {
+    for (id, entry, subj, field, old, new, from, at, actor, subject_code, label, role) in rows {
         let Some(subj) = Subject::parse(&subj) else {
             continue;
         };
@@ -748,6 +754,8 @@ where
             effective_from: rows::date(&from)?,
             recorded_at: at,
             actor,
+            actor_label: label,
+            actor_role: role.as_deref().and_then(Role::parse),
         });
     }
     Ok(out)

@@ -72,6 +72,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/office.js"),
     ),
     (
+        "office-master.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/office-master.js"),
+    ),
+    (
         "coop.js",
         "text/javascript; charset=utf-8",
         include_bytes!("assets/coop.js"),
