@@ -716,7 +716,9 @@ impl Store for SqliteStore {
              FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
              LEFT JOIN entry_months e ON e.entry_id = p.entry_id
              WHERE a.owner_kind = 'company' AND a.owner_id = ?2 AND a.name LIKE 'due_from:%'
-             GROUP BY a.id ORDER BY a.name",
+             GROUP BY a.id
+             HAVING COUNT(CASE WHEN e.service_month <= ?1 THEN 1 END) > 0
+             ORDER BY a.name",
         )
         .bind(month)
         .bind(company_id)
