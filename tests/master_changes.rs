@@ -202,7 +202,11 @@ async fn open_at(t: &TestLedger, company: &str, household: &str) -> Amount {
 async fn refused_as(t: &TestLedger, command: Command, code: &str, field: &str) -> Rejection {
     let before = t.snapshot().await;
     let e = refused(t.run(command).await, code, Some(field));
-    assert_eq!(before, t.snapshot().await, "a refusal changed something: {e:?}");
+    assert_eq!(
+        before,
+        t.snapshot().await,
+        "a refusal changed something: {e:?}"
+    );
     e
 }
 
@@ -261,7 +265,10 @@ async fn a_moved_compound_s_arrears_stay_with_its_old_company(backend: Backend) 
     let r = paid(&t, pay("H1", "30.00", None, None)).await;
     assert_eq!((r.company.as_str(), r.receipt), ("K02", 1));
     assert_eq!(r.applied.len(), 1);
-    assert_eq!((r.applied[0].month.as_str(), r.applied[0].amount), ("2026-05", y("30.00")));
+    assert_eq!(
+        (r.applied[0].month.as_str(), r.applied[0].amount),
+        ("2026-05", y("30.00"))
+    );
     let r = paid(&t, pay("H1", "5.00", None, Some("S1"))).await;
     assert_eq!((r.company.as_str(), r.receipt), ("K02", 2));
     assert_eq!(t.coop_balance("due_to:K02").await, y("5.00"));
@@ -335,14 +342,38 @@ async fn a_moved_compound_s_arrears_stay_with_its_old_company(backend: Backend) 
 
     // The statements, per company and month: opening, billed, paid, allocated, closing.
     let cases = [
-        ("K01", "2026-03", Some(["48.04", "48.04", "35.00", "0.00", "61.08"])),
-        ("K01", "2026-04", Some(["61.08", "48.04", "0.00", "0.00", "109.12"])),
-        ("K01", "2026-05", Some(["109.12", "0.00", "20.00", "0.00", "89.12"])),
-        ("K01", "2026-06", Some(["89.12", "0.00", "0.00", "0.00", "89.12"])),
+        (
+            "K01",
+            "2026-03",
+            Some(["48.04", "48.04", "35.00", "0.00", "61.08"]),
+        ),
+        (
+            "K01",
+            "2026-04",
+            Some(["61.08", "48.04", "0.00", "0.00", "109.12"]),
+        ),
+        (
+            "K01",
+            "2026-05",
+            Some(["109.12", "0.00", "20.00", "0.00", "89.12"]),
+        ),
+        (
+            "K01",
+            "2026-06",
+            Some(["89.12", "0.00", "0.00", "0.00", "89.12"]),
+        ),
         ("K02", "2026-03", None),
         ("K02", "2026-04", None),
-        ("K02", "2026-05", Some(["0.00", "48.04", "35.00", "13.04", "0.00"])),
-        ("K02", "2026-06", Some(["0.00", "0.00", "0.00", "0.00", "0.00"])),
+        (
+            "K02",
+            "2026-05",
+            Some(["0.00", "48.04", "35.00", "13.04", "0.00"]),
+        ),
+        (
+            "K02",
+            "2026-06",
+            Some(["0.00", "0.00", "0.00", "0.00", "0.00"]),
+        ),
     ];
     for (company, month, want) in cases {
         match want {
@@ -371,6 +402,54 @@ async fn a_moved_compound_s_arrears_stay_with_its_old_company(backend: Backend) 
         "K02's March is untouched"
     );
     assert_eq!(statement_json(&t, "K01", "2026-03").await, march_k01);
+
+    // The alliance's per-company figures agree with the statements to the fen, month by month
+    // (a moved compound's months before the move, and K01's own collection after it, stay
+    // K01's), and its arrears with the open bills.
+    let r = hongxin::reports::alliance::alliance(
+        t.app.store.as_ref(),
+        &t.app.policies,
+        date("2026-06-02"),
+        None,
+    )
+    .await
+    .expect("the alliance report");
+    for company in ["K01", "K02"] {
+        let k = r.companies.iter().find(|k| k.company == company).unwrap();
+        for month in ["2026-02", "2026-03", "2026-04", "2026-05", "2026-06"] {
+            let s = t
+                .app
+                .store
+                .statement(company, month)
+                .await
+                .unwrap()
+                .unwrap();
+            let km = k.months.iter().find(|m| m.month == month);
+            assert_eq!(
+                (
+                    km.map_or(Amount::ZERO, |m| m.billed),
+                    km.map_or(Amount::ZERO, |m| m.paid)
+                ),
+                (s.totals.billed, s.totals.paid),
+                "{company} {month}"
+            );
+        }
+        let open: i64 = t
+            .app
+            .store
+            .company_open_bills(company)
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(|(_, _, a, s)| a.fen() - s.fen())
+            .sum();
+        assert_eq!(k.arrears.total.fen(), open, "{company}");
+    }
+    let k01 = r.companies.iter().find(|k| k.company == "K01").unwrap();
+    let may = k01.months.iter().find(|m| m.month == "2026-05").unwrap();
+    assert_eq!((may.billed, may.paid), (y("27.75"), y("20.00")));
+
     let report = t.app.store.verify().await.expect("verify");
     assert!(report.ok(), "{report:?}");
 }

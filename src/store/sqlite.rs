@@ -3114,8 +3114,11 @@ impl Tx for SqliteTx<'_> {
         // (bill, amount taken, whether that closes the bill)
         let mut takes: Vec<(i64, i64, bool)> = Vec::with_capacity(credits.len());
         let mut c = 0;
-        for (((bill, household), unpaid), company) in
-            bills.into_iter().zip(households).zip(amounts).zip(companies)
+        for (((bill, household), unpaid), company) in bills
+            .into_iter()
+            .zip(households)
+            .zip(amounts)
+            .zip(companies)
         {
             while c < credits.len() && credits[c].0 < household {
                 c += 1;
@@ -3451,24 +3454,23 @@ async fn close_candidates_in(
     let later = fee_changes_after_in(conn, &domain::month_of(from), to, before).await?;
     // A moved compound's household weighs what it owes the company it allocates through: what
     // belongs to another company is taken out too.
-    let elsewhere: HashMap<i64, i64> = sqlx::query_as(&rows::close_fees_elsewhere_sql(
-        "?1", "?2", "?3", "",
-    ))
-    .bind(to.to_string())
-    .bind(domain::month_of(from))
-    .bind(before)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
+    let elsewhere: HashMap<i64, i64> =
+        sqlx::query_as(&rows::close_fees_elsewhere_sql("?1", "?2", "?3", ""))
+            .bind(to.to_string())
+            .bind(domain::month_of(from))
+            .bind(before)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
     for (owner, _, balance) in &mut fees {
         let change = later
             .get(owner)
             .map_or(0, |c| c.fen())
             .checked_add(elsewhere.get(owner).copied().unwrap_or(0))
             .and_then(|c| balance.checked_sub(c));
-        *balance =
-            change.ok_or_else(|| StoreError(format!("fee balance of household {owner} overflows")))?;
+        *balance = change
+            .ok_or_else(|| StoreError(format!("fee balance of household {owner} overflows")))?;
     }
     lap.done("candidates: fee balances");
     // Wallet and voucher tenders of the month, net of what was refunded by its last day,
