@@ -40,6 +40,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    a_moved_compound_s_arrears_stay_with_its_old_company,
     eligibility_switches_off_from_a_day,
     an_area_correction_changes_the_next_bill_by_rate_times_the_difference,
     a_compound_moves_to_another_company_from_a_month,
@@ -116,6 +117,342 @@ async fn stated(t: &TestLedger, company: &str, month: &str) -> Vec<String> {
 }
 
 use hongxin::money::Amount;
+
+/// One household's line of a company's statement for a month, if listed.
+async fn line(
+    t: &TestLedger,
+    company: &str,
+    month: &str,
+    household: &str,
+) -> Option<hongxin::fees::statement::HouseholdLine> {
+    let s = t
+        .app
+        .store
+        .statement(company, month)
+        .await
+        .unwrap()
+        .expect("a statement");
+    assert!(s.ties_out, "{s:?}");
+    s.households.into_iter().find(|l| l.household == household)
+}
+
+/// A household's figures on a statement: opening, billed, paid, allocated, closing.
+async fn figures(t: &TestLedger, company: &str, month: &str, household: &str) -> [Amount; 5] {
+    let l = line(t, company, month, household)
+        .await
+        .unwrap_or_else(|| panic!("{household} is not on {company}'s statement for {month}"));
+    [l.opening, l.billed, l.paid, l.allocated, l.closing]
+}
+
+fn fen5(a: [&str; 5]) -> [Amount; 5] {
+    a.map(y)
+}
+
+/// A statement as JSON with the journal head blanked: the head moves with every entry, the
+/// figures must not.
+async fn statement_json(t: &TestLedger, company: &str, month: &str) -> String {
+    let mut s = t
+        .app
+        .store
+        .statement(company, month)
+        .await
+        .unwrap()
+        .expect("a statement");
+    s.journal_seq = 0;
+    s.journal_hash = String::new();
+    serde_json::to_string(&s).unwrap()
+}
+
+fn pay(household: &str, amount: &str, company: Option<&str>, shop: Option<&str>) -> Command {
+    Command::PayFee(hongxin::domain::FeePayment {
+        household: household.into(),
+        amount: y(amount),
+        method: hongxin::domain::PayMethod::Cash,
+        reference: format!("{household} {amount}"),
+        company: company.map(str::to_string),
+        shop: shop.map(str::to_string),
+    })
+}
+
+async fn paid(t: &TestLedger, command: Command) -> hongxin::domain::FeePaymentReceipt {
+    match t.run(command).await {
+        Ok(Receipt::FeePayment(r)) => r,
+        other => panic!("a payment answered {other:?}"),
+    }
+}
+
+/// What `company` shows owed by `household` on its open bills (the arrears report's source).
+async fn open_at(t: &TestLedger, company: &str, household: &str) -> Amount {
+    let open = t
+        .app
+        .store
+        .company_open_bills(company)
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    Amount::from_fen(
+        open.iter()
+            .filter(|(h, ..)| h == household)
+            .map(|(_, _, amount, settled)| amount.fen() - settled.fen())
+            .sum(),
+    )
+}
+
+/// A refusal that changes nothing: balances, journal, master data.
+async fn refused_as(t: &TestLedger, command: Command, code: &str, field: &str) -> Rejection {
+    let before = t.snapshot().await;
+    let e = refused(t.run(command).await, code, Some(field));
+    assert_eq!(
+        before,
+        t.snapshot().await,
+        "a refusal changed something: {e:?}"
+    );
+    e
+}
+
+async fn a_moved_compound_s_arrears_stay_with_its_old_company(backend: Backend) {
+    // H1 (HX01, K01) is billed 48.04 a month. February and March billed by K01; in March it
+    // pays K01 20.00 at the office.
+    let mut t = TestLedger::on(backend, "2026-03-15").await;
+    assert_eq!(bills(&t, "K01", "2026-02").await, 4);
+    assert_eq!(bills(&t, "K01", "2026-03").await, 4);
+    let r = paid(&t, pay("H1", "20.00", Some("K01"), None)).await;
+    assert_eq!((r.company.as_str(), r.receipt), ("K01", 1));
+    let march_k01 = statement_json(&t, "K01", "2026-03").await;
+    let march_k02 = statement_json(&t, "K02", "2026-03").await;
+    let feb_k01 = statement_json(&t, "K01", "2026-02").await;
+
+    // Recorded in March, in force from May: HX01 moves to K02.
+    changed(
+        &t,
+        change(Subject::Compound, "HX01", "company", "K02", Some("2026-05")),
+    )
+    .await;
+    assert_eq!(statement_json(&t, "K01", "2026-03").await, march_k01);
+    assert_eq!(statement_json(&t, "K02", "2026-03").await, march_k02);
+    // Before May the compound is still K01's: K02's office cannot take H1's fees (nothing
+    // changes), K01's office and the till take them for K01, numbered in K01's sequence.
+    refused_as(
+        &t,
+        pay("H1", "10.00", Some("K02"), None),
+        "not_found",
+        "household",
+    )
+    .await;
+    let r = paid(&t, pay("H1", "10.00", Some("K01"), None)).await;
+    assert_eq!((r.company.as_str(), r.receipt), ("K01", 2));
+    let r = paid(&t, pay("H1", "5.00", None, Some("S1"))).await;
+    assert_eq!((r.company.as_str(), r.receipt), ("K01", 3));
+    assert_eq!(t.coop_balance("due_to:K01").await, y("5.00"));
+    // February's bill: 48.04, settled 35.00 by the three payments.
+    assert_eq!(open_at(&t, "K01", "H1").await, y("61.08"));
+    let march_k01 = statement_json(&t, "K01", "2026-03").await;
+
+    // April: still K01's.
+    t.reopen("2026-04-10").await;
+    assert_eq!(bills(&t, "K01", "2026-04").await, 4);
+    assert_eq!(bills(&t, "K02", "2026-04").await, 1);
+    // May: K02 bills HX01; K01 bills only HX11's H9 and keeps H1's arrears (109.12).
+    t.reopen("2026-05-10").await;
+    assert_eq!(bills(&t, "K01", "2026-05").await, 1);
+    assert_eq!(bills(&t, "K02", "2026-05").await, 4);
+    assert_eq!(bill(&t, "K02", "H1", "2026-05").await, Some(y("48.04")));
+    assert_eq!(open_at(&t, "K01", "H1").await, y("109.12"));
+    assert_eq!(open_at(&t, "K02", "H1").await, y("48.04"));
+
+    // A payment to the company in force (the admin's, the till's) settles K02's bill only,
+    // numbered in K02's sequence: K01's older bills stay open.
+    let r = paid(&t, pay("H1", "30.00", None, None)).await;
+    assert_eq!((r.company.as_str(), r.receipt), ("K02", 1));
+    assert_eq!(r.applied.len(), 1);
+    assert_eq!(
+        (r.applied[0].month.as_str(), r.applied[0].amount),
+        ("2026-05", y("30.00"))
+    );
+    let r = paid(&t, pay("H1", "5.00", None, Some("S1"))).await;
+    assert_eq!((r.company.as_str(), r.receipt), ("K02", 2));
+    assert_eq!(t.coop_balance("due_to:K02").await, y("5.00"));
+    assert_eq!(t.coop_balance("due_to:K01").await, y("5.00"));
+    assert_eq!(open_at(&t, "K02", "H1").await, y("13.04"));
+    assert_eq!(open_at(&t, "K01", "H1").await, y("109.12"));
+    // K01's office may still take what is owed on its own bills, no more (nothing changes).
+    let e = refused_as(
+        &t,
+        pay("H1", "109.13", Some("K01"), None),
+        "invalid_amount",
+        "amount",
+    )
+    .await;
+    assert!(e.to_string().contains("109.12"), "{e}");
+    let r = paid(&t, pay("H1", "20.00", Some("K01"), None)).await;
+    assert_eq!((r.company.as_str(), r.receipt), ("K01", 4));
+    assert_eq!(
+        r.applied
+            .iter()
+            .map(|a| (a.month.as_str(), a.amount))
+            .collect::<Vec<_>>(),
+        vec![("2026-02", y("13.04")), ("2026-03", y("6.96"))]
+    );
+    assert_eq!(open_at(&t, "K01", "H1").await, y("89.12"));
+    // K02's household with no bill of K01 is not K01's to take money for.
+    refused_as(
+        &t,
+        pay("H4", "1.00", Some("K01"), None),
+        "not_found",
+        "household",
+    )
+    .await;
+
+    // May's close, in June: H1 weighs what it owes K02 (13.04), not K01's arrears; the share
+    // goes to K02 and settles K02's bill.
+    t.top_up("H1", "500.00", Delivery::Wallet)
+        .await
+        .expect("top-up");
+    t.sell(sale_amount(Some("H1"), "300.00", vec![wallet("300.00")]))
+        .await
+        .expect("sale");
+    t.sell(sale_amount(None, "3000.00", vec![cash("3000.00")]))
+        .await
+        .expect("cash sale");
+    t.reopen("2026-06-02").await;
+    let close = match t
+        .run(Command::CloseMonth(CloseMonth {
+            cooperative: "COOP".into(),
+            month: "2026-05".into(),
+            dry_run: false,
+            estimate: false,
+        }))
+        .await
+    {
+        Ok(Receipt::MonthClose(c)) => c,
+        other => panic!("close: {other:?}"),
+    };
+    assert_eq!(close.allocated, y("13.04"), "{close:?}");
+    assert_eq!(
+        close
+            .companies
+            .iter()
+            .map(|c| (c.company.as_str(), c.amount))
+            .collect::<Vec<_>>(),
+        vec![("K02", y("13.04"))]
+    );
+    assert_eq!(t.coop_balance("due_to:K02").await, y("18.04"));
+    assert_eq!(open_at(&t, "K02", "H1").await, y("0.00"));
+    assert_eq!(open_at(&t, "K01", "H1").await, y("89.12"));
+
+    // The statements, per company and month: opening, billed, paid, allocated, closing.
+    let cases = [
+        (
+            "K01",
+            "2026-03",
+            Some(["48.04", "48.04", "35.00", "0.00", "61.08"]),
+        ),
+        (
+            "K01",
+            "2026-04",
+            Some(["61.08", "48.04", "0.00", "0.00", "109.12"]),
+        ),
+        (
+            "K01",
+            "2026-05",
+            Some(["109.12", "0.00", "20.00", "0.00", "89.12"]),
+        ),
+        (
+            "K01",
+            "2026-06",
+            Some(["89.12", "0.00", "0.00", "0.00", "89.12"]),
+        ),
+        ("K02", "2026-03", None),
+        ("K02", "2026-04", None),
+        (
+            "K02",
+            "2026-05",
+            Some(["0.00", "48.04", "35.00", "13.04", "0.00"]),
+        ),
+        (
+            "K02",
+            "2026-06",
+            Some(["0.00", "0.00", "0.00", "0.00", "0.00"]),
+        ),
+    ];
+    for (company, month, want) in cases {
+        match want {
+            Some(want) => assert_eq!(
+                figures(&t, company, month, "H1").await,
+                fen5(want),
+                "{company} {month}"
+            ),
+            None => assert!(
+                line(&t, company, month, "H1").await.is_none(),
+                "{company} {month}"
+            ),
+        }
+    }
+    // The old company's closing is what its open bills show (the arrears report), the new
+    // one's likewise.
+    assert_eq!(
+        figures(&t, "K01", "2026-06", "H1").await[4],
+        open_at(&t, "K01", "H1").await
+    );
+    // Statements of the months before the move read as they did before it.
+    assert_eq!(statement_json(&t, "K01", "2026-02").await, feb_k01);
+    assert_eq!(
+        statement_json(&t, "K02", "2026-03").await,
+        march_k02,
+        "K02's March is untouched"
+    );
+    assert_eq!(statement_json(&t, "K01", "2026-03").await, march_k01);
+
+    // The alliance's per-company figures agree with the statements to the fen, month by month
+    // (a moved compound's months before the move, and K01's own collection after it, stay
+    // K01's), and its arrears with the open bills.
+    let r = hongxin::reports::alliance::alliance(
+        t.app.store.as_ref(),
+        &t.app.policies,
+        date("2026-06-02"),
+        None,
+    )
+    .await
+    .expect("the alliance report");
+    for company in ["K01", "K02"] {
+        let k = r.companies.iter().find(|k| k.company == company).unwrap();
+        for month in ["2026-02", "2026-03", "2026-04", "2026-05", "2026-06"] {
+            let s = t
+                .app
+                .store
+                .statement(company, month)
+                .await
+                .unwrap()
+                .unwrap();
+            let km = k.months.iter().find(|m| m.month == month);
+            assert_eq!(
+                (
+                    km.map_or(Amount::ZERO, |m| m.billed),
+                    km.map_or(Amount::ZERO, |m| m.paid)
+                ),
+                (s.totals.billed, s.totals.paid),
+                "{company} {month}"
+            );
+        }
+        let open: i64 = t
+            .app
+            .store
+            .company_open_bills(company)
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(|(_, _, a, s)| a.fen() - s.fen())
+            .sum();
+        assert_eq!(k.arrears.total.fen(), open, "{company}");
+    }
+    let k01 = r.companies.iter().find(|k| k.company == "K01").unwrap();
+    let may = k01.months.iter().find(|m| m.month == "2026-05").unwrap();
+    assert_eq!((may.billed, may.paid), (y("27.75"), y("20.00")));
+
+    let report = t.app.store.verify().await.expect("verify");
+    assert!(report.ok(), "{report:?}");
+}
 
 async fn eligibility_switches_off_from_a_day(backend: Backend) {
     let mut t = TestLedger::on(backend, "2026-03-15").await;
@@ -351,9 +688,13 @@ async fn a_compound_moves_to_another_company_from_a_month(backend: Backend) {
     assert!(!stated(&t, "K02", "2026-02")
         .await
         .contains(&"H1".to_string()));
-    assert!(!stated(&t, "K01", "2026-03")
-        .await
-        .contains(&"H1".to_string()));
+    // K01's March statement still lists H1, for its February bill (K01's arrears), billing
+    // nothing in March.
+    let k01 = line(&t, "K01", "2026-03", "H1").await.expect("H1 owes K01");
+    assert_eq!(
+        (k01.opening, k01.billed, k01.closing),
+        (y("48.04"), y("0.00"), y("48.04"))
+    );
     let k02 = stated(&t, "K02", "2026-03").await;
     for h in ["H1", "H2", "H3", "H4"] {
         assert!(k02.contains(&h.to_string()), "{h} in {k02:?}");

@@ -558,13 +558,26 @@ pub trait Tx: Send {
         month: &str,
         bills: &[(i64, Amount, Amount)],
     ) -> OpResult<()>;
-    /// A household's bills not yet fully settled, oldest first.
-    async fn open_bills(&mut self, household: i64) -> OpResult<Vec<OpenBill>>;
+    /// Per household of a compound that has moved between companies, what its fee account
+    /// holds for companies other than `company` (the movements that belong to them: docs/
+    /// architecture.md, "A compound's move: whose figures are whose"). A household's fee
+    /// balance at `company` is its account's balance less this; absent households hold
+    /// nothing elsewhere.
+    async fn fees_elsewhere(
+        &mut self,
+        company: i64,
+    ) -> OpResult<std::collections::HashMap<i64, Amount>>;
+    /// The company a household's compound is with on `day` (the latest company unless a move
+    /// dated after `day` is recorded).
+    async fn household_company_on(&mut self, household: i64, day: NaiveDate) -> OpResult<i64>;
+    /// A household's bills of `company` not yet fully settled, oldest first.
+    async fn open_bills(&mut self, household: i64, company: i64) -> OpResult<Vec<OpenBill>>;
     /// Adds to bills' settled amounts: (bill id, amount).
     async fn settle_bills(&mut self, settled: &[(i64, Amount)]) -> OpResult<()>;
     /// Applies credits to many households' open bills at once, oldest bill first (what a
-    /// month close does for every household it covers): (household, amount).
-    async fn settle_bills_for(&mut self, credits: &[(i64, Amount)]) -> OpResult<()>;
+    /// month close does for every household it covers): (household, company, amount); a credit
+    /// settles only that company's bills.
+    async fn settle_bills_for(&mut self, credits: &[(i64, i64, Amount)]) -> OpResult<()>;
     /// Records payments or allocations: (household, amount, method, reference).
     async fn insert_fee_credits(
         &mut self,

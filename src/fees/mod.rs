@@ -103,9 +103,15 @@ pub(crate) async fn generate_bills<T: Tx>(
     if bills.is_empty() {
         return Ok(receipt);
     }
-    // Money paid ahead (a negative fee balance) settles the new bill at once.
+    // Money paid ahead to this company (a negative fee balance at it) settles the new bill at
+    // once; what a moved compound's household holds at its old company stays there.
     let ids: Vec<i64> = bills.iter().map(|b| b.0).collect();
-    let balances = tx.fee_balances(&ids).await?;
+    let mut balances = tx.fee_balances(&ids).await?;
+    for (household, elsewhere) in tx.fees_elsewhere(company).await? {
+        if let Some(b) = balances.get_mut(&household) {
+            *b = b.checked_sub(elsewhere).ok_or_else(overflow)?;
+        }
+    }
     let mut header = ctx.header(EntryKind::FeeBill);
     header.policy = Some((policy_name, policy.reference.hash.clone()));
     header.memo = Some(format!("property fees {} {}", req.company, req.month));
@@ -136,17 +142,18 @@ pub(crate) async fn generate_bills<T: Tx>(
     Ok(receipt)
 }
 
-/// Applies `amount` to a household's open bills, oldest first; returns what each bill got and
-/// what was left over.
+/// Applies `amount` to a household's open bills of `company`, oldest first; returns what each
+/// bill got and what was left over.
 async fn apply_to_bills<T: Tx>(
     tx: &mut T,
     household: i64,
+    company: i64,
     amount: Amount,
 ) -> OpResult<(Vec<AppliedToBill>, Amount)> {
     let mut left = amount;
     let mut applied = Vec::new();
     let mut updates = Vec::new();
-    for bill in tx.open_bills(household).await? {
+    for bill in tx.open_bills(household, company).await? {
         if !left.is_positive() {
             break;
         }
@@ -178,10 +185,38 @@ pub(crate) async fn pay<T: Tx>(
         .household(&req.household)
         .await?
         .ok_or_else(|| Rejection::not_found("household", "household", &req.household))?;
+    // The payment is made to the company with the household's compound on the business date
+    // (a move dated in a later month has not taken effect), and settles that company's bills
+    // only. A company the compound has moved away from may still take what is owed on its own
+    // bills (its arrears), no more.
+    let in_force = tx.household_company_on(household.id, ctx.today).await?;
+    let mut company_id = in_force;
+    let mut arrears_only = None;
     if let Some(company) = &req.company {
-        // Another company's household does not exist, as far as this caller is concerned.
-        if tx.company(company).await? != Some(household.company_id) {
-            return Err(Rejection::not_found("household", "household", &req.household).into());
+        let caller = tx.company(company).await?;
+        match caller {
+            Some(k) if k == in_force => {}
+            Some(k) => {
+                let open = tx.open_bills(household.id, k).await?;
+                let owed = Amount::checked_sum(open.iter().map(|b| b.amount))
+                    .and_then(|a| {
+                        Amount::checked_sum(open.iter().map(|b| b.settled))
+                            .and_then(|s| a.checked_sub(s))
+                    })
+                    .ok_or_else(overflow)?;
+                if !owed.is_positive() {
+                    // Another company's household does not exist, as far as this caller is
+                    // concerned.
+                    return Err(
+                        Rejection::not_found("household", "household", &req.household).into(),
+                    );
+                }
+                company_id = k;
+                arrears_only = Some(owed);
+            }
+            None => {
+                return Err(Rejection::not_found("household", "household", &req.household).into())
+            }
         }
     }
     let shop = match &req.shop {
@@ -200,12 +235,28 @@ pub(crate) async fn pay<T: Tx>(
         }
         .into());
     }
-    let (number, company_code) = tx.next_fee_receipt(household.company_id).await?;
+    if let Some(owed) = arrears_only {
+        if shop.is_some() {
+            // A till collects for the company the compound is with, never for a former one.
+            return Err(Rejection::not_found("household", "household", &req.household).into());
+        }
+        if req.amount > owed {
+            return Err(Rejection::bad_amount(
+                "amount",
+                format!(
+                    "the compound has moved to another company: {} is owed only {owed} on its own bills",
+                    req.company.as_deref().unwrap_or_default()
+                ),
+            )
+            .into());
+        }
+    }
+    let (number, company_code) = tx.next_fee_receipt(company_id).await?;
     let mut header = ctx.header(EntryKind::FeePayment);
     header.memo = Some(req.reference.clone());
     header.facts = Some(
         Fact::FeeReceipt {
-            company: household.company_id,
+            company: company_id,
             number,
             household: household.id,
             amount: req.amount.fen(),
@@ -222,20 +273,20 @@ pub(crate) async fn pay<T: Tx>(
             .debit(chart::coop_cash(s.coop.id, req.method.as_str()), req.amount)
             .credit(chart::coop_due_to(s.coop.id, &company_code), req.amount)
             .debit(
-                chart::company_due_from(household.company_id, &s.coop.code),
+                chart::company_due_from(company_id, &s.coop.code),
                 req.amount,
             )
             .credit(chart::household_fees(household.id), req.amount),
         None => entry
             .debit(
-                chart::company_cash(household.company_id, req.method.as_str()),
+                chart::company_cash(company_id, req.method.as_str()),
                 req.amount,
             )
             .credit(chart::household_fees(household.id), req.amount),
     };
     let entry = entry.balanced().map_err(internal)?;
     let posted = tx.post(entry, "amount").await?;
-    let (applied, prepaid) = apply_to_bills(tx, household.id, req.amount).await?;
+    let (applied, prepaid) = apply_to_bills(tx, household.id, company_id, req.amount).await?;
     tx.insert_fee_credits(
         posted.id,
         "payment",
@@ -248,7 +299,7 @@ pub(crate) async fn pay<T: Tx>(
     )
     .await?;
     tx.insert_fee_receipt(&FeeReceiptRow {
-        company: household.company_id,
+        company: company_id,
         number,
         entry: posted.id,
         household: household.id,
@@ -826,11 +877,11 @@ pub(crate) async fn close_month<T: Tx>(
         receipt.entry = Some(posted.id);
         // Each household's share is in the entry and in the stored shares; here it only
         // settles bills, oldest first.
-        let to_bills: Vec<(i64, Amount)> = households
+        let to_bills: Vec<(i64, i64, Amount)> = households
             .iter()
             .zip(&parts)
             .filter(|(_, part)| part.is_positive())
-            .map(|(h, part)| (h.id, *part))
+            .map(|(h, part)| (h.id, h.company, *part))
             .collect();
         tx.settle_bills_for(&to_bills).await?;
         phases.done("settle bills");

@@ -5,7 +5,9 @@
 //! Bills and allocations count in the month they are for (a bill's month, the month closed),
 //! payments and settlements in the month of their business date: the store reads the
 //! `entry_months` view (see docs/architecture.md, "Which month a bill and an allocation belong
-//! to").
+//! to"). Each household's figures are only the movements that belong to the statement's company
+//! (a moved compound's bills, payments and allocations stay with the company they were made
+//! for: docs/architecture.md, "A compound's move: whose figures are whose").
 
 use serde::Serialize;
 

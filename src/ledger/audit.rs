@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, NaiveDate};
 
-use super::{ChainSummary, EntryKind, Fact, Owner};
+use super::{ChainSummary, EntryKind, Fact, Movement, Owner};
 
 /// `id, serial, key id, cooperative id, household id, issued on, expires on, status, the voucher
 /// it was exchanged from`.
@@ -224,13 +224,20 @@ pub fn check_bills(summary: &ChainSummary, rows: &[BillTableRow]) -> Option<Stri
         })
         .collect();
     let mut settled: Vec<Option<i64>> = vec![None; rows.len()];
-    // household -> (fee balance, open bills by index)
-    let mut households: HashMap<i64, (i64, Vec<usize>)> = HashMap::new();
+    let company_of = MovementCompanies::of(summary);
+    // (household, company) -> (fee balance, open bills by index): a payment or allocation
+    // settles the bills of its own company only (a moved compound's old bills stay its old
+    // company's), and only money paid ahead to a company settles that company's new bill.
+    let mut households: HashMap<(i64, Option<i64>), (i64, Vec<usize>)> = HashMap::new();
     for m in &summary.movements {
         let (Owner::Household(h), "fees") = (m.owner, m.name.as_str()) else {
             continue;
         };
-        let (balance, open) = households.entry(h).or_default();
+        let bill = (m.kind == EntryKind::FeeBill && m.amount > 0)
+            .then(|| by_entry.get(&(h, m.seq)).copied())
+            .flatten();
+        let company = company_of.company(h, m, bill.map(|i| rows[i].2));
+        let (balance, open) = households.entry((h, company)).or_default();
         if m.kind == EntryKind::FeeBill && m.amount > 0 {
             let Some(&i) = by_entry.get(&(h, m.seq)) else {
                 return Some(format!(
@@ -292,6 +299,95 @@ pub fn check_bills(summary: &ChainSummary, rows: &[BillTableRow]) -> Option<Stri
         }
     }
     None
+}
+
+/// Which company each movement of a household's fee account belongs to, from the chain's facts
+/// alone, by the rule the statement reads (`rows::fee_company` in src/store/rows.rs): a bill to
+/// its company, a payment to the company its receipt names, anything else (an allocation, a
+/// payment from before receipts) to the company with the household's compound in the
+/// movement's month (the month closed, for an allocation) — the compound's company then being
+/// the old value of the first move dated after that month began, else the latest. A household
+/// whose compound the chain does not name (created before the chain recorded facts) keeps all
+/// its movements together, as one account.
+struct MovementCompanies<'a> {
+    compound_of: HashMap<i64, i64>,
+    latest: HashMap<i64, i64>,
+    moves: HashMap<i64, Vec<(NaiveDate, Option<i64>)>>,
+    receipts: HashMap<(i64, i64), i64>,
+    closes: HashMap<i64, &'a str>,
+}
+
+impl<'a> MovementCompanies<'a> {
+    fn of(summary: &'a ChainSummary) -> Self {
+        let mut c = MovementCompanies {
+            compound_of: HashMap::new(),
+            latest: HashMap::new(),
+            moves: HashMap::new(),
+            receipts: HashMap::new(),
+            closes: HashMap::new(),
+        };
+        for (seq, _, fact) in &summary.facts {
+            match fact {
+                Fact::Households { rows } => {
+                    for (id, _, compound, _) in rows {
+                        c.compound_of.insert(*id, *compound);
+                    }
+                }
+                Fact::Compound { id, company, .. } => {
+                    c.latest.insert(*id, *company);
+                }
+                Fact::MasterChanged {
+                    subject,
+                    id,
+                    field,
+                    old,
+                    new,
+                    effective_from,
+                } if subject == "compound" && field == "company" => {
+                    let old = old.as_deref().and_then(|o| o.parse().ok());
+                    c.moves.entry(*id).or_default().push((*effective_from, old));
+                    if let Ok(new) = new.parse() {
+                        c.latest.insert(*id, new);
+                    }
+                }
+                Fact::FeeReceipt {
+                    company, household, ..
+                } => {
+                    c.receipts.insert((*seq, *household), *company);
+                }
+                Fact::MonthClosed { month, .. } => {
+                    c.closes.insert(*seq, month.as_str());
+                }
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// The company of movement `m` of household `h`'s fees (`bill`: the company of the bill it
+    /// posts, if it is one); `None` for a household whose compound the chain does not name.
+    fn company(&self, h: i64, m: &Movement, bill: Option<i64>) -> Option<i64> {
+        let compound = self.compound_of.get(&h)?;
+        if let Some(company) = bill {
+            return Some(company);
+        }
+        if let Some(company) = self.receipts.get(&(m.seq, h)) {
+            return Some(*company);
+        }
+        let first = match self.closes.get(&m.seq) {
+            Some(month) => month_end(month)?.with_day(1)?,
+            None => m.business_date.with_day(1)?,
+        };
+        let in_force = self
+            .moves
+            .get(compound)
+            .and_then(|changes| changes.iter().find(|(from, _)| *from > first))
+            .map(|(_, old)| *old);
+        match in_force {
+            Some(old) => old,
+            None => self.latest.get(compound).copied(),
+        }
+    }
 }
 
 /// Each sale's wallet and voucher tenders take from each holder exactly what the sale entry

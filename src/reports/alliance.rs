@@ -672,8 +672,14 @@ pub fn build(
         let mine: Vec<&CompoundReport> = compounds.iter().filter(|c| &c.company == code).collect();
         let mut fees: BTreeMap<&str, (Amount, Amount)> = BTreeMap::new();
         let mut arrears = ArrearsAges::default();
-        for c in &mine {
-            for m in &c.months {
+        // A compound's month counts for the company it was with in that month: a moved
+        // compound's months before the move stay its old company's.
+        for (c, info) in compounds.iter().zip(&f.compounds) {
+            for m in c
+                .months
+                .iter()
+                .filter(|m| info.company_in(&m.month) == code)
+            {
                 let slot = fees.entry(&m.month).or_default();
                 slot.0 = add(slot.0, m.fees.billed)?;
                 slot.1 = add(slot.1, m.fees.paid)?;
@@ -686,6 +692,18 @@ pub fn build(
                 };
                 *bucket = add(*bucket, m.fees.outstanding)?;
                 arrears.total = add(arrears.total, m.fees.outstanding)?;
+            }
+        }
+        // A payment the old company took after the move is its own, not the compound's
+        // company's that month.
+        for (was, paid_to, m, amount) in &f.paid_elsewhere {
+            if was == code {
+                let slot = fees.entry(m).or_default();
+                slot.1 = sub(slot.1, *amount)?;
+            }
+            if paid_to == code {
+                let slot = fees.entry(m).or_default();
+                slot.1 = add(slot.1, *amount)?;
             }
         }
         let mut company_months: BTreeSet<&str> = fees.keys().copied().collect();

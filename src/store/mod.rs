@@ -770,6 +770,20 @@ pub struct CompoundInfo {
     pub eligible: bool,
     /// The day its company took it over (接管).
     pub taken_over_on: Option<NaiveDate>,
+    /// Its moves between companies, in date order: the month each took effect (`YYYY-MM`) and
+    /// the company it was with before. Its company in a month is the one before the first move
+    /// after that month, else `company`.
+    pub moves: Vec<(String, String)>,
+}
+
+impl CompoundInfo {
+    /// The company the compound was with in `month` (`YYYY-MM`).
+    pub fn company_in(&self, month: &str) -> &str {
+        self.moves
+            .iter()
+            .find(|(from, _)| from.as_str() > month)
+            .map_or(self.company.as_str(), |(_, before)| before.as_str())
+    }
 }
 
 /// Households of one compound, grid and building (empty text where households carry none)
@@ -832,6 +846,11 @@ pub struct ProgrammeFigures {
     /// The paid part of the prepaid liability moved per cooperative and month
     /// (`paid_credit_months`, migration 0022), by cooperative and month.
     pub paid_credit: Vec<PaidCreditMonth>,
+    /// Fee payments to a company other than the one the compound was with in the month of the
+    /// payment (a moved compound's old company taking its arrears): the company the compound
+    /// was with, the company paid, the month and the sum. The per-compound tables count them
+    /// under the former; they are the latter's.
+    pub paid_elsewhere: Vec<(String, String, String, Amount)>,
 }
 
 /// How much the paid part of a cooperative's prepaid liability (the residents' own money in
@@ -1678,6 +1697,29 @@ where
          FROM coop_months m JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY 1, 2",
     )
     .await?;
+    let in_force = rows::company_on("(substr(e.business_date, 1, 7) || '-01')");
+    let paid_elsewhere: Vec<(String, String, String, i64)> = rows_of_dynamic::<DB, _>(
+        conn,
+        format!(
+            "SELECT k0.code, k1.code, substr(e.business_date, 1, 7), CAST(SUM(r.amount) AS BIGINT)
+             FROM fee_receipts r JOIN entries e ON e.id = r.entry_id
+             JOIN households h ON h.id = r.household_id JOIN compounds c ON c.id = h.compound_id
+             JOIN companies k1 ON k1.id = r.company_id
+             JOIN companies k0 ON k0.id = {in_force}
+             WHERE {moved} AND r.company_id <> k0.id
+             GROUP BY k0.code, k1.code, substr(e.business_date, 1, 7) ORDER BY 1, 2, 3",
+            moved = rows::COMPOUND_MOVED
+        ),
+    )
+    .await?;
+    let moves: Vec<(String, String, String)> = rows_of::<DB, _>(
+        conn,
+        "SELECT c.code, substr(m.effective_from, 1, 7), k.code FROM master_changes m
+         JOIN compounds c ON c.id = m.subject_id
+         JOIN companies k ON CAST(k.id AS TEXT) = m.old_value
+         WHERE m.subject = 'compound' AND m.field = 'company' ORDER BY m.id",
+    )
+    .await?;
     let closes: Vec<(String, String, String)> = rows_of::<DB, _>(
         conn,
         "SELECT c.code, m.month, m.result FROM month_closes m
@@ -1700,12 +1742,21 @@ where
     .await?;
     let fen = Amount::from_fen;
     Ok(ProgrammeFigures {
+        paid_elsewhere: paid_elsewhere
+            .into_iter()
+            .map(|(was, paid_to, month, sum)| (was, paid_to, month, fen(sum)))
+            .collect(),
         companies,
         cooperatives: cooperatives.into_iter().map(|(c,)| c).collect(),
         compounds: compounds
             .into_iter()
             .map(|(code, name, company, eligible, taken)| {
                 Ok(CompoundInfo {
+                    moves: moves
+                        .iter()
+                        .filter(|(c, _, _)| *c == code)
+                        .map(|(_, from, before)| (from.clone(), before.clone()))
+                        .collect(),
                     code,
                     name,
                     company,

@@ -1404,27 +1404,10 @@ async fn statement_in(
     company_id: i64,
     month: &str,
 ) -> Result<StatementParts, StoreError> {
-    // The households of the compounds with the company in that month, each with its area then
-    // (master data changes, migration 0021).
-    let day = "($1 || '-01')";
-    let sql = format!(
-        "SELECT c.code, h.code,
-            COALESCE(SUM(CASE WHEN e.service_month < $1 THEN p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'fee_bill' THEN p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'fee_payment' THEN -p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.service_month = $1 AND e.kind = 'profit_allocation' THEN -p.amount END), 0)::BIGINT,
-            COALESCE(SUM(CASE WHEN e.service_month <= $1 THEN p.amount END), 0)::BIGINT,
-            {}, h.name, h.building, h.grid
-         FROM households h JOIN compounds c ON c.id = h.compound_id
-         LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
-         LEFT JOIN postings p ON p.account_id = a.id
-         LEFT JOIN entry_months e ON e.entry_id = p.entry_id
-         WHERE {} = $2
-         GROUP BY h.id, c.id, c.code, h.code, h.area_dm2, h.name, h.building, h.grid
-         ORDER BY h.id",
-        rows::area_on(day),
-        rows::company_on(day)
-    );
+    // Per household, the movements that belong to the company (a moved compound's arrears stay
+    // its old company's; `rows::statement_lines_sql`), each household's area then (master data
+    // changes, migration 0021).
+    let sql = rows::statement_lines_sql("$1", "$2", "::BIGINT");
     let rows = sqlx::query(&sql)
         .bind(month)
         .bind(company_id)
@@ -1456,7 +1439,9 @@ async fn statement_in(
          FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
          LEFT JOIN entry_months e ON e.entry_id = p.entry_id
          WHERE a.owner_kind = 'company' AND a.owner_id = $2 AND a.name LIKE 'due\\_from:%'
-         GROUP BY a.id ORDER BY a.name",
+         GROUP BY a.id
+         HAVING COUNT(CASE WHEN e.service_month <= $1 THEN 1 END) > 0
+         ORDER BY a.name",
     )
     .bind(month)
     .bind(company_id)
@@ -3438,15 +3423,44 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    async fn open_bills(&mut self, household: i64) -> OpResult<Vec<OpenBill>> {
+    async fn fees_elsewhere(&mut self, company: i64) -> OpResult<HashMap<i64, Amount>> {
+        let rows = db!(
+            self,
+            sqlx::query(&rows::fees_elsewhere_sql("$1", "::BIGINT"))
+                .bind(company)
+                .fetch_all(&mut *self.conn)
+        );
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
+            .collect()
+    }
+
+    async fn household_company_on(&mut self, household: i64, day: NaiveDate) -> OpResult<i64> {
+        let sql = format!(
+            "SELECT {} FROM households h JOIN compounds c ON c.id = h.compound_id WHERE h.id = $2",
+            rows::company_on("$1")
+        );
+        let row = db!(
+            self,
+            sqlx::query(&sql)
+                .bind(day.to_string())
+                .bind(household)
+                .fetch_one(&mut *self.conn)
+        );
+        Ok(row.try_get(0)?)
+    }
+
+    async fn open_bills(&mut self, household: i64, company: i64) -> OpResult<Vec<OpenBill>> {
         // Payments settle these bills: payments of one household take turns.
         self.lock_row("households", household).await?;
         let rows = db!(
             self,
             sqlx::query(
-                "SELECT id, month, amount, settled FROM fee_bills WHERE household_id = $1 AND settled < amount ORDER BY month",
+                "SELECT id, month, amount, settled FROM fee_bills
+                 WHERE household_id = $1 AND settled < amount AND company_id = $2 ORDER BY month",
             )
             .bind(household)
+            .bind(company)
             .fetch_all(&mut *self.conn)
         );
         rows.iter()
@@ -3480,12 +3494,13 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    async fn settle_bills_for(&mut self, credits: &[(i64, Amount)]) -> OpResult<()> {
+    async fn settle_bills_for(&mut self, credits: &[(i64, i64, Amount)]) -> OpResult<()> {
         if credits.is_empty() {
             return Ok(());
         }
-        let households: Vec<i64> = credits.iter().map(|(h, _)| *h).collect();
-        let amounts: Vec<i64> = credits.iter().map(|(_, a)| a.fen()).collect();
+        let households: Vec<i64> = credits.iter().map(|(h, _, _)| *h).collect();
+        let companies: Vec<i64> = credits.iter().map(|(_, k, _)| *k).collect();
+        let amounts: Vec<i64> = credits.iter().map(|(_, _, a)| a.fen()).collect();
         // Each open bill takes what is left of its household's credit after the older bills:
         // min(open, credit − open bills before it), oldest first.
         db!(
@@ -3499,14 +3514,15 @@ impl Tx for PgTx<'_> {
                                    PARTITION BY b.household_id ORDER BY b.month
                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
                         FROM fee_bills b
-                        JOIN UNNEST($1::BIGINT[], $2::BIGINT[]) AS c(household_id, amount)
-                          ON c.household_id = b.household_id
+                        JOIN UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) AS c(household_id, amount, company_id)
+                          ON c.household_id = b.household_id AND c.company_id = b.company_id
                         WHERE b.settled < b.amount) AS open
                     WHERE credit > before) AS t
                  WHERE b.id = t.id",
             )
             .bind(households)
             .bind(amounts)
+            .bind(companies)
             .execute(&mut *self.conn)
         );
         Ok(())
@@ -3823,7 +3839,21 @@ async fn candidate_reads(
     )
     .fetch_all(&mut *conn)
     .await?;
-    let later = fee_changes_after_in(conn, &domain::month_of(from), to, before).await?;
+    let mut later = fee_changes_after_in(conn, &domain::month_of(from), to, before).await?;
+    // A moved compound's household weighs what it owes the company it allocates through: what
+    // belongs to another company is taken out too.
+    let elsewhere: Vec<(i64, i64)> = sqlx::query_as(&rows::close_fees_elsewhere_sql(
+        "$1", "$2", "$3", "::BIGINT",
+    ))
+    .bind(to.to_string())
+    .bind(domain::month_of(from))
+    .bind(before)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (household, fen) in elsewhere {
+        let slot = later.entry(household).or_insert(0);
+        *slot = slot.saturating_add(fen);
+    }
     // Wallet and voucher tenders of the month, net of what was refunded by its last day.
     let spend: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT COALESCE(t.household_id, v.household_id),

@@ -144,6 +144,113 @@ pub(super) fn company_on(day: &str) -> String {
     )
 }
 
+/// The company a movement of household `h`'s fee account belongs to (issue 14, a compound's
+/// move): a fee payment to the company its receipt is numbered by (`fee_receipts`; a payment
+/// from before receipts, to the company then in force), a bill and a close's allocation — and
+/// anything else — to the company with the compound `c` in the movement's service month. `e` is
+/// the movement's row of `entry_months`. Bills and allocations need no join: a bill is made for
+/// the company in force in its month (a move never reaches into a billed month) and a close
+/// allocates through the company in force at the month's end.
+pub(super) fn fee_company() -> String {
+    let in_force = company_on("(e.service_month || '-01')");
+    format!(
+        "CASE WHEN e.kind = 'fee_payment'
+              THEN COALESCE((SELECT r.company_id FROM fee_receipts r WHERE r.entry_id = e.entry_id), {in_force})
+              ELSE {in_force} END"
+    )
+}
+
+/// Compound `c` is with company `company` (a placeholder) now, or was before a move or is after
+/// one: the compounds whose households a statement of that company may list.
+pub(super) fn compound_ever_with(company: &str) -> String {
+    format!(
+        "(c.company_id = {company} OR EXISTS (SELECT 1 FROM master_changes m
+              WHERE m.field = 'company' AND m.subject_id = c.id
+                AND (m.old_value = CAST({company} AS TEXT) OR m.new_value = CAST({company} AS TEXT))))"
+    )
+}
+
+/// Compound `c` has moved between companies at some time (a `company` master change).
+pub(super) const COMPOUND_MOVED: &str =
+    "EXISTS (SELECT 1 FROM master_changes m WHERE m.field = 'company' AND m.subject_id = c.id)";
+
+/// The company statement's household lines for month `month` of company `company` (both
+/// placeholders; `cast` turns a sum into a 64-bit integer, empty on SQLite): per household its
+/// compound and code; opening, billed, paid, allocated and closing counting only the movements
+/// that belong to the company ([`fee_company`]); its area in the month, name, building and grid.
+/// Listed: the households of the compounds with the company in the month, and any other whose
+/// movements at the company leave something open before the month or move in it (a moved
+/// compound's arrears owed to its old company).
+pub(super) fn statement_lines_sql(month: &str, company: &str, cast: &str) -> String {
+    let day = format!("({month} || '-01')");
+    let mine = format!("x.co = {company}");
+    format!(
+        "SELECT x.compound, x.household,
+            COALESCE(SUM(CASE WHEN {mine} AND x.sm < {month} THEN x.amount END), 0){cast},
+            COALESCE(SUM(CASE WHEN {mine} AND x.sm = {month} AND x.kind = 'fee_bill' THEN x.amount END), 0){cast},
+            COALESCE(SUM(CASE WHEN {mine} AND x.sm = {month} AND x.kind = 'fee_payment' THEN -x.amount END), 0){cast},
+            COALESCE(SUM(CASE WHEN {mine} AND x.sm = {month} AND x.kind = 'profit_allocation' THEN -x.amount END), 0){cast},
+            COALESCE(SUM(CASE WHEN {mine} AND x.sm <= {month} THEN x.amount END), 0){cast},
+            MAX(x.area), MAX(x.name), MAX(x.building), MAX(x.grid)
+         FROM (SELECT h.id AS hid, c.code AS compound, h.code AS household, {area} AS area,
+                      h.name AS name, h.building AS building, h.grid AS grid,
+                      {in_force} AS in_force, p.amount AS amount, e.service_month AS sm,
+                      e.kind AS kind, CASE WHEN p.amount IS NULL THEN NULL ELSE {co} END AS co
+               FROM households h JOIN compounds c ON c.id = h.compound_id
+               LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
+               LEFT JOIN postings p ON p.account_id = a.id
+               LEFT JOIN entry_months e ON e.entry_id = p.entry_id
+               WHERE {ever}) x
+         GROUP BY x.hid, x.compound, x.household
+         HAVING MAX(x.in_force) = {company}
+             OR COALESCE(SUM(CASE WHEN {mine} AND x.sm < {month} THEN x.amount END), 0) <> 0
+             OR COALESCE(SUM(CASE WHEN {mine} AND x.sm = {month} THEN 1 END), 0) > 0",
+        area = area_on(&day),
+        in_force = company_on(&day),
+        co = fee_company(),
+        ever = compound_ever_with(company),
+    )
+}
+
+/// Per household of a moved compound ([`COMPOUND_MOVED`]), what its fee account holds for
+/// companies other than `company` (a placeholder): the movements [`fee_company`] gives to
+/// another company. A household's balance at `company` is its account's balance less this;
+/// households of compounds that never moved have everything at their one company.
+pub(super) fn fees_elsewhere_sql(company: &str, cast: &str) -> String {
+    format!(
+        "SELECT h.id, SUM(p.amount){cast}
+         FROM households h JOIN compounds c ON c.id = h.compound_id
+         JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
+         JOIN postings p ON p.account_id = a.id
+         JOIN entry_months e ON e.entry_id = p.entry_id
+         WHERE {COMPOUND_MOVED} AND {co} <> {company}
+         GROUP BY h.id",
+        co = fee_company()
+    )
+}
+
+/// What a close weighs as a household's fees owed is its balance at the company it allocates
+/// through, the one with the compound at the month's end: per household of a moved compound,
+/// the movements as of the month's end (`to`, the last day; `month`; `before`, the close's place
+/// in the chain — the same rule as each store's `fee_changes_after_in`) that belong to another
+/// company ([`fee_company`]), to be taken off its balance.
+pub(super) fn close_fees_elsewhere_sql(to: &str, month: &str, before: &str, cast: &str) -> String {
+    format!(
+        "SELECT h.id, SUM(p.amount){cast}
+         FROM households h JOIN compounds c ON c.id = h.compound_id
+         JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
+         JOIN postings p ON p.account_id = a.id
+         JOIN entry_months e ON e.entry_id = p.entry_id
+         WHERE {COMPOUND_MOVED} AND {co} <> {in_force}
+           AND NOT (e.business_date > {to}
+                    AND (e.service_month > {month} OR e.entry_id > {before}
+                         OR e.entry_id IN (SELECT entry_id FROM month_closes WHERE month = {month})))
+         GROUP BY h.id",
+        co = fee_company(),
+        in_force = company_on(to),
+    )
+}
+
 /// Household `h`'s floor area in dm² on the day at placeholder `day`.
 pub(super) fn area_on(day: &str) -> String {
     in_force(

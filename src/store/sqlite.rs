@@ -681,26 +681,10 @@ impl Store for SqliteStore {
         // service month (the `entry_months` view): bills and allocations in the month they are
         // for, payments and settlements in the month of their business date.
         sqlx::query("BEGIN").execute(&mut *conn).await?;
-        // The households of the compounds with the company in that month, each with its area
-        // then (master data changes, migration 0021).
-        let day = "(?1 || '-01')";
-        let sql = format!(
-            "SELECT c.code, h.code,
-                COALESCE(SUM(CASE WHEN e.service_month < ?1 THEN p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_bill' THEN p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'fee_payment' THEN -p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.service_month = ?1 AND e.kind = 'profit_allocation' THEN -p.amount END), 0),
-                COALESCE(SUM(CASE WHEN e.service_month <= ?1 THEN p.amount END), 0),
-                {}, h.name, h.building, h.grid
-             FROM households h JOIN compounds c ON c.id = h.compound_id
-             LEFT JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
-             LEFT JOIN postings p ON p.account_id = a.id
-             LEFT JOIN entry_months e ON e.entry_id = p.entry_id
-             WHERE {} = ?2
-             GROUP BY h.id",
-            rows::area_on(day),
-            rows::company_on(day)
-        );
+        // Per household, the movements that belong to the company (a moved compound's arrears
+        // stay its old company's; `rows::statement_lines_sql`), each household's area then
+        // (master data changes, migration 0021).
+        let sql = rows::statement_lines_sql("?1", "?2", "");
         let rows = sqlx::query(&sql)
             .bind(month)
             .bind(company_id)
@@ -732,7 +716,9 @@ impl Store for SqliteStore {
              FROM accounts a LEFT JOIN postings p ON p.account_id = a.id
              LEFT JOIN entry_months e ON e.entry_id = p.entry_id
              WHERE a.owner_kind = 'company' AND a.owner_id = ?2 AND a.name LIKE 'due_from:%'
-             GROUP BY a.id ORDER BY a.name",
+             GROUP BY a.id
+             HAVING COUNT(CASE WHEN e.service_month <= ?1 THEN 1 END) > 0
+             ORDER BY a.name",
         )
         .bind(month)
         .bind(company_id)
@@ -3094,11 +3080,35 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    async fn open_bills(&mut self, household: i64) -> OpResult<Vec<OpenBill>> {
+    async fn fees_elsewhere(&mut self, company: i64) -> OpResult<HashMap<i64, Amount>> {
+        let rows = sqlx::query(&rows::fees_elsewhere_sql("?1", ""))
+            .bind(company)
+            .fetch_all(&mut *self.conn)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, Amount::from_fen(r.try_get(1)?))))
+            .collect()
+    }
+
+    async fn household_company_on(&mut self, household: i64, day: NaiveDate) -> OpResult<i64> {
+        let sql = format!(
+            "SELECT {} FROM households h JOIN compounds c ON c.id = h.compound_id WHERE h.id = ?2",
+            rows::company_on("?1")
+        );
+        Ok(sqlx::query_scalar(&sql)
+            .bind(day.to_string())
+            .bind(household)
+            .fetch_one(&mut *self.conn)
+            .await?)
+    }
+
+    async fn open_bills(&mut self, household: i64, company: i64) -> OpResult<Vec<OpenBill>> {
         let rows = sqlx::query(
-            "SELECT id, month, amount, settled FROM fee_bills WHERE household_id = ? AND open = 1 ORDER BY month",
+            "SELECT id, month, amount, settled FROM fee_bills
+             WHERE household_id = ? AND open = 1 AND company_id = ? ORDER BY month",
         )
         .bind(household)
+        .bind(company)
         .fetch_all(&mut *self.conn)
         .await?;
         rows.iter()
@@ -3127,19 +3137,21 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    async fn settle_bills_for(&mut self, credits: &[(i64, Amount)]) -> OpResult<()> {
+    async fn settle_bills_for(&mut self, credits: &[(i64, i64, Amount)]) -> OpResult<()> {
         if credits.is_empty() {
             return Ok(());
         }
         let mut lap = Lap::new(credits.len() > BULK_POSTINGS);
-        let mut credits: Vec<(i64, i64)> = credits.iter().map(|(h, a)| (*h, a.fen())).collect();
+        let mut credits: Vec<(i64, i64, i64)> =
+            credits.iter().map(|(h, k, a)| (*h, *k, a.fen())).collect();
         credits.sort_unstable();
         // Every open bill, by household and oldest first (the partial index fee_bills_open
         // yields them in that order), as one row of JSON arrays; the credits are spread here and
         // written back in a few statements.
         let open = sqlx::query(
-            "SELECT json_group_array(id), json_group_array(household_id), json_group_array(unpaid)
-             FROM (SELECT id, household_id, amount - settled AS unpaid FROM fee_bills
+            "SELECT json_group_array(id), json_group_array(household_id), json_group_array(unpaid),
+                    json_group_array(company_id)
+             FROM (SELECT id, household_id, amount - settled AS unpaid, company_id FROM fee_bills
                    WHERE open = 1 ORDER BY household_id, month)",
         )
         .fetch_one(&mut *self.conn)
@@ -3147,8 +3159,12 @@ impl Tx for SqliteTx<'_> {
         let bills: Vec<i64> = json_column(&open, 0)?;
         let households: Vec<i64> = json_column(&open, 1)?;
         let amounts: Vec<i64> = json_column(&open, 2)?;
+        let companies: Vec<i64> = json_column(&open, 3)?;
         drop(open);
-        if households.len() != bills.len() || amounts.len() != bills.len() {
+        if households.len() != bills.len()
+            || amounts.len() != bills.len()
+            || companies.len() != bills.len()
+        {
             return Err(StoreError("open bills: columns of unequal length".into()).into());
         }
         if households.windows(2).any(|w| w[0] > w[1]) {
@@ -3157,13 +3173,20 @@ impl Tx for SqliteTx<'_> {
         // (bill, amount taken, whether that closes the bill)
         let mut takes: Vec<(i64, i64, bool)> = Vec::with_capacity(credits.len());
         let mut c = 0;
-        for ((bill, household), unpaid) in bills.into_iter().zip(households).zip(amounts) {
+        for (((bill, household), unpaid), company) in bills
+            .into_iter()
+            .zip(households)
+            .zip(amounts)
+            .zip(companies)
+        {
             while c < credits.len() && credits[c].0 < household {
                 c += 1;
             }
-            if let Some((h, credit)) = credits.get_mut(c) {
+            // A credit settles only the bills of its company (a moved compound's old bills are
+            // its old company's).
+            if let Some((h, k, credit)) = credits.get_mut(c) {
                 let take = unpaid.min(*credit);
-                if *h == household && take > 0 {
+                if *h == household && *k == company && take > 0 {
                     takes.push((bill, take, take == unpaid));
                     *credit -= take;
                 }
@@ -3488,12 +3511,25 @@ async fn close_candidates_in(
     // As of the month's last day: what moved the balances since, for later months, is taken
     // back out.
     let later = fee_changes_after_in(conn, &domain::month_of(from), to, before).await?;
+    // A moved compound's household weighs what it owes the company it allocates through: what
+    // belongs to another company is taken out too.
+    let elsewhere: HashMap<i64, i64> =
+        sqlx::query_as(&rows::close_fees_elsewhere_sql("?1", "?2", "?3", ""))
+            .bind(to.to_string())
+            .bind(domain::month_of(from))
+            .bind(before)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
     for (owner, _, balance) in &mut fees {
-        if let Some(change) = later.get(owner) {
-            *balance = balance
-                .checked_sub(change.fen())
-                .ok_or_else(|| StoreError(format!("fee balance of household {owner} overflows")))?;
-        }
+        let change = later
+            .get(owner)
+            .map_or(0, |c| c.fen())
+            .checked_add(elsewhere.get(owner).copied().unwrap_or(0))
+            .and_then(|c| balance.checked_sub(c));
+        *balance = change
+            .ok_or_else(|| StoreError(format!("fee balance of household {owner} overflows")))?;
     }
     lap.done("candidates: fee balances");
     // Wallet and voucher tenders of the month, net of what was refunded by its last day,
