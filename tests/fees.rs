@@ -27,8 +27,9 @@ use hongxin::app::{App, Settings};
 use hongxin::clock::Clock;
 use hongxin::domain::{
     BillsReceipt, CloseMonth, CloseReceipt, Command, Delivery, Expense, FeePayment,
-    FeePaymentReceipt, GenerateBills, NewCompany, NewCompound, NewCooperative, NewHousehold,
-    NewShop, NewToken, PayMethod, Receipt, Rejection, Role, Settlement, SettlementReceipt,
+    FeePaymentReceipt, GenerateBills, MasterChange, NewCompany, NewCompound, NewCooperative,
+    NewHousehold, NewShop, NewToken, PayMethod, Receipt, Rejection, Role, Settlement,
+    SettlementReceipt, Subject,
 };
 use hongxin::http::extract::token_hash;
 use hongxin::http::{AppState, HttpConfig, Running};
@@ -670,7 +671,13 @@ async fn payments_go_to_the_oldest_bill_first_and_the_rest_is_prepaid(backend: B
         ]
     );
     assert_eq!((r.prepaid, r.balance), (y("15.88"), y("-15.88")));
-    assert!(fx.app.store.open_bills("H1").await.unwrap().is_empty());
+    assert!(fx
+        .app
+        .store
+        .open_bills("H1", None)
+        .await
+        .unwrap()
+        .is_empty());
     let h1 = fx.get_ok(COMPANY_K01, "/v1/households/H1").await;
     assert_eq!(
         h1["fees"],
@@ -685,7 +692,7 @@ async fn payments_go_to_the_oldest_bill_first_and_the_rest_is_prepaid(backend: B
     fx.bills("K01", "2026-12").await;
     assert_eq!(fx.fees("H1").await, y("32.16"));
     assert_eq!(
-        fx.app.store.open_bills("H1").await.unwrap(),
+        fx.app.store.open_bills("H1", None).await.unwrap(),
         vec![("2026-12".to_string(), y("48.04"), y("15.88"))]
     );
     // The next payment starts with what is left of December.
@@ -904,7 +911,7 @@ async fn a_thousand_is_shared_by_three_equal_spenders_and_the_tie_break_picks_th
     );
     // The allocation settles the oldest bills first: six of H1's 48.04 bills (288.24) and
     // part of July's.
-    let open = fx.app.store.open_bills("H1").await.unwrap();
+    let open = fx.app.store.open_bills("H1", None).await.unwrap();
     assert_eq!(open.len(), 4);
     assert_eq!(open[0].0, "2026-07");
     assert_eq!(open[0].2, share("H1").checked_sub(y("288.24")).unwrap());
@@ -954,7 +961,13 @@ async fn a_household_owing_less_than_its_share_gets_what_it_owes_and_the_rest_is
     assert_eq!(fx.fees("H1").await, Amount::ZERO);
     assert_eq!(fx.fees("H2").await, y("35.50"));
     assert_eq!(fx.fees("H3").await, y("30.00"));
-    assert!(fx.app.store.open_bills("H1").await.unwrap().is_empty());
+    assert!(fx
+        .app
+        .store
+        .open_bills("H1", None)
+        .await
+        .unwrap()
+        .is_empty());
 
     // November: the same trading, but now everybody owes less than a third of the pool.
     fx.bill_months(2026, 11, 11).await;
@@ -1053,7 +1066,7 @@ async fn a_close_over_many_households_settles_every_share_oldest_bill_first(back
     fx.cash_sale("50000.00").await;
     let mut before = BTreeMap::new();
     for code in &codes {
-        let bills = fx.app.store.open_bills(code).await.expect("bills");
+        let bills = fx.app.store.open_bills(code, None).await.expect("bills");
         before.insert(code.clone(), (fx.fees(code).await, bills));
     }
 
@@ -1104,7 +1117,7 @@ async fn a_close_over_many_households_settles_every_share_oldest_bill_first(back
             }
         }
         assert_eq!(
-            fx.app.store.open_bills(code).await.expect("bills"),
+            fx.app.store.open_bills(code, None).await.expect("bills"),
             expected,
             "{code}"
         );
@@ -2882,10 +2895,12 @@ async fn a_till_reads_what_a_household_owes_and_nothing_personal(backend: Backen
             "company",
             "company_name",
             "household",
+            "owed_elsewhere",
             "prepaid"
         ],
         "amounts and the company only: {r}"
     );
+    assert_eq!(r["owed_elsewhere"], json!([]), "{r}");
     assert_eq!(
         (&r["household"], &r["company"], &r["as_of"]),
         (&json!("H1"), &json!("K01"), &json!("2026-11-16"))
@@ -2945,6 +2960,69 @@ async fn a_till_reads_what_a_household_owes_and_nothing_personal(backend: Backen
     assert_problem(&r, StatusCode::NOT_FOUND, "not_found", Some("household"));
 }
 
+/// A compound that moved to another company: the till reads the bills the company in force is
+/// owed (which its payment settles) apart from what the former company is still owed, and a
+/// payment at the till leaves the former company's bill as it was.
+async fn a_till_shows_a_former_company_s_bills_apart_after_a_move(backend: Backend) {
+    let fx = Fx::new(backend, "2026-11-16").await;
+    fx.bills("K01", "2026-10").await;
+    match fx
+        .run(Command::ChangeMasterData(MasterChange {
+            subject: Subject::Compound,
+            code: "HX01".into(),
+            field: "company".into(),
+            value: "K02".into(),
+            effective_from: Some("2026-11".into()),
+        }))
+        .await
+    {
+        Ok(Receipt::MasterChanged(_)) => {}
+        other => panic!("move: {other:?}"),
+    }
+    fx.bills("K02", "2026-11").await;
+    let path = "/v1/till/households/H1/fees";
+    let r = fx.get_ok(CASHIER, path).await;
+    assert_eq!(r["company"], json!("K02"), "{r}");
+    assert_eq!(
+        r["bills"],
+        json!([{ "month": "2026-11", "amount": "48.04", "settled": "0.00", "open": "48.04" }]),
+        "{r}"
+    );
+    assert_eq!(
+        (&r["balance"], &r["arrears"]),
+        (&json!("48.04"), &json!("48.04")),
+        "the former company's October is not in what a payment here settles: {r}"
+    );
+    let elsewhere = r["owed_elsewhere"].as_array().expect("owed_elsewhere");
+    assert_eq!(elsewhere.len(), 1, "{r}");
+    assert_eq!(
+        (
+            &elsewhere[0]["company"],
+            &elsewhere[0]["months"],
+            &elsewhere[0]["open"]
+        ),
+        (&json!("K01"), &json!(["2026-10"]), &json!("48.04"))
+    );
+    assert!(elsewhere[0]["company_name"].is_string(), "{r}");
+
+    let (status, paid, _) = fx
+        .post_keyed(
+            CASHIER,
+            "/v1/till/fee-payments",
+            json!({ "household": "H1", "amount": "48.04", "method": "cash" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    let r = fx.get_ok(CASHIER, path).await;
+    assert_eq!(
+        (&r["balance"], &r["arrears"], &r["bills"]),
+        (&json!("0.00"), &json!("0.00"), &json!([])),
+        "{r}"
+    );
+    assert_eq!(r["owed_elsewhere"][0]["open"], json!("48.04"), "{r}");
+    assert!(fx.app.verify().await.expect("verify").ok());
+}
+
 // Every body above on every backend
 
 macro_rules! on_every_backend {
@@ -2995,4 +3073,5 @@ on_every_backend! {
     a_till_takes_a_fee_for_the_company_with_a_numbered_receipt,
     parallel_fee_payments_number_their_receipts_without_gaps,
     a_till_reads_what_a_household_owes_and_nothing_personal,
+    a_till_shows_a_former_company_s_bills_apart_after_a_move,
 }

@@ -166,7 +166,7 @@ async fn get_household(
     // A company office has no part in vouchers (SPEC §10), so it sees them as a cashier does.
     let own_vouchers = matches!(principal.role(), Role::Resident | Role::Admin);
     let fees = v.fees_balance;
-    let open_bills = state.app.store.open_bills(&v.code).await?;
+    let open_bills = state.app.store.open_bills(&v.code, None).await?;
     let arrears_by_age = arrears_by_age(&open_bills, state.app.clock.today())?;
     let mut names = state.app.store.names().await?;
     let pin =

@@ -138,7 +138,7 @@ async fn get_household_fees(
         _ => return Err(ApiError::not_found("household")),
     };
     let today = state.app.clock.today();
-    let open_bills = state.app.store.open_bills(&view.code).await?;
+    let open_bills = state.app.store.open_bills(&view.code, None).await?;
 
     // The household's own movements, one query, summed per month as its company's statement
     // sums them (not a whole-company statement per month: a resident's view stays cheap).

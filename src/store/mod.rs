@@ -512,10 +512,12 @@ pub trait Store: Send + Sync + 'static {
         company: &str,
         number: i64,
     ) -> Result<Option<crate::fees::FeeReceiptView>, StoreError>;
-    /// A household's unpaid bills, oldest first: (month, amount, settled).
+    /// A household's unpaid bills, oldest first: (month, amount, settled); with `company`, only
+    /// those owed to that company (a moved compound's households may owe two).
     async fn open_bills(
         &self,
         household: &str,
+        company: Option<&str>,
     ) -> Result<Vec<(String, Amount, Amount)>, StoreError>;
     /// Every stored month close with its inputs and shares (household code, weight, cap,
     /// amount), and what its entry actually credited each household, for audit.

@@ -614,15 +614,19 @@ impl Store for PostgresStore {
     async fn open_bills(
         &self,
         household: &str,
+        company: Option<&str>,
     ) -> Result<Vec<(String, Amount, Amount)>, StoreError> {
-        if !storable(household) {
+        if !storable(household) || !company.is_none_or(storable) {
             return Ok(Vec::new());
         }
         sqlx::query(
             "SELECT b.month, b.amount, b.settled FROM fee_bills b JOIN households h ON h.id = b.household_id
-             WHERE h.code = $1 AND b.settled < b.amount ORDER BY b.month",
+             WHERE h.code = $1 AND b.settled < b.amount
+               AND ($2::TEXT IS NULL OR b.company_id = (SELECT id FROM companies WHERE code = $2))
+             ORDER BY b.month",
         )
         .bind(household)
+        .bind(company)
         .fetch_all(&self.read)
         .await?
         .iter()

@@ -761,12 +761,16 @@ impl Store for SqliteStore {
     async fn open_bills(
         &self,
         household: &str,
+        company: Option<&str>,
     ) -> Result<Vec<(String, Amount, Amount)>, StoreError> {
         sqlx::query(
             "SELECT b.month, b.amount, b.settled FROM fee_bills b JOIN households h ON h.id = b.household_id
-             WHERE h.code = ? AND b.open = 1 ORDER BY b.month",
+             WHERE h.code = ?1 AND b.open = 1
+               AND (?2 IS NULL OR b.company_id = (SELECT id FROM companies WHERE code = ?2))
+             ORDER BY b.month",
         )
         .bind(household)
+        .bind(company)
         .fetch_all(&self.read)
         .await?
         .iter()

@@ -1222,6 +1222,7 @@
       'till.fee.prepaid': '已预交',
       'till.fee.clear': '已结清',
       'till.fee.bill': '{month} 未缴',
+      'till.fee.elsewhere': '欠原物业公司 {company}（{months}，请到该公司缴纳，本单不抵扣）',
       'till.done.fee': '物业费已收',
       'till.receipt.fee': '物业费收据',
       'till.r.fee_number': '收据号',
@@ -1249,6 +1250,7 @@
       'till.fee.prepaid': 'Paid ahead',
       'till.fee.clear': 'Nothing owed',
       'till.fee.bill': '{month} unpaid',
+      'till.fee.elsewhere': 'Owed to former company {company} ({months}; paid at its office, not settled here)',
       'till.done.fee': 'Property fee received',
       'till.receipt.fee': 'Property fee receipt (收据)',
       'till.r.fee_number': 'Receipt No.',
@@ -1304,6 +1306,12 @@
     if (fen(f.prepaid) > 0n) lines.push(row('prepaid', t('till.fee.prepaid'), yuan(f.prepaid)));
     for (const b of f.bills) {
       lines.push(row('bill-' + b.month, t('till.fee.bill', { month: b.month }), yuan(b.open)));
+    }
+    // A compound that changed company: what its former company is still owed is not settled by
+    // a payment here, so it is shown apart, never in the amount above.
+    for (const o of f.owed_elsewhere || []) {
+      const company = o.company_name ? `${o.company_name}（${o.company}）` : o.company;
+      lines.push(row('elsewhere-' + o.company, t('till.fee.elsewhere', { company, months: o.months.join('、') }), yuan(o.open)));
     }
     owed.replaceChildren(...lines.flat());
   }
