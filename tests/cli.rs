@@ -1119,7 +1119,29 @@ fn master_data_changes_set_area_rename_eligibility_and_move_from_a_date() {
             .count()
     };
     assert!(hx03(&december) > 0, "HX03 is billed by K01");
-    assert_eq!(hx03(&statement(dir.path(), "K02", "2026-12")), 0);
+    // K02 bills HX03 nothing for December; its position with HX03's households from before the
+    // move (what they owe it or paid it ahead) stays K02's: its statement carries them, with
+    // that position as the opening and nothing moving in December.
+    let k02_december = statement(dir.path(), "K02", "2026-12");
+    let k02_hx03: Vec<&serde_json::Value> = k02_december["households"]
+        .as_array()
+        .expect("households")
+        .iter()
+        .filter(|l| {
+            l["household"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("HX03-"))
+        })
+        .collect();
+    assert!(
+        k02_hx03.iter().any(|l| fen(l, &["opening"]) != 0),
+        "{k02_december}"
+    );
+    for line in k02_hx03 {
+        assert_eq!(fen(line, &["billed"]), 0, "{line}");
+        assert_eq!(fen(line, &["paid"]), 0, "{line}");
+        assert_eq!(fen(line, &["closing"]), fen(line, &["opening"]), "{line}");
+    }
     assert!(hx03(&statement(dir.path(), "K02", "2026-11")) > 0);
     let november = statement_line(&statement(dir.path(), "K01", "2026-11"), "HX01-0001");
     assert_eq!(november["billed"], before["billed"]);

@@ -2961,66 +2961,76 @@ async fn a_till_reads_what_a_household_owes_and_nothing_personal(backend: Backen
 }
 
 /// A compound that moved to another company: the till reads the bills the company in force is
-/// owed (which its payment settles) apart from what the former company is still owed, and a
-/// payment at the till leaves the former company's bill as it was.
-async fn a_till_shows_a_former_company_s_bills_apart_after_a_move(backend: Backend) {
-    let fx = Fx::new(backend, "2026-11-16").await;
-    fx.bills("K01", "2026-10").await;
-    match fx
-        .run(Command::ChangeMasterData(MasterChange {
-            subject: Subject::Compound,
-            code: "HX01".into(),
-            field: "company".into(),
-            value: "K02".into(),
-            effective_from: Some("2026-11".into()),
-        }))
-        .await
-    {
-        Ok(Receipt::MasterChanged(_)) => {}
-        other => panic!("move: {other:?}"),
-    }
-    fx.bills("K02", "2026-11").await;
-    let path = "/v1/till/households/H1/fees";
-    let r = fx.get_ok(CASHIER, path).await;
-    assert_eq!(r["company"], json!("K02"), "{r}");
-    assert_eq!(
-        r["bills"],
-        json!([{ "month": "2026-11", "amount": "48.04", "settled": "0.00", "open": "48.04" }]),
-        "{r}"
-    );
-    assert_eq!(
-        (&r["balance"], &r["arrears"]),
-        (&json!("48.04"), &json!("48.04")),
-        "the former company's October is not in what a payment here settles: {r}"
-    );
-    let elsewhere = r["owed_elsewhere"].as_array().expect("owed_elsewhere");
-    assert_eq!(elsewhere.len(), 1, "{r}");
-    assert_eq!(
-        (
-            &elsewhere[0]["company"],
-            &elsewhere[0]["months"],
-            &elsewhere[0]["open"]
-        ),
-        (&json!("K01"), &json!(["2026-10"]), &json!("48.04"))
-    );
-    assert!(elsewhere[0]["company_name"].is_string(), "{r}");
+/// owed (which its payment settles) and its balance, apart from the household's position with
+/// the former company — owed there or paid it ahead — and a payment at the till leaves that
+/// position as it was.
+async fn a_till_shows_a_former_company_s_position_apart_after_a_move(backend: Backend) {
+    // (paid to K01 before the move, K01's position after it, its months still unpaid)
+    for (paid_before, k01, k01_months) in [
+        (None, "48.04", json!(["2026-10"])),
+        (Some("60.00"), "-11.96", json!([])),
+    ] {
+        let fx = Fx::new(backend, "2026-11-16").await;
+        fx.bills("K01", "2026-10").await;
+        if let Some(amount) = paid_before {
+            fx.pay("H1", amount).await.expect("paid at K01's office");
+        }
+        match fx
+            .run(Command::ChangeMasterData(MasterChange {
+                subject: Subject::Compound,
+                code: "HX01".into(),
+                field: "company".into(),
+                value: "K02".into(),
+                effective_from: Some("2026-11".into()),
+            }))
+            .await
+        {
+            Ok(Receipt::MasterChanged(_)) => {}
+            other => panic!("move: {other:?}"),
+        }
+        fx.bills("K02", "2026-11").await;
+        let path = "/v1/till/households/H1/fees";
+        let r = fx.get_ok(CASHIER, path).await;
+        assert_eq!(r["company"], json!("K02"), "{r}");
+        assert_eq!(
+            r["bills"],
+            json!([{ "month": "2026-11", "amount": "48.04", "settled": "0.00", "open": "48.04" }]),
+            "{r}"
+        );
+        assert_eq!(
+            (&r["balance"], &r["arrears"], &r["prepaid"]),
+            (&json!("48.04"), &json!("48.04"), &json!("0.00")),
+            "K01's position is not in what a payment here works on: {r}"
+        );
+        let elsewhere = r["owed_elsewhere"].as_array().expect("owed_elsewhere");
+        assert_eq!(elsewhere.len(), 1, "{r}");
+        assert_eq!(
+            (
+                &elsewhere[0]["company"],
+                &elsewhere[0]["balance"],
+                &elsewhere[0]["months"]
+            ),
+            (&json!("K01"), &json!(k01), &k01_months)
+        );
+        assert!(elsewhere[0]["company_name"].is_string(), "{r}");
 
-    let (status, paid, _) = fx
-        .post_keyed(
-            CASHIER,
-            "/v1/till/fee-payments",
-            json!({ "household": "H1", "amount": "48.04", "method": "cash" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{paid}");
-    let r = fx.get_ok(CASHIER, path).await;
-    assert_eq!(
-        (&r["balance"], &r["arrears"], &r["bills"]),
-        (&json!("0.00"), &json!("0.00"), &json!([])),
-        "{r}"
-    );
-    assert_eq!(r["owed_elsewhere"][0]["open"], json!("48.04"), "{r}");
-    assert!(fx.app.verify().await.expect("verify").ok());
+        let (status, paid, _) = fx
+            .post_keyed(
+                CASHIER,
+                "/v1/till/fee-payments",
+                json!({ "household": "H1", "amount": "48.04", "method": "cash" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{paid}");
+        let r = fx.get_ok(CASHIER, path).await;
+        assert_eq!(
+            (&r["balance"], &r["arrears"], &r["bills"]),
+            (&json!("0.00"), &json!("0.00"), &json!([])),
+            "{r}"
+        );
+        assert_eq!(r["owed_elsewhere"][0]["balance"], json!(k01), "{r}");
+        assert!(fx.app.verify().await.expect("verify").ok());
+    }
 }
 
 // Every body above on every backend
@@ -3073,5 +3083,5 @@ on_every_backend! {
     a_till_takes_a_fee_for_the_company_with_a_numbered_receipt,
     parallel_fee_payments_number_their_receipts_without_gaps,
     a_till_reads_what_a_household_owes_and_nothing_personal,
-    a_till_shows_a_former_company_s_bills_apart_after_a_move,
+    a_till_shows_a_former_company_s_position_apart_after_a_move,
 }

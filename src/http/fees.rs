@@ -262,22 +262,24 @@ pub struct TillHouseholdFees {
     prepaid: Amount,
     /// Unpaid bills owed to `company`, oldest first: a payment settles them in this order.
     bills: Vec<OpenBill>,
-    /// Unpaid bills owed to another company (a compound that moved: the months before its
-    /// move), which a payment here does not settle: paid at that company's office.
+    /// The household's position with each company its compound has left (the months before a
+    /// move), when not nil: a payment here does not settle it; it is paid at that company's
+    /// office.
     owed_elsewhere: Vec<OwedElsewhere>,
     /// The business date.
     as_of: NaiveDate,
 }
 
-/// What a household still owes a company its compound has left.
+/// A household's position with a company its compound has left.
 #[derive(Serialize, ToSchema)]
 pub struct OwedElsewhere {
     company: String,
     company_name: Option<String>,
-    /// `YYYY-MM` of each unpaid month, oldest first.
+    /// Positive: owed to that company; negative: paid it ahead.
+    balance: Amount,
+    /// `YYYY-MM` of each month still unpaid there, oldest first.
     #[schema(value_type = Vec<crate::openapi::Month>)]
     months: Vec<String>,
-    open: Amount,
 }
 
 /// What a household owes its property company, for a till taking its fee (代收物业费): the
@@ -301,10 +303,10 @@ async fn get_till_household_fees(
             code.chars().take(40).collect::<String>(),
         ))
     })?;
-    // A payment here settles the bills of the company the compound is with now; bills of a
-    // company it left are shown apart and kept out of the balance the payment works on.
+    // A payment here settles the bills of the company the compound is with now; a compound
+    // that moved leaves the household's position with a former company (what it owes it, or
+    // paid it ahead) apart, out of the balance the payment works on.
     let mut bills = Vec::new();
-    let mut here = Amount::ZERO;
     for (month, amount, settled) in state
         .app
         .store
@@ -312,7 +314,6 @@ async fn get_till_household_fees(
         .await?
     {
         let open = amount.checked_sub(settled).ok_or_else(ApiError::internal)?;
-        here = here.checked_add(open).ok_or_else(ApiError::internal)?;
         bills.push(OpenBill {
             month,
             amount,
@@ -320,22 +321,31 @@ async fn get_till_household_fees(
             open,
         });
     }
-    let mut all_open = Amount::ZERO;
-    for (_, amount, settled) in state.app.store.open_bills(&v.code, None).await? {
-        let open = amount.checked_sub(settled).ok_or_else(ApiError::internal)?;
-        all_open = all_open.checked_add(open).ok_or_else(ApiError::internal)?;
-    }
     let names = state.app.store.names().await?;
-    let owed_elsewhere = if all_open == here {
-        Vec::new()
-    } else {
-        owed_to_former_companies(&state, &v.code, &v.company, &names.companies).await?
-    };
-    let elsewhere = all_open.checked_sub(here).ok_or_else(ApiError::internal)?;
-    let balance = v
-        .fees_balance
-        .checked_sub(elsewhere)
-        .ok_or_else(ApiError::internal)?;
+    let mut balance = v.fees_balance;
+    let mut owed_elsewhere = Vec::new();
+    for (company, position) in state.app.store.household_fee_positions(&v.code).await? {
+        if company == v.company || position == Amount::ZERO {
+            continue;
+        }
+        balance = balance
+            .checked_sub(position)
+            .ok_or_else(ApiError::internal)?;
+        let months = state
+            .app
+            .store
+            .open_bills(&v.code, Some(&company))
+            .await?
+            .into_iter()
+            .map(|(month, _, _)| month)
+            .collect();
+        owed_elsewhere.push(OwedElsewhere {
+            company_name: names.companies.get(&company).cloned(),
+            company,
+            balance: position,
+            months,
+        });
+    }
     Ok(axum::Json(TillHouseholdFees {
         household: v.code,
         company_name: names.companies.get(&v.company).cloned(),
@@ -350,37 +360,6 @@ async fn get_till_household_fees(
         owed_elsewhere,
         as_of: state.app.clock.today(),
     }))
-}
-
-/// A household's unpaid bills per company other than `current` (each company the compound was
-/// with), oldest first, for the till's note of what is owed elsewhere.
-async fn owed_to_former_companies(
-    state: &AppState,
-    household: &str,
-    current: &str,
-    names: &std::collections::BTreeMap<String, String>,
-) -> Result<Vec<OwedElsewhere>, ApiError> {
-    let mut owed = Vec::new();
-    for company in names.keys().filter(|k| k.as_str() != current) {
-        let bills = state.app.store.open_bills(household, Some(company)).await?;
-        if bills.is_empty() {
-            continue;
-        }
-        let mut open = Amount::ZERO;
-        let mut months = Vec::new();
-        for (month, amount, settled) in bills {
-            let left = amount.checked_sub(settled).ok_or_else(ApiError::internal)?;
-            open = open.checked_add(left).ok_or_else(ApiError::internal)?;
-            months.push(month);
-        }
-        owed.push(OwedElsewhere {
-            company: company.clone(),
-            company_name: names.get(company).cloned(),
-            months,
-            open,
-        });
-    }
-    Ok(owed)
 }
 
 /// A numbered fee receipt, to reprint: the company's staff see their own company's; a cashier

@@ -538,6 +538,13 @@ pub trait Store: Send + Sync + 'static {
     /// Every closed month: (cooperative, month), oldest first. Cheap, unlike [`Self::close_runs`].
     async fn closed_months(&self) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// One household's fee balance with each company of a compound that moved: (company code,
+    /// balance, positive = owed); empty when its compound never moved.
+    async fn household_fee_positions(
+        &self,
+        household: &str,
+    ) -> Result<Vec<(String, Amount)>, StoreError>;
+
     /// One household's fee-account movements summed by service month and entry kind:
     /// (month, kind, amount on the account's normal side), oldest month first. What a
     /// resident's fee view reads instead of whole-company statements

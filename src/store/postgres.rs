@@ -704,6 +704,24 @@ impl Store for PostgresStore {
         .collect()
     }
 
+    async fn household_fee_positions(
+        &self,
+        household: &str,
+    ) -> Result<Vec<(String, Amount)>, StoreError> {
+        if !storable(household) {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as(&rows::household_fee_positions_sql("$1", "::BIGINT"))
+                .bind(household)
+                .fetch_all(&self.read)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(company, fen)| (company, Amount::from_fen(fen)))
+            .collect())
+    }
+
     async fn household_fee_movements(
         &self,
         household: &str,

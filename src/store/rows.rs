@@ -229,6 +229,24 @@ pub(super) fn fees_elsewhere_sql(company: &str, cast: &str) -> String {
     )
 }
 
+/// One household's fee balance per company of a compound that moved ([`COMPOUND_MOVED`]):
+/// (company code, balance, positive = owed), the movements grouped by [`fee_company`];
+/// nothing for a household whose compound never moved (its one company holds it all).
+/// `household` is its code (a placeholder).
+pub(super) fn household_fee_positions_sql(household: &str, cast: &str) -> String {
+    format!(
+        "SELECT k.code, SUM(p.amount){cast}
+         FROM households h JOIN compounds c ON c.id = h.compound_id
+         JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
+         JOIN postings p ON p.account_id = a.id
+         JOIN entry_months e ON e.entry_id = p.entry_id
+         JOIN companies k ON k.id = {co}
+         WHERE h.code = {household} AND {COMPOUND_MOVED}
+         GROUP BY k.code ORDER BY k.code",
+        co = fee_company()
+    )
+}
+
 /// What a close weighs as a household's fees owed is its balance at the company it allocates
 /// through, the one with the compound at the month's end: per household of a moved compound,
 /// the movements as of the month's end (`to`, the last day; `month`; `before`, the close's place

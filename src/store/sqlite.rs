@@ -810,6 +810,20 @@ impl Store for SqliteStore {
         .collect()
     }
 
+    async fn household_fee_positions(
+        &self,
+        household: &str,
+    ) -> Result<Vec<(String, Amount)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(&rows::household_fee_positions_sql("?1", ""))
+            .bind(household)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(company, fen)| (company, Amount::from_fen(fen)))
+            .collect())
+    }
+
     async fn household_fee_movements(
         &self,
         household: &str,

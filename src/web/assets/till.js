@@ -1223,6 +1223,7 @@
       'till.fee.clear': '已结清',
       'till.fee.bill': '{month} 未缴',
       'till.fee.elsewhere': '欠原物业公司 {company}（{months}，请到该公司缴纳，本单不抵扣）',
+      'till.fee.elsewhere_ahead': '在原物业公司 {company} 的预交（不抵本公司物业费）',
       'till.done.fee': '物业费已收',
       'till.receipt.fee': '物业费收据',
       'till.r.fee_number': '收据号',
@@ -1251,6 +1252,7 @@
       'till.fee.clear': 'Nothing owed',
       'till.fee.bill': '{month} unpaid',
       'till.fee.elsewhere': 'Owed to former company {company} ({months}; paid at its office, not settled here)',
+      'till.fee.elsewhere_ahead': 'Paid ahead to former company {company} (not set against this company\'s fees)',
       'till.done.fee': 'Property fee received',
       'till.receipt.fee': 'Property fee receipt (收据)',
       'till.r.fee_number': 'Receipt No.',
@@ -1311,7 +1313,11 @@
     // a payment here, so it is shown apart, never in the amount above.
     for (const o of f.owed_elsewhere || []) {
       const company = o.company_name ? `${o.company_name}（${o.company}）` : o.company;
-      lines.push(row('elsewhere-' + o.company, t('till.fee.elsewhere', { company, months: o.months.join('、') }), yuan(o.open)));
+      const owes = fen(o.balance) > 0n;
+      const label = owes
+        ? t('till.fee.elsewhere', { company, months: o.months.join('、') })
+        : t('till.fee.elsewhere_ahead', { company });
+      lines.push(row('elsewhere-' + o.company, label, yuan(owes ? o.balance : amount(-fen(o.balance)))));
     }
     owed.replaceChildren(...lines.flat());
   }
