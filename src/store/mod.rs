@@ -1706,21 +1706,6 @@ where
          FROM coop_months m JOIN cooperatives c ON c.id = m.cooperative_id ORDER BY 1, 2",
     )
     .await?;
-    let in_force = rows::company_on("(substr(e.business_date, 1, 7) || '-01')");
-    let paid_elsewhere: Vec<(String, String, String, i64)> = rows_of_dynamic::<DB, _>(
-        conn,
-        format!(
-            "SELECT k0.code, k1.code, substr(e.business_date, 1, 7), CAST(SUM(r.amount) AS BIGINT)
-             FROM fee_receipts r JOIN entries e ON e.id = r.entry_id
-             JOIN households h ON h.id = r.household_id JOIN compounds c ON c.id = h.compound_id
-             JOIN companies k1 ON k1.id = r.company_id
-             JOIN companies k0 ON k0.id = {in_force}
-             WHERE {moved} AND r.company_id <> k0.id
-             GROUP BY k0.code, k1.code, substr(e.business_date, 1, 7) ORDER BY 1, 2, 3",
-            moved = rows::COMPOUND_MOVED
-        ),
-    )
-    .await?;
     let moves: Vec<(String, String, String)> = rows_of::<DB, _>(
         conn,
         "SELECT c.code, substr(m.effective_from, 1, 7), k.code FROM master_changes m
@@ -1729,6 +1714,27 @@ where
          WHERE m.subject = 'compound' AND m.field = 'company' ORDER BY m.id",
     )
     .await?;
+    let in_force = rows::company_on("(substr(e.business_date, 1, 7) || '-01')");
+    // Only households of a compound that moved can pay a company other than the one in force;
+    // with no move there is nothing to read (and the fee receipts are every payment made).
+    let paid_elsewhere: Vec<(String, String, String, i64)> = if moves.is_empty() {
+        Vec::new()
+    } else {
+        rows_of_dynamic::<DB, _>(
+            conn,
+            format!(
+            "SELECT k0.code, k1.code, substr(e.business_date, 1, 7), CAST(SUM(r.amount) AS BIGINT)
+             FROM compounds c JOIN households h ON h.compound_id = c.id
+             JOIN fee_receipts r ON r.household_id = h.id JOIN entries e ON e.id = r.entry_id
+             JOIN companies k1 ON k1.id = r.company_id
+             JOIN companies k0 ON k0.id = {in_force}
+             WHERE {moved} AND r.company_id <> k0.id
+             GROUP BY k0.code, k1.code, substr(e.business_date, 1, 7) ORDER BY 1, 2, 3",
+            moved = rows::COMPOUND_MOVED
+        ),
+        )
+        .await?
+    };
     let closes: Vec<(String, String, String)> = rows_of::<DB, _>(
         conn,
         "SELECT c.code, m.month, m.result FROM month_closes m
