@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::browser_support::{browser_test, Ctx, TODAY};
+use crate::browser_support::{browser_test, browser_test_at, Ctx, TODAY};
 use crate::till::{amount, money, yuan};
 
 /// Whether the company has a fee receipt numbered `n` (read as an admin).
@@ -309,4 +309,89 @@ fn a_cashier_takes_a_property_fee_and_prints_the_numbered_receipt_in_capitals() 
         assert_eq!(ctx.text("#r-method").await, "Cash");
         assert_eq!(ctx.text("#r-fee-words").await, "贰拾元整");
     });
+}
+
+/// After a compound moves to another company, the fee panel is for the company in force: its
+/// name, its bills and what a payment here settles; what the household still owes the former
+/// company is on a line of its own (not in the amount owed here), as the till's read has it.
+#[test]
+fn after_a_move_the_fee_panel_shows_the_former_company_apart() {
+    browser_test_at(
+        "till: fee panel after a move",
+        "2026-12-02",
+        |ctx: Ctx| async move {
+            let (hh, owed_k01) = owing_household(&ctx).await;
+            let household = ctx
+                .api_get(&ctx.admin, &format!("/v1/households/{hh}"))
+                .await;
+            let compound = household["compound"]
+                .as_str()
+                .expect("compound")
+                .to_string();
+            let (status, moved) = ctx
+                .api_post(
+                    &ctx.admin,
+                    "/v1/master-changes",
+                    json!({ "subject": "compound", "code": compound, "field": "company",
+                        "value": "K02", "effective_from": "2026-12" }),
+                )
+                .await;
+            assert_eq!(status, 200, "{moved}");
+            assert_eq!(
+                (&moved["old"], &moved["new"]),
+                (&json!("K01"), &json!("K02"))
+            );
+            let (status, billed) = ctx
+                .api_post(
+                    &ctx.admin,
+                    "/v1/fees/bills",
+                    json!({ "company": "K02", "month": "2026-12" }),
+                )
+                .await;
+            assert_eq!(status, 201, "{billed}");
+
+            let read = ctx
+                .api_get(&ctx.cashier, &format!("/v1/till/households/{hh}/fees"))
+                .await;
+            assert_eq!(read["company"], json!("K02"), "{read}");
+            let elsewhere = &read["owed_elsewhere"][0];
+            assert_eq!(elsewhere["company"], json!("K01"), "{read}");
+            assert_eq!(money(&elsewhere["balance"]), owed_k01, "{read}");
+
+            ctx.open("/till").await;
+            ctx.sign_in(&ctx.cashier).await;
+            ctx.visible("#scan").await;
+            ctx.keys("\u{E035}").await; // F5: the fee panel
+            ctx.fill("#scan", &format!("{hh}\u{E007}")).await;
+            ctx.text_until("#hh-code", |t| t == hh).await;
+            ctx.text_until("#fee-elsewhere-K01", |t| t == yuan(owed_k01))
+                .await;
+            let k02 = read["company_name"].as_str().expect("name");
+            assert_eq!(ctx.text("#fee-company").await, format!("{k02}（K02）"));
+            assert_eq!(
+                ctx.text("#fee-arrears").await,
+                yuan(money(&read["arrears"])),
+                "what is owed here is K02's only"
+            );
+            let label = ctx
+            .script(
+                "return document.querySelector('#fee-elsewhere-K01').previousElementSibling.textContent",
+                vec![],
+            )
+            .await;
+            let label = label.as_str().expect("label");
+            assert!(label.starts_with("欠原物业公司"), "{label}");
+            for month in elsewhere["months"].as_array().expect("months") {
+                assert!(label.contains(month.as_str().unwrap()), "{label}");
+            }
+            // The months owed to K01 are not among the bills a payment here settles.
+            let bills = ctx
+                .script(
+                    "return [...document.querySelectorAll('[id^=fee-bill-]')].map(d => d.id)",
+                    vec![],
+                )
+                .await;
+            assert_eq!(bills, json!(["fee-bill-2026-12"]), "{read}");
+        },
+    );
 }
