@@ -3033,6 +3033,52 @@ async fn a_till_shows_a_former_company_s_position_apart_after_a_move(backend: Ba
     }
 }
 
+/// A move recorded ahead of its month has not taken effect: the till's read is for the company
+/// in force on the business date, as the payment is.
+async fn a_till_reads_the_company_in_force_before_a_recorded_move(backend: Backend) {
+    let fx = Fx::new(backend, "2026-11-16").await;
+    fx.bills("K01", "2026-11").await;
+    match fx
+        .run(Command::ChangeMasterData(MasterChange {
+            subject: Subject::Compound,
+            code: "HX01".into(),
+            field: "company".into(),
+            value: "K02".into(),
+            effective_from: Some("2026-12".into()),
+        }))
+        .await
+    {
+        Ok(Receipt::MasterChanged(_)) => {}
+        other => panic!("move: {other:?}"),
+    }
+    let path = "/v1/till/households/H1/fees";
+    let r = fx.get_ok(CASHIER, path).await;
+    assert_eq!(
+        (&r["company"], &r["balance"], &r["owed_elsewhere"]),
+        (&json!("K01"), &json!("48.04"), &json!([])),
+        "{r}"
+    );
+    assert_eq!(
+        r["bills"],
+        json!([{ "month": "2026-11", "amount": "48.04", "settled": "0.00", "open": "48.04" }])
+    );
+    let (status, paid, _) = fx
+        .post_keyed(
+            CASHIER,
+            "/v1/till/fee-payments",
+            json!({ "household": "H1", "amount": "48.04", "method": "cash" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    assert_eq!(paid["company"], json!("K01"), "{paid}");
+    let r = fx.get_ok(CASHIER, path).await;
+    assert_eq!(
+        (&r["company"], &r["balance"], &r["bills"]),
+        (&json!("K01"), &json!("0.00"), &json!([])),
+        "{r}"
+    );
+}
+
 // Every body above on every backend
 
 macro_rules! on_every_backend {
@@ -3084,4 +3130,5 @@ on_every_backend! {
     parallel_fee_payments_number_their_receipts_without_gaps,
     a_till_reads_what_a_household_owes_and_nothing_personal,
     a_till_shows_a_former_company_s_position_apart_after_a_move,
+    a_till_reads_the_company_in_force_before_a_recorded_move,
 }

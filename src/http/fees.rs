@@ -303,16 +303,19 @@ async fn get_till_household_fees(
             code.chars().take(40).collect::<String>(),
         ))
     })?;
-    // A payment here settles the bills of the company the compound is with now; a compound
-    // that moved leaves the household's position with a former company (what it owes it, or
-    // paid it ahead) apart, out of the balance the payment works on.
+    // A payment here settles the bills of the company the compound is with on the business
+    // date; a compound that moved leaves the household's position with a former company (what
+    // it owes it, or paid it ahead) apart, out of the balance the payment works on.
+    let today = state.app.clock.today();
+    let positions = state.app.store.household_fee_positions(&v.code).await?;
+    let company = if positions.is_empty() {
+        // Its compound never moved: the one company it has.
+        v.company.clone()
+    } else {
+        company_in_force(&state, &v.compound, today, &v.company).await?
+    };
     let mut bills = Vec::new();
-    for (month, amount, settled) in state
-        .app
-        .store
-        .open_bills(&v.code, Some(&v.company))
-        .await?
-    {
+    for (month, amount, settled) in state.app.store.open_bills(&v.code, Some(&company)).await? {
         let open = amount.checked_sub(settled).ok_or_else(ApiError::internal)?;
         bills.push(OpenBill {
             month,
@@ -324,10 +327,11 @@ async fn get_till_household_fees(
     let names = state.app.store.names().await?;
     let mut balance = v.fees_balance;
     let mut owed_elsewhere = Vec::new();
-    for (company, position) in state.app.store.household_fee_positions(&v.code).await? {
-        if company == v.company || position == Amount::ZERO {
+    for (other, position) in positions {
+        if other == company || position == Amount::ZERO {
             continue;
         }
+        let company = other;
         balance = balance
             .checked_sub(position)
             .ok_or_else(ApiError::internal)?;
@@ -348,8 +352,8 @@ async fn get_till_household_fees(
     }
     Ok(axum::Json(TillHouseholdFees {
         household: v.code,
-        company_name: names.companies.get(&v.company).cloned(),
-        company: v.company,
+        company_name: names.companies.get(&company).cloned(),
+        company,
         balance,
         arrears: balance.max(Amount::ZERO),
         prepaid: balance
@@ -358,8 +362,30 @@ async fn get_till_household_fees(
             .max(Amount::ZERO),
         bills,
         owed_elsewhere,
-        as_of: state.app.clock.today(),
+        as_of: today,
     }))
+}
+
+/// The company compound `compound` is with on `day`: `latest` (the one its row holds) unless a
+/// move dated after `day` is recorded, then the company before the first such move (the rule
+/// of the write path's `household_company_on`).
+async fn company_in_force(
+    state: &AppState,
+    compound: &str,
+    day: NaiveDate,
+    latest: &str,
+) -> Result<String, ApiError> {
+    let changes = state
+        .app
+        .store
+        .master_changes(Some(crate::domain::Subject::Compound), Some(compound))
+        .await?;
+    Ok(changes
+        .into_iter()
+        .filter(|c| c.field == "company" && c.effective_from > day)
+        .min_by_key(|c| c.id)
+        .and_then(|c| c.old)
+        .unwrap_or_else(|| latest.to_string()))
 }
 
 /// A numbered fee receipt, to reprint: the company's staff see their own company's; a cashier
