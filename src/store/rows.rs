@@ -650,3 +650,20 @@ pub(super) fn topup_on_file(row: TopupOnFileRow) -> Result<crate::domain::TopupO
         void_entry: row.12,
     })
 }
+
+/// Credit holders of one kind and what they hold: the households' wallets or the vouchers whose
+/// balances `balances` (a query of `owner_id, name, balance` rows) gives, summed per owner into
+/// paid (account name `paid`, an SQL expression) and bonus (`bonus`), counting the owners with
+/// anything left: `count, paid, bonus` (`cast` makes the sums 64-bit, empty on SQLite).
+pub(super) fn credit_holders_sql(balances: &str, paid: &str, bonus: &str, cast: &str) -> String {
+    format!(
+        "WITH bal AS ({balances}),
+         holder AS (
+            SELECT SUM(CASE WHEN name = {paid} THEN balance ELSE 0 END) AS paid,
+                   SUM(CASE WHEN name = {bonus} THEN balance ELSE 0 END) AS bonus
+            FROM bal GROUP BY owner_id
+         )
+         SELECT COUNT(*), COALESCE(SUM(paid), 0){cast}, COALESCE(SUM(bonus), 0){cast}
+         FROM holder WHERE paid + bonus > 0"
+    )
+}

@@ -1136,50 +1136,35 @@ impl Store for SqliteStore {
         };
         let paid = format!("wallet:{cooperative}:paid");
         let bonus = format!("wallet:{cooperative}:bonus");
-        let wallets = format!(
-            "WITH bal AS ({}),
-             holder AS (
-                SELECT SUM(CASE WHEN name = ?1 THEN balance ELSE 0 END) AS paid,
-                       SUM(CASE WHEN name = ?2 THEN balance ELSE 0 END) AS bonus
-                FROM bal GROUP BY owner_id
-             )
-             SELECT COUNT(*), COALESCE(SUM(paid), 0), COALESCE(SUM(bonus), 0) FROM holder
-             WHERE paid + bonus > 0",
-            credit_balances("owner_kind = 'household' AND name IN (?1, ?2)", "?3", as_of)
+        let wallets = rows::credit_holders_sql(
+            &credit_balances("owner_kind = 'household' AND name IN (?1, ?2)", "?3", as_of),
+            "?1",
+            "?2",
+            "",
         );
-        let vouchers = format!(
-            "WITH bal AS ({}),
-             holder AS (
-                SELECT SUM(CASE WHEN name = 'paid' THEN balance ELSE 0 END) AS paid,
-                       SUM(CASE WHEN name = 'bonus' THEN balance ELSE 0 END) AS bonus
-                FROM bal GROUP BY owner_id
-             )
-             SELECT COUNT(*), COALESCE(SUM(paid), 0), COALESCE(SUM(bonus), 0) FROM holder
-             WHERE paid + bonus > 0",
-            credit_balances(
+        let vouchers = rows::credit_holders_sql(
+            &credit_balances(
                 "owner_kind = 'voucher'
                  AND owner_id IN (SELECT id FROM vouchers WHERE cooperative_id = ?1)",
                 "?2",
-                as_of
-            )
+                as_of,
+            ),
+            "'paid'",
+            "'bonus'",
+            "",
         );
         // Past validity on the report date: `expires_on` before it (?3).
-        let expired = format!(
-            "WITH bal AS ({}),
-             holder AS (
-                SELECT SUM(CASE WHEN name = 'paid' THEN balance ELSE 0 END) AS paid,
-                       SUM(CASE WHEN name = 'bonus' THEN balance ELSE 0 END) AS bonus
-                FROM bal GROUP BY owner_id
-             )
-             SELECT COUNT(*), COALESCE(SUM(paid), 0), COALESCE(SUM(bonus), 0) FROM holder
-             WHERE paid + bonus > 0",
-            credit_balances(
+        let expired = rows::credit_holders_sql(
+            &credit_balances(
                 "owner_kind = 'voucher'
                  AND owner_id IN (SELECT id FROM vouchers
                                   WHERE cooperative_id = ?1 AND expires_on < ?3)",
                 "?2",
-                as_of
-            )
+                as_of,
+            ),
+            "'paid'",
+            "'bonus'",
+            "",
         );
         let breakage = super::breakage_sql("?1", "?2", as_of.is_some());
         let day = as_of.map(|d| d.to_string());
