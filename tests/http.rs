@@ -3699,45 +3699,26 @@ async fn master_changes(app: &TestApp) {
             .await;
         assert_problem(&reply, StatusCode::NOT_FOUND, "not_found", Some("code"));
     }
-    let reply = app
-        .post_keyed(
-            COMPANY_K01,
-            "/v1/master-changes",
-            change("household", "H1", "area_m2", "90.00", Some("2027-01")),
-        )
-        .await;
-    assert_problem(
-        &reply,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_input",
-        Some("value"),
-    );
-    let reply = app
-        .post_keyed(
-            COMPANY_K01,
-            "/v1/master-changes",
-            change("household", "H1", "area_m2", "95.00", None),
-        )
-        .await;
-    assert_problem(
-        &reply,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_input",
-        Some("effective_from"),
-    );
-    let reply = app
-        .post_keyed(
-            COMPANY_K01,
-            "/v1/master-changes",
-            change("household", "H1", "area_m2", "95.00", Some("2026-11-15")),
-        )
-        .await;
-    assert_problem(
-        &reply,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_input",
-        Some("effective_from"),
-    );
+    // Refused, each naming its field: (area, from, field).
+    for (area, from, field) in [
+        ("90.00", Some("2027-01"), "value"),
+        ("95.00", None, "effective_from"),
+        ("95.00", Some("2026-11-15"), "effective_from"),
+    ] {
+        let reply = app
+            .post_keyed(
+                COMPANY_K01,
+                "/v1/master-changes",
+                change("household", "H1", "area_m2", area, from),
+            )
+            .await;
+        assert_problem(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            Some(field),
+        );
+    }
     assert_eq!(app.head().await, seq, "refusals post nothing");
     assert_eq!(app.household("H1").await["area_m2"], json!("90.00"));
 

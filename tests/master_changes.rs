@@ -11,8 +11,8 @@ mod common;
 
 use common::*;
 use hongxin::domain::{
-    CloseMonth, Command, Delivery, GenerateBills, MasterChange, MasterChangeRecord, Receipt,
-    Rejection, Subject,
+    CloseMonth, CloseReceipt, Command, Delivery, GenerateBills, MasterChange, MasterChangeRecord,
+    Receipt, Rejection, Subject,
 };
 
 macro_rules! conformance {
@@ -55,6 +55,33 @@ fn change(subject: Subject, code: &str, field: &str, value: &str, from: Option<&
         value: value.into(),
         effective_from: from.map(str::to_string),
     })
+}
+
+/// H1 tops up 500.00 and spends 300.00 of it, a cash sale of 3000.00 makes the profit, and on
+/// `on` the cooperative closes `month`: what the close shared.
+async fn spend_and_close(t: &mut TestLedger, on: &str, month: &str) -> CloseReceipt {
+    t.top_up("H1", "500.00", Delivery::Wallet)
+        .await
+        .expect("top-up");
+    t.sell(sale_amount(Some("H1"), "300.00", vec![wallet("300.00")]))
+        .await
+        .expect("sale");
+    t.sell(sale_amount(None, "3000.00", vec![cash("3000.00")]))
+        .await
+        .expect("cash sale");
+    t.reopen(on).await;
+    match t
+        .run(Command::CloseMonth(CloseMonth {
+            cooperative: "COOP".into(),
+            month: month.into(),
+            dry_run: false,
+            estimate: false,
+        }))
+        .await
+    {
+        Ok(Receipt::MonthClose(c)) => c,
+        other => panic!("close: {other:?}"),
+    }
 }
 
 async fn changed(t: &TestLedger, command: Command) -> MasterChangeRecord {
@@ -305,28 +332,7 @@ async fn a_moved_compound_s_arrears_stay_with_its_old_company(backend: Backend) 
 
     // May's close, in June: H1 weighs what it owes K02 (13.04), not K01's arrears; the share
     // goes to K02 and settles K02's bill.
-    t.top_up("H1", "500.00", Delivery::Wallet)
-        .await
-        .expect("top-up");
-    t.sell(sale_amount(Some("H1"), "300.00", vec![wallet("300.00")]))
-        .await
-        .expect("sale");
-    t.sell(sale_amount(None, "3000.00", vec![cash("3000.00")]))
-        .await
-        .expect("cash sale");
-    t.reopen("2026-06-02").await;
-    let close = match t
-        .run(Command::CloseMonth(CloseMonth {
-            cooperative: "COOP".into(),
-            month: "2026-05".into(),
-            dry_run: false,
-            estimate: false,
-        }))
-        .await
-    {
-        Ok(Receipt::MonthClose(c)) => c,
-        other => panic!("close: {other:?}"),
-    };
+    let close = spend_and_close(&mut t, "2026-06-02", "2026-05").await;
     assert_eq!(close.allocated, y("13.04"), "{close:?}");
     assert_eq!(
         close
@@ -700,28 +706,7 @@ async fn a_compound_moves_to_another_company_from_a_month(backend: Backend) {
         assert!(k02.contains(&h.to_string()), "{h} in {k02:?}");
     }
     // Spending in March, closed in April: HX01's share is credited to K02.
-    t.top_up("H1", "500.00", Delivery::Wallet)
-        .await
-        .expect("top-up");
-    t.sell(sale_amount(Some("H1"), "300.00", vec![wallet("300.00")]))
-        .await
-        .expect("sale");
-    t.sell(sale_amount(None, "3000.00", vec![cash("3000.00")]))
-        .await
-        .expect("cash sale");
-    t.reopen("2026-04-02").await;
-    let close = match t
-        .run(Command::CloseMonth(CloseMonth {
-            cooperative: "COOP".into(),
-            month: "2026-03".into(),
-            dry_run: false,
-            estimate: false,
-        }))
-        .await
-    {
-        Ok(Receipt::MonthClose(c)) => c,
-        other => panic!("close: {other:?}"),
-    };
+    let close = spend_and_close(&mut t, "2026-04-02", "2026-03").await;
     assert!(close.allocated.is_positive(), "{close:?}");
     let k02 = close
         .companies
