@@ -215,6 +215,23 @@ impl Fx {
         }
     }
 
+    /// Moves `compound` to `company` from `month` (a master data change).
+    async fn move_compound(&self, compound: &str, company: &str, month: &str) {
+        match self
+            .run(Command::ChangeMasterData(MasterChange {
+                subject: Subject::Compound,
+                code: compound.into(),
+                field: "company".into(),
+                value: company.into(),
+                effective_from: Some(month.into()),
+            }))
+            .await
+        {
+            Ok(Receipt::MasterChanged(_)) => {}
+            other => panic!("move {compound} to {company}: {other:?}"),
+        }
+    }
+
     async fn pay(&self, household: &str, amount: &str) -> Result<FeePaymentReceipt, Rejection> {
         self.run(Command::PayFee(FeePayment {
             household: household.into(),
@@ -2975,19 +2992,7 @@ async fn a_till_shows_a_former_company_s_position_apart_after_a_move(backend: Ba
         if let Some(amount) = paid_before {
             fx.pay("H1", amount).await.expect("paid at K01's office");
         }
-        match fx
-            .run(Command::ChangeMasterData(MasterChange {
-                subject: Subject::Compound,
-                code: "HX01".into(),
-                field: "company".into(),
-                value: "K02".into(),
-                effective_from: Some("2026-11".into()),
-            }))
-            .await
-        {
-            Ok(Receipt::MasterChanged(_)) => {}
-            other => panic!("move: {other:?}"),
-        }
+        fx.move_compound("HX01", "K02", "2026-11").await;
         fx.bills("K02", "2026-11").await;
         let path = "/v1/till/households/H1/fees";
         let r = fx.get_ok(CASHIER, path).await;
@@ -3038,19 +3043,7 @@ async fn a_till_shows_a_former_company_s_position_apart_after_a_move(backend: Ba
 async fn a_till_reads_the_company_in_force_before_a_recorded_move(backend: Backend) {
     let fx = Fx::new(backend, "2026-11-16").await;
     fx.bills("K01", "2026-11").await;
-    match fx
-        .run(Command::ChangeMasterData(MasterChange {
-            subject: Subject::Compound,
-            code: "HX01".into(),
-            field: "company".into(),
-            value: "K02".into(),
-            effective_from: Some("2026-12".into()),
-        }))
-        .await
-    {
-        Ok(Receipt::MasterChanged(_)) => {}
-        other => panic!("move: {other:?}"),
-    }
+    fx.move_compound("HX01", "K02", "2026-12").await;
     let path = "/v1/till/households/H1/fees";
     let r = fx.get_ok(CASHIER, path).await;
     assert_eq!(
