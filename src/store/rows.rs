@@ -212,6 +212,13 @@ pub(super) fn statement_lines_sql(month: &str, company: &str, cast: &str) -> Str
     )
 }
 
+/// Every movement of households' fee accounts, with its household `h`, compound `c`, posting
+/// `p` and its row `e` of `entry_months` (what [`fee_company`] reads).
+const HOUSEHOLD_FEE_MOVEMENTS: &str = "households h JOIN compounds c ON c.id = h.compound_id
+         JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
+         JOIN postings p ON p.account_id = a.id
+         JOIN entry_months e ON e.entry_id = p.entry_id";
+
 /// Per household of a moved compound ([`COMPOUND_MOVED`]), what its fee account holds for
 /// companies other than `company` (a placeholder): the movements [`fee_company`] gives to
 /// another company. A household's balance at `company` is its account's balance less this;
@@ -219,10 +226,7 @@ pub(super) fn statement_lines_sql(month: &str, company: &str, cast: &str) -> Str
 pub(super) fn fees_elsewhere_sql(company: &str, cast: &str) -> String {
     format!(
         "SELECT h.id, SUM(p.amount){cast}
-         FROM households h JOIN compounds c ON c.id = h.compound_id
-         JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
-         JOIN postings p ON p.account_id = a.id
-         JOIN entry_months e ON e.entry_id = p.entry_id
+         FROM {HOUSEHOLD_FEE_MOVEMENTS}
          WHERE {COMPOUND_MOVED} AND {co} <> {company}
          GROUP BY h.id",
         co = fee_company()
@@ -236,10 +240,7 @@ pub(super) fn fees_elsewhere_sql(company: &str, cast: &str) -> String {
 pub(super) fn household_fee_positions_sql(household: &str, cast: &str) -> String {
     format!(
         "SELECT k.code, SUM(p.amount){cast}
-         FROM households h JOIN compounds c ON c.id = h.compound_id
-         JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
-         JOIN postings p ON p.account_id = a.id
-         JOIN entry_months e ON e.entry_id = p.entry_id
+         FROM {HOUSEHOLD_FEE_MOVEMENTS}
          JOIN companies k ON k.id = {co}
          WHERE h.code = {household} AND {COMPOUND_MOVED}
          GROUP BY k.code ORDER BY k.code",
@@ -255,10 +256,7 @@ pub(super) fn household_fee_positions_sql(household: &str, cast: &str) -> String
 pub(super) fn close_fees_elsewhere_sql(to: &str, month: &str, before: &str, cast: &str) -> String {
     format!(
         "SELECT h.id, SUM(p.amount){cast}
-         FROM households h JOIN compounds c ON c.id = h.compound_id
-         JOIN accounts a ON a.owner_kind = 'household' AND a.owner_id = h.id AND a.name = 'fees'
-         JOIN postings p ON p.account_id = a.id
-         JOIN entry_months e ON e.entry_id = p.entry_id
+         FROM {HOUSEHOLD_FEE_MOVEMENTS}
          WHERE {COMPOUND_MOVED} AND {co} <> {in_force}
            AND NOT (e.business_date > {to}
                     AND (e.service_month > {month} OR e.entry_id > {before}
