@@ -307,13 +307,13 @@ async fn get_till_household_fees(
     // date; a compound that moved leaves the household's position with a former company (what
     // it owes it, or paid it ahead) apart, out of the balance the payment works on.
     let today = state.app.clock.today();
+    let company = state
+        .app
+        .store
+        .household_company_on(&v.code, today)
+        .await?
+        .ok_or_else(ApiError::internal)?;
     let positions = state.app.store.household_fee_positions(&v.code).await?;
-    let company = if positions.is_empty() {
-        // Its compound never moved: the one company it has.
-        v.company.clone()
-    } else {
-        company_in_force(&state, &v.compound, today, &v.company).await?
-    };
     let mut bills = Vec::new();
     for (month, amount, settled) in state.app.store.open_bills(&v.code, Some(&company)).await? {
         let open = amount.checked_sub(settled).ok_or_else(ApiError::internal)?;
@@ -364,28 +364,6 @@ async fn get_till_household_fees(
         owed_elsewhere,
         as_of: today,
     }))
-}
-
-/// The company compound `compound` is with on `day`: `latest` (the one its row holds) unless a
-/// move dated after `day` is recorded, then the company before the first such move (the rule
-/// of the write path's `household_company_on`).
-async fn company_in_force(
-    state: &AppState,
-    compound: &str,
-    day: NaiveDate,
-    latest: &str,
-) -> Result<String, ApiError> {
-    let changes = state
-        .app
-        .store
-        .master_changes(Some(crate::domain::Subject::Compound), Some(compound))
-        .await?;
-    Ok(changes
-        .into_iter()
-        .filter(|c| c.field == "company" && c.effective_from > day)
-        .min_by_key(|c| c.id)
-        .and_then(|c| c.old)
-        .unwrap_or_else(|| latest.to_string()))
 }
 
 /// A numbered fee receipt, to reprint: the company's staff see their own company's; a cashier

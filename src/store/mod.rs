@@ -538,6 +538,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every closed month: (cooperative, month), oldest first. Cheap, unlike [`Self::close_runs`].
     async fn closed_months(&self) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// The code of the company a household's compound is with on `day` (the rule of the write
+    /// path's `household_company_on`, [`rows::company_on`]); `None` for an unknown household.
+    async fn household_company_on(
+        &self,
+        household: &str,
+        day: NaiveDate,
+    ) -> Result<Option<String>, StoreError>;
+
     /// One household's fee balance with each company of a compound that moved: (company code,
     /// balance, positive = owed); empty when its compound never moved.
     async fn household_fee_positions(

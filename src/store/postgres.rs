@@ -704,6 +704,23 @@ impl Store for PostgresStore {
         .collect()
     }
 
+    async fn household_company_on(
+        &self,
+        household: &str,
+        day: NaiveDate,
+    ) -> Result<Option<String>, StoreError> {
+        if !storable(household) {
+            return Ok(None);
+        }
+        Ok(
+            sqlx::query_scalar(&rows::household_company_on_sql("$1", "$2"))
+                .bind(household)
+                .bind(day.to_string())
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
     async fn household_fee_positions(
         &self,
         household: &str,

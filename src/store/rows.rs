@@ -212,6 +212,16 @@ pub(super) fn statement_lines_sql(month: &str, company: &str, cast: &str) -> Str
     )
 }
 
+/// The code of the company household `household` (its code, a placeholder) is with on the day
+/// at placeholder `day`.
+pub(super) fn household_company_on_sql(household: &str, day: &str) -> String {
+    format!(
+        "SELECT k.code FROM households h JOIN compounds c ON c.id = h.compound_id
+         JOIN companies k ON k.id = {} WHERE h.code = {household}",
+        company_on(day)
+    )
+}
+
 /// Every movement of households' fee accounts, with its household `h`, compound `c`, posting
 /// `p` and its row `e` of `entry_months` (what [`fee_company`] reads).
 const HOUSEHOLD_FEE_MOVEMENTS: &str = "households h JOIN compounds c ON c.id = h.compound_id
